@@ -1,0 +1,243 @@
+// Task ids: the content address every peer, seed peer and scheduler must agree on, so each byte hashed here is
+// fixed by upstream (dragonfly-client-util/src/id_generator/mod.rs, spec §3). A different id is not an error
+// anywhere: it silently splits the swarm, which is why the URL normalisation mirrors the Rust `url` crate.
+
+import { createHash } from 'node:crypto';
+import { parseDigest, type Digest } from './digest.js';
+import { DfError } from './errors.js';
+
+/**
+ * Query parameters that carry request signatures rather than identify content (S3, GCS, OSS, OBS, COS,
+ * containerd), in upstream order with duplicates removed (util/src/http/query_params.rs). Upstream applies this
+ * list in dfget/dfctl when --filtered-query-params is not given and in proxy rules; the daemon itself uses
+ * exactly the list the request carries.
+ */
+export const DEFAULT_FILTERED_QUERY_PARAMS: readonly string[] = Object.freeze([
+  // S3
+  'X-Amz-Algorithm',
+  'X-Amz-Credential',
+  'X-Amz-Date',
+  'X-Amz-Expires',
+  'X-Amz-SignedHeaders',
+  'X-Amz-Signature',
+  'X-Amz-Security-Token',
+  'X-Amz-User-Agent',
+  // GCS
+  'X-Goog-Algorithm',
+  'X-Goog-Credential',
+  'X-Goog-Date',
+  'X-Goog-Expires',
+  'X-Goog-SignedHeaders',
+  'X-Goog-Signature',
+  // OSS
+  'OSSAccessKeyId',
+  'Expires',
+  'Signature',
+  'SecurityToken',
+  // OBS (its Signature and Expires already came from OSS)
+  'AccessKeyId',
+  'X-Obs-Date',
+  'X-Obs-Security-Token',
+  // COS
+  'q-sign-algorithm',
+  'q-ak',
+  'q-sign-time',
+  'q-key-time',
+  'q-header-list',
+  'q-url-param-list',
+  'q-signature',
+  'x-cos-security-token',
+  // containerd adds ?ns=<namespace> to registry requests.
+  'ns',
+]);
+
+/** Proto enum value names of common.v2.TaskType; upstream hashes these literal strings as id suffixes. */
+export const TASK_TYPE_NAMES = Object.freeze({
+  STANDARD: 0,
+  PERSISTENT: 1,
+  PERSISTENT_CACHE: 2,
+  CACHE: 3,
+} as const);
+
+function sha256Hex(parts: readonly (string | Uint8Array | undefined)[]): string {
+  const hash = createHash('sha256');
+  for (const part of parts) if (part !== undefined) hash.update(part);
+  return hash.digest('hex');
+}
+
+/**
+ * The URL string that enters a URL-based task id.
+ *
+ * WHATWG parsing (lowercased scheme and host, '/' path for special schemes, default port dropped). Query pairs
+ * whose decoded key equals (case-sensitively) a filtered name are dropped; the rest are re-serialised in their
+ * original order as application/x-www-form-urlencoded — always, even when nothing was filtered, because upstream
+ * rebuilds the query unconditionally. With no pairs left the '?' goes. Finally trailing '/' characters are
+ * stripped only when the path is exactly '/' (so `https://example.com/` hashes as `https://example.com`, while
+ * `https://example.com/?a=b` keeps its slash). URLSearchParams uses the same serialiser as Rust's
+ * form_urlencoded, so the strings are byte-identical.
+ */
+export function normalizeUrl(url: string, filteredQueryParams: readonly string[] = []): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch (cause) {
+    throw new DfError('INVALID_ARGUMENT', `invalid url "${url}"`, { cause });
+  }
+
+  const filtered = new Set(filteredQueryParams);
+  const kept = new URLSearchParams();
+  for (const [key, value] of parsed.searchParams) {
+    if (!filtered.has(key)) kept.append(key, value);
+  }
+  // Assigning '' removes the '?' (upstream set_query(None)); the serialised form holds only characters the
+  // query setter leaves alone, so the assignment does not re-encode it.
+  parsed.search = kept.size === 0 ? '' : kept.toString();
+
+  const s = parsed.href;
+  // Upstream uses trim_end_matches('/'), which removes every trailing slash (even one ending a fragment).
+  return parsed.pathname === '/' ? s.replace(/\/+$/, '') : s;
+}
+
+export interface UrlTaskIdParams {
+  url: string;
+  tag?: string;
+  application?: string;
+  /** Repository revision for Hugging Face / ModelScope / OpenCSG downloads. */
+  revision?: string;
+  /** Only an explicitly requested piece length; the computed one never enters the id. */
+  pieceLength?: number;
+  /**
+   * Query keys to ignore. Undefined or empty filters nothing, as the upstream daemon does with the request's
+   * (possibly empty) list; clients that want the defaults pass DEFAULT_FILTERED_QUERY_PARAMS, as dfget does.
+   */
+  filteredQueryParams?: readonly string[];
+}
+
+/**
+ * sha256(normalizedUrl ‖ tag ‖ application ‖ revision ‖ decimal(pieceLength) ‖ "STANDARD"), lowercase hex, no
+ * separators; absent (or empty) fields contribute nothing. The suffix is always STANDARD, whatever
+ * Download.type says.
+ */
+export function taskIdFromUrl(params: UrlTaskIdParams): string {
+  const url = normalizeUrl(params.url, params.filteredQueryParams ?? []);
+  return sha256Hex([
+    url,
+    params.tag,
+    params.application,
+    params.revision,
+    params.pieceLength === undefined ? undefined : String(params.pieceLength),
+    'STANDARD',
+  ]);
+}
+
+/** Download.content_for_calculating_task_id: sha256 of the content alone, no suffix. */
+export function taskIdFromContent(content: string | Uint8Array): string {
+  return sha256Hex([content]);
+}
+
+// http(s)://<registry>/v2/<repository>/blobs/<digest>[?query] (util/src/digest/mod.rs BLOB_URL_REGEX).
+// Written with [^\n] where upstream has '.', because Rust's '.' excludes only '\n' while JavaScript's also
+// excludes '\r' and the Unicode line separators.
+const BLOB_URL = /^([^\n]*):\/\/([^\n]*)\/v2\/([^\n]*)\/blobs\/([^?]+)(?:\?[^\n]*)?$/;
+
+/** Whether the URL looks like an OCI blob URL (pattern only; the digest in it may still be malformed). */
+export function isBlobUrl(url: string): boolean {
+  return BLOB_URL.test(url);
+}
+
+/** The digest in an OCI blob URL, or undefined when the URL is not a blob URL or its digest does not parse. */
+export function blobDigestFromUrl(url: string): Digest | undefined {
+  const m = BLOB_URL.exec(url);
+  if (!m) return undefined;
+  try {
+    return parseDigest(m[4]);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * With enable_task_id_based_blob_digest: the task id is the blob digest's encoded part itself (no hashing), so
+ * the same layer pulled from any registry or repository is one task.
+ */
+export function taskIdFromBlobDigest(url: string): string {
+  const digest = blobDigestFromUrl(url);
+  if (!digest)
+    throw new DfError('INVALID_ARGUMENT', `invalid blob url "${url}": no valid digest after /blobs/`);
+  return digest.encoded;
+}
+
+/** Persistent task (object storage backed): sha256(url ‖ region ‖ endpoint ‖ "PERSISTENT"). */
+export function persistentTaskId(params: { url: string; region: string; endpoint: string }): string {
+  return sha256Hex([params.url, params.region, params.endpoint, 'PERSISTENT']);
+}
+
+/**
+ * Persistent cache task: sha256(content) when content_for_calculating_task_id is given; otherwise
+ * sha256(file bytes ‖ tag ‖ application ‖ decimal(pieceLength) ‖ "PERSISTENT_CACHE"). Core does no I/O, so the
+ * caller passes the file's bytes (or chunks, to hash a large file without holding it whole).
+ */
+export function persistentCacheTaskId(
+  params:
+    | { content: string }
+    | {
+        fileContent: Uint8Array | string | Iterable<Uint8Array>;
+        tag?: string;
+        application?: string;
+        pieceLength?: number;
+      },
+): string {
+  if ('content' in params) return taskIdFromContent(params.content);
+  const hash = createHash('sha256');
+  const { fileContent } = params;
+  if (typeof fileContent === 'string' || fileContent instanceof Uint8Array) hash.update(fileContent);
+  else for (const chunk of fileContent) hash.update(chunk);
+  if (params.tag !== undefined) hash.update(params.tag);
+  if (params.application !== undefined) hash.update(params.application);
+  if (params.pieceLength !== undefined) hash.update(String(params.pieceLength));
+  hash.update('PERSISTENT_CACHE');
+  return hash.digest('hex');
+}
+
+/**
+ * The fields of common.v2.Download that choose a task id. Structural, so a generated Download passes as is
+ * without core depending on generated code.
+ */
+export interface TaskIdSource {
+  url: string;
+  tag?: string;
+  application?: string;
+  pieceLength?: number;
+  filteredQueryParams: readonly string[];
+  contentForCalculatingTaskId?: string;
+  enableTaskIdBasedBlobDigest?: boolean;
+  huggingFace?: { revision: string };
+  modelScope?: { revision: string };
+  openCsg?: { revision: string };
+}
+
+/** First present of hugging_face, model_scope, open_csg revision (upstream repository_revision). */
+export function repositoryRevision(download: Pick<TaskIdSource, 'huggingFace' | 'modelScope' | 'openCsg'>) {
+  return download.huggingFace?.revision ?? download.modelScope?.revision ?? download.openCsg?.revision;
+}
+
+/**
+ * The task id of a Download, chosen as the upstream download/upload services and proxy do: content if given,
+ * else the blob digest when enabled and the URL is a blob URL, else URL based.
+ */
+export function selectTaskId(download: TaskIdSource): string {
+  if (download.contentForCalculatingTaskId !== undefined) {
+    return taskIdFromContent(download.contentForCalculatingTaskId);
+  }
+  if (download.enableTaskIdBasedBlobDigest && isBlobUrl(download.url)) {
+    return taskIdFromBlobDigest(download.url);
+  }
+  return taskIdFromUrl({
+    url: download.url,
+    tag: download.tag,
+    application: download.application,
+    revision: repositoryRevision(download),
+    pieceLength: download.pieceLength,
+    filteredQueryParams: download.filteredQueryParams,
+  });
+}
