@@ -217,7 +217,9 @@ export interface TaskIdSource {
 }
 
 /** First present of hugging_face, model_scope, open_csg revision (upstream repository_revision). */
-export function repositoryRevision(download: Pick<TaskIdSource, 'huggingFace' | 'modelScope' | 'openCsg'>) {
+export function repositoryRevision(
+  download: Pick<TaskIdSource, 'huggingFace' | 'modelScope' | 'openCsg'>,
+): string | undefined {
   return download.huggingFace?.revision ?? download.modelScope?.revision ?? download.openCsg?.revision;
 }
 
