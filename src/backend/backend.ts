@@ -1,0 +1,89 @@
+// The Backend interface: how the daemon reaches a task's source (back-to-source). One implementation per source
+// family (http.ts for http/https; object storage, hdfs, hf, ... later), chosen by URL scheme in factory.ts.
+// Mirrors upstream `dragonfly-client-backend/src/lib.rs` (`trait Backend`), keeping only what the daemon calls:
+// `stat` before a task starts, `get` per piece, and directory listing for the schemes that have directories.
+
+import type { Readable } from 'node:stream';
+
+/** Ask the source for the size and headers of an object, before the task's pieces are planned. */
+export interface StatRequest {
+  taskId: string;
+  url: string;
+  /** Headers from the download request; the backend's configured defaults are merged under these. */
+  requestHeader: Record<string, string>;
+  /** Bound on the whole call, retries included. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface StatResponse {
+  /** Total length of the object; undefined when the source does not say (the daemon then refuses the task). */
+  contentLength?: number;
+  /** The source's headers, shaped like a full (non-ranged) response: no Content-Range, Content-Length = total. */
+  responseHeader: Record<string, string>;
+  statusCode: number;
+}
+
+/** A byte range of the object: `length` bytes starting at `start` (HTTP `bytes=start-(start+length-1)`). */
+export interface ByteRange {
+  start: number;
+  length: number;
+}
+
+/** Fetch one piece (or the whole object when `range` is absent) from the source. */
+export interface GetRequest {
+  taskId: string;
+  pieceNumber: number;
+  url: string;
+  range?: ByteRange;
+  requestHeader: Record<string, string>;
+  /** Bound on the whole call including reading the body, as upstream's per-piece `pieceTimeout`. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export interface GetResponse {
+  statusCode: number;
+  responseHeader: Record<string, string>;
+  /**
+   * The body, streamed. It yields exactly the requested bytes or ends with an error (a DfError):
+   * a short or overlong body never looks like a finished piece.
+   */
+  body: AsyncIterable<Buffer> & Readable;
+}
+
+/** One entry of a directory listing (upstream `DirEntry`), for recursive downloads. */
+export interface DirEntry {
+  url: string;
+  contentLength: number;
+  isDir: boolean;
+}
+
+export interface Backend {
+  /** The URL scheme this backend serves, e.g. `https`. */
+  readonly scheme: string;
+  stat(request: StatRequest): Promise<StatResponse>;
+  get(request: GetRequest): Promise<GetResponse>;
+  /**
+   * Lists the entries under a directory URL (a URL ending in `/`). Optional: only backends whose sources have
+   * directories (object storage, hdfs, hf) implement it; see `unsupportedDownloadDirectory`.
+   */
+  listEntries?(request: StatRequest): Promise<DirEntry[]>;
+  /** Releases connections; idempotent. */
+  close(): Promise<void>;
+}
+
+/** A backend that can list directories. */
+export type ListingBackend = Backend & Required<Pick<Backend, 'listEntries'>>;
+
+export function canListEntries(backend: Backend): backend is ListingBackend {
+  return typeof backend.listEntries === 'function';
+}
+
+/** The schemes that have no notion of a directory, so a recursive download of them is refused (as upstream). */
+const SCHEMES_WITHOUT_DIRECTORIES: ReadonlySet<string> = new Set(['http', 'https']);
+
+/** Whether a recursive (directory) download is impossible for this scheme. */
+export function unsupportedDownloadDirectory(scheme: string): boolean {
+  return SCHEMES_WITHOUT_DIRECTORIES.has(scheme);
+}

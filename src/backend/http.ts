@@ -1,0 +1,711 @@
+// The http/https backend (upstream `dragonfly-client-backend/src/http.rs`), on one undici Agent per backend.
+//
+// What it keeps from upstream:
+// - stat is a GET with `Range: bytes=0-0` (a signed object-storage URL is signed for GET, so HEAD may be refused);
+//   the total comes from Content-Range. Chunked answers without a length fall back to HEAD; 416 (a 0-byte object on
+//   some servers) falls back to a plain GET.
+// - 307 targets are cached per URL for `cacheTemporaryRedirectTTL`; Authorization/Cookie are dropped when a
+//   redirect leaves the origin (RFC 9110 §15.4).
+// - configured headers go under the request's own; no compression is asked for, so the stored bytes are the
+//   origin's bytes; HTTP/1.1 only.
+// What it adds: every ranged answer is checked against the range asked for, and the body is counted (source-body.ts).
+
+import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
+import { X509Certificate } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent, request } from 'undici';
+import type { Dispatcher } from 'undici';
+import { DfError } from '../core/errors.js';
+import type { Backend, ByteRange, GetRequest, GetResponse, StatRequest, StatResponse } from './backend.js';
+import { SourceBody } from './source-body.js';
+import { TemporaryRedirectCache } from './temporary-redirect-cache.js';
+
+/** Upstream sends `dragonfly/<client version>`; we announce the upstream version we are a drop-in for. */
+export const DEFAULT_USER_AGENT = 'dragonfly/1.5.1';
+
+/** Redirect hops followed per request before giving up (reqwest's default policy stops at 10 too). */
+export const MAX_REDIRECTS = 10;
+
+/** First retry waits this long; each further retry doubles it, up to RETRY_BACKOFF_MAX_MS. */
+export const RETRY_BACKOFF_BASE_MS = 100;
+export const RETRY_BACKOFF_MAX_MS = 2000;
+
+/** An error or redirect body up to this size is read to the end so the connection can be reused; else closed. */
+const DISCARD_BODY_LIMIT = 64 * 1024;
+
+/** Idle keep-alive sockets are kept this long unless the origin asks for less. */
+const KEEP_ALIVE_TIMEOUT_MS = 60_000;
+
+/** `close()` waits this long for requests in flight before cutting their connections. */
+const CLOSE_GRACE_MS = 5_000;
+
+const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
+/** Headers that describe one hop or a request body; never forwarded to the origin (undici refuses most anyway). */
+const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'expect',
+  'content-length',
+  // The range is the request's `range` field, never a header passed through.
+  'range',
+]);
+
+/** Credentials that must not follow a redirect to another origin (as reqwest's `remove_sensitive_headers`). */
+const CROSS_ORIGIN_STRIPPED_HEADERS = [
+  'authorization',
+  'cookie',
+  'cookie2',
+  'proxy-authorization',
+  'www-authenticate',
+  'host',
+] as const;
+
+/** Connection-level failures worth another attempt, with the words a person reads. */
+const RETRYABLE_CONNECTION_ERRORS: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset by peer',
+  ECONNABORTED: 'connection aborted',
+  EPIPE: 'connection closed while sending',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ENETDOWN: 'network down',
+  ETIMEDOUT: 'connection timed out',
+  EAI_AGAIN: 'temporary DNS failure',
+  UND_ERR_SOCKET: 'connection closed by the origin',
+  UND_ERR_CLOSED: 'connection closed',
+};
+
+const TIMEOUT_ERRORS: Readonly<Record<string, string>> = {
+  UND_ERR_CONNECT_TIMEOUT: 'connect timeout',
+  UND_ERR_HEADERS_TIMEOUT: 'no response headers in time',
+  UND_ERR_BODY_TIMEOUT: 'body stalled',
+};
+
+export interface HttpBackendOptions {
+  /** Extra attempts after a retryable failure (5xx, 429, timeout, connection error), before the body streams. */
+  maxRetries: number;
+  enableCacheTemporaryRedirect: boolean;
+  cacheTemporaryRedirectTTLMs: number;
+  /** Configured default headers (`backend.requestHeader`), sent unless the request sets the same header. */
+  requestHeader: Record<string, string>;
+  connectTimeoutMs?: number;
+  /** Extra trusted certificates (PEM or DER), added to the system roots; from `Download.certificate_chain`. */
+  ca?: Buffer[];
+  /** Accept any server certificate (upstream's default TLS config does not verify). */
+  insecureSkipVerify?: boolean;
+  /** Clock for the redirect cache TTL; tests inject one. */
+  now?: () => number;
+}
+
+/** One response, after redirects, with the URL that produced it. */
+interface Exchange {
+  url: string;
+  statusCode: number;
+  statusText: string;
+  headers: Dispatcher.ResponseData['headers'];
+  body: Dispatcher.ResponseData['body'];
+}
+
+export class HttpBackend implements Backend {
+  readonly scheme: string;
+  private readonly agent: Agent;
+  private readonly maxRetries: number;
+  private readonly defaultHeaders: Record<string, string>;
+  private readonly redirects: TemporaryRedirectCache | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(scheme: string, options: HttpBackendOptions) {
+    if (scheme !== 'http' && scheme !== 'https') {
+      throw new DfError('INVALID_ARGUMENT', `http backend serves http and https, not "${scheme}"`);
+    }
+    validateOptions(options);
+    this.scheme = scheme;
+    this.maxRetries = options.maxRetries;
+    this.defaultHeaders = lowerCaseHeaders(options.requestHeader);
+    this.redirects = options.enableCacheTemporaryRedirect
+      ? new TemporaryRedirectCache({ ttlMs: options.cacheTemporaryRedirectTTLMs, now: options.now })
+      : undefined;
+    this.agent = new Agent({
+      // HTTP/1.1, one request per connection at a time: pipelining would put pieces behind each other.
+      pipelining: 1,
+      allowH2: false,
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+      connect: {
+        timeout: options.connectTimeoutMs,
+        rejectUnauthorized: options.insecureSkipVerify !== true,
+        // Node's `ca` replaces the system roots; the configured chain is meant to extend them.
+        ca: options.ca && options.ca.length > 0 ? [...rootCertificates, ...options.ca.map(toPem)] : undefined,
+        noDelay: true,
+      },
+    });
+  }
+
+  async stat(req: StatRequest): Promise<StatResponse> {
+    const scope = new CallScope(req.timeoutMs, req.signal, redactUrl(req.url));
+    try {
+      const headers = this.makeHeaders(req.requestHeader, { start: 0, length: 1 });
+      let ex = await this.send('GET', req.url, headers, scope);
+      if (ex.statusCode === 416) {
+        // Some servers answer 416 to `bytes=0-0` for a 0-byte object: ask again without a range.
+        await discard(ex.body);
+        ex = await this.send('GET', req.url, withoutRange(headers), scope);
+      } else if (
+        isSuccess(ex.statusCode) &&
+        ex.headers['transfer-encoding'] !== undefined &&
+        ex.headers['content-length'] === undefined
+      ) {
+        // A chunked answer without a length (the origin ignored the range): HEAD may still tell the length.
+        // (Upstream also does this for error answers; an error is reported as it is instead.)
+        await discard(ex.body);
+        const head = await this.send('HEAD', req.url, withoutRange(headers), scope);
+        // An origin that refuses HEAD (405, or a URL signed for GET only) leaves the GET's answer: no length.
+        if (isSuccess(head.statusCode)) ex = head;
+        else await discard(head.body);
+      }
+
+      if (!isSuccess(ex.statusCode)) {
+        await discard(ex.body);
+        throw statusError(ex, req.url);
+      }
+
+      const responseHeader = flattenHeaders(ex.headers);
+      let contentLength: number | undefined;
+      if (ex.statusCode === 206) {
+        contentLength = parseContentRange(header(ex.headers, 'content-range'))?.total;
+        // The stat's headers become the task's response headers, echoed to clients: make them look like the
+        // full object's.
+        delete responseHeader['content-range'];
+        if (contentLength !== undefined) responseHeader['content-length'] = String(contentLength);
+        else delete responseHeader['content-length'];
+      } else {
+        contentLength = parseLength(header(ex.headers, 'content-length'));
+      }
+      await discard(ex.body);
+      return { contentLength, responseHeader, statusCode: ex.statusCode };
+    } catch (e) {
+      throw scope.toError(e, req.url);
+    } finally {
+      scope.release();
+    }
+  }
+
+  async get(req: GetRequest): Promise<GetResponse> {
+    if (req.range !== undefined) validateRange(req.range);
+    const scope = new CallScope(req.timeoutMs, req.signal, redactUrl(req.url));
+    try {
+      const headers = this.makeHeaders(req.requestHeader, req.range);
+      const ex = await this.send('GET', req.url, headers, scope);
+      if (!isSuccess(ex.statusCode)) {
+        await discard(ex.body);
+        throw statusError(ex, req.url);
+      }
+      let expectedLength: number | undefined;
+      try {
+        expectedLength = checkRangedResponse(req.range, ex);
+      } catch (e) {
+        await discard(ex.body);
+        throw e;
+      }
+      const body = new SourceBody(ex.body, {
+        expectedLength,
+        description: redactUrl(req.url),
+        mapError: (error, received) => scope.toBodyError(error, received, expectedLength),
+        onClose: () => scope.release(),
+      });
+      return { statusCode: ex.statusCode, responseHeader: flattenHeaders(ex.headers), body };
+    } catch (e) {
+      scope.release();
+      throw scope.toError(e, req.url);
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= closeAgent(this.agent);
+    return this.closing;
+  }
+
+  /** Configured defaults under the request's headers, hop-by-hop headers dropped, then range and user agent. */
+  private makeHeaders(
+    requestHeader: Record<string, string>,
+    range: ByteRange | undefined,
+  ): Record<string, string> {
+    const headers: Record<string, string> = { ...this.defaultHeaders };
+    for (const [name, value] of Object.entries(requestHeader)) headers[name.toLowerCase()] = value;
+    for (const name of Object.keys(headers)) if (HOP_BY_HOP_HEADERS.has(name)) delete headers[name];
+    if (range !== undefined) headers['range'] = `bytes=${range.start}-${range.start + range.length - 1}`;
+    headers['user-agent'] ??= DEFAULT_USER_AGENT;
+    return headers;
+  }
+
+  /**
+   * One logical request: redirects followed, retried on 5xx/429 and on connection failures and timeouts, until
+   * `maxRetries` extra attempts are spent or the call's deadline passes. The last answer is returned as it is.
+   */
+  private async send(
+    method: 'GET' | 'HEAD',
+    url: string,
+    headers: Record<string, string>,
+    scope: CallScope,
+  ): Promise<Exchange> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const ex = await this.follow(method, url, headers, scope);
+        if (!isRetryableStatus(ex.statusCode) || attempt >= this.maxRetries) return ex;
+        await discard(ex.body);
+      } catch (e) {
+        const error = scope.toError(e, url);
+        if (!error.retryable || scope.signal.aborted || attempt >= this.maxRetries) throw error;
+      }
+      await scope.sleep(retryDelay(attempt));
+    }
+  }
+
+  /** Follows redirects from `url`, using and filling the 307 cache. */
+  private async follow(
+    method: 'GET' | 'HEAD',
+    url: string,
+    headers: Record<string, string>,
+    scope: CallScope,
+    useCache = true,
+  ): Promise<Exchange> {
+    let current = url;
+    let currentHeaders = headers;
+    const usedCacheEntries: string[] = [];
+    for (let hop = 0; ; hop++) {
+      const cached = useCache ? this.redirects?.get(current) : undefined;
+      if (cached !== undefined) {
+        usedCacheEntries.push(current);
+        currentHeaders = headersForRedirect(currentHeaders, current, cached);
+        current = cached;
+      }
+      const res = await request(current, {
+        dispatcher: this.agent,
+        method,
+        headers: currentHeaders,
+        signal: scope.signal,
+        headersTimeout: scope.timeoutMs,
+        bodyTimeout: scope.timeoutMs,
+      });
+      const ex: Exchange = { ...res, url: current };
+
+      if (!REDIRECT_STATUSES.has(ex.statusCode) || header(ex.headers, 'location') === undefined) {
+        if (ex.statusCode >= 400 && usedCacheEntries.length > 0) {
+          // A cached target went stale before its TTL (say, a presigned URL expired): forget it and ask the
+          // original URL again, once.
+          for (const entry of usedCacheEntries) this.redirects?.delete(entry);
+          await discard(ex.body);
+          return this.follow(method, url, headers, scope, false);
+        }
+        return ex;
+      }
+
+      await discard(ex.body);
+      if (hop + usedCacheEntries.length >= MAX_REDIRECTS) {
+        throw new DfError(
+          'BACKEND',
+          `backend error: more than ${MAX_REDIRECTS} redirects from ${redactUrl(url)}`,
+          {
+            backend: backendDetails(ex, `more than ${MAX_REDIRECTS} redirects`),
+          },
+        );
+      }
+      const location = header(ex.headers, 'location') as string;
+      let target: string;
+      try {
+        target = new URL(location, current).href;
+      } catch (cause) {
+        throw new DfError(
+          'BACKEND',
+          `backend error: invalid redirect location "${location}" from ${redactUrl(current)}`,
+          {
+            cause,
+            backend: backendDetails(ex, 'invalid redirect location'),
+          },
+        );
+      }
+      if (ex.statusCode === 307) this.redirects?.set(current, target);
+      currentHeaders = headersForRedirect(currentHeaders, current, target);
+      current = target;
+    }
+  }
+}
+
+/**
+ * The deadline and cancellation of one backend call: one AbortSignal that fires on the caller's signal or when
+ * `timeoutMs` has passed, whichever first, and that outlives the call until the body is done.
+ */
+class CallScope {
+  readonly timeoutMs: number;
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout;
+  private readonly callerSignal: AbortSignal | undefined;
+  private released = false;
+
+  constructor(timeoutMs: number, callerSignal: AbortSignal | undefined, description: string) {
+    this.timeoutMs = timeoutMs;
+    this.callerSignal = callerSignal;
+    this.timer = setTimeout(() => {
+      this.controller.abort(
+        new DfError('TIMEOUT', `backend timeout: ${description} did not complete within ${timeoutMs} ms`, {
+          retryable: true,
+        }),
+      );
+    }, timeoutMs);
+    this.timer.unref();
+    this.onCallerAbort = this.onCallerAbort.bind(this);
+    if (callerSignal?.aborted) this.onCallerAbort();
+    else callerSignal?.addEventListener('abort', this.onCallerAbort, { once: true });
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    clearTimeout(this.timer);
+    this.callerSignal?.removeEventListener('abort', this.onCallerAbort);
+  }
+
+  /** Waits between attempts; ends early with the scope's reason when the call is aborted. */
+  async sleep(ms: number): Promise<void> {
+    try {
+      await sleep(ms, undefined, { signal: this.signal, ref: false });
+    } catch (e) {
+      throw this.toError(e, '');
+    }
+  }
+
+  /** Any failure of a request to `url`, as the DfError to surface; the scope's own abort reason wins. */
+  toError(e: unknown, url: string): DfError {
+    if (this.signal.aborted) return this.abortReason();
+    if (e instanceof DfError) return e;
+    return requestError(e, url);
+  }
+
+  toBodyError(e: unknown, received: number, expected: number | undefined): DfError {
+    if (this.signal.aborted) return this.abortReason();
+    if (e instanceof DfError) return e;
+    const code = errorCode(e);
+    const of = expected === undefined ? '' : ` of ${expected}`;
+    const why = (code && (RETRYABLE_CONNECTION_ERRORS[code] ?? TIMEOUT_ERRORS[code])) ?? errorMessage(e);
+    return new DfError(
+      code !== undefined && code in TIMEOUT_ERRORS ? 'TIMEOUT' : 'BACKEND',
+      `backend error: body stopped after ${received}${of} bytes: ${why}${code ? ` (${code})` : ''}`,
+      { cause: e, retryable: true },
+    );
+  }
+
+  private abortReason(): DfError {
+    const reason: unknown = this.signal.reason;
+    return reason instanceof DfError
+      ? reason
+      : new DfError('CANCELLED', 'backend request cancelled', { cause: reason });
+  }
+
+  private onCallerAbort(): void {
+    const reason: unknown = this.callerSignal?.reason;
+    this.controller.abort(
+      reason instanceof DfError
+        ? reason
+        : new DfError('CANCELLED', 'backend request cancelled', { cause: reason }),
+    );
+  }
+}
+
+/** Maps a thrown request failure (connection, TLS, timeout, bad header) to a DfError naming the host and cause. */
+function requestError(e: unknown, url: string): DfError {
+  const code = errorCode(e);
+  const host = hostOf(url);
+  if (code !== undefined && code in TIMEOUT_ERRORS) {
+    return new DfError('TIMEOUT', `backend timeout: ${host}: ${TIMEOUT_ERRORS[code]}`, {
+      cause: e,
+      retryable: true,
+    });
+  }
+  if (code !== undefined && code in RETRYABLE_CONNECTION_ERRORS) {
+    return new DfError(
+      'BACKEND',
+      `backend error: cannot reach ${host}: ${RETRYABLE_CONNECTION_ERRORS[code]} (${code})`,
+      {
+        cause: e,
+        retryable: true,
+      },
+    );
+  }
+  if (code === 'ENOTFOUND') {
+    return new DfError('BACKEND', `backend error: cannot resolve host ${host} (ENOTFOUND)`, { cause: e });
+  }
+  if (code !== undefined && isTlsErrorCode(code)) {
+    return new DfError('BACKEND', `backend error: TLS with ${host} failed: ${errorMessage(e)} (${code})`, {
+      cause: e,
+    });
+  }
+  if (code === 'UND_ERR_INVALID_ARG' || code === 'ERR_INVALID_URL' || e instanceof TypeError) {
+    return new DfError(
+      'INVALID_ARGUMENT',
+      `invalid backend request to ${redactUrl(url)}: ${errorMessage(e)}`,
+      {
+        cause: e,
+      },
+    );
+  }
+  return new DfError(
+    'BACKEND',
+    `backend error: request to ${host} failed: ${errorMessage(e)}${code ? ` (${code})` : ''}`,
+    {
+      cause: e,
+    },
+  );
+}
+
+function isTlsErrorCode(code: string): boolean {
+  return (
+    code.startsWith('ERR_TLS') ||
+    code.startsWith('ERR_SSL') ||
+    code.includes('CERT') ||
+    code.startsWith('UNABLE_TO_') ||
+    code === 'DEPTH_ZERO_SELF_SIGNED_CERT' ||
+    code === 'SELF_SIGNED_CERT_IN_CHAIN' ||
+    code === 'HOSTNAME_MISMATCH'
+  );
+}
+
+/** The error's code; Node's happy-eyeballs connect throws an AggregateError whose members carry it. */
+function errorCode(e: unknown): string | undefined {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string') return code;
+  if (e instanceof AggregateError) {
+    for (const inner of e.errors) {
+      const innerCode = errorCode(inner);
+      if (innerCode !== undefined) return innerCode;
+    }
+  }
+  return undefined;
+}
+
+function errorMessage(e: unknown): string {
+  if (e instanceof AggregateError && e.errors.length > 0) return errorMessage(e.errors[0]);
+  return e instanceof Error ? e.message : String(e);
+}
+
+function statusError(ex: Exchange, url: string): DfError {
+  const reason = ex.statusText || STATUS_CODES[ex.statusCode] || '';
+  const message = `backend error: ${ex.statusCode}${reason ? ` ${reason}` : ''} for ${redactUrl(url)}`;
+  return new DfError('BACKEND', message, {
+    backend: backendDetails(ex, message),
+    retryable: isRetryableStatus(ex.statusCode),
+  });
+}
+
+function backendDetails(ex: Exchange, message: string) {
+  return { statusCode: ex.statusCode, header: flattenHeaders(ex.headers), message };
+}
+
+/**
+ * Checks that a 2xx answer carries exactly the bytes asked for and returns how many the body must have.
+ * A 206 must name the same range in Content-Range; a 200 (the origin ignored Range) is only the range when the
+ * range is the whole object, i.e. starts at 0 and the object is exactly `length` bytes.
+ */
+function checkRangedResponse(range: ByteRange | undefined, ex: Exchange): number | undefined {
+  const contentLength = parseLength(header(ex.headers, 'content-length'));
+  if (range === undefined) return contentLength;
+
+  const end = range.start + range.length - 1;
+  const asked = `bytes=${range.start}-${end}`;
+  const fail = (what: string) => {
+    const message = `backend error: ${what} (asked ${asked} of ${redactUrl(ex.url)})`;
+    return new DfError('BACKEND', message, { backend: backendDetails(ex, message) });
+  };
+
+  if (ex.statusCode === 206) {
+    const contentRange = header(ex.headers, 'content-range');
+    if (contentRange === undefined) throw fail('206 Partial Content without Content-Range');
+    const parsed = parseContentRange(contentRange);
+    if (parsed === undefined) throw fail(`invalid Content-Range "${contentRange}"`);
+    if (parsed.start !== range.start || parsed.end !== end) {
+      throw fail(`Content-Range "${contentRange}" does not match the requested range`);
+    }
+  } else {
+    if (range.start !== 0) {
+      throw fail(`origin ignored the range and answered ${ex.statusCode} with the whole object`);
+    }
+    if (contentLength !== undefined && contentLength !== range.length) {
+      throw fail(`origin ignored the range and answered ${ex.statusCode} with all ${contentLength} bytes`);
+    }
+  }
+  if (contentLength !== undefined && contentLength !== range.length) {
+    throw fail(`Content-Length ${contentLength} does not match the requested ${range.length} bytes`);
+  }
+  return range.length;
+}
+
+function validateRange(range: ByteRange): void {
+  if (
+    !Number.isSafeInteger(range.start) ||
+    range.start < 0 ||
+    !Number.isSafeInteger(range.length) ||
+    range.length <= 0
+  ) {
+    throw new DfError('INVALID_ARGUMENT', `invalid range start=${range.start} length=${range.length}`);
+  }
+}
+
+/** `bytes <start>-<end>/<total|*>`; undefined when malformed. */
+function parseContentRange(
+  value: string | undefined,
+): { start: number; end: number; total?: number } | undefined {
+  if (value === undefined) return undefined;
+  const m = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i.exec(value.trim());
+  if (m === null) return undefined;
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  if (end < start) return undefined;
+  return { start, end, total: m[3] === '*' ? undefined : Number(m[3]) };
+}
+
+function parseLength(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d+$/.test(value.trim())) return undefined;
+  const n = Number(value.trim());
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+function header(headers: Exchange['headers'], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+function flattenHeaders(headers: Exchange['headers']): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+function lowerCaseHeaders(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = value;
+  return out;
+}
+
+function withoutRange(headers: Record<string, string>): Record<string, string> {
+  const { range: _range, ...rest } = headers;
+  return rest;
+}
+
+/** The headers for the next hop: credentials (and Host) are dropped when the redirect changes origin. */
+function headersForRedirect(
+  headers: Record<string, string>,
+  from: string,
+  to: string,
+): Record<string, string> {
+  if (sameOrigin(from, to)) return headers;
+  const next = { ...headers };
+  for (const name of CROSS_ORIGIN_STRIPPED_HEADERS) delete next[name];
+  return next;
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
+  }
+}
+
+function isSuccess(status: number): boolean {
+  return status >= 200 && status < 300;
+}
+
+function isRetryableStatus(status: number): boolean {
+  return status >= 500 || status === 429;
+}
+
+/** Exponential backoff with ±20% jitter, so peers retrying the same origin spread out. */
+function retryDelay(attempt: number): number {
+  const base = Math.min(RETRY_BACKOFF_BASE_MS * 2 ** attempt, RETRY_BACKOFF_MAX_MS);
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+/** Reads a small body to its end (keeping the connection) or closes a large one; never throws. */
+async function discard(body: Dispatcher.ResponseData['body']): Promise<void> {
+  try {
+    await body.dump({ limit: DISCARD_BODY_LIMIT });
+  } catch {
+    // The body is unwanted; a failure to drain it only costs the connection.
+  }
+}
+
+/** The URL without credentials or query (which may hold signatures), for messages and logs. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}`;
+  } catch {
+    return url.split('?')[0] ?? url;
+  }
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+/** Node's `ca` takes PEM; a certificate chain from the download request is DER. */
+function toPem(cert: Buffer): string | Buffer {
+  if (cert.includes('-----BEGIN')) return cert;
+  try {
+    return new X509Certificate(cert).toString();
+  } catch (cause) {
+    throw new DfError('INVALID_ARGUMENT', 'invalid certificate in the backend certificate chain', { cause });
+  }
+}
+
+async function closeAgent(agent: Agent): Promise<void> {
+  const timer = setTimeout(() => void agent.destroy().catch(() => {}), CLOSE_GRACE_MS);
+  timer.unref();
+  try {
+    await agent.close();
+  } catch {
+    // destroy() above cut it short; either way the agent is closed.
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function validateOptions(options: HttpBackendOptions): void {
+  const invalid = (key: string, value: unknown, expected: string) =>
+    new DfError('INVALID_CONFIG', `invalid backend.${key}: ${JSON.stringify(value)}; expected ${expected}`);
+  if (!Number.isSafeInteger(options.maxRetries) || options.maxRetries < 0) {
+    throw invalid('maxRetries', options.maxRetries, 'an integer >= 0');
+  }
+  if (!Number.isFinite(options.cacheTemporaryRedirectTTLMs) || options.cacheTemporaryRedirectTTLMs < 0) {
+    throw invalid('cacheTemporaryRedirectTTL', options.cacheTemporaryRedirectTTLMs, 'a duration >= 0');
+  }
+  if (
+    options.connectTimeoutMs !== undefined &&
+    (!Number.isFinite(options.connectTimeoutMs) || options.connectTimeoutMs <= 0)
+  ) {
+    throw invalid('connectTimeout', options.connectTimeoutMs, 'a duration > 0');
+  }
+  for (const [name, value] of Object.entries(options.requestHeader)) {
+    try {
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
+    } catch {
+      throw invalid(`requestHeader.${name}`, value, 'a valid HTTP header name and value');
+    }
+  }
+}
