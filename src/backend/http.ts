@@ -10,14 +10,27 @@
 //   origin's bytes; HTTP/1.1 only.
 // What it adds: every ranged answer is checked against the range asked for, and the body is counted (source-body.ts).
 
-import { STATUS_CODES, validateHeaderName, validateHeaderValue } from 'node:http';
+import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { DfError } from '../core/errors.js';
 import type { Backend, ByteRange, GetRequest, GetResponse, StatRequest, StatResponse } from './backend.js';
+import { CallScope, redactUrl } from './call-scope.js';
+import {
+  backendDetails,
+  checkRangedResponse,
+  flattenHeaders,
+  header,
+  isRetryableStatus,
+  isSuccess,
+  parseContentRange,
+  parseLength,
+  statusError,
+  validateRange,
+} from './http-response.js';
+import type { Exchange } from './http-response.js';
 import { SourceBody } from './source-body.js';
 import { TemporaryRedirectCache } from './temporary-redirect-cache.js';
 
@@ -67,27 +80,6 @@ const CROSS_ORIGIN_STRIPPED_HEADERS = [
   'host',
 ] as const;
 
-/** Connection-level failures worth another attempt, with the words a person reads. */
-const RETRYABLE_CONNECTION_ERRORS: Readonly<Record<string, string>> = {
-  ECONNREFUSED: 'connection refused',
-  ECONNRESET: 'connection reset by peer',
-  ECONNABORTED: 'connection aborted',
-  EPIPE: 'connection closed while sending',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  ENETDOWN: 'network down',
-  ETIMEDOUT: 'connection timed out',
-  EAI_AGAIN: 'temporary DNS failure',
-  UND_ERR_SOCKET: 'connection closed by the origin',
-  UND_ERR_CLOSED: 'connection closed',
-};
-
-const TIMEOUT_ERRORS: Readonly<Record<string, string>> = {
-  UND_ERR_CONNECT_TIMEOUT: 'connect timeout',
-  UND_ERR_HEADERS_TIMEOUT: 'no response headers in time',
-  UND_ERR_BODY_TIMEOUT: 'body stalled',
-};
-
 export interface HttpBackendOptions {
   /** Extra attempts after a retryable failure (5xx, 429, timeout, connection error), before the body streams. */
   maxRetries: number;
@@ -102,15 +94,6 @@ export interface HttpBackendOptions {
   insecureSkipVerify?: boolean;
   /** Clock for the redirect cache TTL; tests inject one. */
   now?: () => number;
-}
-
-/** One response, after redirects, with the URL that produced it. */
-interface Exchange {
-  url: string;
-  statusCode: number;
-  statusText: string;
-  headers: Dispatcher.ResponseData['headers'];
-  body: Dispatcher.ResponseData['body'];
 }
 
 export class HttpBackend implements Backend {
@@ -337,260 +320,6 @@ export class HttpBackend implements Backend {
   }
 }
 
-/**
- * The deadline and cancellation of one backend call: one AbortSignal that fires on the caller's signal or when
- * `timeoutMs` has passed, whichever first, and that outlives the call until the body is done.
- */
-class CallScope {
-  readonly timeoutMs: number;
-  private readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout;
-  private readonly callerSignal: AbortSignal | undefined;
-  private released = false;
-
-  constructor(timeoutMs: number, callerSignal: AbortSignal | undefined, description: string) {
-    this.timeoutMs = timeoutMs;
-    this.callerSignal = callerSignal;
-    this.timer = setTimeout(() => {
-      this.controller.abort(
-        new DfError('TIMEOUT', `backend timeout: ${description} did not complete within ${timeoutMs} ms`, {
-          retryable: true,
-        }),
-      );
-    }, timeoutMs);
-    this.timer.unref();
-    this.onCallerAbort = this.onCallerAbort.bind(this);
-    if (callerSignal?.aborted) this.onCallerAbort();
-    else callerSignal?.addEventListener('abort', this.onCallerAbort, { once: true });
-  }
-
-  get signal(): AbortSignal {
-    return this.controller.signal;
-  }
-
-  release(): void {
-    if (this.released) return;
-    this.released = true;
-    clearTimeout(this.timer);
-    this.callerSignal?.removeEventListener('abort', this.onCallerAbort);
-  }
-
-  /** Waits between attempts; ends early with the scope's reason when the call is aborted. */
-  async sleep(ms: number): Promise<void> {
-    try {
-      await sleep(ms, undefined, { signal: this.signal, ref: false });
-    } catch (e) {
-      throw this.toError(e, '');
-    }
-  }
-
-  /** Any failure of a request to `url`, as the DfError to surface; the scope's own abort reason wins. */
-  toError(e: unknown, url: string): DfError {
-    if (this.signal.aborted) return this.abortReason();
-    if (e instanceof DfError) return e;
-    return requestError(e, url);
-  }
-
-  toBodyError(e: unknown, received: number, expected: number | undefined): DfError {
-    if (this.signal.aborted) return this.abortReason();
-    if (e instanceof DfError) return e;
-    const code = errorCode(e);
-    const of = expected === undefined ? '' : ` of ${expected}`;
-    const why = (code && (RETRYABLE_CONNECTION_ERRORS[code] ?? TIMEOUT_ERRORS[code])) ?? errorMessage(e);
-    return new DfError(
-      code !== undefined && code in TIMEOUT_ERRORS ? 'TIMEOUT' : 'BACKEND',
-      `backend error: body stopped after ${received}${of} bytes: ${why}${code ? ` (${code})` : ''}`,
-      { cause: e, retryable: true },
-    );
-  }
-
-  private abortReason(): DfError {
-    const reason: unknown = this.signal.reason;
-    return reason instanceof DfError
-      ? reason
-      : new DfError('CANCELLED', 'backend request cancelled', { cause: reason });
-  }
-
-  private onCallerAbort(): void {
-    const reason: unknown = this.callerSignal?.reason;
-    this.controller.abort(
-      reason instanceof DfError
-        ? reason
-        : new DfError('CANCELLED', 'backend request cancelled', { cause: reason }),
-    );
-  }
-}
-
-/** Maps a thrown request failure (connection, TLS, timeout, bad header) to a DfError naming the host and cause. */
-function requestError(e: unknown, url: string): DfError {
-  const code = errorCode(e);
-  const host = hostOf(url);
-  if (code !== undefined && code in TIMEOUT_ERRORS) {
-    return new DfError('TIMEOUT', `backend timeout: ${host}: ${TIMEOUT_ERRORS[code]}`, {
-      cause: e,
-      retryable: true,
-    });
-  }
-  if (code !== undefined && code in RETRYABLE_CONNECTION_ERRORS) {
-    return new DfError(
-      'BACKEND',
-      `backend error: cannot reach ${host}: ${RETRYABLE_CONNECTION_ERRORS[code]} (${code})`,
-      {
-        cause: e,
-        retryable: true,
-      },
-    );
-  }
-  if (code === 'ENOTFOUND') {
-    return new DfError('BACKEND', `backend error: cannot resolve host ${host} (ENOTFOUND)`, { cause: e });
-  }
-  if (code !== undefined && isTlsErrorCode(code)) {
-    return new DfError('BACKEND', `backend error: TLS with ${host} failed: ${errorMessage(e)} (${code})`, {
-      cause: e,
-    });
-  }
-  if (code === 'UND_ERR_INVALID_ARG' || code === 'ERR_INVALID_URL' || e instanceof TypeError) {
-    return new DfError(
-      'INVALID_ARGUMENT',
-      `invalid backend request to ${redactUrl(url)}: ${errorMessage(e)}`,
-      {
-        cause: e,
-      },
-    );
-  }
-  return new DfError(
-    'BACKEND',
-    `backend error: request to ${host} failed: ${errorMessage(e)}${code ? ` (${code})` : ''}`,
-    {
-      cause: e,
-    },
-  );
-}
-
-function isTlsErrorCode(code: string): boolean {
-  return (
-    code.startsWith('ERR_TLS') ||
-    code.startsWith('ERR_SSL') ||
-    code.includes('CERT') ||
-    code.startsWith('UNABLE_TO_') ||
-    code === 'DEPTH_ZERO_SELF_SIGNED_CERT' ||
-    code === 'SELF_SIGNED_CERT_IN_CHAIN' ||
-    code === 'HOSTNAME_MISMATCH'
-  );
-}
-
-/** The error's code; Node's happy-eyeballs connect throws an AggregateError whose members carry it. */
-function errorCode(e: unknown): string | undefined {
-  const code = (e as { code?: unknown } | undefined)?.code;
-  if (typeof code === 'string') return code;
-  if (e instanceof AggregateError) {
-    for (const inner of e.errors) {
-      const innerCode = errorCode(inner);
-      if (innerCode !== undefined) return innerCode;
-    }
-  }
-  return undefined;
-}
-
-function errorMessage(e: unknown): string {
-  if (e instanceof AggregateError && e.errors.length > 0) return errorMessage(e.errors[0]);
-  return e instanceof Error ? e.message : String(e);
-}
-
-function statusError(ex: Exchange, url: string): DfError {
-  const reason = ex.statusText || STATUS_CODES[ex.statusCode] || '';
-  const message = `backend error: ${ex.statusCode}${reason ? ` ${reason}` : ''} for ${redactUrl(url)}`;
-  return new DfError('BACKEND', message, {
-    backend: backendDetails(ex, message),
-    retryable: isRetryableStatus(ex.statusCode),
-  });
-}
-
-function backendDetails(ex: Exchange, message: string) {
-  return { statusCode: ex.statusCode, header: flattenHeaders(ex.headers), message };
-}
-
-/**
- * Checks that a 2xx answer carries exactly the bytes asked for and returns how many the body must have.
- * A 206 must name the same range in Content-Range; a 200 (the origin ignored Range) is only the range when the
- * range is the whole object, i.e. starts at 0 and the object is exactly `length` bytes.
- */
-function checkRangedResponse(range: ByteRange | undefined, ex: Exchange): number | undefined {
-  const contentLength = parseLength(header(ex.headers, 'content-length'));
-  if (range === undefined) return contentLength;
-
-  const end = range.start + range.length - 1;
-  const asked = `bytes=${range.start}-${end}`;
-  const fail = (what: string) => {
-    const message = `backend error: ${what} (asked ${asked} of ${redactUrl(ex.url)})`;
-    return new DfError('BACKEND', message, { backend: backendDetails(ex, message) });
-  };
-
-  if (ex.statusCode === 206) {
-    const contentRange = header(ex.headers, 'content-range');
-    if (contentRange === undefined) throw fail('206 Partial Content without Content-Range');
-    const parsed = parseContentRange(contentRange);
-    if (parsed === undefined) throw fail(`invalid Content-Range "${contentRange}"`);
-    if (parsed.start !== range.start || parsed.end !== end) {
-      throw fail(`Content-Range "${contentRange}" does not match the requested range`);
-    }
-  } else {
-    if (range.start !== 0) {
-      throw fail(`origin ignored the range and answered ${ex.statusCode} with the whole object`);
-    }
-    if (contentLength !== undefined && contentLength !== range.length) {
-      throw fail(`origin ignored the range and answered ${ex.statusCode} with all ${contentLength} bytes`);
-    }
-  }
-  if (contentLength !== undefined && contentLength !== range.length) {
-    throw fail(`Content-Length ${contentLength} does not match the requested ${range.length} bytes`);
-  }
-  return range.length;
-}
-
-function validateRange(range: ByteRange): void {
-  if (
-    !Number.isSafeInteger(range.start) ||
-    range.start < 0 ||
-    !Number.isSafeInteger(range.length) ||
-    range.length <= 0
-  ) {
-    throw new DfError('INVALID_ARGUMENT', `invalid range start=${range.start} length=${range.length}`);
-  }
-}
-
-/** `bytes <start>-<end>/<total|*>`; undefined when malformed. */
-function parseContentRange(
-  value: string | undefined,
-): { start: number; end: number; total?: number } | undefined {
-  if (value === undefined) return undefined;
-  const m = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/i.exec(value.trim());
-  if (m === null) return undefined;
-  const start = Number(m[1]);
-  const end = Number(m[2]);
-  if (end < start) return undefined;
-  return { start, end, total: m[3] === '*' ? undefined : Number(m[3]) };
-}
-
-function parseLength(value: string | undefined): number | undefined {
-  if (value === undefined || !/^\d+$/.test(value.trim())) return undefined;
-  const n = Number(value.trim());
-  return Number.isSafeInteger(n) ? n : undefined;
-}
-
-function header(headers: Exchange['headers'], name: string): string | undefined {
-  const value = headers[name];
-  return Array.isArray(value) ? value.join(', ') : value;
-}
-
-function flattenHeaders(headers: Exchange['headers']): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined) out[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return out;
-}
-
 function lowerCaseHeaders(headers: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) out[name.toLowerCase()] = value;
@@ -622,14 +351,6 @@ function sameOrigin(a: string, b: string): boolean {
   }
 }
 
-function isSuccess(status: number): boolean {
-  return status >= 200 && status < 300;
-}
-
-function isRetryableStatus(status: number): boolean {
-  return status >= 500 || status === 429;
-}
-
 /** Exponential backoff with ±20% jitter, so peers retrying the same origin spread out. */
 function retryDelay(attempt: number): number {
   const base = Math.min(RETRY_BACKOFF_BASE_MS * 2 ** attempt, RETRY_BACKOFF_MAX_MS);
@@ -642,24 +363,6 @@ async function discard(body: Dispatcher.ResponseData['body']): Promise<void> {
     await body.dump({ limit: DISCARD_BODY_LIMIT });
   } catch {
     // The body is unwanted; a failure to drain it only costs the connection.
-  }
-}
-
-/** The URL without credentials or query (which may hold signatures), for messages and logs. */
-function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}`;
-  } catch {
-    return url.split('?')[0] ?? url;
-  }
-}
-
-function hostOf(url: string): string {
-  try {
-    return new URL(url).host;
-  } catch {
-    return url;
   }
 }
 
