@@ -1,0 +1,608 @@
+// The dfdaemon.yaml schema: every section and key of upstream's `dragonfly-client-config/src/dfdaemon.rs`
+// (plus `BBRConfig` from `dragonfly-client-util/src/ratelimiter/bbr.rs`), with upstream's defaults.
+// Keys are camelCase exactly as in the YAML. Units after parsing:
+//   - sizes (`bytesize` strings such as "50GB", "512KiB") are numbers of BYTES  (type `Bytes`);
+//   - durations (`humantime` strings such as "360s", "30d") are numbers of MILLISECONDS (type `Milliseconds`);
+//   - rates named `requestRateLimit` are requests per second; bandwidth limits are bytes per second.
+// Defaults that depend on the machine (directories, hostname) come from `dirs.ts` / the caller.
+
+import os from 'node:os';
+import { z } from 'zod';
+import {
+  bool,
+  byteCount,
+  duration,
+  headerMap,
+  int,
+  list,
+  oneOf,
+  optionalInt,
+  optionalIp,
+  optionalOneOf,
+  optionalPath,
+  optionalSection,
+  optionalStr,
+  path,
+  percent,
+  port,
+  regex,
+  section,
+  size,
+  str,
+  stringList,
+  markFreeForm,
+  shareShape,
+  U32_MAX,
+} from './schema-kit.js';
+import {
+  defaultCacheDir,
+  defaultPluginDir,
+  defaultSocketPath,
+  SYSTEM_DIRS,
+  type DragonflyDirs,
+} from './dirs.js';
+
+/** A number of bytes. */
+export type Bytes = number;
+/** A number of milliseconds. */
+export type Milliseconds = number;
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+const GB = 1000 ** 3;
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/** Upstream's defaults, by dotted key, in our units. Tests compare these against the Rust source. */
+export const DEFAULTS = {
+  'server.adaptiveRateLimit.bucketCount': 50,
+  'server.adaptiveRateLimit.bucketInterval': 200,
+  'server.adaptiveRateLimit.cpuThreshold': 100,
+  'server.adaptiveRateLimit.memoryThreshold': 90,
+  'server.adaptiveRateLimit.shedCooldown': 5 * SECOND,
+  'server.adaptiveRateLimit.collectInterval': 3 * SECOND,
+  'download.server.requestRateLimit': 400,
+  'download.server.requestBufferSize': 50,
+  'download.protocol': 'tcp',
+  'download.bandwidthLimit': 50 * GB,
+  'download.backToSourceBandwidthLimit': 50 * GB,
+  'download.pieceTimeout': 360 * SECOND,
+  'download.collectedPieceTimeout': 360 * SECOND,
+  'download.concurrentPieceCount': 8,
+  'upload.server.port': 4000,
+  'upload.server.requestRateLimit': 400,
+  'upload.server.requestBufferSize': 50,
+  'upload.disableShared': false,
+  'upload.bandwidthLimit': 50 * GB,
+  'scheduler.announceInterval': 300 * SECOND,
+  'scheduler.scheduleTimeout': 3 * HOUR,
+  'scheduler.maxScheduleCount': 5,
+  'seedPeer.enable': false,
+  'seedPeer.type': 'normal',
+  'dynconfig.refreshInterval': 60 * SECOND,
+  'storage.server.tcpPort': 4005,
+  'storage.server.tcpFastopen': false,
+  'storage.server.quicPort': 4006,
+  'storage.keep': false,
+  'storage.writePieceTimeout': 360 * SECOND,
+  'storage.writeBufferSize': 512 * KIB,
+  'storage.readBufferSize': 512 * KIB,
+  'storage.cacheCapacity': 64 * MIB,
+  'backend.maxRetries': 1,
+  'backend.enableCacheTemporaryRedirect': true,
+  'backend.cacheTemporaryRedirectTTL': 10 * MINUTE,
+  'backend.putConcurrentChunkCount': 16,
+  'backend.putChunkSize': 8 * MIB,
+  'backend.putTimeout': 15 * MINUTE,
+  'backend.enableHickoryDNS': true,
+  'gc.interval': 900 * SECOND,
+  'gc.policy.taskTTL': 30 * DAY,
+  'gc.policy.persistentTaskTTL': DAY,
+  'gc.policy.persistentCacheTaskTTL': DAY,
+  'gc.policy.pageCacheIdleTimeout': 40 * MINUTE,
+  'gc.policy.diskThreshold': 0,
+  'gc.policy.diskHighThresholdPercent': 80,
+  'gc.policy.diskLowThresholdPercent': 60,
+  'proxy.server.port': 4001,
+  'proxy.server.requestRateLimit': 4000,
+  'proxy.registryMirror.addr': 'https://index.docker.io',
+  'proxy.registryMirror.enableTaskIDBasedBlobDigest': false,
+  'proxy.disableBackToSource': false,
+  'proxy.prefetch': false,
+  'proxy.prefetchBandwidthLimit': 10 * GB,
+  'proxy.readBufferSize': 512 * KIB,
+  'security.enable': false,
+  'network.enableIPv6': false,
+  'health.server.port': 4003,
+  'metrics.server.port': 4002,
+  'stats.server.port': 4004,
+  'tracing.path': '/v1/traces',
+} as const;
+
+/**
+ * Query parameters dropped from a URL before computing its task id when a proxy rule does not say otherwise:
+ * the signing parameters of S3, GCS, OSS, OBS and COS presigned URLs, and containerd's `ns`
+ * (upstream `dragonfly-client-util/src/http/query_params.rs`, in that order, deduplicated).
+ */
+export const DEFAULT_FILTERED_QUERY_PARAMS: readonly string[] = [
+  ...new Set([
+    // S3
+    'X-Amz-Algorithm',
+    'X-Amz-Credential',
+    'X-Amz-Date',
+    'X-Amz-Expires',
+    'X-Amz-SignedHeaders',
+    'X-Amz-Signature',
+    'X-Amz-Security-Token',
+    'X-Amz-User-Agent',
+    // GCS
+    'X-Goog-Algorithm',
+    'X-Goog-Credential',
+    'X-Goog-Date',
+    'X-Goog-Expires',
+    'X-Goog-SignedHeaders',
+    'X-Goog-Signature',
+    // OSS
+    'OSSAccessKeyId',
+    'Expires',
+    'Signature',
+    'SecurityToken',
+    // OBS
+    'AccessKeyId',
+    'Signature',
+    'Expires',
+    'X-Obs-Date',
+    'X-Obs-Security-Token',
+    // COS
+    'q-sign-algorithm',
+    'q-ak',
+    'q-sign-time',
+    'q-key-time',
+    'q-header-list',
+    'q-url-param-list',
+    'q-signature',
+    'x-cos-security-token',
+    // containerd
+    'ns',
+  ]),
+];
+
+// --- the parsed configuration ---------------------------------------------------------------------------------
+
+export interface HostConfig {
+  idc?: string;
+  location?: string;
+  /** Default: the OS hostname. */
+  hostname: string;
+  /** Advertised IP. After loading: the first non-internal IPv4 (IPv6 with network.enableIPv6), if any. */
+  ip?: string;
+  schedulerClusterID?: number;
+}
+
+/** BBR-style adaptive load shedding for both gRPC servers (`server.adaptiveRateLimit`). */
+export interface AdaptiveRateLimitConfig {
+  bucketCount: number;
+  bucketInterval: Milliseconds;
+  /** Percent 0-100; 100 ignores CPU. */
+  cpuThreshold: number;
+  /** Percent 0-100; 100 ignores memory. */
+  memoryThreshold: number;
+  shedCooldown: Milliseconds;
+  collectInterval: Milliseconds;
+}
+
+export interface ServerConfig {
+  /** Default `/usr/local/lib/dragonfly/plugins/dfdaemon`. */
+  pluginDir: string;
+  /** Default `/var/cache/dragonfly/dfdaemon`. */
+  cacheDir: string;
+  /** On by default; `adaptiveRateLimit: null` in the YAML turns it off (null here). */
+  adaptiveRateLimit: AdaptiveRateLimitConfig | null;
+}
+
+export interface DownloadConfig {
+  server: {
+    /** Default `/var/run/dragonfly/dfdaemon.sock` (or `~/.dragonfly/dfdaemon.sock`). */
+    socketPath: string;
+    /** Requests per second. */
+    requestRateLimit: number;
+    requestBufferSize: number;
+  };
+  protocol: 'tcp' | 'quic';
+  /** Bytes per second. */
+  bandwidthLimit: Bytes;
+  /** Bytes per second. */
+  backToSourceBandwidthLimit: Bytes;
+  pieceTimeout: Milliseconds;
+  collectedPieceTimeout: Milliseconds;
+  concurrentPieceCount: number;
+}
+
+export interface TlsFiles {
+  caCert?: string;
+  cert?: string;
+  key?: string;
+}
+
+export interface UploadConfig {
+  server: TlsFiles & {
+    /** After loading: `0.0.0.0` (or `::` with network.enableIPv6) when not set. */
+    ip?: string;
+    port: number;
+    requestRateLimit: number;
+    requestBufferSize: number;
+  };
+  client: TlsFiles;
+  disableShared: boolean;
+  /** Bytes per second. */
+  bandwidthLimit: Bytes;
+}
+
+export interface ManagerConfig extends TlsFiles {
+  /** Without it, dynconfig comes from the local dynconfig file. */
+  addr?: string;
+}
+
+export interface SchedulerConfig extends TlsFiles {
+  announceInterval: Milliseconds;
+  scheduleTimeout: Milliseconds;
+  maxScheduleCount: number;
+}
+
+export interface SeedPeerConfig {
+  enable: boolean;
+  /**
+   * "normal" when the seedPeer section is absent; "super" when the section is present without `type`
+   * (upstream's field-level `#[serde(default)]` takes HostType's default, which is Super).
+   */
+  type: 'normal' | 'super';
+}
+
+export interface DynconfigConfig {
+  refreshInterval: Milliseconds;
+}
+
+export interface StorageConfig {
+  server: {
+    ip?: string;
+    tcpPort: number;
+    tcpFastopen: boolean;
+    quicPort: number;
+  };
+  /** Default `/var/lib/dragonfly` (or `~/.dragonfly/storage`). */
+  dir: string;
+  /** Keep task metadata and content across restarts (false wipes them at start). */
+  keep: boolean;
+  writePieceTimeout: Milliseconds;
+  writeBufferSize: Bytes;
+  readBufferSize: Bytes;
+  cacheCapacity: Bytes;
+}
+
+export interface BackendConfig {
+  requestHeader?: Record<string, string>;
+  maxRetries: number;
+  enableCacheTemporaryRedirect: boolean;
+  cacheTemporaryRedirectTTL: Milliseconds;
+  putConcurrentChunkCount: number;
+  putChunkSize: Bytes;
+  putTimeout: Milliseconds;
+  enableHickoryDNS: boolean;
+}
+
+export interface GcPolicyConfig {
+  taskTTL: Milliseconds;
+  persistentTaskTTL: Milliseconds;
+  persistentCacheTaskTTL: Milliseconds;
+  pageCacheIdleTimeout: Milliseconds;
+  /** 0 = the whole filesystem is the base for the percentages. */
+  diskThreshold: Bytes;
+  diskHighThresholdPercent: number;
+  diskLowThresholdPercent: number;
+}
+
+export interface GcConfig {
+  interval: Milliseconds;
+  policy: GcPolicyConfig;
+}
+
+export interface ProxyRule {
+  /** A Rust-syntax regex over the request URL (check with `compileRustRegex`); default ".*". */
+  regex: string;
+  useTLS: boolean;
+  redirect?: string;
+  filteredQueryParams: string[];
+}
+
+export interface ProxyConfig {
+  server: {
+    ip?: string;
+    port: number;
+    requestRateLimit: number;
+    caCert?: string;
+    caKey?: string;
+    basicAuth?: { username: string; password: string };
+  };
+  rules?: ProxyRule[];
+  registryMirror: {
+    addr: string;
+    cert?: string;
+    enableTaskIDBasedBlobDigest: boolean;
+  };
+  disableBackToSource: boolean;
+  prefetch: boolean;
+  /** Bytes per second. */
+  prefetchBandwidthLimit: Bytes;
+  readBufferSize: Bytes;
+}
+
+export interface ListenServer {
+  ip?: string;
+  port: number;
+}
+
+export interface TracingConfig {
+  protocol?: 'http' | 'https' | 'grpc';
+  endpoint?: string;
+  /** Default "/v1/traces"; `path: null` in the YAML unsets it. */
+  path?: string;
+  headers: Record<string, string>;
+}
+
+export interface DfdaemonConfig {
+  host: HostConfig;
+  server: ServerConfig;
+  download: DownloadConfig;
+  upload: UploadConfig;
+  manager: ManagerConfig;
+  scheduler: SchedulerConfig;
+  seedPeer: SeedPeerConfig;
+  dynconfig: DynconfigConfig;
+  storage: StorageConfig;
+  backend: BackendConfig;
+  gc: GcConfig;
+  proxy: ProxyConfig;
+  security: { enable: boolean };
+  network: { enableIPv6: boolean };
+  health: { server: ListenServer };
+  metrics: { server: ListenServer };
+  stats: { server: ListenServer };
+  tracing: TracingConfig;
+}
+
+// --- the schema ---------------------------------------------------------------------------------------------
+
+/** Machine-dependent defaults. */
+export interface SchemaDefaults {
+  dirs: DragonflyDirs;
+  hostname: string;
+}
+
+const D = DEFAULTS;
+
+function tlsFiles() {
+  return { caCert: optionalPath(), cert: optionalPath(), key: optionalPath() };
+}
+
+function listenServer(defaultPort: number) {
+  return section({ server: section({ ip: optionalIp(), port: port(defaultPort) }) });
+}
+
+function adaptiveRateLimitSection() {
+  const shape = {
+    bucketCount: int(D['server.adaptiveRateLimit.bucketCount'], 1, U32_MAX),
+    bucketInterval: duration(D['server.adaptiveRateLimit.bucketInterval']),
+    cpuThreshold: percent(D['server.adaptiveRateLimit.cpuThreshold'], 0, 100),
+    memoryThreshold: percent(D['server.adaptiveRateLimit.memoryThreshold'], 0, 100),
+    shedCooldown: duration(D['server.adaptiveRateLimit.shedCooldown']),
+    collectInterval: duration(D['server.adaptiveRateLimit.collectInterval']),
+  };
+  const present = section(shape);
+  // Upstream: `Option<BBRConfig>` defaulting to Some(default); an explicit null disables it.
+  const schema = z
+    .unknown()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === null) return null;
+      const r = present.safeParse(v);
+      if (!r.success) {
+        for (const issue of r.error.issues) ctx.addIssue({ ...issue, path: issue.path } as never);
+        return z.NEVER;
+      }
+      return r.data;
+    });
+  shareShape(schema, present);
+  return { schema, present };
+}
+
+const SEED_PEER_TYPES = ['normal', 'super'] as const;
+
+export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
+  const { dirs } = defaults;
+  const arl = adaptiveRateLimitSection();
+
+  const rule = section({
+    regex: regex('.*'),
+    useTLS: bool(false),
+    redirect: optionalStr('a URL'),
+    filteredQueryParams: stringList(() => [...DEFAULT_FILTERED_QUERY_PARAMS]),
+  });
+
+  const seedPeerShape = {
+    enable: bool(D['seedPeer.enable']),
+    type: oneOf(SEED_PEER_TYPES, 'super'),
+  };
+  const seedPeerPresent = section(seedPeerShape);
+  const seedPeer = shareShape(
+    z.preprocess((v) => (v === null || v === undefined ? { type: D['seedPeer.type'] } : v), seedPeerPresent),
+    seedPeerPresent,
+  );
+
+  const schema = section({
+    host: section({
+      idc: optionalStr(),
+      location: optionalStr(),
+      hostname: str(defaults.hostname),
+      ip: optionalIp(),
+      schedulerClusterID: optionalInt(0),
+    }),
+    server: section({
+      pluginDir: path(() => defaultPluginDir(dirs)),
+      cacheDir: path(() => defaultCacheDir(dirs)),
+      adaptiveRateLimit: arl.schema,
+    }),
+    download: section({
+      server: section({
+        socketPath: path(() => defaultSocketPath(dirs)),
+        requestRateLimit: int(D['download.server.requestRateLimit']),
+        requestBufferSize: int(D['download.server.requestBufferSize']),
+      }),
+      protocol: oneOf(['tcp', 'quic'] as const, D['download.protocol']),
+      bandwidthLimit: size(D['download.bandwidthLimit']),
+      backToSourceBandwidthLimit: size(D['download.backToSourceBandwidthLimit']),
+      pieceTimeout: duration(D['download.pieceTimeout']),
+      collectedPieceTimeout: duration(D['download.collectedPieceTimeout']),
+      concurrentPieceCount: int(D['download.concurrentPieceCount'], 1, U32_MAX),
+    }),
+    upload: section({
+      server: section({
+        ip: optionalIp(),
+        port: port(D['upload.server.port']),
+        ...tlsFiles(),
+        requestRateLimit: int(D['upload.server.requestRateLimit']),
+        requestBufferSize: int(D['upload.server.requestBufferSize']),
+      }),
+      client: section(tlsFiles()),
+      disableShared: bool(D['upload.disableShared']),
+      bandwidthLimit: size(D['upload.bandwidthLimit']),
+    }),
+    manager: section({ addr: optionalStr('an address like "manager:65003"'), ...tlsFiles() }),
+    scheduler: section({
+      announceInterval: duration(D['scheduler.announceInterval']),
+      scheduleTimeout: duration(D['scheduler.scheduleTimeout']),
+      maxScheduleCount: int(D['scheduler.maxScheduleCount'], 1, U32_MAX),
+      ...tlsFiles(),
+    }),
+    seedPeer,
+    dynconfig: section({ refreshInterval: duration(D['dynconfig.refreshInterval']) }),
+    storage: section({
+      server: section({
+        ip: optionalIp(),
+        tcpPort: port(D['storage.server.tcpPort']),
+        tcpFastopen: bool(D['storage.server.tcpFastopen']),
+        quicPort: port(D['storage.server.quicPort']),
+      }),
+      dir: path(() => dirs.storageDir),
+      keep: bool(D['storage.keep']),
+      writePieceTimeout: duration(D['storage.writePieceTimeout']),
+      writeBufferSize: byteCount(D['storage.writeBufferSize']),
+      readBufferSize: byteCount(D['storage.readBufferSize']),
+      cacheCapacity: size(D['storage.cacheCapacity']),
+    }),
+    backend: section({
+      requestHeader: markFreeForm(headerMap<undefined>(undefined)),
+      maxRetries: int(D['backend.maxRetries'], 0, U32_MAX),
+      enableCacheTemporaryRedirect: bool(D['backend.enableCacheTemporaryRedirect']),
+      cacheTemporaryRedirectTTL: duration(D['backend.cacheTemporaryRedirectTTL']),
+      putConcurrentChunkCount: int(D['backend.putConcurrentChunkCount'], 0, U32_MAX),
+      putChunkSize: size(D['backend.putChunkSize']),
+      putTimeout: duration(D['backend.putTimeout']),
+      enableHickoryDNS: bool(D['backend.enableHickoryDNS']),
+    }),
+    gc: section({
+      interval: duration(D['gc.interval']),
+      policy: section(
+        {
+          taskTTL: duration(D['gc.policy.taskTTL']),
+          persistentTaskTTL: duration(D['gc.policy.persistentTaskTTL']),
+          persistentCacheTaskTTL: duration(D['gc.policy.persistentCacheTaskTTL']),
+          pageCacheIdleTimeout: duration(D['gc.policy.pageCacheIdleTimeout']),
+          diskThreshold: size(D['gc.policy.diskThreshold']),
+          diskHighThresholdPercent: percent(D['gc.policy.diskHighThresholdPercent'], 1, 99),
+          diskLowThresholdPercent: percent(D['gc.policy.diskLowThresholdPercent'], 1, 99),
+        },
+        (p, ctx) => {
+          // Upstream declares 1..=99 for both but never checks that low < high; GC that stops above where it
+          // starts would run on every tick, so we refuse it.
+          if (p.diskLowThresholdPercent >= p.diskHighThresholdPercent) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['diskLowThresholdPercent'],
+              message:
+                `expected a percent lower than gc.policy.diskHighThresholdPercent ` +
+                `(${p.diskHighThresholdPercent}), got ${p.diskLowThresholdPercent}`,
+            });
+          }
+        },
+      ),
+    }),
+    proxy: section({
+      server: section({
+        ip: optionalIp(),
+        port: port(D['proxy.server.port']),
+        requestRateLimit: int(D['proxy.server.requestRateLimit']),
+        caCert: optionalPath(),
+        caKey: optionalPath(),
+        basicAuth: optionalSection({ username: str(''), password: str('') }),
+      }),
+      rules: list(rule, () => undefined),
+      registryMirror: section({
+        addr: str(D['proxy.registryMirror.addr']),
+        cert: optionalPath(),
+        enableTaskIDBasedBlobDigest: bool(D['proxy.registryMirror.enableTaskIDBasedBlobDigest']),
+      }),
+      disableBackToSource: bool(D['proxy.disableBackToSource']),
+      prefetch: bool(D['proxy.prefetch']),
+      prefetchBandwidthLimit: size(D['proxy.prefetchBandwidthLimit']),
+      readBufferSize: byteCount(D['proxy.readBufferSize']),
+    }),
+    security: section({ enable: bool(D['security.enable']) }),
+    network: section({ enableIPv6: bool(D['network.enableIPv6']) }),
+    health: listenServer(D['health.server.port']),
+    metrics: listenServer(D['metrics.server.port']),
+    stats: listenServer(D['stats.server.port']),
+    tracing: section({
+      protocol: optionalOneOf(['http', 'https', 'grpc'] as const),
+      endpoint: optionalStr('an endpoint like "localhost:4317"'),
+      // Upstream: Option<PathBuf> defaulting to Some("/v1/traces"); an explicit null unsets it.
+      path: z
+        .unknown()
+        .optional()
+        .transform((v, ctx) => {
+          if (v === undefined) return D['tracing.path'] as string;
+          if (v === null) return undefined;
+          if (typeof v === 'string') return v;
+          ctx.addIssue({
+            code: 'custom',
+            message: `expected a URL path like "/v1/traces", got ${String(v)}`,
+          });
+          return z.NEVER;
+        }),
+      headers: markFreeForm(headerMap(() => ({}))),
+    }),
+  });
+  return { schema, nested: { adaptiveRateLimit: arl.present, seedPeer: seedPeerPresent } };
+}
+
+export type DfdaemonConfigSchema = ReturnType<typeof dfdaemonConfigSchema>['schema'];
+
+// The schema's output must be a DfdaemonConfig.
+type _SchemaMatchesType = z.output<DfdaemonConfigSchema> extends DfdaemonConfig ? true : never;
+const _schemaMatchesType: _SchemaMatchesType = true;
+void _schemaMatchesType;
+
+/** Machine defaults: system directories (no fallback probing) and the OS hostname. */
+export function machineDefaults(dirs: DragonflyDirs = SYSTEM_DIRS): SchemaDefaults {
+  return { dirs, hostname: os.hostname() };
+}
+
+/**
+ * Upstream's `Config::default()`: every key at its default. Listen IPs and host.ip stay unset here; the loader
+ * fills them as upstream's `convert()` does.
+ */
+export function defaultConfig(defaults: Partial<SchemaDefaults> = {}): DfdaemonConfig {
+  const { schema } = dfdaemonConfigSchema({ ...machineDefaults(), ...defaults });
+  return schema.parse({}) as DfdaemonConfig;
+}
