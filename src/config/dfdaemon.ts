@@ -85,7 +85,9 @@ export const DEFAULTS = {
   'storage.server.tcpPort': 4005,
   'storage.server.tcpFastopen': false,
   'storage.server.quicPort': 4006,
-  'storage.keep': false,
+  // Upstream's default is false (wipe on start). We keep tasks across restarts by default: a restart, or a
+  // crash, then costs only the missing pieces. `storage.keep: false` restores upstream's wipe.
+  'storage.keep': true,
   'storage.writePieceTimeout': 360 * SECOND,
   'storage.writeBufferSize': 512 * KIB,
   'storage.readBufferSize': 512 * KIB,
@@ -121,53 +123,9 @@ export const DEFAULTS = {
   'tracing.path': '/v1/traces',
 } as const;
 
-/**
- * Query parameters dropped from a URL before computing its task id when a proxy rule does not say otherwise:
- * the signing parameters of S3, GCS, OSS, OBS and COS presigned URLs, and containerd's `ns`
- * (upstream `dragonfly-client-util/src/http/query_params.rs`, in that order, deduplicated).
- */
-export const DEFAULT_FILTERED_QUERY_PARAMS: readonly string[] = [
-  ...new Set([
-    // S3
-    'X-Amz-Algorithm',
-    'X-Amz-Credential',
-    'X-Amz-Date',
-    'X-Amz-Expires',
-    'X-Amz-SignedHeaders',
-    'X-Amz-Signature',
-    'X-Amz-Security-Token',
-    'X-Amz-User-Agent',
-    // GCS
-    'X-Goog-Algorithm',
-    'X-Goog-Credential',
-    'X-Goog-Date',
-    'X-Goog-Expires',
-    'X-Goog-SignedHeaders',
-    'X-Goog-Signature',
-    // OSS
-    'OSSAccessKeyId',
-    'Expires',
-    'Signature',
-    'SecurityToken',
-    // OBS
-    'AccessKeyId',
-    'Signature',
-    'Expires',
-    'X-Obs-Date',
-    'X-Obs-Security-Token',
-    // COS
-    'q-sign-algorithm',
-    'q-ak',
-    'q-sign-time',
-    'q-key-time',
-    'q-header-list',
-    'q-url-param-list',
-    'q-signature',
-    'x-cos-security-token',
-    // containerd
-    'ns',
-  ]),
-];
+// The default filtered query params are core's (asserted against upstream's vectors there).
+export { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
+import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
 
 // --- the parsed configuration ---------------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ const UPSTREAM: Array<[string, unknown, string]> = [
   ['storage.server.tcpFastopen', false, 'StorageServer::default'],
   ['storage.server.quicPort', 4006, 'default_storage_server_quic_port'],
   ['storage.dir', '/var/lib/dragonfly', 'default_storage_dir'],
-  ['storage.keep', false, 'default_storage_keep'],
+  ['storage.keep', true, 'default_storage_keep (ours keeps; upstream wipes)'],
   ['storage.writePieceTimeout', 360 * S, 'default_storage_write_piece_timeout'],
   ['storage.writeBufferSize', 512 * KIB, 'default_storage_write_buffer_size'],
   ['storage.readBufferSize', 512 * KIB, 'default_storage_read_buffer_size'],

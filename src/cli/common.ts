@@ -1,0 +1,84 @@
+// What every binary shares: its version line, the daemon's socket, the gRPC client to it, and one-line errors.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { credentials, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { homeDirs, resolveHome, SYSTEM_DIRS } from '../config/dirs.js';
+import { DfError, isDfError } from '../core/errors.js';
+import { DfdaemonDownloadClient } from '../gen/dfdaemon.js';
+
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+/**
+ * The download socket to use when `-e` is not given: the system one if it exists (a root dfdaemon), else the
+ * ~/.dragonfly one (a dfdaemon started without root falls back there), else the system path for the message.
+ */
+export function defaultSocketPath(): string {
+  const system = join(SYSTEM_DIRS.runDir, 'dfdaemon.sock');
+  if (existsSync(system)) return system;
+  const home = join(homeDirs(resolveHome()).runDir, 'dfdaemon.sock');
+  return existsSync(home) ? home : system;
+}
+
+/** A DfdaemonDownload client on the unix socket, with unlimited message sizes (pieces travel in messages). */
+export function downloadClient(socketPath: string): DfdaemonDownloadClient {
+  return new DfdaemonDownloadClient(`unix:${socketPath}`, credentials.createInsecure(), {
+    'grpc.max_receive_message_length': -1,
+    'grpc.max_send_message_length': -1,
+  });
+}
+
+/** Waits until the channel is connected, or fails with the hint upstream's dfget prints. */
+export async function connectDaemon(client: DfdaemonDownloadClient, socketPath: string, timeoutMs = 3000) {
+  if (!existsSync(socketPath)) throw notRunning(socketPath, 'socket does not exist');
+  await new Promise<void>((resolve, reject) =>
+    client.waitForReady(Date.now() + timeoutMs, (err) =>
+      err ? reject(notRunning(socketPath, err.message)) : resolve(),
+    ),
+  );
+}
+
+function notRunning(socketPath: string, why: string): DfError {
+  return new DfError(
+    'UNAVAILABLE',
+    `Connect Dfdaemon Failed! ${socketPath}: ${why}. Is dfdaemon running? Start it with \`dfdaemon\` ` +
+      `(or point -e at its socket, download.server.socketPath in dfdaemon.yaml)`,
+  );
+}
+
+const STATUS_NAMES = Object.fromEntries(Object.entries(GrpcStatus).map(([k, v]) => [v, k])) as Record<
+  number,
+  string
+>;
+
+/** One line for a person: no stack, no byte arrays; an origin's status is spelled out (errordetails.v2.Backend). */
+export function describeError(e: unknown): string {
+  const se = e as Partial<ServiceError>;
+  if (typeof se.code === 'number' && se.metadata instanceof Metadata) {
+    const raw = se.metadata.get('grpc-status-details-bin')[0];
+    if (raw) {
+      try {
+        const b = JSON.parse(Buffer.from(raw as Buffer).toString('utf8')) as {
+          message?: string;
+          status_code?: number;
+        };
+        if (b.status_code)
+          return `backend error: origin answered ${b.status_code}: ${b.message ?? se.details ?? ''}`;
+      } catch {
+        // Not JSON: fall through to the status message.
+      }
+    }
+    if (se.code === GrpcStatus.DEADLINE_EXCEEDED) return 'timed out (see --timeout)';
+    if (se.code === GrpcStatus.UNAVAILABLE && /connect|No connection/i.test(se.details ?? '')) {
+      return `Connect Dfdaemon Failed! ${se.details}`;
+    }
+    return `${se.details || STATUS_NAMES[se.code] || 'error'}`;
+  }
+  if (isDfError(e)) return e.message;
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+// dfdaemon: the long-running peer. Loads dfdaemon.yaml (warning on unknown or renamed keys, refusing invalid
+// values), starts every server, and stops gracefully on SIGINT/SIGTERM.
+
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { loadDfdaemonConfig } from '../config/load.js';
+import { parseByteSize } from '../core/bytesize.js';
+import { Dfdaemon } from '../daemon/dfdaemon.js';
+import { describeError, packageVersion } from './common.js';
+import { createLogger } from './logging.js';
+
+interface DfdaemonArgs {
+  config?: string;
+  dynconfig?: string;
+  logLevel: string;
+  logDir?: string;
+  logMaxFiles: string;
+  logMaxFileSize: string;
+  console: boolean;
+}
+
+async function main(a: DfdaemonArgs): Promise<void> {
+  const { config, warnings, notes, logDir } = loadDfdaemonConfig(a.config);
+  const log = createLogger({
+    name: 'dfdaemon',
+    level: a.logLevel,
+    console: a.console,
+    logDir: a.logDir ?? logDir,
+    rotate: { maxFiles: Number(a.logMaxFiles), maxFileSize: parseByteSize(a.logMaxFileSize) },
+  });
+  for (const w of warnings) {
+    log.warn({}, w);
+    process.stderr.write(`dfdaemon: warning: ${w}\n`);
+  }
+  for (const n of notes) log.info({}, n);
+  const daemon = new Dfdaemon({ config, log, version: packageVersion() });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'signal received');
+    daemon.stop().then(
+      () => {
+        log.flush();
+        process.exit(0);
+      },
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  try {
+    await daemon.start();
+  } catch (e) {
+    log.error({ err: e }, 'dfdaemon failed to start');
+    await daemon.stop().catch(() => undefined);
+    throw e;
+  }
+  if (!a.console) {
+    process.stderr.write(
+      `dfdaemon ${packageVersion()} running: socket ${config.download.server.socketPath}, storage ${config.storage.dir}, logs ${join(a.logDir ?? logDir, 'dfdaemon.log')}\n`,
+    );
+  }
+}
+
+const program = new Command('dfdaemon')
+  .description('The Dragonfly peer daemon: downloads, caches and shares pieces.')
+  .addOption(new Option('-c, --config <path>', 'dfdaemon.yaml').env('DFDAEMON_CONFIG'))
+  .option('--dynconfig <path>', 'local dynconfig file (scheduler addresses)')
+  .option('-l, --log-level <level>', 'log level', 'info')
+  .option('--log-dir <dir>', 'log directory')
+  .option('--log-max-files <n>', 'rotated log files kept', '6')
+  .option('--log-max-file-size <size>', 'size at which a log file rotates', '1GiB')
+  .option('--console', 'log to the console instead of files', false)
+  .version(`dfdaemon ${packageVersion()}`, '-V, --version')
+  .action(async (a: DfdaemonArgs) => {
+    try {
+      await main(a);
+    } catch (e) {
+      process.stderr.write(`dfdaemon: ${describeError(e)}\n`);
+      process.exit(1);
+    }
+  });
+
+await program.parseAsync(process.argv);

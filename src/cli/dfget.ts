@@ -1,0 +1,267 @@
+#!/usr/bin/env node
+// dfget: download a URL through the local dfdaemon (dragonfly-client/src/bin/dfget/main.rs). dfdaemon does
+// the work; dfget asks over the unix socket, shows progress and, in transfer mode, writes the bytes itself.
+
+import { stat, rm, open, type FileHandle } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import type { ClientReadableStream } from '@grpc/grpc-js';
+import { parseByteSize } from '../core/bytesize.js';
+import { pieceDigest, parseDigest } from '../core/digest.js';
+import { DfError } from '../core/errors.js';
+import { parseDuration } from '../core/humantime.js';
+import { MIN_PIECE_LENGTH } from '../core/piece.js';
+import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
+import { Priority, TaskType, type Download } from '../gen/common.js';
+import type { DownloadTaskResponse } from '../gen/dfdaemon.js';
+import { verifyFileDigest } from '../storage/file-digest.js';
+import { connectDaemon, defaultSocketPath, describeError, downloadClient, packageVersion } from './common.js';
+import { createProgress } from './progress.js';
+
+interface DfgetOptions {
+  output: string;
+  transferFromDfdaemon: boolean;
+  overwrite: boolean;
+  forceHardLink: boolean;
+  contentForCalculatingTaskId?: string;
+  timeout: string;
+  digest?: string;
+  priority: string;
+  pieceLength?: string;
+  application: string;
+  tag: string;
+  header: string[];
+  filteredQueryParam?: string[];
+  disableBackToSource: boolean;
+  progress: boolean;
+  endpoint?: string;
+  logLevel: string;
+  console: boolean;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function parseHeaders(lines: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of lines) {
+    const at = line.indexOf(':');
+    if (at <= 0) throw new DfError('INVALID_ARGUMENT', `invalid header "${line}": expected "Key: Value"`);
+    out[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  return out;
+}
+
+/** Checks the arguments before contacting dfdaemon, as upstream's validate_args. */
+async function validate(
+  url: string,
+  o: DfgetOptions,
+): Promise<{ output: string; pieceLength?: number; timeoutMs: number }> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new DfError('INVALID_ARGUMENT', `invalid URL "${url}"`);
+  }
+  if (
+    parsed.pathname.endsWith('/') &&
+    parsed.pathname !== '/' &&
+    ['http:', 'https:'].includes(parsed.protocol)
+  ) {
+    throw new DfError(
+      'INVALID_ARGUMENT',
+      `directory download is unsupported for ${parsed.protocol.slice(0, -1)} (URL path ends with /)`,
+    );
+  }
+  const output = resolve(o.output);
+  const parent = await stat(dirname(output)).catch(() => undefined);
+  if (!parent?.isDirectory())
+    throw new DfError('INVALID_ARGUMENT', `output path ${dirname(output)} is not a directory`);
+  const existing = await stat(output).catch(() => undefined);
+  if (existing?.isDirectory())
+    throw new DfError('INVALID_ARGUMENT', `output path ${o.output} is a directory`);
+  if (existing && !o.overwrite) {
+    throw new DfError(
+      'ALREADY_EXISTS',
+      `output path ${o.output} already exists (use --overwrite to replace it)`,
+    );
+  }
+  let pieceLength: number | undefined;
+  if (o.pieceLength !== undefined) {
+    pieceLength = parseByteSize(o.pieceLength);
+    if (pieceLength < MIN_PIECE_LENGTH) {
+      throw new DfError(
+        'INVALID_ARGUMENT',
+        `piece length ${pieceLength} bytes is less than the minimum piece length ${MIN_PIECE_LENGTH} bytes`,
+      );
+    }
+  }
+  if (o.digest) parseDigest(o.digest);
+  const priority = Number(o.priority);
+  if (!Number.isInteger(priority) || priority < 0 || priority > 6) {
+    throw new DfError('INVALID_ARGUMENT', `invalid priority "${o.priority}": expected 0 to 6`);
+  }
+  return { output, pieceLength, timeoutMs: parseDuration(o.timeout) };
+}
+
+/** Transfer mode: the pieces arrive in the responses; we write them at their offsets, verified by CRC. */
+class TransferWriter {
+  private fh?: FileHandle;
+  private expected = 0;
+  private received = new Set<number>();
+
+  constructor(private readonly path: string) {}
+
+  async open(): Promise<void> {
+    this.fh = await open(this.path, 'w', 0o644);
+  }
+
+  async started(contentLength: number, pieceCount: number): Promise<void> {
+    this.expected = pieceCount;
+    await this.fh!.truncate(contentLength);
+  }
+
+  async piece(number: number, offset: number, digest: string, content: Buffer | undefined): Promise<void> {
+    if (!content) throw new DfError('INTERNAL', `piece ${number} arrived without content`);
+    if (digest && pieceDigest(content) !== digest) {
+      throw new DfError('DIGEST_MISMATCH', `piece ${number} content does not match its digest ${digest}`);
+    }
+    let done = 0;
+    while (done < content.length) {
+      done += (await this.fh!.write(content, done, content.length - done, offset + done)).bytesWritten;
+    }
+    this.received.add(number);
+  }
+
+  async close(): Promise<void> {
+    await this.fh?.close();
+    this.fh = undefined;
+    if (this.received.size !== this.expected) {
+      throw new DfError(
+        'INTERNAL',
+        `download ended with ${this.expected - this.received.size} pieces missing`,
+      );
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.fh?.close().catch(() => undefined);
+  }
+}
+
+async function download(url: string, o: DfgetOptions): Promise<void> {
+  const { output, pieceLength, timeoutMs } = await validate(url, o);
+  const socket = o.endpoint ?? defaultSocketPath();
+  const client = downloadClient(socket);
+  const progress = createProgress(url, o.progress);
+  const transfer = o.transferFromDfdaemon ? new TransferWriter(output) : undefined;
+  // Set once the output may hold our bytes (a link made by dfdaemon, or our own file): only then is it ours to
+  // remove on failure. Before that, an existing file the user allowed us to --overwrite is left alone.
+  let touched = false;
+  try {
+    await connectDaemon(client, socket);
+    const req: Download = {
+      url,
+      digest: o.digest,
+      type: TaskType.STANDARD,
+      tag: o.tag || undefined,
+      application: o.application || undefined,
+      priority: Number(o.priority) as Priority,
+      filteredQueryParams: o.filteredQueryParam ?? [...DEFAULT_FILTERED_QUERY_PARAMS],
+      requestHeader: parseHeaders(o.header),
+      pieceLength,
+      outputPath: transfer ? undefined : output,
+      timeout: { seconds: Math.floor(timeoutMs / 1000), nanos: (timeoutMs % 1000) * 1e6 },
+      disableBackToSource: o.disableBackToSource,
+      needBackToSource: false,
+      certificateChain: [],
+      prefetch: false,
+      isPrefetch: false,
+      needPieceContent: !!transfer,
+      forceHardLink: o.forceHardLink,
+      contentForCalculatingTaskId: o.contentForCalculatingTaskId,
+      overwrite: o.overwrite,
+      enableTaskIdBasedBlobDigest: false,
+      metadataOnly: false,
+    };
+    if (transfer) {
+      await transfer.open();
+      touched = true;
+    }
+    const stream: ClientReadableStream<DownloadTaskResponse> = client.downloadTask(
+      { download: req },
+      { deadline: Date.now() + timeoutMs },
+    );
+    for await (const res of stream as AsyncIterable<DownloadTaskResponse>) {
+      const s = res.downloadTaskStartedResponse;
+      if (s) {
+        touched = true;
+        progress.start(s.contentLength);
+        await transfer?.started(s.contentLength, s.pieces.length);
+        continue;
+      }
+      const p = res.downloadPieceFinishedResponse?.piece;
+      if (p) {
+        await transfer?.piece(p.number, p.offset, p.digest, p.content);
+        progress.advance(p.length);
+      }
+    }
+    await transfer?.close();
+    // dfdaemon verifies --digest in hard-link/copy mode; in transfer mode we do it here (upstream does not).
+    if (transfer && o.digest) await verifyFileDigest(output, o.digest);
+  } catch (e) {
+    await transfer?.abort();
+    if (touched) await rm(output, { force: true }).catch(() => undefined);
+    throw e;
+  } finally {
+    progress.stop();
+    client.close();
+  }
+}
+
+export function dfgetCommand(): Command {
+  return new Command('dfget')
+    .description('Download a file through dfdaemon (P2P, with back-to-source).')
+    .argument('<url>', 'URL of the file to download')
+    .requiredOption('-O, --output <path>', 'where to write the file')
+    .addOption(
+      new Option('--transfer-from-dfdaemon', 'receive the bytes over the socket instead of a hard link/copy')
+        .env('DFGET_TRANSFER_FROM_DFDAEMON')
+        .default(false),
+    )
+    .option('--overwrite', 'replace the output file if it exists', false)
+    .option('--force-hard-link', 'fail unless the output can be hard-linked to the stored content', false)
+    .option(
+      '--content-for-calculating-task-id <str>',
+      'compute the task id from this string instead of the URL',
+    )
+    .option('--timeout <duration>', 'give up after this long (humantime, e.g. 30m)', '2h')
+    .option('--digest <alg:hex>', 'verify the file: crc32:<decimal>, sha256:<hex> or sha512:<hex>')
+    .option('-p, --priority <n>', 'task priority, 0 to 6', '6')
+    .option('--piece-length <size>', 'piece length, at least 4MiB (e.g. 16MiB)')
+    .option('--application <name>', 'caller application, part of the task id', '')
+    .option('--tag <tag>', 'task tag, part of the task id', '')
+    .option('-H, --header <header>', "request header 'Key: Value' for the source (repeatable)", collect, [])
+    .option(
+      '--filtered-query-param <param>',
+      'query parameter left out of the task id (repeatable; default: the built-in signing parameters)',
+      collect,
+    )
+    .option('--disable-back-to-source', 'never fetch from the source', false)
+    .option('--no-progress', 'hide the progress bar')
+    .option('-e, --endpoint <socket>', 'dfdaemon download socket')
+    .option('-l, --log-level <level>', 'log level', 'info')
+    .option('--console', 'log to the console', false)
+    .version(`dfget ${packageVersion()}`, '-V, --version')
+    .action(async (url: string, o: DfgetOptions) => {
+      try {
+        await download(url, o);
+      } catch (e) {
+        process.stderr.write(`Error: ${describeError(e)}\n`);
+        process.exitCode = 1;
+      }
+    });
+}
+
+await dfgetCommand().parseAsync(process.argv);

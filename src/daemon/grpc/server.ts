@@ -1,0 +1,76 @@
+// Builds a grpc-js server with what both dfdaemon gRPC servers share: unlimited message sizes (pieces of up to
+// 64 MiB travel in DownloadPieceFinishedResponse with need_piece_content; grpc-js defaults to 4 MiB),
+// grpc.health.v1 and reflection over our own proto/ (so `buf curl --list-methods` works without a schema).
+
+import { chmod, rm } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import {
+  Server,
+  ServerCredentials,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { DfError } from '../../core/errors.js';
+
+/** proto/ of this package, found from the compiled file (dist/src/daemon/grpc/server.js). */
+export const PROTO_DIR = fileURLToPath(new URL('../../../../proto/', import.meta.url));
+
+const SERVER_OPTIONS = {
+  'grpc.max_send_message_length': -1,
+  'grpc.max_receive_message_length': -1,
+};
+
+export interface ServiceBinding {
+  definition: ServiceDefinition;
+  implementation: UntypedServiceImplementation;
+  /** Fully qualified name for grpc.health.v1, e.g. dfdaemon.v2.DfdaemonDownload */
+  name: string;
+}
+
+export function createGrpcServer(services: ServiceBinding[]): Server {
+  const server = new Server(SERVER_OPTIONS);
+  for (const s of services) server.addService(s.definition, s.implementation);
+  const health = new HealthImplementation({ '': 'SERVING' });
+  for (const s of services) health.setStatus(s.name, 'SERVING');
+  health.addToServer(server);
+  const pkg = loadSync(
+    ['common.proto', 'dfdaemon.proto', 'errordetails.proto', 'manager.proto', 'scheduler.proto'],
+    {
+      includeDirs: [PROTO_DIR],
+      keepCase: true,
+    },
+  );
+  new ReflectionService(pkg, { services: services.map((s) => s.name) }).addToServer(server);
+  return server;
+}
+
+/** Binds to a unix socket, replacing a stale socket file, and opens it to every user (0777) as upstream. */
+export async function bindUnixSocket(server: Server, socketPath: string): Promise<void> {
+  await rm(socketPath, { force: true });
+  await new Promise<void>((resolve, reject) =>
+    server.bindAsync(`unix:${socketPath}`, ServerCredentials.createInsecure(), (err) =>
+      err
+        ? reject(new DfError('IO', `cannot listen on ${socketPath}: ${err.message}`, { cause: err }))
+        : resolve(),
+    ),
+  );
+  await chmod(socketPath, 0o777);
+}
+
+/** Drains in-flight calls for up to `graceMs`, then cuts what is left. Idempotent. */
+export async function shutdownGrpcServer(server: Server, graceMs: number): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    timer.unref();
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

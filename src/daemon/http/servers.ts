@@ -1,0 +1,69 @@
+// The small HTTP servers of dfdaemon: health (`GET /healthy` → 200) and Prometheus metrics
+// (`GET /metrics`, and `DELETE /metrics` to reset, as upstream).
+
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { DfError } from '../../core/errors.js';
+import type { DaemonMetrics } from '../metrics.js';
+
+export interface Listening {
+  server: Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+async function listen(server: Server, ip: string, port: number, what: string): Promise<Listening> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) =>
+      reject(
+        new DfError('UNAVAILABLE', `${what} server cannot listen on ${ip}:${port}: ${e.code ?? e.message}`),
+      ),
+    );
+    server.listen(port, ip, () => resolve());
+  });
+  // Health checks and scrapes are short; do not let an idle keep-alive socket hold shutdown.
+  server.keepAliveTimeout = 1000;
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export function startHealthServer(ip: string, port: number): Promise<Listening> {
+  const server = createServer((req, res) => {
+    if (req.url === '/healthy' && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end();
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  return listen(server, ip, port, 'health');
+}
+
+export function startMetricsServer(ip: string, port: number, metrics: DaemonMetrics): Promise<Listening> {
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    if (req.method === 'DELETE') {
+      metrics.reset();
+      res.writeHead(200).end();
+      return;
+    }
+    if (req.method !== 'GET') {
+      res.writeHead(405).end();
+      return;
+    }
+    metrics.text().then(
+      (body) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body),
+      (e: Error) => res.writeHead(500).end(e.message),
+    );
+  });
+  return listen(server, ip, port, 'metrics');
+}

@@ -1,0 +1,331 @@
+// The task manager: the download flow of resource/task.rs. A download request goes
+//   started (reuse the stored task, or stat the source) → local pieces → missing pieces → finished.
+// Missing pieces come from a PieceFetcher. Today that is back-to-source; the scheduler flow (AnnouncePeer,
+// parents, then back-to-source for what is left) replaces `fetcherFor` without touching the rest.
+
+import type { BackendFactory } from '../backend/factory.js';
+import { DfError, toDfError } from '../core/errors.js';
+import { calculatePieceLength, interestedPieces, pieceRanges, type ContentRange } from '../core/piece.js';
+import type { PieceRecord, Storage, TaskRecord } from '../storage/storage.js';
+import type { DaemonMetrics } from './metrics.js';
+import { TaskRun, type PieceFetcher, type PieceSpec } from './task-run.js';
+
+/** common.v2.TrafficType values (kept as numbers so storage need not import the generated code). */
+export const TrafficType = { BACK_TO_SOURCE: 0, REMOTE_PEER: 1, LOCAL_PEER: 2 } as const;
+
+/** The parts of common.v2.Download the task manager reads. */
+export interface DownloadRequest {
+  url: string;
+  range?: ContentRange;
+  pieceLength?: number;
+  requestHeader: Record<string, string>;
+  disableBackToSource: boolean;
+  /** Bound for stat; the gRPC deadline bounds the rest. */
+  timeoutMs?: number;
+}
+
+export interface TaskManagerOptions {
+  storage: Storage;
+  backends: BackendFactory;
+  metrics: DaemonMetrics;
+  /** download.concurrentPieceCount */
+  concurrentPieceCount: number;
+  /** download.pieceTimeout */
+  pieceTimeoutMs: number;
+  /** backend.maxRetries: extra attempts for a piece whose source fetch failed in a retryable way. */
+  maxRetries: number;
+  log: {
+    info(o: object, m: string): void;
+    warn(o: object, m: string): void;
+    debug(o: object, m: string): void;
+  };
+}
+
+export interface StartedDownload {
+  task: TaskRecord & { contentLength: number; pieceLength: number };
+  run: TaskRun;
+  interested: PieceSpec[];
+  /** Releases the run; call exactly once when the request ends. */
+  release(): void;
+}
+
+export interface DeliveredPiece {
+  piece: PieceRecord;
+  /** True when the piece was already stored before this request asked for it. */
+  local: boolean;
+}
+
+const DEFAULT_STAT_TIMEOUT_MS = 60_000;
+const RETRY_BACKOFF_MS = 200;
+
+export class TaskManager {
+  private readonly runs = new Map<string, TaskRun>();
+  private readonly starting = new Map<string, Promise<TaskRun>>();
+  private readonly o: TaskManagerOptions;
+  private closed = false;
+
+  constructor(options: TaskManagerOptions) {
+    this.o = options;
+  }
+
+  get storage(): Storage {
+    return this.o.storage;
+  }
+
+  /** Number of tasks with an active download in this daemon. */
+  get activeTasks(): number {
+    return this.runs.size;
+  }
+
+  /**
+   * download_started: reuse the stored task when its lengths are known and it did not fail, else stat the
+   * source and create the task. Concurrent requests for one task share one start and one run.
+   */
+  async start(taskId: string, req: DownloadRequest, signal: AbortSignal): Promise<StartedDownload> {
+    if (this.closed) throw new DfError('UNAVAILABLE', 'dfdaemon is shutting down');
+    let run = this.runs.get(taskId);
+    if (!run) {
+      let pending = this.starting.get(taskId);
+      if (!pending) {
+        pending = this.createRun(taskId, req, signal).finally(() => this.starting.delete(taskId));
+        this.starting.set(taskId, pending);
+      }
+      run = await pending;
+    }
+    run.users++;
+    const task = this.o.storage.getTask(taskId) as StartedDownload['task'] | undefined;
+    if (!task || task.contentLength === undefined || task.pieceLength === undefined) {
+      this.releaseRun(run);
+      throw new DfError('TASK_NOT_FOUND', `task ${taskId} vanished while starting`);
+    }
+    let interested: PieceSpec[];
+    try {
+      interested = interestedPieces(task.contentLength, task.pieceLength, req.range);
+    } catch (e) {
+      this.releaseRun(run);
+      throw e;
+    }
+    let released = false;
+    return {
+      task,
+      run,
+      interested,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.releaseRun(run);
+      },
+    };
+  }
+
+  private async createRun(taskId: string, req: DownloadRequest, signal: AbortSignal): Promise<TaskRun> {
+    const storage = this.o.storage;
+    let task = storage.getTask(taskId);
+    const reusable =
+      task &&
+      !task.failedAt &&
+      task.contentLength !== undefined &&
+      task.pieceLength !== undefined &&
+      (req.pieceLength === undefined || req.pieceLength === task.pieceLength) &&
+      (await storage.content.hasTask(taskId));
+    if (!reusable) {
+      if (req.disableBackToSource) {
+        throw new DfError(
+          'UNAVAILABLE',
+          `task ${taskId} is not stored here and back-to-source is disabled (no scheduler gives parents yet)`,
+        );
+      }
+      const backend = this.o.backends.get(req.url);
+      const started = performance.now();
+      this.o.metrics.backendRequest(backend.scheme, 'HEAD');
+      let stat;
+      try {
+        stat = await backend.stat({
+          taskId,
+          url: req.url,
+          requestHeader: req.requestHeader,
+          timeoutMs: req.timeoutMs ?? DEFAULT_STAT_TIMEOUT_MS,
+          signal,
+        });
+      } catch (e) {
+        this.o.metrics.backendRequestFailed(backend.scheme, 'HEAD');
+        throw e;
+      } finally {
+        this.o.metrics.backendRequestDuration(backend.scheme, 'HEAD', performance.now() - started);
+      }
+      if (stat.contentLength === undefined) {
+        throw new DfError('BACKEND', `source ${req.url} did not tell the content length`, {
+          backend: {
+            statusCode: stat.statusCode,
+            header: stat.responseHeader,
+            message: 'unknown content length',
+          },
+        });
+      }
+      task = await storage.prepareTask(taskId, {
+        contentLength: stat.contentLength,
+        pieceLength: req.pieceLength ?? calculatePieceLength(stat.contentLength),
+        responseHeader: stat.responseHeader,
+      });
+      this.o.log.info(
+        { taskId, contentLength: stat.contentLength, pieceLength: task.pieceLength },
+        'task started',
+      );
+    }
+    const contentLength = task!.contentLength!;
+    const pieceLength = task!.pieceLength!;
+    const run = new TaskRun(
+      taskId,
+      pieceRanges(contentLength, pieceLength),
+      storage.listPieces(taskId),
+      this.o.concurrentPieceCount,
+    );
+    this.runs.set(taskId, run);
+    return run;
+  }
+
+  private releaseRun(run: TaskRun): void {
+    run.users--;
+    if (run.users <= 0 && this.runs.get(run.taskId) === run) this.runs.delete(run.taskId);
+  }
+
+  /**
+   * Yields the interested pieces: stored ones first, then the missing ones as they finish (in completion
+   * order). Throws the first piece failure. `onMissing` runs once, before missing pieces are fetched, with
+   * the numbers that must be fetched (the P2P flow announces the peer there).
+   */
+  async *pieces(
+    started: StartedDownload,
+    req: DownloadRequest,
+    signal: AbortSignal,
+  ): AsyncGenerator<DeliveredPiece> {
+    const { run, interested } = started;
+    const missing = new Set<number>();
+    for (const p of interested) {
+      const done = run.finished.get(p.number);
+      if (done) yield { piece: done, local: true };
+      else missing.add(p.number);
+    }
+    if (missing.size === 0) return;
+    if (req.disableBackToSource) {
+      throw new DfError(
+        'UNAVAILABLE',
+        `${missing.size} pieces of task ${run.taskId} are missing and back-to-source is disabled`,
+      );
+    }
+
+    // Pieces finished by another request between the loop above and the subscription are picked up below.
+    const ready: DeliveredPiece[] = [];
+    let failure: DfError | undefined;
+    let wake: (() => void) | undefined;
+    const unsubscribe = run.subscribe((ev) => {
+      if (ev.error) {
+        if (missing.has(ev.number)) failure ??= ev.error;
+      } else if (missing.has(ev.piece.number)) {
+        ready.push({ piece: ev.piece, local: false });
+      }
+      wake?.();
+    });
+    run.setFetcher(this.fetcherFor(run.taskId, req));
+    const unwant = run.want(missing);
+    const onAbort = (): void => wake?.();
+    signal.addEventListener('abort', onAbort);
+    try {
+      for (const n of [...missing]) {
+        const done = run.finished.get(n);
+        if (done && !ready.some((r) => r.piece.number === n)) ready.push({ piece: done, local: false });
+      }
+      while (missing.size > 0) {
+        while (ready.length > 0) {
+          const r = ready.shift()!;
+          if (!missing.delete(r.piece.number)) continue;
+          yield r;
+        }
+        if (missing.size === 0) break;
+        if (failure) throw failure;
+        if (signal.aborted) throw toDfError(signal.reason ?? new DfError('CANCELLED', 'download cancelled'));
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      unsubscribe();
+      unwant();
+    }
+  }
+
+  /** Marks the task finished in storage once every piece is there. */
+  finishIfComplete(started: StartedDownload): void {
+    if (started.run.isFinished && !this.o.storage.getTask(started.run.taskId)?.finishedAt) {
+      this.o.storage.finishTask(started.run.taskId);
+      this.o.log.info({ taskId: started.run.taskId }, 'task finished');
+    }
+  }
+
+  failTask(taskId: string): void {
+    this.o.storage.failTask(taskId);
+  }
+
+  /** Back-to-source piece fetcher: a ranged GET for exactly the piece, streamed into storage. */
+  private fetcherFor(taskId: string, req: DownloadRequest): PieceFetcher {
+    const backend = this.o.backends.get(req.url);
+    return async (piece, runSignal) => {
+      for (let attempt = 0; ; attempt++) {
+        const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
+        const started = performance.now();
+        this.o.metrics.backendRequest(backend.scheme, 'GET');
+        try {
+          const res = await backend.get({
+            taskId,
+            pieceNumber: piece.number,
+            url: req.url,
+            range: { start: piece.offset, length: piece.length },
+            requestHeader: req.requestHeader,
+            timeoutMs: this.o.pieceTimeoutMs,
+            signal,
+          });
+          const record = await this.o.storage.writePiece(taskId, piece, res.body, {
+            trafficType: TrafficType.BACK_TO_SOURCE,
+          });
+          this.o.metrics.downloadTraffic('BACK_TO_SOURCE', record.length);
+          return record;
+        } catch (e) {
+          this.o.metrics.backendRequestFailed(backend.scheme, 'GET');
+          const err =
+            signal.aborted && !runSignal.aborted
+              ? new DfError(
+                  'TIMEOUT',
+                  `piece ${piece.number} of task ${taskId} timed out after ${this.o.pieceTimeoutMs} ms`,
+                  { cause: e, retryable: true },
+                )
+              : toDfError(e, `piece ${piece.number} from source`);
+          if (!err.retryable || attempt >= this.o.maxRetries || runSignal.aborted) throw err;
+          this.o.log.warn(
+            { taskId, piece: piece.number, attempt, err: err.message },
+            'piece from source failed; retrying',
+          );
+          await new Promise((r) => setTimeout(r, RETRY_BACKOFF_MS * (attempt + 1)));
+        } finally {
+          this.o.metrics.backendRequestDuration(backend.scheme, 'GET', performance.now() - started);
+        }
+      }
+    };
+  }
+
+  /** Deletes a task's stored data, stopping its download if one runs. */
+  async deleteTask(taskId: string): Promise<void> {
+    const run = this.runs.get(taskId);
+    if (run) {
+      run.abort(new DfError('CANCELLED', `task ${taskId} was deleted`));
+      this.runs.delete(taskId);
+    }
+    if (!this.o.storage.getTask(taskId)) throw new DfError('TASK_NOT_FOUND', `task ${taskId} not found`);
+    await this.o.storage.deleteTask(taskId);
+  }
+
+  /** Stops every download (shutdown). */
+  close(): void {
+    this.closed = true;
+    for (const run of this.runs.values()) run.abort(new DfError('UNAVAILABLE', 'dfdaemon is shutting down'));
+  }
+}

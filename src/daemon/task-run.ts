@@ -1,0 +1,119 @@
+// One in-memory run of a task: which pieces are finished, in flight or wanted, shared by every request for
+// the same task id, so that concurrent requests cause each piece to be fetched once. Pieces are fetched by
+// a `PieceFetcher` (back-to-source today; parents first once the scheduler flow lands) with at most
+// `concurrentPieceCount` in flight for the task.
+
+import { type DfError, toDfError } from '../core/errors.js';
+import type { PieceRecord } from '../storage/storage.js';
+
+export interface PieceSpec {
+  number: number;
+  offset: number;
+  length: number;
+}
+
+/** Fetches one piece into storage and returns its record. Throws a DfError on failure. */
+export type PieceFetcher = (piece: PieceSpec, signal: AbortSignal) => Promise<PieceRecord>;
+
+export type PieceEvent =
+  { piece: PieceRecord; error?: undefined } | { piece?: undefined; number: number; error: DfError };
+
+type Listener = (ev: PieceEvent) => void;
+
+export class TaskRun {
+  readonly taskId: string;
+  readonly finished = new Map<number, PieceRecord>();
+  private readonly specs = new Map<number, PieceSpec>();
+  private readonly wanted = new Map<number, number>();
+  private readonly queue: number[] = [];
+  private readonly inFlight = new Set<number>();
+  private readonly listeners = new Set<Listener>();
+  private readonly concurrency: number;
+  private readonly controller = new AbortController();
+  private fetcher?: PieceFetcher;
+
+  constructor(taskId: string, pieces: PieceSpec[], finished: PieceRecord[], concurrency: number) {
+    this.taskId = taskId;
+    this.concurrency = Math.max(1, concurrency);
+    for (const p of pieces) this.specs.set(p.number, p);
+    for (const p of finished) this.finished.set(p.number, p);
+  }
+
+  get pieceCount(): number {
+    return this.specs.size;
+  }
+
+  get isFinished(): boolean {
+    return this.finished.size === this.specs.size;
+  }
+
+  /** Number of requests currently holding this run. */
+  users = 0;
+
+  /** Sets how missing pieces are fetched; the first request to need a fetch decides (see TaskManager). */
+  setFetcher(fetcher: PieceFetcher): void {
+    this.fetcher ??= fetcher;
+  }
+
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Asks for pieces to be fetched. Returns a release function: pieces nobody wants any more are dropped from
+   * the queue (a piece already in flight finishes and is kept).
+   */
+  want(numbers: Iterable<number>): () => void {
+    const mine: number[] = [];
+    for (const n of numbers) {
+      if (this.finished.has(n) || !this.specs.has(n)) continue;
+      mine.push(n);
+      const c = this.wanted.get(n) ?? 0;
+      this.wanted.set(n, c + 1);
+      if (c === 0 && !this.inFlight.has(n)) this.queue.push(n);
+    }
+    this.pump();
+    return () => {
+      for (const n of mine) {
+        const c = (this.wanted.get(n) ?? 1) - 1;
+        if (c <= 0) this.wanted.delete(n);
+        else this.wanted.set(n, c);
+      }
+    };
+  }
+
+  /** Stops every fetch of this run (daemon shutdown or task deletion). */
+  abort(reason: DfError): void {
+    this.controller.abort(reason);
+  }
+
+  private pump(): void {
+    if (!this.fetcher) return;
+    while (this.inFlight.size < this.concurrency && this.queue.length > 0) {
+      const n = this.queue.shift()!;
+      if (!this.wanted.has(n) || this.finished.has(n) || this.inFlight.has(n)) continue;
+      this.inFlight.add(n);
+      void this.fetch(n);
+    }
+  }
+
+  private async fetch(n: number): Promise<void> {
+    const spec = this.specs.get(n)!;
+    let ev: PieceEvent;
+    try {
+      if (this.controller.signal.aborted) throw this.controller.signal.reason;
+      const piece = await this.fetcher!(spec, this.controller.signal);
+      this.finished.set(n, piece);
+      ev = { piece };
+    } catch (e) {
+      ev = { number: n, error: toDfError(e, `piece ${n}`) };
+    } finally {
+      this.inFlight.delete(n);
+    }
+    // A failed piece stays wanted by nobody until someone asks again: each request decides for itself.
+    if (ev.error) this.wanted.delete(n);
+    for (const l of [...this.listeners]) l(ev);
+    this.pump();
+  }
+}

@@ -1,0 +1,309 @@
+// Task and piece metadata in SQLite (WAL). Upstream keeps the same records in RocksDB
+// (dragonfly-client-storage/src/metadata.rs); the store is not a wire concern, so we take SQLite for its
+// crash safety: a committed row survives `kill -9`, and a piece row is only written once its bytes are on disk.
+
+import Database from 'better-sqlite3';
+import { DfError } from '../core/errors.js';
+
+export interface TaskRecord {
+  id: string;
+  pieceLength?: number;
+  contentLength?: number;
+  responseHeader: Record<string, string>;
+  uploadingCount: number;
+  uploadedCount: number;
+  createdAt: Date;
+  updatedAt: Date;
+  prefetchedAt?: Date;
+  failedAt?: Date;
+  finishedAt?: Date;
+}
+
+export interface PieceRecord {
+  taskId: string;
+  number: number;
+  offset: number;
+  length: number;
+  digest: string;
+  parentId?: string;
+  /** common.v2.TrafficType of the piece when it was stored (0 back-to-source, 1 remote peer, 2 local peer). */
+  trafficType: number;
+  costMs: number;
+  createdAt: Date;
+  updatedAt: Date;
+  finishedAt: Date;
+}
+
+interface TaskRow {
+  id: string;
+  piece_length: number | null;
+  content_length: number | null;
+  response_header: string;
+  uploading_count: number;
+  uploaded_count: number;
+  created_at: number;
+  updated_at: number;
+  prefetched_at: number | null;
+  failed_at: number | null;
+  finished_at: number | null;
+}
+
+interface PieceRow {
+  task_id: string;
+  number: number;
+  offset: number;
+  length: number;
+  digest: string;
+  parent_id: string | null;
+  traffic_type: number;
+  cost_ms: number;
+  created_at: number;
+  updated_at: number;
+  finished_at: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tasks (
+  id TEXT PRIMARY KEY,
+  piece_length INTEGER,
+  content_length INTEGER,
+  response_header TEXT NOT NULL DEFAULT '{}',
+  uploading_count INTEGER NOT NULL DEFAULT 0,
+  uploaded_count INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  prefetched_at INTEGER,
+  failed_at INTEGER,
+  finished_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS pieces (
+  task_id TEXT NOT NULL,
+  number INTEGER NOT NULL,
+  offset INTEGER NOT NULL,
+  length INTEGER NOT NULL,
+  digest TEXT NOT NULL,
+  parent_id TEXT,
+  traffic_type INTEGER NOT NULL DEFAULT 0,
+  cost_ms INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL,
+  PRIMARY KEY (task_id, number)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tasks_updated_at ON tasks (updated_at);
+`;
+
+const d = (ms: number | null): Date | undefined => (ms === null ? undefined : new Date(ms));
+
+function toTask(r: TaskRow): TaskRecord {
+  return {
+    id: r.id,
+    pieceLength: r.piece_length ?? undefined,
+    contentLength: r.content_length ?? undefined,
+    responseHeader: JSON.parse(r.response_header) as Record<string, string>,
+    uploadingCount: r.uploading_count,
+    uploadedCount: r.uploaded_count,
+    createdAt: new Date(r.created_at),
+    updatedAt: new Date(r.updated_at),
+    prefetchedAt: d(r.prefetched_at),
+    failedAt: d(r.failed_at),
+    finishedAt: d(r.finished_at),
+  };
+}
+
+function toPiece(r: PieceRow): PieceRecord {
+  return {
+    taskId: r.task_id,
+    number: r.number,
+    offset: r.offset,
+    length: r.length,
+    digest: r.digest,
+    parentId: r.parent_id ?? undefined,
+    trafficType: r.traffic_type,
+    costMs: r.cost_ms,
+    createdAt: new Date(r.created_at),
+    updatedAt: new Date(r.updated_at),
+    finishedAt: new Date(r.finished_at),
+  };
+}
+
+/** The metadata database. One per daemon; every method is synchronous (better-sqlite3) and short. */
+export class MetadataStore {
+  private readonly db: Database.Database;
+  private readonly now: () => number;
+  private readonly stmts;
+
+  constructor(path: string, options: { now?: () => number } = {}) {
+    this.now = options.now ?? Date.now;
+    try {
+      this.db = new Database(path);
+      this.db.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode: a committed transaction survives a process crash (kill -9); only an OS crash
+      // may lose the last commits, which at worst re-downloads a few pieces.
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('busy_timeout = 5000');
+      this.db.exec(SCHEMA);
+    } catch (e) {
+      throw new DfError('IO', `cannot open metadata database ${path}: ${(e as Error).message}`, { cause: e });
+    }
+    const db = this.db;
+    this.stmts = {
+      getTask: db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
+      listTasks: db.prepare<[], TaskRow>('SELECT * FROM tasks ORDER BY updated_at'),
+      insertTask: db.prepare(
+        `INSERT INTO tasks (id, piece_length, content_length, response_header, created_at, updated_at)
+         VALUES (@id, @piece_length, @content_length, @response_header, @now, @now)
+         ON CONFLICT(id) DO UPDATE SET piece_length = excluded.piece_length,
+           content_length = excluded.content_length, response_header = excluded.response_header,
+           failed_at = NULL, updated_at = excluded.updated_at`,
+      ),
+      touchTask: db.prepare('UPDATE tasks SET updated_at = ? WHERE id = ?'),
+      finishTask: db.prepare(
+        'UPDATE tasks SET finished_at = ?, failed_at = NULL, updated_at = ? WHERE id = ?',
+      ),
+      failTask: db.prepare(
+        'UPDATE tasks SET failed_at = ?, updated_at = ? WHERE id = ? AND finished_at IS NULL',
+      ),
+      prefetchTask: db.prepare('UPDATE tasks SET prefetched_at = ?, updated_at = ? WHERE id = ?'),
+      uploadStarted: db.prepare(
+        'UPDATE tasks SET uploading_count = uploading_count + 1, updated_at = ? WHERE id = ?',
+      ),
+      uploadFinished: db.prepare(
+        `UPDATE tasks SET uploading_count = MAX(uploading_count - 1, 0), uploaded_count = uploaded_count + 1,
+         updated_at = ? WHERE id = ?`,
+      ),
+      uploadFailed: db.prepare(
+        'UPDATE tasks SET uploading_count = MAX(uploading_count - 1, 0), updated_at = ? WHERE id = ?',
+      ),
+      deleteTask: db.prepare('DELETE FROM tasks WHERE id = ?'),
+      deletePieces: db.prepare('DELETE FROM pieces WHERE task_id = ?'),
+      getPiece: db.prepare<[string, number], PieceRow>(
+        'SELECT * FROM pieces WHERE task_id = ? AND number = ?',
+      ),
+      listPieces: db.prepare<[string], PieceRow>('SELECT * FROM pieces WHERE task_id = ? ORDER BY number'),
+      countPieces: db.prepare<[string], { n: number; bytes: number | null }>(
+        'SELECT COUNT(*) AS n, SUM(length) AS bytes FROM pieces WHERE task_id = ?',
+      ),
+      insertPiece: db.prepare(
+        `INSERT OR REPLACE INTO pieces (task_id, number, offset, length, digest, parent_id, traffic_type, cost_ms,
+           created_at, updated_at, finished_at)
+         VALUES (@task_id, @number, @offset, @length, @digest, @parent_id, @traffic_type, @cost_ms, @now, @now, @now)`,
+      ),
+    };
+  }
+
+  getTask(id: string): TaskRecord | undefined {
+    const r = this.stmts.getTask.get(id);
+    return r ? toTask(r) : undefined;
+  }
+
+  /** Every task, least recently used first. */
+  listTasks(): TaskRecord[] {
+    return this.stmts.listTasks.all().map(toTask);
+  }
+
+  /** Records that a download of the task started, with what the source said about it. */
+  upsertTask(
+    id: string,
+    fields: { pieceLength: number; contentLength: number; responseHeader: Record<string, string> },
+  ): TaskRecord {
+    this.stmts.insertTask.run({
+      id,
+      piece_length: fields.pieceLength,
+      content_length: fields.contentLength,
+      response_header: JSON.stringify(fields.responseHeader),
+      now: this.now(),
+    });
+    return this.getTask(id)!;
+  }
+
+  touchTask(id: string): void {
+    this.stmts.touchTask.run(this.now(), id);
+  }
+
+  finishTask(id: string): void {
+    const now = this.now();
+    this.stmts.finishTask.run(now, now, id);
+  }
+
+  failTask(id: string): void {
+    const now = this.now();
+    this.stmts.failTask.run(now, now, id);
+  }
+
+  prefetchTask(id: string): void {
+    const now = this.now();
+    this.stmts.prefetchTask.run(now, now, id);
+  }
+
+  uploadTaskStarted(id: string): void {
+    this.stmts.uploadStarted.run(this.now(), id);
+  }
+
+  uploadTaskFinished(id: string): void {
+    this.stmts.uploadFinished.run(this.now(), id);
+  }
+
+  uploadTaskFailed(id: string): void {
+    this.stmts.uploadFailed.run(this.now(), id);
+  }
+
+  /** Deletes the task and its pieces in one transaction. */
+  deleteTask(id: string): void {
+    this.db.transaction(() => {
+      this.stmts.deletePieces.run(id);
+      this.stmts.deleteTask.run(id);
+    })();
+  }
+
+  getPiece(taskId: string, number: number): PieceRecord | undefined {
+    const r = this.stmts.getPiece.get(taskId, number);
+    return r ? toPiece(r) : undefined;
+  }
+
+  /** Finished pieces of a task, by number. Only finished pieces have rows. */
+  listPieces(taskId: string): PieceRecord[] {
+    return this.stmts.listPieces.all(taskId).map(toPiece);
+  }
+
+  countPieces(taskId: string): { count: number; bytes: number } {
+    const r = this.stmts.countPieces.get(taskId)!;
+    return { count: r.n, bytes: r.bytes ?? 0 };
+  }
+
+  /** Records a finished piece. Callers write and digest the bytes first (see ContentStore.writePiece). */
+  finishPiece(p: {
+    taskId: string;
+    number: number;
+    offset: number;
+    length: number;
+    digest: string;
+    parentId?: string;
+    trafficType: number;
+    costMs: number;
+  }): PieceRecord {
+    const now = this.now();
+    this.stmts.insertPiece.run({
+      task_id: p.taskId,
+      number: p.number,
+      offset: p.offset,
+      length: p.length,
+      digest: p.digest,
+      parent_id: p.parentId ?? null,
+      traffic_type: p.trafficType,
+      cost_ms: Math.round(p.costMs),
+      now,
+    });
+    this.stmts.touchTask.run(now, p.taskId);
+    return this.getPiece(p.taskId, p.number)!;
+  }
+
+  /** Removes every record (upstream's wipe on start when storage.keep is false). */
+  clear(): void {
+    this.db.exec('DELETE FROM pieces; DELETE FROM tasks;');
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,159 @@
+// Starts real dfdaemon processes (the built binary) on temp dirs and free ports, and runs dfget against them.
+// Every process is ended by PID in stop(); every dir is removed.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const DIST = fileURLToPath(new URL('../../', import.meta.url));
+export const DFDAEMON = join(DIST, 'src/cli/dfdaemon.js');
+export const DFGET = join(DIST, 'src/cli/dfget.js');
+
+export interface DaemonHandle {
+  dir: string;
+  socket: string;
+  storageDir: string;
+  configPath: string;
+  proc: ChildProcess;
+  metricsPort: number;
+  healthPort: number;
+  logs: string[];
+}
+
+export function tempDir(prefix = 'dft-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** dfdaemon.yaml for a test daemon: everything under `dir`, every TCP port 0. */
+export function testConfig(dir: string, extra = ''): string {
+  return `host:
+  ip: 127.0.0.1
+  hostname: test-host
+download:
+  server:
+    socketPath: ${join(dir, 'dfdaemon.sock')}
+storage:
+  dir: ${join(dir, 'storage')}
+health:
+  server:
+    ip: 127.0.0.1
+    port: 0
+metrics:
+  server:
+    ip: 127.0.0.1
+    port: 0
+${extra}`;
+}
+
+export async function startDaemon(opts: { dir?: string; extraConfig?: string } = {}): Promise<DaemonHandle> {
+  const dir = opts.dir ?? tempDir();
+  const configPath = join(dir, 'dfdaemon.yaml');
+  writeFileSync(configPath, testConfig(dir, opts.extraConfig));
+  const proc = spawn(process.execPath, [DFDAEMON, '-c', configPath, '--console', '-l', 'info'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, HOME: dir },
+  });
+  const logs: string[] = [];
+  const started = await new Promise<{ health: number; metrics: number }>((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`dfdaemon did not start:\n${logs.join('\n')}`)), 15_000);
+    proc.stderr!.setEncoding('utf8');
+    proc.stderr!.on('data', (d: string) => {
+      buf += d;
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        logs.push(line);
+        if (line.includes('"dfdaemon started"')) {
+          clearTimeout(timer);
+          const j = JSON.parse(line) as { health: number; metrics: number };
+          resolve({ health: j.health, metrics: j.metrics });
+        }
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`dfdaemon exited with ${code}:\n${logs.join('\n')}${buf}`));
+    });
+  });
+  return {
+    dir,
+    socket: join(dir, 'dfdaemon.sock'),
+    storageDir: join(dir, 'storage'),
+    configPath,
+    proc,
+    healthPort: started.health,
+    metricsPort: started.metrics,
+    logs,
+  };
+}
+
+/** Ends the daemon by PID (SIGTERM, then SIGKILL after 5 s); removes its dir unless `keepDir`. */
+export async function stopDaemon(d: DaemonHandle, opts: { keepDir?: boolean; signal?: NodeJS.Signals } = {}) {
+  if (d.proc.exitCode === null && d.proc.signalCode === null) {
+    const exited = new Promise((r) => d.proc.once('exit', r));
+    d.proc.kill(opts.signal ?? 'SIGTERM');
+    const t = setTimeout(() => d.proc.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(t);
+  }
+  if (!opts.keepDir) rmSync(d.dir, { recursive: true, force: true });
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, args, {
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    p.once('error', reject);
+    p.once('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export function dfget(
+  d: { socket: string },
+  url: string,
+  output: string,
+  extra: string[] = [],
+): Promise<RunResult> {
+  return run([DFGET, url, '-O', output, '-e', d.socket, '--no-progress', ...extra]);
+}
+
+export async function metricsText(d: DaemonHandle): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${d.metricsPort}/metrics`);
+  return res.text();
+}
+
+/** Sum of a metric's samples whose labels include `labels` (e.g. `type="BACK_TO_SOURCE"`). */
+export function metricValue(text: string, name: string, labels = ''): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (!(rest.startsWith('{') || rest.startsWith(' '))) continue;
+    if (labels && !rest.includes(labels)) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}

@@ -1,0 +1,126 @@
+// A Node origin for tests: serves generated files with Range support and counts what it served, so tests can
+// assert "each piece fetched from the origin once" or "a cache hit makes no request".
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createHash } from 'node:crypto';
+
+export interface OriginRequest {
+  method: string;
+  path: string;
+  range?: string;
+  headers: IncomingMessage['headers'];
+}
+
+/** Deterministic pseudo-random content: byte i of file `seed` is cheap to compute, so 100 MiB needs no RAM. */
+export function contentByte(seed: number, i: number): number {
+  let x = (i + 1) * 2654435761 + seed * 40503;
+  x ^= x >>> 13;
+  x = Math.imul(x, 0x5bd1e995);
+  x ^= x >>> 15;
+  return x & 0xff;
+}
+
+export function contentSlice(seed: number, start: number, end: number): Buffer {
+  const b = Buffer.allocUnsafe(end - start);
+  for (let i = start; i < end; i++) b[i - start] = contentByte(seed, i);
+  return b;
+}
+
+export function contentSha256(seed: number, size: number): string {
+  const h = createHash('sha256');
+  const step = 1 << 20;
+  for (let off = 0; off < size; off += step) h.update(contentSlice(seed, off, Math.min(size, off + step)));
+  return h.digest('hex');
+}
+
+export interface OriginFile {
+  size: number;
+  seed: number;
+  headers?: Record<string, string>;
+  /** Answer with this status instead of the content. */
+  status?: number;
+  /** Delay before answering, ms. */
+  delayMs?: number;
+}
+
+export class Origin {
+  readonly files = new Map<string, OriginFile>();
+  readonly requests: OriginRequest[] = [];
+  private server?: Server;
+  port = 0;
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  add(path: string, file: OriginFile): string {
+    this.files.set(path, file);
+    return `${this.url}${path}`;
+  }
+
+  /** Requests with a Range that is not the 0-0 probe: the piece fetches. */
+  pieceRequests(path?: string): OriginRequest[] {
+    return this.requests.filter(
+      (r) => r.method === 'GET' && r.range && r.range !== 'bytes=0-0' && (!path || r.path === path),
+    );
+  }
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server!.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!;
+    this.requests.push({ method: req.method ?? 'GET', path, range: req.headers.range, headers: req.headers });
+    const f = this.files.get(path);
+    if (!f) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    if (f.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
+    if (f.status) {
+      res.writeHead(f.status, { 'x-origin': 'test' }).end(`status ${f.status}`);
+      return;
+    }
+    let start = 0;
+    let end = f.size - 1;
+    let status = 200;
+    const m = req.headers.range ? /^bytes=(\d+)-(\d*)$/.exec(req.headers.range) : null;
+    if (m) {
+      start = Number(m[1]);
+      end = m[2] ? Math.min(Number(m[2]), f.size - 1) : f.size - 1;
+      if (start >= f.size) {
+        res.writeHead(416, { 'content-range': `bytes */${f.size}` }).end();
+        return;
+      }
+      status = 206;
+    }
+    const headers: Record<string, string | number> = {
+      'content-type': 'application/octet-stream',
+      'accept-ranges': 'bytes',
+      'content-length': end - start + 1,
+      ...(f.headers ?? {}),
+    };
+    if (status === 206) headers['content-range'] = `bytes ${start}-${end}/${f.size}`;
+    res.writeHead(status, headers);
+    if (req.method === 'HEAD' || f.size === 0) {
+      res.end();
+      return;
+    }
+    const step = 256 * 1024;
+    for (let off = start; off <= end; off += step) {
+      const chunk = contentSlice(f.seed, off, Math.min(end + 1, off + step));
+      if (!res.write(chunk)) await new Promise((r) => res.once('drain', r));
+      if (res.destroyed) return;
+    }
+    res.end();
+  }
+}
