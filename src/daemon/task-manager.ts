@@ -4,10 +4,15 @@
 // parents, then back-to-source for what is left) replaces `fetcherFor` without touching the rest.
 
 import type { BackendFactory } from '../backend/factory.js';
+import type { Download } from '../gen/common.js';
+import type { DfdaemonUploadClient } from '../gen/dfdaemon.js';
+import type { SchedulerClient } from '../gen/scheduler.js';
+import { peerId as makePeerId } from '../core/ids.js';
 import { DfError, toDfError } from '../core/errors.js';
 import { calculatePieceLength, interestedPieces, pieceRanges, type ContentRange } from '../core/piece.js';
 import type { PieceRecord, Storage, TaskRecord } from '../storage/storage.js';
 import type { DaemonMetrics } from './metrics.js';
+import { PeerTask, type PieceDownloader } from './peer-task.js';
 import { TaskRun, type PieceFetcher, type PieceSpec } from './task-run.js';
 
 /** common.v2.TrafficType values (kept as numbers so storage need not import the generated code). */
@@ -22,7 +27,24 @@ export interface DownloadRequest {
   disableBackToSource: boolean;
   /** Bound for stat; the gRPC deadline bounds the rest. */
   timeoutMs?: number;
+  /** The whole request, as the scheduler should see it in RegisterPeerRequest. */
+  download?: Download;
 }
+
+/** What the P2P flow needs; absent when no scheduler is configured (pure back-to-source). */
+export interface P2POptions {
+  /** The scheduler for a task (consistent hash over the healthy ones), or undefined if none is usable now. */
+  schedulerFor(taskId: string): SchedulerClient | undefined;
+  uploadClient(ip: string, port: number): DfdaemonUploadClient;
+  downloadPiece: PieceDownloader;
+  host: { ip: string; hostname: string; id: string; seed: boolean };
+  scheduleTimeoutMs: number;
+  maxScheduleCount: number;
+  collectedPieceTimeoutMs: number;
+}
+
+/** Tasks (or ranges) at most this long go straight to the source and never contact the scheduler (as upstream). */
+export const DIRECT_DOWNLOAD_MAX_LENGTH = 4 * 1024 * 1024;
 
 export interface TaskManagerOptions {
   storage: Storage;
@@ -39,6 +61,8 @@ export interface TaskManagerOptions {
     warn(o: object, m: string): void;
     debug(o: object, m: string): void;
   };
+  /** The P2P flow's collaborators; without them every download goes back to source. */
+  p2p?: P2POptions;
 }
 
 export interface StartedDownload {
@@ -70,6 +94,11 @@ export class TaskManager {
 
   get storage(): Storage {
     return this.o.storage;
+  }
+
+  /** The active run of a task, if a request holds one. */
+  activeRun(taskId: string): TaskRun | undefined {
+    return this.runs.get(taskId);
   }
 
   /** Number of tasks with an active download in this daemon. */
@@ -186,7 +215,10 @@ export class TaskManager {
 
   private releaseRun(run: TaskRun): void {
     run.users--;
-    if (run.users <= 0 && this.runs.get(run.taskId) === run) this.runs.delete(run.taskId);
+    if (run.users <= 0 && this.runs.get(run.taskId) === run) {
+      this.runs.delete(run.taskId);
+      run.end();
+    }
   }
 
   /**
@@ -226,7 +258,7 @@ export class TaskManager {
       }
       wake?.();
     });
-    run.setFetcher(this.fetcherFor(run.taskId, req));
+    if (!run.hasFetcher) run.setFetcher(this.chooseFetcher(started, req));
     const unwant = run.want(missing);
     const onAbort = (): void => wake?.();
     signal.addEventListener('abort', onAbort);
@@ -264,6 +296,44 @@ export class TaskManager {
 
   failTask(taskId: string): void {
     this.o.storage.failTask(taskId);
+  }
+
+  /**
+   * Where the run's missing pieces come from. Small tasks and small ranges go straight to the source, as upstream
+   * (the scheduler is never contacted for them); so does everything when no scheduler is configured. Otherwise
+   * the P2P flow registers the peer and takes pieces from parents, with the source as its fallback.
+   */
+  private chooseFetcher(started: StartedDownload, req: DownloadRequest): PieceFetcher {
+    const fromSource = this.fetcherFor(started.run.taskId, req);
+    const p2p = this.o.p2p;
+    const length = req.range?.length ?? started.task.contentLength;
+    const direct = length <= DIRECT_DOWNLOAD_MAX_LENGTH && !req.disableBackToSource;
+    const scheduler = p2p && !direct ? p2p.schedulerFor(started.run.taskId) : undefined;
+    if (!p2p || !scheduler || !req.download) return fromSource;
+    const peerTask = new PeerTask({
+      run: started.run,
+      download: req.download,
+      contentLength: started.task.contentLength,
+      pieceLength: started.task.pieceLength,
+      hostId: p2p.host.id,
+      peerId: makePeerId(p2p.host.ip, p2p.host.hostname, p2p.host.seed),
+      scheduler,
+      uploadClient: p2p.uploadClient,
+      downloadPiece: p2p.downloadPiece,
+      storage: this.o.storage,
+      fromSource,
+      metrics: this.o.metrics,
+      scheduleTimeoutMs: p2p.scheduleTimeoutMs,
+      maxScheduleCount: p2p.maxScheduleCount,
+      pieceTimeoutMs: this.o.pieceTimeoutMs,
+      collectedPieceTimeoutMs: p2p.collectedPieceTimeoutMs,
+      concurrentPieceCount: this.o.concurrentPieceCount,
+      log: this.o.log,
+    });
+    void peerTask
+      .start()
+      .catch((e: Error) => this.o.log.warn({ err: e.message }, 'peer task failed to start'));
+    return peerTask.fetcher;
   }
 
   /** Back-to-source piece fetcher: a ranged GET for exactly the piece, streamed into storage. */
@@ -318,6 +388,7 @@ export class TaskManager {
     if (run) {
       run.abort(new DfError('CANCELLED', `task ${taskId} was deleted`));
       this.runs.delete(taskId);
+      run.end();
     }
     if (!this.o.storage.getTask(taskId)) throw new DfError('TASK_NOT_FOUND', `task ${taskId} not found`);
     await this.o.storage.deleteTask(taskId);
@@ -326,6 +397,9 @@ export class TaskManager {
   /** Stops every download (shutdown). */
   close(): void {
     this.closed = true;
-    for (const run of this.runs.values()) run.abort(new DfError('UNAVAILABLE', 'dfdaemon is shutting down'));
+    for (const run of this.runs.values()) {
+      run.abort(new DfError('UNAVAILABLE', 'dfdaemon is shutting down'));
+      run.end();
+    }
   }
 }

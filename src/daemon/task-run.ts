@@ -31,6 +31,8 @@ export class TaskRun {
   private readonly concurrency: number;
   private readonly controller = new AbortController();
   private fetcher?: PieceFetcher;
+  private readonly endListeners = new Set<() => void>();
+  private ended = false;
 
   constructor(taskId: string, pieces: PieceSpec[], finished: PieceRecord[], concurrency: number) {
     this.taskId = taskId;
@@ -50,9 +52,14 @@ export class TaskRun {
   /** Number of requests currently holding this run. */
   users = 0;
 
+  get hasFetcher(): boolean {
+    return this.fetcher !== undefined;
+  }
+
   /** Sets how missing pieces are fetched; the first request to need a fetch decides (see TaskManager). */
   setFetcher(fetcher: PieceFetcher): void {
     this.fetcher ??= fetcher;
+    this.pump();
   }
 
   subscribe(listener: Listener): () => void {
@@ -74,13 +81,39 @@ export class TaskRun {
       if (c === 0 && !this.inFlight.has(n)) this.queue.push(n);
     }
     this.pump();
+    let released = false;
     return () => {
+      if (released) return;
+      released = true;
       for (const n of mine) {
         const c = (this.wanted.get(n) ?? 1) - 1;
         if (c <= 0) this.wanted.delete(n);
         else this.wanted.set(n, c);
       }
     };
+  }
+
+  /** Whether the run ended: no request holds it any more, so no piece will be added by it. */
+  get isEnded(): boolean {
+    return this.ended;
+  }
+
+  /** Called once when the run ends (SyncPieces waits on in-flight pieces until then). */
+  onEnd(listener: () => void): () => void {
+    if (this.ended) {
+      listener();
+      return () => undefined;
+    }
+    this.endListeners.add(listener);
+    return () => this.endListeners.delete(listener);
+  }
+
+  /** Ends the run: called by the task manager when the last request releases it. Idempotent. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    for (const l of [...this.endListeners]) l();
+    this.endListeners.clear();
   }
 
   /** Stops every fetch of this run (daemon shutdown or task deletion). */

@@ -53,9 +53,6 @@ export interface DownloadServiceOptions {
   };
 }
 
-/** Tasks at most this large (or ranges this long) go straight to the source, never via the scheduler. */
-export const DIRECT_DOWNLOAD_MAX_LENGTH = 4 * 1024 * 1024;
-
 function pieceMessage(p: PieceRecord, trafficType: number | undefined, content?: Buffer): Piece {
   return {
     number: p.number,
@@ -200,9 +197,7 @@ export class DfdaemonDownloadServiceImpl {
         },
       });
 
-      // Where the P2P flow slots in: tasks larger than DIRECT_DOWNLOAD_MAX_LENGTH will announce the peer to
-      // the scheduler and take pieces from parents before back-to-source. With no scheduler yet, every
-      // missing piece goes back to source through TaskManager.pieces.
+      // Missing pieces come from parents (P2P flow) or the source, as TaskManager decides for the run.
       for await (const { piece, local } of this.o.taskManager.pieces(started, req, abort.signal)) {
         const content = download.needPieceContent
           ? await this.o.taskManager.storage.content.readPieceBuffer(taskId, piece.offset, piece.length)

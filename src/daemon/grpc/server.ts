@@ -1,6 +1,7 @@
 // Builds a grpc-js server with what both dfdaemon gRPC servers share: unlimited message sizes (pieces of up to
 // 64 MiB travel in DownloadPieceFinishedResponse with need_piece_content; grpc-js defaults to 4 MiB),
-// grpc.health.v1 and reflection over our own proto/ (so `buf curl --list-methods` works without a schema).
+// grpc.health.v1 and reflection over our own proto/ and grpc.health.v1 (so `buf curl --list-methods` and a
+// health Check work without a schema).
 
 import { chmod, rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -12,8 +13,9 @@ import {
 } from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation } from 'grpc-health-check';
+import { HealthImplementation, protoPath as HEALTH_PROTO } from 'grpc-health-check';
 import { DfError } from '../../core/errors.js';
+import { reflectablePackage } from './reflection.js';
 
 /** proto/ of this package, found from the compiled file (dist/src/daemon/grpc/server.js). */
 export const PROTO_DIR = fileURLToPath(new URL('../../../../proto/', import.meta.url));
@@ -37,13 +39,22 @@ export function createGrpcServer(services: ServiceBinding[]): Server {
   for (const s of services) health.setStatus(s.name, 'SERVING');
   health.addToServer(server);
   const pkg = loadSync(
-    ['common.proto', 'dfdaemon.proto', 'errordetails.proto', 'manager.proto', 'scheduler.proto'],
+    [
+      'common.proto',
+      'dfdaemon.proto',
+      'errordetails.proto',
+      'manager.proto',
+      'scheduler.proto',
+      HEALTH_PROTO,
+    ],
     {
       includeDirs: [PROTO_DIR],
       keepCase: true,
     },
   );
-  new ReflectionService(pkg, { services: services.map((s) => s.name) }).addToServer(server);
+  new ReflectionService(reflectablePackage(pkg), {
+    services: [...services.map((s) => s.name), 'grpc.health.v1.Health'],
+  }).addToServer(server);
   return server;
 }
 
@@ -73,4 +84,40 @@ export async function shutdownGrpcServer(server: Server, graceMs: number): Promi
       resolve();
     });
   });
+}
+
+export interface TlsFilesContent {
+  caCert?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+/**
+ * Binds to ip:port (0 = any free port) and returns the bound port. With a certificate and key the server speaks
+ * TLS; with a CA as well it requires client certificates signed by it (mTLS, as upstream's upload server).
+ */
+export async function bindTcp(
+  server: Server,
+  ip: string,
+  port: number,
+  tls: TlsFilesContent = {},
+): Promise<number> {
+  const creds =
+    tls.cert && tls.key
+      ? ServerCredentials.createSsl(
+          tls.caCert ?? null,
+          [{ cert_chain: tls.cert, private_key: tls.key }],
+          !!tls.caCert,
+        )
+      : ServerCredentials.createInsecure();
+  const host = ip.includes(':') ? `[${ip}]` : ip;
+  return new Promise<number>((resolve, reject) =>
+    server.bindAsync(`${host}:${port}`, creds, (err, bound) =>
+      err
+        ? reject(
+            new DfError('UNAVAILABLE', `cannot listen on ${host}:${port}: ${err.message}`, { cause: err }),
+          )
+        : resolve(bound),
+    ),
+  );
 }

@@ -1,0 +1,170 @@
+// dfdaemon.v2.DfdaemonUpload on upload.server.{ip,port}: what other peers and the scheduler call
+// (grpc/dfdaemon_upload.rs). SyncPieces tells a child which pieces this peer has (and, while our own download of
+// the task runs, each piece as it finishes); SyncHost streams our upload load so children can weigh parents;
+// DownloadTask is how a scheduler triggers a seed peer. Piece bytes go over Vortex, not gRPC.
+
+import { once } from 'node:events';
+import {
+  status as GrpcStatus,
+  type sendUnaryData,
+  type ServerWritableStream,
+  type UntypedHandleCall,
+} from '@grpc/grpc-js';
+import { DfError } from '../../core/errors.js';
+import type { Host } from '../../gen/common.js';
+import {
+  DfdaemonUploadService,
+  type DownloadTaskRequest,
+  type DownloadTaskResponse,
+  type SyncHostRequest,
+  type SyncPiecesRequest,
+  type SyncPiecesResponse,
+} from '../../gen/dfdaemon.js';
+import type { PieceRecord } from '../../storage/storage.js';
+import type { TaskManager } from '../task-manager.js';
+import type { DfdaemonDownloadServiceImpl } from './dfdaemon-download.js';
+import { toGrpcError } from './status.js';
+
+export interface UploadServiceOptions {
+  taskManager: TaskManager;
+  /** The download service: DownloadTask, StatTask and DeleteTask behave the same on both servers. */
+  download: DfdaemonDownloadServiceImpl;
+  /** Where our Vortex piece server listens, as advertised in SyncPiecesResponse. */
+  pieceServer: () => { ip: string; tcpPort?: number; quicPort?: number };
+  /** Our host as children should see it in SyncHost (upload load included). */
+  host: () => Host;
+  log: {
+    info(o: object, m: string): void;
+    warn(o: object, m: string): void;
+    debug(o: object, m: string): void;
+  };
+}
+
+/** How often SyncHost sends our host (upstream sends on an interval until the child goes away). */
+const SYNC_HOST_INTERVAL_MS = 1000;
+
+export class DfdaemonUploadServiceImpl {
+  private readonly o: UploadServiceOptions;
+
+  constructor(options: UploadServiceOptions) {
+    this.o = options;
+  }
+
+  handlers(): Record<string, UntypedHandleCall> {
+    const unimplemented = (name: string) => (call: unknown, cb?: sendUnaryData<unknown>) => {
+      const err = Object.assign(new Error(`${name} is not supported by this dfdaemon yet`), {
+        code: GrpcStatus.UNIMPLEMENTED,
+      });
+      if (cb) cb(err);
+      else (call as ServerWritableStream<unknown, unknown>).emit('error', err);
+    };
+    const handlers: Record<string, UntypedHandleCall> = {};
+    for (const name of Object.keys(DfdaemonUploadService)) handlers[name] = unimplemented(name);
+    const dl = this.o.download.handlers();
+    handlers.statTask = dl.statTask!;
+    handlers.deleteTask = dl.deleteTask!;
+    handlers.downloadTask = (call: ServerWritableStream<DownloadTaskRequest, DownloadTaskResponse>) => {
+      // A scheduler triggering a seed (or a preheat): no output path, no piece content to the caller.
+      const d = call.request.download;
+      if (d) {
+        d.outputPath = undefined;
+        d.needPieceContent = false;
+      }
+      void this.o.download.downloadTask(call);
+    };
+    handlers.syncPieces = (call: ServerWritableStream<SyncPiecesRequest, SyncPiecesResponse>) =>
+      void this.syncPieces(call);
+    handlers.syncHost = (call: ServerWritableStream<SyncHostRequest, Host>) => void this.syncHost(call);
+    return handlers;
+  }
+
+  /**
+   * Streams the interested pieces we have, then each one as our own download finishes it, until every interested
+   * piece was sent or our run of the task ends. An unknown task is NOT_FOUND, as upstream.
+   */
+  async syncPieces(call: ServerWritableStream<SyncPiecesRequest, SyncPiecesResponse>): Promise<void> {
+    const { taskId, interestedPieceNumbers } = call.request;
+    const storage = this.o.taskManager.storage;
+    const cleanups: Array<() => void> = [];
+    try {
+      const task = storage.getTask(taskId);
+      if (!task) throw new DfError('TASK_NOT_FOUND', `task ${taskId} not found`);
+      const where = this.o.pieceServer();
+      const wanted = new Set(interestedPieceNumbers);
+      const send = async (p: PieceRecord): Promise<void> => {
+        if (!wanted.delete(p.number)) return;
+        const msg: SyncPiecesResponse = {
+          number: p.number,
+          offset: p.offset,
+          length: p.length,
+          ip: where.ip,
+          tcpPort: where.tcpPort,
+          quicPort: where.quicPort,
+        };
+        if (!call.write(msg)) await once(call, 'drain');
+      };
+
+      // Subscribe before reading storage, so a piece finishing in between is not missed (send() dedups).
+      const run = this.o.taskManager.activeRun(taskId);
+      const queue: PieceRecord[] = [];
+      let wake: (() => void) | undefined;
+      let ended = !run;
+      if (run) {
+        cleanups.push(
+          run.subscribe((ev) => {
+            if (ev.piece) {
+              queue.push(ev.piece);
+              wake?.();
+            }
+          }),
+        );
+        cleanups.push(
+          run.onEnd(() => {
+            ended = true;
+            wake?.();
+          }),
+        );
+      }
+      const onCancel = () => {
+        ended = true;
+        wake?.();
+      };
+      call.on('cancelled', onCancel);
+      cleanups.push(() => call.off('cancelled', onCancel));
+
+      for (const p of storage.listPieces(taskId)) {
+        if (wanted.has(p.number)) await send(p);
+      }
+      while (wanted.size > 0 && !call.cancelled) {
+        while (queue.length > 0) await send(queue.shift()!);
+        if (wanted.size === 0 || ended) break;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+      if (!call.cancelled) call.end();
+    } catch (e) {
+      if (!call.cancelled) call.emit('error', toGrpcError(e));
+    } finally {
+      for (const c of cleanups) c();
+    }
+  }
+
+  /** Sends our host (with its upload load) every second until the child cancels. */
+  async syncHost(call: ServerWritableStream<SyncHostRequest, Host>): Promise<void> {
+    const timer: NodeJS.Timeout = setInterval(() => tick(), SYNC_HOST_INTERVAL_MS);
+    timer.unref();
+    const stop = () => clearInterval(timer);
+    call.on('cancelled', stop);
+    call.on('error', stop);
+    const tick = () => {
+      if (call.cancelled) return stop();
+      try {
+        call.write(this.o.host());
+      } catch (e) {
+        stop();
+        call.emit('error', toGrpcError(e));
+      }
+    };
+    tick();
+  }
+}

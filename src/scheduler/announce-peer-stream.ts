@@ -1,0 +1,101 @@
+// One AnnouncePeer bidi stream of a peer (grpc/scheduler.rs, resource/task.rs): typed sends that carry the ids,
+// and `next()` for the scheduler's replies, each bounded by scheduler.scheduleTimeout. The client never relies on
+// half-close semantics: it ends its side after a terminal request and cancels when it gives up.
+
+import type { ClientDuplexStream } from '@grpc/grpc-js';
+import { DfError } from '../core/errors.js';
+import type { AnnouncePeerRequest, AnnouncePeerResponse, SchedulerClient } from '../gen/scheduler.js';
+
+export interface PeerIds {
+  hostId: string;
+  taskId: string;
+  peerId: string;
+}
+
+/** The oneof part of an AnnouncePeerRequest (exactly one field set). */
+export type AnnouncePeerMessage = Omit<AnnouncePeerRequest, keyof PeerIds>;
+
+export class AnnouncePeerStream {
+  readonly ids: PeerIds;
+  private readonly call: ClientDuplexStream<AnnouncePeerRequest, AnnouncePeerResponse>;
+  private readonly replies: AnnouncePeerResponse[] = [];
+  private failure?: DfError;
+  private ended = false;
+  private wake?: () => void;
+  private readonly scheduleTimeoutMs: number;
+
+  constructor(client: SchedulerClient, ids: PeerIds, scheduleTimeoutMs: number) {
+    this.ids = ids;
+    this.scheduleTimeoutMs = scheduleTimeoutMs;
+    this.call = client.announcePeer();
+    this.call.on('data', (r: AnnouncePeerResponse) => {
+      this.replies.push(r);
+      this.wake?.();
+    });
+    this.call.on('error', (e: Error & { code?: number; details?: string }) => {
+      this.failure ??= new DfError(
+        'UNAVAILABLE',
+        `scheduler AnnouncePeer failed: ${e.details ?? e.message}`,
+        {
+          cause: e,
+        },
+      );
+      this.wake?.();
+    });
+    this.call.on('end', () => {
+      this.ended = true;
+      this.wake?.();
+    });
+  }
+
+  get closed(): boolean {
+    return this.ended || this.failure !== undefined;
+  }
+
+  /** Sends one request; errors after the stream failed are ignored (the flow learns it from next()). */
+  send(message: AnnouncePeerMessage): void {
+    if (this.closed || this.call.writableEnded) return;
+    this.call.write({ ...this.ids, ...message } as AnnouncePeerRequest);
+  }
+
+  /** The scheduler's next reply; fails on error, on end of stream, or after scheduleTimeout. */
+  async next(signal?: AbortSignal): Promise<AnnouncePeerResponse> {
+    const deadline = Date.now() + this.scheduleTimeoutMs;
+    while (this.replies.length === 0) {
+      if (this.failure) throw this.failure;
+      if (this.ended) throw new DfError('UNAVAILABLE', 'scheduler ended the AnnouncePeer stream');
+      if (signal?.aborted) throw new DfError('CANCELLED', 'download cancelled');
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new DfError('TIMEOUT', `scheduler did not answer within ${this.scheduleTimeoutMs} ms`);
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        const onAbort = () => resolve();
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.wake = () => {
+          clearTimeout(t);
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+    return this.replies.shift()!;
+  }
+
+  /** Sends a terminal request and ends our side. */
+  finish(message: AnnouncePeerMessage): void {
+    this.send(message);
+    this.close();
+  }
+
+  /** Ends our side and drops the call. Idempotent. */
+  close(): void {
+    if (!this.call.writableEnded) this.call.end();
+    // The scheduler ends the call after a terminal request; cancel shortly after in case it does not, so the
+    // HTTP/2 stream is never left open.
+    const t = setTimeout(() => this.call.cancel(), 1000);
+    t.unref();
+  }
+}
