@@ -1,0 +1,222 @@
+// The TCP Vortex piece client, after dragonfly-client-storage/src/client/tcp.rs: one new connection per piece
+// (connect timeout 2 s, TCP_NODELAY, keepalive after 5 s), one request packet, then the parent's PieceContent
+// header, its metadata and exactly `metadata.length` raw bytes, or an Error packet.
+//
+// Upstream bounds only the request and the metadata by download.piece_timeout and then reads "the rest of the
+// stream" as the piece. Here the timeout covers every byte, and the body is exactly `metadata.length` bytes: a
+// connection that ends sooner is an error, not a short piece.
+
+import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { DfError } from '../core/errors.js';
+import {
+  Tag,
+  VortexCode,
+  contentTagFor,
+  encodePacket,
+  randomPacketId,
+  tagName,
+  type DownloadTag,
+  type PieceMetadata,
+} from './codec.js';
+import { FrameReader, readableChunks } from './frame-reader.js';
+import type {
+  DownloadedPiece,
+  PieceKind,
+  PieceRequest,
+  PieceTransport,
+  RemotePiece,
+} from './piece-transport.js';
+
+/** client/mod.rs DEFAULT_CONNECT_TIMEOUT. */
+export const CONNECT_TIMEOUT_MS = 2_000;
+/** client/mod.rs DEFAULT_KEEPALIVE_TIME (Node sets neither the 3 s interval nor the 3 retries). */
+export const KEEPALIVE_TIME_MS = 5_000;
+
+const DOWNLOAD_TAG: Record<PieceKind, DownloadTag> = {
+  standard: Tag.DownloadPiece,
+  persistent: Tag.DownloadPersistentPiece,
+  'persistent-cache': Tag.DownloadPersistentCachePiece,
+};
+
+// Socket errors that mean "this parent, now": another try (or another parent) may work.
+const UNAVAILABLE_ERRNO = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ECONNABORTED',
+  'EADDRNOTAVAIL',
+]);
+
+export interface TcpPieceClientOptions {
+  connectTimeoutMs?: number;
+}
+
+/** Error packet → DfError. NotFound is this parent's answer and final for it; Internal may pass. */
+export function errorFromVortex(code: number, message: string, parent: string): DfError {
+  const text = `parent ${parent}: ${message}`;
+  switch (code) {
+    case VortexCode.NotFound:
+      return new DfError('PIECE_NOT_FOUND', text);
+    case VortexCode.InvalidArgument:
+      return new DfError('INVALID_ARGUMENT', text);
+    case VortexCode.Internal:
+      return new DfError('INTERNAL', text, { retryable: true });
+    default:
+      return new DfError('INTERNAL', `${text} (vortex error code ${code})`);
+  }
+}
+
+function toRemotePiece(m: PieceMetadata, parent: string): RemotePiece {
+  const max = BigInt(Number.MAX_SAFE_INTEGER);
+  if (m.offset > max || m.length > max || m.costSecs > max) {
+    throw new DfError('INVALID_ARGUMENT', `parent ${parent}: piece ${m.number} metadata out of range`);
+  }
+  return {
+    number: m.number,
+    offset: Number(m.offset),
+    length: Number(m.length),
+    digest: m.digest,
+    parentId: m.parentId,
+    trafficType: m.trafficType,
+    costSecs: Number(m.costSecs),
+    createdAt: new Date(m.createdAt * 1000),
+  };
+}
+
+function socketError(e: unknown, parent: string): DfError {
+  if (e instanceof DfError) return e;
+  const err = e as NodeJS.ErrnoException;
+  const message = err instanceof Error ? err.message : String(e);
+  if (err?.code && UNAVAILABLE_ERRNO.has(err.code)) {
+    return new DfError('UNAVAILABLE', `parent ${parent}: ${message}`, { cause: e, retryable: true });
+  }
+  return new DfError('IO', `parent ${parent}: ${message}`, { cause: e, retryable: true });
+}
+
+function validate(request: PieceRequest): void {
+  if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65535) {
+    throw new DfError('INVALID_ARGUMENT', `invalid parent port ${request.port}`);
+  }
+  if (!(request.timeoutMs > 0)) {
+    throw new DfError('INVALID_ARGUMENT', `piece timeout must be positive, got ${request.timeoutMs}`);
+  }
+}
+
+export class TcpPieceTransport implements PieceTransport {
+  readonly protocol = 'tcp' as const;
+  private readonly connectTimeoutMs: number;
+
+  constructor(options: TcpPieceClientOptions = {}) {
+    this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+  }
+
+  async downloadPiece(request: PieceRequest): Promise<DownloadedPiece> {
+    validate(request);
+    const { ip, port, taskId, number, timeoutMs, signal } = request;
+    const parent = `${ip}:${port}`;
+    const what = `piece ${number} of task ${taskId}`;
+    const downloadTag = DOWNLOAD_TAG[request.kind ?? 'standard'];
+    // Encoded first: a bad task id or number fails before any connection is made.
+    const packet = encodePacket({ kind: 'download', id: randomPacketId(), tag: downloadTag, taskId, number });
+    if (signal?.aborted)
+      throw new DfError('CANCELLED', `download of ${what} cancelled`, { cause: signal.reason });
+
+    const socket: Socket = connect({
+      host: ip,
+      port,
+      noDelay: true,
+      keepAlive: true,
+      keepAliveInitialDelay: KEEPALIVE_TIME_MS,
+    });
+    // Errors reach the pulls of the frame reader; without a listener an error between pulls would crash.
+    socket.on('error', () => {});
+    let failure: DfError | undefined;
+    const fail = (err: DfError): void => {
+      failure ??= err;
+      socket.destroy(failure);
+    };
+    const deadline = setTimeout(
+      () =>
+        fail(
+          new DfError('TIMEOUT', `${what} from ${parent} timed out after ${timeoutMs} ms`, {
+            retryable: true,
+          }),
+        ),
+      timeoutMs,
+    );
+    deadline.unref();
+    const connectMs = Math.min(this.connectTimeoutMs, timeoutMs);
+    const connectTimer = setTimeout(
+      () =>
+        fail(
+          new DfError('TIMEOUT', `connect to ${parent} timed out after ${connectMs} ms`, { retryable: true }),
+        ),
+      connectMs,
+    );
+    connectTimer.unref();
+    const onAbort = (): void =>
+      fail(new DfError('CANCELLED', `download of ${what} cancelled`, { cause: signal?.reason }));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      clearTimeout(deadline);
+      clearTimeout(connectTimer);
+      signal?.removeEventListener('abort', onAbort);
+      socket.destroy();
+    };
+
+    try {
+      await once(socket, 'connect');
+      clearTimeout(connectTimer);
+      socket.write(packet);
+      const reader = new FrameReader(readableChunks(socket));
+      const frame = await reader.readFrame();
+      if (frame === null) {
+        throw new DfError('IO', `parent ${parent} closed the connection without answering for ${what}`, {
+          retryable: true,
+        });
+      }
+      const { packet: answer } = frame;
+      if (answer.kind === 'error') throw errorFromVortex(answer.code, answer.message, parent);
+      if (frame.body === undefined || frame.packet.tag !== contentTagFor(downloadTag)) {
+        throw new DfError(
+          'INTERNAL',
+          `parent ${parent} answered ${what} with unexpected tag ${tagName(frame.header.tag)}`,
+        );
+      }
+      if (frame.packet.metadata.number !== number) {
+        throw new DfError(
+          'INTERNAL',
+          `parent ${parent} answered ${what} with piece ${frame.packet.metadata.number}`,
+        );
+      }
+      const metadata = toRemotePiece(frame.packet.metadata, parent);
+      const source = frame.body;
+      const body = async function* (): AsyncGenerator<Buffer> {
+        try {
+          for await (const chunk of source) yield chunk;
+        } catch (e) {
+          throw failure ?? socketError(e, parent);
+        } finally {
+          release();
+        }
+      };
+      return { metadata, body: body(), cancel: release };
+    } catch (e) {
+      release();
+      throw failure ?? socketError(e, parent);
+    }
+  }
+}
+
+/** Downloads one piece from a parent over TCP Vortex with the default options. */
+export function downloadPiece(request: PieceRequest): Promise<DownloadedPiece> {
+  return new TcpPieceTransport().downloadPiece(request);
+}

@@ -1,0 +1,268 @@
+// The TCP Vortex piece server, after dragonfly-client-storage/src/server/tcp.rs: one request per connection
+// (upstream's client opens a new connection for every piece and its server handles exactly one), answered with
+// PieceContent header + metadata and then the piece's raw bytes streamed from the content file, or with an Error
+// packet. The connection is ended after the answer.
+//
+// Where upstream waits without bound for a request and allocates whatever length a header announces, this server
+// bounds the wait (requestTimeoutMs), the transfer (idleTimeoutMs without progress) and every length, and answers
+// a malformed request with Error(InvalidArgument) instead of dropping the connection silently.
+
+import { createServer, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { pipeline } from 'node:stream/promises';
+import { DfError } from '../core/errors.js';
+import type { PieceRecord, Storage } from '../storage/storage.js';
+import {
+  Tag,
+  VortexCode,
+  contentTagFor,
+  encodeHeader,
+  encodePacket,
+  encodePieceContent,
+  randomPacketId,
+  tagName,
+  type DownloadTag,
+} from './codec.js';
+import { FrameReader, readableChunks } from './frame-reader.js';
+import type { PieceKind } from './piece-transport.js';
+
+/** server/mod.rs DEFAULT_KEEPALIVE_TIME. */
+export const KEEPALIVE_TIME_MS = 5_000;
+/** A conforming client writes its 74-byte request at once; this only ends connections that never do. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+/** Longest stretch without any progress while the answer is written (upstream's QUIC idle timeout). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** server/tcp.rs listen(1024). */
+const LISTEN_BACKLOG = 1024;
+/** common.v2.TrafficType.REMOTE_PEER: what upstream's server always sends. */
+const TRAFFIC_TYPE_REMOTE_PEER = 1;
+
+const SERVED_KINDS: Partial<Record<number, PieceKind>> = {
+  [Tag.DownloadPiece]: 'standard',
+  [Tag.DownloadPersistentPiece]: 'persistent',
+  [Tag.DownloadPersistentCachePiece]: 'persistent-cache',
+};
+
+export interface UploadLimiter {
+  /** Resolves when `bytes` may be sent (upload bandwidth limit, taken per piece as upstream does). */
+  acquire(bytes: number): Promise<void>;
+}
+
+export interface VortexLogger {
+  debug(obj: object, msg: string): void;
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface VortexTcpServerOptions {
+  storage: Storage;
+  ip: string;
+  /** 0 picks a free port; listen() returns the one bound. */
+  port: number;
+  uploadLimiter?: UploadLimiter;
+  log: VortexLogger;
+  requestTimeoutMs?: number;
+  idleTimeoutMs?: number;
+}
+
+/** A piece answer could not be given; `code` goes into the Error packet. */
+class PieceUnavailable extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class VortexTcpServer {
+  private readonly storage: Storage;
+  private readonly ip: string;
+  private readonly port: number;
+  private readonly uploadLimiter?: UploadLimiter;
+  private readonly log: VortexLogger;
+  private readonly requestTimeoutMs: number;
+  private readonly idleTimeoutMs: number;
+  private readonly sockets = new Set<Socket>();
+  private server?: Server;
+  private closing = false;
+
+  constructor(options: VortexTcpServerOptions) {
+    this.storage = options.storage;
+    this.ip = options.ip;
+    this.port = options.port;
+    this.uploadLimiter = options.uploadLimiter;
+    this.log = options.log;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    if (!Number.isInteger(this.port) || this.port < 0 || this.port > 65535) {
+      throw new DfError('INVALID_CONFIG', `storage.server.tcpPort must be 0..65535, got ${this.port}`);
+    }
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  async listen(): Promise<number> {
+    if (this.server) throw new DfError('INTERNAL', 'vortex tcp server already started');
+    // allowHalfOpen: a client that shuts down its sending side after the request still gets the whole answer.
+    const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
+    this.server = server;
+    server.on('error', (e) => this.log.error({ err: e }, 'vortex tcp server error'));
+    server.listen({ host: this.ip, port: this.port, backlog: LISTEN_BACKLOG });
+    await once(server, 'listening');
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : this.port;
+    this.log.info({ ip: this.ip, port }, 'vortex tcp server listening');
+    return port;
+  }
+
+  /** Stops accepting and ends every connection now (a peer whose transfer is cut retries elsewhere). */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const server = this.server;
+    for (const socket of this.sockets) socket.destroy();
+    this.sockets.clear();
+    if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    // Errors surface in the frame reader or the pipeline; this keeps one between pulls from crashing.
+    socket.on('error', (e) =>
+      this.log.debug({ err: e, remote: socket.remoteAddress }, 'vortex connection error'),
+    );
+    socket.setKeepAlive(true, KEEPALIVE_TIME_MS);
+    socket.setTimeout(this.requestTimeoutMs);
+    socket.on('timeout', () =>
+      socket.destroy(new DfError('TIMEOUT', 'vortex connection timed out', { retryable: true })),
+    );
+    this.handle(socket).catch((e: unknown) => {
+      this.log.warn({ err: e, remote: socket.remoteAddress }, 'vortex connection failed');
+      socket.destroy();
+    });
+  }
+
+  private async handle(socket: Socket): Promise<void> {
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const reader = new FrameReader(readableChunks(socket));
+    let frame;
+    try {
+      frame = await reader.readFrame();
+    } catch (e) {
+      if (e instanceof DfError && e.code === 'INVALID_ARGUMENT') {
+        this.log.debug({ remote, err: e.message }, 'malformed vortex request');
+        this.reject(socket, VortexCode.InvalidArgument, e.message);
+      } else {
+        socket.destroy();
+      }
+      return;
+    }
+    if (frame === null) {
+      socket.destroy();
+      return;
+    }
+    // One request per connection: whatever else arrives is read and dropped, so the peer's close is seen.
+    socket.resume();
+
+    const { packet } = frame;
+    const kind = packet.kind === 'download' ? SERVED_KINDS[packet.tag] : undefined;
+    if (packet.kind !== 'download' || kind === undefined) {
+      this.reject(socket, VortexCode.InvalidArgument, `unsupported tag: ${tagName(frame.header.tag)}`);
+      return;
+    }
+
+    const { taskId, number } = packet;
+    const pieceId = `${taskId}-${number}`;
+    let piece: PieceRecord;
+    try {
+      piece = this.lookup(kind, taskId, number, pieceId);
+      await this.uploadLimiter?.acquire(piece.length);
+    } catch (e) {
+      const failure =
+        e instanceof PieceUnavailable
+          ? e
+          : new PieceUnavailable(VortexCode.Internal, `failed to get piece: ${String(e)}`);
+      this.log.debug({ remote, pieceId, err: failure.message }, 'vortex piece request refused');
+      this.reject(socket, failure.code, failure.message);
+      return;
+    }
+    if (socket.destroyed) return;
+
+    // The content file is opened before anything is written, so a storage failure can still be an Error packet.
+    const content =
+      piece.length > 0 ? this.storage.content.readPiece(taskId, piece.offset, piece.length) : undefined;
+    if (content) {
+      try {
+        await once(content, 'ready');
+      } catch (e) {
+        content.destroy();
+        this.log.warn({ remote, pieceId, err: e }, 'failed to open piece content');
+        this.reject(
+          socket,
+          VortexCode.Internal,
+          `failed to get piece ${pieceId} content: ${(e as Error).message}`,
+        );
+        return;
+      }
+    }
+
+    const metadata = encodePieceContent({
+      number: piece.number,
+      offset: BigInt(piece.offset),
+      length: BigInt(piece.length),
+      digest: piece.digest,
+      parentId: piece.parentId ?? '',
+      trafficType: TRAFFIC_TYPE_REMOTE_PEER,
+      costSecs: BigInt(Math.max(0, Math.floor(piece.costMs / 1000))),
+      createdAt: Math.floor(piece.createdAt.getTime() / 1000),
+    });
+    const header = encodeHeader({
+      id: randomPacketId(),
+      tag: contentTagFor(packet.tag as DownloadTag),
+      length: metadata.length,
+    });
+    socket.setTimeout(this.idleTimeoutMs);
+    socket.write(Buffer.concat([header, metadata]));
+    if (!content) {
+      socket.end();
+      return;
+    }
+    // The bytes flow file → socket with backpressure; pipeline ends the socket when the piece is sent.
+    try {
+      await pipeline(content, socket);
+    } catch (e) {
+      this.log.debug({ remote, pieceId, err: e }, 'vortex piece upload interrupted');
+      socket.destroy();
+      return;
+    }
+    if (content.bytesRead !== piece.length) {
+      // The peer sees a short body and fails the piece; the content file is shorter than its metadata says.
+      this.log.warn(
+        { pieceId, sent: content.bytesRead, length: piece.length },
+        'piece content shorter than recorded',
+      );
+      return;
+    }
+    this.log.debug({ remote, pieceId, length: piece.length }, 'vortex piece uploaded');
+  }
+
+  private lookup(kind: PieceKind, taskId: string, number: number, pieceId: string): PieceRecord {
+    // Storage holds standard tasks only; persistent and persistent-cache pieces are never found here.
+    const piece = kind === 'standard' ? this.storage.getPiece(taskId, number) : undefined;
+    if (!piece) throw new PieceUnavailable(VortexCode.NotFound, `piece ${pieceId} not found`);
+    return piece;
+  }
+
+  /** Answers with one Error packet and ends the connection. */
+  private reject(socket: Socket, code: number, message: string): void {
+    if (socket.destroyed) return;
+    socket.resume();
+    socket.end(encodePacket({ kind: 'error', id: randomPacketId(), code, message }));
+  }
+}
