@@ -1,0 +1,104 @@
+// The embedded scheduler: a scheduler.v2.Scheduler gRPC server (with grpc.health.v1 and reflection) over an
+// in-memory model, so a handful of peers need no Dragonfly control plane. Wire-compatible with upstream peers.
+
+import { ServerCredentials, type Server } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { DfError } from '../../core/errors.js';
+import { createGrpcServer, shutdownGrpcServer } from '../../daemon/grpc/server.js';
+import { SchedulerService as SchedulerServiceDefinition } from '../../gen/scheduler.js';
+import { ResourceGc } from './gc.js';
+import { resolveSchedulerOptions, type PartialSchedulerOptions, type SchedulerOptions } from './options.js';
+import { Resources } from './resources.js';
+import { Scheduling } from './scheduling.js';
+import { SeedPeerTrigger } from './seed-peer.js';
+import { SchedulerService } from './service.js';
+
+/** How long stop() lets in-flight calls finish before cutting them. */
+const SHUTDOWN_GRACE_MS = 5000;
+
+export interface EmbeddedSchedulerInit {
+  /** Listen address, e.g. "0.0.0.0", "127.0.0.1" or "::". */
+  ip: string;
+  /** Listen port; 0 picks a free one (start() returns it). */
+  port: number;
+  log: Logger;
+  options?: PartialSchedulerOptions;
+}
+
+export class EmbeddedScheduler {
+  readonly options: SchedulerOptions;
+  /** The model, exposed for tests and diagnostics. */
+  readonly resources = new Resources();
+  private readonly log: Logger;
+  private readonly ip: string;
+  private readonly port: number;
+  private readonly seedPeer: SeedPeerTrigger;
+  private readonly service: SchedulerService;
+  private readonly gc: ResourceGc;
+  private server?: Server;
+  private boundPort?: number;
+  private stopping?: Promise<void>;
+
+  constructor(init: EmbeddedSchedulerInit) {
+    this.ip = init.ip;
+    this.port = init.port;
+    this.log = init.log;
+    this.options = resolveSchedulerOptions(init.options);
+    this.seedPeer = new SeedPeerTrigger(this.resources, this.log);
+    const scheduling = new Scheduling(this.options, this.log);
+    this.service = new SchedulerService({
+      resources: this.resources,
+      scheduling,
+      seedPeer: this.seedPeer,
+      options: this.options,
+      log: this.log,
+    });
+    this.gc = new ResourceGc(this.resources, this.options.gc, this.log);
+  }
+
+  /** The bound port, once started. */
+  get listenPort(): number | undefined {
+    return this.boundPort;
+  }
+
+  /** Binds and serves; returns the bound port. */
+  async start(): Promise<number> {
+    if (this.boundPort !== undefined) return this.boundPort;
+    const server = createGrpcServer([
+      {
+        definition: SchedulerServiceDefinition,
+        implementation: this.service.implementation,
+        name: 'scheduler.v2.Scheduler',
+      },
+    ]);
+    const host = this.ip.includes(':') ? `[${this.ip}]` : this.ip;
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${host}:${this.port}`, ServerCredentials.createInsecure(), (err, p) =>
+        err
+          ? reject(
+              new DfError('UNAVAILABLE', `scheduler cannot listen on ${host}:${this.port}: ${err.message}`, {
+                cause: err,
+              }),
+            )
+          : resolve(p),
+      ),
+    );
+    this.server = server;
+    this.boundPort = port;
+    this.gc.start();
+    this.log.info({ ip: this.ip, port }, 'scheduler started');
+    return port;
+  }
+
+  /** Ends open streams, cancels seed triggers, stops GC and the server. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      this.gc.stop();
+      this.seedPeer.close();
+      this.service.closeStreams();
+      if (this.server) await shutdownGrpcServer(this.server, SHUTDOWN_GRACE_MS);
+      this.log.info({}, 'scheduler stopped');
+    })();
+    return this.stopping;
+  }
+}

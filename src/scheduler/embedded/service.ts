@@ -1,0 +1,176 @@
+// The scheduler.v2.Scheduler service of the embedded scheduler (upstream `scheduler/service/service_v2.go`,
+// spec/scheduler.md §1, §5). Cache, persistent and preheat RPCs answer UNIMPLEMENTED.
+
+import {
+  status as GrpcStatus,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type UntypedHandleCall,
+} from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { Host as HostMessage } from '../../gen/common.js';
+import type { Empty } from '../../gen/google/protobuf/empty.js';
+import type { SchedulerServer } from '../../gen/scheduler.js';
+import { AnnouncePeerHandler } from './announce-peer.js';
+import { AnnouncePeerSession } from './announce-peer-stream.js';
+import { durationToMs, hostMessage, peerMessage, taskMessage } from './messages.js';
+import type { SchedulerOptions } from './options.js';
+import { Host, HostType, type Resources } from './resources.js';
+import type { Scheduling } from './scheduling.js';
+import type { SeedPeerTrigger } from './seed-peer.js';
+import { invalidArgument, notFound, toServiceError } from './status.js';
+
+export interface SchedulerServiceDeps {
+  resources: Resources;
+  scheduling: Scheduling;
+  seedPeer: SeedPeerTrigger;
+  options: SchedulerOptions;
+  log: Logger;
+}
+
+function unary<Req, Res>(
+  log: Logger,
+  method: string,
+  f: (req: Req) => Res,
+): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
+  return (call, callback) => {
+    try {
+      callback(null, f(call.request));
+    } catch (e) {
+      log.info({ method, err: (e as Error).message }, 'request failed');
+      callback(toServiceError(e));
+    }
+  };
+}
+
+const UNIMPLEMENTED_METHODS = [
+  'announceCachePeer',
+  'statCachePeer',
+  'deleteCachePeer',
+  'statCacheTask',
+  'deleteCacheTask',
+  'announcePersistentPeer',
+  'statPersistentPeer',
+  'deletePersistentPeer',
+  'uploadPersistentTaskStarted',
+  'uploadPersistentTaskFinished',
+  'uploadPersistentTaskFailed',
+  'statPersistentTask',
+  'deletePersistentTask',
+  'announcePersistentCachePeer',
+  'statPersistentCachePeer',
+  'deletePersistentCachePeer',
+  'uploadPersistentCacheTaskStarted',
+  'uploadPersistentCacheTaskFinished',
+  'uploadPersistentCacheTaskFailed',
+  'statPersistentCacheTask',
+  'deletePersistentCacheTask',
+  'preheatImage',
+  'statImage',
+  'preheatFile',
+  'statFile',
+] as const;
+
+function unimplemented(method: string): UntypedHandleCall {
+  const error = {
+    code: GrpcStatus.UNIMPLEMENTED,
+    details: `${method} is not implemented by the embedded scheduler; use a Dragonfly scheduler for it`,
+  };
+  return ((call: { emit?: (e: string, err: unknown) => void }, callback?: (err: unknown) => void) => {
+    if (typeof callback === 'function') callback(error);
+    else call.emit?.('error', error);
+  }) as UntypedHandleCall;
+}
+
+export class SchedulerService {
+  readonly implementation: SchedulerServer;
+  private readonly sessions = new Set<AnnouncePeerSession>();
+  private readonly handler: AnnouncePeerHandler;
+
+  constructor(private readonly d: SchedulerServiceDeps) {
+    this.handler = new AnnouncePeerHandler(d);
+    const log = d.log;
+    const stubs = Object.fromEntries(UNIMPLEMENTED_METHODS.map((m) => [m, unimplemented(m)]));
+    this.implementation = {
+      ...(stubs as unknown as SchedulerServer),
+      announcePeer: (call) => {
+        const session = new AnnouncePeerSession(call, this.handler, log, (s) => this.sessions.delete(s));
+        this.sessions.add(session);
+      },
+      announceHost: unary(log, 'AnnounceHost', (req) => this.announceHost(req.host, req.interval)),
+      listHosts: unary(log, 'ListHosts', (req) => ({ hosts: this.listHosts(req.type) })),
+      deleteHost: unary(log, 'DeleteHost', (req) => this.deleteHost(req.hostId)),
+      statPeer: unary(log, 'StatPeer', (req) => {
+        const peer = d.resources.peers.get(req.peerId);
+        if (!peer) throw notFound(`peer ${req.peerId} not found`);
+        return peerMessage(peer, { hostName: true, taskPieces: true });
+      }),
+      deletePeer: unary(log, 'DeletePeer', (req): Empty => {
+        const peer = d.resources.peers.get(req.peerId);
+        if (peer) d.resources.deletePeer(peer);
+        return {};
+      }),
+      statTask: unary(log, 'StatTask', (req) => {
+        const task = d.resources.tasks.get(req.taskId);
+        if (!task) throw notFound(`task ${req.taskId} not found`);
+        return taskMessage(task, { pieces: true });
+      }),
+      deleteTask: unary(log, 'DeleteTask', (req): Empty => {
+        const host = d.resources.hosts.get(req.hostId);
+        if (!host) throw notFound(`host ${req.hostId} not found`);
+        for (const peer of [...host.peers.values()]) {
+          if (peer.task.id === req.taskId) d.resources.deletePeer(peer);
+        }
+        return {};
+      }),
+    };
+  }
+
+  /** Ends every open AnnouncePeer call (shutdown). */
+  closeStreams(): void {
+    for (const s of [...this.sessions]) s.close();
+  }
+
+  private announceHost(
+    msg: HostMessage | undefined,
+    interval: { seconds: number; nanos: number } | undefined,
+  ): Empty {
+    if (!msg) throw invalidArgument('invalid AnnounceHostRequest.Host: value is required');
+    if (!msg.id) throw invalidArgument('invalid Host.Id: value length must be at least 1');
+    if (!msg.hostname) throw invalidArgument('invalid Host.Hostname: value length must be at least 1');
+    if (!msg.ip) throw invalidArgument('invalid Host.Ip: value must be a valid IP address');
+    const hosts = this.d.resources.hosts;
+    let host = hosts.get(msg.id);
+    const now = new Date();
+    if (!host) {
+      host = new Host(msg, now);
+      hosts.set(host.id, host);
+      this.d.log.info({ hostId: host.id, type: host.type, ip: msg.ip, port: msg.port }, 'host announced');
+    } else {
+      host.info = { ...msg, schedulerClusterId: 0 };
+      host.updatedAt = now;
+    }
+    if (interval) host.intervalMs = durationToMs(interval);
+    return {};
+  }
+
+  /** No type → all; 0 → normal; 1 → seeds; any other type → none (§5). */
+  private listHosts(type: number | undefined) {
+    const all = [...this.d.resources.hosts.values()];
+    const picked =
+      type === undefined
+        ? all
+        : type === HostType.NORMAL || type === HostType.SUPER_SEED
+          ? all.filter((h) => h.type === type)
+          : [];
+    return picked.map(hostMessage);
+  }
+
+  private deleteHost(hostId: string): Empty {
+    const host = this.d.resources.hosts.get(hostId);
+    if (!host) throw notFound(`host ${hostId} not found`);
+    this.d.resources.deleteHost(host);
+    this.d.log.info({ hostId }, 'host deleted');
+    return {};
+  }
+}
