@@ -130,7 +130,8 @@ export function interestedPieces(
     );
   }
   const first = Math.floor(range.start / pieceLength);
-  if (first >= count) {
+  // The last piece is short: a start inside its nominal slot but at or past the content's end overlaps nothing.
+  if (first >= count || range.start >= contentLength) {
     throw new DfError(
       'INVALID_ARGUMENT',
       `range start ${range.start} is beyond content length ${contentLength}`,

@@ -87,6 +87,8 @@ export class TaskManager {
   private readonly starting = new Map<string, Promise<TaskRun>>();
   private readonly o: TaskManagerOptions;
   private closed = false;
+  /** Aborted by close(): cuts source stats still in flight, which no run owns yet. */
+  private readonly closing = new AbortController();
 
   constructor(options: TaskManagerOptions) {
     this.o = options;
@@ -174,7 +176,7 @@ export class TaskManager {
           url: req.url,
           requestHeader: req.requestHeader,
           timeoutMs: req.timeoutMs ?? DEFAULT_STAT_TIMEOUT_MS,
-          signal,
+          signal: AbortSignal.any([signal, this.closing.signal]),
         });
       } catch (e) {
         this.o.metrics.backendRequestFailed(backend.scheme, 'HEAD');
@@ -397,6 +399,7 @@ export class TaskManager {
   /** Stops every download (shutdown). */
   close(): void {
     this.closed = true;
+    this.closing.abort(new DfError('UNAVAILABLE', 'dfdaemon is shutting down'));
     for (const run of this.runs.values()) {
       run.abort(new DfError('UNAVAILABLE', 'dfdaemon is shutting down'));
       run.end();

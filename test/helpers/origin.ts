@@ -48,6 +48,8 @@ export class Origin {
   readonly files = new Map<string, OriginFile>();
   readonly requests: OriginRequest[] = [];
   private server?: Server;
+  /** Pending `delayMs` timers, cleared by stop() so a slow file does not keep the test process alive. */
+  private readonly delays = new Set<NodeJS.Timeout>();
   port = 0;
 
   get url(): string {
@@ -73,6 +75,8 @@ export class Origin {
   }
 
   async stop(): Promise<void> {
+    for (const t of this.delays) clearTimeout(t);
+    this.delays.clear();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
@@ -85,7 +89,15 @@ export class Origin {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
     }
-    if (f.delayMs) await new Promise((r) => setTimeout(r, f.delayMs));
+    if (f.delayMs) {
+      await new Promise<void>((r) => {
+        const t = setTimeout(() => {
+          this.delays.delete(t);
+          r();
+        }, f.delayMs);
+        this.delays.add(t);
+      });
+    }
     if (f.status) {
       res.writeHead(f.status, { 'x-origin': 'test' }).end(`status ${f.status}`);
       return;

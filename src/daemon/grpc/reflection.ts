@@ -4,7 +4,9 @@
 //   - files are merged per package (dfdaemon_v2.proto, common_v2.proto, google_protobuf.proto) with empty
 //     `dependency` lists, so `common.v2.Piece` cannot be resolved from dfdaemon_v2.proto;
 //   - a map field's entry message is named after the field (`Request_header`) instead of `RequestHeaderEntry`,
-//     which protodesc rejects as an invalid map entry.
+//     which protodesc rejects as an invalid map entry;
+//   - a message's reserved ranges carry an inclusive end (`reserved 5;` → 5 to 5) where descriptor.proto wants
+//     an exclusive one (5 to 6), which protodesc rejects as "invalid range: 5 to 4".
 // Both are repaired here on the encoded bytes with a small wire-format editor (the few descriptor fields we
 // touch are listed below), so no descriptor library beyond what proto-loader already uses is needed.
 
@@ -12,7 +14,8 @@ import type { PackageDefinition } from '@grpc/proto-loader';
 
 /** Field numbers from google/protobuf/descriptor.proto. */
 const FILE = { name: 1, package: 2, dependency: 3, messageType: 4 } as const;
-const MESSAGE = { name: 1, field: 2, nestedType: 3, options: 7 } as const;
+const MESSAGE = { name: 1, field: 2, nestedType: 3, options: 7, reservedRange: 9 } as const;
+const RESERVED_RANGE = { end: 2 } as const;
 const FIELD = { name: 1, typeName: 6 } as const;
 const MESSAGE_OPTIONS = { mapEntry: 7 } as const;
 
@@ -127,9 +130,15 @@ function isMapEntry(message: readonly WireField[]): boolean {
   );
 }
 
-/** Renames a message's map entries (and the fields' references to them), recursively. */
+/** Renames a message's map entries (and the fields' references to them) and fixes reserved ranges, recursively. */
 function fixMessage(bytes: Buffer): Buffer {
   const msg = decode(bytes);
+  for (const r of msg.filter((x) => x.field === MESSAGE.reservedRange && x.wireType === 2)) {
+    const range = decode(r.value as Buffer);
+    const end = range.find((x) => x.field === RESERVED_RANGE.end && x.wireType === 0);
+    if (end) end.value = (end.value as number) + 1;
+    r.value = encode(range);
+  }
   const nested = msg.filter((x) => x.field === MESSAGE.nestedType && x.wireType === 2);
   const fields = msg.filter((x) => x.field === MESSAGE.field && x.wireType === 2);
   for (const n of nested) {

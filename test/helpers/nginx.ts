@@ -1,0 +1,197 @@
+// A real nginx as an origin for e2e tests: its own nginx.conf in a temp dir (pid, logs and every temp path
+// inside it), `daemon off;` so the spawned process is the master and is stopped by its PID, `listen` on a free
+// loopback port, `sendfile on`, serving a temp root of generated files. The access log records each request's
+// Range header so tests can see how the daemon fetched.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { createServer, connect, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { tempDir } from './daemon.js';
+
+export const NGINX_CANDIDATES = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'];
+
+/** The nginx binary, or undefined when nginx is not installed. */
+export function findNginx(): string | undefined {
+  for (const p of NGINX_CANDIDATES) if (existsSync(p)) return p;
+  const r = spawnSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' });
+  const p = r.stdout?.trim();
+  return r.status === 0 && p ? p : undefined;
+}
+
+/** A free loopback port: listen on port 0, read the port, close. */
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', resolve);
+  });
+  const port = (srv.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return port;
+}
+
+export interface AccessLogEntry {
+  request: string;
+  status: number;
+  range: string;
+}
+
+export class Nginx {
+  readonly dir: string;
+  readonly root: string;
+  readonly conf: string;
+  readonly accessLog: string;
+  readonly errorLog: string;
+  readonly pidFile: string;
+  port = 0;
+  private proc?: ChildProcess;
+  private stderr = '';
+
+  constructor(readonly binary: string) {
+    this.dir = tempDir('dft-nginx-');
+    this.root = join(this.dir, 'www');
+    this.conf = join(this.dir, 'nginx.conf');
+    this.accessLog = join(this.dir, 'access.log');
+    this.errorLog = join(this.dir, 'error.log');
+    this.pidFile = join(this.dir, 'nginx.pid');
+    mkdirSync(this.root);
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** Writes `size` random bytes to `<root>/<name>` in 1 MiB chunks; returns the sha256 hex of the content. */
+  addFile(name: string, size: number): { url: string; sha256: string; path: string } {
+    const path = join(this.root, name);
+    const fd = openSync(path, 'w', 0o644);
+    const h = createHash('sha256');
+    try {
+      for (let off = 0; off < size; off += 1 << 20) {
+        const chunk = randomBytes(Math.min(1 << 20, size - off));
+        h.update(chunk);
+        writeSync(fd, chunk);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    return { url: `${this.url}/${name}`, sha256: h.digest('hex'), path };
+  }
+
+  private config(): string {
+    const d = this.dir;
+    // As root the workers would switch to `nobody`, who cannot enter a 0700 temp dir: keep them as root.
+    const user = process.getuid?.() === 0 ? 'user root root;\n' : '';
+    return `${user}daemon off;
+master_process on;
+worker_processes 1;
+pid ${this.pidFile};
+error_log ${this.errorLog} info;
+events { worker_connections 256; }
+http {
+  log_format ranges '$request_method $uri $status range="$http_range"';
+  access_log ${this.accessLog} ranges;
+  client_body_temp_path ${join(d, 'client_body')};
+  proxy_temp_path ${join(d, 'proxy')};
+  fastcgi_temp_path ${join(d, 'fastcgi')};
+  uwsgi_temp_path ${join(d, 'uwsgi')};
+  scgi_temp_path ${join(d, 'scgi')};
+  default_type application/octet-stream;
+  sendfile on;
+  keepalive_timeout 30s;
+  server {
+    listen 127.0.0.1:${this.port};
+    server_name localhost;
+    root ${this.root};
+    location / { }
+  }
+}
+`;
+  }
+
+  /** Starts nginx on a free port and waits until it accepts connections. */
+  async start(): Promise<void> {
+    let lastErr: unknown;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      this.port = await freePort();
+      writeFileSync(this.conf, this.config());
+      try {
+        await this.spawnAndWait();
+        return;
+      } catch (e) {
+        lastErr = e;
+        await this.stop({ keepDir: true });
+      }
+    }
+    throw lastErr;
+  }
+
+  private async spawnAndWait(): Promise<void> {
+    this.stderr = '';
+    // -e: the error log before the config is read (nginx ≥ 1.19.5); -p: prefix for anything left relative.
+    const proc = spawn(this.binary, ['-p', this.dir, '-e', this.errorLog, '-c', this.conf], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.proc = proc;
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        throw new Error(
+          `nginx exited with ${proc.exitCode ?? proc.signalCode}: ${this.stderr}${this.errors()}`,
+        );
+      }
+      const ok = await new Promise<boolean>((resolve) => {
+        const s = connect(this.port, '127.0.0.1');
+        s.once('connect', () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once('error', () => resolve(false));
+      });
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error(`nginx did not listen on ${this.port}: ${this.errors()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  private errors(): string {
+    return existsSync(this.errorLog) ? readFileSync(this.errorLog, 'utf8') : '';
+  }
+
+  /** The access log, parsed. */
+  accessEntries(): AccessLogEntry[] {
+    if (!existsSync(this.accessLog)) return [];
+    const out: AccessLogEntry[] = [];
+    for (const line of readFileSync(this.accessLog, 'utf8').split('\n')) {
+      const m = /^(\S+ \S+) (\d+) range="(.*)"$/.exec(line);
+      if (m) out.push({ request: m[1]!, status: Number(m[2]), range: m[3] === '-' ? '' : m[3]! });
+    }
+    return out;
+  }
+
+  /** Stops nginx by the PID of the process we spawned (SIGTERM: the master stops its workers; SIGKILL after 5 s); removes the dir. */
+  async stop(opts: { keepDir?: boolean } = {}): Promise<void> {
+    const p = this.proc;
+    if (p && p.exitCode === null && p.signalCode === null) {
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill('SIGTERM');
+      const t = setTimeout(() => p.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(t);
+    }
+    this.proc = undefined;
+    if (!opts.keepDir) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
