@@ -4,6 +4,7 @@
 
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
+import { defaultDynconfigPath } from '../config/dirs.js';
 import { loadDfdaemonConfig } from '../config/load.js';
 import { parseByteSize } from '../core/bytesize.js';
 import { Dfdaemon } from '../daemon/dfdaemon.js';
@@ -21,7 +22,7 @@ interface DfdaemonArgs {
 }
 
 async function main(a: DfdaemonArgs): Promise<void> {
-  const { config, warnings, notes, logDir } = loadDfdaemonConfig(a.config);
+  const { config, warnings, notes, logDir, dirs } = loadDfdaemonConfig(a.config);
   const log = createLogger({
     name: 'dfdaemon',
     level: a.logLevel,
@@ -34,7 +35,12 @@ async function main(a: DfdaemonArgs): Promise<void> {
     process.stderr.write(`dfdaemon: warning: ${w}\n`);
   }
   for (const n of notes) log.info({}, n);
-  const daemon = new Dfdaemon({ config, log, version: packageVersion() });
+  const daemon = new Dfdaemon({
+    config,
+    log,
+    version: packageVersion(),
+    dynconfigPath: a.dynconfig ?? defaultDynconfigPath(dirs),
+  });
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

@@ -120,6 +120,8 @@ export const DEFAULTS = {
   'health.server.port': 4003,
   'metrics.server.port': 4002,
   'stats.server.port': 4004,
+  // The upstream scheduler's default port.
+  'embeddedScheduler.port': 8002,
   'tracing.path': '/v1/traces',
 } as const;
 
@@ -327,6 +329,8 @@ export interface DfdaemonConfig {
   health: { server: ListenServer };
   metrics: { server: ListenServer };
   stats: { server: ListenServer };
+  /** Ours: the in-process scheduler (standalone mode). */
+  embeddedScheduler: { enable?: boolean; ip?: string; port: number };
   tracing: TracingConfig;
 }
 
@@ -521,6 +525,13 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
     health: listenServer(D['health.server.port']),
     metrics: listenServer(D['metrics.server.port']),
     stats: listenServer(D['stats.server.port']),
+    // Ours (no upstream key): the in-process scheduler of the standalone mode. `enable` unset = automatic: on
+    // when neither manager.addr nor a dynconfig file names a scheduler.
+    embeddedScheduler: section({
+      enable: z.boolean().optional(),
+      ip: optionalIp(),
+      port: port(D['embeddedScheduler.port']),
+    }),
     tracing: section({
       protocol: optionalOneOf(['http', 'https', 'grpc'] as const),
       endpoint: optionalStr('an endpoint like "localhost:4317"'),

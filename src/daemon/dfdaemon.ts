@@ -1,20 +1,31 @@
 // The composition root (as upstream's bin/dfdaemon/main.rs): the only module that knows every part. It builds
 // them from the config, hands each its collaborators, starts the servers, and stops them in order.
 
-import { mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { BackendFactory } from '../backend/factory.js';
 import type { DfdaemonConfig } from '../config/dfdaemon.js';
-import { hostId } from '../core/ids.js';
-import { DfdaemonDownloadService } from '../gen/dfdaemon.js';
+import { DfdaemonDownloadService, DfdaemonUploadService } from '../gen/dfdaemon.js';
+import type { Host } from '../gen/common.js';
+import { SchedulerAnnouncer } from '../scheduler/announcer.js';
+import { EmbeddedScheduler } from '../scheduler/embedded/scheduler-server.js';
+import { HostInfo } from '../scheduler/host-info.js';
+import { SchedulerSelector } from '../scheduler/scheduler-selector.js';
+import { schedulerSourceFromConfig, type SchedulerSource } from '../scheduler/scheduler-source.js';
+import { socketAddrFromIp } from '../scheduler/socket-addr.js';
 import { Storage } from '../storage/storage.js';
+import { TcpPieceTransport } from '../vortex/piece-client.js';
+import { VortexTcpServer } from '../vortex/piece-server.js';
 import { DfdaemonDownloadServiceImpl } from './grpc/dfdaemon-download.js';
-import { bindUnixSocket, createGrpcServer, shutdownGrpcServer } from './grpc/server.js';
+import { DfdaemonUploadServiceImpl } from './grpc/dfdaemon-upload.js';
+import { bindTcp, bindUnixSocket, createGrpcServer, shutdownGrpcServer } from './grpc/server.js';
 import { startHealthServer, startMetricsServer, type Listening } from './http/servers.js';
 import { DaemonMetrics } from './metrics.js';
 import { TaskManager } from './task-manager.js';
+import { UploadClientPool } from './upload-clients.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -23,37 +34,58 @@ export interface DfdaemonOptions {
   config: DfdaemonConfig;
   log: Logger;
   version: string;
+  /** The local dynconfig file (`--dynconfig`); its scheduler addresses are used when manager.addr is not set. */
+  dynconfigPath?: string;
+}
+
+/** How this daemon finds its scheduler. */
+export type SchedulerMode = 'manager' | 'dynconfig' | 'embedded' | 'none';
+
+export function schedulerMode(config: DfdaemonConfig, dynconfigPath: string | undefined): SchedulerMode {
+  if (config.embeddedScheduler.enable === true) return 'embedded';
+  if (config.manager.addr) return 'manager';
+  if (dynconfigPath && existsSync(dynconfigPath)) return 'dynconfig';
+  return config.embeddedScheduler.enable === false ? 'none' : 'embedded';
 }
 
 export class Dfdaemon {
   readonly config: DfdaemonConfig;
   readonly log: Logger;
   readonly metrics: DaemonMetrics;
+  private readonly version: string;
+  private readonly dynconfigPath?: string;
   private storage?: Storage;
   private backends?: BackendFactory;
   private taskManager?: TaskManager;
   private grpcDownload?: Server;
+  private grpcUpload?: Server;
+  private vortex?: VortexTcpServer;
+  private embedded?: EmbeddedScheduler;
+  private selector?: SchedulerSelector;
+  private announcer?: SchedulerAnnouncer;
+  private uploadClients = new UploadClientPool();
   private health?: Listening;
   private metricsServer?: Listening;
+  private hostInfo?: HostInfo;
+  private lastHost?: Host;
   private stopping?: Promise<void>;
+  private bound: { upload?: number; vortex?: number; scheduler?: number } = {};
 
   constructor(o: DfdaemonOptions) {
     this.config = o.config;
     this.log = o.log;
+    this.version = o.version;
+    this.dynconfigPath = o.dynconfigPath;
     this.metrics = new DaemonMetrics({ gitVersion: o.version, gitCommit: '', buildTime: '' });
   }
 
   get hostId(): string {
-    return hostId(this.config.host.ip ?? '127.0.0.1', this.config.host.hostname);
-  }
-
-  /** Ports actually bound (useful when the config asks for port 0). */
-  get ports(): { health?: number; metrics?: number } {
-    return { health: this.health?.port, metrics: this.metricsServer?.port };
+    return this.hostInfo?.id ?? '';
   }
 
   async start(): Promise<void> {
     const c = this.config;
+    const ip = c.host.ip ?? '127.0.0.1';
     this.storage = await Storage.open(
       {
         dir: c.storage.dir,
@@ -69,6 +101,49 @@ export class Dfdaemon {
       enableCacheTemporaryRedirect: c.backend.enableCacheTemporaryRedirect,
       cacheTemporaryRedirectTTLMs: c.backend.cacheTemporaryRedirectTTL,
     });
+
+    // Pieces for other peers: the Vortex server and the upload gRPC service.
+    this.vortex = new VortexTcpServer({
+      storage: this.storage,
+      ip: c.storage.server.ip ?? '0.0.0.0',
+      port: c.storage.server.tcpPort,
+      log: this.log.child({ component: 'vortex' }),
+    });
+    this.bound.vortex = await this.vortex.listen();
+
+    // Where the scheduler comes from decides whether downloads are P2P at all.
+    const mode = schedulerMode(c, this.dynconfigPath);
+    let source: SchedulerSource | undefined;
+    if (mode === 'embedded') {
+      this.embedded = new EmbeddedScheduler({
+        ip: c.embeddedScheduler.ip ?? '0.0.0.0',
+        port: c.embeddedScheduler.port,
+        log: this.log.child({ component: 'scheduler' }),
+      });
+      const port = await this.embedded.start();
+      this.bound.scheduler = port;
+      source = {
+        description: `embedded scheduler on port ${port}`,
+        singleCluster: false,
+        list: async () => [{ addr: socketAddrFromIp('127.0.0.1', port) }],
+        close: () => undefined,
+      };
+    } else if (mode !== 'none') {
+      source = schedulerSourceFromConfig(c, {
+        dynconfigPath: this.dynconfigPath ?? '',
+        version: this.version,
+        log: this.log.child({ component: 'dynconfig' }),
+      });
+    }
+    if (source) {
+      this.selector = new SchedulerSelector({
+        source,
+        refreshIntervalMs: c.dynconfig.refreshInterval,
+        log: this.log.child({ component: 'dynconfig' }),
+      });
+      await this.selector.start();
+    }
+
     this.taskManager = new TaskManager({
       storage: this.storage,
       backends: this.backends,
@@ -81,10 +156,59 @@ export class Dfdaemon {
     const download = new DfdaemonDownloadServiceImpl({
       taskManager: this.taskManager,
       metrics: this.metrics,
-      host: { ip: c.host.ip ?? '127.0.0.1', hostname: c.host.hostname },
+      host: { ip, hostname: c.host.hostname },
       storageDir: c.storage.dir,
       log: this.log.child({ component: 'download' }),
     });
+    const upload = new DfdaemonUploadServiceImpl({
+      taskManager: this.taskManager,
+      download,
+      pieceServer: () => ({ ip, tcpPort: this.bound.vortex }),
+      host: () => this.lastHost ?? ({ id: this.hostId, ip, hostname: c.host.hostname } as Host),
+      log: this.log.child({ component: 'upload' }),
+    });
+    this.grpcUpload = createGrpcServer([
+      {
+        definition: DfdaemonUploadService,
+        implementation: upload.handlers(),
+        name: 'dfdaemon.v2.DfdaemonUpload',
+      },
+    ]);
+    this.bound.upload = await bindTcp(
+      this.grpcUpload,
+      c.upload.server.ip ?? '0.0.0.0',
+      c.upload.server.port,
+      {
+        caCert: c.upload.server.caCert ? await readFile(c.upload.server.caCert) : undefined,
+        cert: c.upload.server.cert ? await readFile(c.upload.server.cert) : undefined,
+        key: c.upload.server.key ? await readFile(c.upload.server.key) : undefined,
+      },
+    );
+
+    this.hostInfo = new HostInfo({ config: c, uploadPort: this.bound.upload, version: this.version });
+    this.lastHost = await this.hostInfo.build();
+    download.setHostId(this.hostInfo.id);
+    if (this.selector) {
+      const selector = this.selector;
+      const transport = new TcpPieceTransport();
+      this.taskManager.enableP2P({
+        schedulerFor: (taskId) => (selector.addresses().length > 0 ? selector.forTask(taskId) : undefined),
+        uploadClient: (peerIp, port) => this.uploadClients.get(peerIp, port),
+        downloadPiece: (req) => transport.downloadPiece(req),
+        host: { ip, hostname: c.host.hostname, id: this.hostInfo.id, seed: c.seedPeer.enable },
+        scheduleTimeoutMs: c.scheduler.scheduleTimeout,
+        maxScheduleCount: c.scheduler.maxScheduleCount,
+        collectedPieceTimeoutMs: c.download.collectedPieceTimeout,
+      });
+      this.announcer = new SchedulerAnnouncer({
+        selector,
+        hostInfo: async () => (this.lastHost = await this.hostInfo!.build()),
+        intervalMs: c.scheduler.announceInterval,
+        log: this.log.child({ component: 'announcer' }),
+      });
+      await this.announcer.start();
+    }
+
     this.grpcDownload = createGrpcServer([
       {
         definition: DfdaemonDownloadService,
@@ -107,21 +231,31 @@ export class Dfdaemon {
         storage: c.storage.dir,
         health: this.health.port,
         metrics: this.metricsServer.port,
+        upload: this.bound.upload,
+        vortex: this.bound.vortex,
+        scheduler: mode === 'embedded' ? `embedded:${this.bound.scheduler}` : mode,
+        schedulerPort: this.bound.scheduler,
       },
       'dfdaemon started',
     );
   }
 
-  /** Graceful stop: refuse new work, drain calls for a few seconds, then close storage. Idempotent. */
+  /** Graceful stop: refuse new work, drain calls for a few seconds, leave the scheduler, close storage. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.log.info({}, 'dfdaemon stopping');
       this.taskManager?.close();
+      await this.announcer?.stop().catch(() => undefined);
       await Promise.all([
         this.grpcDownload ? shutdownGrpcServer(this.grpcDownload, SHUTDOWN_GRACE_MS) : undefined,
+        this.grpcUpload ? shutdownGrpcServer(this.grpcUpload, SHUTDOWN_GRACE_MS) : undefined,
+        this.vortex?.close(),
         this.health?.close(),
         this.metricsServer?.close(),
       ]);
+      this.selector?.close();
+      this.uploadClients.close();
+      await this.embedded?.stop();
       await this.backends?.close();
       this.storage?.close();
       this.log.info({}, 'dfdaemon stopped');

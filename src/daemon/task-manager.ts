@@ -98,6 +98,11 @@ export class TaskManager {
     return this.o.storage;
   }
 
+  /** Turns the P2P flow on once its collaborators exist (the scheduler client starts after the task manager). */
+  enableP2P(p2p: P2POptions): void {
+    this.o.p2p = p2p;
+  }
+
   /** The active run of a task, if a request holds one. */
   activeRun(taskId: string): TaskRun | undefined {
     return this.runs.get(taskId);

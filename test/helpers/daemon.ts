@@ -19,7 +19,22 @@ export interface DaemonHandle {
   proc: ChildProcess;
   metricsPort: number;
   healthPort: number;
+  uploadPort: number;
+  vortexPort: number;
+  /** The embedded scheduler's port, when the daemon runs one. */
+  schedulerPort?: number;
+  hostId: string;
   logs: string[];
+}
+
+/** The fields of dfdaemon's "dfdaemon started" log line that tests use. */
+interface StartedLine {
+  health: number;
+  metrics: number;
+  upload: number;
+  vortex: number;
+  schedulerPort?: number;
+  hostId: string;
 }
 
 export function tempDir(prefix = 'dft-'): string {
@@ -27,15 +42,13 @@ export function tempDir(prefix = 'dft-'): string {
 }
 
 /** dfdaemon.yaml for a test daemon: everything under `dir`, every TCP port 0. */
-export function testConfig(dir: string, extra = ''): string {
+export function testConfig(dir: string, extra = '', opts: { schedulerAddr?: string } = {}): string {
   return `host:
   ip: 127.0.0.1
   hostname: test-host
 download:
   server:
     socketPath: ${join(dir, 'dfdaemon.sock')}
-storage:
-  dir: ${join(dir, 'storage')}
 health:
   server:
     ip: 127.0.0.1
@@ -44,19 +57,43 @@ metrics:
   server:
     ip: 127.0.0.1
     port: 0
-${extra}`;
+upload:
+  server:
+    ip: 127.0.0.1
+    port: 0
+storage:
+  dir: ${join(dir, 'storage')}
+  server:
+    ip: 127.0.0.1
+    tcpPort: 0
+embeddedScheduler:
+  ip: 127.0.0.1
+  port: 0
+${opts.schedulerAddr ? '  enable: false\n' : ''}${extra}`;
 }
 
-export async function startDaemon(opts: { dir?: string; extraConfig?: string } = {}): Promise<DaemonHandle> {
+/**
+ * Starts a dfdaemon. By default it runs its own embedded scheduler (on a free port); with `schedulerAddr`
+ * ("127.0.0.1:PORT") it uses that scheduler through a local dynconfig file instead.
+ */
+export async function startDaemon(
+  opts: { dir?: string; extraConfig?: string; schedulerAddr?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<DaemonHandle> {
   const dir = opts.dir ?? tempDir();
   const configPath = join(dir, 'dfdaemon.yaml');
-  writeFileSync(configPath, testConfig(dir, opts.extraConfig));
-  const proc = spawn(process.execPath, [DFDAEMON, '-c', configPath, '--console', '-l', 'info'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, HOME: dir },
-  });
+  writeFileSync(configPath, testConfig(dir, opts.extraConfig, { schedulerAddr: opts.schedulerAddr }));
+  const dynconfigPath = join(dir, 'dynconfig.yaml');
+  if (opts.schedulerAddr) writeFileSync(dynconfigPath, `scheduler:\n  addrs:\n    - ${opts.schedulerAddr}\n`);
+  const proc = spawn(
+    process.execPath,
+    [DFDAEMON, '-c', configPath, '--dynconfig', dynconfigPath, '--console', '-l', 'info'],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, HOME: dir, ...opts.env },
+    },
+  );
   const logs: string[] = [];
-  const started = await new Promise<{ health: number; metrics: number }>((resolve, reject) => {
+  const started = await new Promise<StartedLine>((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`dfdaemon did not start:\n${logs.join('\n')}`)), 15_000);
     proc.stderr!.setEncoding('utf8');
@@ -69,8 +106,7 @@ export async function startDaemon(opts: { dir?: string; extraConfig?: string } =
         logs.push(line);
         if (line.includes('"dfdaemon started"')) {
           clearTimeout(timer);
-          const j = JSON.parse(line) as { health: number; metrics: number };
-          resolve({ health: j.health, metrics: j.metrics });
+          resolve(JSON.parse(line) as StartedLine);
         }
       }
     });
@@ -87,6 +123,10 @@ export async function startDaemon(opts: { dir?: string; extraConfig?: string } =
     proc,
     healthPort: started.health,
     metricsPort: started.metrics,
+    uploadPort: started.upload,
+    vortexPort: started.vortex,
+    schedulerPort: started.schedulerPort,
+    hostId: started.hostId,
     logs,
   };
 }

@@ -100,11 +100,18 @@ export function validateDownload(d: Download, storageDir: string): void {
 
 export class DfdaemonDownloadServiceImpl {
   private readonly o: DownloadServiceOptions;
-  readonly hostId: string;
+  hostId: string;
+  private seed = false;
 
   constructor(options: DownloadServiceOptions) {
     this.o = options;
     this.hostId = makeHostId(options.host.ip, options.host.hostname);
+  }
+
+  /** The announced host id (a seed peer's ends in `-seed`, and so do its peer ids). */
+  setHostId(id: string): void {
+    this.hostId = id;
+    this.seed = id.endsWith('-seed');
   }
 
   /** The handlers, keyed as grpc-js expects; RPCs of later features answer UNIMPLEMENTED with their name. */
@@ -162,7 +169,7 @@ export class DfdaemonDownloadServiceImpl {
       };
       this.o.metrics.downloadTaskStarted(labels);
       taskId = selectTaskId(download);
-      const peerId = makePeerId(this.o.host.ip, this.o.host.hostname);
+      const peerId = makePeerId(this.o.host.ip, this.o.host.hostname, this.seed);
       const ids = { hostId: this.hostId, taskId, peerId };
       const req: DownloadRequest = {
         url: download.url,
