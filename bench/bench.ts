@@ -1,0 +1,385 @@
+// `npm run bench`: dfget + dfdaemon against curl, both fetching from nginx on loopback, measured in one run.
+//   1. cold dfget of 1 GiB (new task each time) vs curl -o FILE: median of 3, ratio dfget/curl (target ≤ 1.0)
+//   2. warm dfget (cache hit, new output path) vs the cold curl median (target ≤ 0.05)
+//   3. dfdaemon peak RSS while downloading 1 GiB and 4 GiB (target ≤ 150 MiB, flat with size)
+//   4. dfget start-to-exit for a cached 1 KiB file, median of 20 (target ≤ 150 ms), with `node -e 0` as baseline
+// Writes bench/results/latest.{json,md} and bench/results/YYYY-MM-DD.md. Never fails on a number.
+// Every process is ended by PID and every temp dir (the data files too) is removed, also on SIGINT/SIGTERM.
+
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { open, rm, stat, truncate } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DFGET, startDaemon, stopDaemon, type DaemonHandle } from '../test/helpers/daemon.js';
+import { machineInfo, machineLine } from './machine.js';
+import { NGINX, startNginx, type NginxHandle } from './nginx.js';
+import { median, procCpuMs, procStatusBytes, sampleRss, timed, type Timed } from './proc.js';
+import { consoleTable, markdown, type Figure, type Report } from './report.js';
+
+const MIB = 2 ** 20;
+const GIB = 2 ** 30;
+const SIZE_1G = GIB;
+const SIZE_4G = 4 * GIB;
+const COLD_RUNS = 3;
+const WARM_RUNS = 3;
+const SMALL_RUNS = 20;
+/** The whole run is cut off after this long. */
+const WATCHDOG_MS = 9 * 60_000;
+const BIG_TIMEOUT_MS = 120_000;
+const SMALL_TIMEOUT_MS = 15_000;
+
+const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+
+const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
+
+let tmp: string | undefined;
+let nginx: NginxHandle | undefined;
+let daemon: DaemonHandle | undefined;
+let cleaning: Promise<void> | undefined;
+
+function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    if (daemon) await stopDaemon(daemon, { keepDir: true }).catch(() => undefined);
+    if (nginx) await nginx.stop().catch(() => undefined);
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+
+/** A file of random-ish bytes, written in 4 MiB chunks: one random block, each chunk stamped with its index. */
+async function writeRandomish(path: string, size: number): Promise<void> {
+  const block = randomBytes(4 * MIB);
+  const fh = await open(path, 'w');
+  try {
+    for (let off = 0; off < size; off += block.length) {
+      block.writeBigUInt64LE(BigInt(off), 0);
+      block.writeUInt32LE(((off / block.length) * 2654435761) >>> 0, 4096);
+      const n = Math.min(block.length, size - off);
+      let done = 0;
+      while (done < n) done += (await fh.write(block, done, n - done, off + done)).bytesWritten;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Compares a few windows of two files (a full hash of 1 GiB would cost more than the download). */
+async function sampledEqual(a: string, b: string, size: number): Promise<boolean> {
+  const [sa, sb] = await Promise.all([stat(a), stat(b)]);
+  if (sa.size !== size || sb.size !== size) return false;
+  const fa = await open(a, 'r');
+  const fb = await open(b, 'r');
+  try {
+    const win = 64 * 1024;
+    const offsets = [
+      0,
+      size - win,
+      ...Array.from({ length: 6 }, () => Math.floor(Math.random() * (size - win))),
+    ];
+    for (const off of offsets) {
+      const ba = Buffer.alloc(win);
+      const bb = Buffer.alloc(win);
+      await fa.read(ba, 0, win, off);
+      await fb.read(bb, 0, win, off);
+      if (!ba.equals(bb)) return false;
+    }
+    return true;
+  } finally {
+    await fa.close();
+    await fb.close();
+  }
+}
+
+function check(what: string, r: Timed): Timed {
+  if (r.code !== 0) {
+    throw new Error(`${what} failed (exit ${r.code ?? r.signal}): ${r.stderr.trim().slice(0, 2000)}`);
+  }
+  return r;
+}
+
+async function sync(): Promise<void> {
+  await timed('sync', [], 120_000);
+}
+
+function curl(url: string, out: string, timeoutMs: number): Promise<Timed> {
+  return timed('curl', ['-s', '-f', '-o', out, url], timeoutMs);
+}
+
+function dfget(url: string, out: string, tag: string, timeoutMs: number): Promise<Timed> {
+  return timed(
+    process.execPath,
+    [DFGET, url, '-O', out, '-e', daemon!.socket, '--no-progress', '--tag', tag],
+    timeoutMs,
+  );
+}
+
+/** dfget with the daemon's VmRSS polled every 50 ms; returns the time and the peak RSS seen. */
+async function dfgetSampled(
+  url: string,
+  out: string,
+  tag: string,
+  timeoutMs: number,
+): Promise<{ r: Timed; peakRss: number; cpuMs: number }> {
+  const pid = daemon!.proc.pid!;
+  const cpu0 = procCpuMs(pid);
+  const sampler = sampleRss(pid, 50);
+  const r = await dfget(url, out, tag, timeoutMs);
+  return { r, peakRss: sampler.stop(), cpuMs: procCpuMs(pid) - cpu0 };
+}
+
+async function main(): Promise<void> {
+  const began = performance.now();
+  const machine = machineInfo(NGINX);
+  log(`machine: ${machineLine(machine)}`);
+  tmp = mkdtempSync(join(tmpdir(), 'dfbench-'));
+  const www = join(tmp, 'www');
+  const out = join(tmp, 'out');
+  mkdirSync(www);
+  mkdirSync(out);
+  mkdirSync(join(tmp, 'daemon'));
+
+  log('writing 1 GiB, 4 GiB (sparse) and 1 KiB files');
+  const fileStart = performance.now();
+  await writeRandomish(join(www, '1g.bin'), SIZE_1G);
+  writeFileSync(join(www, '4g.bin'), '');
+  await truncate(join(www, '4g.bin'), SIZE_4G);
+  writeFileSync(join(www, '1k.bin'), randomBytes(1024));
+  log(`files written in ${((performance.now() - fileStart) / 1000).toFixed(1)} s`);
+
+  nginx = await startNginx(join(tmp, 'nginx'), www);
+  daemon = await startDaemon({ dir: join(tmp, 'daemon') });
+  log(`nginx pid ${nginx.pid} on ${nginx.baseUrl}; dfdaemon pid ${daemon.proc.pid}`);
+  const url1g = `${nginx.baseUrl}/1g.bin`;
+  const url4g = `${nginx.baseUrl}/4g.bin`;
+  const url1k = `${nginx.baseUrl}/1k.bin`;
+  const notes: string[] = [];
+  const samples: Record<string, number[]> = {};
+
+  // Warm the page cache for the binaries and the source file, and the daemon's code paths.
+  check('curl warm-up', await curl(url1g, '/dev/null', BIG_TIMEOUT_MS));
+  check('dfget warm-up', await dfget(url1k, join(out, 'warm-1k'), '', SMALL_TIMEOUT_MS));
+  const idleRss = procStatusBytes(daemon.proc.pid!, 'VmRSS') ?? NaN;
+
+  // 1. cold 1 GiB, alternating which goes first; sync before each so neither pays the other's writeback.
+  const coldCurl: number[] = [];
+  const coldDfget: number[] = [];
+  const rss1g: number[] = [];
+  const cpu1g: number[] = [];
+  for (let i = 0; i < COLD_RUNS; i++) {
+    const runCurl = async () => {
+      await sync();
+      const path = join(out, `curl-${i}`);
+      const r = check('curl', await curl(url1g, path, BIG_TIMEOUT_MS));
+      coldCurl.push(r.ms);
+      await rm(path, { force: true });
+    };
+    const runDfget = async () => {
+      await sync();
+      const path = join(out, `dfget-cold-${i}`);
+      const { r, peakRss, cpuMs } = await dfgetSampled(url1g, path, `cold-${i}`, BIG_TIMEOUT_MS);
+      check('dfget cold', r);
+      coldDfget.push(r.ms);
+      rss1g.push(peakRss);
+      cpu1g.push(cpuMs);
+      if (i === 0 && !(await sampledEqual(path, join(www, '1g.bin'), SIZE_1G))) {
+        notes.push('dfget output of the 1 GiB file differs from the source (sampled comparison)!');
+      }
+      await rm(path, { force: true });
+    };
+    if (i % 2 === 0) {
+      await runCurl();
+      await runDfget();
+    } else {
+      await runDfget();
+      await runCurl();
+    }
+    log(`cold ${i}: curl ${coldCurl[i]!.toFixed(0)} ms, dfget ${coldDfget[i]!.toFixed(0)} ms`);
+  }
+
+  // 2. warm: the task of cold-0 again, to a new output path.
+  const warm: number[] = [];
+  for (let i = 0; i < WARM_RUNS; i++) {
+    const path = join(out, `dfget-warm-${i}`);
+    warm.push(check('dfget warm', await dfget(url1g, path, 'cold-0', BIG_TIMEOUT_MS)).ms);
+    await rm(path, { force: true });
+  }
+  log(`warm: ${warm.map((m) => m.toFixed(0)).join(', ')} ms`);
+
+  // 3. 4 GiB (its 1 GiB peak is above); the daemon's high-water mark over the whole run too.
+  await sync();
+  const big = await dfgetSampled(url4g, join(out, 'dfget-4g'), 'big', 3 * BIG_TIMEOUT_MS);
+  check('dfget 4 GiB', big.r);
+  const bigStat = await stat(join(out, 'dfget-4g'));
+  if (bigStat.size !== SIZE_4G) notes.push(`dfget output of the 4 GiB file has ${bigStat.size} bytes`);
+  await rm(join(out, 'dfget-4g'), { force: true });
+  log(`4 GiB: dfget ${big.r.ms.toFixed(0)} ms, peak RSS ${(big.peakRss / MIB).toFixed(0)} MiB`);
+
+  // 4. small cached file: dfget start-to-exit vs node -e 0 (and curl for context), interleaved.
+  const small: number[] = [];
+  const nodeStart: number[] = [];
+  const curlSmall: number[] = [];
+  const dfgetVersion: number[] = [];
+  for (let i = 0; i < SMALL_RUNS; i++) {
+    dfgetVersion.push(
+      check('dfget --version', await timed(process.execPath, [DFGET, '--version'], SMALL_TIMEOUT_MS)).ms,
+    );
+    nodeStart.push(check('node -e 0', await timed(process.execPath, ['-e', '0'], SMALL_TIMEOUT_MS)).ms);
+    const path = join(out, `small-${i}`);
+    small.push(check('dfget 1 KiB', await dfget(url1k, path, '', SMALL_TIMEOUT_MS)).ms);
+    await rm(path, { force: true });
+    curlSmall.push(check('curl 1 KiB', await curl(url1k, join(out, `small-curl-${i}`), SMALL_TIMEOUT_MS)).ms);
+  }
+  notes.push(
+    `cold 1 GiB spread: curl ${spread(coldCurl)}, dfget ${spread(coldDfget)} (loopback to a VM disk is noisy; the runs alternate which goes first and sync before each)`,
+  );
+  const hwm = procStatusBytes(daemon.proc.pid!, 'VmHWM') ?? NaN;
+
+  // Figures.
+  const curlMs = median(coldCurl);
+  const dfgetMs = median(coldDfget);
+  const warmMs = median(warm);
+  const peak1g = Math.max(...rss1g);
+  const target150 = 150 * MIB;
+  const figures: Figure[] = [
+    {
+      name: 'curl 1 GiB cold (median of 3)',
+      value: curlMs / 1000,
+      unit: 's',
+      target: '',
+      note: mbps(SIZE_1G, curlMs),
+    },
+    {
+      name: 'dfget 1 GiB cold (median of 3)',
+      value: dfgetMs / 1000,
+      unit: 's',
+      target: '',
+      note: mbps(SIZE_1G, dfgetMs),
+    },
+    {
+      name: 'cold ratio dfget/curl',
+      value: dfgetMs / curlMs,
+      unit: 'ratio',
+      target: '≤ 1.0',
+      ok: dfgetMs / curlMs <= 1.0,
+    },
+    {
+      name: 'dfdaemon CPU per cold 1 GiB (user+sys, median)',
+      value: median(cpu1g) / 1000,
+      unit: 's',
+      target: '',
+    },
+    { name: 'dfget 1 GiB warm (median of 3)', value: warmMs / 1000, unit: 's', target: '' },
+    {
+      name: 'warm ratio dfget/curl',
+      value: warmMs / curlMs,
+      unit: 'ratio',
+      target: '≤ 0.05',
+      ok: warmMs / curlMs <= 0.05,
+    },
+    {
+      name: 'dfdaemon peak RSS, 1 GiB download',
+      value: peak1g / MIB,
+      unit: 'MiB',
+      target: '≤ 150 MiB',
+      ok: peak1g <= target150,
+    },
+    {
+      name: 'dfdaemon peak RSS, 4 GiB download',
+      value: big.peakRss / MIB,
+      unit: 'MiB',
+      target: '≤ 150 MiB, flat',
+      ok: big.peakRss <= target150 && big.peakRss <= peak1g * 1.25,
+    },
+    { name: 'dfdaemon RSS idle (after one 1 KiB download)', value: idleRss / MIB, unit: 'MiB', target: '' },
+    { name: 'dfdaemon VmHWM over the run', value: hwm / MIB, unit: 'MiB', target: '' },
+    {
+      name: 'dfget 4 GiB cold (sparse source)',
+      value: big.r.ms / 1000,
+      unit: 's',
+      target: '',
+      note: mbps(SIZE_4G, big.r.ms),
+    },
+    {
+      name: 'dfget 1 KiB cached, start to exit (median of 20)',
+      value: median(small),
+      unit: 'ms',
+      target: '≤ 150 ms',
+      ok: median(small) <= 150,
+    },
+    { name: 'node -e 0 (median of 20)', value: median(nodeStart), unit: 'ms', target: 'baseline' },
+    {
+      name: 'dfget --version, start to exit (median of 20)',
+      value: median(dfgetVersion),
+      unit: 'ms',
+      target: '',
+      note: 'module loading, no RPC',
+    },
+    { name: 'curl 1 KiB (median of 20)', value: median(curlSmall), unit: 'ms', target: '' },
+  ];
+  Object.assign(samples, {
+    coldCurlMs: coldCurl.map(round),
+    coldDfgetMs: coldDfget.map(round),
+    warmDfgetMs: warm.map(round),
+    peakRss1gBytes: rss1g,
+    daemonCpu1gMs: cpu1g,
+    daemonIdleRssBytes: [idleRss],
+    peakRss4gBytes: [big.peakRss],
+    small1kDfgetMs: small.map(round),
+    nodeStartMs: nodeStart.map(round),
+    small1kCurlMs: curlSmall.map(round),
+    dfgetVersionMs: dfgetVersion.map(round),
+  });
+  const now = new Date();
+  const report: Report = {
+    date: now.toISOString(),
+    machine,
+    figures,
+    samples,
+    notes,
+    durationS: (performance.now() - began) / 1000,
+  };
+  process.stdout.write(`\n${consoleTable(report)}\n`);
+  for (const n of notes) process.stdout.write(`note: ${n}\n`);
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  const md = markdown(report);
+  writeFileSync(join(RESULTS_DIR, 'latest.md'), md);
+  writeFileSync(join(RESULTS_DIR, `${now.toISOString().slice(0, 10)}.md`), md);
+  log(`wrote ${RESULTS_DIR}latest.json, latest.md`);
+}
+
+function mbps(bytes: number, ms: number): string {
+  return `${(bytes / MIB / (ms / 1000)).toFixed(0)} MiB/s`;
+}
+
+function spread(ms: number[]): string {
+  return `${(Math.min(...ms) / 1000).toFixed(2)}–${(Math.max(...ms) / 1000).toFixed(2)} s`;
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
+const watchdog = setTimeout(() => {
+  log(`watchdog: still running after ${WATCHDOG_MS / 1000} s; stopping`);
+  void cleanup().finally(() => process.exit(1));
+}, WATCHDOG_MS);
+watchdog.unref();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    log(`${sig}: cleaning up`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+try {
+  await main();
+} catch (e) {
+  log(`failed: ${(e as Error).stack ?? String(e)}`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+  clearTimeout(watchdog);
+}
