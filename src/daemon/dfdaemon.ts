@@ -199,6 +199,7 @@ export class Dfdaemon {
         scheduleTimeoutMs: c.scheduler.scheduleTimeout,
         maxScheduleCount: c.scheduler.maxScheduleCount,
         collectedPieceTimeoutMs: c.download.collectedPieceTimeout,
+        reannounce: () => this.announcer?.announce() ?? Promise.resolve(),
       });
       this.announcer = new SchedulerAnnouncer({
         selector,

@@ -47,6 +47,10 @@ export interface PeerTaskOptions {
   pieceTimeoutMs: number;
   collectedPieceTimeoutMs: number;
   concurrentPieceCount: number;
+  /** Announces our host to the schedulers again (after a scheduler restart forgot it). */
+  reannounce?: () => Promise<void>;
+  /** A fresh peer id, for registering again on a new stream. */
+  newPeerId?: () => string;
   log: {
     info(o: object, m: string): void;
     warn(o: object, m: string): void;
@@ -55,6 +59,8 @@ export interface PeerTaskOptions {
 }
 
 type Mode = 'parents' | 'source' | 'none';
+
+const GRPC_NOT_FOUND = 5;
 
 function pieceMessage(p: PieceRecord, trafficType: number): Piece {
   return {
@@ -71,7 +77,8 @@ function pieceMessage(p: PieceRecord, trafficType: number): Piece {
 
 export class PeerTask {
   private readonly o: PeerTaskOptions;
-  private readonly stream: AnnouncePeerStream;
+  private stream: AnnouncePeerStream;
+  private registeredAgain = false;
   private readonly collector: PieceCollector;
   private readonly selector: ParentSelector;
   private mode: Mode | undefined;
@@ -129,6 +136,11 @@ export class PeerTask {
 
   /** Registers the peer and handles the first reply; later replies come from reschedules. */
   async start(): Promise<void> {
+    this.register();
+    await this.handleNext();
+  }
+
+  private register(): void {
     const d = this.o.download;
     const pieceCount = this.o.run.pieceCount;
     this.stream.send({
@@ -144,7 +156,6 @@ export class PeerTask {
         },
       },
     });
-    await this.handleNext();
   }
 
   private async handleNext(): Promise<void> {
@@ -152,6 +163,26 @@ export class PeerTask {
     try {
       reply = await this.stream.next();
     } catch (e) {
+      // A restarted scheduler has forgotten our host (NOT_FOUND on register): announce it again and register
+      // once more on a new stream, rather than sending the whole task back to the source.
+      if (this.scheduleCount === 0 && !this.registeredAgain && this.stream.failureCode === GRPC_NOT_FOUND) {
+        this.registeredAgain = true;
+        if (this.o.reannounce && this.o.newPeerId) {
+          this.o.log.info(
+            { taskId: this.o.run.taskId },
+            'scheduler does not know this host; announcing it again',
+          );
+          await this.o.reannounce();
+          this.stream.close();
+          this.stream = new AnnouncePeerStream(
+            this.o.scheduler,
+            { ...this.stream.ids, peerId: this.o.newPeerId() },
+            this.o.scheduleTimeoutMs,
+          );
+          this.register();
+          return this.handleNext();
+        }
+      }
       this.o.log.warn(
         { taskId: this.o.run.taskId, err: (e as Error).message },
         'scheduler failed; back to source',

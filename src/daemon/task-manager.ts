@@ -41,6 +41,8 @@ export interface P2POptions {
   scheduleTimeoutMs: number;
   maxScheduleCount: number;
   collectedPieceTimeoutMs: number;
+  /** Announce our host again (the scheduler lost it). */
+  reannounce?: () => Promise<void>;
 }
 
 /** Tasks (or ranges) at most this long go straight to the source and never contact the scheduler (as upstream). */
@@ -335,6 +337,8 @@ export class TaskManager {
       pieceTimeoutMs: this.o.pieceTimeoutMs,
       collectedPieceTimeoutMs: p2p.collectedPieceTimeoutMs,
       concurrentPieceCount: this.o.concurrentPieceCount,
+      reannounce: p2p.reannounce,
+      newPeerId: () => makePeerId(p2p.host.ip, p2p.host.hostname, p2p.host.seed),
       log: this.o.log,
     });
     void peerTask

@@ -20,6 +20,8 @@ export class AnnouncePeerStream {
   private readonly call: ClientDuplexStream<AnnouncePeerRequest, AnnouncePeerResponse>;
   private readonly replies: AnnouncePeerResponse[] = [];
   private failure?: DfError;
+  /** The gRPC status code the stream failed with, if it did (NOT_FOUND = the scheduler forgot our host). */
+  failureCode?: number;
   private ended = false;
   private wake?: () => void;
   private readonly scheduleTimeoutMs: number;
@@ -33,6 +35,7 @@ export class AnnouncePeerStream {
       this.wake?.();
     });
     this.call.on('error', (e: Error & { code?: number; details?: string }) => {
+      this.failureCode ??= e.code;
       this.failure ??= new DfError(
         'UNAVAILABLE',
         `scheduler AnnouncePeer failed: ${e.details ?? e.message}`,

@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const DIST = fileURLToPath(new URL('../../', import.meta.url));
@@ -45,7 +45,7 @@ export function tempDir(prefix = 'dft-'): string {
 export function testConfig(dir: string, extra = '', opts: { schedulerAddr?: string } = {}): string {
   return `host:
   ip: 127.0.0.1
-  hostname: test-host
+  hostname: test-${basename(dir)}
 download:
   server:
     socketPath: ${join(dir, 'dfdaemon.sock')}

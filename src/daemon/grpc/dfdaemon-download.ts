@@ -180,6 +180,7 @@ export class DfdaemonDownloadServiceImpl {
         timeoutMs: download.timeout
           ? download.timeout.seconds * 1000 + download.timeout.nanos / 1e6
           : undefined,
+        download,
       };
       this.o.log.info({ taskId, peerId, url: download.url, range: download.range }, 'download task');
 

@@ -1,0 +1,195 @@
+// P2P on loopback: dfscheduler + a seed peer + peers, each a real dfdaemon process with its own ports and storage.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { createReadStream, openSync, writeSync, closeSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Origin, contentSha256 } from '../helpers/origin.js';
+import {
+  dfget,
+  metricsText,
+  metricValue,
+  startDaemon,
+  stopDaemon,
+  tempDir,
+  type DaemonHandle,
+} from '../helpers/daemon.js';
+import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
+import { taskIdFromUrl, DEFAULT_FILTERED_QUERY_PARAMS } from '../../src/core/task-id.js';
+
+const MiB = 1024 * 1024;
+const SEED = 'seedPeer:\n  enable: true\n  type: super\n';
+
+async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(path)) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+function pieceRangeCounts(origin: Origin, path: string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const r of origin.pieceRequests(path)) m.set(r.range!, (m.get(r.range!) ?? 0) + 1);
+  return m;
+}
+
+function taskPath(d: DaemonHandle, url: string): string {
+  const id = taskIdFromUrl({ url, filteredQueryParams: DEFAULT_FILTERED_QUERY_PARAMS });
+  return join(d.storageDir, 'content', 'tasks', id.slice(0, 3), id);
+}
+
+describe('P2P: a seed peer and three peers around dfscheduler', () => {
+  const origin = new Origin();
+  let scheduler: SchedulerHandle;
+  let seed: DaemonHandle;
+  const peers: DaemonHandle[] = [];
+  const out = tempDir('dft-p2p-out-');
+
+  before(async () => {
+    await origin.start();
+    scheduler = await startScheduler();
+    seed = await startDaemon({ schedulerAddr: scheduler.addr, extraConfig: SEED });
+    for (let i = 0; i < 3; i++) peers.push(await startDaemon({ schedulerAddr: scheduler.addr }));
+  });
+
+  after(async () => {
+    for (const p of peers) await stopDaemon(p);
+    await stopDaemon(seed);
+    await stopScheduler(scheduler);
+    await origin.stop();
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  test('a 200 MiB file reaches every peer byte-exact while the origin serves each piece once', async () => {
+    const size = 200 * MiB;
+    const url = origin.add('/model.bin', { size, seed: 42 });
+    const want = contentSha256(42, size);
+
+    const first = await dfget(peers[0]!, url, join(out, 'p0'));
+    assert.equal(first.code, 0, first.stderr);
+    const rest = await Promise.all([
+      dfget(peers[1]!, url, join(out, 'p1')),
+      dfget(peers[2]!, url, join(out, 'p2')),
+    ]);
+    for (const r of rest) assert.equal(r.code, 0, r.stderr);
+    for (const name of ['p0', 'p1', 'p2']) assert.equal(await sha256File(join(out, name)), want, name);
+
+    const counts = pieceRangeCounts(origin, '/model.bin');
+    assert.equal(counts.size, 50, 'every piece was fetched from the origin');
+    for (const [range, n] of counts) assert.equal(n, 1, `${range} served ${n} times`);
+
+    const seedText = await metricsText(seed);
+    assert.equal(metricValue(seedText, 'dragonfly_client_download_traffic', 'type="BACK_TO_SOURCE"'), size);
+    for (const p of peers) {
+      const text = await metricsText(p);
+      assert.equal(metricValue(text, 'dragonfly_client_download_traffic', 'type="REMOTE_PEER"'), size);
+      assert.equal(metricValue(text, 'dragonfly_client_download_traffic', 'type="BACK_TO_SOURCE"'), 0);
+    }
+  });
+});
+
+describe('P2P failures', () => {
+  test('a parent that serves a corrupt piece is detected and the piece comes from elsewhere', async () => {
+    const origin = new Origin();
+    await origin.start();
+    const scheduler = await startScheduler({ retryInterval: '100ms' });
+    const out = tempDir('dft-p2p-out-');
+    const seed = await startDaemon({ schedulerAddr: scheduler.addr, extraConfig: SEED });
+    const a = await startDaemon({ schedulerAddr: scheduler.addr });
+    const b = await startDaemon({ schedulerAddr: scheduler.addr });
+    try {
+      const size = 24 * MiB;
+      const url = origin.add('/corrupt.bin', { size, seed: 7 });
+      assert.equal((await dfget(a, url, join(out, 'a'))).code, 0);
+      // Flip bytes of piece 0 in A's stored content; A still advertises the old digest.
+      const fd = openSync(taskPath(a, url), 'r+');
+      writeSync(fd, Buffer.from('corrupted!'), 0, 10, 1000);
+      closeSync(fd);
+      // Without the seed, A is B's only parent: piece 0 must be detected and fetched from the source.
+      await stopDaemon(seed);
+      const r = await dfget(b, url, join(out, 'b'));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await sha256File(join(out, 'b')), contentSha256(7, size));
+      const text = await metricsText(b);
+      assert.equal(metricValue(text, 'dragonfly_client_download_traffic', 'type="BACK_TO_SOURCE"'), 4 * MiB);
+      assert.equal(
+        metricValue(text, 'dragonfly_client_download_traffic', 'type="REMOTE_PEER"'),
+        size - 4 * MiB,
+      );
+      assert.equal(pieceRangeCounts(origin, '/corrupt.bin').get(`bytes=0-${4 * MiB - 1}`), 2);
+    } finally {
+      await stopDaemon(a);
+      await stopDaemon(b);
+      await stopDaemon(seed);
+      await stopScheduler(scheduler);
+      await origin.stop();
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  test('a parent killed mid-transfer: the child finishes from the others or the source', async () => {
+    const origin = new Origin();
+    await origin.start();
+    const scheduler = await startScheduler({ retryInterval: '100ms' });
+    const out = tempDir('dft-p2p-out-');
+    const seed = await startDaemon({ schedulerAddr: scheduler.addr, extraConfig: SEED });
+    const a = await startDaemon({ schedulerAddr: scheduler.addr });
+    const b = await startDaemon({ schedulerAddr: scheduler.addr });
+    try {
+      const size = 80 * MiB;
+      const url = origin.add('/slow.bin', { size, seed: 9, delayMs: 100 });
+      const da = dfget(a, url, join(out, 'a'));
+      while (origin.pieceRequests('/slow.bin').length < 4) await new Promise((r) => setTimeout(r, 20));
+      const db = dfget(b, url, join(out, 'b'));
+      await new Promise((r) => setTimeout(r, 400));
+      await stopDaemon(a, { signal: 'SIGKILL' });
+      await da;
+      const r = await db;
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await sha256File(join(out, 'b')), contentSha256(9, size));
+    } finally {
+      await stopDaemon(a);
+      await stopDaemon(b);
+      await stopDaemon(seed);
+      await stopScheduler(scheduler);
+      await origin.stop();
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+
+  test('the scheduler restarted mid-run: peers finish, and later downloads use the new scheduler', async () => {
+    const origin = new Origin();
+    await origin.start();
+    let scheduler = await startScheduler({ retryInterval: '100ms' });
+    const port = scheduler.port;
+    const out = tempDir('dft-p2p-out-');
+    const a = await startDaemon({ schedulerAddr: scheduler.addr });
+    const b = await startDaemon({ schedulerAddr: scheduler.addr });
+    try {
+      const size = 60 * MiB;
+      const url = origin.add('/restart.bin', { size, seed: 3, delayMs: 100 });
+      const da = dfget(a, url, join(out, 'a'));
+      while (origin.pieceRequests('/restart.bin').length < 3) await new Promise((r) => setTimeout(r, 20));
+      await stopScheduler(scheduler, 'SIGKILL');
+      scheduler = await startScheduler({ port, retryInterval: '100ms' });
+      const ra = await da;
+      assert.equal(ra.code, 0, ra.stderr);
+      assert.equal(await sha256File(join(out, 'a')), contentSha256(3, size));
+
+      // B registers with the new scheduler (its host re-announced) and takes the task from A.
+      const url2 = origin.add('/after.bin', { size: 12 * MiB, seed: 4 });
+      assert.equal((await dfget(a, url2, join(out, 'a2'))).code, 0);
+      const before = origin.pieceRequests('/after.bin').length;
+      const rb = await dfget(b, url2, join(out, 'b2'));
+      assert.equal(rb.code, 0, rb.stderr);
+      assert.equal(await sha256File(join(out, 'b2')), contentSha256(4, 12 * MiB));
+      assert.equal(origin.pieceRequests('/after.bin').length, before, 'B took every piece from A');
+    } finally {
+      await stopDaemon(a);
+      await stopDaemon(b);
+      await stopScheduler(scheduler);
+      await origin.stop();
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
+});
