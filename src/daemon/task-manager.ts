@@ -12,6 +12,7 @@ import { DfError, toDfError } from '../core/errors.js';
 import { calculatePieceLength, interestedPieces, pieceRanges, type ContentRange } from '../core/piece.js';
 import type { PieceRecord, Storage, TaskRecord } from '../storage/storage.js';
 import type { DaemonMetrics } from './metrics.js';
+import { AnnouncePeerStream } from '../scheduler/announce-peer-stream.js';
 import { PeerTask, type PieceDownloader } from './peer-task.js';
 import { TaskRun, type PieceFetcher, type PieceSpec } from './task-run.js';
 
@@ -292,6 +293,49 @@ export class TaskManager {
       signal.removeEventListener('abort', onAbort);
       unsubscribe();
       unwant();
+    }
+  }
+
+  /**
+   * Tells the scheduler that this peer has the whole task without downloading anything: register with
+   * metadata_only, expect MetadataOnlyResponse, then started + finished (resource/task.rs, seed peers).
+   */
+  async announceMetadataOnly(started: StartedDownload, download: Download): Promise<void> {
+    const p2p = this.o.p2p;
+    const scheduler = p2p?.schedulerFor(started.run.taskId);
+    if (!p2p || !scheduler) return;
+    const ids = {
+      hostId: p2p.host.id,
+      taskId: started.run.taskId,
+      peerId: makePeerId(p2p.host.ip, p2p.host.hostname, p2p.host.seed),
+    };
+    const stream = new AnnouncePeerStream(scheduler, ids, p2p.scheduleTimeoutMs);
+    try {
+      stream.send({
+        registerPeerRequest: {
+          download: {
+            ...download,
+            outputPath: undefined,
+            needPieceContent: false,
+            needBackToSource: false,
+            metadataOnly: true,
+            concurrentPieceCount: this.o.concurrentPieceCount,
+            actualContentLength: started.task.contentLength,
+            actualPieceLength: started.task.pieceLength,
+            actualPieceCount: started.run.pieceCount,
+          },
+        },
+      });
+      const reply = await stream.next();
+      if (!reply.metadataOnlyResponse) {
+        stream.finish({ downloadPeerFailedRequest: { description: 'expected a metadata-only response' } });
+        throw new DfError('INTERNAL', 'scheduler did not answer the metadata-only register as expected');
+      }
+      stream.send({ downloadPeerStartedRequest: {} });
+      stream.finish({ downloadPeerFinishedRequest: {} });
+      this.o.log.info({ taskId: ids.taskId }, 'announced a complete task metadata-only');
+    } finally {
+      stream.close();
     }
   }
 

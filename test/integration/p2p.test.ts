@@ -192,4 +192,39 @@ describe('P2P failures', () => {
       rmSync(out, { recursive: true, force: true });
     }
   });
+
+  test('a seed that already has the task registers metadata-only when triggered, and serves it', async () => {
+    const origin = new Origin();
+    await origin.start();
+    let scheduler = await startScheduler({ retryInterval: '100ms' });
+    const port = scheduler.port;
+    const out = tempDir('dft-p2p-out-');
+    // The seed announces every second, so the new scheduler learns of it quickly (upstream: every 300 s).
+    const seed = await startDaemon({
+      schedulerAddr: scheduler.addr,
+      extraConfig: `${SEED}scheduler:\n  announceInterval: 1s\n`,
+    });
+    const a = await startDaemon({ schedulerAddr: scheduler.addr });
+    try {
+      const size = 20 * MiB;
+      const url = origin.add('/warm-seed.bin', { size, seed: 12 });
+      assert.equal((await dfget(seed, url, join(out, 'seed'))).code, 0);
+      // A fresh scheduler knows nothing of the seed's task: it must trigger the seed, which answers metadata-only.
+      await stopScheduler(scheduler, 'SIGKILL');
+      scheduler = await startScheduler({ port, retryInterval: '100ms' });
+      await new Promise((r) => setTimeout(r, 1500));
+      const served = origin.pieceRequests('/warm-seed.bin').length;
+      const r = await dfget(a, url, join(out, 'a'));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await sha256File(join(out, 'a')), contentSha256(12, size));
+      assert.equal(origin.pieceRequests('/warm-seed.bin').length, served, 'A took every piece from the seed');
+      assert.ok(seed.logs.some((l) => l.includes('announced a complete task metadata-only')));
+    } finally {
+      await stopDaemon(a);
+      await stopDaemon(seed);
+      await stopScheduler(scheduler);
+      await origin.stop();
+      rmSync(out, { recursive: true, force: true });
+    }
+  });
 });

@@ -149,7 +149,15 @@ export class DfdaemonDownloadServiceImpl {
     }
   }
 
-  async downloadTask(call: ServerWritableStream<DownloadTaskRequest, DownloadTaskResponse>): Promise<void> {
+  /**
+   * `fromScheduler`: the call came over DfdaemonUpload (a scheduler triggering a seed peer, or a preheat). When
+   * the task is already complete here, the scheduler still needs to learn that this peer has it, so the peer
+   * registers metadata-only (as upstream's download_with_scheduler).
+   */
+  async downloadTask(
+    call: ServerWritableStream<DownloadTaskRequest, DownloadTaskResponse>,
+    fromScheduler = false,
+  ): Promise<void> {
     const abort = new AbortController();
     const onCancel = () => abort.abort(new DfError('CANCELLED', 'the client cancelled the download'));
     call.on('cancelled', onCancel);
@@ -185,6 +193,11 @@ export class DfdaemonDownloadServiceImpl {
       this.o.log.info({ taskId, peerId, url: download.url, range: download.range }, 'download task');
 
       started = await this.o.taskManager.start(taskId, req, abort.signal);
+      if (fromScheduler && started.run.isFinished) {
+        await this.o.taskManager
+          .announceMetadataOnly(started, download)
+          .catch((e: Error) => this.o.log.warn({ taskId, err: e.message }, 'metadata-only announce failed'));
+      }
       const toOutput = download.outputPath !== undefined && !download.range;
       const linked = toOutput ? await this.linkOutput(taskId, download) : false;
 

@@ -70,7 +70,7 @@ export class DfdaemonUploadServiceImpl {
         d.outputPath = undefined;
         d.needPieceContent = false;
       }
-      void this.o.download.downloadTask(call);
+      void this.o.download.downloadTask(call, true);
     };
     handlers.syncPieces = (call: ServerWritableStream<SyncPiecesRequest, SyncPiecesResponse>) =>
       void this.syncPieces(call);
