@@ -154,7 +154,7 @@ async function download(url: string, o: DfgetOptions): Promise<void> {
   const { output, pieceLength, timeoutMs } = await validate(url, o);
   const socket = o.endpoint ?? defaultSocketPath();
   const client = downloadClient(socket);
-  const progress = createProgress(url, o.progress);
+  const progress = await createProgress(url, o.progress);
   const transfer = o.transferFromDfdaemon ? new TransferWriter(output) : undefined;
   // Set once the output may hold our bytes (a link made by dfdaemon, or our own file): only then is it ours to
   // remove on failure. Before that, an existing file the user allowed us to --overwrite is left alone.

@@ -2,7 +2,6 @@
 // percent-decoded URL path as its message. It advances once per finished piece, by that piece's length
 // (upstream adds the length twice and runs one piece ahead; we do not).
 
-import cliProgress from 'cli-progress';
 import { formatByteSize } from '../core/bytesize.js';
 
 export interface Progress {
@@ -21,12 +20,17 @@ function label(url: string): string {
   }
 }
 
-export function createProgress(
+/**
+ * cli-progress is loaded only when a bar is shown: it costs ~40 ms of start-up, which matters for dfget on
+ * small or cached files (and in scripts, where stderr is no terminal).
+ */
+export async function createProgress(
   url: string,
   enabled: boolean,
   stream: NodeJS.WriteStream = process.stderr,
-): Progress {
+): Promise<Progress> {
   if (!enabled || !stream.isTTY) return NO_PROGRESS;
+  const { default: cliProgress } = await import('cli-progress');
   const bar = new cliProgress.SingleBar(
     {
       stream,
