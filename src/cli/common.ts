@@ -82,3 +82,25 @@ export function describeError(e: unknown): string {
   if (isDfError(e)) return e.message;
   return e instanceof Error ? e.message : String(e);
 }
+
+/** Stops a long-running binary gracefully on SIGINT/SIGTERM (once), flushing the log before exiting. */
+export function stopOnSignals(
+  log: { info(o: object, m: string): void; flush(): void },
+  stop: () => Promise<void>,
+): void {
+  let stopping = false;
+  const onSignal = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'signal received');
+    stop().then(
+      () => {
+        log.flush();
+        process.exit(0);
+      },
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+}

@@ -8,7 +8,7 @@ import { defaultDynconfigPath } from '../config/dirs.js';
 import { loadDfdaemonConfig } from '../config/load.js';
 import { parseByteSize } from '../core/bytesize.js';
 import { Dfdaemon } from '../daemon/dfdaemon.js';
-import { describeError, packageVersion } from './common.js';
+import { describeError, packageVersion, stopOnSignals } from './common.js';
 import { createLogger } from './logging.js';
 
 interface DfdaemonArgs {
@@ -41,21 +41,7 @@ async function main(a: DfdaemonArgs): Promise<void> {
     version: packageVersion(),
     dynconfigPath: a.dynconfig ?? defaultDynconfigPath(dirs),
   });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'signal received');
-    daemon.stop().then(
-      () => {
-        log.flush();
-        process.exit(0);
-      },
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals(log, () => daemon.stop());
   try {
     await daemon.start();
   } catch (e) {

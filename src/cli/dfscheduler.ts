@@ -12,7 +12,7 @@ import { field, int, optionalIp, port, section, oneOf } from '../config/schema-k
 import { issuesToError, parseYamlText, warnUnknownKeys } from '../config/yaml-file.js';
 import { DEFAULT_SCHEDULER_OPTIONS, type PartialSchedulerOptions } from '../scheduler/embedded/options.js';
 import { EmbeddedScheduler } from '../scheduler/embedded/scheduler-server.js';
-import { describeError, packageVersion } from './common.js';
+import { describeError, packageVersion, stopOnSignals } from './common.js';
 import { createLogger } from './logging.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/dragonfly/scheduler.yaml';
@@ -135,21 +135,7 @@ async function main(a: DfschedulerArgs): Promise<void> {
     log,
     options: config.options,
   });
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'signal received');
-    scheduler.stop().then(
-      () => {
-        log.flush();
-        process.exit(0);
-      },
-      () => process.exit(1),
-    );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  stopOnSignals(log, () => scheduler.stop());
   try {
     await scheduler.start();
   } catch (e) {

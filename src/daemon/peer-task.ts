@@ -7,26 +7,21 @@
 // flight; this decides where each piece comes from.
 
 import { DfError, toDfError } from '../core/errors.js';
-import type { Download, Piece } from '../gen/common.js';
+import type { Download } from '../gen/common.js';
 import type { DfdaemonUploadClient } from '../gen/dfdaemon.js';
 import type { AnnouncePeerResponse, SchedulerClient } from '../gen/scheduler.js';
 import { AnnouncePeerStream } from '../scheduler/announce-peer-stream.js';
+import type { PieceTransport } from '../vortex/piece-transport.js';
 import type { PieceRecord, Storage } from '../storage/storage.js';
 import type { DaemonMetrics } from './metrics.js';
 import { ParentSelector } from './parent-selector.js';
+import { pieceMessage } from './piece-message.js';
 import { PieceCollector } from './piece-collector.js';
 import type { PieceFetcher, PieceSpec, TaskRun } from './task-run.js';
 import { TrafficType } from './task-manager.js';
 
-/** Downloads one piece from a parent's piece server (Vortex TCP). */
-export type PieceDownloader = (req: {
-  ip: string;
-  port: number;
-  taskId: string;
-  number: number;
-  timeoutMs: number;
-  signal?: AbortSignal;
-}) => Promise<{ metadata: { digest: string; length: number }; body: AsyncIterable<Buffer> }>;
+/** Downloads one piece from a parent's piece server (Vortex; the transport the downloader chose). */
+export type PieceDownloader = PieceTransport['downloadPiece'];
 
 export interface PeerTaskOptions {
   run: TaskRun;
@@ -61,19 +56,6 @@ export interface PeerTaskOptions {
 type Mode = 'parents' | 'source' | 'none';
 
 const GRPC_NOT_FOUND = 5;
-
-function pieceMessage(p: PieceRecord, trafficType: number): Piece {
-  return {
-    number: p.number,
-    parentId: p.parentId,
-    offset: p.offset,
-    length: p.length,
-    digest: p.digest,
-    trafficType,
-    cost: { seconds: Math.floor(p.costMs / 1000), nanos: Math.round((p.costMs % 1000) * 1e6) },
-    createdAt: p.createdAt,
-  };
-}
 
 export class PeerTask {
   private readonly o: PeerTaskOptions;

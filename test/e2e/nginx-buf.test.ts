@@ -4,11 +4,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { DIST, dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { findNginx, Nginx } from '../helpers/nginx.js';
+import { sha256File } from '../helpers/files.js';
 
 const MiB = 1024 * 1024;
 const PIECE = 4 * MiB;
@@ -16,12 +16,6 @@ const REPO = resolve(DIST, '..');
 const BUF = join(REPO, 'node_modules/.bin/buf');
 const SCHEMA = resolve(REPO, '../shared/reference/dragonfly-api/proto');
 const NGINX = findNginx();
-
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest('hex');
-}
 
 interface BufResult {
   code: number;

@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitForLogLine } from './process-log.js';
 
 export const DIST = fileURLToPath(new URL('../../', import.meta.url));
 export const DFDAEMON = join(DIST, 'src/cli/dfdaemon.js');
@@ -93,28 +94,7 @@ export async function startDaemon(
     },
   );
   const logs: string[] = [];
-  const started = await new Promise<StartedLine>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`dfdaemon did not start:\n${logs.join('\n')}`)), 15_000);
-    proc.stderr!.setEncoding('utf8');
-    proc.stderr!.on('data', (d: string) => {
-      buf += d;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        logs.push(line);
-        if (line.includes('"dfdaemon started"')) {
-          clearTimeout(timer);
-          resolve(JSON.parse(line) as StartedLine);
-        }
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`dfdaemon exited with ${code}:\n${logs.join('\n')}${buf}`));
-    });
-  });
+  const started = await waitForLogLine<StartedLine>(proc, 'dfdaemon started', logs, 'dfdaemon');
   return {
     dir,
     socket: join(dir, 'dfdaemon.sock'),

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST, tempDir } from './daemon.js';
+import { waitForLogLine } from './process-log.js';
 
 export const DFSCHEDULER = join(DIST, 'src/cli/dfscheduler.js');
 
@@ -28,30 +29,7 @@ export async function startScheduler(
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const logs: string[] = [];
-  const port = await new Promise<number>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(
-      () => reject(new Error(`dfscheduler did not start:\n${logs.join('\n')}`)),
-      15_000,
-    );
-    proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
-      buf += d;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        logs.push(line);
-        if (line.includes('"scheduler started"')) {
-          clearTimeout(timer);
-          resolve((JSON.parse(line) as { port: number }).port);
-        }
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`dfscheduler exited with ${code}:\n${logs.join('\n')}`));
-    });
-  });
+  const { port } = await waitForLogLine<{ port: number }>(proc, 'scheduler started', logs, 'dfscheduler');
   return { proc, port, addr: `127.0.0.1:${port}`, dir, logs };
 }
 

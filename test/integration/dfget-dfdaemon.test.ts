@@ -2,8 +2,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Origin, contentSha256 } from '../helpers/origin.js';
@@ -18,14 +17,9 @@ import {
   tempDir,
   type DaemonHandle,
 } from '../helpers/daemon.js';
+import { sha256File } from '../helpers/files.js';
 
 const MiB = 1024 * 1024;
-
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest('hex');
-}
 
 describe('dfget through dfdaemon', () => {
   const origin = new Origin();

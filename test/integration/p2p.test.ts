@@ -2,8 +2,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import { createReadStream, openSync, writeSync, closeSync, rmSync } from 'node:fs';
+import { openSync, writeSync, closeSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Origin, contentSha256 } from '../helpers/origin.js';
 import {
@@ -17,15 +16,10 @@ import {
 } from '../helpers/daemon.js';
 import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
 import { taskIdFromUrl, DEFAULT_FILTERED_QUERY_PARAMS } from '../../src/core/task-id.js';
+import { sha256File } from '../helpers/files.js';
 
 const MiB = 1024 * 1024;
 const SEED = 'seedPeer:\n  enable: true\n  type: super\n';
-
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest('hex');
-}
 
 function pieceRangeCounts(origin: Origin, path: string): Map<string, number> {
   const m = new Map<string, number>();
@@ -212,7 +206,11 @@ describe('P2P failures', () => {
       // A fresh scheduler knows nothing of the seed's task: it must trigger the seed, which answers metadata-only.
       await stopScheduler(scheduler, 'SIGKILL');
       scheduler = await startScheduler({ port, retryInterval: '100ms' });
-      await new Promise((r) => setTimeout(r, 1500));
+      // Wait for the seed's next announce to reach the new scheduler (its channel reconnects with backoff).
+      const restarted = scheduler;
+      for (let i = 0; i < 200 && !restarted.logs.some((l) => l.includes('"host announced"')); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
       const served = origin.pieceRequests('/warm-seed.bin').length;
       const r = await dfget(a, url, join(out, 'a'));
       assert.equal(r.code, 0, r.stderr);

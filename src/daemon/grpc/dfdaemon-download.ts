@@ -6,7 +6,6 @@ import { once } from 'node:events';
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve, sep } from 'node:path';
 import {
-  status as GrpcStatus,
   type sendUnaryData,
   type ServerUnaryCall,
   type ServerWritableStream,
@@ -18,7 +17,7 @@ import { hostId as makeHostId, peerId as makePeerId } from '../../core/ids.js';
 import { validatePieceLength } from '../../core/piece.js';
 import { selectTaskId } from '../../core/task-id.js';
 import { unsupportedDownloadDirectory } from '../../backend/backend.js';
-import { TaskType, type Download, type Piece, type Task } from '../../gen/common.js';
+import { TaskType, type Download, type Task } from '../../gen/common.js';
 import {
   DfdaemonDownloadService,
   type DeleteTaskRequest,
@@ -30,7 +29,6 @@ import {
 } from '../../gen/dfdaemon.js';
 import type { Empty } from '../../gen/google/protobuf/empty.js';
 import { verifyFileDigest } from '../../storage/file-digest.js';
-import type { PieceRecord } from '../../storage/storage.js';
 import type { DaemonMetrics, TaskLabels } from '../metrics.js';
 import {
   TrafficType,
@@ -38,7 +36,8 @@ import {
   type StartedDownload,
   type TaskManager,
 } from '../task-manager.js';
-import { toGrpcError } from './status.js';
+import { toGrpcError, unimplementedHandlers } from './status.js';
+import { pieceMessage } from '../piece-message.js';
 
 export interface DownloadServiceOptions {
   taskManager: TaskManager;
@@ -50,20 +49,6 @@ export interface DownloadServiceOptions {
     info(o: object, m: string): void;
     warn(o: object, m: string): void;
     error(o: object, m: string): void;
-  };
-}
-
-function pieceMessage(p: PieceRecord, trafficType: number | undefined, content?: Buffer): Piece {
-  return {
-    number: p.number,
-    parentId: p.parentId,
-    offset: p.offset,
-    length: p.length,
-    digest: p.digest,
-    content,
-    trafficType,
-    cost: { seconds: Math.floor(p.costMs / 1000), nanos: (p.costMs % 1000) * 1e6 },
-    createdAt: p.createdAt,
   };
 }
 
@@ -116,15 +101,7 @@ export class DfdaemonDownloadServiceImpl {
 
   /** The handlers, keyed as grpc-js expects; RPCs of later features answer UNIMPLEMENTED with their name. */
   handlers(): Record<string, UntypedHandleCall> {
-    const unimplemented = (name: string) => (_call: unknown, cb?: sendUnaryData<unknown>) => {
-      const err = Object.assign(new Error(`${name} is not supported by this dfdaemon yet`), {
-        code: GrpcStatus.UNIMPLEMENTED,
-      });
-      if (cb) cb(err);
-      else (_call as ServerWritableStream<unknown, unknown>).emit('error', err);
-    };
-    const handlers: Record<string, UntypedHandleCall> = {};
-    for (const name of Object.keys(DfdaemonDownloadService)) handlers[name] = unimplemented(name);
+    const handlers = unimplementedHandlers(DfdaemonDownloadService);
     handlers.downloadTask = (call: ServerWritableStream<DownloadTaskRequest, DownloadTaskResponse>) =>
       void this.downloadTask(call);
     handlers.statTask = (call: ServerUnaryCall<StatTaskRequest, Task>, cb: sendUnaryData<Task>) =>

@@ -4,12 +4,7 @@
 // DownloadTask is how a scheduler triggers a seed peer. Piece bytes go over Vortex, not gRPC.
 
 import { once } from 'node:events';
-import {
-  status as GrpcStatus,
-  type sendUnaryData,
-  type ServerWritableStream,
-  type UntypedHandleCall,
-} from '@grpc/grpc-js';
+import { type ServerWritableStream, type UntypedHandleCall } from '@grpc/grpc-js';
 import { DfError } from '../../core/errors.js';
 import type { Host } from '../../gen/common.js';
 import {
@@ -23,7 +18,7 @@ import {
 import type { PieceRecord } from '../../storage/storage.js';
 import type { TaskManager } from '../task-manager.js';
 import type { DfdaemonDownloadServiceImpl } from './dfdaemon-download.js';
-import { toGrpcError } from './status.js';
+import { toGrpcError, unimplementedHandlers } from './status.js';
 
 export interface UploadServiceOptions {
   taskManager: TaskManager;
@@ -51,15 +46,7 @@ export class DfdaemonUploadServiceImpl {
   }
 
   handlers(): Record<string, UntypedHandleCall> {
-    const unimplemented = (name: string) => (call: unknown, cb?: sendUnaryData<unknown>) => {
-      const err = Object.assign(new Error(`${name} is not supported by this dfdaemon yet`), {
-        code: GrpcStatus.UNIMPLEMENTED,
-      });
-      if (cb) cb(err);
-      else (call as ServerWritableStream<unknown, unknown>).emit('error', err);
-    };
-    const handlers: Record<string, UntypedHandleCall> = {};
-    for (const name of Object.keys(DfdaemonUploadService)) handlers[name] = unimplemented(name);
+    const handlers = unimplementedHandlers(DfdaemonUploadService);
     const dl = this.o.download.handlers();
     handlers.statTask = dl.statTask!;
     handlers.deleteTask = dl.deleteTask!;

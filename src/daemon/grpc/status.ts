@@ -2,7 +2,14 @@
 // does: JSON (serde's field names) in the status details (`grpc-status-details-bin`), so an upstream dfget
 // prints the origin's status and headers.
 
-import { Metadata, type ServerErrorResponse, type StatusObject } from '@grpc/grpc-js';
+import {
+  Metadata,
+  type sendUnaryData,
+  type ServerErrorResponse,
+  type ServerWritableStream,
+  type StatusObject,
+  type UntypedHandleCall,
+} from '@grpc/grpc-js';
 import { ERROR_STATUS, GrpcCode, toDfError } from '../../core/errors.js';
 
 export function toGrpcError(e: unknown): ServerErrorResponse & Partial<StatusObject> {
@@ -21,4 +28,22 @@ export function toGrpcError(e: unknown): ServerErrorResponse & Partial<StatusObj
     details: err.message,
     metadata,
   });
+}
+
+/**
+ * Handlers for every RPC of a service that answer UNIMPLEMENTED naming the RPC; a service overrides the ones it
+ * implements. (grpc-js's own default says nothing about which feature is missing.)
+ */
+export function unimplementedHandlers(service: Record<string, unknown>): Record<string, UntypedHandleCall> {
+  const handlers: Record<string, UntypedHandleCall> = {};
+  for (const name of Object.keys(service)) {
+    handlers[name] = (call: unknown, cb?: sendUnaryData<unknown>) => {
+      const err = Object.assign(new Error(`${name} is not supported by this dfdaemon yet`), {
+        code: GrpcCode.UNIMPLEMENTED,
+      });
+      if (cb) cb(err);
+      else (call as ServerWritableStream<unknown, unknown>).emit('error', err);
+    };
+  }
+  return handlers;
 }
