@@ -150,9 +150,21 @@ class TransferWriter {
   }
 }
 
+/**
+ * dfget logs only with --console (to stderr, at --log-level): pino costs tens of milliseconds to load, which a
+ * one-shot download of a cached file should not pay.
+ */
+async function consoleLogger(o: DfgetOptions) {
+  if (!o.console) return undefined;
+  const { createLogger } = await import('./logging.js');
+  return createLogger({ name: 'dfget', level: o.logLevel, console: true });
+}
+
 async function download(url: string, o: DfgetOptions): Promise<void> {
   const { output, pieceLength, timeoutMs } = await validate(url, o);
+  const log = await consoleLogger(o);
   const socket = o.endpoint ?? defaultSocketPath();
+  log?.debug({ socket, url, output }, 'connecting to dfdaemon');
   const client = downloadClient(socket);
   const progress = await createProgress(url, o.progress);
   const transfer = o.transferFromDfdaemon ? new TransferWriter(output) : undefined;
@@ -196,6 +208,10 @@ async function download(url: string, o: DfgetOptions): Promise<void> {
     for await (const res of stream as AsyncIterable<DownloadTaskResponse>) {
       const s = res.downloadTaskStartedResponse;
       if (s) {
+        log?.info(
+          { taskId: res.taskId, peerId: res.peerId, contentLength: s.contentLength, pieces: s.pieces.length },
+          'download started',
+        );
         touched = true;
         progress.start(s.contentLength);
         await transfer?.started(s.contentLength, s.pieces.length);
@@ -203,6 +219,7 @@ async function download(url: string, o: DfgetOptions): Promise<void> {
       }
       const p = res.downloadPieceFinishedResponse?.piece;
       if (p) {
+        log?.debug({ piece: p.number, length: p.length, trafficType: p.trafficType }, 'piece finished');
         await transfer?.piece(p.number, p.offset, p.digest, p.content);
         progress.advance(p.length);
       }
@@ -210,6 +227,7 @@ async function download(url: string, o: DfgetOptions): Promise<void> {
     await transfer?.close();
     // dfdaemon verifies --digest in hard-link/copy mode; in transfer mode we do it here (upstream does not).
     if (transfer && o.digest) await verifyFileDigest(output, o.digest);
+    log?.info({ output }, 'download finished');
   } catch (e) {
     await transfer?.abort();
     if (touched) await rm(output, { force: true }).catch(() => undefined);

@@ -102,6 +102,9 @@ export class Dfdaemon {
       cacheTemporaryRedirectTTLMs: c.backend.cacheTemporaryRedirectTTL,
     });
 
+    if (c.download.protocol === 'quic') {
+      this.log.warn({}, 'download.protocol quic is not supported yet; pieces are fetched over Vortex TCP');
+    }
     // Pieces for other peers: the Vortex server and the upload gRPC service.
     this.vortex = new VortexTcpServer({
       storage: this.storage,
