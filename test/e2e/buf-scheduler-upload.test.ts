@@ -6,19 +6,36 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { DIST, dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { Origin, contentSha256 } from '../helpers/origin.js';
 import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS, taskIdFromUrl } from '../../src/core/task-id.js';
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 
 const MiB = 1024 * 1024;
 const PIECE = 4 * MiB;
 const REPO = resolve(DIST, '..');
-const BUF = join(REPO, 'node_modules/.bin/buf');
+
+/**
+ * The native buf binary. node_modules/.bin/buf is a Node wrapper that runs it with spawnSync: ending the wrapper
+ * by its PID would orphan the real buf (and a stream like SyncHost never ends by itself), so spawn the binary.
+ */
+function nativeBuf(): string {
+  const arch = { x64: 'x64', arm64: 'aarch64' }[process.arch as string];
+  if (arch && process.platform === 'linux') {
+    try {
+      const p = createRequire(join(REPO, 'package.json')).resolve(`@bufbuild/buf-linux-${arch}/bin/buf`);
+      if (existsSync(p)) return p;
+    } catch {
+      // fall through to the wrapper
+    }
+  }
+  return join(REPO, 'node_modules/.bin/buf');
+}
+const BUF = nativeBuf();
 const SCHEMA = resolve(REPO, '../shared/reference/dragonfly-api/proto');
 
 interface BufResult {
@@ -311,7 +328,7 @@ describe('buf curl against a dfdaemon upload server (dfdaemon.v2.DfdaemonUpload)
     });
   });
 
-  test('SyncPieces asking only for pieces beyond the task ends with no responses', async () => {
+  test('SyncPieces [1, 7] of a 3-piece task → only piece 1; the stream still ends', async () => {
     const r = await bufCurl(upload, 'dfdaemon.v2.DfdaemonUpload/SyncPieces', {
       host_id: 'buf-child',
       task_id: taskId,
