@@ -26,6 +26,7 @@ import { startHealthServer, startMetricsServer, type Listening } from './http/se
 import { DaemonMetrics } from './metrics.js';
 import { TaskManager } from './task-manager.js';
 import { UploadClientPool } from './upload-clients.js';
+import { UploadMeter } from './upload-meter.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -64,6 +65,7 @@ export class Dfdaemon {
   private selector?: SchedulerSelector;
   private announcer?: SchedulerAnnouncer;
   private uploadClients = new UploadClientPool();
+  private readonly uploadMeter = new UploadMeter();
   private health?: Listening;
   private metricsServer?: Listening;
   private hostInfo?: HostInfo;
@@ -110,6 +112,7 @@ export class Dfdaemon {
       storage: this.storage,
       ip: c.storage.server.ip ?? '0.0.0.0',
       port: c.storage.server.tcpPort,
+      uploadLimiter: this.uploadMeter,
       log: this.log.child({ component: 'vortex' }),
     });
     this.bound.vortex = await this.vortex.listen();
@@ -167,7 +170,7 @@ export class Dfdaemon {
       taskManager: this.taskManager,
       download,
       pieceServer: () => ({ ip, tcpPort: this.bound.vortex }),
-      host: () => this.lastHost ?? ({ id: this.hostId, ip, hostname: c.host.hostname } as Host),
+      host: () => this.syncHostMessage(ip),
       log: this.log.child({ component: 'upload' }),
     });
     this.grpcUpload = createGrpcServer([
@@ -242,6 +245,18 @@ export class Dfdaemon {
       },
       'dfdaemon started',
     );
+  }
+
+  /** Our host for SyncHost: the last announced one, with the upload rate measured now. */
+  private syncHostMessage(ip: string): Host {
+    const host = this.lastHost ?? ({ id: this.hostId, ip, hostname: this.config.host.hostname } as Host);
+    const network = host.network ?? {
+      tcpConnectionCount: 0,
+      uploadTcpConnectionCount: 0,
+      maxRxBandwidth: 0,
+      maxTxBandwidth: 0,
+    };
+    return { ...host, network: { ...network, txBandwidth: this.uploadMeter.rateBps() } };
   }
 
   /** Graceful stop: refuse new work, drain calls for a few seconds, leave the scheduler, close storage. Idempotent. */

@@ -268,7 +268,10 @@ export class TaskManager {
       }
       wake?.();
     });
-    if (!run.hasFetcher) run.setFetcher(this.chooseFetcher(started, req));
+    if (!run.hasFetcher) {
+      const { fetcher, p2p } = this.chooseFetcher(started, req);
+      run.setFetcher(fetcher, { randomOrder: p2p });
+    }
     const unwant = run.want(missing);
     const onAbort = (): void => wake?.();
     signal.addEventListener('abort', onAbort);
@@ -356,13 +359,16 @@ export class TaskManager {
    * (the scheduler is never contacted for them); so does everything when no scheduler is configured. Otherwise
    * the P2P flow registers the peer and takes pieces from parents, with the source as its fallback.
    */
-  private chooseFetcher(started: StartedDownload, req: DownloadRequest): PieceFetcher {
+  private chooseFetcher(
+    started: StartedDownload,
+    req: DownloadRequest,
+  ): { fetcher: PieceFetcher; p2p: boolean } {
     const fromSource = this.fetcherFor(started.run.taskId, req);
     const p2p = this.o.p2p;
     const length = req.range?.length ?? started.task.contentLength;
     const direct = length <= DIRECT_DOWNLOAD_MAX_LENGTH && !req.disableBackToSource;
     const scheduler = p2p && !direct ? p2p.schedulerFor(started.run.taskId) : undefined;
-    if (!p2p || !scheduler || !req.download) return fromSource;
+    if (!p2p || !scheduler || !req.download) return { fetcher: fromSource, p2p: false };
     const peerTask = new PeerTask({
       run: started.run,
       download: req.download,
@@ -388,7 +394,7 @@ export class TaskManager {
     void peerTask
       .start()
       .catch((e: Error) => this.o.log.warn({ err: e.message }, 'peer task failed to start'));
-    return peerTask.fetcher;
+    return { fetcher: peerTask.fetcher, p2p: true };
   }
 
   /** Back-to-source piece fetcher: a ranged GET for exactly the piece, streamed into storage. */

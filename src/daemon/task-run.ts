@@ -31,11 +31,24 @@ export class TaskRun {
   private readonly concurrency: number;
   private readonly controller = new AbortController();
   private fetcher?: PieceFetcher;
+  /**
+   * Take queued pieces in random order rather than in order. For P2P runs: peers that start together then hold
+   * different pieces early and can trade them, instead of all queuing on the seed for piece 0, 1, 2, ...
+   */
+  private randomOrder = false;
+  private readonly random: () => number;
   private readonly endListeners = new Set<() => void>();
   private ended = false;
 
-  constructor(taskId: string, pieces: PieceSpec[], finished: PieceRecord[], concurrency: number) {
+  constructor(
+    taskId: string,
+    pieces: PieceSpec[],
+    finished: PieceRecord[],
+    concurrency: number,
+    random: () => number = Math.random,
+  ) {
     this.taskId = taskId;
+    this.random = random;
     this.concurrency = Math.max(1, concurrency);
     for (const p of pieces) this.specs.set(p.number, p);
     for (const p of finished) this.finished.set(p.number, p);
@@ -57,8 +70,10 @@ export class TaskRun {
   }
 
   /** Sets how missing pieces are fetched; the first request to need a fetch decides (see TaskManager). */
-  setFetcher(fetcher: PieceFetcher): void {
-    this.fetcher ??= fetcher;
+  setFetcher(fetcher: PieceFetcher, options: { randomOrder?: boolean } = {}): void {
+    if (this.fetcher) return;
+    this.fetcher = fetcher;
+    this.randomOrder = options.randomOrder ?? false;
     this.pump();
   }
 
@@ -124,7 +139,9 @@ export class TaskRun {
   private pump(): void {
     if (!this.fetcher) return;
     while (this.inFlight.size < this.concurrency && this.queue.length > 0) {
-      const n = this.queue.shift()!;
+      const n = this.randomOrder
+        ? this.queue.splice(Math.floor(this.random() * this.queue.length), 1)[0]!
+        : this.queue.shift()!;
       if (!this.wanted.has(n) || this.finished.has(n) || this.inFlight.has(n)) continue;
       this.inFlight.add(n);
       void this.fetch(n);

@@ -5,44 +5,20 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join, resolve } from 'node:path';
-import { DIST, dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { Origin, contentSha256 } from '../helpers/origin.js';
+import { sha256File } from '../helpers/files.js';
+import { BUF, buf, UPSTREAM_PROTO, type BufResult } from '../helpers/buf.js';
 import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS, taskIdFromUrl } from '../../src/core/task-id.js';
 
 const MiB = 1024 * 1024;
 const PIECE = 4 * MiB;
-const REPO = resolve(DIST, '..');
 
-/**
- * The native buf binary. node_modules/.bin/buf is a Node wrapper that runs it with spawnSync: ending the wrapper
- * by its PID would orphan the real buf (and a stream like SyncHost never ends by itself), so spawn the binary.
- */
-function nativeBuf(): string {
-  const arch = { x64: 'x64', arm64: 'aarch64' }[process.arch as string];
-  if (arch && process.platform === 'linux') {
-    try {
-      const p = createRequire(join(REPO, 'package.json')).resolve(`@bufbuild/buf-linux-${arch}/bin/buf`);
-      if (existsSync(p)) return p;
-    } catch {
-      // fall through to the wrapper
-    }
-  }
-  return join(REPO, 'node_modules/.bin/buf');
-}
-const BUF = nativeBuf();
-const SCHEMA = resolve(REPO, '../shared/reference/dragonfly-api/proto');
-
-interface BufResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+const SCHEMA = UPSTREAM_PROTO;
 
 function curlArgs(addr: string, method: string, body: object | undefined, schema = true): string[] {
   const args = ['curl', '--protocol', 'grpc', '--http2-prior-knowledge'];
@@ -50,20 +26,6 @@ function curlArgs(addr: string, method: string, body: object | undefined, schema
   if (body) args.push('-d', JSON.stringify(body));
   args.push(`http://${addr}/${method}`);
   return args;
-}
-
-function buf(args: string[], timeoutMs = 60_000): Promise<BufResult> {
-  return new Promise((done) => {
-    execFile(
-      BUF,
-      args,
-      { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 16 * MiB },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        done({ code, stdout, stderr });
-      },
-    );
-  });
 }
 
 function bufCurl(addr: string, method: string, body?: object, schema = true): Promise<BufResult> {
@@ -133,12 +95,6 @@ function bufFirstMessage(args: string[], timeoutMs = 30_000): Promise<{ first: u
       else done({ first, stderr });
     });
   });
-}
-
-async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(path)) h.update(c as Buffer);
-  return h.digest('hex');
 }
 
 interface JsonHost {

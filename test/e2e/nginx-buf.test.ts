@@ -3,39 +3,17 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { DIST, dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
+import { join } from 'node:path';
+import { dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
+import { buf, UPSTREAM_PROTO } from '../helpers/buf.js';
 import { findNginx, Nginx } from '../helpers/nginx.js';
 import { sha256File } from '../helpers/files.js';
 
 const MiB = 1024 * 1024;
 const PIECE = 4 * MiB;
-const REPO = resolve(DIST, '..');
-const BUF = join(REPO, 'node_modules/.bin/buf');
-const SCHEMA = resolve(REPO, '../shared/reference/dragonfly-api/proto');
+const SCHEMA = UPSTREAM_PROTO;
 const NGINX = findNginx();
-
-interface BufResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function buf(args: string[], timeoutMs = 120_000): Promise<BufResult> {
-  return new Promise((done) => {
-    execFile(
-      BUF,
-      args,
-      { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * MiB },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        done({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 /** `buf curl` over the daemon's socket; `schema` false uses server reflection. */
 function bufCurl(

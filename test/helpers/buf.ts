@@ -1,0 +1,51 @@
+// Running `buf curl` (npm @bufbuild/buf), the real third-party gRPC client of the e2e tests.
+
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { DIST } from './daemon.js';
+
+export const REPO = resolve(DIST, '..');
+/** The upstream protos, read where they are (never copied into the project). */
+export const UPSTREAM_PROTO = resolve(REPO, '../shared/reference/dragonfly-api/proto');
+
+/**
+ * The native buf binary. node_modules/.bin/buf is a Node wrapper that runs it with spawnSync: ending the wrapper
+ * by its PID would orphan the real buf (and a stream like SyncHost never ends by itself), so spawn the binary.
+ */
+function nativeBuf(): string {
+  const arch = ({ x64: 'x64', arm64: 'aarch64' } as Record<string, string>)[process.arch];
+  if (arch && process.platform === 'linux') {
+    try {
+      const p = createRequire(join(REPO, 'package.json')).resolve(`@bufbuild/buf-linux-${arch}/bin/buf`);
+      if (existsSync(p)) return p;
+    } catch {
+      // fall through to the wrapper
+    }
+  }
+  return join(REPO, 'node_modules/.bin/buf');
+}
+
+export const BUF = nativeBuf();
+
+export interface BufResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs buf with `args`, killed (by its own PID) after `timeoutMs`. */
+export function buf(args: string[], timeoutMs = 120_000): Promise<BufResult> {
+  return new Promise((done) => {
+    execFile(
+      BUF,
+      args,
+      { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        done({ code, stdout, stderr });
+      },
+    );
+  });
+}
