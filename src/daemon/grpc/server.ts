@@ -32,29 +32,67 @@ export interface ServiceBinding {
   name: string;
 }
 
+/**
+ * The descriptors reflection serves, parsed once per process: every gRPC server of the daemon (download, upload,
+ * embedded scheduler) serves the same protos, and parsing them costs ~0.3 s and several MiB each time. It is
+ * immutable data, so sharing it is safe.
+ */
+let reflectionPackageCache: ReturnType<typeof reflectablePackage> | undefined;
+function reflectionPackage(): ReturnType<typeof reflectablePackage> {
+  reflectionPackageCache ??= reflectablePackage(
+    loadSync(
+      [
+        'common.proto',
+        'dfdaemon.proto',
+        'errordetails.proto',
+        'manager.proto',
+        'scheduler.proto',
+        HEALTH_PROTO,
+      ],
+      {
+        includeDirs: [PROTO_DIR],
+        keepCase: true,
+      },
+    ),
+  );
+  return reflectionPackageCache;
+}
+
+type Implementation = UntypedServiceImplementation;
+
+/**
+ * gRPC reflection, built on its first call. @grpc/reflection decodes every descriptor when constructed (~25 MiB
+ * and ~0.3 s a server); few clients ever ask, so the daemon should not pay that at start. A reflection service
+ * built over an empty package gives the service definitions to register; the real one replaces it on first use.
+ */
+function addLazyReflection(server: Server, serviceNames: string[]): void {
+  const capture = (pkg: Parameters<typeof reflectablePackage>[0] | Record<string, never>) => {
+    const out: Array<{ definition: ServiceDefinition; implementation: Implementation }> = [];
+    new ReflectionService(pkg as never, { services: serviceNames }).addToServer({
+      addService: (definition, implementation) => out.push({ definition, implementation }),
+    });
+    return out;
+  };
+  let real: Implementation[] | undefined;
+  capture({}).forEach(({ definition, implementation }, index) => {
+    const lazy: Implementation = {};
+    for (const method of Object.keys(implementation)) {
+      lazy[method] = ((...args: unknown[]) => {
+        real ??= capture(reflectionPackage()).map((c) => c.implementation);
+        return (real[index]![method] as (...a: unknown[]) => unknown)(...args);
+      }) as Implementation[string];
+    }
+    server.addService(definition, lazy);
+  });
+}
+
 export function createGrpcServer(services: ServiceBinding[]): Server {
   const server = new Server(SERVER_OPTIONS);
   for (const s of services) server.addService(s.definition, s.implementation);
   const health = new HealthImplementation({ '': 'SERVING' });
   for (const s of services) health.setStatus(s.name, 'SERVING');
   health.addToServer(server);
-  const pkg = loadSync(
-    [
-      'common.proto',
-      'dfdaemon.proto',
-      'errordetails.proto',
-      'manager.proto',
-      'scheduler.proto',
-      HEALTH_PROTO,
-    ],
-    {
-      includeDirs: [PROTO_DIR],
-      keepCase: true,
-    },
-  );
-  new ReflectionService(reflectablePackage(pkg), {
-    services: [...services.map((s) => s.name), 'grpc.health.v1.Health'],
-  }).addToServer(server);
+  addLazyReflection(server, [...services.map((s) => s.name), 'grpc.health.v1.Health']);
   return server;
 }
 
