@@ -26,6 +26,7 @@ import { startHealthServer, startMetricsServer, type Listening } from './http/se
 import { DaemonMetrics } from './metrics.js';
 import { TaskManager } from './task-manager.js';
 import { UploadClientPool } from './upload-clients.js';
+import { RateLimiter } from './rate-limiter.js';
 import { UploadMeter } from './upload-meter.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
@@ -66,6 +67,7 @@ export class Dfdaemon {
   private announcer?: SchedulerAnnouncer;
   private uploadClients = new UploadClientPool();
   private readonly uploadMeter = new UploadMeter();
+  private uploadLimit!: RateLimiter;
   private health?: Listening;
   private metricsServer?: Listening;
   private hostInfo?: HostInfo;
@@ -88,6 +90,7 @@ export class Dfdaemon {
   async start(): Promise<void> {
     const c = this.config;
     const ip = c.host.ip ?? '127.0.0.1';
+    this.uploadLimit = new RateLimiter(c.upload.bandwidthLimit);
     this.storage = await Storage.open(
       {
         dir: c.storage.dir,
@@ -112,7 +115,13 @@ export class Dfdaemon {
       storage: this.storage,
       ip: c.storage.server.ip ?? '0.0.0.0',
       port: c.storage.server.tcpPort,
-      uploadLimiter: this.uploadMeter,
+      // upload.bandwidthLimit across every piece this peer serves, and the meter SyncHost reports.
+      uploadLimiter: {
+        acquire: async (bytes: number) => {
+          await this.uploadLimit.acquire(bytes);
+          await this.uploadMeter.acquire(bytes);
+        },
+      },
       log: this.log.child({ component: 'vortex' }),
     });
     this.bound.vortex = await this.vortex.listen();

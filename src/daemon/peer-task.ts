@@ -107,7 +107,30 @@ export class PeerTask {
         `no parent could give piece ${piece.number} and back-to-source is disabled`,
       );
     }
-    const record = await this.o.fromSource(piece, signal);
+    let record: PieceRecord;
+    try {
+      record = await this.o.fromSource(piece, signal);
+    } catch (e) {
+      // On the scheduler's back-to-source path the source's failure is reported, origin status included.
+      if (this.mode === 'source') {
+        const err = toDfError(e);
+        this.stream.send({
+          // piece_number left unset, as upstream sends it.
+          downloadPieceBackToSourceFailedRequest: {
+            ...(err.backend
+              ? {
+                  backend: {
+                    message: err.backend.message,
+                    header: err.backend.header,
+                    statusCode: err.backend.statusCode,
+                  },
+                }
+              : { unknown: { message: err.message } }),
+          },
+        });
+      }
+      throw e;
+    }
     if (this.mode === 'source') {
       this.stream.send({
         downloadPieceBackToSourceFinishedRequest: { piece: pieceMessage(record, TrafficType.BACK_TO_SOURCE) },
