@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { Origin, contentSha256 } from '../helpers/origin.js';
 import { sha256File } from '../helpers/files.js';
-import { BUF, buf, UPSTREAM_PROTO, type BufResult } from '../helpers/buf.js';
+import { BUF, buf, parseJsonStream, UPSTREAM_PROTO, type BufResult } from '../helpers/buf.js';
 import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS, taskIdFromUrl } from '../../src/core/task-id.js';
 
@@ -30,29 +30,6 @@ function curlArgs(addr: string, method: string, body: object | undefined, schema
 
 function bufCurl(addr: string, method: string, body?: object, schema = true): Promise<BufResult> {
   return buf(curlArgs(addr, method, body, schema));
-}
-
-/** buf curl prints one pretty JSON document per response message: split them. */
-function parseJsonStream(text: string): unknown[] {
-  const out: unknown[] = [];
-  let depth = 0;
-  let start = -1;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === '\\') i++;
-      else if (c === '"') inString = false;
-      continue;
-    }
-    if (c === '"') inString = true;
-    else if (c === '{') {
-      if (depth++ === 0) start = i;
-    } else if (c === '}' && --depth === 0) {
-      out.push(JSON.parse(text.slice(start, i + 1)));
-    }
-  }
-  return out;
 }
 
 /**

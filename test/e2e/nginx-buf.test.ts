@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
-import { buf, UPSTREAM_PROTO } from '../helpers/buf.js';
+import { buf, parseJsonStream, UPSTREAM_PROTO } from '../helpers/buf.js';
 import { findNginx, Nginx } from '../helpers/nginx.js';
 import { sha256File } from '../helpers/files.js';
 
@@ -28,29 +28,6 @@ function bufCurl(
   if (body) args.push('-d', JSON.stringify(body));
   args.push(`http://localhost/${method}`);
   return buf(args);
-}
-
-/** buf curl prints one pretty JSON document per response message: split them. */
-function parseJsonStream(text: string): unknown[] {
-  const out: unknown[] = [];
-  let depth = 0;
-  let start = -1;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (inString) {
-      if (c === '\\') i++;
-      else if (c === '"') inString = false;
-      continue;
-    }
-    if (c === '"') inString = true;
-    else if (c === '{') {
-      if (depth++ === 0) start = i;
-    } else if (c === '}' && --depth === 0) {
-      out.push(JSON.parse(text.slice(start, i + 1)));
-    }
-  }
-  return out;
 }
 
 interface JsonPiece {

@@ -49,3 +49,26 @@ export function buf(args: string[], timeoutMs = 120_000): Promise<BufResult> {
     );
   });
 }
+
+/** buf curl prints one pretty JSON document per response message: split them. */
+export function parseJsonStream(text: string): unknown[] {
+  const out: unknown[] = [];
+  let depth = 0;
+  let start = -1;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') inString = true;
+    else if (c === '{') {
+      if (depth++ === 0) start = i;
+    } else if (c === '}' && --depth === 0) {
+      out.push(JSON.parse(text.slice(start, i + 1)));
+    }
+  }
+  return out;
+}

@@ -82,147 +82,148 @@ describe('P2P: a seed peer and three peers around dfscheduler', () => {
   });
 });
 
+/** A small cluster for one test: an origin, dfscheduler (fast retries) and the daemons the test adds. */
+class Cluster {
+  readonly origin = new Origin();
+  readonly out = tempDir('dft-p2p-out-');
+  scheduler!: SchedulerHandle;
+  private readonly daemons: DaemonHandle[] = [];
+
+  static async start(): Promise<Cluster> {
+    const c = new Cluster();
+    await c.origin.start();
+    c.scheduler = await startScheduler({ retryInterval: '100ms' });
+    return c;
+  }
+
+  async daemon(extraConfig?: string): Promise<DaemonHandle> {
+    const d = await startDaemon({ schedulerAddr: this.scheduler.addr, extraConfig });
+    this.daemons.push(d);
+    return d;
+  }
+
+  /** Kills the scheduler without warning and starts a fresh one (which knows no host) on the same port. */
+  async restartScheduler(): Promise<void> {
+    const port = this.scheduler.port;
+    await stopScheduler(this.scheduler, 'SIGKILL');
+    this.scheduler = await startScheduler({ port, retryInterval: '100ms' });
+  }
+
+  async close(): Promise<void> {
+    for (const d of this.daemons) await stopDaemon(d);
+    await stopScheduler(this.scheduler);
+    await this.origin.stop();
+    rmSync(this.out, { recursive: true, force: true });
+  }
+}
+
 describe('P2P failures', () => {
   test('a parent that serves a corrupt piece is detected and the piece comes from elsewhere', async () => {
-    const origin = new Origin();
-    await origin.start();
-    const scheduler = await startScheduler({ retryInterval: '100ms' });
-    const out = tempDir('dft-p2p-out-');
-    const seed = await startDaemon({ schedulerAddr: scheduler.addr, extraConfig: SEED });
-    const a = await startDaemon({ schedulerAddr: scheduler.addr });
-    const b = await startDaemon({ schedulerAddr: scheduler.addr });
+    const c = await Cluster.start();
     try {
+      const seed = await c.daemon(SEED);
+      const a = await c.daemon();
+      const b = await c.daemon();
       const size = 24 * MiB;
-      const url = origin.add('/corrupt.bin', { size, seed: 7 });
-      assert.equal((await dfget(a, url, join(out, 'a'))).code, 0);
+      const url = c.origin.add('/corrupt.bin', { size, seed: 7 });
+      assert.equal((await dfget(a, url, join(c.out, 'a'))).code, 0);
       // Flip bytes of piece 0 in A's stored content; A still advertises the old digest.
       const fd = openSync(taskPath(a, url), 'r+');
       writeSync(fd, Buffer.from('corrupted!'), 0, 10, 1000);
       closeSync(fd);
       // Without the seed, A is B's only parent: piece 0 must be detected and fetched from the source.
       await stopDaemon(seed);
-      const r = await dfget(b, url, join(out, 'b'));
+      const r = await dfget(b, url, join(c.out, 'b'));
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(await sha256File(join(out, 'b')), contentSha256(7, size));
+      assert.equal(await sha256File(join(c.out, 'b')), contentSha256(7, size));
       const text = await metricsText(b);
       assert.equal(metricValue(text, 'dragonfly_client_download_traffic', 'type="BACK_TO_SOURCE"'), 4 * MiB);
       assert.equal(
         metricValue(text, 'dragonfly_client_download_traffic', 'type="REMOTE_PEER"'),
         size - 4 * MiB,
       );
-      assert.equal(pieceRangeCounts(origin, '/corrupt.bin').get(`bytes=0-${4 * MiB - 1}`), 2);
+      assert.equal(pieceRangeCounts(c.origin, '/corrupt.bin').get(`bytes=0-${4 * MiB - 1}`), 2);
     } finally {
-      await stopDaemon(a);
-      await stopDaemon(b);
-      await stopDaemon(seed);
-      await stopScheduler(scheduler);
-      await origin.stop();
-      rmSync(out, { recursive: true, force: true });
+      await c.close();
     }
   });
 
   test('a parent killed mid-transfer: the child finishes from the others or the source', async () => {
-    const origin = new Origin();
-    await origin.start();
-    const scheduler = await startScheduler({ retryInterval: '100ms' });
-    const out = tempDir('dft-p2p-out-');
-    const seed = await startDaemon({ schedulerAddr: scheduler.addr, extraConfig: SEED });
-    const a = await startDaemon({ schedulerAddr: scheduler.addr });
-    const b = await startDaemon({ schedulerAddr: scheduler.addr });
+    const c = await Cluster.start();
     try {
+      await c.daemon(SEED);
+      const a = await c.daemon();
+      const b = await c.daemon();
       const size = 80 * MiB;
-      const url = origin.add('/slow.bin', { size, seed: 9, delayMs: 100 });
-      const da = dfget(a, url, join(out, 'a'));
-      while (origin.pieceRequests('/slow.bin').length < 4) await new Promise((r) => setTimeout(r, 20));
-      const db = dfget(b, url, join(out, 'b'));
+      const url = c.origin.add('/slow.bin', { size, seed: 9, delayMs: 100 });
+      const da = dfget(a, url, join(c.out, 'a'));
+      while (c.origin.pieceRequests('/slow.bin').length < 4) await new Promise((r) => setTimeout(r, 20));
+      const db = dfget(b, url, join(c.out, 'b'));
       await new Promise((r) => setTimeout(r, 400));
       await stopDaemon(a, { signal: 'SIGKILL' });
       await da;
       const r = await db;
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(await sha256File(join(out, 'b')), contentSha256(9, size));
+      assert.equal(await sha256File(join(c.out, 'b')), contentSha256(9, size));
     } finally {
-      await stopDaemon(a);
-      await stopDaemon(b);
-      await stopDaemon(seed);
-      await stopScheduler(scheduler);
-      await origin.stop();
-      rmSync(out, { recursive: true, force: true });
+      await c.close();
     }
   });
 
   test('the scheduler restarted mid-run: peers finish, and later downloads use the new scheduler', async () => {
-    const origin = new Origin();
-    await origin.start();
-    let scheduler = await startScheduler({ retryInterval: '100ms' });
-    const port = scheduler.port;
-    const out = tempDir('dft-p2p-out-');
-    const a = await startDaemon({ schedulerAddr: scheduler.addr });
-    const b = await startDaemon({ schedulerAddr: scheduler.addr });
+    const c = await Cluster.start();
     try {
+      const a = await c.daemon();
+      const b = await c.daemon();
       const size = 60 * MiB;
-      const url = origin.add('/restart.bin', { size, seed: 3, delayMs: 100 });
-      const da = dfget(a, url, join(out, 'a'));
-      while (origin.pieceRequests('/restart.bin').length < 3) await new Promise((r) => setTimeout(r, 20));
-      await stopScheduler(scheduler, 'SIGKILL');
-      scheduler = await startScheduler({ port, retryInterval: '100ms' });
+      const url = c.origin.add('/restart.bin', { size, seed: 3, delayMs: 100 });
+      const da = dfget(a, url, join(c.out, 'a'));
+      while (c.origin.pieceRequests('/restart.bin').length < 3) await new Promise((r) => setTimeout(r, 20));
+      await c.restartScheduler();
       const ra = await da;
       assert.equal(ra.code, 0, ra.stderr);
-      assert.equal(await sha256File(join(out, 'a')), contentSha256(3, size));
+      assert.equal(await sha256File(join(c.out, 'a')), contentSha256(3, size));
 
       // B registers with the new scheduler (its host re-announced) and takes the task from A.
-      const url2 = origin.add('/after.bin', { size: 12 * MiB, seed: 4 });
-      assert.equal((await dfget(a, url2, join(out, 'a2'))).code, 0);
-      const before = origin.pieceRequests('/after.bin').length;
-      const rb = await dfget(b, url2, join(out, 'b2'));
+      const url2 = c.origin.add('/after.bin', { size: 12 * MiB, seed: 4 });
+      assert.equal((await dfget(a, url2, join(c.out, 'a2'))).code, 0);
+      const before = c.origin.pieceRequests('/after.bin').length;
+      const rb = await dfget(b, url2, join(c.out, 'b2'));
       assert.equal(rb.code, 0, rb.stderr);
-      assert.equal(await sha256File(join(out, 'b2')), contentSha256(4, 12 * MiB));
-      assert.equal(origin.pieceRequests('/after.bin').length, before, 'B took every piece from A');
+      assert.equal(await sha256File(join(c.out, 'b2')), contentSha256(4, 12 * MiB));
+      assert.equal(c.origin.pieceRequests('/after.bin').length, before, 'B took every piece from A');
     } finally {
-      await stopDaemon(a);
-      await stopDaemon(b);
-      await stopScheduler(scheduler);
-      await origin.stop();
-      rmSync(out, { recursive: true, force: true });
+      await c.close();
     }
   });
 
   test('a seed that already has the task registers metadata-only when triggered, and serves it', async () => {
-    const origin = new Origin();
-    await origin.start();
-    let scheduler = await startScheduler({ retryInterval: '100ms' });
-    const port = scheduler.port;
-    const out = tempDir('dft-p2p-out-');
-    // The seed announces every second, so the new scheduler learns of it quickly (upstream: every 300 s).
-    const seed = await startDaemon({
-      schedulerAddr: scheduler.addr,
-      extraConfig: `${SEED}scheduler:\n  announceInterval: 1s\n`,
-    });
-    const a = await startDaemon({ schedulerAddr: scheduler.addr });
+    const c = await Cluster.start();
     try {
+      // The seed announces every second, so the new scheduler learns of it quickly (upstream: every 300 s).
+      const seed = await c.daemon(`${SEED}scheduler:\n  announceInterval: 1s\n`);
+      const a = await c.daemon();
       const size = 20 * MiB;
-      const url = origin.add('/warm-seed.bin', { size, seed: 12 });
-      assert.equal((await dfget(seed, url, join(out, 'seed'))).code, 0);
+      const url = c.origin.add('/warm-seed.bin', { size, seed: 12 });
+      assert.equal((await dfget(seed, url, join(c.out, 'seed'))).code, 0);
       // A fresh scheduler knows nothing of the seed's task: it must trigger the seed, which answers metadata-only.
-      await stopScheduler(scheduler, 'SIGKILL');
-      scheduler = await startScheduler({ port, retryInterval: '100ms' });
+      await c.restartScheduler();
       // Wait for the seed's next announce to reach the new scheduler (its channel reconnects with backoff).
-      const restarted = scheduler;
-      for (let i = 0; i < 200 && !restarted.logs.some((l) => l.includes('"host announced"')); i++) {
+      for (let i = 0; i < 200 && !c.scheduler.logs.some((l) => l.includes('"host announced"')); i++) {
         await new Promise((r) => setTimeout(r, 50));
       }
-      const served = origin.pieceRequests('/warm-seed.bin').length;
-      const r = await dfget(a, url, join(out, 'a'));
+      const served = c.origin.pieceRequests('/warm-seed.bin').length;
+      const r = await dfget(a, url, join(c.out, 'a'));
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(await sha256File(join(out, 'a')), contentSha256(12, size));
-      assert.equal(origin.pieceRequests('/warm-seed.bin').length, served, 'A took every piece from the seed');
+      assert.equal(await sha256File(join(c.out, 'a')), contentSha256(12, size));
+      assert.equal(
+        c.origin.pieceRequests('/warm-seed.bin').length,
+        served,
+        'A took every piece from the seed',
+      );
       assert.ok(seed.logs.some((l) => l.includes('announced a complete task metadata-only')));
     } finally {
-      await stopDaemon(a);
-      await stopDaemon(seed);
-      await stopScheduler(scheduler);
-      await origin.stop();
-      rmSync(out, { recursive: true, force: true });
+      await c.close();
     }
   });
 });
