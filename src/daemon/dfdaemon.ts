@@ -21,7 +21,7 @@ import { TcpPieceTransport } from '../vortex/piece-client.js';
 import { VortexTcpServer } from '../vortex/piece-server.js';
 import { DfdaemonDownloadServiceImpl } from './grpc/dfdaemon-download.js';
 import { DfdaemonUploadServiceImpl } from './grpc/dfdaemon-upload.js';
-import { bindTcp, bindUnixSocket, createGrpcServer, shutdownGrpcServer } from './grpc/server.js';
+import { bindTcp, bindUnixSocket, createGrpcServer, shutdownGrpcServer } from '../grpc/server.js';
 import { startHealthServer, startMetricsServer, type Listening } from './http/servers.js';
 import { DaemonMetrics } from './metrics.js';
 import { TaskManager } from './task-manager.js';

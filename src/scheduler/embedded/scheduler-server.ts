@@ -4,7 +4,7 @@
 import { ServerCredentials, type Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { DfError } from '../../core/errors.js';
-import { createGrpcServer, shutdownGrpcServer } from '../../daemon/grpc/server.js';
+import { createGrpcServer, shutdownGrpcServer } from '../../grpc/server.js';
 import { SchedulerService as SchedulerServiceDefinition } from '../../gen/scheduler.js';
 import { ResourceGc } from './gc.js';
 import { resolveSchedulerOptions, type PartialSchedulerOptions, type SchedulerOptions } from './options.js';

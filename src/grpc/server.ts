@@ -14,11 +14,11 @@ import {
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as HEALTH_PROTO } from 'grpc-health-check';
-import { DfError } from '../../core/errors.js';
+import { DfError } from '../core/errors.js';
 import { reflectablePackage } from './reflection.js';
 
-/** proto/ of this package, found from the compiled file (dist/src/daemon/grpc/server.js). */
-export const PROTO_DIR = fileURLToPath(new URL('../../../../proto/', import.meta.url));
+/** proto/ of this package, found from the compiled file (dist/src/grpc/server.js). */
+export const PROTO_DIR = fileURLToPath(new URL('../../../proto/', import.meta.url));
 
 const SERVER_OPTIONS = {
   'grpc.max_send_message_length': -1,
