@@ -2,7 +2,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Origin, contentSha256 } from '../helpers/origin.js';
@@ -35,6 +35,7 @@ describe('dfget through dfdaemon', () => {
   after(async () => {
     await stopDaemon(daemon);
     await origin.stop();
+    rmSync(out, { recursive: true, force: true });
   });
 
   for (const size of [0, 1, 4 * MiB - 1, 4 * MiB, 4 * MiB + 1, 100 * MiB]) {
@@ -140,6 +141,7 @@ describe('dfget without dfdaemon', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /Connect Dfdaemon Failed!/);
     assert.equal(r.stderr.trim().split('\n').length, 1);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 
@@ -182,6 +184,7 @@ describe('dfdaemon killed with -9 mid-download', () => {
     } finally {
       await stopDaemon(daemon);
       await origin.stop();
+      rmSync(out, { recursive: true, force: true });
     }
   });
 });
