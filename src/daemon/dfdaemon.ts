@@ -166,6 +166,8 @@ export class Dfdaemon {
       concurrentPieceCount: c.download.concurrentPieceCount,
       pieceTimeoutMs: c.download.pieceTimeout,
       maxRetries: c.backend.maxRetries,
+      downloadLimiter: new RateLimiter(c.download.bandwidthLimit),
+      backToSourceLimiter: new RateLimiter(c.download.backToSourceBandwidthLimit),
       log: this.log.child({ component: 'task' }),
     });
     const download = new DfdaemonDownloadServiceImpl({

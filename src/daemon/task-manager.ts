@@ -46,6 +46,11 @@ export interface P2POptions {
   reannounce?: () => Promise<void>;
 }
 
+/** A shared byte-rate limit (see rate-limiter.ts). */
+export interface ByteLimiter {
+  acquire(bytes: number): Promise<void>;
+}
+
 /** Tasks (or ranges) at most this long go straight to the source and never contact the scheduler (as upstream). */
 export const DIRECT_DOWNLOAD_MAX_LENGTH = 4 * 1024 * 1024;
 
@@ -66,6 +71,10 @@ export interface TaskManagerOptions {
   };
   /** The P2P flow's collaborators; without them every download goes back to source. */
   p2p?: P2POptions;
+  /** download.bandwidthLimit: every piece this peer downloads, from parents or the source. */
+  downloadLimiter?: ByteLimiter;
+  /** download.backToSourceBandwidthLimit: pieces from the source. */
+  backToSourceLimiter?: ByteLimiter;
 }
 
 export interface StartedDownload {
@@ -388,6 +397,7 @@ export class TaskManager {
       collectedPieceTimeoutMs: p2p.collectedPieceTimeoutMs,
       concurrentPieceCount: this.o.concurrentPieceCount,
       reannounce: p2p.reannounce,
+      downloadLimiter: this.o.downloadLimiter,
       newPeerId: () => makePeerId(p2p.host.ip, p2p.host.hostname, p2p.host.seed),
       log: this.o.log,
     });
@@ -401,6 +411,9 @@ export class TaskManager {
   private fetcherFor(taskId: string, req: DownloadRequest): PieceFetcher {
     const backend = this.o.backends.get(req.url);
     return async (piece, runSignal) => {
+      // download.bandwidthLimit and download.backToSourceBandwidthLimit, taken once a piece (as upstream).
+      await this.o.downloadLimiter?.acquire(piece.length);
+      await this.o.backToSourceLimiter?.acquire(piece.length);
       for (let attempt = 0; ; attempt++) {
         const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
         const started = performance.now();
