@@ -39,6 +39,10 @@ export class DaemonMetrics {
   private readonly backendRequestTotal;
   private readonly backendRequestFailureTotal;
   private readonly backendRequestDurationHist;
+  private readonly diskSpace;
+  private readonly diskUsageSpace;
+  private readonly gcEvictedTasks;
+  private readonly gcEvictedBytes;
   private readonly typed = new Map<string, { total: Counter<'type'>; failure: Counter<'type'> }>();
 
   constructor(version: { gitVersion: string; gitCommit: string; buildTime: string }) {
@@ -114,6 +118,7 @@ export class DaemonMetrics {
       'delete_task',
       'list_task_entries',
       'stat_local_task',
+      'list_local_tasks',
       'delete_local_task',
     ]) {
       this.typed.set(name, {
@@ -131,6 +136,30 @@ export class DaemonMetrics {
         }),
       });
     }
+    // Upstream's disk gauges (collect_disk_metrics): statvfs of storage.dir, no labels.
+    this.diskSpace = new Gauge({
+      name: `${PREFIX}disk_space_total`,
+      help: 'Gauge of the disk space in bytes',
+      registers,
+    });
+    this.diskUsageSpace = new Gauge({
+      name: `${PREFIX}disk_usage_space_total`,
+      help: 'Gauge of the disk usage space in bytes',
+      registers,
+    });
+    // Upstream has no GC counters; ours, by reason ("ttl" or "disk").
+    this.gcEvictedTasks = new Counter({
+      name: `${PREFIX}gc_evicted_tasks_total`,
+      help: 'Counter of the number of tasks evicted by the garbage collector.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.gcEvictedBytes = new Counter({
+      name: `${PREFIX}gc_evicted_bytes_total`,
+      help: 'Counter of the bytes freed by the garbage collector.',
+      labelNames: ['reason'],
+      registers,
+    });
     collectDefaultMetrics({ register: this.registry });
   }
 
@@ -179,6 +208,18 @@ export class DaemonMetrics {
     if (!m) return;
     m.total.inc({ type: String(type) });
     if (failed) m.failure.inc({ type: String(type) });
+  }
+
+  /** Sets the disk gauges: the filesystem's total bytes and its used bytes (total − available). */
+  disk(totalBytes: number, usageBytes: number): void {
+    this.diskSpace.set(totalBytes);
+    this.diskUsageSpace.set(usageBytes);
+  }
+
+  /** Counts one task evicted by GC and the bytes it freed. */
+  gcEvicted(reason: 'ttl' | 'disk', bytes: number): void {
+    this.gcEvictedTasks.inc({ reason });
+    this.gcEvictedBytes.inc({ reason }, bytes);
   }
 
   async text(): Promise<string> {

@@ -1,0 +1,290 @@
+// Garbage collection of tasks (spec §8; upstream dragonfly-client/src/gc/mod.rs), one pass every gc.interval:
+//   1. TTL: a task not used for gc.policy.taskTTL (updatedAt + taskTTL passed) is evicted.
+//   2. Disk pressure: usage% = used/total, where total/used are the filesystem of storage.dir (statfs) or, when
+//      gc.policy.diskThreshold > 0, the threshold and the bytes of OUR content files only (so other programs'
+//      files on a shared disk never trigger eviction — upstream client#1184). If usage% ≥ high, free
+//      total × (usage% − low)/100 bytes, least recently used first, among tasks finished, failed, or created more
+//      than 24 h ago (upstream's `need_evict`).
+// A task in use (a download running here, or an upload counted in its record) is never evicted. Each evicted task
+// is deleted locally and, best effort, from the scheduler (DeleteTask). Unlike upstream, a TTL of 0 disables the
+// TTL pass instead of evicting everything.
+
+import { readdir, stat, statfs as fsStatfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { GcPolicyConfig } from '../config/dfdaemon.js';
+import type { Storage, TaskRecord } from '../storage/storage.js';
+import type { DaemonMetrics } from './metrics.js';
+
+/** Upstream's DEFAULT_DOWNLOAD_TASK_TIMEOUT: an unfinished task older than this may be evicted for disk space. */
+export const STALE_DOWNLOAD_MS = 24 * 60 * 60 * 1000;
+
+export type EvictReason = 'ttl' | 'disk';
+
+export interface EvictedTask {
+  taskId: string;
+  /** Bytes the task's content took (allocated blocks over statfs; file size under diskThreshold). */
+  bytes: number;
+  reason: EvictReason;
+}
+
+export interface GcResult {
+  evicted: EvictedTask[];
+}
+
+export interface DiskSpace {
+  /** Bytes of the filesystem. */
+  total: number;
+  /** Bytes available to us (statfs bavail). */
+  free: number;
+}
+
+export interface GcLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export type GcPolicy = Pick<
+  GcPolicyConfig,
+  'taskTTL' | 'diskThreshold' | 'diskHighThresholdPercent' | 'diskLowThresholdPercent'
+>;
+
+export interface GarbageCollectorOptions {
+  storage: Storage;
+  /** True while the task must not be evicted (a download runs). Records with uploadingCount > 0 count too. */
+  isInUse: (taskId: string) => boolean;
+  policy: GcPolicy;
+  /** gc.interval */
+  intervalMs: number;
+  /** Space of the filesystem holding `dir`; default statfs(2). */
+  statfs?: (dir: string) => Promise<DiskSpace>;
+  now?: () => number;
+  /** Tells the scheduler the task is gone from this peer; errors are logged, never fatal. */
+  deleteFromScheduler?: (taskId: string) => Promise<void>;
+  metrics?: DaemonMetrics;
+  log: GcLogger;
+}
+
+export async function defaultStatfs(dir: string): Promise<DiskSpace> {
+  const s = await fsStatfs(dir);
+  return { total: s.blocks * s.bsize, free: s.bavail * s.bsize };
+}
+
+interface Usage {
+  /** 'fs': statfs of storage.dir; 'threshold': diskThreshold and our own content bytes. */
+  base: 'fs' | 'threshold';
+  total: number;
+  used: number;
+}
+
+export class GarbageCollector {
+  private readonly o: GarbageCollectorOptions;
+  private readonly now: () => number;
+  private readonly statfs: (dir: string) => Promise<DiskSpace>;
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<GcResult>;
+
+  constructor(options: GarbageCollectorOptions) {
+    this.o = options;
+    this.now = options.now ?? Date.now;
+    this.statfs = options.statfs ?? defaultStatfs;
+  }
+
+  /** Runs a pass every intervalMs (the timer does not keep the process alive). Idempotent. */
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      this.runOnce().catch((e: unknown) => this.o.log.warn({ err: (e as Error).message }, 'gc pass failed'));
+    }, this.o.intervalMs);
+    this.timer.unref();
+  }
+
+  /** Stops the timer; a pass in flight finishes on its own. */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** One pass (TTL, then disk pressure). Calls while a pass runs share that pass. */
+  runOnce(): Promise<GcResult> {
+    this.running ??= this.pass().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private get contentDir(): string {
+    return this.o.storage.content.tasksDir;
+  }
+
+  private inUse(task: TaskRecord): boolean {
+    if (this.o.isInUse(task.id)) return true;
+    // Re-read: the record in hand may predate an upload that started since.
+    const fresh = this.o.storage.getTask(task.id);
+    return (fresh?.uploadingCount ?? task.uploadingCount) > 0;
+  }
+
+  private async pass(): Promise<GcResult> {
+    const started = this.now();
+    const evicted: EvictedTask[] = [];
+    const skippedInUse: string[] = [];
+    const usage = await this.usage();
+
+    // 1. TTL.
+    const ttl = this.o.policy.taskTTL;
+    if (ttl > 0) {
+      for (const task of this.o.storage.listTasks()) {
+        if (task.updatedAt.getTime() + ttl >= started) continue;
+        if (this.inUse(task)) {
+          skippedInUse.push(task.id);
+          continue;
+        }
+        const bytes = await this.taskBytes(task.id, usage?.base ?? 'fs');
+        if (await this.evict(task, bytes, 'ttl')) evicted.push({ taskId: task.id, bytes, reason: 'ttl' });
+      }
+    }
+
+    // 2. Disk pressure. Bytes the TTL pass freed count against the need.
+    let need = 0;
+    let usagePercent: number | undefined;
+    if (usage && usage.total > 0) {
+      const used = Math.max(0, usage.used - evicted.reduce((n, e) => n + e.bytes, 0));
+      usagePercent = (used * 100) / usage.total;
+      const { diskHighThresholdPercent: high, diskLowThresholdPercent: low } = this.o.policy;
+      if (usagePercent >= high) {
+        need = Math.ceil(used - (usage.total * low) / 100);
+        this.o.log.info(
+          { base: usage.base, total: usage.total, used, usagePercent: round(usagePercent), high, low, need },
+          `disk usage ${round(usagePercent)}% is at or above the high threshold ${high}%; evicting tasks`,
+        );
+      }
+    }
+    let freedForDisk = 0;
+    if (need > 0) {
+      const gone = new Set(evicted.map((e) => e.taskId));
+      for (const task of this.o.storage.listTasks()) {
+        if (freedForDisk >= need) break;
+        if (gone.has(task.id) || !this.evictableForDisk(task, started)) continue;
+        if (this.inUse(task)) {
+          skippedInUse.push(task.id);
+          continue;
+        }
+        const bytes = await this.taskBytes(task.id, usage!.base);
+        // An empty finished task frees nothing and still serves; a failed one is dropped as upstream does.
+        if (bytes === 0 && !task.failedAt) continue;
+        if (await this.evict(task, bytes, 'disk')) {
+          evicted.push({ taskId: task.id, bytes, reason: 'disk' });
+          freedForDisk += bytes;
+        }
+      }
+      if (freedForDisk < need) {
+        this.o.log.warn(
+          { need, freed: freedForDisk, inUse: skippedInUse.length },
+          'gc could not free enough space: the remaining tasks are in use or still downloading',
+        );
+      }
+    }
+
+    const sum = (r: EvictReason) => evicted.filter((e) => e.reason === r).reduce((n, e) => n + e.bytes, 0);
+    this.o.log.info(
+      {
+        evicted: evicted.length,
+        freedBytes: sum('ttl') + sum('disk'),
+        ttl: { tasks: evicted.filter((e) => e.reason === 'ttl').length, bytes: sum('ttl') },
+        disk: { tasks: evicted.filter((e) => e.reason === 'disk').length, bytes: sum('disk'), need },
+        usagePercent: usagePercent === undefined ? undefined : round(usagePercent),
+        base: usage?.base,
+        skippedInUse: skippedInUse.length,
+        costMs: this.now() - started,
+      },
+      evicted.length > 0
+        ? `gc freed ${sum('ttl') + sum('disk')} bytes from ${evicted.length} tasks`
+        : 'gc pass freed nothing',
+    );
+    return { evicted };
+  }
+
+  /** Upstream's need_evict: finished, failed, or a download older than 24 h that never finished. */
+  private evictableForDisk(task: TaskRecord, now: number): boolean {
+    return (
+      task.finishedAt !== undefined ||
+      task.failedAt !== undefined ||
+      task.createdAt.getTime() + STALE_DOWNLOAD_MS < now
+    );
+  }
+
+  private async evict(task: TaskRecord, bytes: number, reason: EvictReason): Promise<boolean> {
+    // Last check right before the delete: a download may have started while we awaited.
+    if (this.inUse(task)) return false;
+    try {
+      await this.o.storage.deleteTask(task.id);
+    } catch (e) {
+      this.o.log.warn({ taskId: task.id, reason, err: (e as Error).message }, 'gc could not delete task');
+      return false;
+    }
+    this.o.metrics?.gcEvicted(reason, bytes);
+    this.o.log.info(
+      { taskId: task.id, bytes, reason, updatedAt: task.updatedAt.toISOString() },
+      reason === 'ttl' ? 'evicted task past its TTL' : 'evicted task for disk space',
+    );
+    if (this.o.deleteFromScheduler) {
+      await this.o
+        .deleteFromScheduler(task.id)
+        .catch((e: unknown) =>
+          this.o.log.warn(
+            { taskId: task.id, err: (e as Error).message },
+            'could not delete evicted task from the scheduler',
+          ),
+        );
+    }
+    return true;
+  }
+
+  /**
+   * The filesystem's figures (also published as the disk gauges), or diskThreshold and our content bytes.
+   * Undefined when they cannot be read; the disk pass is then skipped.
+   */
+  private async usage(): Promise<Usage | undefined> {
+    let fs: DiskSpace | undefined;
+    try {
+      fs = await this.statfs(this.o.storage.content.tasksDir);
+      this.o.metrics?.disk(fs.total, Math.max(0, fs.total - fs.free));
+    } catch (e) {
+      this.o.log.warn({ dir: this.contentDir, err: (e as Error).message }, 'gc could not statfs storage dir');
+    }
+    const threshold = this.o.policy.diskThreshold;
+    if (threshold > 0) {
+      try {
+        return { base: 'threshold', total: threshold, used: await this.contentBytes() };
+      } catch (e) {
+        this.o.log.warn({ dir: this.contentDir, err: (e as Error).message }, 'gc could not measure content');
+        return undefined;
+      }
+    }
+    return fs ? { base: 'fs', total: fs.total, used: Math.max(0, fs.total - fs.free) } : undefined;
+  }
+
+  /** Sum of the sizes of the files under content/tasks (`{id[0..3]}/{id}`): our bytes and nobody else's. */
+  async contentBytes(): Promise<number> {
+    let total = 0;
+    const walk = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return [];
+        throw e;
+      });
+      for (const entry of entries) {
+        const p = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(p);
+        else if (entry.isFile()) total += (await stat(p).catch(() => undefined))?.size ?? 0;
+      }
+    };
+    await walk(this.contentDir);
+    return total;
+  }
+
+  /** What deleting the task gives back: its file size (threshold base) or its allocated blocks (filesystem). */
+  private async taskBytes(taskId: string, base: Usage['base']): Promise<number> {
+    const s = await stat(this.o.storage.content.taskPath(taskId)).catch(() => undefined);
+    if (!s) return 0;
+    return base === 'threshold' ? s.size : s.blocks * 512;
+  }
+}
+
+const round = (n: number): number => Math.round(n * 100) / 100;
