@@ -11,7 +11,10 @@
 
 import { readdir, stat, statfs as fsStatfs } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Metadata } from '@grpc/grpc-js';
 import type { GcPolicyConfig } from '../config/dfdaemon.js';
+import type { SchedulerClient } from '../gen/scheduler.js';
+import { SCHEDULER_REQUEST_TIMEOUT_MS } from '../scheduler/channel-options.js';
 import type { Storage, TaskRecord } from '../storage/storage.js';
 import type { DaemonMetrics } from './metrics.js';
 
@@ -62,6 +65,27 @@ export interface GarbageCollectorOptions {
   deleteFromScheduler?: (taskId: string) => Promise<void>;
   metrics?: DaemonMetrics;
   log: GcLogger;
+}
+
+/**
+ * A `deleteFromScheduler` that sends Scheduler.DeleteTask{hostId, taskId} to the task's scheduler (none
+ * configured or usable: nothing to tell). Rejects on a gRPC error; the collector logs it.
+ */
+export function schedulerTaskDeleter(o: {
+  schedulerFor: (taskId: string) => SchedulerClient | undefined;
+  hostId: () => string;
+  timeoutMs?: number;
+}): (taskId: string) => Promise<void> {
+  return (taskId) => {
+    const client = o.schedulerFor(taskId);
+    if (!client) return Promise.resolve();
+    const deadline = Date.now() + (o.timeoutMs ?? SCHEDULER_REQUEST_TIMEOUT_MS);
+    return new Promise((resolve, reject) => {
+      client.deleteTask({ hostId: o.hostId(), taskId }, new Metadata(), { deadline }, (err) =>
+        err ? reject(err) : resolve(),
+      );
+    });
+  };
 }
 
 export async function defaultStatfs(dir: string): Promise<DiskSpace> {

@@ -5,7 +5,13 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { GarbageCollector, type DiskSpace, type GcPolicy } from '../../../src/daemon/gc.js';
+import {
+  GarbageCollector,
+  schedulerTaskDeleter,
+  type DiskSpace,
+  type GcPolicy,
+} from '../../../src/daemon/gc.js';
+import type { SchedulerClient } from '../../../src/gen/scheduler.js';
 import { DaemonMetrics } from '../../../src/daemon/metrics.js';
 import { Storage } from '../../../src/storage/storage.js';
 
@@ -325,6 +331,28 @@ test('start() runs passes on the interval with an unref-ed timer; stop() ends th
   assert.ok(seen >= 3, `passes: ${seen}`);
   await new Promise((r) => setTimeout(r, 60));
   assert.equal(calls, seen);
+});
+
+test("schedulerTaskDeleter sends DeleteTask{hostId, taskId} to the task's scheduler, and nothing without one", async () => {
+  const sent: unknown[] = [];
+  const client = {
+    deleteTask: (req: unknown, _md: unknown, opts: { deadline: number }, cb: (err: Error | null) => void) => {
+      sent.push(req);
+      assert.ok(opts.deadline > Date.now());
+      cb((req as { taskId: string }).taskId === 'bad' ? new Error('UNAVAILABLE') : null);
+    },
+  } as unknown as SchedulerClient;
+  const del = schedulerTaskDeleter({
+    schedulerFor: (id) => (id === 'none' ? undefined : client),
+    hostId: () => 'host-1',
+  });
+  await del('t1');
+  await del('none');
+  await assert.rejects(del('bad'), /UNAVAILABLE/);
+  assert.deepEqual(sent, [
+    { hostId: 'host-1', taskId: 't1' },
+    { hostId: 'host-1', taskId: 'bad' },
+  ]);
 });
 
 function tryTmpfs(): { mnt?: string; reason?: string } {
