@@ -20,11 +20,16 @@ import { unsupportedDownloadDirectory } from '../../backend/backend.js';
 import { TaskType, type Download, type Task } from '../../gen/common.js';
 import {
   DfdaemonDownloadService,
+  type DeleteLocalTaskRequest,
   type DeleteTaskRequest,
   type DownloadTaskRequest,
   type DownloadTaskResponse,
+  type ListLocalTasksRequest,
+  type ListLocalTasksResponse,
   type ListTaskEntriesRequest,
   type ListTaskEntriesResponse,
+  type StatLocalTaskRequest,
+  type StatLocalTaskResponse,
   type StatTaskRequest,
 } from '../../gen/dfdaemon.js';
 import type { Empty } from '../../gen/google/protobuf/empty.js';
@@ -36,6 +41,7 @@ import {
   type StartedDownload,
   type TaskManager,
 } from '../task-manager.js';
+import { LocalTasks, localTaskState } from './local-tasks.js';
 import { toGrpcError, unimplementedHandlers } from './status.js';
 import { pieceMessage } from '../piece-message.js';
 
@@ -87,9 +93,11 @@ export class DfdaemonDownloadServiceImpl {
   private readonly o: DownloadServiceOptions;
   hostId: string;
   private seed = false;
+  private readonly local: LocalTasks;
 
   constructor(options: DownloadServiceOptions) {
     this.o = options;
+    this.local = new LocalTasks(options.taskManager, options.log);
     this.hostId = makeHostId(options.host.ip, options.host.hostname);
   }
 
@@ -112,6 +120,18 @@ export class DfdaemonDownloadServiceImpl {
       call: ServerUnaryCall<ListTaskEntriesRequest, ListTaskEntriesResponse>,
       cb: sendUnaryData<ListTaskEntriesResponse>,
     ) => void this.unary('list_task_entries', () => this.listTaskEntries(call.request), cb);
+    handlers.statLocalTask = (
+      call: ServerUnaryCall<StatLocalTaskRequest, StatLocalTaskResponse>,
+      cb: sendUnaryData<StatLocalTaskResponse>,
+    ) => void this.unary('stat_local_task', () => this.local.stat(call.request), cb);
+    handlers.listLocalTasks = (
+      _call: ServerUnaryCall<ListLocalTasksRequest, ListLocalTasksResponse>,
+      cb: sendUnaryData<ListLocalTasksResponse>,
+    ) => void this.unary('list_local_tasks', () => this.local.list(), cb);
+    handlers.deleteLocalTask = (
+      call: ServerUnaryCall<DeleteLocalTaskRequest, Empty>,
+      cb: sendUnaryData<Empty>,
+    ) => void this.unary('delete_local_task', () => this.local.delete(call.request), cb);
     return handlers;
   }
 
@@ -288,7 +308,7 @@ export class DfdaemonDownloadServiceImpl {
       pieceCount,
       sizeScope: contentLength === 0 ? 3 : contentLength <= 128 ? 2 : pieceCount === 1 ? 1 : 0,
       pieces: pieces.map((p) => pieceMessage(p, p.trafficType)),
-      state: task.finishedAt ? 'Succeeded' : task.failedAt ? 'Failed' : 'Running',
+      state: localTaskState(task, this.o.taskManager.activeRun(task.id) !== undefined),
       peerCount: 1,
       hasAvailablePeer: !!task.finishedAt,
       createdAt: task.createdAt,
