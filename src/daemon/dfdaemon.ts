@@ -25,6 +25,7 @@ import { bindTcp, bindUnixSocket, createGrpcServer, shutdownGrpcServer } from '.
 import { startHealthServer, startMetricsServer, type Listening } from './http/servers.js';
 import { DaemonMetrics } from './metrics.js';
 import { TaskManager } from './task-manager.js';
+import { GarbageCollector, schedulerTaskDeleter } from './gc.js';
 import { UploadClientPool } from './upload-clients.js';
 import { RateLimiter } from './rate-limiter.js';
 import { UploadMeter } from './upload-meter.js';
@@ -73,6 +74,7 @@ export class Dfdaemon {
   private hostInfo?: HostInfo;
   private lastHost?: Host;
   private stopping?: Promise<void>;
+  private gc?: GarbageCollector;
   private bound: { upload?: number; vortex?: number; scheduler?: number } = {};
 
   constructor(o: DfdaemonOptions) {
@@ -205,6 +207,23 @@ export class Dfdaemon {
     this.hostInfo = new HostInfo({ config: c, uploadPort: this.bound.upload, version: this.version });
     this.lastHost = await this.hostInfo.build();
     download.setHostId(this.hostInfo.id);
+    const selectorForGc = this.selector;
+    this.gc = new GarbageCollector({
+      storage: this.storage,
+      isInUse: (taskId) => this.taskManager?.activeRun(taskId) !== undefined,
+      policy: c.gc.policy,
+      intervalMs: c.gc.interval,
+      metrics: this.metrics,
+      deleteFromScheduler: selectorForGc
+        ? schedulerTaskDeleter({
+            schedulerFor: (taskId) =>
+              selectorForGc.addresses().length > 0 ? selectorForGc.forTask(taskId) : undefined,
+            hostId: () => this.hostInfo!.id,
+          })
+        : undefined,
+      log: this.log.child({ component: 'gc' }),
+    });
+    this.gc.start();
     if (this.selector) {
       const selector = this.selector;
       const transport = new TcpPieceTransport();
@@ -287,6 +306,7 @@ export class Dfdaemon {
       this.uploadClients.close();
       await this.embedded?.stop();
       await this.backends?.close();
+      this.gc?.stop();
       this.storage?.close();
       this.log.info({}, 'dfdaemon stopped');
     })();

@@ -298,6 +298,11 @@ export class MetadataStore {
     return this.getPiece(p.taskId, p.number)!;
   }
 
+  /** Uploads do not survive a restart: clears counters a crash left behind, so GC can evict those tasks. */
+  resetUploading(): void {
+    this.db.exec('UPDATE tasks SET uploading_count = 0 WHERE uploading_count != 0');
+  }
+
   /** Removes every record (upstream's wipe on start when storage.keep is false). */
   clear(): void {
     this.db.exec('DELETE FROM pieces; DELETE FROM tasks;');

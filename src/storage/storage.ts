@@ -74,6 +74,7 @@ export class Storage {
       await this.content.clear();
       return;
     }
+    this.metadata.resetUploading();
     for (const task of this.metadata.listTasks()) {
       if (!(await this.content.hasTask(task.id))) {
         this.log?.warn({ taskId: task.id }, 'content file missing; dropping task metadata');

@@ -233,14 +233,18 @@ export class VortexTcpServer {
       socket.end();
       return;
     }
-    // The bytes flow file → socket with backpressure; pipeline ends the socket when the piece is sent.
+    // The bytes flow file → socket with backpressure; pipeline ends the socket when the piece is sent. The task
+    // counts as uploading meanwhile, so GC never evicts a task a child is reading.
+    this.storage.metadata.uploadTaskStarted(taskId);
     try {
       await pipeline(content, socket);
     } catch (e) {
+      this.storage.metadata.uploadTaskFailed(taskId);
       this.log.debug({ remote, pieceId, err: e }, 'vortex piece upload interrupted');
       socket.destroy();
       return;
     }
+    this.storage.metadata.uploadTaskFinished(taskId);
     if (content.bytesRead !== piece.length) {
       // The peer sees a short body and fails the piece; the content file is shorter than its metadata says.
       this.log.warn(
