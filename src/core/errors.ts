@@ -104,6 +104,7 @@ export function toDfError(e: unknown, context?: string): DfError {
   switch (sys?.code) {
     case 'ENOSPC':
     case 'EDQUOT':
+    case 'SQLITE_FULL':
       return new DfError('NO_SPACE', `${prefix}no space left on device`, { cause: e });
     case 'ENOENT':
       return new DfError('IO', `${prefix}${msg}`, { cause: e });

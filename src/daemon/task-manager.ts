@@ -359,8 +359,16 @@ export class TaskManager {
     }
   }
 
+  /**
+   * Marks the task failed in the metadata, best effort: on a full disk the write itself fails (SQLITE_FULL),
+   * and that must neither crash the daemon nor hide the download's own error.
+   */
   failTask(taskId: string): void {
-    this.o.storage.failTask(taskId);
+    try {
+      this.o.storage.failTask(taskId);
+    } catch (e) {
+      this.o.log.warn({ taskId, err: (e as Error).message }, 'could not record the task as failed');
+    }
   }
 
   /**
