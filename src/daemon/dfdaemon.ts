@@ -29,6 +29,8 @@ import { GarbageCollector, schedulerTaskDeleter } from './gc.js';
 import { UploadClientPool } from './upload-clients.js';
 import { RateLimiter } from './rate-limiter.js';
 import { UploadMeter } from './upload-meter.js';
+import { limitImplementation, serverGates } from './grpc/request-limiter.js';
+import { AdaptiveRateLimiter } from './load-shedding.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -75,6 +77,8 @@ export class Dfdaemon {
   private lastHost?: Host;
   private stopping?: Promise<void>;
   private gc?: GarbageCollector;
+  /** server.adaptiveRateLimit (request limits): shared by both gRPC servers; undefined when off. */
+  private loadShedder?: AdaptiveRateLimiter;
   private bound: { upload?: number; vortex?: number; scheduler?: number } = {};
 
   constructor(o: DfdaemonOptions) {
@@ -186,10 +190,31 @@ export class Dfdaemon {
       host: () => this.syncHostMessage(ip),
       log: this.log.child({ component: 'upload' }),
     });
+    // Request limits: adaptive load shedding (server.adaptiveRateLimit) and each server's
+    // requestRateLimit/requestBufferSize wrap the services' handlers (health and reflection are not limited).
+    const adaptive = c.server.adaptiveRateLimit;
+    if (adaptive) {
+      const shedLog = this.log.child({ component: 'load-shedding' });
+      this.loadShedder = new AdaptiveRateLimiter({
+        config: adaptive,
+        registry: this.metrics.registry,
+        onShed: (s) => {
+          if (s.limit >= 0) shedLog.warn(s, 'overloaded: shedding gRPC requests');
+        },
+      });
+      await this.loadShedder.start();
+    }
+    const gates = (server: 'download' | 'upload') =>
+      serverGates({
+        server,
+        limits: c[server].server,
+        shedder: this.loadShedder,
+        registry: this.metrics.registry,
+      });
     this.grpcUpload = createGrpcServer([
       {
         definition: DfdaemonUploadService,
-        implementation: upload.handlers(),
+        implementation: limitImplementation(DfdaemonUploadService, upload.handlers(), gates('upload')),
         name: 'dfdaemon.v2.DfdaemonUpload',
       },
     ]);
@@ -249,7 +274,7 @@ export class Dfdaemon {
     this.grpcDownload = createGrpcServer([
       {
         definition: DfdaemonDownloadService,
-        implementation: download.handlers(),
+        implementation: limitImplementation(DfdaemonDownloadService, download.handlers(), gates('download')),
         name: 'dfdaemon.v2.DfdaemonDownload',
       },
     ]);
@@ -307,6 +332,7 @@ export class Dfdaemon {
       await this.embedded?.stop();
       await this.backends?.close();
       this.gc?.stop();
+      this.loadShedder?.stop();
       this.storage?.close();
       this.log.info({}, 'dfdaemon stopped');
     })();
