@@ -3,7 +3,7 @@
 //   - a collector samples CPU and memory every collectInterval (first sample at start). The daemon is
 //     overloaded while CPU% >= cpuThreshold or memory% >= memoryThreshold; a threshold of 100 ignores that
 //     resource. CPU% is the process's CPU time over wall time and logical cores (or the cgroup v2 CPU quota when
-//     one is set); memory% is the process's RSS over total memory (or cgroup v2 memory.current over memory.max
+//     one is set); memory% is the process's RSS over total memory (or the cgroup v2 anonymous memory over memory.max
 //     when a limit is set) — upstream reads process stats, or cgroup stats inside a container.
 //   - every call counts in flight from admission until it ends; a rolling window of bucketCount buckets of
 //     bucketInterval records calls completed per bucket and their minimum response time.
@@ -59,11 +59,12 @@ export function processUsageSampler(): UsageSampler {
     }
     let memTotal = os.totalmem();
     let memUsed = process.memoryUsage.rss();
+    // As upstream: the cgroup's anonymous memory (not its page cache) over its limit.
     const memMax = readCgroup('memory.max');
-    const memCurrent = readCgroup('memory.current');
-    if (memMax && /^\d+$/.test(memMax) && memCurrent && /^\d+$/.test(memCurrent)) {
+    const anon = /^anon (\d+)$/m.exec(readCgroup('memory.stat') ?? '')?.[1];
+    if (memMax && /^\d+$/.test(memMax) && anon) {
       memTotal = Number(memMax);
-      memUsed = Number(memCurrent);
+      memUsed = Number(anon);
     }
     const clamp = (v: number) => Math.min(100, Math.max(0, v));
     return {

@@ -43,14 +43,18 @@ export function tempDir(prefix = 'dft-'): string {
 }
 
 /** dfdaemon.yaml for a test daemon: everything under `dir`, every TCP port 0. */
-export function testConfig(dir: string, extra = '', opts: { schedulerAddr?: string } = {}): string {
+export function testConfig(
+  dir: string,
+  extra = '',
+  opts: { schedulerAddr?: string; downloadServer?: string } = {},
+): string {
   return `host:
   ip: 127.0.0.1
   hostname: test-${basename(dir)}
 download:
   server:
     socketPath: ${join(dir, 'dfdaemon.sock')}
-health:
+${opts.downloadServer ? opts.downloadServer.replace(/^/gm, '    ') + '\n' : ''}health:
   server:
     ip: 127.0.0.1
     port: 0
@@ -78,11 +82,24 @@ ${opts.schedulerAddr ? '  enable: false\n' : ''}${extra}`;
  * ("127.0.0.1:PORT") it uses that scheduler through a local dynconfig file instead.
  */
 export async function startDaemon(
-  opts: { dir?: string; extraConfig?: string; schedulerAddr?: string; env?: NodeJS.ProcessEnv } = {},
+  opts: {
+    dir?: string;
+    extraConfig?: string;
+    schedulerAddr?: string;
+    env?: NodeJS.ProcessEnv;
+    /** More keys of `download.server` (YAML lines, unindented), e.g. "requestRateLimit: 2". */
+    downloadServer?: string;
+  } = {},
 ): Promise<DaemonHandle> {
   const dir = opts.dir ?? tempDir();
   const configPath = join(dir, 'dfdaemon.yaml');
-  writeFileSync(configPath, testConfig(dir, opts.extraConfig, { schedulerAddr: opts.schedulerAddr }));
+  writeFileSync(
+    configPath,
+    testConfig(dir, opts.extraConfig, {
+      schedulerAddr: opts.schedulerAddr,
+      downloadServer: opts.downloadServer,
+    }),
+  );
   const dynconfigPath = join(dir, 'dynconfig.yaml');
   if (opts.schedulerAddr) writeFileSync(dynconfigPath, `scheduler:\n  addrs:\n    - ${opts.schedulerAddr}\n`);
   const proc = spawn(
