@@ -136,12 +136,15 @@ describe('P2P failures', () => {
       const r = await dfget(b, url, join(c.out, 'b'));
       assert.equal(r.code, 0, r.stderr);
       assert.equal(await sha256File(join(c.out, 'b')), contentSha256(7, size));
+      // The corrupt piece was detected (never stored), and came from the source instead. Other pieces came from A
+      // (on a loaded machine one more may also fall back to the source; every byte is accounted for).
+      assert.ok(b.logs.some((l) => l.includes('piece from parent failed') && l.includes('digest')));
       const text = await metricsText(b);
-      assert.equal(metricValue(text, 'dragonfly_client_download_traffic', 'type="BACK_TO_SOURCE"'), 4 * MiB);
-      assert.equal(
-        metricValue(text, 'dragonfly_client_download_traffic', 'type="REMOTE_PEER"'),
-        size - 4 * MiB,
-      );
+      const fromSource = metricValue(text, 'dragonfly_client_download_traffic', 'type="BACK_TO_SOURCE"');
+      const fromPeers = metricValue(text, 'dragonfly_client_download_traffic', 'type="REMOTE_PEER"');
+      assert.ok(fromSource >= 4 * MiB, `from source: ${fromSource}`);
+      assert.ok(fromPeers >= 4 * MiB, `from peers: ${fromPeers}`);
+      assert.equal(fromSource + fromPeers, size);
       assert.equal(pieceRangeCounts(c.origin, '/corrupt.bin').get(`bytes=0-${4 * MiB - 1}`), 2);
     } finally {
       await c.close();
