@@ -17,6 +17,7 @@ import { machineInfo, machineLine } from './machine.js';
 import { NGINX, startNginx, type NginxHandle } from './nginx.js';
 import { median, procCpuMs, procStatusBytes, sampleRss, timed, type Timed } from './proc.js';
 import { consoleTable, markdown, type Figure, type Report } from './report.js';
+import { runBenchmark } from './run.js';
 
 const MIB = 2 ** 20;
 const GIB = 2 ** 30;
@@ -362,24 +363,4 @@ function round(ms: number): number {
   return Math.round(ms * 10) / 10;
 }
 
-const watchdog = setTimeout(() => {
-  log(`watchdog: still running after ${WATCHDOG_MS / 1000} s; stopping`);
-  void cleanup().finally(() => process.exit(1));
-}, WATCHDOG_MS);
-watchdog.unref();
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-try {
-  await main();
-} catch (e) {
-  log(`failed: ${(e as Error).stack ?? String(e)}`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-  clearTimeout(watchdog);
-}
+await runBenchmark({ main, cleanup, watchdogMs: WATCHDOG_MS, log });

@@ -29,6 +29,7 @@ import { machineInfo, machineLine } from './machine.js';
 import { NGINX, startNginx, type NginxHandle } from './nginx.js';
 import { median, procStatusBytes } from './proc.js';
 import { consoleTable, markdown, type Figure, type Report } from './report.js';
+import { runBenchmark } from './run.js';
 
 const KIB = 1024;
 const MIB = 2 ** 20;
@@ -400,24 +401,4 @@ async function main(): Promise<void> {
   log(`wrote ${RESULTS_DIR}soak-latest.json, soak-latest.md`);
 }
 
-const watchdog = setTimeout(() => {
-  log(`watchdog: still running after ${WATCHDOG_MS / 1000} s; stopping`);
-  void cleanup().finally(() => process.exit(1));
-}, WATCHDOG_MS);
-watchdog.unref();
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    log(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-try {
-  await main();
-} catch (e) {
-  log(`failed: ${(e as Error).stack ?? String(e)}`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-  clearTimeout(watchdog);
-}
+await runBenchmark({ main, cleanup, watchdogMs: WATCHDOG_MS, log });
