@@ -242,8 +242,8 @@ export class TaskManager {
 
   /**
    * Yields the interested pieces: stored ones first, then the missing ones as they finish (in completion
-   * order). Throws the first piece failure. `onMissing` runs once, before missing pieces are fetched, with
-   * the numbers that must be fetched (the P2P flow announces the peer there).
+   * order). Throws the first piece failure. The first request that needs a fetch decides where the run's pieces
+   * come from (chooseFetcher).
    */
   async *pieces(
     started: StartedDownload,
@@ -426,6 +426,10 @@ export class TaskManager {
         const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
         const started = performance.now();
         this.o.metrics.backendRequest(backend.scheme, 'GET');
+        // The backend already retries failures before the body starts (backend.maxRetries); only a body that
+        // breaks off (short, reset, timed out while streaming) is retried here, so a 5xx costs 1 + maxRetries
+        // requests, not their square.
+        let bodyStarted = false;
         try {
           const res = await backend.get({
             taskId,
@@ -436,6 +440,7 @@ export class TaskManager {
             timeoutMs: this.o.pieceTimeoutMs,
             signal,
           });
+          bodyStarted = true;
           const record = await this.o.storage.writePiece(taskId, piece, res.body, {
             trafficType: TrafficType.BACK_TO_SOURCE,
           });
@@ -451,7 +456,7 @@ export class TaskManager {
                   { cause: e, retryable: true },
                 )
               : toDfError(e, `piece ${piece.number} from source`);
-          if (!err.retryable || attempt >= this.o.maxRetries || runSignal.aborted) throw err;
+          if (!bodyStarted || !err.retryable || attempt >= this.o.maxRetries || runSignal.aborted) throw err;
           this.o.log.warn(
             { taskId, piece: piece.number, attempt, err: err.message },
             'piece from source failed; retrying',

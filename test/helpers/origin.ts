@@ -40,6 +40,8 @@ export interface OriginFile {
   headers?: Record<string, string>;
   /** Answer with this status instead of the content. */
   status?: number;
+  /** Answer piece requests (any Range but the 0-0 probe) with this status; the stat still succeeds. */
+  pieceStatus?: number;
   /** Delay before answering, ms. */
   delayMs?: number;
 }
@@ -98,8 +100,10 @@ export class Origin {
         this.delays.add(t);
       });
     }
-    if (f.status) {
-      res.writeHead(f.status, { 'x-origin': 'test' }).end(`status ${f.status}`);
+    const failWith =
+      f.status ?? (req.headers.range && req.headers.range !== 'bytes=0-0' ? f.pieceStatus : undefined);
+    if (failWith) {
+      res.writeHead(failWith, { 'x-origin': 'test' }).end(`status ${failWith}`);
       return;
     }
     let start = 0;

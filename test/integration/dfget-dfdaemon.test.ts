@@ -111,6 +111,15 @@ describe('dfget through dfdaemon', () => {
     assert.equal(existsSync(join(out, 'missing')), false);
   });
 
+  test('a piece the origin keeps failing with 5xx costs 1 + backend.maxRetries requests, not their square', async () => {
+    const url = origin.add('/piece-500', { size: MiB, seed: 13, pieceStatus: 503 });
+    const r = await dfget(daemon, url, join(out, 'piece-500'));
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /503/);
+    // backend.maxRetries defaults to 1.
+    assert.equal(origin.pieceRequests('/piece-500').length, 2);
+  });
+
   test('an existing output is refused without --overwrite and replaced with it', async () => {
     const url = origin.add('/exists', { size: 1000, seed: 8 });
     const file = join(out, 'exists');
