@@ -59,6 +59,28 @@ type Mode = 'parents' | 'source' | 'none';
 
 const GRPC_NOT_FOUND = 5;
 
+/**
+ * The Download a peer registers with: the user's request without what concerns only the local caller (output
+ * path, piece content), plus the lengths this peer already knows (`actual_*`, which the scheduler uses to create
+ * the task) and its concurrency. `extra` sets fields of a particular register (metadata-only).
+ */
+export function registerDownload(
+  download: Download,
+  task: { contentLength: number; pieceLength: number; pieceCount: number; concurrentPieceCount: number },
+  extra: Partial<Download> = {},
+): Download {
+  return {
+    ...download,
+    outputPath: undefined,
+    needPieceContent: false,
+    concurrentPieceCount: task.concurrentPieceCount,
+    actualContentLength: task.contentLength,
+    actualPieceLength: task.pieceLength,
+    actualPieceCount: task.pieceCount,
+    ...extra,
+  };
+}
+
 export class PeerTask {
   private readonly o: PeerTaskOptions;
   private stream: AnnouncePeerStream;
@@ -148,19 +170,14 @@ export class PeerTask {
   }
 
   private register(): void {
-    const d = this.o.download;
-    const pieceCount = this.o.run.pieceCount;
     this.stream.send({
       registerPeerRequest: {
-        download: {
-          ...d,
-          outputPath: undefined,
-          needPieceContent: false,
+        download: registerDownload(this.o.download, {
+          contentLength: this.o.contentLength,
+          pieceLength: this.o.pieceLength,
+          pieceCount: this.o.run.pieceCount,
           concurrentPieceCount: this.o.concurrentPieceCount,
-          actualContentLength: this.o.contentLength,
-          actualPieceLength: this.o.pieceLength,
-          actualPieceCount: pieceCount,
-        },
+        }),
       },
     });
   }

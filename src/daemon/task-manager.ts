@@ -13,7 +13,7 @@ import { calculatePieceLength, interestedPieces, pieceRanges, type ContentRange 
 import type { PieceRecord, Storage, TaskRecord } from '../storage/storage.js';
 import type { DaemonMetrics } from './metrics.js';
 import { AnnouncePeerStream } from '../scheduler/announce-peer-stream.js';
-import { PeerTask, type PieceDownloader } from './peer-task.js';
+import { PeerTask, registerDownload, type PieceDownloader } from './peer-task.js';
 import { TaskRun, type PieceFetcher, type PieceSpec } from './task-run.js';
 
 /** common.v2.TrafficType values (kept as numbers so storage need not import the generated code). */
@@ -30,6 +30,8 @@ export interface DownloadRequest {
   timeoutMs?: number;
   /** The whole request, as the scheduler should see it in RegisterPeerRequest. */
   download?: Download;
+  /** The peer id the caller was told (DownloadTaskResponse.peer_id); the P2P flow announces this peer. */
+  peerId?: string;
 }
 
 /** What the P2P flow needs; absent when no scheduler is configured (pure back-to-source). */
@@ -312,30 +314,25 @@ export class TaskManager {
    * Tells the scheduler that this peer has the whole task without downloading anything: register with
    * metadata_only, expect MetadataOnlyResponse, then started + finished (resource/task.rs, seed peers).
    */
-  async announceMetadataOnly(started: StartedDownload, download: Download): Promise<void> {
+  async announceMetadataOnly(started: StartedDownload, req: DownloadRequest): Promise<void> {
     const p2p = this.o.p2p;
     const scheduler = p2p?.schedulerFor(started.run.taskId);
-    if (!p2p || !scheduler) return;
-    const ids = {
-      hostId: p2p.host.id,
-      taskId: started.run.taskId,
-      peerId: makePeerId(p2p.host.ip, p2p.host.hostname, p2p.host.seed),
-    };
+    if (!p2p || !scheduler || !req.download) return;
+    const ids = { hostId: p2p.host.id, taskId: started.run.taskId, peerId: this.peerIdFor(req) };
     const stream = new AnnouncePeerStream(scheduler, ids, p2p.scheduleTimeoutMs);
     try {
       stream.send({
         registerPeerRequest: {
-          download: {
-            ...download,
-            outputPath: undefined,
-            needPieceContent: false,
-            needBackToSource: false,
-            metadataOnly: true,
-            concurrentPieceCount: this.o.concurrentPieceCount,
-            actualContentLength: started.task.contentLength,
-            actualPieceLength: started.task.pieceLength,
-            actualPieceCount: started.run.pieceCount,
-          },
+          download: registerDownload(
+            req.download,
+            {
+              contentLength: started.task.contentLength,
+              pieceLength: started.task.pieceLength,
+              pieceCount: started.run.pieceCount,
+              concurrentPieceCount: this.o.concurrentPieceCount,
+            },
+            { needBackToSource: false, metadataOnly: true },
+          ),
         },
       });
       const reply = await stream.next();
@@ -392,7 +389,7 @@ export class TaskManager {
       contentLength: started.task.contentLength,
       pieceLength: started.task.pieceLength,
       hostId: p2p.host.id,
-      peerId: makePeerId(p2p.host.ip, p2p.host.hostname, p2p.host.seed),
+      peerId: this.peerIdFor(req),
       scheduler,
       uploadClient: p2p.uploadClient,
       downloadPiece: p2p.downloadPiece,
@@ -413,6 +410,12 @@ export class TaskManager {
       .start()
       .catch((e: Error) => this.o.log.warn({ err: e.message }, 'peer task failed to start'));
     return { fetcher: peerTask.fetcher, p2p: true };
+  }
+
+  /** The caller's peer id, or a new one (a peer id is `{ip}-{hostname}-{uuid}`, `-seed` for seed peers). */
+  private peerIdFor(req: DownloadRequest): string {
+    const host = this.o.p2p!.host;
+    return req.peerId ?? makePeerId(host.ip, host.hostname, host.seed);
   }
 
   /** Back-to-source piece fetcher: a ranged GET for exactly the piece, streamed into storage. */

@@ -186,13 +186,14 @@ export class DfdaemonDownloadServiceImpl {
           ? download.timeout.seconds * 1000 + download.timeout.nanos / 1e6
           : undefined,
         download,
+        peerId,
       };
       this.o.log.info({ taskId, peerId, url: download.url, range: download.range }, 'download task');
 
       started = await this.o.taskManager.start(taskId, req, abort.signal);
       if (fromScheduler && started.run.isFinished) {
         await this.o.taskManager
-          .announceMetadataOnly(started, download)
+          .announceMetadataOnly(started, req)
           .catch((e: Error) => this.o.log.warn({ taskId, err: e.message }, 'metadata-only announce failed'));
       }
       const toOutput = download.outputPath !== undefined && !download.range;
