@@ -44,8 +44,6 @@ export interface PeerTaskOptions {
   concurrentPieceCount: number;
   /** Announces our host to the schedulers again (after a scheduler restart forgot it). */
   reannounce?: () => Promise<void>;
-  /** download.bandwidthLimit, taken once a piece from a parent. */
-  downloadLimiter?: { acquire(bytes: number): Promise<void> };
   /** A fresh peer id, for registering again on a new stream. */
   newPeerId?: () => string;
   log: {
@@ -284,7 +282,6 @@ export class PeerTask {
       if (!holders || holders.length === 0 || signal.aborted) return undefined;
       const parent = this.selector.pick(holders);
       try {
-        await this.o.downloadLimiter?.acquire(piece.length);
         const pieceSignal = AbortSignal.any([signal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
         const res = await this.o.downloadPiece({
           ip: parent.ip,

@@ -281,7 +281,16 @@ export class TaskManager {
     });
     if (!run.hasFetcher) {
       const { fetcher, p2p } = this.chooseFetcher(started, req);
-      run.setFetcher(fetcher, { randomOrder: p2p });
+      // download.bandwidthLimit counts every piece the run fetches once, wherever it comes from (a parent, or
+      // the source after parents failed).
+      const limiter = this.o.downloadLimiter;
+      const limited: PieceFetcher = limiter
+        ? async (piece, s) => {
+            await limiter.acquire(piece.length);
+            return fetcher(piece, s);
+          }
+        : fetcher;
+      run.setFetcher(limited, { randomOrder: p2p });
     }
     const unwant = run.want(missing);
     const onAbort = (): void => wake?.();
@@ -402,7 +411,6 @@ export class TaskManager {
       collectedPieceTimeoutMs: p2p.collectedPieceTimeoutMs,
       concurrentPieceCount: this.o.concurrentPieceCount,
       reannounce: p2p.reannounce,
-      downloadLimiter: this.o.downloadLimiter,
       newPeerId: () => makePeerId(p2p.host.ip, p2p.host.hostname, p2p.host.seed),
       log: this.o.log,
     });
@@ -422,8 +430,8 @@ export class TaskManager {
   private fetcherFor(taskId: string, req: DownloadRequest): PieceFetcher {
     const backend = this.o.backends.get(req.url);
     return async (piece, runSignal) => {
-      // download.bandwidthLimit and download.backToSourceBandwidthLimit, taken once a piece (as upstream).
-      await this.o.downloadLimiter?.acquire(piece.length);
+      // download.backToSourceBandwidthLimit, taken once a piece (as upstream); the download limit is taken by
+      // the run for every piece (pieces()).
       await this.o.backToSourceLimiter?.acquire(piece.length);
       for (let attempt = 0; ; attempt++) {
         const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);

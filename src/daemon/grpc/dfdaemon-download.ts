@@ -14,7 +14,7 @@ import {
 import { parseDigest } from '../../core/digest.js';
 import { DfError } from '../../core/errors.js';
 import { hostId as makeHostId, peerId as makePeerId } from '../../core/ids.js';
-import { validatePieceLength } from '../../core/piece.js';
+import { pieceCount as countPieces, validatePieceLength } from '../../core/piece.js';
 import { selectTaskId } from '../../core/task-id.js';
 import { unsupportedDownloadDirectory } from '../../backend/backend.js';
 import { TaskType, type Download, type Task } from '../../gen/common.js';
@@ -298,7 +298,7 @@ export class DfdaemonDownloadServiceImpl {
     if (!task) throw new DfError('TASK_NOT_FOUND', `task ${req.taskId} not found`);
     const pieces = storage.listPieces(req.taskId);
     const contentLength = task.contentLength ?? 0;
-    const pieceCount = task.pieceLength ? Math.ceil(contentLength / task.pieceLength) : 0;
+    const pieceCount = task.pieceLength ? countPieces(contentLength, task.pieceLength) : 0;
     return {
       id: task.id,
       type: TaskType.STANDARD,
