@@ -3,10 +3,11 @@
 
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { BackendFactory } from '../backend/factory.js';
+import { DfError } from '../core/errors.js';
 import type { DfdaemonConfig } from '../config/dfdaemon.js';
 import { DfdaemonDownloadService, DfdaemonUploadService } from '../gen/dfdaemon.js';
 import type { Host } from '../gen/common.js';
@@ -31,6 +32,9 @@ import { RateLimiter } from './rate-limiter.js';
 import { UploadMeter } from './upload-meter.js';
 import { limitImplementation, serverGates } from './grpc/request-limiter.js';
 import { AdaptiveRateLimiter } from './load-shedding.js';
+import { ProxyServer } from '../proxy/server.js';
+import { LeafCertificates, loadOrCreateProxyCa } from '../proxy/certificates.js';
+import { ProxyDownloads } from './proxy-downloads.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -79,7 +83,9 @@ export class Dfdaemon {
   private gc?: GarbageCollector;
   /** server.adaptiveRateLimit (request limits): shared by both gRPC servers; undefined when off. */
   private loadShedder?: AdaptiveRateLimiter;
-  private bound: { upload?: number; vortex?: number; scheduler?: number } = {};
+  private proxy?: ProxyServer;
+  private proxyDownloads?: ProxyDownloads;
+  private bound: { upload?: number; vortex?: number; scheduler?: number; proxy?: number } = {};
 
   constructor(o: DfdaemonOptions) {
     this.config = o.config;
@@ -106,7 +112,12 @@ export class Dfdaemon {
       },
       this.log.child({ component: 'storage' }),
     );
+    // proxy.registryMirror.cert: trusted, next to the root store, by the proxy's forwarding and by source fetches.
+    const mirrorCa = c.proxy.registryMirror.cert
+      ? await readCertificate(c.proxy.registryMirror.cert)
+      : undefined;
     this.backends = new BackendFactory({
+      ca: mirrorCa ? [Buffer.from(mirrorCa)] : undefined,
       maxRetries: c.backend.maxRetries,
       requestHeader: c.backend.requestHeader ?? {},
       enableCacheTemporaryRedirect: c.backend.enableCacheTemporaryRedirect,
@@ -280,6 +291,7 @@ export class Dfdaemon {
     ]);
     await mkdir(dirname(c.download.server.socketPath), { recursive: true });
     await bindUnixSocket(this.grpcDownload, c.download.server.socketPath);
+    await this.startProxy(download.sessions, ip);
     this.health = await startHealthServer(c.health.server.ip ?? '0.0.0.0', c.health.server.port);
     this.metricsServer = await startMetricsServer(
       c.metrics.server.ip ?? '0.0.0.0',
@@ -297,8 +309,42 @@ export class Dfdaemon {
         vortex: this.bound.vortex,
         scheduler: mode === 'embedded' ? `embedded:${this.bound.scheduler}` : mode,
         schedulerPort: this.bound.scheduler,
+        proxy: this.bound.proxy,
       },
       'dfdaemon started',
+    );
+  }
+
+  /** The HTTP proxy and registry mirror on proxy.server.{ip,port}, with its CONNECT-interception CA. */
+  private async startProxy(sessions: DfdaemonDownloadServiceImpl['sessions'], ip: string): Promise<void> {
+    const c = this.config;
+    const log = this.log.child({ component: 'proxy' });
+    const ca = await loadOrCreateProxyCa({
+      caCert: c.proxy.server.caCert,
+      caKey: c.proxy.server.caKey,
+      dir: join(c.storage.dir, 'proxy'),
+      log,
+    });
+    this.proxyDownloads = new ProxyDownloads({
+      sessions,
+      prefetchLimiter: new RateLimiter(c.proxy.prefetchBandwidthLimit),
+      concurrentPieceCount: c.download.concurrentPieceCount,
+      log,
+    });
+    this.proxy = new ProxyServer({
+      config: c.proxy,
+      serverIp: ip,
+      downloader: this.proxyDownloads,
+      certificates: new LeafCertificates(ca),
+      concurrentPieceCount: c.download.concurrentPieceCount,
+      ca: c.proxy.registryMirror.cert ? [await readCertificate(c.proxy.registryMirror.cert)] : undefined,
+      metrics: this.metrics.proxy,
+      log,
+    });
+    this.bound.proxy = await this.proxy.listen(c.proxy.server.ip ?? '0.0.0.0', c.proxy.server.port);
+    log.info(
+      { port: this.bound.proxy, caCert: ca.certPath },
+      'proxy started; clients must trust caCert for CONNECT',
     );
   }
 
@@ -319,11 +365,13 @@ export class Dfdaemon {
     this.stopping ??= (async () => {
       this.log.info({}, 'dfdaemon stopping');
       this.taskManager?.close();
+      this.proxyDownloads?.close();
       await this.announcer?.stop().catch(() => undefined);
       await Promise.all([
         this.grpcDownload ? shutdownGrpcServer(this.grpcDownload, SHUTDOWN_GRACE_MS) : undefined,
         this.grpcUpload ? shutdownGrpcServer(this.grpcUpload, SHUTDOWN_GRACE_MS) : undefined,
         this.vortex?.close(),
+        this.proxy?.close(),
         this.health?.close(),
         this.metricsServer?.close(),
       ]);
@@ -337,5 +385,14 @@ export class Dfdaemon {
       this.log.info({}, 'dfdaemon stopped');
     })();
     return this.stopping;
+  }
+}
+
+/** A PEM certificate file named by a config key; a clear error when it cannot be read. */
+async function readCertificate(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    throw new DfError('INVALID_CONFIG', `cannot read certificate ${path}: ${(e as Error).message}`);
   }
 }

@@ -43,6 +43,8 @@ export class DaemonMetrics {
   private readonly diskUsageSpace;
   private readonly gcEvictedTasks;
   private readonly gcEvictedBytes;
+  /** proxy_request_total, proxy_request_failure_total, proxy_request_via_dfdaemon_total (no labels, as upstream). */
+  readonly proxy: { request(): void; failure(): void; viaDfdaemon(): void };
   private readonly typed = new Map<string, { total: Counter<'type'>; failure: Counter<'type'> }>();
 
   constructor(version: { gitVersion: string; gitCommit: string; buildTime: string }) {
@@ -160,6 +162,22 @@ export class DaemonMetrics {
       labelNames: ['reason'],
       registers,
     });
+    const counter = (name: string, help: string) =>
+      new Counter({ name: `${PREFIX}${name}`, help, registers });
+    const proxyTotal = counter('proxy_request_total', 'Counter of the number of the proxy request.');
+    const proxyFailure = counter(
+      'proxy_request_failure_total',
+      'Counter of the number of failed of the proxy request.',
+    );
+    const proxyViaDfdaemon = counter(
+      'proxy_request_via_dfdaemon_total',
+      'Counter of the number of the proxy request via dfdaemon.',
+    );
+    this.proxy = {
+      request: () => proxyTotal.inc(),
+      failure: () => proxyFailure.inc(),
+      viaDfdaemon: () => proxyViaDfdaemon.inc(),
+    };
     collectDefaultMetrics({ register: this.registry });
   }
 

@@ -24,6 +24,8 @@ export interface DaemonHandle {
   vortexPort: number;
   /** The embedded scheduler's port, when the daemon runs one. */
   schedulerPort?: number;
+  /** The HTTP proxy's (registry mirror's) port, when the daemon runs one. */
+  proxyPort?: number;
   hostId: string;
   logs: string[];
 }
@@ -35,6 +37,7 @@ interface StartedLine {
   upload: number;
   vortex: number;
   schedulerPort?: number;
+  proxy?: number;
   hostId: string;
 }
 
@@ -42,7 +45,10 @@ export function tempDir(prefix = 'dft-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** dfdaemon.yaml for a test daemon: everything under `dir`, every TCP port 0. */
+/** The proxy section testConfig adds unless `extra` has its own top-level `proxy:` (a YAML key may appear once). */
+const DEFAULT_PROXY = 'proxy:\n  server:\n    ip: 127.0.0.1\n    port: 0\n';
+
+/** dfdaemon.yaml for a test daemon: everything under `dir`, every TCP port 0 (the proxy's too). */
 export function testConfig(
   dir: string,
   extra = '',
@@ -74,7 +80,7 @@ storage:
 embeddedScheduler:
   ip: 127.0.0.1
   port: 0
-${opts.schedulerAddr ? '  enable: false\n' : ''}${extra}`;
+${opts.schedulerAddr ? '  enable: false\n' : ''}${/^proxy:/m.test(extra) ? '' : DEFAULT_PROXY}${extra}`;
 }
 
 /**
@@ -123,6 +129,7 @@ export async function startDaemon(
     uploadPort: started.upload,
     vortexPort: started.vortex,
     schedulerPort: started.schedulerPort,
+    proxyPort: started.proxy,
     hostId: started.hostId,
     logs,
   };

@@ -2,6 +2,7 @@
 // assert "each piece fetched from the origin once" or "a cache hit makes no request".
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 
@@ -53,9 +54,12 @@ export class Origin {
   /** Pending `delayMs` timers, cleared by stop() so a slow file does not keep the test process alive. */
   private readonly delays = new Set<NodeJS.Timeout>();
   port = 0;
+  private scheme = 'http';
+  /** The host name in `url` (a TLS origin's certificate names it). */
+  host = '127.0.0.1';
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.scheme}://${this.host}:${this.port}`;
   }
 
   add(path: string, file: OriginFile): string {
@@ -70,8 +74,14 @@ export class Origin {
     );
   }
 
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => void this.handle(req, res));
+  /** Listens on 127.0.0.1; with `tls` (PEM key and certificate) it is an HTTPS origin. */
+  async start(tls?: { key: string | Buffer; cert: string | Buffer; host?: string }): Promise<void> {
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    if (tls) {
+      this.scheme = 'https';
+      this.host = tls.host ?? this.host;
+    }
+    this.server = tls ? createTlsServer({ key: tls.key, cert: tls.cert }, handler) : createServer(handler);
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     this.port = (this.server!.address() as AddressInfo).port;
   }

@@ -3,21 +3,17 @@
 // then (for a whole-file download to an output path) copy-if-not-linked and digest verification.
 
 import { once } from 'node:events';
-import { stat } from 'node:fs/promises';
-import { isAbsolute, resolve, sep } from 'node:path';
 import {
   type sendUnaryData,
   type ServerUnaryCall,
   type ServerWritableStream,
   type UntypedHandleCall,
 } from '@grpc/grpc-js';
-import { parseDigest } from '../../core/digest.js';
 import { DfError } from '../../core/errors.js';
-import { hostId as makeHostId, peerId as makePeerId } from '../../core/ids.js';
-import { pieceCount as countPieces, validatePieceLength } from '../../core/piece.js';
-import { selectTaskId } from '../../core/task-id.js';
+import { hostId as makeHostId } from '../../core/ids.js';
+import { pieceCount as countPieces } from '../../core/piece.js';
 import { unsupportedDownloadDirectory } from '../../backend/backend.js';
-import { TaskType, type Download, type Task } from '../../gen/common.js';
+import { TaskType, type Task } from '../../gen/common.js';
 import {
   DfdaemonDownloadService,
   type DeleteLocalTaskRequest,
@@ -33,17 +29,12 @@ import {
   type StatTaskRequest,
 } from '../../gen/dfdaemon.js';
 import type { Empty } from '../../gen/google/protobuf/empty.js';
-import { verifyFileDigest } from '../../storage/file-digest.js';
-import type { DaemonMetrics, TaskLabels } from '../metrics.js';
-import {
-  TrafficType,
-  type DownloadRequest,
-  type StartedDownload,
-  type TaskManager,
-} from '../task-manager.js';
+import type { DaemonMetrics } from '../metrics.js';
+import { TrafficType, type TaskManager } from '../task-manager.js';
 import { LocalTasks, localTaskState } from './local-tasks.js';
 import { toGrpcError, unimplementedHandlers } from './status.js';
 import { pieceMessage } from '../piece-message.js';
+import { DownloadSession, DownloadSessions } from '../download-session.js';
 
 export interface DownloadServiceOptions {
   taskManager: TaskManager;
@@ -62,41 +53,16 @@ async function write(call: ServerWritableStream<unknown, DownloadTaskResponse>, 
   if (!call.write(msg)) await once(call, 'drain');
 }
 
-/** Checks a Download before any work: bad input gets INVALID_ARGUMENT naming the field. */
-export function validateDownload(d: Download, storageDir: string): void {
-  if (!d.url) throw new DfError('INVALID_ARGUMENT', 'download.url is empty');
-  try {
-    new URL(d.url);
-  } catch {
-    throw new DfError('INVALID_ARGUMENT', `download.url "${d.url}" is not a valid URL`);
-  }
-  if (d.pieceLength !== undefined) validatePieceLength(d.pieceLength);
-  if (d.digest) parseDigest(d.digest);
-  if (d.range && d.range.length === 0) throw new DfError('INVALID_ARGUMENT', 'download.range.length is 0');
-  if (d.outputPath !== undefined) {
-    const p = d.outputPath;
-    if (!p || p.includes('\0'))
-      throw new DfError('INVALID_ARGUMENT', 'download.output_path is empty or malformed');
-    if (!isAbsolute(p)) throw new DfError('INVALID_ARGUMENT', `download.output_path "${p}" must be absolute`);
-    const abs = resolve(p);
-    const root = resolve(storageDir);
-    if (abs === root || abs.startsWith(root + sep)) {
-      throw new DfError(
-        'PERMISSION_DENIED',
-        `download.output_path "${p}" is inside dfdaemon's storage directory`,
-      );
-    }
-  }
-}
-
 export class DfdaemonDownloadServiceImpl {
   private readonly o: DownloadServiceOptions;
   hostId: string;
-  private seed = false;
   private readonly local: LocalTasks;
+  /** Shared with the HTTP proxy, so both count and finish downloads the same way. */
+  readonly sessions: DownloadSessions;
 
   constructor(options: DownloadServiceOptions) {
     this.o = options;
+    this.sessions = new DownloadSessions(options);
     this.local = new LocalTasks(options.taskManager, options.log);
     this.hostId = makeHostId(options.host.ip, options.host.hostname);
   }
@@ -104,7 +70,7 @@ export class DfdaemonDownloadServiceImpl {
   /** The announced host id (a seed peer's ends in `-seed`, and so do its peer ids). */
   setHostId(id: string): void {
     this.hostId = id;
-    this.seed = id.endsWith('-seed');
+    this.sessions.seed = id.endsWith('-seed');
   }
 
   /** The handlers, keyed as grpc-js expects; RPCs of later features answer UNIMPLEMENTED with their name. */
@@ -159,47 +125,21 @@ export class DfdaemonDownloadServiceImpl {
     const onCancel = () => abort.abort(new DfError('CANCELLED', 'the client cancelled the download'));
     call.on('cancelled', onCancel);
     const download = call.request.download;
-    let labels: TaskLabels | undefined;
-    let started: StartedDownload | undefined;
-    let taskId = '';
-    const t0 = performance.now();
+    let session: DownloadSession | undefined;
     try {
       if (!download) throw new DfError('INVALID_ARGUMENT', 'download is missing');
-      validateDownload(download, this.o.storageDir);
-      labels = {
-        type: download.type,
-        tag: download.tag ?? '',
-        app: download.application ?? '',
-        priority: download.priority,
-      };
-      this.o.metrics.downloadTaskStarted(labels);
-      taskId = selectTaskId(download);
-      const peerId = makePeerId(this.o.host.ip, this.o.host.hostname, this.seed);
-      const ids = { hostId: this.hostId, taskId, peerId };
-      const req: DownloadRequest = {
-        url: download.url,
-        range: download.range,
-        pieceLength: download.pieceLength,
-        requestHeader: download.requestHeader,
-        disableBackToSource: download.disableBackToSource,
-        timeoutMs: download.timeout
-          ? download.timeout.seconds * 1000 + download.timeout.nanos / 1e6
-          : undefined,
-        download,
-        peerId,
-      };
-      this.o.log.info({ taskId, peerId, url: download.url, range: download.range }, 'download task');
-
-      started = await this.o.taskManager.start(taskId, req, abort.signal);
-      if (fromScheduler && started.run.isFinished) {
-        await this.o.taskManager
-          .announceMetadataOnly(started, req)
-          .catch((e: Error) => this.o.log.warn({ taskId, err: e.message }, 'metadata-only announce failed'));
+      session = await this.sessions.open(download, abort.signal);
+      const ids = { hostId: this.hostId, taskId: session.taskId, peerId: session.peerId };
+      if (fromScheduler && session.isFinished) {
+        await session
+          .announceMetadataOnly()
+          .catch((e: Error) =>
+            this.o.log.warn({ taskId: ids.taskId, err: e.message }, 'metadata-only announce failed'),
+          );
       }
-      const toOutput = download.outputPath !== undefined && !download.range;
-      const linked = toOutput ? await this.linkOutput(taskId, download) : false;
+      await session.linkOutput();
 
-      const { task, interested } = started;
+      const { task, interested } = session;
       await write(call, {
         ...ids,
         downloadTaskStartedResponse: {
@@ -207,21 +147,20 @@ export class DfdaemonDownloadServiceImpl {
           range: download.range,
           responseHeader: task.responseHeader,
           pieces: interested.map((p) => {
-            const done = started!.run.finished.get(p.number);
+            const done = session!.finishedPiece(p.number);
             return done
               ? pieceMessage(done, undefined)
               : { ...p, digest: '', cost: undefined, createdAt: undefined };
           }),
-          isFinished: started.run.isFinished,
+          isFinished: session.isFinished,
         },
       });
 
       // Missing pieces come from parents (P2P flow) or the source, as TaskManager decides for the run.
-      for await (const { piece, local } of this.o.taskManager.pieces(started, req, abort.signal)) {
+      for await (const { piece, local } of session.pieces()) {
         const content = download.needPieceContent
-          ? await this.o.taskManager.storage.content.readPieceBuffer(taskId, piece.offset, piece.length)
+          ? await this.o.taskManager.storage.content.readPieceBuffer(ids.taskId, piece.offset, piece.length)
           : undefined;
-        if (local) this.o.metrics.downloadTraffic('LOCAL_PEER', piece.length);
         await write(call, {
           ...ids,
           downloadPieceFinishedResponse: {
@@ -229,67 +168,18 @@ export class DfdaemonDownloadServiceImpl {
           },
         });
       }
-      this.o.taskManager.finishIfComplete(started);
-
-      if (toOutput) {
-        if (!linked) await this.copyOutput(taskId, download);
-        if (download.digest) await verifyFileDigest(download.outputPath!, download.digest);
-      }
-      this.o.metrics.downloadTaskFinished(
-        labels,
-        download.range?.length ?? task.contentLength,
-        performance.now() - t0,
-      );
+      await session.complete();
       call.end();
     } catch (e) {
-      if (labels) this.o.metrics.downloadTaskFailed(labels);
       const err = toGrpcError(e);
-      if (started && !abort.signal.aborted) this.o.taskManager.failTask(taskId);
-      this.o.log.warn({ taskId, err: err.message }, 'download task failed');
+      if (session) session.fail(e);
+      else this.o.log.warn({ err: err.message }, 'download task failed');
       // grpc-js sends a streaming call's status when the call emits 'error'.
       if (!call.cancelled) call.emit('error', err);
     } finally {
-      started?.release();
+      session?.release();
       call.off('cancelled', onCancel);
     }
-  }
-
-  /**
-   * Hard-links the content file to the output path at start, as upstream. Returns false when the link failed
-   * and a copy at the end should replace it; with force_hard_link the failure is the answer.
-   */
-  private async linkOutput(taskId: string, d: Download): Promise<boolean> {
-    const content = this.o.taskManager.storage.content;
-    try {
-      await content.hardLinkTask(taskId, d.outputPath!);
-      return true;
-    } catch (e) {
-      if (d.forceHardLink) {
-        throw new DfError(
-          'INVALID_ARGUMENT',
-          `cannot hard link to ${d.outputPath} (--force-hard-link): ${(e as Error).message}`,
-          { cause: e },
-        );
-      }
-      this.o.log.info(
-        { taskId, output: d.outputPath, err: (e as Error).message },
-        'hard link failed; will copy',
-      );
-      return false;
-    }
-  }
-
-  /** Copies the finished content to the output path; an existing other file is replaced only with overwrite. */
-  private async copyOutput(taskId: string, d: Download): Promise<void> {
-    const content = this.o.taskManager.storage.content;
-    const out = d.outputPath!;
-    const existing = await stat(out).catch(() => undefined);
-    if (existing) {
-      if (existing.isDirectory()) throw new DfError('INVALID_ARGUMENT', `output path ${out} is a directory`);
-      if (await content.isSameFile(taskId, out)) return;
-      if (!d.overwrite) throw new DfError('ALREADY_EXISTS', `output path ${out} already exists`);
-    }
-    await content.copyTask(taskId, out);
   }
 
   private async statTask(req: StatTaskRequest): Promise<Task> {

@@ -1,0 +1,77 @@
+// Requests that do not go through P2P are forwarded to their origin as they are (upstream proxy_via_http /
+// proxy_via_https): Host fixed up from the URL, hop-by-hop headers dropped, both bodies streamed, never buffered.
+// Unlike upstream (which does not verify upstream TLS), HTTPS origins are verified against Node's root store plus
+// `proxy.registryMirror.cert` when set.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { rootCertificates } from 'node:tls';
+import { pipeline } from 'node:stream/promises';
+import { Agent } from 'undici';
+import { endToEnd } from './headers.js';
+
+export interface ForwarderOptions {
+  /** Extra trusted CA certificates (PEM), added to the root store. */
+  ca?: string[];
+  connectTimeoutMs?: number;
+}
+
+/** Undici refuses these request headers; they describe this hop, not the request. */
+const REFUSED_BY_CLIENT = ['expect', 'host'];
+
+/** Host as clients sign it: the URL's authority without the scheme's default port (upstream does the same). */
+export function hostHeader(url: URL): string {
+  return url.host;
+}
+
+export class ForwardError extends Error {}
+
+export class Forwarder {
+  private readonly agent: Agent;
+
+  constructor(o: ForwarderOptions = {}) {
+    this.agent = new Agent({
+      keepAliveTimeout: 30_000,
+      connect: {
+        timeout: o.connectTimeoutMs ?? 30_000,
+        ca: o.ca && o.ca.length > 0 ? [...rootCertificates, ...o.ca] : undefined,
+      },
+    });
+  }
+
+  /**
+   * Sends `req` to `target` and streams the answer into `res`. Rejects with a ForwardError when the origin cannot
+   * be reached (nothing has been written to `res` then); a failure after the headers went out destroys `res`.
+   */
+  async forward(req: IncomingMessage, res: ServerResponse, target: URL): Promise<void> {
+    const headers = endToEnd(req.headers);
+    for (const h of REFUSED_BY_CLIENT) delete headers[h];
+    headers['host'] = hostHeader(target);
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined ||
+      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+    let answer;
+    try {
+      answer = await this.agent.request({
+        origin: target.origin,
+        path: target.pathname + target.search,
+        method: req.method as 'GET',
+        headers,
+        body: hasBody ? req : undefined,
+      });
+    } catch (e) {
+      throw new ForwardError(`cannot reach ${target.origin}: ${(e as Error).message}`, { cause: e });
+    }
+    res.writeHead(answer.statusCode, endToEnd(answer.headers as Record<string, string | string[]>));
+    try {
+      await pipeline(answer.body, res);
+    } catch {
+      // The client went away or the origin broke off: the connection is cut, the client sees a short body.
+      res.destroy();
+      answer.body.destroy();
+    }
+  }
+
+  close(): Promise<void> {
+    return this.agent.close();
+  }
+}

@@ -1,0 +1,159 @@
+// Serving a proxied GET through the task manager (upstream proxy_via_dfdaemon). The answer's headers go out once
+// the first piece of the request is stored; the body follows strictly in order, each piece read back from the task's
+// content file as soon as it and every piece before it are stored, so memory does not grow with the file.
+
+import type { ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Download } from '../gen/common.js';
+import { toDfError, type DfError } from '../core/errors.js';
+import { H, endToEnd, type ErrorType } from './headers.js';
+
+export interface P2PPiece {
+  number: number;
+  offset: number;
+  length: number;
+}
+
+/** One download of the task manager as the proxy sees it; the daemon implements it. */
+export interface P2PSession {
+  readonly taskId: string;
+  readonly contentLength: number;
+  readonly pieceLength: number;
+  /** The origin's response headers, stored with the task. */
+  readonly responseHeader: Record<string, string>;
+  /** The whole task was already stored when the request came. */
+  readonly isFinished: boolean;
+  /** Narrows the pieces to those overlapping [start, start + length). */
+  selectRange(range: { start: number; length: number }): void;
+  /** The selected pieces as they are stored (stored ones first, then in completion order). */
+  pieces(): AsyncIterable<P2PPiece>;
+  /** A stream of stored bytes of the task. */
+  read(offset: number, length: number): Readable;
+  /** The request got every byte. */
+  finish(): Promise<void>;
+  /** The download failed (not called when the client went away). */
+  fail(err: DfError): void;
+  /** Ends the session; called exactly once. */
+  release(): void;
+}
+
+export interface P2PDownloader {
+  open(download: Download, signal: AbortSignal): Promise<P2PSession>;
+  /** Downloads the whole task in the background at proxy.prefetchBandwidthLimit (once per task at a time). */
+  prefetch(download: Download): void;
+}
+
+/** An error answer: status, X-Dragonfly-Error-Type, and a one-line text body naming the cause. */
+export function sendError(
+  res: ServerResponse,
+  type: ErrorType,
+  status: number,
+  message: string,
+  extraHeaders: Record<string, string | string[]> = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(`${message}\n`);
+  const headers = endToEnd(extraHeaders);
+  for (const k of Object.keys(headers)) {
+    if (/^(content-length|content-encoding|content-type)$/i.test(k)) delete headers[k];
+  }
+  res.writeHead(status, {
+    ...headers,
+    [H.errorType]: type,
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': body.length,
+  });
+  res.end(body);
+}
+
+/** The status and error type for a failed download (upstream: blocklist 403, backend = origin status, else 500). */
+export function downloadErrorAnswer(e: DfError): {
+  type: ErrorType;
+  status: number;
+  headers: Record<string, string>;
+} {
+  if (e.code === 'PERMISSION_DENIED') return { type: 'proxy', status: 403, headers: {} };
+  if (e.backend) {
+    const status = e.backend.statusCode;
+    // The origin's body is not relayed (the one-line message replaces it), so its framing headers go.
+    const headers = Object.fromEntries(
+      Object.entries(e.backend.header).filter(
+        ([k]) => !/^(content-range|content-length|content-encoding)$/i.test(k),
+      ),
+    );
+    return {
+      type: 'backend',
+      status: status !== undefined && status >= 400 && status <= 599 ? status : 500,
+      headers,
+    };
+  }
+  return { type: 'dfdaemon', status: 500, headers: {} };
+}
+
+export interface ServeOptions {
+  serverIp: string;
+  /** The selected byte range, or undefined for the whole content. */
+  range?: { start: number; length: number };
+}
+
+/** The headers of a P2P answer: the origin's, re-framed for what this answer carries, plus Dragonfly's own. */
+export function p2pResponseHeaders(session: P2PSession, o: ServeOptions): Record<string, string | string[]> {
+  const headers = endToEnd(session.responseHeader);
+  for (const k of Object.keys(headers)) {
+    if (/^(content-length|content-range)$/i.test(k)) delete headers[k];
+  }
+  if (o.range) {
+    const end = o.range.start + o.range.length - 1;
+    headers['content-range'] = `bytes ${o.range.start}-${end}/${session.contentLength}`;
+    headers['content-length'] = String(o.range.length);
+  } else {
+    headers['content-length'] = String(session.contentLength);
+  }
+  if (session.isFinished) headers[H.taskDownloadFinished] = 'true';
+  headers[H.taskId] = session.taskId;
+  headers[H.serverIp] = o.serverIp;
+  return headers;
+}
+
+/**
+ * Streams the session's bytes into `res`. Resolves when every byte was written; rejects with the download's
+ * failure (the caller answers with an error if no header was sent yet, else cuts the connection).
+ */
+export async function streamSession(
+  res: ServerResponse,
+  session: P2PSession,
+  o: ServeOptions,
+): Promise<void> {
+  const status = o.range ? 206 : 200;
+  const start = o.range?.start ?? 0;
+  const end = o.range ? o.range.start + o.range.length : session.contentLength;
+  const sendHead = () => res.writeHead(status, p2pResponseHeaders(session, o));
+  if (end <= start) {
+    sendHead();
+    res.end();
+    return;
+  }
+  // Pieces stored but not yet sent, by number; the body follows piece numbers in order.
+  const stored = new Map<number, P2PPiece>();
+  let next = Math.floor(start / session.pieceLength);
+  for await (const piece of session.pieces()) {
+    if (!res.headersSent) sendHead();
+    stored.set(piece.number, piece);
+    while (stored.has(next)) {
+      const p = stored.get(next)!;
+      stored.delete(next);
+      const from = Math.max(p.offset, start);
+      const to = Math.min(p.offset + p.length, end);
+      if (to > from) await pipeline(session.read(from, to - from), res, { end: false });
+      next++;
+    }
+  }
+  if (stored.size > 0) {
+    throw toDfError(new Error(`pieces ${[...stored.keys()].join(',')} arrived but piece ${next} never did`));
+  }
+  res.end();
+}

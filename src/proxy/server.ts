@@ -1,0 +1,329 @@
+// dfdaemon's HTTP proxy (upstream dragonfly-client/src/proxy/mod.rs) on proxy.server.{ip,port}, HTTP/1.1:
+// - absolute-form requests (`GET http://host/path`) are proxied: GETs matching a rule (or carrying
+//   X-Dragonfly-Use-P2P: true) go through P2P, everything else is forwarded to the origin;
+// - origin-form requests (`GET /v2/...`) are registry-mirror requests, sent to the registry named by
+//   X-Dragonfly-Registry, containerd's `ns` parameter, or proxy.registryMirror.addr, then routed the same way;
+// - CONNECT is always intercepted: TLS is terminated with a leaf certificate for the requested host, and the
+//   requests inside the tunnel are handled as https:// requests to that host.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { TLSSocket, type SecureContext } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { ProxyConfig, ProxyRule } from '../config/dfdaemon.js';
+import { DfError, toDfError } from '../core/errors.js';
+import { Priority, TaskType, type Download } from '../gen/common.js';
+import { checkBasicAuth } from './basic-auth.js';
+import { Forwarder, ForwardError } from './forward.js';
+import * as hdr from './headers.js';
+import { parseRange, type RangeAnswer } from './range.js';
+import { mirrorUpstream, mirrorUrl } from './registry-mirror.js';
+import { RequestRate } from './request-rate.js';
+import { HEADER_RULE, ProxyRules, downloadUrl } from './rules.js';
+import { downloadErrorAnswer, sendError, streamSession, type P2PDownloader } from './p2p.js';
+
+/** Upstream's MIN_PIECE_LENGTH: X-Dragonfly-Piece-Length below it is refused. */
+const MIN_PIECE_LENGTH = 4 * 1024 * 1024;
+
+export interface ProxyMetrics {
+  /** proxy_request_total */
+  request(): void;
+  /** proxy_request_failure_total */
+  failure(): void;
+  /** proxy_request_via_dfdaemon_total */
+  viaDfdaemon(): void;
+}
+
+export interface LeafCertificateSource {
+  secureContextFor(host: string): Promise<SecureContext>;
+}
+
+export interface ProxyServerOptions {
+  config: ProxyConfig;
+  /** host.ip, sent back as X-Dragonfly-Server-IP. */
+  serverIp: string;
+  downloader: P2PDownloader;
+  /** Leaf certificates for CONNECT interception. */
+  certificates: LeafCertificateSource;
+  /** download.concurrentPieceCount, sent with each Download as upstream does. */
+  concurrentPieceCount: number;
+  /** Extra CA certificates (PEM) trusted for HTTPS origins, e.g. proxy.registryMirror.cert. */
+  ca?: string[];
+  metrics?: ProxyMetrics;
+  log: {
+    info(o: object, m: string): void;
+    warn(o: object, m: string): void;
+    debug(o: object, m: string): void;
+  };
+}
+
+export class ProxyServer {
+  private readonly o: ProxyServerOptions;
+  private readonly server: Server;
+  /** Parses the requests inside intercepted CONNECT tunnels; it never listens. */
+  private readonly tunnelServer: Server;
+  /** The host:port each intercepted TLS socket was CONNECTed to. */
+  private readonly tunnels = new WeakMap<Socket, string>();
+  private readonly rules: ProxyRules;
+  private readonly rate: RequestRate;
+  private readonly forwarder: Forwarder;
+
+  constructor(o: ProxyServerOptions) {
+    this.o = o;
+    this.rules = new ProxyRules(o.config.rules);
+    this.rate = new RequestRate(o.config.server.requestRateLimit);
+    this.forwarder = new Forwarder({ ca: o.ca });
+    const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
+    // requestTimeout 0: an upload through the proxy may take longer than Node's default 5 minutes.
+    this.server = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, handler);
+    this.tunnelServer = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, handler);
+    this.server.on(
+      'connect',
+      (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+        void this.intercept(req, socket as Socket, head),
+    );
+    this.server.on('clientError', (_e, socket) => socket.destroy());
+    this.tunnelServer.on('clientError', (_e, socket) => socket.destroy());
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  async listen(ip: string, port: number): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, ip, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    this.tunnelServer.closeAllConnections();
+    await closed;
+    await this.forwarder.close();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const m = this.o.metrics;
+    m?.request();
+    res.on('finish', () => {
+      if (res.statusCode >= 400) m?.failure();
+    });
+    try {
+      if (!this.rate.tryAcquire()) {
+        sendError(res, 'proxy', 429, 'proxy request rate limit (proxy.server.requestRateLimit) exceeded');
+        return;
+      }
+      if (!this.authorized(req, res)) return;
+      let url: URL;
+      try {
+        url = this.targetUrl(req);
+      } catch (e) {
+        sendError(res, 'proxy', 400, `bad request target "${req.url}": ${(e as Error).message}`);
+        return;
+      }
+      const rule = req.method === 'GET' ? this.p2pRule(req, url) : undefined;
+      const range = rule ? parseRange(hdr.single(req.headers, 'range'), Number.MAX_SAFE_INTEGER) : undefined;
+      if (rule && range?.kind !== 'unsupported') {
+        await this.viaP2P(req, res, url, rule);
+        return;
+      }
+      await this.forward(req, res, url);
+    } catch (e) {
+      this.o.log.warn({ url: req.url, err: (e as Error).message }, 'proxy request failed');
+      sendError(res, 'proxy', 500, (e as Error).message);
+    }
+  }
+
+  private authorized(req: IncomingMessage, res: ServerResponse): boolean {
+    const auth = this.o.config.server.basicAuth;
+    if (!auth) return true;
+    const result = checkBasicAuth(req.headers, auth);
+    if (result === 'ok') return true;
+    if (result === 'malformed') {
+      sendError(res, 'proxy', 400, 'malformed basic auth credentials');
+    } else {
+      sendError(res, 'proxy', 401, 'proxy authentication required (proxy.server.basicAuth)', {
+        'www-authenticate': 'Basic realm="dfdaemon"',
+        'proxy-authenticate': 'Basic realm="dfdaemon"',
+      });
+    }
+    return false;
+  }
+
+  /** The absolute URL a request is for: in a tunnel, as a proxy request, or as a registry-mirror request. */
+  private targetUrl(req: IncomingMessage): URL {
+    const raw = req.url ?? '/';
+    const tunnel = this.tunnels.get(req.socket);
+    if (tunnel !== undefined) return new URL(`https://${tunnel.replace(/:443$/, '')}${raw}`);
+    if (/^https?:\/\//i.test(raw)) return new URL(raw);
+    if (!raw.startsWith('/')) throw new Error('expected an absolute URL or a path');
+    const base = mirrorUpstream(raw, req.headers, this.o.config.registryMirror.addr);
+    return mirrorUrl(base, raw);
+  }
+
+  private p2pRule(req: IncomingMessage, url: URL): ProxyRule | undefined {
+    return this.rules.match(url) ?? (hdr.useP2P(req.headers) ? HEADER_RULE : undefined);
+  }
+
+  private async forward(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    this.o.log.debug({ method: req.method, url: url.href }, 'proxy forwards request');
+    try {
+      await this.forwarder.forward(req, res, url);
+    } catch (e) {
+      if (e instanceof ForwardError) {
+        this.o.log.warn({ url: url.origin, err: e.message }, 'proxy cannot reach origin');
+        sendError(res, 'proxy', 502, e.message);
+      } else throw e;
+    }
+  }
+
+  private async viaP2P(req: IncomingMessage, res: ServerResponse, url: URL, rule: ProxyRule): Promise<void> {
+    this.o.metrics?.viaDfdaemon();
+    let download: Download;
+    try {
+      download = this.makeDownload(req, url, rule);
+    } catch (e) {
+      sendError(res, 'proxy', 400, (e as Error).message);
+      return;
+    }
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort(new DfError('CANCELLED', 'the proxy client went away'));
+    };
+    res.on('close', onClose);
+    let session;
+    try {
+      session = await this.o.downloader.open(download, abort.signal);
+    } catch (e) {
+      const err = toDfError(e);
+      const a = downloadErrorAnswer(err);
+      this.o.log.warn({ url: download.url, err: err.message }, 'proxy download failed to start');
+      sendError(res, a.type, a.status, err.message, a.headers);
+      res.off('close', onClose);
+      return;
+    }
+    try {
+      const range: RangeAnswer = parseRange(hdr.single(req.headers, 'range'), session.contentLength);
+      if (range.kind === 'unsatisfiable') {
+        sendError(res, 'proxy', 416, `range ${req.headers.range} is outside ${session.contentLength} bytes`, {
+          'content-range': `bytes */${session.contentLength}`,
+        });
+        return;
+      }
+      const selected = range.kind === 'range' ? { start: range.start, length: range.length } : undefined;
+      if (selected) session.selectRange(selected);
+      if (download.prefetch && selected) this.o.downloader.prefetch(download);
+      this.o.log.info(
+        { taskId: session.taskId, url: download.url, range: selected },
+        'proxy serves request through P2P',
+      );
+      await streamSession(res, session, { serverIp: this.o.serverIp, range: selected });
+      await session.finish();
+    } catch (e) {
+      const err = toDfError(e);
+      if (abort.signal.aborted) {
+        this.o.log.info({ taskId: session.taskId }, 'proxy client went away');
+        res.destroy();
+        return;
+      }
+      session.fail(err);
+      this.o.log.warn({ taskId: session.taskId, err: err.message }, 'proxy download failed');
+      const a = downloadErrorAnswer(err);
+      sendError(res, a.type, a.status, err.message, a.headers);
+    } finally {
+      res.off('close', onClose);
+      session.release();
+    }
+  }
+
+  /** The Download for a P2P-routed request (upstream make_download_task_request). */
+  private makeDownload(req: IncomingMessage, url: URL, rule: ProxyRule): Download {
+    const h = req.headers;
+    const pieceLength = hdr.pieceLengthHeader(h);
+    if (pieceLength !== undefined && pieceLength < MIN_PIECE_LENGTH) {
+      throw new Error(`X-Dragonfly-Piece-Length ${pieceLength} is less than the minimum ${MIN_PIECE_LENGTH}`);
+    }
+    const hasRange = h.range !== undefined;
+    return {
+      url: downloadUrl(url, rule),
+      type: TaskType.STANDARD,
+      tag: hdr.single(h, hdr.H.tag),
+      application: hdr.single(h, hdr.H.application),
+      priority: hdr.priority(h) as Priority,
+      filteredQueryParams: hdr.filteredQueryParams(h, rule.filteredQueryParams),
+      requestHeader: hdr.requestHeaderMap(h),
+      pieceLength,
+      outputPath: hdr.single(h, hdr.H.outputPath),
+      disableBackToSource: this.o.config.disableBackToSource,
+      needBackToSource: false,
+      certificateChain: [],
+      prefetch: hasRange && (hdr.prefetchHeader(h) ?? this.o.config.prefetch),
+      isPrefetch: false,
+      needPieceContent: false,
+      forceHardLink: hdr.forceHardLink(h),
+      contentForCalculatingTaskId: hdr.single(h, hdr.H.contentForCalculatingTaskId),
+      remoteIp: req.socket.remoteAddress,
+      concurrentPieceCount: this.o.concurrentPieceCount,
+      overwrite: false,
+      enableTaskIdBasedBlobDigest: hdr.enableTaskIdBasedBlobDigest(
+        h,
+        this.o.config.registryMirror.enableTaskIDBasedBlobDigest,
+      ),
+      metadataOnly: false,
+    };
+  }
+
+  /** CONNECT: answer 200, then terminate TLS with a leaf certificate for the host and parse what comes inside. */
+  private async intercept(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    this.o.metrics?.request();
+    const refuse = (status: number, reason: string, extra = '') => {
+      this.o.metrics?.failure();
+      socket.end(
+        `HTTP/1.1 ${status} ${reason}\r\n${hdr.H.errorType}: proxy\r\n${extra}Content-Length: 0\r\nConnection: close\r\n\r\n`,
+      );
+    };
+    if (!this.rate.tryAcquire()) return refuse(429, 'Too Many Requests');
+    const auth = this.o.config.server.basicAuth;
+    if (auth) {
+      const result = checkBasicAuth(req.headers, auth);
+      if (result === 'malformed') return refuse(400, 'Bad Request');
+      if (result !== 'ok') {
+        return refuse(407, 'Proxy Authentication Required', 'Proxy-Authenticate: Basic realm="dfdaemon"\r\n');
+      }
+    }
+    const target = req.url ?? '';
+    let host: string;
+    try {
+      const u = new URL(`https://${target}`);
+      if (!u.hostname || u.pathname !== '/' || u.search) throw new Error('not host:port');
+      host = u.hostname.replace(/^\[|\]$/g, '');
+    } catch {
+      return refuse(400, 'Bad Request');
+    }
+    let context: SecureContext;
+    try {
+      context = await this.o.certificates.secureContextFor(host);
+    } catch (e) {
+      this.o.log.warn({ host, err: (e as Error).message }, 'no certificate for CONNECT host');
+      return refuse(502, 'Bad Gateway');
+    }
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.unshift(head);
+    const tls = new TLSSocket(socket, {
+      isServer: true,
+      secureContext: context,
+      ALPNProtocols: ['http/1.1', 'http/1.0'],
+    });
+    tls.on('error', (e) => {
+      this.o.log.debug({ host, err: e.message }, 'intercepted TLS connection failed');
+      tls.destroy();
+    });
+    this.tunnels.set(tls, target);
+    this.tunnelServer.emit('connection', tls);
+  }
+}

@@ -1,0 +1,329 @@
+// dfdaemon's HTTP proxy with curl as the client: forwarding, P2P routing by rule and by header, Range, errors,
+// registry-mirror mode, CONNECT interception with our CA, basic auth and the request rate limit.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import {
+  metricValue,
+  metricsText,
+  startDaemon,
+  stopDaemon,
+  tempDir,
+  type DaemonHandle,
+} from '../helpers/daemon.js';
+import { Origin, contentSha256, contentSlice } from '../helpers/origin.js';
+import { curl } from '../helpers/curl.js';
+
+const MiB = 1024 * 1024;
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** A self-signed certificate for localhost/127.0.0.1 made with the openssl CLI (an independent TLS stack). */
+function selfSigned(dir: string): { key: string; cert: string; certPath: string } {
+  const keyPath = join(dir, 'origin.key');
+  const certPath = join(dir, 'origin.crt');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+    ],
+    { stdio: 'ignore' },
+  );
+  return {
+    key: execFileSync('cat', [keyPath], { encoding: 'utf8' }),
+    cert: execFileSync('cat', [certPath], { encoding: 'utf8' }),
+    certPath,
+  };
+}
+
+describe('proxy', () => {
+  const origin = new Origin();
+  const origin2 = new Origin();
+  const tlsOrigin = new Origin();
+  let echo: Server;
+  let echoPort = 0;
+  let d: DaemonHandle;
+  let proxy = '';
+  const certDir = tempDir('dft-cert-');
+
+  before(async () => {
+    await origin.start();
+    await origin2.start();
+    const tls = selfSigned(certDir);
+    await tlsOrigin.start({ key: tls.key, cert: tls.cert, host: 'localhost' });
+    // An echo origin for request bodies: answers with the body's sha256 and length.
+    echo = createServer((req, res) => {
+      const h = createHash('sha256');
+      let n = 0;
+      req.on('data', (c: Buffer) => {
+        h.update(c);
+        n += c.length;
+      });
+      req.on('end', () =>
+        res.end(JSON.stringify({ sha: h.digest('hex'), n, method: req.method, host: req.headers.host })),
+      );
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    echoPort = (echo.address() as AddressInfo).port;
+    d = await startDaemon({
+      extraConfig: `proxy:
+  server:
+    ip: 127.0.0.1
+    port: 0
+  rules:
+    - regex: 'p2p/.*'
+    - regex: 'blobs/sha256.*'
+  registryMirror:
+    addr: ${origin.url}
+    cert: ${tls.certPath}
+`,
+    });
+    proxy = `http://127.0.0.1:${d.proxyPort}`;
+  });
+
+  after(async () => {
+    if (d) await stopDaemon(d);
+    await origin.stop();
+    await origin2.stop();
+    await tlsOrigin.stop();
+    echo?.close();
+    rmSync(certDir, { recursive: true, force: true });
+  });
+
+  test('a GET no rule matches is forwarded to the origin as it is', async () => {
+    const url = origin.add('/plain/a', { size: 3 * MiB, seed: 1, headers: { 'x-origin-header': 'kept' } });
+    const before = origin.requests.length;
+    const r = await curl(['-x', proxy, url]);
+    assert.equal(r.status, 200, r.stderr);
+    assert.equal(sha(r.body), contentSha256(1, 3 * MiB));
+    assert.equal(r.headers['x-origin-header'], 'kept');
+    assert.equal(r.headers['x-dragonfly-task-id'], undefined, 'not through P2P');
+    const seen = origin.requests.slice(before);
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.headers.host, `127.0.0.1:${origin.port}`);
+    assert.equal(seen[0]!.headers['proxy-connection'], undefined, 'hop-by-hop header dropped');
+  });
+
+  test('a request body is streamed to the origin (POST is never routed to P2P)', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'body');
+    const body = contentSlice(5, 0, 8 * MiB);
+    (await import('node:fs')).writeFileSync(file, body);
+    const r = await curl([
+      '-x',
+      proxy,
+      '-H',
+      'X-Dragonfly-Use-P2P: true',
+      '--data-binary',
+      `@${file}`,
+      `http://127.0.0.1:${echoPort}/p2p/up`,
+    ]);
+    rmSync(dir, { recursive: true, force: true });
+    assert.equal(r.status, 200, r.stderr);
+    const got = JSON.parse(r.body.toString()) as { sha: string; n: number; method: string; host: string };
+    assert.deepEqual(got, { sha: sha(body), n: body.length, method: 'POST', host: `127.0.0.1:${echoPort}` });
+  });
+
+  test('a GET matching a rule goes through P2P; the second is a cache hit', async () => {
+    const size = 20 * MiB;
+    const url = origin.add('/p2p/big', { size, seed: 2, headers: { 'x-origin-header': 'replayed' } });
+    const r = await curl(['-x', proxy, url]);
+    assert.equal(r.status, 200, r.stderr);
+    assert.equal(r.body.length, size);
+    assert.equal(sha(r.body), contentSha256(2, size));
+    assert.match(r.headers['x-dragonfly-task-id'] ?? '', /^[0-9a-f]{64}$/);
+    assert.equal(r.headers['x-dragonfly-server-ip'], '127.0.0.1');
+    assert.equal(r.headers['x-origin-header'], 'replayed', 'origin headers replayed');
+    assert.equal(r.headers['content-length'], String(size));
+    const pieces = origin.pieceRequests('/p2p/big').length;
+    assert.ok(pieces > 0, 'pieces came from the origin');
+
+    const again = await curl(['-x', proxy, url]);
+    assert.equal(again.status, 200);
+    assert.equal(sha(again.body), contentSha256(2, size));
+    assert.equal(again.headers['x-dragonfly-task-download-finished'], 'true');
+    assert.equal(again.headers['x-dragonfly-task-id'], r.headers['x-dragonfly-task-id']);
+    assert.equal(origin.pieceRequests('/p2p/big').length, pieces, 'no origin piece request for a cache hit');
+    const m = await metricsText(d);
+    assert.ok(metricValue(m, 'dragonfly_client_proxy_request_via_dfdaemon_total') >= 2);
+    assert.ok(metricValue(m, 'dragonfly_client_proxy_request_total') >= 2);
+  });
+
+  test('X-Dragonfly-Use-P2P: true routes a GET no rule matches through P2P', async () => {
+    const url = origin.add('/plain/hdr', { size: 6 * MiB, seed: 3 });
+    const r = await curl(['-x', proxy, '-H', 'X-Dragonfly-Use-P2P: true', url]);
+    assert.equal(r.status, 200, r.stderr);
+    assert.equal(sha(r.body), contentSha256(3, 6 * MiB));
+    assert.match(r.headers['x-dragonfly-task-id'] ?? '', /^[0-9a-f]{64}$/);
+  });
+
+  test('a single Range is answered with 206 and Content-Range; an unsatisfiable one with 416', async () => {
+    const size = 12 * MiB + 17;
+    const url = origin.add('/p2p/range', { size, seed: 4 });
+    const r = await curl(['-x', proxy, '-r', '5000000-9000000', url]);
+    assert.equal(r.status, 206, r.stderr);
+    assert.equal(r.headers['content-range'], `bytes 5000000-9000000/${size}`);
+    assert.equal(r.headers['content-length'], '4000001');
+    assert.ok(r.body.equals(contentSlice(4, 5000000, 9000001)));
+
+    const suffix = await curl(['-x', proxy, '-H', 'Range: bytes=-100', url]);
+    assert.equal(suffix.status, 206);
+    assert.equal(suffix.headers['content-range'], `bytes ${size - 100}-${size - 1}/${size}`);
+    assert.ok(suffix.body.equals(contentSlice(4, size - 100, size)));
+
+    const bad = await curl(['-x', proxy, '-r', `${size + 10}-`, url]);
+    assert.equal(bad.status, 416);
+    assert.equal(bad.headers['content-range'], `bytes */${size}`);
+    assert.equal(bad.headers['x-dragonfly-error-type'], 'proxy');
+  });
+
+  test('origin errors keep their status and headers, with X-Dragonfly-Error-Type: backend', async () => {
+    const missing = await curl(['-x', proxy, `${origin.url}/p2p/missing`]);
+    assert.equal(missing.status, 404);
+    assert.equal(missing.headers['x-dragonfly-error-type'], 'backend');
+
+    const url = origin.add('/p2p/broken', { size: 6 * MiB, seed: 6, status: 500 });
+    const broken = await curl(['-x', proxy, url]);
+    assert.equal(broken.status, 500);
+    assert.equal(broken.headers['x-dragonfly-error-type'], 'backend');
+    assert.equal(broken.headers['x-origin'], 'test', "the origin's headers are kept");
+  });
+
+  test('an unreachable origin is a 502 with X-Dragonfly-Error-Type: proxy', async () => {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    const port = (s.address() as AddressInfo).port;
+    await new Promise((r) => s.close(r));
+    const r = await curl(['-x', proxy, `http://127.0.0.1:${port}/gone`]);
+    assert.equal(r.status, 502);
+    assert.equal(r.headers['x-dragonfly-error-type'], 'proxy');
+    assert.match(r.body.toString(), /cannot reach/);
+  });
+
+  test('registry mirror mode: a path-only request goes to X-Dragonfly-Registry, else ns, else registryMirror.addr', async () => {
+    const size = 6 * MiB;
+    origin.add('/v2/t/x/blobs/sha256:aaaa', { size, seed: 7 });
+    origin2.add('/v2/t/x/blobs/sha256:aaaa', { size, seed: 8 });
+    const viaAddr = await curl([`${proxy}/v2/t/x/blobs/sha256:aaaa`]);
+    assert.equal(viaAddr.status, 200, viaAddr.stderr);
+    assert.equal(sha(viaAddr.body), contentSha256(7, size));
+    assert.match(viaAddr.headers['x-dragonfly-task-id'] ?? '', /^[0-9a-f]{64}$/, 'blobs go through P2P');
+
+    const viaHeader = await curl([
+      '-H',
+      `X-Dragonfly-Registry: ${origin2.url}`,
+      `${proxy}/v2/t/x/blobs/sha256:aaaa`,
+    ]);
+    assert.equal(viaHeader.status, 200);
+    assert.equal(sha(viaHeader.body), contentSha256(8, size));
+
+    // ns names the mirror address's host: its scheme (http here) is kept.
+    const ns = encodeURIComponent(`127.0.0.1:${origin.port}`);
+    const viaNs = await curl([`${proxy}/v2/t/x/blobs/sha256:aaaa?ns=${ns}`]);
+    assert.equal(viaNs.status, 200, viaNs.stderr);
+    assert.equal(sha(viaNs.body), contentSha256(7, size));
+  });
+
+  test('CONNECT is intercepted with a certificate of our CA; requests inside go forward or through P2P', async () => {
+    const caCert = join(d.storageDir, 'proxy', 'ca.crt');
+    const size = 5 * MiB;
+    const url = tlsOrigin.add('/tls/file', { size, seed: 9 });
+    const direct = await curl(['--cacert', caCert, '-x', proxy, url]);
+    assert.equal(direct.status, 200, direct.stderr);
+    assert.equal(sha(direct.body), contentSha256(9, size));
+    assert.equal(direct.headers['x-dragonfly-task-id'], undefined);
+
+    const p2p = await curl(['--cacert', caCert, '-x', proxy, '-H', 'X-Dragonfly-Use-P2P: true', url]);
+    assert.equal(p2p.status, 200, p2p.stderr);
+    assert.equal(sha(p2p.body), contentSha256(9, size));
+    assert.match(p2p.headers['x-dragonfly-task-id'] ?? '', /^[0-9a-f]{64}$/);
+
+    // Without our CA the client refuses the intercepted connection.
+    const untrusted = await curl(['-x', proxy, url]);
+    assert.notEqual(untrusted.code, 0);
+    assert.match(untrusted.stderr, /certificate/i);
+  });
+});
+
+describe('proxy request limits and basic auth', () => {
+  const origin = new Origin();
+  let d: DaemonHandle;
+  let proxy = '';
+
+  before(async () => {
+    await origin.start();
+    origin.add('/small', { size: 1024, seed: 1 });
+    d = await startDaemon({
+      extraConfig: `proxy:
+  server:
+    ip: 127.0.0.1
+    port: 0
+    requestRateLimit: 5
+    basicAuth:
+      username: alice
+      password: s3cret
+`,
+    });
+    proxy = `http://127.0.0.1:${d.proxyPort}`;
+  });
+
+  after(async () => {
+    if (d) await stopDaemon(d);
+    await origin.stop();
+  });
+
+  test('basic auth: right credentials pass, wrong or missing ones get 401, malformed 400', async () => {
+    const ok = await curl(['-x', proxy, '--proxy-user', 'alice:s3cret', `${origin.url}/small`]);
+    assert.equal(ok.status, 200, ok.stderr);
+    assert.equal(sha(ok.body), contentSha256(1, 1024));
+    const wrong = await curl(['-x', proxy, '--proxy-user', 'alice:nope', `${origin.url}/small`]);
+    assert.equal(wrong.status, 401);
+    assert.equal(wrong.headers['x-dragonfly-error-type'], 'proxy');
+    const none = await curl(['-x', proxy, `${origin.url}/small`]);
+    assert.equal(none.status, 401);
+    const malformed = await curl([
+      '-x',
+      proxy,
+      '-H',
+      'Proxy-Authorization: Basic !!!',
+      `${origin.url}/small`,
+    ]);
+    assert.equal(malformed.status, 400);
+    await new Promise((r) => setTimeout(r, 1100)); // refill the rate limit for the next test
+  });
+
+  test('over proxy.server.requestRateLimit the proxy answers 429 at once', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 15 }, () =>
+        curl(['-x', proxy, '--proxy-user', 'alice:s3cret', `${origin.url}/small`]),
+      ),
+    );
+    const statuses = results.map((r) => r.status);
+    assert.ok(statuses.filter((s) => s === 200).length >= 1, statuses.join(','));
+    const refused = results.filter((r) => r.status === 429);
+    assert.ok(refused.length >= 5, `expected refusals over 5 requests/s, got ${statuses.join(',')}`);
+    assert.equal(refused[0]!.headers['x-dragonfly-error-type'], 'proxy');
+    assert.match(refused[0]!.body.toString(), /requestRateLimit/);
+  });
+});
