@@ -35,6 +35,7 @@ import { AdaptiveRateLimiter } from './load-shedding.js';
 import { ProxyServer } from '../proxy/server.js';
 import { LeafCertificates, loadOrCreateProxyCa } from '../proxy/certificates.js';
 import { ProxyDownloads } from './proxy-downloads.js';
+import { TaskDownloadBlockList } from './block-list.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -84,6 +85,7 @@ export class Dfdaemon {
   /** server.adaptiveRateLimit (request limits): shared by both gRPC servers; undefined when off. */
   private loadShedder?: AdaptiveRateLimiter;
   private proxy?: ProxyServer;
+  private blockList?: TaskDownloadBlockList;
   private proxyDownloads?: ProxyDownloads;
   private bound: { upload?: number; vortex?: number; scheduler?: number; proxy?: number } = {};
 
@@ -187,8 +189,16 @@ export class Dfdaemon {
       backToSourceLimiter: new RateLimiter(c.download.backToSourceBandwidthLimit),
       log: this.log.child({ component: 'task' }),
     });
+    this.blockList = new TaskDownloadBlockList({
+      dynconfigPath: this.dynconfigPath,
+      seed: c.seedPeer.enable,
+      refreshIntervalMs: c.dynconfig.refreshInterval,
+      log: this.log.child({ component: 'dynconfig' }),
+    });
+    this.blockList.start();
     const download = new DfdaemonDownloadServiceImpl({
       taskManager: this.taskManager,
+      blockList: this.blockList,
       metrics: this.metrics,
       host: { ip, hostname: c.host.hostname },
       storageDir: c.storage.dir,
@@ -380,6 +390,7 @@ export class Dfdaemon {
       await this.embedded?.stop();
       await this.backends?.close();
       this.gc?.stop();
+      this.blockList?.stop();
       this.loadShedder?.stop();
       this.storage?.close();
       this.log.info({}, 'dfdaemon stopped');

@@ -20,6 +20,8 @@ export interface DownloadSessionsOptions {
   host: { ip: string; hostname: string };
   /** storage.dir: output paths inside it are refused, so a download can never overwrite stored content. */
   storageDir: string;
+  /** The dynconfig's download block list (PERMISSION_DENIED for a blocked download). */
+  blockList?: { check(download: Download): void };
   log: {
     info(o: object, m: string): void;
     warn(o: object, m: string): void;
@@ -72,6 +74,13 @@ export class DownloadSessions {
    */
   async open(download: Download, signal: AbortSignal): Promise<DownloadSession> {
     validateDownload(download, this.o.storageDir);
+    try {
+      this.o.blockList?.check(download);
+    } catch (e) {
+      this.o.metrics.downloadTaskBlocked(download.type);
+      this.o.log.warn({ url: download.url, err: (e as Error).message }, 'download rejected');
+      throw e;
+    }
     const labels: TaskLabels = {
       type: download.type,
       tag: download.tag ?? '',

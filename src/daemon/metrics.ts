@@ -44,6 +44,8 @@ export class DaemonMetrics {
   private readonly gcEvictedTasks;
   private readonly gcEvictedBytes;
   /** proxy_request_total, proxy_request_failure_total, proxy_request_via_dfdaemon_total (no labels, as upstream). */
+  /** download_task_blocked_total{type}: downloads the block list refused. */
+  readonly downloadTaskBlocked: (type: number) => void;
   readonly proxy: { request(): void; failure(): void; viaDfdaemon(): void };
   private readonly typed = new Map<string, { total: Counter<'type'>; failure: Counter<'type'> }>();
 
@@ -173,6 +175,13 @@ export class DaemonMetrics {
       'proxy_request_via_dfdaemon_total',
       'Counter of the number of the proxy request via dfdaemon.',
     );
+    const blocked = new Counter({
+      name: `${PREFIX}download_task_blocked_total`,
+      help: 'Counter of the number of download task blocked.',
+      labelNames: ['type'],
+      registers,
+    });
+    this.downloadTaskBlocked = (type: number) => blocked.inc({ type: String(type) });
     this.proxy = {
       request: () => proxyTotal.inc(),
       failure: () => proxyFailure.inc(),

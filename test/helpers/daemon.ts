@@ -92,6 +92,8 @@ export async function startDaemon(
     dir?: string;
     extraConfig?: string;
     schedulerAddr?: string;
+    /** More top-level keys for the dynconfig file written with `schedulerAddr` (e.g. clientConfig). */
+    dynconfigExtra?: string;
     env?: NodeJS.ProcessEnv;
     /** More keys of `download.server` (YAML lines, unindented), e.g. "requestRateLimit: 2". */
     downloadServer?: string;
@@ -107,7 +109,12 @@ export async function startDaemon(
     }),
   );
   const dynconfigPath = join(dir, 'dynconfig.yaml');
-  if (opts.schedulerAddr) writeFileSync(dynconfigPath, `scheduler:\n  addrs:\n    - ${opts.schedulerAddr}\n`);
+  if (opts.schedulerAddr) {
+    writeFileSync(
+      dynconfigPath,
+      `scheduler:\n  addrs:\n    - ${opts.schedulerAddr}\n${opts.dynconfigExtra ?? ''}`,
+    );
+  }
   const proc = spawn(
     process.execPath,
     [DFDAEMON, '-c', configPath, '--dynconfig', dynconfigPath, '--console', '-l', 'info'],

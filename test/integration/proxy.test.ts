@@ -8,8 +8,9 @@ import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import {
+  dfget,
   metricValue,
   metricsText,
   startDaemon,
@@ -19,6 +20,7 @@ import {
 } from '../helpers/daemon.js';
 import { Origin, contentSha256, contentSlice } from '../helpers/origin.js';
 import { curl } from '../helpers/curl.js';
+import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
 
 const MiB = 1024 * 1024;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -97,6 +99,7 @@ describe('proxy', () => {
   registryMirror:
     addr: ${origin.url}
     cert: ${tls.certPath}
+  prefetchBandwidthLimit: 8MiB
 `,
     });
     proxy = `http://127.0.0.1:${d.proxyPort}`;
@@ -129,7 +132,7 @@ describe('proxy', () => {
     const dir = tempDir();
     const file = join(dir, 'body');
     const body = contentSlice(5, 0, 8 * MiB);
-    (await import('node:fs')).writeFileSync(file, body);
+    writeFileSync(file, body);
     const r = await curl([
       '-x',
       proxy,
@@ -196,6 +199,30 @@ describe('proxy', () => {
     assert.equal(bad.status, 416);
     assert.equal(bad.headers['content-range'], `bytes */${size}`);
     assert.equal(bad.headers['x-dragonfly-error-type'], 'proxy');
+  });
+
+  test('X-Dragonfly-Prefetch on a Range request downloads the whole task in the background, paced', async () => {
+    const size = 24 * MiB;
+    const url = origin.add('/p2p/prefetch', { size, seed: 10 });
+    const t0 = performance.now();
+    const r = await curl(['-x', proxy, '-r', '0-99', '-H', 'X-Dragonfly-Prefetch: true', url]);
+    assert.equal(r.status, 206, r.stderr);
+    assert.ok(r.body.equals(contentSlice(10, 0, 100)));
+    const taskId = r.headers['x-dragonfly-task-id']!;
+    const deadline = Date.now() + 60_000;
+    while (!d.logs.some((l) => l.includes('prefetch finished') && l.includes(taskId))) {
+      assert.ok(Date.now() < deadline, `no prefetch finished line:\n${d.logs.slice(-20).join('\n')}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    // The range fetched piece 0; the other 20 MiB wait for an 8 MiB/s bucket that starts with 8 MiB: ≥ 1.5 s.
+    // (A lower bound only: a loaded machine makes it longer, never shorter.)
+    assert.ok(performance.now() - t0 >= 1400, `prefetch took ${performance.now() - t0} ms`);
+    const pieces = origin.pieceRequests('/p2p/prefetch').length;
+    const full = await curl(['-x', proxy, url]);
+    assert.equal(full.status, 200);
+    assert.equal(full.headers['x-dragonfly-task-download-finished'], 'true');
+    assert.equal(sha(full.body), contentSha256(10, size));
+    assert.equal(origin.pieceRequests('/p2p/prefetch').length, pieces, 'everything was prefetched');
   });
 
   test('origin errors keep their status and headers, with X-Dragonfly-Error-Type: backend', async () => {
@@ -325,5 +352,65 @@ describe('proxy request limits and basic auth', () => {
     assert.ok(refused.length >= 5, `expected refusals over 5 requests/s, got ${statuses.join(',')}`);
     assert.equal(refused[0]!.headers['x-dragonfly-error-type'], 'proxy');
     assert.match(refused[0]!.body.toString(), /requestRateLimit/);
+  });
+});
+
+describe('proxy and the dynconfig block list', () => {
+  const origin = new Origin();
+  let d: DaemonHandle;
+  let scheduler: SchedulerHandle;
+  let proxy = '';
+
+  before(async () => {
+    await origin.start();
+    scheduler = await startScheduler();
+    d = await startDaemon({
+      schedulerAddr: scheduler.addr,
+      dynconfigExtra: `clientConfig:
+  blockList:
+    task:
+      download:
+        urls:
+          - '.*/blocked/.*'
+        tags:
+          - bad-tag
+`,
+    });
+    proxy = `http://127.0.0.1:${d.proxyPort}`;
+  });
+
+  after(async () => {
+    if (d) await stopDaemon(d);
+    if (scheduler) await stopScheduler(scheduler);
+    await origin.stop();
+  });
+
+  test('a download the block list refuses is a 403 with X-Dragonfly-Error-Type: proxy', async () => {
+    const blocked = origin.add('/blocked/x', { size: 1000, seed: 1 });
+    const ok = origin.add('/fine/x', { size: 1000, seed: 1 });
+    const byUrl = await curl(['-x', proxy, '-H', 'X-Dragonfly-Use-P2P: true', blocked]);
+    assert.equal(byUrl.status, 403);
+    assert.equal(byUrl.headers['x-dragonfly-error-type'], 'proxy');
+    assert.match(byUrl.body.toString(), /blocklist/);
+    const byTag = await curl([
+      '-x',
+      proxy,
+      '-H',
+      'X-Dragonfly-Use-P2P: true',
+      '-H',
+      'X-Dragonfly-Tag: bad-tag',
+      ok,
+    ]);
+    assert.equal(byTag.status, 403);
+    const fine = await curl(['-x', proxy, '-H', 'X-Dragonfly-Use-P2P: true', ok]);
+    assert.equal(fine.status, 200, fine.stderr);
+    assert.equal(origin.requests.filter((r) => r.path === '/blocked/x').length, 0, 'the origin never saw it');
+
+    const out = join(d.dir, 'out');
+    const g = await dfget(d, blocked, out);
+    assert.notEqual(g.code, 0);
+    assert.match(g.stderr, /blocklist/);
+    const m = await metricsText(d);
+    assert.equal(metricValue(m, 'dragonfly_client_download_task_blocked_total'), 3);
   });
 });

@@ -29,24 +29,14 @@ import {
   type StatTaskRequest,
 } from '../../gen/dfdaemon.js';
 import type { Empty } from '../../gen/google/protobuf/empty.js';
-import type { DaemonMetrics } from '../metrics.js';
-import { TrafficType, type TaskManager } from '../task-manager.js';
+import { TrafficType } from '../task-manager.js';
 import { LocalTasks, localTaskState } from './local-tasks.js';
 import { toGrpcError, unimplementedHandlers } from './status.js';
 import { pieceMessage } from '../piece-message.js';
-import { DownloadSession, DownloadSessions } from '../download-session.js';
+import { DownloadSession, DownloadSessions, type DownloadSessionsOptions } from '../download-session.js';
 
-export interface DownloadServiceOptions {
-  taskManager: TaskManager;
-  metrics: DaemonMetrics;
-  host: { ip: string; hostname: string };
-  /** storage.dir: output paths inside it are refused, so a download can never overwrite stored content. */
-  storageDir: string;
-  log: {
-    info(o: object, m: string): void;
-    warn(o: object, m: string): void;
-    error(o: object, m: string): void;
-  };
+export interface DownloadServiceOptions extends DownloadSessionsOptions {
+  log: DownloadSessionsOptions['log'] & { error(o: object, m: string): void };
 }
 
 async function write(call: ServerWritableStream<unknown, DownloadTaskResponse>, msg: DownloadTaskResponse) {
