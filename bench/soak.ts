@@ -1,14 +1,14 @@
 // `npm run bench:soak`: a bounded soak of dfdaemon (issue 6, item 4). For SOAK_MINUTES (default 5, at most 30)
-// dfget downloads files of varied sizes (1 KiB … 64 MiB, log-uniform, from a pool of ~1.2 GiB so that some are
-// cache hits and GC must evict) from nginx on loopback, a few at a time, while GC runs every 2 s against
+// downloads files of varied sizes (1 KiB … 64 MiB, log-uniform, from a pool of ~1.2 GiB so that some are
+// cache hits and GC must evict) from nginx on loopback, a few at a time, alternately with dfget and with curl through
+// dfdaemon's proxy (X-Dragonfly-Use-P2P), while GC runs every 2 s against
 // gc.policy.diskThreshold = 512 MiB (high 80 %, low 60 %). Every second it samples dfdaemon's RSS
 // (/proc/PID/status) and open fds (/proc/PID/fd), and every 5 s the bytes of its content files.
 // Reports peak and final RSS, RSS after warm-up (at 20 % of the run), fds at start and end, bytes on disk vs the
 // threshold, and GC evictions from /metrics. Target: final RSS within 10 % of RSS after warm-up; no fd growth after warm-up (the idle daemon at start
 // has not opened its connections to nginx and the scheduler yet).
-// The proxy half of the soak is skipped: dfdaemon has no proxy yet.
 // Writes bench/results/soak-latest.{json,md} and soak-YYYY-MM-DD.md. Never fails on a number.
-// Every process (nginx, dfdaemon, each dfget) is ended by PID and the temp dir removed, also on SIGINT/SIGTERM.
+// Every process (nginx, dfdaemon, each dfget and curl) is ended by PID and the temp dir removed, also on SIGINT/SIGTERM.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -129,10 +129,18 @@ async function sameEnds(a: string, b: string, size: number): Promise<boolean> {
 
 /** dfget as a tracked child (so cleanup can end it by PID). */
 function dfget(url: string, out: string): Promise<{ code: number | null; stderr: string }> {
+  return tracked(process.execPath, [DFGET, url, '-O', out, '-e', daemon!.socket, '--no-progress']);
+}
+
+/** curl through dfdaemon's proxy, routed to P2P by header, as a tracked child. */
+function proxyGet(url: string, out: string): Promise<{ code: number | null; stderr: string }> {
+  const proxy = `http://127.0.0.1:${daemon!.proxyPort}`;
+  return tracked('curl', ['-sS', '-f', '-x', proxy, '-H', 'X-Dragonfly-Use-P2P: true', '-o', out, url]);
+}
+
+function tracked(cmd: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [DFGET, url, '-O', out, '-e', daemon!.socket, '--no-progress'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const p = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     children.add(p);
     let stderr = '';
     p.stderr!.setEncoding('utf8').on('data', (d: string) => {
@@ -240,6 +248,7 @@ async function main(): Promise<void> {
   }, 5000);
 
   let ok = 0;
+  let viaProxy = 0;
   let failed = 0;
   let mismatched = 0;
   let bytes = 0;
@@ -253,17 +262,21 @@ async function main(): Promise<void> {
   const worker = async (): Promise<void> => {
     while (!stopping && performance.now() - t0 < RUN_MS) {
       const f = pick();
-      const dst = join(out, `${seq++}-${f.name}`);
-      const r = await dfget(`${nginx!.baseUrl}/${f.name}`, dst);
+      const n = seq++;
+      const dst = join(out, `${n}-${f.name}`);
+      const proxied = n % 2 === 1;
+      const url = `${nginx!.baseUrl}/${f.name}`;
+      const r = proxied ? await proxyGet(url, dst) : await dfget(url, dst);
       if (stopping) return;
       if (r.code === 0) {
         if (await sameEnds(join(www, f.name), dst, f.size)) {
           ok++;
+          if (proxied) viaProxy++;
           bytes += f.size;
         } else mismatched++;
       } else {
         failed++;
-        const line = r.stderr.trim().split('\n')[0]?.slice(0, 200) ?? `exit ${r.code}`;
+        const line = `${proxied ? 'proxy' : 'dfget'}: ${r.stderr.trim().split('\n')[0]?.slice(0, 200) ?? `exit ${r.code}`}`;
         errors.set(line, (errors.get(line) ?? 0) + 1);
       }
       await unlink(dst).catch(() => undefined);
@@ -305,7 +318,13 @@ async function main(): Promise<void> {
   const mib = (b: number) => b / MIB;
 
   const figures: Figure[] = [
-    { name: 'downloads completed (byte-checked)', value: ok, unit: 'downloads', target: '' },
+    {
+      name: 'downloads completed (byte-checked)',
+      value: ok,
+      unit: 'downloads',
+      target: '',
+      note: `${ok - viaProxy} by dfget, ${viaProxy} through the proxy`,
+    },
     {
       name: 'downloads failed or wrong',
       value: failed + mismatched,
@@ -372,11 +391,10 @@ async function main(): Promise<void> {
     { name: 'GC evicted bytes', value: mib(evictedBytes), unit: 'MiB', target: '' },
   ];
   const notes = [
-    `Origin: nginx on loopback; ${pool.length} files of 1 KiB … 64 MiB (log-uniform), ${(poolBytes / MIB).toFixed(0)} MiB in all; ${CONCURRENCY} dfget at a time for ${MINUTES} min; each output's size and first and last 64 KiB checked, then deleted.`,
+    `Origin: nginx on loopback; ${pool.length} files of 1 KiB … 64 MiB (log-uniform), ${(poolBytes / MIB).toFixed(0)} MiB in all; ${CONCURRENCY} downloads at a time for ${MINUTES} min, alternately dfget and curl through the proxy (X-Dragonfly-Use-P2P: true); each output's size and first and last 64 KiB checked, then deleted.`,
     `GC every ${GC_INTERVAL} with gc.policy.diskThreshold ${THRESHOLD / MIB} MiB (only dfdaemon's content files count), high 80 %, low 60 %, taskTTL 24 h. The daemon's storage is on the ordinary disk (no tmpfs needed).`,
     'RSS and open fds sampled every second from /proc/PID/status and /proc/PID/fd; content bytes every 5 s. Disk peaks above the high mark between GC passes are the downloads in flight (up to 4 × 64 MiB).',
-    'The proxy half of the soak is skipped: dfdaemon has no proxy yet.',
-    ...[...errors].map(([line, n]) => `dfget error ×${n}: ${line}`),
+    ...[...errors].map(([line, n]) => `error ×${n}: ${line}`),
   ];
   const now = new Date();
   const report: Report = {
