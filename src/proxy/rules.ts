@@ -40,15 +40,17 @@ export class ProxyRules {
 /** The URL P2P downloads: the request URL with the rule's scheme and authority changes. */
 export function downloadUrl(url: URL, rule: ProxyRule): string {
   const out = new URL(url);
-  if (rule.redirect) {
-    // `redirect` is an authority (host[:port]); URL setters would keep a stale port, so set both.
-    const r = new URL(`http://${rule.redirect}`);
-    out.hostname = r.hostname;
-    out.port = r.port;
-  }
   if (rule.useTLS) {
     // The WHATWG setter refuses http→https only for special→non-special; both are special, so this works.
+    // The scheme goes first: a redirect port that is http's default (80) must survive the switch to https.
     out.protocol = 'https:';
+  }
+  if (rule.redirect) {
+    // `redirect` is an authority (host[:port]); URL setters would keep a stale port, so set both. Parsed with
+    // the final scheme, so only that scheme's default port is left implicit.
+    const r = new URL(`${out.protocol}//${rule.redirect}`);
+    out.hostname = r.hostname;
+    out.port = r.port;
   }
   return out.href;
 }
