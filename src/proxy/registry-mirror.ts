@@ -38,7 +38,8 @@ function withScheme(addr: string): string {
 
 /** The absolute URL of a mirror request: the registry base plus the request's path and query. */
 export function mirrorUrl(base: string, pathAndQuery: string): URL {
-  return new URL(
-    base.replace(/\/+$/, '') + (pathAndQuery.startsWith('/') ? pathAndQuery : `/${pathAndQuery}`),
-  );
+  // Trailing slashes trimmed by hand: /\/+$/ backtracks quadratically on a header full of slashes.
+  let end = base.length;
+  while (end > 0 && base[end - 1] === '/') end--;
+  return new URL(base.slice(0, end) + (pathAndQuery.startsWith('/') ? pathAndQuery : `/${pathAndQuery}`));
 }
