@@ -1,0 +1,81 @@
+// Running third-party programs (skopeo, umoci, ctr, tar) from tests: bounded in time, output collected, and
+// optionally as another user (see unprivileged()).
+
+import { spawn, spawnSync } from 'node:child_process';
+import type { RunResult } from './daemon.js';
+
+export interface CommandOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** SIGKILL after this long (default 120 s); the result then has code null. */
+  timeoutMs?: number;
+  uid?: number;
+  gid?: number;
+}
+
+/** Runs `cmd args` to completion; never rejects on a non-zero exit (only when the program cannot be spawned). */
+export function runCommand(cmd: string, args: string[], opts: CommandOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, {
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+      uid: opts.uid,
+      gid: opts.gid,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    p.once('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+    p.once('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** Like runCommand, but a non-zero exit is an error naming the command and quoting its stderr. */
+export async function mustRun(cmd: string, args: string[], opts: CommandOptions = {}): Promise<RunResult> {
+  const r = await runCommand(cmd, args, opts);
+  if (r.code !== 0) {
+    throw new Error(
+      `${cmd} ${args.join(' ')} exited with ${r.code}:\n${r.stderr.slice(-4000)}${r.stdout.slice(-2000)}`,
+    );
+  }
+  return r;
+}
+
+/** The absolute path of `name` on PATH (or in the usual sbin dirs), or undefined. */
+export function which(name: string): string | undefined {
+  const r = spawnSync('sh', ['-c', `command -v "$1"`, 'sh', name], {
+    encoding: 'utf8',
+    env: { ...process.env, PATH: `${process.env.PATH ?? ''}:/usr/sbin:/sbin` },
+  });
+  const p = r.stdout?.trim();
+  return r.status === 0 && p ? p : undefined;
+}
+
+/** The uid/gid of `nobody`, used to run programs that would write outside the temp dir when run as root. */
+export const NOBODY = { uid: 65534, gid: 65534 };
+
+/**
+ * The uid/gid to run a program as so that its per-user state lands in a temp HOME: `nobody` when we are root
+ * (as root, skopeo writes /var/lib/containers/cache whatever HOME says), else ourselves (undefined).
+ */
+export function unprivileged(): { uid: number; gid: number } | undefined {
+  return process.getuid?.() === 0 ? NOBODY : undefined;
+}
+
+/** `chown -R` to `owner` (no-op when undefined), so an unprivileged program can read or write the tree. */
+export async function chownTree(
+  path: string,
+  owner: { uid: number; gid: number } | undefined,
+): Promise<void> {
+  if (!owner) return;
+  await mustRun('chown', ['-R', `${owner.uid}:${owner.gid}`, path]);
+}
