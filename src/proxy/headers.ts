@@ -58,10 +58,13 @@ export function enableTaskIdBasedBlobDigest(headers: IncomingHttpHeaders, fallba
   return flag(headers, H.enableTaskIdBasedBlobDigest) ?? fallback;
 }
 
+/** X-Dragonfly-Priority as Rust's `parse::<i32>()` reads it (sign allowed); anything else is LEVEL6. */
 export function priority(headers: IncomingHttpHeaders): number {
   const v = single(headers, H.priority);
-  if (v === undefined || !/^\s*-?\d+\s*$/.test(v)) return DEFAULT_PRIORITY;
-  return Number.parseInt(v, 10);
+  if (v === undefined || !/^\s*[+-]?\d+\s*$/.test(v)) return DEFAULT_PRIORITY;
+  const n = Number.parseInt(v, 10);
+  // Out of i32 range upstream falls back to the default; our int32 encoder would throw when announcing it.
+  return n >= -(2 ** 31) && n < 2 ** 31 ? n : DEFAULT_PRIORITY;
 }
 
 export function filteredQueryParams(headers: IncomingHttpHeaders, fallback: readonly string[]): string[] {
