@@ -217,7 +217,12 @@ function setConfigPath(doc: TomlDoc, registry: string[], certsDir: string, splic
     return;
   }
   // 4. Dotted keys through the table (`registry.mirrors... = ...` under its parent): a sibling dotted key.
-  const dotted = kvs.find((e) => startsWith(e.path, registry) && e.path.length > registry.length);
+  const dotted = kvs.find(
+    (e) =>
+      startsWith(e.path, registry) &&
+      e.path.length > registry.length &&
+      (e.table?.resolvedKey.length ?? 0) < registry.length,
+  );
   if (dotted) {
     const base = dotted.table ? dotted.table.resolvedKey.length : 0;
     const key = tomlDottedKey([...registry.slice(base), 'config_path']);

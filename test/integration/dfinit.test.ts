@@ -344,7 +344,9 @@ describe('dfinit with a real containerd', () => {
       /io\.containerd\.grpc\.v1\s+cri\s+\S+\s+ok/,
       `${plugins.stdout}\n${containerdLog}`,
     );
-    assert.match(containerdLog, new RegExp(`Registry:\\{ConfigPath:${certs} Mirrors:map\\[\\]`));
+    // containerd 1.x logs the CRI config it starts with; where it does, config_path must be ours, mirrors gone.
+    if (containerdLog.includes('Start cri plugin with config'))
+      assert.match(containerdLog, new RegExp(`Registry:\\{ConfigPath:${certs} Mirrors:map\\[\\]`));
   });
 
   test('hosts.toml written by dfinit: ctr pulls through the proxy with the registry header, and via _default', async (t) => {

@@ -141,6 +141,21 @@ describe('planContainerdConfig', () => {
     );
   });
 
+  test('registry only implied by its sub-tables: an explicit [...registry] table is added', () => {
+    const text = `version = 2
+[plugins."io.containerd.grpc.v1.cri".registry.configs."gcr.io".auth]
+  username = "u"
+`;
+    const p = plan(text);
+    assert.equal(
+      p.text,
+      `${text}\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "${CERTS}"\n`,
+    );
+    assert.deepEqual(valueOf(p.text).plugins['io.containerd.grpc.v1.cri'].registry.configs, {
+      'gcr.io': { auth: { username: 'u' } },
+    });
+  });
+
   test('dotted keys and inline tables are edited where they are', () => {
     const dotted = 'version = 2\n[plugins."io.containerd.grpc.v1.cri"]\n  registry.headers.X = ["y"]\n';
     assert.equal(
