@@ -174,10 +174,13 @@ export class DownloadSession {
     this.download.range = range;
   }
 
-  /** The interested pieces: stored ones first, then the missing ones as they finish. */
-  async *pieces(): AsyncGenerator<DeliveredPiece> {
+  /**
+   * The interested pieces: stored ones first, then the missing ones as they finish. `inOrder`: the consumer sends
+   * bytes in order, so missing pieces are fetched lowest number first.
+   */
+  async *pieces(options: { inOrder?: boolean } = {}): AsyncGenerator<DeliveredPiece> {
     const metrics = this.owner.o.metrics;
-    for await (const d of this.owner.taskManager.pieces(this.started, this.req, this.signal)) {
+    for await (const d of this.owner.taskManager.pieces(this.started, this.req, this.signal, options)) {
       if (d.local) metrics.downloadTraffic('LOCAL_PEER', d.piece.length);
       yield d;
     }

@@ -102,7 +102,7 @@ export class ProxyDownloads implements P2PDownloader {
 }
 
 async function* pieceSpans(s: DownloadSession) {
-  for await (const { piece } of s.pieces())
+  for await (const { piece } of s.pieces({ inOrder: true }))
     yield { number: piece.number, offset: piece.offset, length: piece.length };
 }
 

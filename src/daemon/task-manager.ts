@@ -251,6 +251,7 @@ export class TaskManager {
     started: StartedDownload,
     req: DownloadRequest,
     signal: AbortSignal,
+    options: { inOrder?: boolean } = {},
   ): AsyncGenerator<DeliveredPiece> {
     const { run, interested } = started;
     const missing = new Set<number>();
@@ -292,7 +293,7 @@ export class TaskManager {
         : fetcher;
       run.setFetcher(limited, { randomOrder: p2p });
     }
-    const unwant = run.want(missing);
+    const unwant = run.want(missing, options);
     const onAbort = (): void => wake?.();
     signal.addEventListener('abort', onAbort);
     try {

@@ -25,6 +25,8 @@ export class TaskRun {
   readonly finished = new Map<number, PieceRecord>();
   private readonly specs = new Map<number, PieceSpec>();
   private readonly wanted = new Map<number, number>();
+  /** Pieces wanted by a consumer that sends bytes in order (the proxy): fetched lowest number first. */
+  private readonly wantedInOrder = new Map<number, number>();
   private readonly queue: number[] = [];
   private readonly inFlight = new Set<number>();
   private readonly listeners = new Set<Listener>();
@@ -86,13 +88,14 @@ export class TaskRun {
    * Asks for pieces to be fetched. Returns a release function: pieces nobody wants any more are dropped from
    * the queue (a piece already in flight finishes and is kept).
    */
-  want(numbers: Iterable<number>): () => void {
+  want(numbers: Iterable<number>, options: { inOrder?: boolean } = {}): () => void {
     const mine: number[] = [];
     for (const n of numbers) {
       if (this.finished.has(n) || !this.specs.has(n)) continue;
       mine.push(n);
       const c = this.wanted.get(n) ?? 0;
       this.wanted.set(n, c + 1);
+      if (options.inOrder) increment(this.wantedInOrder, n);
       if (c === 0 && !this.inFlight.has(n)) this.queue.push(n);
     }
     this.pump();
@@ -101,9 +104,8 @@ export class TaskRun {
       if (released) return;
       released = true;
       for (const n of mine) {
-        const c = (this.wanted.get(n) ?? 1) - 1;
-        if (c <= 0) this.wanted.delete(n);
-        else this.wanted.set(n, c);
+        decrement(this.wanted, n);
+        if (options.inOrder) decrement(this.wantedInOrder, n);
       }
     };
   }
@@ -139,13 +141,27 @@ export class TaskRun {
   private pump(): void {
     if (!this.fetcher) return;
     while (this.inFlight.size < this.concurrency && this.queue.length > 0) {
-      const n = this.randomOrder
-        ? this.queue.splice(Math.floor(this.random() * this.queue.length), 1)[0]!
-        : this.queue.shift()!;
+      const n = this.queue.splice(this.nextIndex(), 1)[0]!;
       if (!this.wanted.has(n) || this.finished.has(n) || this.inFlight.has(n)) continue;
       this.inFlight.add(n);
       void this.fetch(n);
     }
+  }
+
+  /**
+   * Which queued piece goes next: the lowest one a consumer needs in order, if any (a proxy client waits for
+   * piece k before it can get k + 1); else a random one for P2P runs, else the first queued.
+   */
+  private nextIndex(): number {
+    if (this.wantedInOrder.size > 0) {
+      let best = -1;
+      for (let i = 0; i < this.queue.length; i++) {
+        const n = this.queue[i]!;
+        if (this.wantedInOrder.has(n) && (best < 0 || n < this.queue[best]!)) best = i;
+      }
+      if (best >= 0) return best;
+    }
+    return this.randomOrder ? Math.floor(this.random() * this.queue.length) : 0;
   }
 
   private async fetch(n: number): Promise<void> {
@@ -162,8 +178,21 @@ export class TaskRun {
       this.inFlight.delete(n);
     }
     // A failed piece stays wanted by nobody until someone asks again: each request decides for itself.
-    if (ev.error) this.wanted.delete(n);
+    if (ev.error) {
+      this.wanted.delete(n);
+      this.wantedInOrder.delete(n);
+    }
     for (const l of [...this.listeners]) l(ev);
     this.pump();
   }
+}
+
+function increment(m: Map<number, number>, n: number): void {
+  m.set(n, (m.get(n) ?? 0) + 1);
+}
+
+function decrement(m: Map<number, number>, n: number): void {
+  const c = (m.get(n) ?? 1) - 1;
+  if (c <= 0) m.delete(n);
+  else m.set(n, c);
 }

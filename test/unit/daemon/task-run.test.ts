@@ -232,3 +232,28 @@ test('abort cancels in-flight fetches and starts no new ones', async () => {
   assert.deepEqual(f.calls, [0, 1]);
   assert.equal(events.length, 7);
 });
+
+test('a P2P run fetches in random order, but pieces an in-order consumer wants go lowest first', async () => {
+  // A "random" source that always picks the last queued piece: the opposite of in order.
+  const run = new TaskRun('task', specs(8), [], 2, () => 0.999);
+  const f = new FakeFetcher();
+  run.setFetcher(f.fetch, { randomOrder: true });
+  const releaseRandom = run.want([0, 1, 2, 3]);
+  await settle();
+  assert.deepEqual(f.calls, [3, 2], 'random order without an in-order consumer');
+  const releaseOrdered = run.want([4, 5, 6, 7, 0, 1], { inOrder: true });
+  f.resolve(3);
+  await settle();
+  f.resolve(2);
+  await settle();
+  assert.deepEqual(f.calls.slice(2), [0, 1], 'the lowest pieces an in-order consumer wants go first');
+  f.resolve(0);
+  f.resolve(1);
+  await settle();
+  assert.deepEqual(f.calls.slice(4), [4, 5]);
+  releaseOrdered();
+  f.resolve(4);
+  f.resolve(5);
+  await settle();
+  releaseRandom();
+});
