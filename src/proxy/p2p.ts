@@ -4,7 +4,6 @@
 
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Download } from '../gen/common.js';
 import { toDfError, type DfError } from '../core/errors.js';
 import { H, endToEnd, type ErrorType } from './headers.js';
@@ -148,7 +147,7 @@ export async function streamSession(
       stored.delete(next);
       const from = Math.max(p.offset, start);
       const to = Math.min(p.offset + p.length, end);
-      if (to > from) await pipeline(session.read(from, to - from), res, { end: false });
+      if (to > from) await copyInto(session.read(from, to - from), res);
       next++;
     }
   }
@@ -156,4 +155,31 @@ export async function streamSession(
     throw toDfError(new Error(`pieces ${[...stored.keys()].join(',')} arrived but piece ${next} never did`));
   }
   res.end();
+}
+
+/**
+ * Writes `src` into `res` with backpressure and leaves `res` open. (Not pipeline(..., { end: false }): each call
+ * leaves its close and error listeners on `res`, three per piece for the whole response.)
+ */
+async function copyInto(src: Readable, res: ServerResponse): Promise<void> {
+  for await (const chunk of src) {
+    if (res.destroyed) throw new Error('the response was closed');
+    if (!res.write(chunk)) await drained(res);
+  }
+}
+
+/** Resolves on `drain`, rejects if the response closes first; removes its listeners either way. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onDrain = () => {
+      res.off('close', onClose);
+      resolve();
+    };
+    const onClose = () => {
+      res.off('drain', onDrain);
+      reject(new Error('the response was closed'));
+    };
+    res.once('drain', onDrain);
+    res.once('close', onClose);
+  });
 }
