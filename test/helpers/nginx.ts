@@ -57,8 +57,14 @@ export class Nginx {
   port = 0;
   private proc?: ChildProcess;
   private stderr = '';
+  /** With `tls`, nginx serves HTTPS with this certificate (PEM files) for `localhost`. */
+  private tls?: { certPath: string; keyPath: string };
 
-  constructor(readonly binary: string) {
+  constructor(
+    readonly binary: string,
+    options: { tls?: { certPath: string; keyPath: string } } = {},
+  ) {
+    this.tls = options.tls;
     this.dir = tempDir('dft-nginx-');
     this.root = join(this.dir, 'www');
     this.conf = join(this.dir, 'nginx.conf');
@@ -69,7 +75,7 @@ export class Nginx {
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return this.tls ? `https://localhost:${this.port}` : `http://127.0.0.1:${this.port}`;
   }
 
   /** Writes `size` random bytes to `<root>/<name>` in 1 MiB chunks; returns the sha256 hex of the content. */
@@ -111,8 +117,12 @@ http {
   sendfile on;
   keepalive_timeout 30s;
   server {
-    listen 127.0.0.1:${this.port};
-    server_name localhost;
+    listen 127.0.0.1:${this.port}${this.tls ? ' ssl' : ''};
+    server_name localhost;${
+      this.tls
+        ? `\n    ssl_certificate ${this.tls.certPath};\n    ssl_certificate_key ${this.tls.keyPath};`
+        : ''
+    }
     root ${this.root};
     location / { }
   }

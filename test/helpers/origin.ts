@@ -45,6 +45,8 @@ export interface OriginFile {
   pieceStatus?: number;
   /** Delay before answering, ms. */
   delayMs?: number;
+  /** Answer 401 with a registry-style WWW-Authenticate unless `Authorization: Bearer <token>` is sent. */
+  bearerToken?: string;
 }
 
 export class Origin {
@@ -109,6 +111,15 @@ export class Origin {
         }, f.delayMs);
         this.delays.add(t);
       });
+    }
+    if (f.bearerToken !== undefined && req.headers.authorization !== `Bearer ${f.bearerToken}`) {
+      res
+        .writeHead(401, {
+          'www-authenticate': `Bearer realm="${this.url}/token",service="test-registry",scope="repository:t/x:pull"`,
+          'content-type': 'application/json',
+        })
+        .end('{"errors":[{"code":"UNAUTHORIZED"}]}');
+      return;
     }
     const failWith =
       f.status ?? (req.headers.range && req.headers.range !== 'bytes=0-0' ? f.pieceStatus : undefined);

@@ -237,6 +237,37 @@ describe('proxy', () => {
     assert.equal(broken.headers['x-origin'], 'test', "the origin's headers are kept");
   });
 
+  test('a 304 the origin answers to a conditional GET through P2P is passed on (not a 500)', async () => {
+    const url = origin.add('/p2p/not-modified', { size: 1000, seed: 11, status: 304 });
+    const r = await curl(['-x', proxy, '-H', 'If-None-Match: "v1"', url]);
+    assert.equal(r.status, 304, r.stderr);
+    assert.equal(r.headers['x-dragonfly-error-type'], 'backend');
+    assert.equal(r.headers['x-origin'], 'test');
+    assert.equal(r.body.length, 0);
+  });
+
+  test('registry token auth passes through: 401 with WWW-Authenticate unchanged, then the bearer token works', async () => {
+    const size = 6 * MiB;
+    origin.add('/v2/t/x/blobs/sha256:private', { size, seed: 11, bearerToken: 'tok123' });
+    const url = `${proxy}/v2/t/x/blobs/sha256:private`;
+    const denied = await curl([url]);
+    assert.equal(denied.status, 401);
+    assert.equal(denied.headers['x-dragonfly-error-type'], 'backend');
+    assert.match(
+      denied.headers['www-authenticate'] ?? '',
+      /^Bearer realm=".*\/token",service="test-registry"/,
+    );
+    const ok = await curl(['-H', 'Authorization: Bearer tok123', url]);
+    assert.equal(ok.status, 200, ok.stderr);
+    assert.equal(sha(ok.body), contentSha256(11, size));
+    const pieces = origin.pieceRequests('/v2/t/x/blobs/sha256:private');
+    assert.ok(pieces.length > 0);
+    assert.ok(
+      pieces.every((r) => r.headers.authorization === 'Bearer tok123'),
+      'every piece request carries the token',
+    );
+  });
+
   test('an unreachable origin is a 502 with X-Dragonfly-Error-Type: proxy', async () => {
     const s = createServer();
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
