@@ -86,7 +86,8 @@ export function downloadErrorAnswer(e: DfError): {
     );
     return {
       type: 'backend',
-      status: status !== undefined && status >= 400 && status <= 599 ? status : 500,
+      // 3xx too: a 304 answers a conditional request the client passed on (upstream keeps any origin status).
+      status: status !== undefined && status >= 300 && status <= 599 ? status : 500,
       headers,
     };
   }

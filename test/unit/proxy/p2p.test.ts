@@ -111,4 +111,9 @@ describe('downloadErrorAnswer', () => {
     assert.equal(downloadErrorAnswer(backend(undefined)).status, 500);
     assert.equal(downloadErrorAnswer(backend(200)).status, 500, 'a success is no error status');
   });
+
+  test('a 304 of a conditional request is passed on, as upstream does (not turned into a 500)', () => {
+    const a = downloadErrorAnswer(backend(304, { etag: '"v1"' }));
+    assert.deepEqual(a, { type: 'backend', status: 304, headers: { etag: '"v1"' } });
+  });
 });
