@@ -5,42 +5,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { findNginx, Nginx } from '../helpers/nginx.js';
 import { curl } from '../helpers/curl.js';
+import { selfSignedLocalhost } from '../helpers/tls.js';
 
 const MiB = 1024 * 1024;
 const NGINX = findNginx();
-
-function selfSigned(dir: string, name: string): { certPath: string; keyPath: string } {
-  const keyPath = join(dir, `${name}.key`);
-  const certPath = join(dir, `${name}.crt`);
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-    ],
-    { stdio: 'ignore' },
-  );
-  return { certPath, keyPath };
-}
 
 describe('CONNECT to nginx over TLS through the proxy', () => {
   const certs = tempDir('dft-tls-');
@@ -51,8 +24,8 @@ describe('CONNECT to nginx over TLS through the proxy', () => {
 
   before(async () => {
     assert.ok(NGINX, 'nginx is not installed (.ci/run installs it)');
-    const a = selfSigned(certs, 'trusted');
-    const b = selfSigned(certs, 'untrusted');
+    const a = selfSignedLocalhost(certs, 'trusted');
+    const b = selfSignedLocalhost(certs, 'untrusted');
     trusted = new Nginx(NGINX, { tls: a });
     untrusted = new Nginx(NGINX, { tls: b });
     await trusted.start();
@@ -73,7 +46,7 @@ describe('CONNECT to nginx over TLS through the proxy', () => {
     if (d) await stopDaemon(d);
     await trusted?.stop();
     await untrusted?.stop();
-    execFileSync('rm', ['-rf', certs]);
+    rmSync(certs, { recursive: true, force: true });
   });
 
   test('forwarded and P2P requests inside the tunnel are byte-exact; P2P pieces come with Range from nginx', async () => {

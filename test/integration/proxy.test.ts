@@ -4,7 +4,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -20,44 +19,11 @@ import {
 } from '../helpers/daemon.js';
 import { Origin, contentSha256, contentSlice } from '../helpers/origin.js';
 import { curl } from '../helpers/curl.js';
+import { selfSignedLocalhost } from '../helpers/tls.js';
 import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
 
 const MiB = 1024 * 1024;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-/** A self-signed certificate for localhost/127.0.0.1 made with the openssl CLI (an independent TLS stack). */
-function selfSigned(dir: string): { key: string; cert: string; certPath: string } {
-  const keyPath = join(dir, 'origin.key');
-  const certPath = join(dir, 'origin.crt');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      '/CN=localhost',
-      '-addext',
-      'subjectAltName=DNS:localhost,IP:127.0.0.1',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-    ],
-    { stdio: 'ignore' },
-  );
-  return {
-    key: execFileSync('cat', [keyPath], { encoding: 'utf8' }),
-    cert: execFileSync('cat', [certPath], { encoding: 'utf8' }),
-    certPath,
-  };
-}
 
 describe('proxy', () => {
   const origin = new Origin();
@@ -72,7 +38,7 @@ describe('proxy', () => {
   before(async () => {
     await origin.start();
     await origin2.start();
-    const tls = selfSigned(certDir);
+    const tls = selfSignedLocalhost(certDir);
     await tlsOrigin.start({ key: tls.key, cert: tls.cert, host: 'localhost' });
     // An echo origin for request bodies: answers with the body's sha256 and length.
     echo = createServer((req, res) => {
