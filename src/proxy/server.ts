@@ -140,7 +140,8 @@ export class ProxyServer {
 
   private authorized(req: IncomingMessage, res: ServerResponse): boolean {
     const auth = this.o.config.server.basicAuth;
-    if (!auth) return true;
+    // A tunnel exists only after its CONNECT passed the check; clients send credentials on the CONNECT alone.
+    if (!auth || this.tunnels.has(req.socket)) return true;
     const result = checkBasicAuth(req.headers, auth);
     if (result === 'ok') return true;
     if (result === 'malformed') {
