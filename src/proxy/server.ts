@@ -62,7 +62,7 @@ export class ProxyServer {
   private readonly server: Server;
   /** Parses the requests inside intercepted CONNECT tunnels; it never listens. */
   private readonly tunnelServer: Server;
-  /** The host:port each intercepted TLS socket was CONNECTed to. */
+  /** The authority (host, and port unless 443) each intercepted TLS socket was CONNECTed to. */
   private readonly tunnels = new WeakMap<Socket, string>();
   private readonly rules: ProxyRules;
   private readonly rate: RequestRate;
@@ -159,7 +159,11 @@ export class ProxyServer {
   private targetUrl(req: IncomingMessage): URL {
     const raw = req.url ?? '/';
     const tunnel = this.tunnels.get(req.socket);
-    if (tunnel !== undefined) return new URL(`https://${tunnel.replace(/:443$/, '')}${raw}`);
+    if (tunnel !== undefined) {
+      // Origin-form only: anything else (`*`, a URL) glued to the authority would name another host.
+      if (!raw.startsWith('/')) throw new Error('expected a path inside a CONNECT tunnel');
+      return new URL(`https://${tunnel}${raw}`);
+    }
     if (/^https?:\/\//i.test(raw)) return new URL(raw);
     if (!raw.startsWith('/')) throw new Error('expected an absolute URL or a path');
     const base = mirrorUpstream(raw, req.headers, this.o.config.registryMirror.addr);
@@ -299,10 +303,13 @@ export class ProxyServer {
     }
     const target = req.url ?? '';
     let host: string;
+    /** host[:port] as the URL normalizes it: no userinfo, no trailing slash, no default port 443. */
+    let authority: string;
     try {
       const u = new URL(`https://${target}`);
       if (!u.hostname || u.pathname !== '/' || u.search) throw new Error('not host:port');
       host = u.hostname.replace(/^\[|\]$/g, '');
+      authority = u.host;
     } catch {
       return refuse(400, 'Bad Request');
     }
@@ -324,7 +331,7 @@ export class ProxyServer {
       this.o.log.debug({ host, err: e.message }, 'intercepted TLS connection failed');
       tls.destroy();
     });
-    this.tunnels.set(tls, target);
+    this.tunnels.set(tls, authority);
     this.tunnelServer.emit('connection', tls);
   }
 }

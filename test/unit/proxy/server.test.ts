@@ -15,6 +15,59 @@ import {
 
 const basic = (userPass: string) => `Basic ${Buffer.from(userPass).toString('base64')}`;
 
+describe('CONNECT interception', () => {
+  const downloader = new FakeDownloader(Buffer.from('0123456789'));
+  let p: Proxy;
+  before(async () => (p = await startProxy({ downloader })));
+  after(() => p.close());
+
+  /** The URL a GET /p2p/x inside a tunnel to `target` is downloaded from. */
+  async function urlInside(target: string): Promise<string | undefined> {
+    const before = downloader.opened.length;
+    const t = await tunnelTls(await connectTunnel(p.port, target), p.ca);
+    const answer = await exchange(t, 'GET /p2p/x HTTP/1.1\r\nHost: whatever\r\nConnection: close\r\n\r\n');
+    t.destroy();
+    assert.match(answer, /^HTTP\/1\.1 200 /, answer);
+    return downloader.opened.slice(before).at(-1)?.url;
+  }
+
+  test('the tunnel host and port make the URL of the requests inside', async () => {
+    assert.equal(await urlInside('example.com:443'), 'https://example.com/p2p/x');
+    assert.equal(await urlInside('example.com:8443'), 'https://example.com:8443/p2p/x');
+    assert.equal(await urlInside('[::1]:8443'), 'https://[::1]:8443/p2p/x');
+    assert.equal(await urlInside('127.0.0.1:443'), 'https://127.0.0.1/p2p/x');
+  });
+
+  test('a CONNECT target without a port means 443', async () => {
+    assert.equal(await urlInside('example.com'), 'https://example.com/p2p/x');
+  });
+
+  test('a trailing slash or userinfo in the CONNECT target does not leak into the URL', async () => {
+    assert.equal(await urlInside('example.com:443/'), 'https://example.com/p2p/x');
+    assert.equal(await urlInside('example.com:8443/'), 'https://example.com:8443/p2p/x');
+    assert.equal(await urlInside('user@example.com:443'), 'https://example.com/p2p/x');
+  });
+
+  test('inside a tunnel only origin-form requests are served; `*` is a 400, not a request to another host', async () => {
+    const t = await tunnelTls(await connectTunnel(p.port, 'example.com:443'), p.ca);
+    const answer = await exchange(t, 'GET * HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n');
+    t.destroy();
+    assert.match(answer, /^HTTP\/1\.1 400 /, answer);
+  });
+
+  test('CONNECT targets with a path, a query, a bad port or no host are refused with 400', async () => {
+    for (const target of [
+      'example.com:443/a',
+      'example.com:443?x=1',
+      'example.com:99999',
+      ':443',
+      'example.com:x',
+    ]) {
+      await assert.rejects(connectTunnel(p.port, target), /400 Bad Request/, target);
+    }
+  });
+});
+
 describe('basic auth and CONNECT', () => {
   const downloader = new FakeDownloader(Buffer.from('0123456789'));
   let p: Proxy;
