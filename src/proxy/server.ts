@@ -59,9 +59,8 @@ export interface ProxyServerOptions {
 
 export class ProxyServer {
   private readonly o: ProxyServerOptions;
+  /** Also parses the requests inside intercepted CONNECT tunnels, so they share its timeouts and close(). */
   private readonly server: Server;
-  /** Parses the requests inside intercepted CONNECT tunnels; it never listens. */
-  private readonly tunnelServer: Server;
   /** The authority (host, and port unless 443) each intercepted TLS socket was CONNECTed to. */
   private readonly tunnels = new WeakMap<Socket, string>();
   private readonly rules: ProxyRules;
@@ -74,16 +73,19 @@ export class ProxyServer {
     this.rate = new RequestRate(o.config.server.requestRateLimit);
     this.forwarder = new Forwarder({ ca: o.ca });
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
-    // requestTimeout 0: an upload through the proxy may take longer than Node's default 5 minutes.
-    this.server = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, handler);
-    this.tunnelServer = createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 }, handler);
-    this.server.on(
-      'connect',
-      (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-        void this.intercept(req, socket as Socket, head),
+    // requestTimeout 0: an upload through the proxy may take longer than Node's default 5 minutes. It would also
+    // turn headersTimeout off (Node defaults it to min(60 s, requestTimeout)): a connection, or a tunnel, that
+    // never sends a whole request head would be kept forever.
+    this.server = createServer(
+      { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 },
+      handler,
     );
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // Not a CONNECT inside an intercepted tunnel.
+      if (this.tunnels.has(req.socket)) socket.destroy();
+      else void this.intercept(req, socket as Socket, head);
+    });
     this.server.on('clientError', (_e, socket) => socket.destroy());
-    this.tunnelServer.on('clientError', (_e, socket) => socket.destroy());
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -101,7 +103,6 @@ export class ProxyServer {
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
-    this.tunnelServer.closeAllConnections();
     await closed;
     await this.forwarder.close();
   }
@@ -332,6 +333,7 @@ export class ProxyServer {
       tls.destroy();
     });
     this.tunnels.set(tls, authority);
-    this.tunnelServer.emit('connection', tls);
+    // The server tracks it as a connection: headersTimeout, keep-alive timeout and closeAllConnections apply.
+    this.server.emit('connection', tls);
   }
 }

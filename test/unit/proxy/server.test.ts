@@ -3,6 +3,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import {
   FakeDownloader,
   connectTunnel,
@@ -100,5 +101,53 @@ describe('basic auth and CONNECT', () => {
     const second = await exchange(t, 'GET /p2p/y HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n');
     assert.match(second, /^HTTP\/1\.1 200 /, second);
     t.destroy();
+  });
+});
+
+describe('shutdown and timeouts', () => {
+  test('close() ends open CONNECT tunnels, handshaken or not, and idle connections', async () => {
+    const p = await startProxy();
+    const pending = await connectTunnel(p.port, 'example.com:443');
+    const established = await tunnelTls(await connectTunnel(p.port, 'example.com:443'), p.ca, 'example.com');
+    const kept = await exchange(established, 'GET /p2p/x HTTP/1.1\r\nHost: example.com\r\n\r\n', 300);
+    assert.match(kept, /^HTTP\/1\.1 200 /);
+    const idle = net.connect(p.port, '127.0.0.1');
+    idle.on('error', () => {});
+    await new Promise((r) => idle.once('connect', r));
+    const closed = await Promise.race([
+      p.close().then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('close() still pending after 3 s'), 3000)),
+    ]);
+    assert.equal(closed, 'closed');
+    for (const s of [pending, established, idle]) {
+      await new Promise<void>((r) => (s.destroyed || s.readableEnded ? r() : s.once('close', () => r())));
+      s.destroy();
+    }
+  });
+
+  test('a CONNECT inside an intercepted tunnel is refused', async () => {
+    const p = await startProxy();
+    try {
+      const t = await tunnelTls(await connectTunnel(p.port, 'example.com:443'), p.ca);
+      const answer = await exchange(
+        t,
+        'CONNECT other.example:443 HTTP/1.1\r\nHost: other.example:443\r\n\r\n',
+      );
+      assert.doesNotMatch(answer, /^HTTP\/1\.1 200/);
+      t.destroy();
+    } finally {
+      await p.close();
+    }
+  });
+
+  test('connections that never send a complete request head are timed out', async () => {
+    // requestTimeout 0 (long uploads) must not also turn Node's headersTimeout off.
+    const p = await startProxy();
+    try {
+      const server = (p.server as unknown as { server: { headersTimeout: number } }).server;
+      assert.ok(server.headersTimeout > 0 && server.headersTimeout <= 120_000, `${server.headersTimeout}`);
+    } finally {
+      await p.close();
+    }
   });
 });
