@@ -49,25 +49,37 @@ export class Forwarder {
     const hasBody =
       req.headers['transfer-encoding'] !== undefined ||
       (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-    let answer;
+    // A client that goes away cancels the origin request, also while the origin has not answered yet.
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort();
+    };
+    res.on('close', onClose);
     try {
-      answer = await this.agent.request({
-        origin: target.origin,
-        path: target.pathname + target.search,
-        method: req.method as 'GET',
-        headers,
-        body: hasBody ? req : undefined,
-      });
-    } catch (e) {
-      throw new ForwardError(`cannot reach ${target.origin}: ${(e as Error).message}`, { cause: e });
-    }
-    res.writeHead(answer.statusCode, endToEnd(answer.headers as Record<string, string | string[]>));
-    try {
-      await pipeline(answer.body, res);
-    } catch {
-      // The client went away or the origin broke off: the connection is cut, the client sees a short body.
-      res.destroy();
-      answer.body.destroy();
+      let answer;
+      try {
+        answer = await this.agent.request({
+          origin: target.origin,
+          path: target.pathname + target.search,
+          method: req.method as 'GET',
+          headers,
+          body: hasBody ? req : undefined,
+          signal: abort.signal,
+        });
+      } catch (e) {
+        if (abort.signal.aborted) return;
+        throw new ForwardError(`cannot reach ${target.origin}: ${(e as Error).message}`, { cause: e });
+      }
+      res.writeHead(answer.statusCode, endToEnd(answer.headers as Record<string, string | string[]>));
+      try {
+        await pipeline(answer.body, res);
+      } catch {
+        // The client went away or the origin broke off: the connection is cut, the client sees a short body.
+        res.destroy();
+        answer.body.destroy();
+      }
+    } finally {
+      res.off('close', onClose);
     }
   }
 

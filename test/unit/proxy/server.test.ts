@@ -9,6 +9,7 @@ import {
   connectTunnel,
   exchange,
   proxyConfig,
+  startOrigin,
   startProxy,
   tunnelTls,
   type Proxy,
@@ -146,6 +147,50 @@ describe('shutdown and timeouts', () => {
     try {
       const server = (p.server as unknown as { server: { headersTimeout: number } }).server;
       assert.ok(server.headersTimeout > 0 && server.headersTimeout <= 120_000, `${server.headersTimeout}`);
+    } finally {
+      await p.close();
+    }
+  });
+});
+
+describe('clients that go away', () => {
+  test('a forwarded request is cancelled at the origin when the client leaves before the answer', async () => {
+    let originSide: Promise<void> | undefined;
+    const origin = await startOrigin((_req, res) => {
+      // Never answers; reports when the proxy gives up the request.
+      originSide = new Promise((r) => res.once('close', () => r()));
+    });
+    const p = await startProxy();
+    try {
+      const sock = net.connect(p.port, '127.0.0.1');
+      sock.on('error', () => {});
+      sock.write(`GET http://127.0.0.1:${origin.port}/slow HTTP/1.1\r\nHost: x\r\n\r\n`);
+      while (!originSide) await new Promise((r) => setTimeout(r, 10));
+      sock.destroy();
+      const gone = await Promise.race([
+        originSide.then(() => 'cancelled'),
+        new Promise((r) => setTimeout(() => r('the origin request is still open after 2 s'), 2000)),
+      ]);
+      assert.equal(gone, 'cancelled');
+    } finally {
+      await p.close();
+      await origin.close();
+    }
+  });
+
+  test('a P2P client leaving mid-body releases the session and fails nothing', async () => {
+    const downloader = new FakeDownloader(Buffer.alloc(4000, 1), { pieceLength: 4, delayMs: 2 });
+    const p = await startProxy({ downloader });
+    try {
+      const sock = net.connect(p.port, '127.0.0.1');
+      sock.on('error', () => {});
+      sock.write('GET http://h/p2p/x HTTP/1.1\r\nHost: h\r\n\r\n');
+      await new Promise((r) => sock.once('data', r));
+      sock.destroy();
+      const deadline = Date.now() + 2000;
+      while (downloader.released === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(downloader.released, 1);
+      assert.deepEqual(downloader.failed, []);
     } finally {
       await p.close();
     }
