@@ -79,16 +79,23 @@ export class ProxyDownloads implements P2PDownloader {
     try {
       const missing = session.interested.filter((p) => !session.finishedPiece(p.number));
       let next = 0;
-      // A few workers, each taking the next missing piece once the limiter lets its bytes pass.
+      let failure: { error: unknown } | undefined;
+      // A few workers, each taking the next missing piece once the limiter lets its bytes pass. The first failure
+      // stops them all, and the session is released only once none is left fetching through it.
       const worker = async () => {
-        while (next < missing.length) {
+        while (!failure && next < missing.length) {
           const piece = missing[next++]!;
-          await this.o.prefetchLimiter.acquire(piece.length);
-          for await (const _ of session.piecesOf([piece.number])) void _;
+          try {
+            await this.o.prefetchLimiter.acquire(piece.length);
+            for await (const _ of session.piecesOf([piece.number])) void _;
+          } catch (e) {
+            failure ??= { error: e };
+          }
         }
       };
       const workers = Math.max(1, Math.min(this.o.concurrentPieceCount, missing.length));
       await Promise.all(Array.from({ length: workers }, worker));
+      if (failure) throw failure.error;
       await session.complete();
       this.o.log.info({ taskId, pieces: missing.length }, 'prefetch finished');
     } catch (e) {
