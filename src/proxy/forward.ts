@@ -7,12 +7,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { rootCertificates } from 'node:tls';
 import { pipeline } from 'node:stream/promises';
 import { Agent } from 'undici';
-import { endToEnd } from './headers.js';
+import { appendVia, endToEnd } from './headers.js';
 
 export interface ForwarderOptions {
   /** Extra trusted CA certificates (PEM), added to the root store. */
   ca?: string[];
   connectTimeoutMs?: number;
+  /** This proxy's Via entry, appended to every forwarded request. */
+  via?: string;
 }
 
 /** Undici refuses these request headers; they describe this hop, not the request. */
@@ -27,8 +29,10 @@ export class ForwardError extends Error {}
 
 export class Forwarder {
   private readonly agent: Agent;
+  private readonly via?: string;
 
   constructor(o: ForwarderOptions = {}) {
+    this.via = o.via;
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
       connect: {
@@ -46,6 +50,7 @@ export class Forwarder {
     const headers = endToEnd(req.headers);
     for (const h of REFUSED_BY_CLIENT) delete headers[h];
     headers['host'] = hostHeader(target);
+    if (this.via) headers['via'] = appendVia(headers['via'], this.via);
     const hasBody =
       req.headers['transfer-encoding'] !== undefined ||
       (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');

@@ -113,6 +113,17 @@ export function endToEnd<T extends IncomingHttpHeaders | OutgoingHttpHeaders | R
   return out;
 }
 
+/** `via` appended to a request's Via header (RFC 9110 §7.6.3): how a proxy sees its own requests come back. */
+export function appendVia(existing: string | string[] | undefined, via: string): string {
+  const before = [existing ?? []].flat().join(', ');
+  return before ? `${before}, ${via}` : via;
+}
+
+/** Whether `via` is one of the entries of the request's Via header. */
+export function hasVia(headers: IncomingHttpHeaders, via: string): boolean {
+  return [headers['via'] ?? []].flat().some((v) => v.split(',').some((entry) => entry.trim() === via));
+}
+
 /** The request headers kept with the task (Download.request_header): end-to-end, without Host (as upstream). */
 export function requestHeaderMap(headers: IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};

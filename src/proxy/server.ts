@@ -6,6 +6,7 @@
 // - CONNECT is always intercepted: TLS is terminated with a leaf certificate for the requested host, and the
 //   requests inside the tunnel are handled as https:// requests to that host.
 
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
@@ -66,12 +67,18 @@ export class ProxyServer {
   private readonly rules: ProxyRules;
   private readonly rate: RequestRate;
   private readonly forwarder: Forwarder;
+  /**
+   * This proxy's Via entry, on what it forwards and on the P2P download's source requests. A request that comes
+   * back with it is a loop (X-Dragonfly-Registry, ns or registryMirror.addr naming this proxy) and is refused:
+   * otherwise one request became an endless chain of new connections.
+   */
+  private readonly via = `1.1 dfdaemon-${randomBytes(4).toString('hex')}`;
 
   constructor(o: ProxyServerOptions) {
     this.o = o;
     this.rules = new ProxyRules(o.config.rules);
     this.rate = new RequestRate(o.config.server.requestRateLimit);
-    this.forwarder = new Forwarder({ ca: o.ca });
+    this.forwarder = new Forwarder({ ca: o.ca, via: this.via });
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
     // requestTimeout 0: an upload through the proxy may take longer than Node's default 5 minutes. It would also
     // turn headersTimeout off (Node defaults it to min(60 s, requestTimeout)): a connection, or a tunnel, that
@@ -116,6 +123,10 @@ export class ProxyServer {
     try {
       if (!this.rate.tryAcquire()) {
         sendError(res, 'proxy', 429, 'proxy request rate limit (proxy.server.requestRateLimit) exceeded');
+        return;
+      }
+      if (hdr.hasVia(req.headers, this.via)) {
+        sendError(res, 'proxy', 508, 'forwarding loop: this request already went through this proxy');
         return;
       }
       if (!this.authorized(req, res)) return;
@@ -261,7 +272,7 @@ export class ProxyServer {
       application: hdr.single(h, hdr.H.application),
       priority: hdr.priority(h) as Priority,
       filteredQueryParams: hdr.filteredQueryParams(h, rule.filteredQueryParams),
-      requestHeader: hdr.requestHeaderMap(h),
+      requestHeader: { ...hdr.requestHeaderMap(h), via: hdr.appendVia(h.via, this.via) },
       pieceLength,
       outputPath: hdr.single(h, hdr.H.outputPath),
       disableBackToSource: this.o.config.disableBackToSource,

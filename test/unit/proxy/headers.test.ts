@@ -4,6 +4,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   DEFAULT_PRIORITY,
+  appendVia,
+  hasVia,
   endToEnd,
   enableTaskIdBasedBlobDigest,
   filteredQueryParams,
@@ -134,5 +136,22 @@ describe('hop-by-hop headers', () => {
       }),
       { authorization: 'Bearer t', range: 'bytes=0-9', accept: 'a/b, c/d' },
     );
+  });
+});
+
+describe('Via', () => {
+  test('appendVia adds an entry after the existing ones', () => {
+    assert.equal(appendVia(undefined, '1.1 me'), '1.1 me');
+    assert.equal(appendVia('', '1.1 me'), '1.1 me');
+    assert.equal(appendVia('1.0 a', '1.1 me'), '1.0 a, 1.1 me');
+    assert.equal(appendVia(['1.0 a', '1.1 b'], '1.1 me'), '1.0 a, 1.1 b, 1.1 me');
+  });
+
+  test('hasVia finds a whole entry only', () => {
+    assert.equal(hasVia({ via: '1.0 a, 1.1 me' }, '1.1 me'), true);
+    assert.equal(hasVia({ via: '1.1 me' }, '1.1 me'), true);
+    assert.equal(hasVia({ via: '1.1 me2' }, '1.1 me'), false);
+    assert.equal(hasVia({ via: '1.1 me-too, 1.1 mex' }, '1.1 me'), false);
+    assert.equal(hasVia({}, '1.1 me'), false);
   });
 });

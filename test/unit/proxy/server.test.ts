@@ -8,10 +8,12 @@ import {
   FakeDownloader,
   connectTunnel,
   exchange,
+  get,
   proxyConfig,
   startOrigin,
   startProxy,
   tunnelTls,
+  type Origin,
   type Proxy,
 } from './proxy-harness.js';
 
@@ -194,5 +196,46 @@ describe('clients that go away', () => {
     } finally {
       await p.close();
     }
+  });
+});
+
+describe('forwarding loops', () => {
+  const downloader = new FakeDownloader(Buffer.from('0123456789'));
+  let p: Proxy;
+  let origin: Origin;
+  before(async () => {
+    p = await startProxy({ downloader });
+    origin = await startOrigin((_req, res) => res.end('ok'));
+  });
+  after(async () => {
+    await p.close();
+    await origin.close();
+  });
+
+  test('forwarded requests carry this proxy in Via, after the client’s own entries', async () => {
+    const a = await get(p.port, `http://127.0.0.1:${origin.port}/v`, { via: '1.0 upstream-cache' });
+    assert.equal(a.status, 200);
+    assert.match(
+      origin.requests.at(-1)!.headers.via ?? '',
+      /^1\.0 upstream-cache, 1\.1 dfdaemon-[0-9a-f]{8}$/,
+    );
+  });
+
+  test('X-Dragonfly-Registry naming the proxy itself is answered 508 instead of looping', async () => {
+    const a = await Promise.race([
+      get(p.port, '/v2/x/manifests/latest', { 'x-dragonfly-registry': `http://127.0.0.1:${p.port}` }),
+      new Promise<never>((_r, reject) => setTimeout(() => reject(new Error('no answer within 3 s')), 3000)),
+    ]);
+    assert.equal(a.status, 508);
+    assert.equal(a.headers['x-dragonfly-error-type'], 'proxy');
+  });
+
+  test('the P2P download’s source requests carry the Via too, and are refused if they come back', async () => {
+    const a = await get(p.port, 'http://h.example/p2p/x');
+    assert.equal(a.status, 200);
+    const via = downloader.opened.at(-1)!.requestHeader['via'] ?? '';
+    assert.match(via, /^1\.1 dfdaemon-[0-9a-f]{8}$/);
+    const back = await get(p.port, 'http://h.example/p2p/x', { via: `1.1 other, ${via}` });
+    assert.equal(back.status, 508);
   });
 });
