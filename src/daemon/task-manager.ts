@@ -98,7 +98,8 @@ const RETRY_BACKOFF_MS = 200;
 
 export class TaskManager {
   private readonly runs = new Map<string, TaskRun>();
-  private readonly starting = new Map<string, Promise<TaskRun>>();
+  /** Starts in flight, with the signal of the request that started it (its stat is cut when that one goes). */
+  private readonly starting = new Map<string, { run: Promise<TaskRun>; signal: AbortSignal }>();
   private readonly o: TaskManagerOptions;
   private closed = false;
   /** Aborted by close(): cuts source stats still in flight, which no run owns yet. */
@@ -134,13 +135,20 @@ export class TaskManager {
   async start(taskId: string, req: DownloadRequest, signal: AbortSignal): Promise<StartedDownload> {
     if (this.closed) throw new DfError('UNAVAILABLE', 'dfdaemon is shutting down');
     let run = this.runs.get(taskId);
-    if (!run) {
+    while (!run) {
       let pending = this.starting.get(taskId);
       if (!pending) {
-        pending = this.createRun(taskId, req, signal).finally(() => this.starting.delete(taskId));
+        const created = this.createRun(taskId, req, signal).finally(() => this.starting.delete(taskId));
+        pending = { run: created, signal };
         this.starting.set(taskId, pending);
       }
-      run = await pending;
+      try {
+        run = await pending.run;
+      } catch (e) {
+        // The request that started it went away and took the stat with it: the others start again.
+        if (pending.signal === signal || !pending.signal.aborted || signal.aborted) throw e;
+        run = this.runs.get(taskId);
+      }
     }
     run.users++;
     const task = this.o.storage.getTask(taskId) as StartedDownload['task'] | undefined;

@@ -234,6 +234,16 @@ describe('proxy', () => {
     );
   });
 
+  test('a client that gives up while the task starts does not fail another one waiting for the same task', async () => {
+    const url = origin.add('/p2p/slow-start', { size: 1000, seed: 12, delayMs: 1500 });
+    const first = curl(['-x', proxy, '--max-time', '0.5', url]);
+    await new Promise((r) => setTimeout(r, 200));
+    const second = await curl(['-x', proxy, url]);
+    assert.notEqual((await first).code, 0, 'the first client gave up');
+    assert.equal(second.status, 200, second.body.toString());
+    assert.ok(second.body.equals(contentSlice(12, 0, 1000)));
+  });
+
   test('an unreachable origin is a 502 with X-Dragonfly-Error-Type: proxy', async () => {
     const s = createServer();
     await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
