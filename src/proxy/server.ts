@@ -176,7 +176,13 @@ export class ProxyServer {
       if (!raw.startsWith('/')) throw new Error('expected a path inside a CONNECT tunnel');
       return new URL(`https://${tunnel}${raw}`);
     }
-    if (/^https?:\/\//i.test(raw)) return new URL(raw);
+    if (/^https?:\/\//i.test(raw)) {
+      const url = new URL(raw);
+      // RFC 9110 §4.2.4: userinfo is an error. It was never sent on, only kept in the task URL, the logs and the
+      // scheduler's announce.
+      if (url.username || url.password) throw new Error('credentials in the URL are not accepted');
+      return url;
+    }
     if (!raw.startsWith('/')) throw new Error('expected an absolute URL or a path');
     const base = mirrorUpstream(raw, req.headers, this.o.config.registryMirror.addr);
     return mirrorUrl(base, raw);

@@ -239,3 +239,45 @@ describe('forwarding loops', () => {
     assert.equal(back.status, 508);
   });
 });
+
+describe('request targets', () => {
+  const downloader = new FakeDownloader(Buffer.from('0123456789'));
+  let p: Proxy;
+  let origin: Origin;
+  before(async () => {
+    p = await startProxy({ downloader });
+    origin = await startOrigin((req, res) => res.end(`path ${req.url}`));
+  });
+  after(async () => {
+    await p.close();
+    await origin.close();
+  });
+
+  test('an absolute URL with userinfo is a 400, neither forwarded nor downloaded', async () => {
+    const before = { opened: downloader.opened.length, requests: origin.requests.length };
+    for (const target of [
+      `http://user:secret@127.0.0.1:${origin.port}/plain`,
+      `http://user@127.0.0.1:${origin.port}/plain`,
+      'http://user:secret@h.example/p2p/x',
+    ]) {
+      const a = await get(p.port, target);
+      assert.equal(a.status, 400, target);
+      assert.equal(a.headers['x-dragonfly-error-type'], 'proxy');
+    }
+    assert.equal(downloader.opened.length, before.opened);
+    assert.equal(origin.requests.length, before.requests);
+  });
+
+  test('a path-only request starting with // stays on the registry it is for', async () => {
+    const a = await get(p.port, '//evil.example/v2/x', {
+      'x-dragonfly-registry': `http://127.0.0.1:${origin.port}`,
+    });
+    assert.equal(a.status, 200);
+    assert.equal(a.body.toString(), 'path //evil.example/v2/x');
+  });
+
+  test('a request target that is neither a URL nor a path is a 400', async () => {
+    const a = await get(p.port, '*');
+    assert.equal(a.status, 400);
+  });
+});
