@@ -44,6 +44,8 @@ export interface FakeOptions {
   /** Delay before each piece, ms. */
   delayMs?: number;
   openError?: Error;
+  /** The download fails with this error when piece `failAt.piece` would come. */
+  failAt?: { piece: number; error: Error };
   responseHeader?: Record<string, string>;
 }
 
@@ -81,6 +83,7 @@ export class FakeDownloader implements P2PDownloader {
         for (const p of o.order ? o.order(pieces) : pieces) {
           if (o.delayMs) await new Promise((r) => setTimeout(r, o.delayMs));
           if (signal.aborted) throw signal.reason;
+          if (o.failAt?.piece === p.number) throw o.failAt.error;
           yield p;
         }
       },

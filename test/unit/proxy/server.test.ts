@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { DfError } from '../../../src/core/errors.js';
 import {
   FakeDownloader,
   connectTunnel,
@@ -279,5 +280,61 @@ describe('request targets', () => {
   test('a request target that is neither a URL nor a path is a 400', async () => {
     const a = await get(p.port, '*');
     assert.equal(a.status, 400);
+  });
+});
+
+describe('errors after the answer started', () => {
+  test('a P2P download failing mid-body cuts the connection: a short body, never a reused connection', async () => {
+    const content = Buffer.alloc(4000, 7);
+    const downloader = new FakeDownloader(content, {
+      pieceLength: 100,
+      failAt: { piece: 5, error: new DfError('BACKEND', 'piece 5 failed') },
+    });
+    const p = await startProxy({ downloader });
+    try {
+      const sock = net.connect(p.port, '127.0.0.1');
+      sock.on('error', () => {});
+      await new Promise((r) => sock.once('connect', r));
+      // A second request pipelined behind the first must not be answered on this connection.
+      const out = await exchange(
+        sock,
+        'GET http://h/p2p/x HTTP/1.1\r\nHost: h\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n',
+        2000,
+      );
+      assert.ok(sock.destroyed || sock.readableEnded, 'the connection is closed');
+      const [head, body = ''] = out.split('\r\n\r\n');
+      assert.match(head!, /^HTTP\/1\.1 200 /);
+      assert.match(head!, /content-length: 4000/i);
+      assert.equal(body.length, 500, 'the five pieces before the failure');
+      assert.equal(out.match(/HTTP\/1\.1/g)?.length, 1);
+      assert.equal(downloader.failed.length, 1);
+      assert.equal(downloader.released, 1);
+    } finally {
+      await p.close();
+    }
+  });
+
+  test('an origin breaking off mid-body cuts the forwarded answer the same way', async () => {
+    const origin = await startOrigin((_req, res) => {
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write(Buffer.alloc(300, 1));
+      setTimeout(() => res.destroy(), 50);
+    });
+    const p = await startProxy();
+    try {
+      const sock = net.connect(p.port, '127.0.0.1');
+      sock.on('error', () => {});
+      await new Promise((r) => sock.once('connect', r));
+      const req = `GET http://127.0.0.1:${origin.port}/x HTTP/1.1\r\nHost: x\r\n\r\n`;
+      const out = await exchange(sock, req + req, 2000);
+      assert.ok(sock.destroyed || sock.readableEnded, 'the connection is closed');
+      const [head, body = ''] = out.split('\r\n\r\n');
+      assert.match(head!, /^HTTP\/1\.1 200 /);
+      assert.equal(body.length, 300);
+      assert.equal(out.match(/HTTP\/1\.1/g)?.length, 1);
+    } finally {
+      await p.close();
+      await origin.close();
+    }
   });
 });
