@@ -338,3 +338,36 @@ describe('errors after the answer started', () => {
     }
   });
 });
+
+describe('malformed requests', () => {
+  let p: Proxy;
+  before(async () => (p = await startProxy()));
+  after(() => p.close());
+
+  async function send(text: string): Promise<string> {
+    const sock = net.connect(p.port, '127.0.0.1');
+    sock.on('error', () => {});
+    await new Promise((r) => sock.once('connect', r));
+    const out = await exchange(sock, text, 2000);
+    sock.destroy();
+    return out;
+  }
+
+  test('a header value with a bare CR or LF is answered 400, never passed on', async () => {
+    assert.match(
+      await send('GET http://h/x HTTP/1.1\r\nHost: h\r\nX-A: a\rInjected: 1\r\n\r\n'),
+      /^HTTP\/1\.1 400 /,
+    );
+    assert.match(
+      await send('GET http://h/x HTTP/1.1\r\nHost: h\r\nX-A: a\nInjected: 1\r\n\r\n'),
+      /^HTTP\/1\.1 400 /,
+    );
+  });
+
+  test('request heads over the size limit are answered 431', async () => {
+    assert.match(
+      await send(`GET http://h/x HTTP/1.1\r\nHost: h\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`),
+      /^HTTP\/1\.1 431 /,
+    );
+  });
+});
