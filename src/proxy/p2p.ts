@@ -140,6 +140,7 @@ export async function streamSession(
   // Pieces stored but not yet sent, by number; the body follows piece numbers in order.
   const stored = new Map<number, P2PPiece>();
   let next = Math.floor(start / session.pieceLength);
+  let sent = 0;
   for await (const piece of session.pieces()) {
     if (!res.headersSent) sendHead();
     stored.set(piece.number, piece);
@@ -148,25 +149,34 @@ export async function streamSession(
       stored.delete(next);
       const from = Math.max(p.offset, start);
       const to = Math.min(p.offset + p.length, end);
-      if (to > from) await copyInto(session.read(from, to - from), res);
+      if (to > from) sent += await copyInto(session.read(from, to - from), res);
       next++;
     }
   }
   if (stored.size > 0) {
     throw toDfError(new Error(`pieces ${[...stored.keys()].join(',')} arrived but piece ${next} never did`));
   }
+  // Content-Length promised end - start bytes: ending short would leave a keep-alive client reading the next
+  // answer as the rest of this body. (A content file shorter than its task, e.g. a hard-linked output path
+  // truncated by its user.)
+  if (sent !== end - start) {
+    throw toDfError(new Error(`sent ${sent} of ${end - start} bytes: the stored content is shorter`));
+  }
   res.end();
 }
 
 /**
- * Writes `src` into `res` with backpressure and leaves `res` open. (Not pipeline(..., { end: false }): each call
+ * Writes `src` into `res` with backpressure and leaves `res` open; returns the number of bytes. (Not pipeline(..., { end: false }): each call
  * leaves its close and error listeners on `res`, three per piece for the whole response.)
  */
-async function copyInto(src: Readable, res: ServerResponse): Promise<void> {
+async function copyInto(src: Readable, res: ServerResponse): Promise<number> {
+  let n = 0;
   for await (const chunk of src) {
     if (res.destroyed) throw new Error('the response was closed');
+    n += (chunk as Buffer).length;
     if (!res.write(chunk)) await drained(res);
   }
+  return n;
 }
 
 /** Resolves on `drain`, rejects if the response closes first; removes its listeners either way. */

@@ -44,6 +44,8 @@ export interface FakeOptions {
   /** Delay before each piece, ms. */
   delayMs?: number;
   openError?: Error;
+  /** Reads of stored bytes come back this many bytes short (a truncated content file). */
+  shortReadBy?: number;
   /** The download fails with this error when piece `failAt.piece` would come. */
   failAt?: { piece: number; error: Error };
   responseHeader?: Record<string, string>;
@@ -87,7 +89,8 @@ export class FakeDownloader implements P2PDownloader {
           yield p;
         }
       },
-      read: (offset, length) => Readable.from([content.subarray(offset, offset + length)]),
+      read: (offset, length) =>
+        Readable.from([content.subarray(offset, offset + Math.max(0, length - (o.shortReadBy ?? 0)))]),
       finish: async () => {},
       fail: (e) => void this.failed.push(e),
       release: () => void this.released++,

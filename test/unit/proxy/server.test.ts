@@ -371,3 +371,26 @@ describe('malformed requests', () => {
     );
   });
 });
+
+describe('stored content shorter than its task', () => {
+  test('the answer is cut instead of ending short of its Content-Length on a kept-alive connection', async () => {
+    const downloader = new FakeDownloader(Buffer.alloc(1000, 3), { pieceLength: 100, shortReadBy: 1 });
+    const p = await startProxy({ downloader });
+    try {
+      const sock = net.connect(p.port, '127.0.0.1');
+      sock.on('error', () => {});
+      await new Promise((r) => sock.once('connect', r));
+      const out = await exchange(
+        sock,
+        'GET http://h/p2p/x HTTP/1.1\r\nHost: h\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n',
+        2000,
+      );
+      assert.ok(sock.destroyed || sock.readableEnded, 'the connection is closed');
+      assert.equal(out.match(/HTTP\/1\.1/g)?.length, 1, 'nothing is read as the rest of the body');
+      assert.equal(out.split('\r\n\r\n')[1]!.length, 990);
+      assert.equal(downloader.failed.length, 1);
+    } finally {
+      await p.close();
+    }
+  });
+});
