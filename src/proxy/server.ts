@@ -307,8 +307,11 @@ export class ProxyServer {
     this.o.metrics?.request();
     const refuse = (status: number, reason: string, extra = '') => {
       this.o.metrics?.failure();
+      // Destroyed once written: the http server no longer tracks a CONNECT socket, and end() alone left it
+      // half-open for as long as the client kept its side (close() waited for it).
       socket.end(
         `HTTP/1.1 ${status} ${reason}\r\n${hdr.H.errorType}: proxy\r\n${extra}Content-Length: 0\r\nConnection: close\r\n\r\n`,
+        () => socket.destroy(),
       );
     };
     if (!this.rate.tryAcquire()) return refuse(429, 'Too Many Requests');
@@ -339,6 +342,8 @@ export class ProxyServer {
       this.o.log.warn({ host, err: (e as Error).message }, 'no certificate for CONNECT host');
       return refuse(502, 'Bad Gateway');
     }
+    // close() came while the certificate was being made: the server no longer tracks this socket, so end it here.
+    if (!this.server.listening) return void socket.destroy();
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
     if (head.length > 0) socket.unshift(head);
     const tls = new TLSSocket(socket, {

@@ -19,7 +19,7 @@ import { DfError } from '../../../src/core/errors.js';
 import type { Download } from '../../../src/gen/common.js';
 import { LeafCertificates, loadOrCreateProxyCa, type ProxyCa } from '../../../src/proxy/certificates.js';
 import type { P2PDownloader, P2PPiece, P2PSession } from '../../../src/proxy/p2p.js';
-import { ProxyServer } from '../../../src/proxy/server.js';
+import { ProxyServer, type LeafCertificateSource } from '../../../src/proxy/server.js';
 
 export const quietLog = { info() {}, warn() {}, debug() {} };
 
@@ -108,7 +108,12 @@ export interface Proxy {
 }
 
 export async function startProxy(
-  o: { config?: ProxyConfig; downloader?: P2PDownloader } = {},
+  o: {
+    config?: ProxyConfig;
+    downloader?: P2PDownloader;
+    /** Wraps the CA's leaf certificates (e.g. to slow them down). */
+    certificates?: (leaves: LeafCertificateSource) => LeafCertificateSource;
+  } = {},
 ): Promise<Proxy> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'proxy-unit-'));
   const ca = await loadOrCreateProxyCa({ dir, log: quietLog });
@@ -116,7 +121,7 @@ export async function startProxy(
     config: o.config ?? proxyConfig(),
     serverIp: '127.0.0.1',
     downloader: o.downloader ?? new FakeDownloader(Buffer.from('0123456789')),
-    certificates: new LeafCertificates(ca),
+    certificates: o.certificates ? o.certificates(new LeafCertificates(ca)) : new LeafCertificates(ca),
     concurrentPieceCount: 4,
     log: quietLog,
   });

@@ -129,6 +129,48 @@ describe('shutdown and timeouts', () => {
     }
   });
 
+  test('close() during a CONNECT whose certificate is still being made does not wait for that client', async () => {
+    let signing: () => void = () => {};
+    const signingStarted = new Promise<void>((r) => (signing = r));
+    const p = await startProxy({
+      certificates: (leaves) => ({
+        secureContextFor: async (host) => {
+          signing();
+          await new Promise((r) => setTimeout(r, 300));
+          return leaves.secureContextFor(host);
+        },
+      }),
+    });
+    const sock = net.connect(p.port, '127.0.0.1');
+    sock.on('error', () => {});
+    sock.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    await signingStarted;
+    const closed = await Promise.race([
+      p.close().then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('close() still pending after 3 s'), 3000)),
+    ]);
+    assert.equal(closed, 'closed');
+    sock.destroy();
+  });
+
+  test('a refused CONNECT is closed even when the client keeps its side open', async () => {
+    const p = await startProxy({ config: proxyConfig({ basicAuth: { username: 'a', password: 'b' } }) });
+    const sock = net.connect({ port: p.port, host: '127.0.0.1', allowHalfOpen: true });
+    sock.on('error', () => {});
+    const answer = await exchange(
+      sock,
+      'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n',
+      300,
+    );
+    assert.match(answer, /^HTTP\/1\.1 407 /);
+    const closed = await Promise.race([
+      p.close().then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r('close() still pending after 3 s'), 3000)),
+    ]);
+    assert.equal(closed, 'closed');
+    sock.destroy();
+  });
+
   test('a CONNECT inside an intercepted tunnel is refused', async () => {
     const p = await startProxy();
     try {
