@@ -34,3 +34,25 @@ export function parseRange(header: string | undefined, total: number): RangeAnsw
   if (!Number.isSafeInteger(start) || start >= total) return { kind: 'unsatisfiable' };
   return { kind: 'range', start, length: end - start + 1 };
 }
+
+/**
+ * RFC 9110 §13.1.5: whether the Range of a request with `If-Range` applies to the stored representation. An entity
+ * tag must be strong and equal to the stored ETag; a date must equal the stored Last-Modified. Otherwise the whole
+ * content is sent: a client resuming a download must not get bytes of another version glued to its own.
+ */
+export function ifRangeMatches(ifRange: string, responseHeader: Record<string, string>): boolean {
+  const stored = (name: string) =>
+    Object.entries(responseHeader)
+      .find(([k]) => k.toLowerCase() === name)?.[1]
+      ?.trim();
+  const v = ifRange.trim();
+  if (v.startsWith('W/')) return false;
+  if (v.startsWith('"')) {
+    const etag = stored('etag');
+    return etag !== undefined && !etag.startsWith('W/') && etag === v;
+  }
+  const lastModified = stored('last-modified');
+  if (lastModified === undefined) return false;
+  const a = Date.parse(v);
+  return !Number.isNaN(a) && a === Date.parse(lastModified);
+}

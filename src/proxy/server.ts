@@ -17,7 +17,7 @@ import { Priority, TaskType, type Download } from '../gen/common.js';
 import { checkBasicAuth } from './basic-auth.js';
 import { Forwarder, ForwardError } from './forward.js';
 import * as hdr from './headers.js';
-import { parseRange, type RangeAnswer } from './range.js';
+import { ifRangeMatches, parseRange, type RangeAnswer } from './range.js';
 import { mirrorUpstream, mirrorUrl } from './registry-mirror.js';
 import { RequestRate } from './request-rate.js';
 import { HEADER_RULE, ProxyRules, downloadUrl } from './rules.js';
@@ -231,7 +231,12 @@ export class ProxyServer {
       return;
     }
     try {
-      const range: RangeAnswer = parseRange(hdr.single(req.headers, 'range'), session.contentLength);
+      const ifRange = hdr.single(req.headers, 'if-range');
+      const rangeHeader =
+        ifRange === undefined || ifRangeMatches(ifRange, session.responseHeader)
+          ? hdr.single(req.headers, 'range')
+          : undefined;
+      const range: RangeAnswer = parseRange(rangeHeader, session.contentLength);
       if (range.kind === 'unsatisfiable') {
         sendError(res, 'proxy', 416, `range ${req.headers.range} is outside ${session.contentLength} bytes`, {
           'content-range': `bytes */${session.contentLength}`,

@@ -2,7 +2,7 @@
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseRange } from '../../../src/proxy/range.js';
+import { ifRangeMatches, parseRange } from '../../../src/proxy/range.js';
 
 describe('parseRange', () => {
   test('no header is the whole content', () => {
@@ -86,5 +86,24 @@ describe('parseRange', () => {
         }
       }
     }
+  });
+});
+
+describe('ifRangeMatches', () => {
+  const stored = { ETag: '"v1"', 'last-modified': 'Wed, 21 Oct 2026 07:28:00 GMT' };
+
+  test('a strong entity tag equal to the stored ETag matches', () => {
+    assert.equal(ifRangeMatches('"v1"', stored), true);
+    assert.equal(ifRangeMatches('"v2"', stored), false);
+    assert.equal(ifRangeMatches('W/"v1"', stored), false, 'a weak tag never matches');
+    assert.equal(ifRangeMatches('"v1"', { etag: 'W/"v1"' }), false, 'nor does a weak stored tag');
+    assert.equal(ifRangeMatches('"v1"', {}), false);
+  });
+
+  test('a date equal to the stored Last-Modified matches', () => {
+    assert.equal(ifRangeMatches('Wed, 21 Oct 2026 07:28:00 GMT', stored), true);
+    assert.equal(ifRangeMatches('Wed, 21 Oct 2026 07:28:01 GMT', stored), false);
+    assert.equal(ifRangeMatches('Wed, 21 Oct 2026 07:28:00 GMT', { etag: '"v1"' }), false);
+    assert.equal(ifRangeMatches('not a date', stored), false);
   });
 });

@@ -436,3 +436,30 @@ describe('stored content shorter than its task', () => {
     }
   });
 });
+
+describe('If-Range', () => {
+  const content = Buffer.from('0123456789abcdefghij');
+  const downloader = new FakeDownloader(content, {
+    responseHeader: { etag: '"v1"', 'last-modified': 'Wed, 21 Oct 2026 07:28:00 GMT' },
+  });
+  let p: Proxy;
+  before(async () => (p = await startProxy({ downloader })));
+  after(() => p.close());
+
+  test('a Range whose If-Range matches the stored task is served as 206', async () => {
+    for (const ifRange of ['"v1"', 'Wed, 21 Oct 2026 07:28:00 GMT']) {
+      const a = await get(p.port, 'http://h/p2p/x', { range: 'bytes=10-', 'if-range': ifRange });
+      assert.equal(a.status, 206, ifRange);
+      assert.equal(a.body.toString(), 'abcdefghij');
+    }
+  });
+
+  test('when it does not match, the whole content comes with 200, never a range of another version', async () => {
+    for (const ifRange of ['"v0"', 'W/"v1"', 'Tue, 20 Oct 2026 07:28:00 GMT']) {
+      const a = await get(p.port, 'http://h/p2p/x', { range: 'bytes=10-', 'if-range': ifRange });
+      assert.equal(a.status, 200, ifRange);
+      assert.equal(a.headers['content-range'], undefined);
+      assert.ok(a.body.equals(content));
+    }
+  });
+});
