@@ -66,8 +66,10 @@ const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
   'upgrade',
   'expect',
   'content-length',
-  // The range is the request's `range` field, never a header passed through.
+  // The range is the request's `range` field, never a header passed through; nor the client's If-Range, which
+  // only qualifies the client's Range (with a stale validator every piece came back as a 200 of the whole object).
   'range',
+  'if-range',
 ]);
 
 /** Credentials that must not follow a redirect to another origin (as reqwest's `remove_sensitive_headers`). */

@@ -503,18 +503,19 @@ describe('HttpBackend', () => {
       assert.equal(seen?.range, 'bytes=0-3');
     });
 
-    it('drops hop-by-hop headers and a caller Range; keeps a caller User-Agent', async () => {
+    it('drops hop-by-hop headers and a caller Range and If-Range; keeps a caller User-Agent', async () => {
       const u = origin.route('/headers2', serveRanges(DATA));
       const res = await backend().get(
         getReq(
           u,
           { start: 0, length: 4 },
-          { Connection: 'upgrade', Range: 'bytes=9-9', 'User-Agent': 'mine' },
+          { Connection: 'upgrade', Range: 'bytes=9-9', 'If-Range': '"v0"', 'User-Agent': 'mine' },
         ),
       );
       await readAll(res.body);
       const seen = origin.lastHeaders.get('/headers2');
       assert.equal(seen?.range, 'bytes=0-3');
+      assert.equal(seen?.['if-range'], undefined);
       assert.equal(seen?.['user-agent'], 'mine');
     });
 
