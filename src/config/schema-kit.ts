@@ -140,8 +140,8 @@ export { BYTE_SIZE_FORM, DURATION_FORM };
 
 /**
  * Compiles a Rust `regex` pattern as a JavaScript RegExp. The two syntaxes agree on what config files use
- * (classes, anchors, groups, escapes); Rust's leading inline flags such as `(?i)` become RegExp flags.
- * Throws on an invalid pattern.
+ * (classes, anchors, groups, escapes); Rust's leading inline flags such as `(?i)` become RegExp flags, and the
+ * Rust-only `\A`, `\z` and `(?P<name>` are translated. Throws on an invalid pattern.
  */
 export function compileRustRegex(source: string): RegExp {
   const m = /^\(\?([imsx]+)\)/.exec(source);
@@ -154,12 +154,35 @@ export function compileRustRegex(source: string): RegExp {
       else throw new SyntaxError(`unsupported inline flag ${f}`);
     }
   }
+  body = translateRustOnly(body);
   try {
     return new RegExp(body, flags);
   } catch {
     // Some Rust patterns are not valid under the stricter 'u' flag (e.g. needless escapes); retry without it.
     return new RegExp(body, flags.replace('u', ''));
   }
+}
+
+/**
+ * `\A` (start of text), `\z` (end of text) and `(?P<name>...)`. Without this, the retry without 'u' read `\A` and
+ * `\z` as the letters A and z: an anchored rule or block-list URL silently never matched.
+ */
+function translateRustOnly(body: string): string {
+  let out = '';
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (c === '\\' && i + 1 < body.length) {
+      const n = body[++i]!;
+      // Lookarounds, not ^ and $: those follow lines under (?m), \A and \z never do.
+      out += n === 'A' ? '(?<![\\s\\S])' : n === 'z' ? '(?![\\s\\S])' : c + n;
+    } else if (body.startsWith('(?P<', i)) {
+      out += '(?<';
+      i += 3;
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 export const regex = (dflt: string) =>

@@ -47,6 +47,15 @@ describe('block list', () => {
     assert.equal(blockedReason(b, download({ url: 'https://h/?u=http://x' })), undefined);
   });
 
+  test("a URL regex anchored with Rust's \\A blocks what it names (not a literal A)", () => {
+    const b = compileBlockList({ urls: ['\\Ahttps://evil\\.example/'] });
+    assert.ok(blockedReason(b, download({ url: 'https://evil.example/x' })));
+    assert.equal(
+      blockedReason(b, download({ url: 'https://ok.example/?u=https://evil.example/' })),
+      undefined,
+    );
+  });
+
   test('application, tag and priority must be equal, not similar', () => {
     const b = compileBlockList({
       urls: [],

@@ -46,6 +46,19 @@ describe('ProxyRules.match', () => {
     );
   });
 
+  test('Rust-only \\A, \\z and (?P<name>) mean what they mean in Rust', () => {
+    const anchored = new ProxyRules([rule('\\Ahttps://r\\.example/v2/.*/blobs/sha256:[0-9a-f]+\\z')]);
+    assert.ok(anchored.match(new URL('https://r.example/v2/lib/x/blobs/sha256:00ff')));
+    assert.equal(anchored.match(new URL('https://r.example/v2/lib/x/blobs/sha256:00ff/more')), undefined);
+    assert.equal(
+      anchored.match(new URL('https://evil.example/?https://r.example/v2/a/blobs/sha256:00')),
+      undefined,
+    );
+    assert.ok(
+      new ProxyRules([rule('blobs/(?P<algo>sha256):')]).match(new URL('http://r/v2/x/blobs/sha256:1')),
+    );
+  });
+
   test('rules undefined: registry blobs go through P2P; rules []: nothing does', () => {
     const blob = new URL('https://registry-1.docker.io/v2/library/nginx/blobs/sha256:abcd');
     const manifest = new URL('https://registry-1.docker.io/v2/library/nginx/manifests/latest');
