@@ -22,7 +22,7 @@ import {
   tempDir,
   type DaemonHandle,
 } from '../helpers/daemon.js';
-import { freePort } from '../helpers/nginx.js';
+import { freePort } from '../helpers/child-process.js';
 import {
   buildImage,
   findBusybox,

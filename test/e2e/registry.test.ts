@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { findContainerd, Containerd, writeHostsToml } from '../helpers/containerd.js';
 import { tempDir } from '../helpers/daemon.js';
-import { freePort } from '../helpers/nginx.js';
+import { freePort } from '../helpers/child-process.js';
 import { buildImage, findBusybox, findUmoci, pushImage, type OciImage } from '../helpers/oci-image.js';
 import { findRegistry, Registry } from '../helpers/registry.js';
 import { checkLayoutBlobs, findSkopeo, layoutManifestDigest, Skopeo } from '../helpers/skopeo.js';

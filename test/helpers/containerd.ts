@@ -10,9 +10,10 @@
 // tell whether a blob came through the mirror or from the registry itself (ctr falls back to the registry when
 // every host of hosts.toml fails).
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnLogged, stopByPid, waitUntil } from './child-process.js';
 import type { RunResult } from './daemon.js';
 import { tempDir } from './daemon.js';
 import { runCommand, which } from './exec.js';
@@ -115,27 +116,21 @@ oom_score = 0
   async start(): Promise<void> {
     mkdirSync(join(this.dir, 'tmp'));
     writeFileSync(this.conf, this.config());
-    const fd = openSync(this.log, 'a');
+    const proc = spawnLogged(this.bins.containerd, ['--config', this.conf], this.log);
+    this.proc = proc;
+    const answers = async () =>
+      existsSync(this.socket) && (await this.ctr(['version'], { timeoutMs: 5000 })).code === 0;
     try {
-      this.proc = spawn(this.bins.containerd, ['--config', this.conf], { stdio: ['ignore', fd, fd] });
-    } finally {
-      closeSync(fd);
-    }
-    const proc = this.proc;
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      if (proc.exitCode !== null || proc.signalCode !== null) {
-        throw new Error(`containerd exited with ${proc.exitCode ?? proc.signalCode}:\n${this.logTail()}`);
-      }
-      if (existsSync(this.socket)) {
-        const r = await this.ctr(['version'], { timeoutMs: 5000 });
-        if (r.code === 0) return;
-      }
-      if (Date.now() > deadline) {
-        await this.stop({ keepDir: true });
-        throw new Error(`containerd did not answer on ${this.socket}:\n${this.logTail()}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
+      await waitUntil(answers, {
+        proc,
+        what: 'containerd',
+        until: `answer on ${this.socket}`,
+        timeoutMs: 15_000,
+        detail: () => this.logTail(),
+      });
+    } catch (e) {
+      await this.stop({ keepDir: true });
+      throw e;
     }
   }
 
@@ -175,14 +170,7 @@ oom_score = 0
 
   /** Stops containerd by the PID of the process we spawned (SIGTERM, SIGKILL after 10 s); removes the dir. */
   async stop(opts: { keepDir?: boolean } = {}): Promise<void> {
-    const p = this.proc;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(t);
-    }
+    await stopByPid(this.proc, 10_000);
     this.proc = undefined;
     if (!opts.keepDir) rmSync(this.dir, { recursive: true, force: true });
   }

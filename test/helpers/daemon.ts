@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stopByPid } from './child-process.js';
+import { runCommand } from './exec.js';
 import { waitForLogLine } from './process-log.js';
 
 export const DIST = fileURLToPath(new URL('../../', import.meta.url));
@@ -144,13 +146,7 @@ export async function startDaemon(
 
 /** Ends the daemon by PID (SIGTERM, then SIGKILL after 5 s); removes its dir unless `keepDir`. */
 export async function stopDaemon(d: DaemonHandle, opts: { keepDir?: boolean; signal?: NodeJS.Signals } = {}) {
-  if (d.proc.exitCode === null && d.proc.signalCode === null) {
-    const exited = new Promise((r) => d.proc.once('exit', r));
-    d.proc.kill(opts.signal ?? 'SIGTERM');
-    const t = setTimeout(() => d.proc.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(t);
-  }
+  await stopByPid(d.proc, 5000, opts.signal);
   if (!opts.keepDir) rmSync(d.dir, { recursive: true, force: true });
 }
 
@@ -160,25 +156,14 @@ export interface RunResult {
   stderr: string;
 }
 
+/** Runs `node ARGS` (one of our built CLIs) with `env` added to ours; see runCommand. */
 export function run(
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, args, {
-      env: { ...process.env, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const t = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
-    p.once('error', reject);
-    p.once('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
+  return runCommand(process.execPath, args, {
+    env: { ...process.env, ...opts.env },
+    timeoutMs: opts.timeoutMs,
   });
 }
 

@@ -15,8 +15,9 @@ import {
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { createServer, connect, type AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
+import { startOnFreePort, stopByPid, waitUntil } from './child-process.js';
 import { tempDir } from './daemon.js';
 
 export const NGINX_CANDIDATES = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'];
@@ -29,16 +30,16 @@ export function findNginx(): string | undefined {
   return r.status === 0 && p ? p : undefined;
 }
 
-/** A free loopback port: listen on port 0, read the port, close. */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', resolve);
+/** Whether something accepts TCP connections on the loopback `port`. */
+function listening(port: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
   });
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
 }
 
 export interface AccessLogEntry {
@@ -132,22 +133,15 @@ http {
 
   /** Starts nginx on a free port and waits until it accepts connections. */
   async start(): Promise<void> {
-    let lastErr: unknown;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      this.port = await freePort();
-      writeFileSync(this.conf, this.config());
-      try {
-        await this.spawnAndWait();
-        return;
-      } catch (e) {
-        lastErr = e;
-        await this.stop({ keepDir: true });
-      }
-    }
-    throw lastErr;
+    await startOnFreePort((port) => this.spawnAndWait(port), {
+      attempts: 3,
+      undo: () => this.stop({ keepDir: true }),
+    });
   }
 
-  private async spawnAndWait(): Promise<void> {
+  private async spawnAndWait(port: number): Promise<void> {
+    this.port = port;
+    writeFileSync(this.conf, this.config());
     this.stderr = '';
     // -e: the error log before the config is read (nginx ≥ 1.19.5); -p: prefix for anything left relative.
     const proc = spawn(this.binary, ['-p', this.dir, '-e', this.errorLog, '-c', this.conf], {
@@ -155,25 +149,13 @@ http {
     });
     this.proc = proc;
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      if (proc.exitCode !== null || proc.signalCode !== null) {
-        throw new Error(
-          `nginx exited with ${proc.exitCode ?? proc.signalCode}: ${this.stderr}${this.errors()}`,
-        );
-      }
-      const ok = await new Promise<boolean>((resolve) => {
-        const s = connect(this.port, '127.0.0.1');
-        s.once('connect', () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.once('error', () => resolve(false));
-      });
-      if (ok) return;
-      if (Date.now() > deadline) throw new Error(`nginx did not listen on ${this.port}: ${this.errors()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitUntil(() => listening(this.port), {
+      proc,
+      what: 'nginx',
+      until: `listen on ${this.port}`,
+      timeoutMs: 10_000,
+      detail: () => `${this.stderr}${this.errors()}`,
+    });
   }
 
   private errors(): string {
@@ -193,14 +175,7 @@ http {
 
   /** Stops nginx by the PID of the process we spawned (SIGTERM: the master stops its workers; SIGKILL after 5 s); removes the dir. */
   async stop(opts: { keepDir?: boolean } = {}): Promise<void> {
-    const p = this.proc;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    }
+    await stopByPid(this.proc, 5000);
     this.proc = undefined;
     if (!opts.keepDir) rmSync(this.dir, { recursive: true, force: true });
   }

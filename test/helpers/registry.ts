@@ -5,13 +5,13 @@
 // Its access log (one combined-format line per request, on stdout) goes to a file that tests parse to count what
 // clients — or the proxy — fetched from it.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { httpStatus, spawnLogged, startOnFreePort, stopByPid, waitUntil } from './child-process.js';
 import { tempDir } from './daemon.js';
 import { which } from './exec.js';
-import { freePort } from './nginx.js';
 
 /** The registry binary, or undefined when docker-registry is not installed. */
 export function findRegistry(): string | undefined {
@@ -93,49 +93,25 @@ http:
 
   /** Starts the registry on a free port and waits until `GET /v2/` answers 200 (up to 10 s per attempt). */
   async start(): Promise<void> {
-    let lastErr: unknown;
-    for (let attempt = 0; attempt < 4; attempt++) {
-      this.port = await freePort();
-      writeFileSync(this.conf, this.config());
-      try {
-        await this.spawnAndWait();
-        return;
-      } catch (e) {
-        lastErr = e;
-        await this.stop({ keepDir: true });
-        if (!/address already in use/.test(String(e))) break;
-      }
-    }
-    throw lastErr;
+    await startOnFreePort((port) => this.spawnAndWait(port), {
+      attempts: 4,
+      undo: () => this.stop({ keepDir: true }),
+      retry: (e) => /address already in use/.test(String(e)),
+    });
   }
 
-  private async spawnAndWait(): Promise<void> {
-    const out = openSync(this.accessLog, 'a');
-    const err = openSync(this.errorLog, 'a');
-    let proc: ChildProcess;
-    try {
-      proc = spawn(this.binary, ['serve', this.conf], { stdio: ['ignore', out, err] });
-    } finally {
-      closeSync(out);
-      closeSync(err);
-    }
+  private async spawnAndWait(port: number): Promise<void> {
+    this.port = port;
+    writeFileSync(this.conf, this.config());
+    const proc = spawnLogged(this.binary, ['serve', this.conf], this.accessLog, this.errorLog);
     this.proc = proc;
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      if (proc.exitCode !== null || proc.signalCode !== null) {
-        throw new Error(`docker-registry exited with ${proc.exitCode ?? proc.signalCode}: ${this.errors()}`);
-      }
-      try {
-        const res = await fetch(`${this.url}/v2/`, { signal: AbortSignal.timeout(1000) });
-        await res.arrayBuffer();
-        if (res.status === 200) return;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline)
-        throw new Error(`docker-registry did not answer on ${this.port}: ${this.errors()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitUntil(async () => (await httpStatus(`${this.url}/v2/`)) === 200, {
+      proc,
+      what: 'docker-registry',
+      until: `answer on ${this.port}`,
+      timeoutMs: 10_000,
+      detail: () => this.errors(),
+    });
   }
 
   /** The last lines of the registry's own log. */
@@ -171,14 +147,7 @@ http:
 
   /** Stops the registry by the PID of the process we spawned (SIGTERM, SIGKILL after 5 s); removes the dir. */
   async stop(opts: { keepDir?: boolean } = {}): Promise<void> {
-    const p = this.proc;
-    if (p && p.exitCode === null && p.signalCode === null) {
-      const exited = new Promise((r) => p.once('exit', r));
-      p.kill('SIGTERM');
-      const t = setTimeout(() => p.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(t);
-    }
+    await stopByPid(this.proc, 5000);
     this.proc = undefined;
     if (!opts.keepDir) rmSync(this.dir, { recursive: true, force: true });
   }

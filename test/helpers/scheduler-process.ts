@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { stopByPid } from './child-process.js';
 import { DIST, tempDir } from './daemon.js';
 import { waitForLogLine } from './process-log.js';
 
@@ -34,12 +35,6 @@ export async function startScheduler(
 }
 
 export async function stopScheduler(s: SchedulerHandle, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (s.proc.exitCode === null && s.proc.signalCode === null) {
-    const exited = new Promise((r) => s.proc.once('exit', r));
-    s.proc.kill(signal);
-    const t = setTimeout(() => s.proc.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(t);
-  }
+  await stopByPid(s.proc, 5000, signal);
   rmSync(s.dir, { recursive: true, force: true });
 }
