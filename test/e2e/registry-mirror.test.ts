@@ -9,9 +9,9 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Containerd, findContainerd, writeHostsToml } from '../helpers/containerd.js';
+import { freePort } from '../helpers/child-process.js';
+import { writeHostsToml } from '../helpers/containerd.js';
 import {
   DIST,
   metricsText,
@@ -19,25 +19,16 @@ import {
   run,
   startDaemon,
   stopDaemon,
-  tempDir,
   type DaemonHandle,
 } from '../helpers/daemon.js';
-import { freePort } from '../helpers/child-process.js';
-import {
-  buildImage,
-  findBusybox,
-  findUmoci,
-  pushImage,
-  type OciBlob,
-  type OciImage,
-} from '../helpers/oci-image.js';
-import { findRegistry, Registry } from '../helpers/registry.js';
+import type { OciBlob, OciImage } from '../helpers/oci-image.js';
+import type { Registry } from '../helpers/registry.js';
+import { findRegistryTools, RegistryEnv } from '../helpers/registry-env.js';
 import {
   checkLayoutBlobs,
-  findSkopeo,
   layoutManifestDigest,
   requestedUrls,
-  Skopeo,
+  type Skopeo,
   writeRegistriesConf,
 } from '../helpers/skopeo.js';
 
@@ -45,17 +36,8 @@ const MiB = 1024 * 1024;
 /** Blobs above this go through P2P (stored as tasks); smaller ones are forwarded to the registry. */
 const P2P_MIN = 4 * MiB;
 const DFCTL = join(DIST, 'src/cli/dfctl.js');
-const REGISTRY = findRegistry();
-const SKOPEO = findSkopeo();
-const CONTAINERD = findContainerd();
-const missing = [
-  ['docker-registry', REGISTRY],
-  ['skopeo', SKOPEO],
-  ['umoci', findUmoci()],
-  ['busybox', findBusybox()],
-]
-  .filter(([, p]) => !p)
-  .map(([n]) => n);
+const TOOLS = findRegistryTools();
+const CONTAINERD = TOOLS.containerd;
 
 interface TaskJson {
   id: string;
@@ -66,9 +48,10 @@ interface TaskJson {
 describe(
   'dfdaemon proxy as a registry mirror (docker-registry, skopeo, ctr)',
   {
-    skip: missing.length ? `not installed: ${missing.join(', ')}` : false,
+    skip: TOOLS.missing.length ? `not installed: ${TOOLS.missing.join(', ')}` : false,
   },
   () => {
+    let env: RegistryEnv;
     let registry: Registry;
     let skopeo: Skopeo;
     let daemon: DaemonHandle;
@@ -78,19 +61,18 @@ describe(
     /** Pulled by ctr (other blobs, so that its first pull is cold in the daemon). */
     let imgY: OciImage;
     let proxyHost: string;
-    const containerds: Containerd[] = [];
 
     const big = (img: OciImage) => img.blobs.filter((b) => b.size > P2P_MIN);
 
     before(async () => {
-      work = tempDir('dft-e2e-mirror-');
-      registry = new Registry(REGISTRY!);
-      skopeo = new Skopeo(SKOPEO!);
-      imgX = await buildImage({ layers: [5 * MiB + 3, 9 * MiB, MiB], seed: 'mirror-x' });
-      imgY = await buildImage({ layers: [6 * MiB + 1, 2 * MiB], seed: 'mirror-y' });
-      await registry.start();
-      assert.equal(await pushImage(skopeo, imgX, `${registry.host}/t/x:v1`), imgX.manifestDigest);
-      assert.equal(await pushImage(skopeo, imgY, `${registry.host}/t/y:v1`), imgY.manifestDigest);
+      env = new RegistryEnv(TOOLS, 'dft-e2e-mirror-');
+      ({ registry, skopeo, work } = env);
+      const pushed = await env.start([
+        { repo: 't/x:v1', spec: { layers: [5 * MiB + 3, 9 * MiB, MiB], seed: 'mirror-x' } },
+        { repo: 't/y:v1', spec: { layers: [6 * MiB + 1, 2 * MiB], seed: 'mirror-y' } },
+      ]);
+      for (const p of pushed) assert.equal(p.pushedDigest, p.image.manifestDigest);
+      [imgX, imgY] = pushed.map((p) => p.image) as [OciImage, OciImage];
       daemon = await startDaemon({
         extraConfig: `proxy:\n  server:\n    ip: 127.0.0.1\n    port: 0\n  registryMirror:\n    addr: ${registry.url}\n`,
       });
@@ -99,13 +81,8 @@ describe(
     });
 
     after(async () => {
-      for (const c of containerds) await c.stop();
       if (daemon) await stopDaemon(daemon);
-      if (registry) await registry.stop();
-      skopeo?.remove();
-      imgX?.remove();
-      imgY?.remove();
-      if (work) rmSync(work, { recursive: true, force: true });
+      await env?.close();
     });
 
     async function tasks(): Promise<TaskJson[]> {
@@ -212,9 +189,7 @@ describe(
         // dfinit's catch-all form: no server, no header; the proxy reads the registry from containerd's `ns`.
         const certs = join(work, 'certs-ns');
         writeHostsToml(certs, registry.host, `http://${proxyHost}`);
-        const c = new Containerd(CONTAINERD!);
-        containerds.push(c);
-        await c.start();
+        const c = await env.containerd();
         const r = await c.pull(`${registry.host}/t/y:v1`, { hostsDir: certs });
         assert.equal(r.code, 0, r.stderr.slice(-4000));
         assert.deepEqual(r.fallbacks, [], 'ctr did not fall back to the registry');
@@ -251,9 +226,7 @@ describe(
           server: registry.url,
           registryHeader: registry.url,
         });
-        const c = new Containerd(CONTAINERD!);
-        containerds.push(c);
-        await c.start();
+        const c = await env.containerd();
         const r = await c.pull(`${alias}/t/y:v1`, { hostsDir: certs });
         assert.equal(r.code, 0, r.stderr.slice(-4000));
         assert.deepEqual(r.fallbacks, [], 'ctr did not fall back to `server`');

@@ -5,56 +5,41 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { findContainerd, Containerd, writeHostsToml } from '../helpers/containerd.js';
-import { tempDir } from '../helpers/daemon.js';
 import { freePort } from '../helpers/child-process.js';
-import { buildImage, findBusybox, findUmoci, pushImage, type OciImage } from '../helpers/oci-image.js';
-import { findRegistry, Registry } from '../helpers/registry.js';
-import { checkLayoutBlobs, findSkopeo, layoutManifestDigest, Skopeo } from '../helpers/skopeo.js';
+import { writeHostsToml } from '../helpers/containerd.js';
+import type { OciImage } from '../helpers/oci-image.js';
+import type { Registry } from '../helpers/registry.js';
+import { findRegistryTools, RegistryEnv } from '../helpers/registry-env.js';
+import { checkLayoutBlobs, layoutManifestDigest, type Skopeo } from '../helpers/skopeo.js';
 
 const MiB = 1024 * 1024;
-const REGISTRY = findRegistry();
-const SKOPEO = findSkopeo();
-const CONTAINERD = findContainerd();
-const missing = [
-  ['docker-registry', REGISTRY],
-  ['skopeo', SKOPEO],
-  ['umoci', findUmoci()],
-  ['busybox', findBusybox()],
-]
-  .filter(([, p]) => !p)
-  .map(([n]) => n);
+const TOOLS = findRegistryTools();
+const CONTAINERD = TOOLS.containerd;
 
 describe(
   'registry toolchain: umoci, docker-registry, skopeo, ctr',
   {
-    skip: missing.length ? `not installed: ${missing.join(', ')}` : false,
+    skip: TOOLS.missing.length ? `not installed: ${TOOLS.missing.join(', ')}` : false,
   },
   () => {
+    let env: RegistryEnv;
     let registry: Registry;
     let skopeo: Skopeo;
     let img: OciImage;
     let pushedDigest: string;
     let work: string;
-    const containerds: Containerd[] = [];
 
     before(async () => {
-      work = tempDir('dft-e2e-registry-');
-      registry = new Registry(REGISTRY!);
-      skopeo = new Skopeo(SKOPEO!);
-      img = await buildImage({ layers: [5 * MiB + 3, 9 * MiB, MiB] });
-      await registry.start();
-      pushedDigest = await pushImage(skopeo, img, `${registry.host}/t/x:v1`);
+      env = new RegistryEnv(TOOLS, 'dft-e2e-registry-');
+      ({ registry, skopeo, work } = env);
+      [{ image: img, pushedDigest }] = await env.start([
+        { repo: 't/x:v1', spec: { layers: [5 * MiB + 3, 9 * MiB, MiB] } },
+      ]);
     });
 
     after(async () => {
-      for (const c of containerds) await c.stop();
-      if (registry) await registry.stop();
-      skopeo?.remove();
-      img?.remove();
-      if (work) rmSync(work, { recursive: true, force: true });
+      await env?.close();
     });
 
     test('the built image has a busybox layer and pseudo-random layers that gzip cannot shrink', () => {
@@ -97,9 +82,7 @@ describe(
     });
 
     test('ctr pulls and unpacks the image from the registry directly', { skip: !CONTAINERD }, async () => {
-      const c = new Containerd(CONTAINERD!);
-      containerds.push(c);
-      await c.start();
+      const c = await env.containerd();
       const r = await c.pull(`${registry.host}/t/x:v1`, { plainHttp: true });
       assert.equal(r.code, 0, r.stderr.slice(-3000));
       const content = await c.content();
@@ -125,9 +108,7 @@ describe(
         const alias = `127.0.0.1:${await freePort()}`;
         const certs = join(work, 'certs.d');
         writeHostsToml(certs, alias, registry.url);
-        const c = new Containerd(CONTAINERD!);
-        containerds.push(c);
-        await c.start();
+        const c = await env.containerd();
         const before = registry.requests().length;
         const r = await c.pull(`${alias}/t/x:v1`, { hostsDir: certs, unpack: false });
         assert.equal(r.code, 0, r.stderr.slice(-3000));
