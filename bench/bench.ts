@@ -11,12 +11,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DFGET, startDaemon, stopDaemon, type DaemonHandle } from '../test/helpers/daemon.js';
 import { machineInfo, machineLine } from './machine.js';
 import { NGINX, startNginx, type NginxHandle } from './nginx.js';
 import { median, procCpuMs, procStatusBytes, sampleRss, timed, type Timed } from './proc.js';
-import { consoleTable, markdown, type Figure, type Report } from './report.js';
+import { publishReport, type Figure } from './report.js';
 import { runBenchmark } from './run.js';
 
 const MIB = 2 ** 20;
@@ -31,22 +30,16 @@ const WATCHDOG_MS = 9 * 60_000;
 const BIG_TIMEOUT_MS = 120_000;
 const SMALL_TIMEOUT_MS = 15_000;
 
-const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
-
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 
 let tmp: string | undefined;
 let nginx: NginxHandle | undefined;
 let daemon: DaemonHandle | undefined;
-let cleaning: Promise<void> | undefined;
 
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    if (daemon) await stopDaemon(daemon, { keepDir: true }).catch(() => undefined);
-    if (nginx) await nginx.stop().catch(() => undefined);
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-  })();
-  return cleaning;
+async function cleanup(): Promise<void> {
+  if (daemon) await stopDaemon(daemon, { keepDir: true }).catch(() => undefined);
+  if (nginx) await nginx.stop().catch(() => undefined);
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
 }
 
 /** A file of random-ish bytes, written in 4 MiB chunks: one random block, each chunk stamped with its index. */
@@ -332,23 +325,7 @@ async function main(): Promise<void> {
     small1kCurlMs: curlSmall.map(round),
     dfgetVersionMs: dfgetVersion.map(round),
   });
-  const now = new Date();
-  const report: Report = {
-    date: now.toISOString(),
-    machine,
-    figures,
-    samples,
-    notes,
-    durationS: (performance.now() - began) / 1000,
-  };
-  process.stdout.write(`\n${consoleTable(report)}\n`);
-  for (const n of notes) process.stdout.write(`note: ${n}\n`);
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(join(RESULTS_DIR, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const md = markdown(report);
-  writeFileSync(join(RESULTS_DIR, 'latest.md'), md);
-  writeFileSync(join(RESULTS_DIR, `${now.toISOString().slice(0, 10)}.md`), md);
-  log(`wrote ${RESULTS_DIR}latest.json, latest.md`);
+  publishReport({ began, machine, figures, samples, notes }, { prefix: '', log });
 }
 
 function mbps(bytes: number, ms: number): string {

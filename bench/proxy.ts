@@ -11,11 +11,10 @@
 // Every process is ended by PID and every temp dir removed, also on error, SIGINT/SIGTERM and the watchdog.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   metricsText,
   metricValue,
@@ -30,7 +29,7 @@ import { checkLayoutBlobs, findSkopeo, Skopeo, writeRegistriesConf } from '../te
 import { machineInfo, machineLine } from './machine.js';
 import { NGINX } from './nginx.js';
 import { median, timed, type Timed } from './proc.js';
-import { consoleTable, markdown, type Figure, type Report } from './report.js';
+import { publishReport, type Figure } from './report.js';
 import { runBenchmark } from './run.js';
 
 const MIB = 2 ** 20;
@@ -46,7 +45,6 @@ const BIG_TIMEOUT_MS = 180_000;
 const REPO = 'bench/big';
 const TAG = 'v1';
 
-const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 const log = (msg: string) => process.stderr.write(`[proxy] ${msg}\n`);
 
 let tmp: string | undefined;
@@ -54,17 +52,13 @@ let registry: Registry | undefined;
 let skopeo: Skopeo | undefined;
 let img: OciImage | undefined;
 let daemon: DaemonHandle | undefined;
-let cleaning: Promise<void> | undefined;
 
-function cleanup(): Promise<void> {
-  cleaning ??= (async () => {
-    if (daemon) await stopDaemon(daemon).catch(() => undefined);
-    if (registry) await registry.stop().catch(() => undefined);
-    skopeo?.remove();
-    img?.remove();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-  })();
-  return cleaning;
+async function cleanup(): Promise<void> {
+  if (daemon) await stopDaemon(daemon).catch(() => undefined);
+  if (registry) await registry.stop().catch(() => undefined);
+  skopeo?.remove();
+  img?.remove();
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
 }
 
 function parseSize(s: string): number {
@@ -428,28 +422,15 @@ async function main(): Promise<void> {
       `${(await runCommand(wrkBin!, ['--version'])).stdout.split('\n')[0]!.trim()}`,
   );
 
-  const now = new Date();
-  const report: Report = {
-    date: now.toISOString(),
-    machine,
-    figures,
-    samples,
-    notes,
-    durationS: (performance.now() - began) / 1000,
-  };
-  process.stdout.write(`\n${consoleTable(report)}\n`);
-  for (const n of notes) process.stdout.write(`note: ${n}\n`);
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(join(RESULTS_DIR, 'proxy-latest.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const md = markdown(report)
-    .replace(/^# Benchmark /, '# Proxy (registry mirror) benchmark ')
-    .replace(
-      /^Origin: .*$/m,
-      `Origin: docker-registry (filesystem storage) on loopback; dfdaemon's proxy as its mirror. Run took ${report.durationS.toFixed(0)} s.`,
-    );
-  writeFileSync(join(RESULTS_DIR, 'proxy-latest.md'), md);
-  writeFileSync(join(RESULTS_DIR, `proxy-${now.toISOString().slice(0, 10)}.md`), md);
-  log(`wrote ${RESULTS_DIR}proxy-latest.json, proxy-latest.md`);
+  publishReport(
+    { began, machine, figures, samples, notes },
+    {
+      prefix: 'proxy-',
+      title: 'Proxy (registry mirror) benchmark',
+      origin: "docker-registry (filesystem storage) on loopback; dfdaemon's proxy as its mirror.",
+      log,
+    },
+  );
 }
 
 await runBenchmark({ main, cleanup, watchdogMs: WATCHDOG_MS, log });

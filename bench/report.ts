@@ -1,5 +1,8 @@
-// Renders benchmark figures as a console table and as Markdown.
+// Renders benchmark figures as a console table and as Markdown, and writes them to bench/results/.
 
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Machine } from './machine.js';
 import { machineLine } from './machine.js';
 
@@ -54,14 +57,21 @@ export function consoleTable(r: Report): string {
   ].join('\n');
 }
 
-export function markdown(r: Report): string {
+/** How a benchmark's Markdown differs from the default: its title ("<title> <date>") and what its origin is. */
+export interface MarkdownOptions {
+  title?: string;
+  origin?: string;
+}
+
+export function markdown(r: Report, o: MarkdownOptions = {}): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|');
+  const origin = o.origin ?? 'nginx on loopback (sendfile on). dfget and curl write to the same filesystem.';
   const out = [
-    `# Benchmark ${r.date}`,
+    `# ${o.title ?? 'Benchmark'} ${r.date}`,
     '',
     `Machine: ${machineLine(r.machine)}`,
     '',
-    `Origin: nginx on loopback (sendfile on). dfget and curl write to the same filesystem. Run took ${r.durationS.toFixed(0)} s.`,
+    `Origin: ${origin} Run took ${r.durationS.toFixed(0)} s.`,
     '',
     `| ${HEADER.join(' | ')} |`,
     `| ${HEADER.map(() => '---').join(' | ')} |`,
@@ -71,4 +81,35 @@ export function markdown(r: Report): string {
   if (r.notes.length > 0) out.push('Notes:', '', ...r.notes.map((n) => `- ${n}`), '');
   out.push('Samples (ms or bytes as named):', '', '```json', JSON.stringify(r.samples), '```', '');
   return out.join('\n');
+}
+
+/** bench/results/ in the source tree (this file runs as dist/bench/report.js). */
+export const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+
+/**
+ * Ends a benchmark begun at `began` (performance.now()): prints the report's table and notes, and writes it to
+ * bench/results/ as `<prefix>latest.json`, `<prefix>latest.md` and `<prefix>YYYY-MM-DD.md`. Returns the report.
+ */
+export function publishReport(
+  parts: Omit<Report, 'date' | 'durationS'> & { began: number },
+  o: MarkdownOptions & { prefix: string; log: (msg: string) => void },
+): Report {
+  const date = new Date().toISOString();
+  const report: Report = {
+    date,
+    machine: parts.machine,
+    figures: parts.figures,
+    samples: parts.samples,
+    notes: parts.notes,
+    durationS: (performance.now() - parts.began) / 1000,
+  };
+  process.stdout.write(`\n${consoleTable(report)}\n`);
+  for (const n of report.notes) process.stdout.write(`note: ${n}\n`);
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(join(RESULTS_DIR, `${o.prefix}latest.json`), `${JSON.stringify(report, null, 2)}\n`);
+  const md = markdown(report, o);
+  writeFileSync(join(RESULTS_DIR, `${o.prefix}latest.md`), md);
+  writeFileSync(join(RESULTS_DIR, `${o.prefix}${date.slice(0, 10)}.md`), md);
+  o.log(`wrote ${RESULTS_DIR}${o.prefix}latest.json, ${o.prefix}latest.md`);
+  return report;
 }

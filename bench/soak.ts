@@ -12,11 +12,10 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { open, readdir, stat, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   DFGET,
   metricsText,
@@ -28,7 +27,7 @@ import {
 import { machineInfo, machineLine } from './machine.js';
 import { NGINX, startNginx, type NginxHandle } from './nginx.js';
 import { median, procStatusBytes } from './proc.js';
-import { consoleTable, markdown, type Figure, type Report } from './report.js';
+import { publishReport, type Figure } from './report.js';
 import { runBenchmark } from './run.js';
 
 const KIB = 1024;
@@ -47,7 +46,6 @@ const SETTLE_MS = 10_000;
 const WATCHDOG_MS = RUN_MS + 5 * 60_000;
 const PREFIX = 'dragonfly_client_';
 
-const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 const log = (msg: string) => process.stderr.write(`[soak] ${msg}\n`);
 
 let tmp: string | undefined;
@@ -55,17 +53,13 @@ let nginx: NginxHandle | undefined;
 let daemon: DaemonHandle | undefined;
 const children = new Set<ChildProcess>();
 let stopping = false;
-let cleaning: Promise<void> | undefined;
 
-function cleanup(): Promise<void> {
+async function cleanup(): Promise<void> {
   stopping = true;
-  cleaning ??= (async () => {
-    for (const c of children) if (c.pid && c.exitCode === null) c.kill('SIGKILL');
-    if (daemon) await stopDaemon(daemon, { keepDir: true }).catch(() => undefined);
-    if (nginx) await nginx.stop().catch(() => undefined);
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
-  })();
-  return cleaning;
+  for (const c of children) if (c.pid && c.exitCode === null) c.kill('SIGKILL');
+  if (daemon) await stopDaemon(daemon, { keepDir: true }).catch(() => undefined);
+  if (nginx) await nginx.stop().catch(() => undefined);
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
 }
 
 interface PoolFile {
@@ -396,27 +390,20 @@ async function main(): Promise<void> {
     'RSS and open fds sampled every second from /proc/PID/status and /proc/PID/fd; content bytes every 5 s. Disk peaks above the high mark between GC passes are the downloads in flight (up to 4 × 64 MiB).',
     ...[...errors].map(([line, n]) => `error ×${n}: ${line}`),
   ];
-  const now = new Date();
-  const report: Report = {
-    date: now.toISOString(),
-    machine,
-    figures,
-    samples: {
-      rssMiBPerSecond: samples.map((s) => Math.round(mib(s.rss) * 10) / 10),
-      fdsPerSecond: samples.map((s) => s.fds),
-      contentMiBPer5s: disk.map((d) => Math.round(mib(d.bytes))),
+  publishReport(
+    {
+      began,
+      machine,
+      figures,
+      samples: {
+        rssMiBPerSecond: samples.map((s) => Math.round(mib(s.rss) * 10) / 10),
+        fdsPerSecond: samples.map((s) => s.fds),
+        contentMiBPer5s: disk.map((d) => Math.round(mib(d.bytes))),
+      },
+      notes,
     },
-    notes,
-    durationS: (performance.now() - began) / 1000,
-  };
-  process.stdout.write(`\n${consoleTable(report)}\n`);
-  for (const n of notes) process.stdout.write(`note: ${n}\n`);
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(join(RESULTS_DIR, 'soak-latest.json'), `${JSON.stringify(report, null, 2)}\n`);
-  const md = markdown(report).replace(/^# Benchmark /, '# Soak benchmark ');
-  writeFileSync(join(RESULTS_DIR, 'soak-latest.md'), md);
-  writeFileSync(join(RESULTS_DIR, `soak-${now.toISOString().slice(0, 10)}.md`), md);
-  log(`wrote ${RESULTS_DIR}soak-latest.json, soak-latest.md`);
+    { prefix: 'soak-', title: 'Soak benchmark', log },
+  );
 }
 
 await runBenchmark({ main, cleanup, watchdogMs: WATCHDOG_MS, log });

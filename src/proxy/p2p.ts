@@ -76,6 +76,8 @@ export function downloadErrorAnswer(e: DfError): {
   headers: Record<string, string>;
 } {
   if (e.code === 'PERMISSION_DENIED') return { type: 'proxy', status: 403, headers: {} };
+  // A Download the request's headers made invalid (e.g. a relative X-Dragonfly-Output-Path): the request is wrong.
+  if (e.code === 'INVALID_ARGUMENT') return { type: 'proxy', status: 400, headers: {} };
   if (e.backend) {
     const status = e.backend.statusCode;
     // The origin's body is not relayed (the one-line message replaces it), so its framing headers go.

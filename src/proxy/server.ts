@@ -211,7 +211,8 @@ export class ProxyServer {
     try {
       download = this.makeDownload(req, url, rule);
     } catch (e) {
-      sendError(res, 'proxy', 400, (e as Error).message);
+      const denied = e instanceof DfError && e.code === 'PERMISSION_DENIED';
+      sendError(res, 'proxy', denied ? 403 : 400, (e as Error).message);
       return;
     }
     const abort = new AbortController();
@@ -277,6 +278,14 @@ export class ProxyServer {
       throw new Error(`X-Dragonfly-Piece-Length ${pieceLength} is less than the minimum ${MIN_PIECE_LENGTH}`);
     }
     const hasRange = h.range !== undefined;
+    const outputPath = hdr.single(h, hdr.H.outputPath);
+    if (outputPath !== undefined && !isLoopback(req.socket.remoteAddress)) {
+      // dfdaemon usually runs as root: a remote client must not create files on this host (upstream accepts it).
+      throw new DfError(
+        'PERMISSION_DENIED',
+        'X-Dragonfly-Output-Path is accepted only from clients on this host (loopback)',
+      );
+    }
     return {
       url: downloadUrl(url, rule),
       type: TaskType.STANDARD,
@@ -286,7 +295,7 @@ export class ProxyServer {
       filteredQueryParams: hdr.filteredQueryParams(h, rule.filteredQueryParams),
       requestHeader: { ...hdr.requestHeaderMap(h), via: hdr.appendVia(h.via, this.via) },
       pieceLength,
-      outputPath: hdr.single(h, hdr.H.outputPath),
+      outputPath,
       disableBackToSource: this.o.config.disableBackToSource,
       needBackToSource: false,
       certificateChain: [],
@@ -364,4 +373,11 @@ export class ProxyServer {
     // The server tracks it as a connection: headersTimeout, keep-alive timeout and closeAllConnections apply.
     this.server.emit('connection', tls);
   }
+}
+
+/** Whether a peer address is this host's loopback (IPv4 127/8, ::1, or IPv4-mapped loopback). */
+export function isLoopback(address: string | undefined): boolean {
+  if (!address) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return v4.startsWith('127.') || address === '::1';
 }

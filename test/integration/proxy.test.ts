@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import {
   dfget,
   metricValue,
@@ -137,6 +137,20 @@ describe('proxy', () => {
     const m = await metricsText(d);
     assert.ok(metricValue(m, 'dragonfly_client_proxy_request_via_dfdaemon_total') >= 2);
     assert.ok(metricValue(m, 'dragonfly_client_proxy_request_total') >= 2);
+  });
+
+  test('X-Dragonfly-Output-Path from a local client also writes the whole task to that path', async () => {
+    const size = 5 * MiB;
+    const url = origin.add('/p2p/output', { size, seed: 12 });
+    const out = join(certDir, 'output.bin');
+    const r = await curl(['-x', proxy, '-H', `X-Dragonfly-Output-Path: ${out}`, url]);
+    assert.equal(r.status, 200, r.stderr);
+    assert.equal(sha(r.body), contentSha256(12, size));
+    assert.equal(createHash('sha256').update(readFileSync(out)).digest('hex'), contentSha256(12, size));
+    const relative = await curl(['-x', proxy, '-H', 'X-Dragonfly-Output-Path: relative/x', url]);
+    assert.equal(relative.status, 400, 'an output path must be absolute');
+    assert.equal(relative.headers['x-dragonfly-error-type'], 'proxy');
+    assert.match(relative.body.toString(), /must be absolute/);
   });
 
   test('X-Dragonfly-Use-P2P: true routes a GET no rule matches through P2P', async () => {
