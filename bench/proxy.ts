@@ -134,6 +134,47 @@ function mbps(bytes: number, ms: number): string {
   return `${(bytes / MIB / (ms / 1000)).toFixed(0)} MiB/s`;
 }
 
+/**
+ * The figures of one client through the proxy: the cold and the warm median, each followed by its ratio to the
+ * direct median with the issue's target (cold ≤ 1.1×, warm faster than direct).
+ */
+function coldWarmFigures(o: {
+  /** "curl blob through the proxy": the figures are "<what>, cold (median of N)" and "…, warm …". */
+  what: string;
+  /** "proxy/direct (curl)": the ratios are "cold ratio <ratio>" and "warm ratio <ratio>". */
+  ratio: string;
+  runs: number;
+  /** What one run transferred, for the rate in the notes. */
+  bytes: number;
+  directMs: number;
+  coldMs: number;
+  warmMs: number;
+  coldNote?: string;
+  warmNote?: string;
+}): Figure[] {
+  const note = (ms: number, more?: string) => [mbps(o.bytes, ms), more].filter(Boolean).join('; ');
+  const phase = (
+    which: 'cold' | 'warm',
+    ms: number,
+    more: string | undefined,
+    target: string,
+    ok: boolean,
+  ) => [
+    {
+      name: `${o.what}, ${which} (median of ${o.runs})`,
+      value: ms / 1000,
+      unit: 's',
+      target: '',
+      note: note(ms, more),
+    },
+    { name: `${which} ratio ${o.ratio}`, value: ms / o.directMs, unit: 'ratio', target, ok },
+  ];
+  return [
+    ...phase('cold', o.coldMs, o.coldNote, '≤ 1.10', o.coldMs / o.directMs <= 1.1),
+    ...phase('warm', o.warmMs, o.warmNote, '< 1 (faster than direct)', o.warmMs < o.directMs),
+  ];
+}
+
 function round(ms: number): number {
   return Math.round(ms * 10) / 10;
 }
@@ -237,37 +278,18 @@ async function main(): Promise<void> {
       }
       log(`proxy ${i}: cold ${cold[i]!.toFixed(0)} ms, warm ${warm[i]!.toFixed(0)} ms`);
     }
-    const coldMs = median(cold);
-    const warmMs = median(warm);
     figures.push(
-      {
-        name: `curl blob through the proxy, cold (median of ${CURL_RUNS})`,
-        value: coldMs / 1000,
-        unit: 's',
-        target: '',
-        note: `${mbps(layer.size, coldMs)}; fresh dfdaemon, writes the task to disk`,
-      },
-      {
-        name: 'cold ratio proxy/direct (curl)',
-        value: coldMs / directMs,
-        unit: 'ratio',
-        target: '≤ 1.10',
-        ok: coldMs / directMs <= 1.1,
-      },
-      {
-        name: `curl blob through the proxy, warm (median of ${CURL_RUNS})`,
-        value: warmMs / 1000,
-        unit: 's',
-        target: '',
-        note: `${mbps(layer.size, warmMs)}; cache hit`,
-      },
-      {
-        name: 'warm ratio proxy/direct (curl)',
-        value: warmMs / directMs,
-        unit: 'ratio',
-        target: '< 1 (faster than direct)',
-        ok: warmMs < directMs,
-      },
+      ...coldWarmFigures({
+        what: 'curl blob through the proxy',
+        ratio: 'proxy/direct (curl)',
+        runs: CURL_RUNS,
+        bytes: layer.size,
+        directMs,
+        coldMs: median(cold),
+        warmMs: median(warm),
+        coldNote: 'fresh dfdaemon, writes the task to disk',
+        warmNote: 'cache hit',
+      }),
     );
     samples.curlProxyColdMs = cold.map(round);
     samples.curlProxyWarmMs = warm.map(round);
@@ -327,37 +349,16 @@ async function main(): Promise<void> {
   });
   samples.skopeoDirectMs = skopeoDirect.map(round);
   if (hasProxy) {
-    const skColdMs = median(skopeoCold);
-    const skWarmMs = median(skopeoWarm);
     figures.push(
-      {
-        name: `skopeo copy through the mirror, cold (median of ${SKOPEO_RUNS})`,
-        value: skColdMs / 1000,
-        unit: 's',
-        target: '',
-        note: mbps(layer.size, skColdMs),
-      },
-      {
-        name: 'cold ratio mirror/direct (skopeo)',
-        value: skColdMs / skDirectMs,
-        unit: 'ratio',
-        target: '≤ 1.10',
-        ok: skColdMs / skDirectMs <= 1.1,
-      },
-      {
-        name: `skopeo copy through the mirror, warm (median of ${SKOPEO_RUNS})`,
-        value: skWarmMs / 1000,
-        unit: 's',
-        target: '',
-        note: mbps(layer.size, skWarmMs),
-      },
-      {
-        name: 'warm ratio mirror/direct (skopeo)',
-        value: skWarmMs / skDirectMs,
-        unit: 'ratio',
-        target: '< 1 (faster than direct)',
-        ok: skWarmMs < skDirectMs,
-      },
+      ...coldWarmFigures({
+        what: 'skopeo copy through the mirror',
+        ratio: 'mirror/direct (skopeo)',
+        runs: SKOPEO_RUNS,
+        bytes: layer.size,
+        directMs: skDirectMs,
+        coldMs: median(skopeoCold),
+        warmMs: median(skopeoWarm),
+      }),
     );
     samples.skopeoMirrorColdMs = skopeoCold.map(round);
     samples.skopeoMirrorWarmMs = skopeoWarm.map(round);
