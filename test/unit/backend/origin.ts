@@ -5,10 +5,10 @@ import { createServer as createHttpServer } from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { selfSignedLocalhost } from '../../helpers/tls.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -97,39 +97,15 @@ export async function readAll(body: AsyncIterable<Buffer>): Promise<Buffer> {
 }
 
 /**
- * A self-signed certificate for 127.0.0.1 / localhost, as PEM, made by the `openssl` CLI. (`@peculiar/x509` needs a
- * reflect-metadata polyfill that is not installed, so it cannot be imported here.)
+ * A self-signed certificate for 127.0.0.1 / localhost, as PEM only: selfSignedLocalhost's, made by the `openssl` CLI
+ * in a temp dir that is removed. (`@peculiar/x509` needs a reflect-metadata polyfill that is not installed, so it
+ * cannot be imported here.)
  */
 export function selfSignedCertificate(): { cert: string; key: string } {
   const dir = mkdtempSync(join(tmpdir(), 'backend-tls-'));
   try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost,IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    return {
-      cert: readFileSync(join(dir, 'cert.pem'), 'utf8'),
-      key: readFileSync(join(dir, 'key.pem'), 'utf8'),
-    };
+    const { cert, key } = selfSignedLocalhost(dir);
+    return { cert, key };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
