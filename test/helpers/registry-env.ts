@@ -20,15 +20,16 @@ export interface RegistryTools {
 export function findRegistryTools(): RegistryTools {
   const registry = findRegistry();
   const skopeo = findSkopeo();
-  const missing = [
+  const containerd = findContainerd();
+  const found: [string, unknown][] = [
     ['docker-registry', registry],
     ['skopeo', skopeo],
     ['umoci', findUmoci()],
     ['busybox', findBusybox()],
-  ]
-    .filter(([, p]) => !p)
-    .map(([n]) => n!);
-  return { registry, skopeo, containerd: findContainerd(), missing };
+    ['containerd', containerd],
+  ];
+  const missing = found.filter(([, p]) => !p).map(([n]) => n);
+  return { registry, skopeo, containerd, missing };
 }
 
 export type ImageSpec = Parameters<typeof buildImage>[0];
