@@ -42,13 +42,14 @@ interface JsonResponse {
   downloadPieceFinishedResponse?: { piece?: JsonPiece };
 }
 
-describe('dfdaemon with nginx and buf curl', { skip: NGINX ? false : 'nginx is not installed' }, () => {
+describe('dfdaemon with nginx and buf curl', () => {
   let nginx: Nginx;
   let daemon: DaemonHandle;
   let out: string;
 
   before(async () => {
-    nginx = new Nginx(NGINX!);
+    assert.ok(NGINX, 'nginx is not installed (.ci/run installs it)');
+    nginx = new Nginx(NGINX);
     await nginx.start();
     daemon = await startDaemon();
     out = tempDir('dft-e2e-out-');
