@@ -256,7 +256,7 @@ export class Dfdaemon {
     const selectorForGc = this.selector;
     this.gc = new GarbageCollector({
       storage: this.storage,
-      isInUse: (taskId) => this.taskManager?.activeRun(taskId) !== undefined,
+      isInUse: (taskId) => this.taskManager?.isBusy(taskId) ?? false,
       policy: c.gc.policy,
       intervalMs: c.gc.interval,
       metrics: this.metrics,

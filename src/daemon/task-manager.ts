@@ -133,6 +133,28 @@ export class TaskManager {
    * source and create the task. Concurrent requests for one task share one start and one run.
    */
   async start(taskId: string, req: DownloadRequest, signal: AbortSignal): Promise<StartedDownload> {
+    // GC may evict a stored task between the start's reuse check and its run taking hold (an eviction that had
+    // already decided): the task is then gone, and one more start fetches it again.
+    for (let attempt = 1; ; attempt++) {
+      const run = await this.joinRun(taskId, req, signal);
+      run.users++;
+      const task = this.o.storage.getTask(taskId) as StartedDownload['task'] | undefined;
+      if (task && task.contentLength !== undefined && task.pieceLength !== undefined) {
+        return this.started(run, task, req);
+      }
+      this.releaseRun(run);
+      if (attempt >= 2) throw new DfError('TASK_NOT_FOUND', `task ${taskId} vanished while starting`);
+      this.o.log.info({ taskId }, 'task was evicted while starting; starting again');
+    }
+  }
+
+  /** Whether a request holds the task or is starting it (GC must leave it alone). */
+  isBusy(taskId: string): boolean {
+    return this.runs.has(taskId) || this.starting.has(taskId);
+  }
+
+  /** The task's run: the active one, or one this or a concurrent request creates. */
+  private async joinRun(taskId: string, req: DownloadRequest, signal: AbortSignal): Promise<TaskRun> {
     if (this.closed) throw new DfError('UNAVAILABLE', 'dfdaemon is shutting down');
     let run = this.runs.get(taskId);
     while (!run) {
@@ -150,12 +172,10 @@ export class TaskManager {
         run = this.runs.get(taskId);
       }
     }
-    run.users++;
-    const task = this.o.storage.getTask(taskId) as StartedDownload['task'] | undefined;
-    if (!task || task.contentLength === undefined || task.pieceLength === undefined) {
-      this.releaseRun(run);
-      throw new DfError('TASK_NOT_FOUND', `task ${taskId} vanished while starting`);
-    }
+    return run;
+  }
+
+  private started(run: TaskRun, task: StartedDownload['task'], req: DownloadRequest): StartedDownload {
     let interested: PieceSpec[];
     try {
       interested = interestedPieces(task.contentLength, task.pieceLength, req.range);
