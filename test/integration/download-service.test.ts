@@ -9,34 +9,16 @@ import { join } from 'node:path';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { downloadClient } from '../../src/cli/common.js';
 import { pieceDigest } from '../../src/core/digest.js';
-import { Priority, TaskType, type Download, type Task } from '../../src/gen/common.js';
+import { type Download, type Task } from '../../src/gen/common.js';
 import type { DfdaemonDownloadClient, DownloadTaskResponse } from '../../src/gen/dfdaemon.js';
 import { contentSlice, Origin } from '../helpers/origin.js';
+import { testDownload } from '../helpers/download.js';
 import { DFDAEMON, run, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 
 const MiB = 1024 * 1024;
 const PIECE = 4 * MiB;
 
-function download(url: string, extra: Partial<Download> = {}): Download {
-  return {
-    url,
-    type: TaskType.STANDARD,
-    priority: Priority.LEVEL6,
-    filteredQueryParams: [],
-    requestHeader: {},
-    disableBackToSource: false,
-    needBackToSource: false,
-    certificateChain: [],
-    prefetch: false,
-    isPrefetch: false,
-    needPieceContent: false,
-    forceHardLink: false,
-    overwrite: false,
-    enableTaskIdBasedBlobDigest: false,
-    metadataOnly: false,
-    ...extra,
-  };
-}
+const download = testDownload;
 
 interface Outcome {
   msgs: DownloadTaskResponse[];

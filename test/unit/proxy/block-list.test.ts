@@ -3,27 +3,11 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockedReason, compileBlockList } from '../../../src/daemon/block-list.js';
-import { Priority, TaskType, type Download } from '../../../src/gen/common.js';
+import { Priority, type Download } from '../../../src/gen/common.js';
+import { testDownload } from '../../helpers/download.js';
 
 function download(more: Partial<Download> = {}): Download {
-  return {
-    url: 'https://registry.example/v2/app/blobs/sha256:00',
-    type: TaskType.STANDARD,
-    priority: Priority.LEVEL6,
-    filteredQueryParams: [],
-    requestHeader: {},
-    disableBackToSource: false,
-    needBackToSource: false,
-    certificateChain: [],
-    prefetch: false,
-    isPrefetch: false,
-    needPieceContent: false,
-    forceHardLink: false,
-    overwrite: false,
-    enableTaskIdBasedBlobDigest: false,
-    metadataOnly: false,
-    ...more,
-  } as Download;
+  return testDownload('https://registry.example/v2/app/blobs/sha256:00', more);
 }
 
 describe('block list', () => {
