@@ -210,6 +210,14 @@ export async function tunnelTls(sock: net.Socket, ca: ProxyCa, servername?: stri
 }
 
 /** Writes `text` and collects what comes back until the peer closes or `waitMs` passes. */
+/** A connected socket to the proxy (errors ignored: tests look at what was read). */
+export async function connectTo(port: number): Promise<net.Socket> {
+  const sock = net.connect(port, '127.0.0.1');
+  sock.on('error', () => {});
+  await new Promise((r) => sock.once('connect', r));
+  return sock;
+}
+
 export function exchange(sock: net.Socket, text: string, waitMs = 1000): Promise<string> {
   return new Promise((resolve) => {
     let out = '';

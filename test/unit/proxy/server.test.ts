@@ -8,6 +8,7 @@ import { DfError } from '../../../src/core/errors.js';
 import {
   FakeDownloader,
   connectTunnel,
+  connectTo,
   exchange,
   get,
   proxyConfig,
@@ -115,9 +116,7 @@ describe('shutdown and timeouts', () => {
     const established = await tunnelTls(await connectTunnel(p.port, 'example.com:443'), p.ca, 'example.com');
     const kept = await exchange(established, 'GET /p2p/x HTTP/1.1\r\nHost: example.com\r\n\r\n', 300);
     assert.match(kept, /^HTTP\/1\.1 200 /);
-    const idle = net.connect(p.port, '127.0.0.1');
-    idle.on('error', () => {});
-    await new Promise((r) => idle.once('connect', r));
+    const idle = await connectTo(p.port);
     const closed = await Promise.race([
       p.close().then(() => 'closed'),
       new Promise((r) => setTimeout(() => r('close() still pending after 3 s'), 3000)),
@@ -334,9 +333,7 @@ describe('errors after the answer started', () => {
     });
     const p = await startProxy({ downloader });
     try {
-      const sock = net.connect(p.port, '127.0.0.1');
-      sock.on('error', () => {});
-      await new Promise((r) => sock.once('connect', r));
+      const sock = await connectTo(p.port);
       // A second request pipelined behind the first must not be answered on this connection.
       const out = await exchange(
         sock,
@@ -364,9 +361,7 @@ describe('errors after the answer started', () => {
     });
     const p = await startProxy();
     try {
-      const sock = net.connect(p.port, '127.0.0.1');
-      sock.on('error', () => {});
-      await new Promise((r) => sock.once('connect', r));
+      const sock = await connectTo(p.port);
       const req = `GET http://127.0.0.1:${origin.port}/x HTTP/1.1\r\nHost: x\r\n\r\n`;
       const out = await exchange(sock, req + req, 2000);
       assert.ok(sock.destroyed || sock.readableEnded, 'the connection is closed');
@@ -387,9 +382,7 @@ describe('malformed requests', () => {
   after(() => p.close());
 
   async function send(text: string): Promise<string> {
-    const sock = net.connect(p.port, '127.0.0.1');
-    sock.on('error', () => {});
-    await new Promise((r) => sock.once('connect', r));
+    const sock = await connectTo(p.port);
     const out = await exchange(sock, text, 2000);
     sock.destroy();
     return out;
@@ -419,9 +412,7 @@ describe('stored content shorter than its task', () => {
     const downloader = new FakeDownloader(Buffer.alloc(1000, 3), { pieceLength: 100, shortReadBy: 1 });
     const p = await startProxy({ downloader });
     try {
-      const sock = net.connect(p.port, '127.0.0.1');
-      sock.on('error', () => {});
-      await new Promise((r) => sock.once('connect', r));
+      const sock = await connectTo(p.port);
       const out = await exchange(
         sock,
         'GET http://h/p2p/x HTTP/1.1\r\nHost: h\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n',
