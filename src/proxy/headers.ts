@@ -124,6 +124,11 @@ export function hasVia(headers: IncomingHttpHeaders, via: string): boolean {
   return [headers['via'] ?? []].flat().some((v) => v.split(',').some((entry) => entry.trim() === via));
 }
 
+/** `headers` without the named ones (names in lower case; keys compared case-insensitively). */
+export function omitHeaders<T>(headers: Record<string, T>, names: readonly string[]): Record<string, T> {
+  return Object.fromEntries(Object.entries(headers).filter(([k]) => !names.includes(k.toLowerCase())));
+}
+
 /** The request headers kept with the task (Download.request_header): end-to-end, without Host (as upstream). */
 export function requestHeaderMap(headers: IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};

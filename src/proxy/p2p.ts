@@ -6,7 +6,7 @@ import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Download } from '../gen/common.js';
 import { toDfError, type DfError } from '../core/errors.js';
-import { H, endToEnd, type ErrorType } from './headers.js';
+import { H, endToEnd, omitHeaders, type ErrorType } from './headers.js';
 
 export interface P2PPiece {
   number: number;
@@ -56,10 +56,7 @@ export function sendError(
     return;
   }
   const body = Buffer.from(`${message}\n`);
-  const headers = endToEnd(extraHeaders);
-  for (const k of Object.keys(headers)) {
-    if (/^(content-length|content-encoding|content-type)$/i.test(k)) delete headers[k];
-  }
+  const headers = omitHeaders(endToEnd(extraHeaders), ['content-length', 'content-encoding', 'content-type']);
   res.writeHead(status, {
     ...headers,
     [H.errorType]: type,
@@ -81,11 +78,7 @@ export function downloadErrorAnswer(e: DfError): {
   if (e.backend) {
     const status = e.backend.statusCode;
     // The origin's body is not relayed (the one-line message replaces it), so its framing headers go.
-    const headers = Object.fromEntries(
-      Object.entries(e.backend.header).filter(
-        ([k]) => !/^(content-range|content-length|content-encoding)$/i.test(k),
-      ),
-    );
+    const headers = omitHeaders(e.backend.header, ['content-range', 'content-length', 'content-encoding']);
     return {
       type: 'backend',
       // 3xx too: a 304 answers a conditional request the client passed on (upstream keeps any origin status).
@@ -104,10 +97,7 @@ export interface ServeOptions {
 
 /** The headers of a P2P answer: the origin's, re-framed for what this answer carries, plus Dragonfly's own. */
 export function p2pResponseHeaders(session: P2PSession, o: ServeOptions): Record<string, string | string[]> {
-  const headers = endToEnd(session.responseHeader);
-  for (const k of Object.keys(headers)) {
-    if (/^(content-length|content-range)$/i.test(k)) delete headers[k];
-  }
+  const headers = omitHeaders(endToEnd(session.responseHeader), ['content-length', 'content-range']);
   if (o.range) {
     const end = o.range.start + o.range.length - 1;
     headers['content-range'] = `bytes ${o.range.start}-${end}/${session.contentLength}`;
