@@ -1,30 +1,39 @@
 // The P2P flow of one task run (resource/task.rs download_partial_with_scheduler): register the peer with the
-// scheduler over AnnouncePeer, then take pieces from the candidate parents it names (verified against the
-// parent's digest), report each piece, reschedule when the parents run dry, and go back to source when the
-// scheduler says so — or when it fails, for whatever is still missing (unless back-to-source is disabled).
+// scheduler over AnnouncePeer, then take pieces from the candidate parents it names, report each piece, ask for
+// more parents when they run dry, and go back to source when the scheduler says so — or when it fails, for
+// whatever is still missing (unless back-to-source is disabled).
 //
-// It plugs into a TaskRun as its PieceFetcher: the run still decides which pieces are wanted and how many are in
-// flight; this decides where each piece comes from.
+// It is the run's PieceSource: the run says which pieces are wanted and bounds those in flight; this decides
+// which one starts next and from where — a parent that announced it (piece-picker.ts), or the source in piece
+// order at a paced concurrency (source-pacer.ts). The bytes move through the piece path (piece-path.ts).
 
 import { DfError, toDfError } from '../core/errors.js';
 import type { Download } from '../gen/common.js';
 import type { DfdaemonUploadClient } from '../gen/dfdaemon.js';
 import type { AnnouncePeerResponse, SchedulerClient } from '../gen/scheduler.js';
 import { AnnouncePeerStream } from '../scheduler/announce-peer-stream.js';
-import type { PieceTransport } from '../vortex/piece-transport.js';
-import type { PieceRecord, Storage } from '../storage/storage.js';
-import type { DaemonMetrics } from './metrics.js';
-import { ParentSelector } from './parent-selector.js';
-import { pieceMessage } from './piece-message.js';
+import type { PieceRecord } from '../storage/storage.js';
 import { PieceCollector } from './piece-collector.js';
-import type { PieceFetcher, PieceSpec, TaskRun } from './task-run.js';
-import { TrafficType } from './task-manager.js';
-
-/** Downloads one piece from a parent's piece server (Vortex; the transport the downloader chose). */
-export type PieceDownloader = PieceTransport['downloadPiece'];
+import { pieceMessage } from './piece-message.js';
+import { TrafficType, type PiecePath, type SourceTask } from './piece-path.js';
+import { PiecePicker, type PickedPiece } from './piece-picker.js';
+import { SourcePacer } from './source-pacer.js';
+import {
+  RetryPiece,
+  lowest,
+  type PieceCandidates,
+  type PieceJob,
+  type PieceSource,
+  type PieceSpec,
+  type TaskRun,
+} from './task-run.js';
 
 export interface PeerTaskOptions {
   run: TaskRun;
+  /** The task as the source knows it: where back-to-source pieces come from. */
+  source: SourceTask;
+  /** Moves a piece's bytes into storage, from the source or a parent. */
+  piecePath: PiecePath;
   download: Download;
   contentLength: number;
   pieceLength: number;
@@ -32,20 +41,22 @@ export interface PeerTaskOptions {
   peerId: string;
   scheduler: SchedulerClient;
   uploadClient: (ip: string, port: number) => DfdaemonUploadClient;
-  downloadPiece: PieceDownloader;
-  storage: Storage;
-  /** Back-to-source for one piece (the task manager's source fetcher). */
-  fromSource: PieceFetcher;
-  metrics: DaemonMetrics;
   scheduleTimeoutMs: number;
   maxScheduleCount: number;
-  pieceTimeoutMs: number;
   collectedPieceTimeoutMs: number;
   concurrentPieceCount: number;
+  /** Requests in flight to one parent (default 3). */
+  perParentLimit?: number;
+  /** Ask for more parents after this long without a new piece announced, while we have fewer than `targetParents`. */
+  proactiveRescheduleIdleMs?: number;
+  targetParents?: number;
+  /** Proactive reschedules per run at most (they never count toward maxScheduleCount). */
+  maxProactiveReschedules?: number;
   /** Announces our host to the schedulers again (after a scheduler restart forgot it). */
   reannounce?: () => Promise<void>;
   /** A fresh peer id, for registering again on a new stream. */
   newPeerId?: () => string;
+  random?: () => number;
   log: {
     info(o: object, m: string): void;
     warn(o: object, m: string): void;
@@ -53,9 +64,21 @@ export interface PeerTaskOptions {
   };
 }
 
-type Mode = 'parents' | 'source' | 'none';
+/**
+ * undefined: waiting for the scheduler; parents: from the parents it named; source: back-to-source on its word
+ * (reported); direct: back-to-source without the scheduler (it failed or gave up; unreported); done: nothing more.
+ */
+type Mode = 'parents' | 'source' | 'direct' | 'done';
 
 const GRPC_NOT_FOUND = 5;
+const DEFAULT_PER_PARENT_LIMIT = 3;
+const DEFAULT_PROACTIVE_IDLE_MS = 1500;
+const DEFAULT_TARGET_PARENTS = 4;
+const DEFAULT_MAX_PROACTIVE = 4;
+/** How often the run's progress is checked for stalls and proactive reschedules. */
+const CHECK_INTERVAL_MS = 250;
+/** Source connections a run starts with (source-pacer.ts ramps up from here). */
+const INITIAL_SOURCE_CONNECTIONS = 1;
 
 /**
  * The Download a peer registers with: the user's request without what concerns only the local caller (output
@@ -79,92 +102,89 @@ export function registerDownload(
   };
 }
 
-export class PeerTask {
+/** Connection-level failures: the parent is gone, not just this piece. */
+const DEAD_PARENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+
+export class PeerTask implements PieceSource {
   private readonly o: PeerTaskOptions;
   private stream: AnnouncePeerStream;
   private registeredAgain = false;
   private readonly collector: PieceCollector;
-  private readonly selector: ParentSelector;
+  private readonly picker: PiecePicker;
+  private readonly pacer: SourcePacer;
   private mode: Mode | undefined;
-  private decided!: Promise<Mode>;
-  private decide!: (m: Mode) => void;
   private scheduleCount = 0;
+  private proactiveCount = 0;
   private rescheduling = false;
-  private done = false;
+  /** No more reports to the scheduler (the stream ended or failed). */
+  private streamDone = false;
+  private closed = false;
+  private sourceInFlight = 0;
+  private parentInFlight = 0;
+  /** When a new piece was last announced or stored: the clock for stalls and proactive reschedules. */
+  private lastProgress = performance.now();
+  private wake: () => void = () => undefined;
+  private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
   private readonly unEnd: () => void;
 
   constructor(options: PeerTaskOptions) {
     this.o = options;
     const ids = { hostId: options.hostId, taskId: options.run.taskId, peerId: options.peerId };
-    this.decided = new Promise((resolve) => (this.decide = resolve));
     this.stream = new AnnouncePeerStream(options.scheduler, ids, options.scheduleTimeoutMs);
+    this.picker = new PiecePicker({
+      perParentLimit: options.perParentLimit ?? DEFAULT_PER_PARENT_LIMIT,
+      random: options.random,
+    });
+    this.pacer = new SourcePacer({
+      initial: INITIAL_SOURCE_CONNECTIONS,
+      max: options.concurrentPieceCount,
+    });
     this.collector = new PieceCollector({
       hostId: options.hostId,
       taskId: options.run.taskId,
       interested: [...Array(options.run.pieceCount).keys()].filter((n) => !options.run.finished.has(n)),
       uploadClient: options.uploadClient,
+      onPiece: (number, holder) => {
+        if (options.run.finished.has(number) || !this.picker.announce(number, holder)) return;
+        this.lastProgress = performance.now();
+        this.wake();
+      },
+      onParentEnded: () => this.wake(),
       log: options.log,
     });
-    this.selector = new ParentSelector(options.hostId, options.peerId, options.uploadClient);
-    this.collector.onExhausted(
-      () => void this.reschedule('all candidate parents ended before every piece came'),
-    );
-    this.unsubscribe = options.run.subscribe(() => {
+    this.unsubscribe = options.run.subscribe((ev) => {
+      if (ev.piece) this.lastProgress = performance.now();
       if (options.run.isFinished) this.complete();
     });
     this.unEnd = options.run.onEnd(() => this.abandon('the download was cancelled'));
+    this.timer = setInterval(() => this.check(), CHECK_INTERVAL_MS);
+    this.timer.unref();
   }
 
-  /** The fetcher for the run: parents first when the scheduler gave some, else (or then) the source. */
-  readonly fetcher: PieceFetcher = async (piece, signal) => {
-    const mode = await this.decided;
-    if (mode === 'parents' && !this.done) {
-      const got = await this.fromParents(piece, signal);
-      if (got) return got;
-    }
-    if (this.o.download.disableBackToSource) {
-      throw new DfError(
-        'UNAVAILABLE',
-        `no parent could give piece ${piece.number} and back-to-source is disabled`,
-      );
-    }
-    let record: PieceRecord;
-    try {
-      record = await this.o.fromSource(piece, signal);
-    } catch (e) {
-      // On the scheduler's back-to-source path the source's failure is reported, origin status included.
-      if (this.mode === 'source') {
-        const err = toDfError(e);
-        this.stream.send({
-          // piece_number left unset, as upstream sends it.
-          downloadPieceBackToSourceFailedRequest: {
-            ...(err.backend
-              ? {
-                  backend: {
-                    message: err.backend.message,
-                    header: err.backend.header,
-                    statusCode: err.backend.statusCode,
-                  },
-                }
-              : { unknown: { message: err.message } }),
-          },
-        });
+  onWake(wake: () => void): void {
+    this.wake = wake;
+  }
+
+  /** PieceSource: the next piece and where it comes from, or nothing for now. */
+  next(c: PieceCandidates): PieceJob | undefined {
+    switch (this.mode) {
+      case 'parents': {
+        const picked = this.picker.pick(c);
+        return picked ? this.parentJob(picked) : undefined;
       }
-      throw e;
+      case 'source':
+      case 'direct':
+        return this.sourceJob(c);
+      default:
+        return undefined;
     }
-    if (this.mode === 'source') {
-      this.stream.send({
-        downloadPieceBackToSourceFinishedRequest: { piece: pieceMessage(record, TrafficType.BACK_TO_SOURCE) },
-      });
-    }
-    return record;
-  };
+  }
 
   /** Registers the peer and handles the first reply; later replies come from reschedules. */
   async start(): Promise<void> {
     this.register();
-    await this.handleNext();
+    await this.handleNext(false);
   }
 
   private register(): void {
@@ -180,30 +200,20 @@ export class PeerTask {
     });
   }
 
-  private async handleNext(): Promise<void> {
+  private async handleNext(proactive: boolean): Promise<void> {
     let reply: AnnouncePeerResponse;
     try {
       reply = await this.stream.next();
     } catch (e) {
-      // A restarted scheduler has forgotten our host (NOT_FOUND on register): announce it again and register
-      // once more on a new stream, rather than sending the whole task back to the source.
-      if (this.scheduleCount === 0 && !this.registeredAgain && this.stream.failureCode === GRPC_NOT_FOUND) {
-        this.registeredAgain = true;
-        if (this.o.reannounce && this.o.newPeerId) {
-          this.o.log.info(
-            { taskId: this.o.run.taskId },
-            'scheduler does not know this host; announcing it again',
-          );
-          await this.o.reannounce();
-          this.stream.close();
-          this.stream = new AnnouncePeerStream(
-            this.o.scheduler,
-            { ...this.stream.ids, peerId: this.o.newPeerId() },
-            this.o.scheduleTimeoutMs,
-          );
-          this.register();
-          return this.handleNext();
-        }
+      if (await this.registerAgain()) return this.handleNext(false);
+      // A scheduler that fails while our parents still stream only loses our reports; the parents go on.
+      if (proactive && this.parentsUsable()) {
+        this.o.log.warn(
+          { taskId: this.o.run.taskId, err: (e as Error).message },
+          'scheduler failed on a proactive reschedule; going on with the parents we have',
+        );
+        this.streamDone = true;
+        return;
       }
       this.o.log.warn(
         { taskId: this.o.run.taskId, err: (e as Error).message },
@@ -211,147 +221,289 @@ export class PeerTask {
       );
       return this.fallBack();
     }
-    this.scheduleCount++;
-    if (this.scheduleCount > this.o.maxScheduleCount) {
-      this.stream.finish({ downloadPeerFailedRequest: { description: 'max schedule count exceeded' } });
-      return this.fallBack();
+    if (!proactive) {
+      this.scheduleCount++;
+      if (this.scheduleCount > this.o.maxScheduleCount) {
+        this.finishStream({ downloadPeerFailedRequest: { description: 'max schedule count exceeded' } });
+        return this.fallBack();
+      }
     }
     if (reply.normalTaskResponse) {
       const parents = reply.normalTaskResponse.candidateParents;
       this.o.log.info(
-        { taskId: this.o.run.taskId, parents: parents.map((p) => p.id) },
+        { taskId: this.o.run.taskId, parents: parents.map((p) => p.id), proactive },
         'scheduler gave candidate parents',
       );
-      if (this.mode === undefined) this.stream.send({ downloadPeerStartedRequest: {} });
-      for (const p of parents) if (p.host) this.selector.watch(p.host.id, p.host.ip, p.host.port);
-      this.setMode('parents');
+      if (this.mode === undefined) this.send({ downloadPeerStartedRequest: {} });
       this.collector.addParents(parents);
+      this.setMode('parents');
       return;
     }
     if (reply.needBackToSourceResponse) {
-      this.o.log.info(
-        { taskId: this.o.run.taskId, why: reply.needBackToSourceResponse.description },
-        'scheduler says back to source',
-      );
-      this.stream.send({ downloadPeerBackToSourceStartedRequest: {} });
-      this.collector.finish();
+      const why = reply.needBackToSourceResponse.description;
+      if (proactive && this.parentsUsable()) {
+        // We asked for more parents, not for the origin: the ones we have still stream.
+        this.o.log.info({ taskId: this.o.run.taskId, why }, 'no more parents for now; staying with ours');
+        return;
+      }
+      this.o.log.info({ taskId: this.o.run.taskId, why }, 'scheduler says back to source');
+      this.send({ downloadPeerBackToSourceStartedRequest: {} });
+      this.collector.close();
       this.setMode('source');
       return;
     }
     if (reply.emptyTaskResponse) {
-      this.stream.send({ downloadPeerStartedRequest: {} });
-      this.stream.finish({ downloadPeerFinishedRequest: {} });
-      this.done = true;
-      this.setMode('none');
+      this.send({ downloadPeerStartedRequest: {} });
+      this.finishStream({ downloadPeerFinishedRequest: {} });
+      this.setMode('done');
       return;
     }
-    this.stream.finish({ downloadPeerFailedRequest: { description: 'unexpected response from scheduler' } });
+    this.finishStream({ downloadPeerFailedRequest: { description: 'unexpected response from scheduler' } });
     this.fallBack();
+  }
+
+  /**
+   * A restarted scheduler has forgotten our host (NOT_FOUND on register): announce it again and register once
+   * more on a new stream, rather than sending the whole task back to the source. True when it registered again.
+   */
+  private async registerAgain(): Promise<boolean> {
+    if (this.scheduleCount !== 0 || this.registeredAgain || this.stream.failureCode !== GRPC_NOT_FOUND) {
+      return false;
+    }
+    this.registeredAgain = true;
+    if (!this.o.reannounce || !this.o.newPeerId) return false;
+    this.o.log.info({ taskId: this.o.run.taskId }, 'scheduler does not know this host; announcing it again');
+    await this.o.reannounce();
+    this.stream.close();
+    this.stream = new AnnouncePeerStream(
+      this.o.scheduler,
+      { ...this.stream.ids, peerId: this.o.newPeerId() },
+      this.o.scheduleTimeoutMs,
+    );
+    this.register();
+    return true;
   }
 
   private setMode(m: Mode): void {
     this.mode = m;
-    this.decide(m);
+    this.lastProgress = performance.now();
+    this.wake();
   }
 
-  /** The scheduler is gone or gave up: whatever is missing comes from the source, unannounced. */
+  /** The scheduler is gone or gave up: whatever is missing comes from the source, unreported. */
   private fallBack(): void {
-    this.done = true;
-    this.collector.finish();
+    this.streamDone = true;
+    this.collector.close();
     this.stream.close();
-    this.mode ??= 'none';
-    this.decide(this.mode);
-    if (this.mode === 'source') this.mode = 'none';
+    this.setMode('direct');
   }
 
-  private async reschedule(description: string): Promise<void> {
-    if (this.rescheduling || this.done || this.mode !== 'parents') return;
-    this.rescheduling = true;
-    try {
-      this.stream.send({ reschedulePeerRequest: { candidateParents: this.collector.parents, description } });
-      await this.handleNext();
-    } finally {
-      this.rescheduling = false;
+  private send(req: Parameters<AnnouncePeerStream['send']>[0]): void {
+    if (!this.streamDone) this.stream.send(req);
+  }
+
+  private finishStream(req: Parameters<AnnouncePeerStream['finish']>[0]): void {
+    if (this.streamDone) return this.stream.close();
+    this.streamDone = true;
+    this.stream.finish(req);
+  }
+
+  /** Whether our parents can still give something we want: an open stream, or a holder of a queued piece. */
+  private parentsUsable(): boolean {
+    if (this.collector.activeParents > 0 || this.parentInFlight > 0) return true;
+    for (const n of this.o.run.piecesQueued) if (this.picker.available(n)) return true;
+    return false;
+  }
+
+  /**
+   * Runs every CHECK_INTERVAL_MS while parents serve us: ask the scheduler for more parents when nothing new came
+   * for a while and we have few; reschedule when every parent is done and pieces are missing; give up on the
+   * parents (source, unless disabled) after collectedPieceTimeout without progress.
+   */
+  private check(): void {
+    if (this.mode !== 'parents' || this.closed || this.rescheduling) return;
+    const queued = this.o.run.piecesQueued;
+    if (queued.size === 0) return;
+    const idle = performance.now() - this.lastProgress;
+    if (!this.parentsUsable()) {
+      void this.reschedule(false, 'all candidate parents ended before every piece came');
+      return;
+    }
+    if (idle >= this.o.collectedPieceTimeoutMs && this.parentInFlight === 0) {
+      this.o.log.warn(
+        { taskId: this.o.run.taskId, idleMs: Math.round(idle) },
+        'parents announced nothing new for collectedPieceTimeout; back to source for the rest',
+      );
+      this.finishStream({ downloadPeerFailedRequest: { description: 'collected piece timeout' } });
+      this.collector.close();
+      this.setMode('direct');
+      return;
+    }
+    const idleLimit = this.o.proactiveRescheduleIdleMs ?? DEFAULT_PROACTIVE_IDLE_MS;
+    const target = this.o.targetParents ?? DEFAULT_TARGET_PARENTS;
+    const max = this.o.maxProactiveReschedules ?? DEFAULT_MAX_PROACTIVE;
+    const freeSlot = this.o.run.piecesInFlight.size < this.o.concurrentPieceCount;
+    if (
+      freeSlot &&
+      idle >= idleLimit &&
+      this.picker.liveParents < target &&
+      this.proactiveCount < max &&
+      !this.streamDone
+    ) {
+      this.proactiveCount++;
+      this.lastProgress = performance.now();
+      void this.reschedule(true, 'more parents wanted: nothing new was announced for a while');
     }
   }
 
-  private async fromParents(piece: PieceSpec, signal: AbortSignal): Promise<PieceRecord | undefined> {
-    const taskId = this.o.run.taskId;
-    for (;;) {
-      const holders = await this.collector.waitFor(piece.number, this.o.collectedPieceTimeoutMs, signal);
-      if (!holders || holders.length === 0 || signal.aborted) return undefined;
-      const parent = this.selector.pick(holders);
-      try {
-        const pieceSignal = AbortSignal.any([signal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
-        const res = await this.o.downloadPiece({
-          ip: parent.ip,
-          port: parent.tcpPort,
-          taskId,
-          number: piece.number,
-          timeoutMs: this.o.pieceTimeoutMs,
-          signal: pieceSignal,
-        });
-        if (res.metadata.length !== piece.length) {
-          throw new DfError(
-            'INVALID_ARGUMENT',
-            `parent sent ${res.metadata.length} bytes for a ${piece.length}-byte piece`,
+  private async reschedule(proactive: boolean, description: string): Promise<void> {
+    if (this.rescheduling || this.mode !== 'parents') return;
+    if (this.streamDone) {
+      // Nobody to ask: whatever the parents cannot give comes from the source.
+      if (!proactive) this.setMode('direct');
+      return;
+    }
+    this.rescheduling = true;
+    try {
+      // The parents we have are named so the scheduler offers others (it blocks them for this peer); their
+      // streams stay open.
+      this.stream.send({ reschedulePeerRequest: { candidateParents: this.collector.parents, description } });
+      await this.handleNext(proactive);
+    } finally {
+      this.rescheduling = false;
+      this.wake();
+    }
+  }
+
+  private parentJob(picked: PickedPiece): PieceJob {
+    const { parent } = picked;
+    this.picker.started(parent.parentId);
+    this.parentInFlight++;
+    return {
+      number: picked.number,
+      fetch: async (piece: PieceSpec, signal: AbortSignal): Promise<PieceRecord> => {
+        const started = performance.now();
+        try {
+          const record = await this.o.piecePath.fromParent(this.o.run.taskId, piece, parent, signal);
+          this.picker.ended(parent.parentId, { bytes: record.length, ms: performance.now() - started });
+          this.send({
+            downloadPieceFinishedRequest: { piece: pieceMessage(record, TrafficType.REMOTE_PEER) },
+          });
+          return record;
+        } catch (e) {
+          this.picker.ended(parent.parentId);
+          if (signal.aborted) throw e;
+          const err = toDfError(e);
+          this.o.log.warn(
+            { taskId: this.o.run.taskId, piece: piece.number, parent: parent.parentId, err: err.message },
+            'piece from parent failed',
           );
+          this.picker.markFailed(parent.parentId, piece.number);
+          if (isDeadParent(e)) this.picker.dropParent(parent.parentId);
+          this.send({
+            downloadPieceFailedRequest: {
+              pieceNumber: piece.number,
+              parentId: parent.parentId,
+              temporary: true,
+            },
+          });
+          throw new RetryPiece(err.message);
+        } finally {
+          this.parentInFlight--;
+          this.wake();
         }
-        const record = await this.o.storage.writePiece(taskId, piece, res.body, {
-          trafficType: TrafficType.REMOTE_PEER,
-          parentId: parent.parentId,
-          expectedDigest: res.metadata.digest,
-        });
-        this.o.metrics.downloadTraffic('REMOTE_PEER', record.length);
-        this.stream.send({
-          downloadPieceFinishedRequest: { piece: pieceMessage(record, TrafficType.REMOTE_PEER) },
-        });
-        return record;
-      } catch (e) {
-        const err = toDfError(e, `piece ${piece.number} from parent ${parent.parentId}`);
-        this.o.log.warn(
-          { taskId, piece: piece.number, parent: parent.parentId, err: err.message },
-          'piece from parent failed',
+      },
+    };
+  }
+
+  /** The source, in piece order (in-order consumers first), at the pacer's concurrency. */
+  private sourceJob(c: PieceCandidates): PieceJob | undefined {
+    if (this.sourceInFlight >= this.pacer.limit) return undefined;
+    const n = lowest(c.inOrder.size > 0 ? c.inOrder : c.queued);
+    if (n === undefined) return undefined;
+    this.sourceInFlight++;
+    return { number: n, fetch: (piece, signal) => this.fromSource(piece, signal) };
+  }
+
+  private async fromSource(piece: PieceSpec, signal: AbortSignal): Promise<PieceRecord> {
+    const reported = this.mode === 'source';
+    try {
+      if (this.o.download.disableBackToSource) {
+        throw new DfError(
+          'UNAVAILABLE',
+          `no parent could give piece ${piece.number} and back-to-source is disabled`,
         );
-        this.collector.markFailed(parent.parentId, piece.number);
-        this.stream.send({
-          downloadPieceFailedRequest: {
-            pieceNumber: piece.number,
-            parentId: parent.parentId,
-            temporary: true,
+      }
+      const record = await this.o.piecePath.fromSource(this.o.source, piece, signal);
+      this.pacer.finished(record.length);
+      if (reported) {
+        this.send({
+          downloadPieceBackToSourceFinishedRequest: {
+            piece: pieceMessage(record, TrafficType.BACK_TO_SOURCE),
           },
         });
-        if (signal.aborted) return undefined;
       }
+      return record;
+    } catch (e) {
+      // On the scheduler's back-to-source path the source's failure is reported, origin status included.
+      if (reported) {
+        const err = toDfError(e);
+        this.send({
+          // piece_number left unset, as upstream sends it.
+          downloadPieceBackToSourceFailedRequest: {
+            ...(err.backend
+              ? {
+                  backend: {
+                    message: err.backend.message,
+                    header: err.backend.header,
+                    statusCode: err.backend.statusCode,
+                  },
+                }
+              : { unknown: { message: err.message } }),
+          },
+        });
+      }
+      throw e;
+    } finally {
+      this.sourceInFlight--;
+      this.wake();
     }
   }
 
   /** Every piece is stored: tell the scheduler and release parents. */
   private complete(): void {
-    if (this.done) return;
-    this.done = true;
-    if (this.mode === 'source') this.stream.finish({ downloadPeerBackToSourceFinishedRequest: {} });
-    else this.stream.finish({ downloadPeerFinishedRequest: {} });
+    if (this.closed) return;
+    if (this.mode === 'source') this.finishStream({ downloadPeerBackToSourceFinishedRequest: {} });
+    else this.finishStream({ downloadPeerFinishedRequest: {} });
     this.close();
   }
 
   private abandon(description: string): void {
     if (this.o.run.isFinished) return this.complete();
-    if (!this.done) {
-      this.done = true;
+    if (!this.closed) {
       if (this.mode === 'source')
-        this.stream.finish({ downloadPeerBackToSourceFailedRequest: { description } });
-      else this.stream.finish({ downloadPeerFailedRequest: { description } });
+        this.finishStream({ downloadPeerBackToSourceFailedRequest: { description } });
+      else this.finishStream({ downloadPeerFailedRequest: { description } });
     }
     this.close();
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
     this.unsubscribe();
     this.unEnd();
     this.collector.close();
-    this.selector.close();
     this.stream.close();
-    this.decide('none');
+    this.mode ??= 'done';
   }
+}
+
+function isDeadParent(e: unknown): boolean {
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    const code = (c as NodeJS.ErrnoException).code;
+    if (code && DEAD_PARENT_CODES.has(code)) return true;
+  }
+  return false;
 }

@@ -1,18 +1,12 @@
 // The piece collector (resource/piece_collector.rs): opens DfdaemonUpload.SyncPieces to every candidate parent
-// and records which parent has which piece, and where its Vortex server listens. Piece downloads ask it for the
-// holders of a piece; it answers as soon as one is known. One collector serves every parent set of a task run,
-// rescheduled parents included, so the flow is the same for all task kinds.
+// and hands each announced piece (which parent, where its Vortex server listens, whether it is a seed) to the
+// listener — the piece picker decides what to do with it. One collector serves every parent set of a task run,
+// rescheduled parents included.
 
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import type { Peer } from '../gen/common.js';
 import type { DfdaemonUploadClient, SyncPiecesResponse } from '../gen/dfdaemon.js';
-
-export interface PieceHolder {
-  parentId: string;
-  hostId: string;
-  ip: string;
-  tcpPort: number;
-}
+import type { PieceHolder } from './piece-picker.js';
 
 export interface PieceCollectorOptions {
   hostId: string;
@@ -20,23 +14,21 @@ export interface PieceCollectorOptions {
   interested: number[];
   /** The upload gRPC client of a parent's host (`host.ip:host.port`). */
   uploadClient: (ip: string, port: number) => DfdaemonUploadClient;
+  /** A parent announced a piece. */
+  onPiece: (number: number, holder: PieceHolder) => void;
+  /** A parent's stream ended (it sent every interested piece it will have, or it failed). */
+  onParentEnded?: (parentId: string, err?: Error) => void;
   log: { debug(o: object, m: string): void; warn(o: object, m: string): void };
 }
 
-interface Waiter {
-  number: number;
-  resolve: (holders: PieceHolder[] | undefined) => void;
-}
+/** common.v2.HostType NORMAL: every other type is a seed peer. */
+const HOST_TYPE_NORMAL = 0;
 
 export class PieceCollector {
   private readonly o: PieceCollectorOptions;
-  private readonly holders = new Map<number, Map<string, PieceHolder>>();
-  private readonly failed = new Set<string>();
   private readonly streams = new Map<string, ClientReadableStream<SyncPiecesResponse>>();
   private readonly knownParents = new Map<string, Peer>();
-  private waiters: Waiter[] = [];
-  private finished = false;
-  private exhaustedListener?: () => void;
+  private closed = false;
 
   constructor(options: PieceCollectorOptions) {
     this.o = options;
@@ -52,22 +44,19 @@ export class PieceCollector {
     return this.streams.size;
   }
 
-  /** Called when every parent stream has ended while some piece is still awaited: time to reschedule. */
-  onExhausted(listener: () => void): void {
-    this.exhaustedListener = listener;
-  }
-
+  /** Starts following new parents; parents already known are left as they are. */
   addParents(parents: Peer[]): void {
+    if (this.closed) return;
     for (const parent of parents) {
       if (this.knownParents.has(parent.id) || !parent.host) continue;
       this.knownParents.set(parent.id, parent);
       this.sync(parent);
     }
-    this.checkExhausted();
   }
 
   private sync(parent: Peer): void {
     const host = parent.host!;
+    const seed = host.type !== HOST_TYPE_NORMAL;
     const client = this.o.uploadClient(host.ip, host.port);
     const stream = client.syncPieces({
       hostId: this.o.hostId,
@@ -77,82 +66,28 @@ export class PieceCollector {
     this.streams.set(parent.id, stream);
     stream.on('data', (r: SyncPiecesResponse) => {
       if (r.tcpPort === undefined) return; // only Vortex TCP is spoken here (QUIC may come later)
-      this.add(r.number, { parentId: parent.id, hostId: host.id, ip: r.ip || host.ip, tcpPort: r.tcpPort });
+      this.o.onPiece(r.number, {
+        parentId: parent.id,
+        hostId: host.id,
+        ip: r.ip || host.ip,
+        tcpPort: r.tcpPort,
+        seed,
+      });
     });
     const done = (err?: Error) => {
       if (this.streams.get(parent.id) !== stream) return;
       this.streams.delete(parent.id);
       if (err) this.o.log.debug({ parent: parent.id, err: err.message }, 'SyncPieces ended with an error');
-      this.checkExhausted();
+      this.o.onParentEnded?.(parent.id, err);
     };
     stream.on('error', done);
     stream.on('end', () => done());
   }
 
-  private add(number: number, holder: PieceHolder): void {
-    let m = this.holders.get(number);
-    if (!m) this.holders.set(number, (m = new Map()));
-    m.set(holder.parentId, holder);
-    const ready = this.waiters.filter((w) => w.number === number);
-    if (ready.length === 0) return;
-    this.waiters = this.waiters.filter((w) => w.number !== number);
-    const list = this.available(number);
-    for (const w of ready) w.resolve(list);
-  }
-
-  private available(number: number): PieceHolder[] {
-    const m = this.holders.get(number);
-    if (!m) return [];
-    return [...m.values()].filter((h) => !this.failed.has(`${h.parentId}/${number}`));
-  }
-
-  /**
-   * Holders of the piece not known to have failed it; waits while parent streams (or a reschedule) may still
-   * bring one. Undefined when none can: every stream ended and the flow called finish(), or after `timeoutMs`.
-   */
-  waitFor(number: number, timeoutMs: number, signal?: AbortSignal): Promise<PieceHolder[] | undefined> {
-    const now = this.available(number);
-    if (now.length > 0) return Promise.resolve(now);
-    if (this.finished) return Promise.resolve(undefined);
-    return new Promise((resolve) => {
-      const t = setTimeout(() => settle(undefined), timeoutMs);
-      const onAbort = () => settle(undefined);
-      const settle = (v: PieceHolder[] | undefined) => {
-        clearTimeout(t);
-        signal?.removeEventListener('abort', onAbort);
-        this.waiters = this.waiters.filter((w) => w !== waiter);
-        resolve(v);
-      };
-      const waiter: Waiter = { number, resolve: settle };
-      this.waiters.push(waiter);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.checkExhausted();
-    });
-  }
-
-  /** A parent failed to give this piece (dead, corrupt, missing): do not offer it for this piece again. */
-  markFailed(parentId: string, number: number): void {
-    this.failed.add(`${parentId}/${number}`);
-  }
-
-  private checkExhausted(): void {
-    if (this.finished || this.streams.size > 0 || this.waiters.length === 0) return;
-    // Waiters whose piece some live holder has were answered already; what is left needs new parents.
-    this.exhaustedListener?.();
-  }
-
-  /** No more parents will come: every waiter (now and later) without a holder gets undefined. */
-  finish(): void {
-    this.finished = true;
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const w of waiters)
-      w.resolve(this.available(w.number).length ? this.available(w.number) : undefined);
-  }
-
   close(): void {
-    this.finish();
-    for (const s of this.streams.values()) s.cancel();
+    this.closed = true;
+    const streams = [...this.streams.values()];
     this.streams.clear();
+    for (const s of streams) s.cancel();
   }
 }

@@ -6,7 +6,7 @@ import type { Download } from '../gen/common.js';
 import { DfError, toDfError } from '../core/errors.js';
 import type { P2PDownloader, P2PSession } from '../proxy/p2p.js';
 import type { DownloadSession, DownloadSessions } from './download-session.js';
-import type { ByteLimiter } from './task-manager.js';
+import type { ByteLimiter } from './piece-path.js';
 
 export interface ProxyDownloadsOptions {
   sessions: DownloadSessions;

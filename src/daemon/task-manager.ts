@@ -1,7 +1,7 @@
 // The task manager: the download flow of resource/task.rs. A download request goes
 //   started (reuse the stored task, or stat the source) → local pieces → missing pieces → finished.
-// Missing pieces come from a PieceFetcher. Today that is back-to-source; the scheduler flow (AnnouncePeer,
-// parents, then back-to-source for what is left) replaces `fetcherFor` without touching the rest.
+// Missing pieces come from the run's PieceSource: the source in piece order (small tasks, no scheduler), or the
+// P2P flow (peer-task.ts: parents, then back-to-source for what is left). Bytes move through piece-path.ts.
 
 import type { BackendFactory } from '../backend/factory.js';
 import type { Download } from '../gen/common.js';
@@ -13,11 +13,9 @@ import { calculatePieceLength, interestedPieces, pieceRanges, type ContentRange 
 import type { PieceRecord, Storage, TaskRecord } from '../storage/storage.js';
 import type { DaemonMetrics } from './metrics.js';
 import { AnnouncePeerStream } from '../scheduler/announce-peer-stream.js';
-import { PeerTask, registerDownload, type PieceDownloader } from './peer-task.js';
-import { TaskRun, type PieceFetcher, type PieceSpec } from './task-run.js';
-
-/** common.v2.TrafficType values (kept as numbers so storage need not import the generated code). */
-export const TrafficType = { BACK_TO_SOURCE: 0, REMOTE_PEER: 1, LOCAL_PEER: 2 } as const;
+import { PeerTask, registerDownload } from './peer-task.js';
+import { PiecePath, type ByteLimiter, type PieceDownloader, type SourceTask } from './piece-path.js';
+import { TaskRun, inOrderSource, type PieceFetcher, type PieceSource, type PieceSpec } from './task-run.js';
 
 /** The parts of common.v2.Download the task manager reads. */
 export interface DownloadRequest {
@@ -46,11 +44,6 @@ export interface P2POptions {
   collectedPieceTimeoutMs: number;
   /** Announce our host again (the scheduler lost it). */
   reannounce?: () => Promise<void>;
-}
-
-/** A shared byte-rate limit (see rate-limiter.ts). */
-export interface ByteLimiter {
-  acquire(bytes: number): Promise<void>;
 }
 
 /** Tasks (or ranges) at most this long go straight to the source and never contact the scheduler (as upstream). */
@@ -94,19 +87,29 @@ export interface DeliveredPiece {
 }
 
 const DEFAULT_STAT_TIMEOUT_MS = 60_000;
-const RETRY_BACKOFF_MS = 200;
 
 export class TaskManager {
   private readonly runs = new Map<string, TaskRun>();
   /** Starts in flight, with the signal of the request that started it (its stat is cut when that one goes). */
   private readonly starting = new Map<string, { run: Promise<TaskRun>; signal: AbortSignal }>();
   private readonly o: TaskManagerOptions;
+  private readonly piecePath: PiecePath;
   private closed = false;
   /** Aborted by close(): cuts source stats still in flight, which no run owns yet. */
   private readonly closing = new AbortController();
 
   constructor(options: TaskManagerOptions) {
     this.o = options;
+    this.piecePath = new PiecePath({
+      storage: options.storage,
+      backends: options.backends,
+      metrics: options.metrics,
+      pieceTimeoutMs: options.pieceTimeoutMs,
+      maxRetries: options.maxRetries,
+      backToSourceLimiter: options.backToSourceLimiter,
+      downloadPiece: options.p2p?.downloadPiece,
+      log: options.log,
+    });
   }
 
   get storage(): Storage {
@@ -116,6 +119,7 @@ export class TaskManager {
   /** Turns the P2P flow on once its collaborators exist (the scheduler client starts after the task manager). */
   enableP2P(p2p: P2POptions): void {
     this.o.p2p = p2p;
+    this.piecePath.downloadPiece = p2p.downloadPiece;
   }
 
   /** The active run of a task, if a request holds one. */
@@ -308,19 +312,7 @@ export class TaskManager {
       }
       wake?.();
     });
-    if (!run.hasFetcher) {
-      const { fetcher, p2p } = this.chooseFetcher(started, req);
-      // download.bandwidthLimit counts every piece the run fetches once, wherever it comes from (a parent, or
-      // the source after parents failed).
-      const limiter = this.o.downloadLimiter;
-      const limited: PieceFetcher = limiter
-        ? async (piece, s) => {
-            await limiter.acquire(piece.length);
-            return fetcher(piece, s);
-          }
-        : fetcher;
-      run.setFetcher(limited, { randomOrder: p2p });
-    }
+    if (!run.hasSource) run.setSource(this.limited(this.chooseSource(started, req)));
     const unwant = run.want(missing, options);
     const onAbort = (): void => wake?.();
     signal.addEventListener('abort', onAbort);
@@ -411,18 +403,19 @@ export class TaskManager {
    * (the scheduler is never contacted for them); so does everything when no scheduler is configured. Otherwise
    * the P2P flow registers the peer and takes pieces from parents, with the source as its fallback.
    */
-  private chooseFetcher(
-    started: StartedDownload,
-    req: DownloadRequest,
-  ): { fetcher: PieceFetcher; p2p: boolean } {
-    const fromSource = this.fetcherFor(started.run.taskId, req);
+  private chooseSource(started: StartedDownload, req: DownloadRequest): PieceSource {
+    const source: SourceTask = { taskId: started.run.taskId, url: req.url, requestHeader: req.requestHeader };
     const p2p = this.o.p2p;
     const length = req.range?.length ?? started.task.contentLength;
     const direct = length <= DIRECT_DOWNLOAD_MAX_LENGTH && !req.disableBackToSource;
     const scheduler = p2p && !direct ? p2p.schedulerFor(started.run.taskId) : undefined;
-    if (!p2p || !scheduler || !req.download) return { fetcher: fromSource, p2p: false };
+    if (!p2p || !scheduler || !req.download) {
+      return inOrderSource((piece, signal) => this.piecePath.fromSource(source, piece, signal));
+    }
     const peerTask = new PeerTask({
       run: started.run,
+      source,
+      piecePath: this.piecePath,
       download: req.download,
       contentLength: started.task.contentLength,
       pieceLength: started.task.pieceLength,
@@ -430,13 +423,8 @@ export class TaskManager {
       peerId: this.peerIdFor(req),
       scheduler,
       uploadClient: p2p.uploadClient,
-      downloadPiece: p2p.downloadPiece,
-      storage: this.o.storage,
-      fromSource,
-      metrics: this.o.metrics,
       scheduleTimeoutMs: p2p.scheduleTimeoutMs,
       maxScheduleCount: p2p.maxScheduleCount,
-      pieceTimeoutMs: this.o.pieceTimeoutMs,
       collectedPieceTimeoutMs: p2p.collectedPieceTimeoutMs,
       concurrentPieceCount: this.o.concurrentPieceCount,
       reannounce: p2p.reannounce,
@@ -446,67 +434,34 @@ export class TaskManager {
     void peerTask
       .start()
       .catch((e: Error) => this.o.log.warn({ err: e.message }, 'peer task failed to start'));
-    return { fetcher: peerTask.fetcher, p2p: true };
+    return peerTask;
+  }
+
+  /**
+   * download.bandwidthLimit counts every piece the run fetches once per attempt, wherever it comes from (a
+   * parent, or the source).
+   */
+  private limited(source: PieceSource): PieceSource {
+    const limiter = this.o.downloadLimiter;
+    if (!limiter) return source;
+    return {
+      onWake: (wake) => source.onWake(wake),
+      next: (c) => {
+        const job = source.next(c);
+        if (!job) return undefined;
+        const fetch: PieceFetcher = async (piece, signal) => {
+          await limiter.acquire(piece.length);
+          return job.fetch(piece, signal);
+        };
+        return { number: job.number, fetch };
+      },
+    };
   }
 
   /** The caller's peer id, or a new one (a peer id is `{ip}-{hostname}-{uuid}`, `-seed` for seed peers). */
   private peerIdFor(req: DownloadRequest): string {
     const host = this.o.p2p!.host;
     return req.peerId ?? makePeerId(host.ip, host.hostname, host.seed);
-  }
-
-  /** Back-to-source piece fetcher: a ranged GET for exactly the piece, streamed into storage. */
-  private fetcherFor(taskId: string, req: DownloadRequest): PieceFetcher {
-    const backend = this.o.backends.get(req.url);
-    return async (piece, runSignal) => {
-      // download.backToSourceBandwidthLimit, taken once a piece (as upstream); the download limit is taken by
-      // the run for every piece (pieces()).
-      await this.o.backToSourceLimiter?.acquire(piece.length);
-      for (let attempt = 0; ; attempt++) {
-        const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
-        const started = performance.now();
-        this.o.metrics.backendRequest(backend.scheme, 'GET');
-        // The backend already retries failures before the body starts (backend.maxRetries); only a body that
-        // breaks off (short, reset, timed out while streaming) is retried here, so a 5xx costs 1 + maxRetries
-        // requests, not their square.
-        let bodyStarted = false;
-        try {
-          const res = await backend.get({
-            taskId,
-            pieceNumber: piece.number,
-            url: req.url,
-            range: { start: piece.offset, length: piece.length },
-            requestHeader: req.requestHeader,
-            timeoutMs: this.o.pieceTimeoutMs,
-            signal,
-          });
-          bodyStarted = true;
-          const record = await this.o.storage.writePiece(taskId, piece, res.body, {
-            trafficType: TrafficType.BACK_TO_SOURCE,
-          });
-          this.o.metrics.downloadTraffic('BACK_TO_SOURCE', record.length);
-          return record;
-        } catch (e) {
-          this.o.metrics.backendRequestFailed(backend.scheme, 'GET');
-          const err =
-            signal.aborted && !runSignal.aborted
-              ? new DfError(
-                  'TIMEOUT',
-                  `piece ${piece.number} of task ${taskId} timed out after ${this.o.pieceTimeoutMs} ms`,
-                  { cause: e, retryable: true },
-                )
-              : toDfError(e, `piece ${piece.number} from source`);
-          if (!bodyStarted || !err.retryable || attempt >= this.o.maxRetries || runSignal.aborted) throw err;
-          this.o.log.warn(
-            { taskId, piece: piece.number, attempt, err: err.message },
-            'piece from source failed; retrying',
-          );
-          await new Promise((r) => setTimeout(r, RETRY_BACKOFF_MS * (attempt + 1)));
-        } finally {
-          this.o.metrics.backendRequestDuration(backend.scheme, 'GET', performance.now() - started);
-        }
-      }
-    };
   }
 
   /** Deletes a task's stored data, stopping its download if one runs. */

@@ -1,7 +1,7 @@
 // One in-memory run of a task: which pieces are finished, in flight or wanted, shared by every request for
-// the same task id, so that concurrent requests cause each piece to be fetched once. Pieces are fetched by
-// a `PieceFetcher` (back-to-source today; parents first once the scheduler flow lands) with at most
-// `concurrentPieceCount` in flight for the task.
+// the same task id, so that concurrent requests cause each piece to be fetched once. Which wanted piece starts
+// next, and from where, is the run's `PieceSource`'s choice (the source in piece order, or the P2P flow by
+// availability and rarity); the run bounds the pieces in flight by `concurrentPieceCount`.
 
 import { type DfError, toDfError } from '../core/errors.js';
 import type { PieceRecord } from '../storage/storage.js';
@@ -15,6 +15,61 @@ export interface PieceSpec {
 /** Fetches one piece into storage and returns its record. Throws a DfError on failure. */
 export type PieceFetcher = (piece: PieceSpec, signal: AbortSignal) => Promise<PieceRecord>;
 
+/**
+ * Thrown by a PieceJob's fetch when this attempt failed but the piece may still come from elsewhere (another
+ * parent, a reschedule, the source): the piece goes back into the queue, and no request sees an error.
+ */
+export class RetryPiece extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'RetryPiece';
+  }
+}
+
+/** The pieces a source may start now. */
+export interface PieceCandidates {
+  /** Wanted, neither finished nor in flight. */
+  readonly queued: ReadonlySet<number>;
+  /** The subset an in-order consumer (the proxy) waits for: lowest first, whatever else the source prefers. */
+  readonly inOrder: ReadonlySet<number>;
+  /** Pieces in flight now. */
+  readonly inFlight: ReadonlySet<number>;
+}
+
+/** A piece the source decided to start, and how. */
+export interface PieceJob {
+  number: number;
+  fetch: PieceFetcher;
+}
+
+/**
+ * Decides which queued piece starts next and where it comes from. `next` returns undefined when nothing should
+ * start now (no parent has a wanted piece yet, a parent's slots are full, the scheduler has not answered); the
+ * source then calls the wake function it was given once it could start more.
+ */
+export interface PieceSource {
+  next(candidates: PieceCandidates): PieceJob | undefined;
+  onWake(wake: () => void): void;
+}
+
+/** A source that takes pieces in piece order from one fetcher (the origin; the lowest in-order piece first). */
+export function inOrderSource(fetcher: PieceFetcher): PieceSource {
+  return {
+    next: (c) => {
+      const n = lowest(c.inOrder.size > 0 ? c.inOrder : c.queued);
+      return n === undefined ? undefined : { number: n, fetch: fetcher };
+    },
+    onWake: () => undefined,
+  };
+}
+
+/** The lowest number of a set, or undefined. */
+export function lowest(numbers: Iterable<number>): number | undefined {
+  let best: number | undefined;
+  for (const n of numbers) if (best === undefined || n < best) best = n;
+  return best;
+}
+
 export type PieceEvent =
   { piece: PieceRecord; error?: undefined } | { piece?: undefined; number: number; error: DfError };
 
@@ -27,30 +82,18 @@ export class TaskRun {
   private readonly wanted = new Map<number, number>();
   /** Pieces wanted by a consumer that sends bytes in order (the proxy): fetched lowest number first. */
   private readonly wantedInOrder = new Map<number, number>();
-  private readonly queue: number[] = [];
+  /** Wanted pieces neither finished nor in flight. */
+  private readonly queue = new Set<number>();
   private readonly inFlight = new Set<number>();
   private readonly listeners = new Set<Listener>();
   private readonly concurrency: number;
   private readonly controller = new AbortController();
-  private fetcher?: PieceFetcher;
-  /**
-   * Take queued pieces in random order rather than in order. For P2P runs: peers that start together then hold
-   * different pieces early and can trade them, instead of all queuing on the seed for piece 0, 1, 2, ...
-   */
-  private randomOrder = false;
-  private readonly random: () => number;
+  private source?: PieceSource;
   private readonly endListeners = new Set<() => void>();
   private ended = false;
 
-  constructor(
-    taskId: string,
-    pieces: PieceSpec[],
-    finished: PieceRecord[],
-    concurrency: number,
-    random: () => number = Math.random,
-  ) {
+  constructor(taskId: string, pieces: PieceSpec[], finished: PieceRecord[], concurrency: number) {
     this.taskId = taskId;
-    this.random = random;
     this.concurrency = Math.max(1, concurrency);
     for (const p of pieces) this.specs.set(p.number, p);
     for (const p of finished) this.finished.set(p.number, p);
@@ -67,16 +110,31 @@ export class TaskRun {
   /** Number of requests currently holding this run. */
   users = 0;
 
-  get hasFetcher(): boolean {
-    return this.fetcher !== undefined;
+  get hasSource(): boolean {
+    return this.source !== undefined;
   }
 
-  /** Sets how missing pieces are fetched; the first request to need a fetch decides (see TaskManager). */
-  setFetcher(fetcher: PieceFetcher, options: { randomOrder?: boolean } = {}): void {
-    if (this.fetcher) return;
-    this.fetcher = fetcher;
-    this.randomOrder = options.randomOrder ?? false;
+  /** Sets where missing pieces come from; the first request to need a fetch decides (see TaskManager). */
+  setSource(source: PieceSource): void {
+    if (this.source) return;
+    this.source = source;
+    source.onWake(() => this.pump());
     this.pump();
+  }
+
+  /** setSource with one fetcher, in piece order. */
+  setFetcher(fetcher: PieceFetcher): void {
+    this.setSource(inOrderSource(fetcher));
+  }
+
+  /** Pieces fetched by this run right now. */
+  get piecesInFlight(): ReadonlySet<number> {
+    return this.inFlight;
+  }
+
+  /** Wanted pieces waiting for their fetch to start. */
+  get piecesQueued(): ReadonlySet<number> {
+    return this.queue;
   }
 
   subscribe(listener: Listener): () => void {
@@ -96,7 +154,7 @@ export class TaskRun {
       const c = this.wanted.get(n) ?? 0;
       this.wanted.set(n, c + 1);
       if (options.inOrder) increment(this.wantedInOrder, n);
-      if (c === 0 && !this.inFlight.has(n)) this.queue.push(n);
+      if (c === 0 && !this.inFlight.has(n)) this.queue.add(n);
     }
     this.pump();
     let released = false;
@@ -105,6 +163,7 @@ export class TaskRun {
       released = true;
       for (const n of mine) {
         decrement(this.wanted, n);
+        if (!this.wanted.has(n)) this.queue.delete(n);
         if (options.inOrder) decrement(this.wantedInOrder, n);
       }
     };
@@ -139,48 +198,45 @@ export class TaskRun {
   }
 
   private pump(): void {
-    if (!this.fetcher) return;
-    while (this.inFlight.size < this.concurrency && this.queue.length > 0) {
-      const n = this.queue.splice(this.nextIndex(), 1)[0]!;
-      if (!this.wanted.has(n) || this.finished.has(n) || this.inFlight.has(n)) continue;
+    const source = this.source;
+    if (!source) return;
+    const inOrder = new Set<number>();
+    for (const n of this.wantedInOrder.keys()) if (this.queue.has(n)) inOrder.add(n);
+    while (this.inFlight.size < this.concurrency && this.queue.size > 0) {
+      const job = source.next({ queued: this.queue, inOrder, inFlight: this.inFlight });
+      // A source may only start a queued piece (the queue holds wanted pieces neither finished nor in flight).
+      if (!job || !this.queue.has(job.number)) break;
+      const n = job.number;
+      this.queue.delete(n);
+      inOrder.delete(n);
       this.inFlight.add(n);
-      void this.fetch(n);
+      void this.fetch(n, job.fetch);
     }
   }
 
-  /**
-   * Which queued piece goes next: the lowest one a consumer needs in order, if any (a proxy client waits for
-   * piece k before it can get k + 1); else a random one for P2P runs, else the first queued.
-   */
-  private nextIndex(): number {
-    if (this.wantedInOrder.size > 0) {
-      let best = -1;
-      for (let i = 0; i < this.queue.length; i++) {
-        const n = this.queue[i]!;
-        if (this.wantedInOrder.has(n) && (best < 0 || n < this.queue[best]!)) best = i;
-      }
-      if (best >= 0) return best;
-    }
-    return this.randomOrder ? Math.floor(this.random() * this.queue.length) : 0;
-  }
-
-  private async fetch(n: number): Promise<void> {
+  private async fetch(n: number, fetcher: PieceFetcher): Promise<void> {
     const spec = this.specs.get(n)!;
     let ev: PieceEvent;
     try {
       if (this.controller.signal.aborted) throw this.controller.signal.reason;
-      const piece = await this.fetcher!(spec, this.controller.signal);
+      const piece = await fetcher(spec, this.controller.signal);
       this.finished.set(n, piece);
       ev = { piece };
     } catch (e) {
       ev = { number: n, error: toDfError(e, `piece ${n}`) };
-    } finally {
-      this.inFlight.delete(n);
+      if (e instanceof RetryPiece && !this.controller.signal.aborted) {
+        this.inFlight.delete(n);
+        if (this.wanted.has(n)) this.queue.add(n);
+        this.pump();
+        return;
+      }
     }
+    this.inFlight.delete(n);
     // A failed piece stays wanted by nobody until someone asks again: each request decides for itself.
     if (ev.error) {
       this.wanted.delete(n);
       this.wantedInOrder.delete(n);
+      this.queue.delete(n);
     }
     for (const l of [...this.listeners]) l(ev);
     this.pump();

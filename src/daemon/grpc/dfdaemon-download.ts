@@ -29,7 +29,7 @@ import {
   type StatTaskRequest,
 } from '../../gen/dfdaemon.js';
 import type { Empty } from '../../gen/google/protobuf/empty.js';
-import { TrafficType } from '../task-manager.js';
+import { TrafficType } from '../piece-path.js';
 import { LocalTasks, localTaskState } from './local-tasks.js';
 import { toGrpcError, unimplementedHandlers } from './status.js';
 import { pieceMessage } from '../piece-message.js';

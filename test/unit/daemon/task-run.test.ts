@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DfError } from '../../../src/core/errors.js';
-import { TaskRun, type PieceEvent, type PieceSpec } from '../../../src/daemon/task-run.js';
+import { RetryPiece, TaskRun, type PieceEvent, type PieceSpec } from '../../../src/daemon/task-run.js';
 import type { PieceRecord } from '../../../src/storage/storage.js';
 
 const specs = (count: number, length = 4): PieceSpec[] =>
@@ -233,27 +233,70 @@ test('abort cancels in-flight fetches and starts no new ones', async () => {
   assert.equal(events.length, 7);
 });
 
-test('a P2P run fetches in random order, but pieces an in-order consumer wants go lowest first', async () => {
-  // A "random" source that always picks the last queued piece: the opposite of in order.
-  const run = new TaskRun('task', specs(8), [], 2, () => 0.999);
+test('the in-order source takes the lowest piece, and pieces an in-order consumer wants go first', async () => {
+  const run = new TaskRun('task', specs(8), [], 2);
   const f = new FakeFetcher();
-  run.setFetcher(f.fetch, { randomOrder: true });
-  const releaseRandom = run.want([0, 1, 2, 3]);
+  run.setFetcher(f.fetch);
+  const releaseAny = run.want([3, 2, 6, 7]);
   await settle();
-  assert.deepEqual(f.calls, [3, 2], 'random order without an in-order consumer');
-  const releaseOrdered = run.want([4, 5, 6, 7, 0, 1], { inOrder: true });
-  f.resolve(3);
-  await settle();
+  assert.deepEqual(f.calls, [2, 3], 'lowest queued first');
+  const releaseOrdered = run.want([5, 4], { inOrder: true });
   f.resolve(2);
   await settle();
-  assert.deepEqual(f.calls.slice(2), [0, 1], 'the lowest pieces an in-order consumer wants go first');
-  f.resolve(0);
+  assert.deepEqual(f.calls.slice(2), [4], 'the lowest piece an in-order consumer wants goes before piece 6');
+  f.resolve(3);
+  f.resolve(4);
+  await settle();
+  assert.deepEqual(f.calls.slice(3), [5, 6]);
+  releaseOrdered();
+  f.resolve(5);
+  f.resolve(6);
+  await settle();
+  f.resolve(7);
+  await settle();
+  releaseAny();
+});
+
+test('a source decides what starts: nothing until it wakes the run; a RetryPiece puts the piece back quietly', async () => {
+  const run = new TaskRun('task', specs(4), [], 4);
+  const f = new FakeFetcher();
+  const available = new Set<number>();
+  let wake = (): void => undefined;
+  let failOnce = true;
+  run.setSource({
+    onWake: (w) => (wake = w),
+    next: (c) => {
+      for (const n of c.queued) {
+        if (!available.has(n)) continue;
+        return {
+          number: n,
+          fetch: (piece, signal) => {
+            if (piece.number === 1 && failOnce) {
+              failOnce = false;
+              return Promise.reject(new RetryPiece('parent failed'));
+            }
+            return f.fetch(piece, signal);
+          },
+        };
+      }
+      return undefined;
+    },
+  });
+  const events: PieceEvent[] = [];
+  run.subscribe((e) => events.push(e));
+  const release = run.want([0, 1, 2, 3]);
+  await settle();
+  assert.deepEqual(f.calls, [], 'no piece is available yet');
+  available.add(1);
+  wake();
+  await settle();
+  assert.deepEqual(f.calls, [1], 'retried after RetryPiece, without an error event');
+  assert.equal(events.length, 0);
+  assert.deepEqual([...run.piecesInFlight], [1]);
   f.resolve(1);
   await settle();
-  assert.deepEqual(f.calls.slice(4), [4, 5]);
-  releaseOrdered();
-  f.resolve(4);
-  f.resolve(5);
-  await settle();
-  releaseRandom();
+  assert.equal(events.length, 1);
+  assert.deepEqual([...run.piecesQueued].sort(), [0, 2, 3]);
+  release();
+  assert.equal(run.piecesQueued.size, 0, 'released pieces leave the queue');
 });

@@ -1,0 +1,163 @@
+// The piece path (the upstream client's resource/piece.rs): one piece into storage, from the source or from a
+// parent, side by side — with the bandwidth limits, the piece timeout, retries of a body that broke off, the
+// length and digest checks of a parent's piece, and the metrics. Everything that decides *which* piece and *from
+// whom* lives elsewhere (task-manager.ts, peer-task.ts, piece-picker.ts); this only moves bytes.
+
+import type { BackendFactory } from '../backend/factory.js';
+import { DfError, toDfError } from '../core/errors.js';
+import type { PieceRecord, Storage } from '../storage/storage.js';
+import type { PieceTransport } from '../vortex/piece-transport.js';
+import type { DaemonMetrics } from './metrics.js';
+import type { PieceSpec } from './task-run.js';
+
+/** common.v2.TrafficType values (kept as numbers so storage need not import the generated code). */
+export const TrafficType = { BACK_TO_SOURCE: 0, REMOTE_PEER: 1, LOCAL_PEER: 2 } as const;
+
+/** Downloads one piece from a parent's piece server (Vortex; the transport the daemon chose). */
+export type PieceDownloader = PieceTransport['downloadPiece'];
+
+/** A shared byte-rate limit (see rate-limiter.ts). */
+export interface ByteLimiter {
+  acquire(bytes: number): Promise<void>;
+}
+
+/** What a source fetch needs to know about its task. */
+export interface SourceTask {
+  taskId: string;
+  url: string;
+  requestHeader: Record<string, string>;
+}
+
+/** A parent that announced a piece: where its piece server listens. */
+export interface PieceParent {
+  parentId: string;
+  hostId: string;
+  ip: string;
+  tcpPort: number;
+}
+
+export interface PiecePathOptions {
+  storage: Storage;
+  backends: BackendFactory;
+  metrics: DaemonMetrics;
+  /** download.pieceTimeout: bounds one piece's transfer, from either side. */
+  pieceTimeoutMs: number;
+  /** backend.maxRetries: extra attempts for a source piece whose body broke off. */
+  maxRetries: number;
+  /** download.backToSourceBandwidthLimit: pieces from the source. */
+  backToSourceLimiter?: ByteLimiter;
+  /** Set once P2P is enabled (the transport starts after the task manager). */
+  downloadPiece?: PieceDownloader;
+  log: { warn(o: object, m: string): void };
+}
+
+const RETRY_BACKOFF_MS = 200;
+
+export class PiecePath {
+  private readonly o: PiecePathOptions;
+
+  constructor(options: PiecePathOptions) {
+    this.o = options;
+  }
+
+  /** The Vortex transport for parent pieces (P2P is enabled after construction). */
+  set downloadPiece(d: PieceDownloader) {
+    this.o.downloadPiece = d;
+  }
+
+  /** A ranged GET for exactly the piece, streamed into storage. */
+  async fromSource(task: SourceTask, piece: PieceSpec, runSignal: AbortSignal): Promise<PieceRecord> {
+    const backend = this.o.backends.get(task.url);
+    // download.backToSourceBandwidthLimit, taken once a piece (as upstream).
+    await this.o.backToSourceLimiter?.acquire(piece.length);
+    for (let attempt = 0; ; attempt++) {
+      const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
+      const started = performance.now();
+      this.o.metrics.backendRequest(backend.scheme, 'GET');
+      // The backend already retries failures before the body starts (backend.maxRetries); only a body that
+      // breaks off (short, reset, timed out while streaming) is retried here, so a 5xx costs 1 + maxRetries
+      // requests, not their square.
+      let bodyStarted = false;
+      try {
+        const res = await backend.get({
+          taskId: task.taskId,
+          pieceNumber: piece.number,
+          url: task.url,
+          range: { start: piece.offset, length: piece.length },
+          requestHeader: task.requestHeader,
+          timeoutMs: this.o.pieceTimeoutMs,
+          signal,
+        });
+        bodyStarted = true;
+        const record = await this.o.storage.writePiece(task.taskId, piece, res.body, {
+          trafficType: TrafficType.BACK_TO_SOURCE,
+        });
+        this.o.metrics.downloadTraffic('BACK_TO_SOURCE', record.length);
+        return record;
+      } catch (e) {
+        this.o.metrics.backendRequestFailed(backend.scheme, 'GET');
+        const err = this.timedOut(e, signal, runSignal, `piece ${piece.number} of task ${task.taskId}`);
+        if (!bodyStarted || !err.retryable || attempt >= this.o.maxRetries || runSignal.aborted) throw err;
+        this.o.log.warn(
+          { taskId: task.taskId, piece: piece.number, attempt, err: err.message },
+          'piece from source failed; retrying',
+        );
+        await new Promise((r) => setTimeout(r, RETRY_BACKOFF_MS * (attempt + 1)));
+      } finally {
+        this.o.metrics.backendRequestDuration(backend.scheme, 'GET', performance.now() - started);
+      }
+    }
+  }
+
+  /**
+   * The piece from a parent's piece server: its length must be the piece's, its bytes must match the digest the
+   * parent sent (a mismatch is never stored). One attempt; the caller chooses whom to ask next.
+   */
+  async fromParent(
+    taskId: string,
+    piece: PieceSpec,
+    parent: PieceParent,
+    runSignal: AbortSignal,
+  ): Promise<PieceRecord> {
+    const download = this.o.downloadPiece;
+    if (!download) throw new DfError('INTERNAL', 'no piece transport: P2P is not enabled');
+    const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
+    try {
+      const res = await download({
+        ip: parent.ip,
+        port: parent.tcpPort,
+        taskId,
+        number: piece.number,
+        timeoutMs: this.o.pieceTimeoutMs,
+        signal,
+      });
+      if (res.metadata.length !== piece.length) {
+        res.cancel();
+        throw new DfError(
+          'INVALID_ARGUMENT',
+          `parent sent ${res.metadata.length} bytes for a ${piece.length}-byte piece`,
+        );
+      }
+      const record = await this.o.storage.writePiece(taskId, piece, res.body, {
+        trafficType: TrafficType.REMOTE_PEER,
+        parentId: parent.parentId,
+        expectedDigest: res.metadata.digest,
+      });
+      this.o.metrics.downloadTraffic('REMOTE_PEER', record.length);
+      return record;
+    } catch (e) {
+      throw this.timedOut(e, signal, runSignal, `piece ${piece.number} from parent ${parent.parentId}`);
+    }
+  }
+
+  /** A piece timeout is a retryable TIMEOUT naming the piece; anything else keeps its own cause. */
+  private timedOut(e: unknown, signal: AbortSignal, runSignal: AbortSignal, what: string): DfError {
+    if (signal.aborted && !runSignal.aborted) {
+      return new DfError('TIMEOUT', `${what} timed out after ${this.o.pieceTimeoutMs} ms`, {
+        cause: e,
+        retryable: true,
+      });
+    }
+    return toDfError(e, what);
+  }
+}

@@ -1,0 +1,180 @@
+// Which piece to take next from which parent, for a P2P run (the choice BitTorrent clients make, within what the
+// Dragonfly wire gives us: parents announce pieces over SyncPieces; we only ever ask a parent for a piece it
+// announced).
+// - Availability first: a piece starts only when some live parent has announced it and has a free slot. Parking
+//   a request on a piece nobody has yet makes every child queue on the seed.
+// - Rarest first among our parents, random tie-break: pieces only one parent holds (usually fresh ones from the
+//   seed) go first, so copies spread and children end up holding pieces to trade. An in-order consumer (the
+//   proxy) keeps its priority: the lowest piece it waits for goes first when some parent has it.
+// - Each parent serves at most `perParentLimit` of our requests at once, so one fast-to-announce parent (the
+//   seed) does not carry all of them.
+// - Among holders, a normal peer is preferred over a seed: the seed's uplink is for pieces nobody else has.
+//   Otherwise parents are weighed by the throughput we measured from them (announced NIC speeds are not
+//   credible: a veth says 10 Gbps behind a 100 Mbit link).
+
+import type { PieceParent } from './piece-path.js';
+import type { PieceCandidates } from './task-run.js';
+
+/** A parent holding a piece: where to fetch it, and whether its host is a seed peer. */
+export interface PieceHolder extends PieceParent {
+  seed: boolean;
+}
+
+export interface PickedPiece {
+  number: number;
+  parent: PieceHolder;
+}
+
+export interface PiecePickerOptions {
+  /** Requests in flight to one parent at most. */
+  perParentLimit: number;
+  random?: () => number;
+}
+
+/** Weight of a smoothed throughput sample: the last few pieces matter, one slow piece does not decide. */
+const EWMA_ALPHA = 0.3;
+
+interface ParentStats {
+  inFlight: number;
+  /** Smoothed bytes per millisecond of the pieces we took from it; undefined until one finished. */
+  rate?: number;
+}
+
+export class PiecePicker {
+  private readonly holders = new Map<number, Map<string, PieceHolder>>();
+  private readonly failed = new Set<string>();
+  private readonly dead = new Set<string>();
+  private readonly stats = new Map<string, ParentStats>();
+  private readonly limit: number;
+  private readonly random: () => number;
+
+  constructor(options: PiecePickerOptions) {
+    this.limit = Math.max(1, options.perParentLimit);
+    this.random = options.random ?? Math.random;
+  }
+
+  /** A parent announced a piece. False when it was known already (or the parent is dead). */
+  announce(number: number, holder: PieceHolder): boolean {
+    if (this.dead.has(holder.parentId)) return false;
+    let m = this.holders.get(number);
+    if (!m) this.holders.set(number, (m = new Map()));
+    if (m.has(holder.parentId)) return false;
+    m.set(holder.parentId, holder);
+    if (!this.stats.has(holder.parentId)) this.stats.set(holder.parentId, { inFlight: 0 });
+    return true;
+  }
+
+  /** The parent failed this piece (corrupt, missing, timed out): never ask it for this piece again. */
+  markFailed(parentId: string, number: number): void {
+    this.failed.add(`${parentId}/${number}`);
+  }
+
+  /** The parent is gone (refused or reset connections): ask it for nothing more. */
+  dropParent(parentId: string): void {
+    this.dead.add(parentId);
+    for (const m of this.holders.values()) m.delete(parentId);
+  }
+
+  /** Live holders of a piece that did not fail it. */
+  holdersOf(number: number): PieceHolder[] {
+    const m = this.holders.get(number);
+    if (!m) return [];
+    return [...m.values()].filter((h) => !this.failed.has(`${h.parentId}/${number}`));
+  }
+
+  /** Whether some live parent could still give the piece (now or once a slot frees). */
+  available(number: number): boolean {
+    return this.holdersOf(number).length > 0;
+  }
+
+  /** Requests in flight to a parent. */
+  inFlight(parentId: string): number {
+    return this.stats.get(parentId)?.inFlight ?? 0;
+  }
+
+  /** Parents that announced something and are not dead. */
+  get liveParents(): number {
+    let n = 0;
+    for (const id of this.stats.keys()) if (!this.dead.has(id)) n++;
+    return n;
+  }
+
+  started(parentId: string): void {
+    const s = this.statsOf(parentId);
+    s.inFlight++;
+  }
+
+  /** A piece from the parent ended: `bytes` in `ms` when it succeeded (a throughput sample), else nothing. */
+  ended(parentId: string, sample?: { bytes: number; ms: number }): void {
+    const s = this.statsOf(parentId);
+    s.inFlight = Math.max(0, s.inFlight - 1);
+    if (sample && sample.ms > 0) {
+      const rate = sample.bytes / sample.ms;
+      s.rate = s.rate === undefined ? rate : s.rate * (1 - EWMA_ALPHA) + rate * EWMA_ALPHA;
+    }
+  }
+
+  /** The next piece to start and its parent, or undefined when no queued piece has a holder with a free slot. */
+  pick(c: PieceCandidates): PickedPiece | undefined {
+    // In-order consumers first: the lowest piece they wait for that some parent can give now.
+    if (c.inOrder.size > 0) {
+      for (const n of [...c.inOrder].sort((a, b) => a - b)) {
+        const parent = this.chooseParent(n);
+        if (parent) return { number: n, parent };
+      }
+    }
+    let best: number | undefined;
+    let bestCount = Infinity;
+    let ties = 0;
+    for (const n of c.queued) {
+      const holders = this.holdersOf(n);
+      if (holders.length === 0 || holders.length > bestCount) continue;
+      if (!holders.some((h) => this.hasSlot(h.parentId))) continue;
+      if (holders.length < bestCount) {
+        best = n;
+        bestCount = holders.length;
+        ties = 1;
+      } else if (this.random() * ++ties < 1) {
+        // Reservoir sampling: each of the equally rare pieces is chosen with the same probability.
+        best = n;
+      }
+    }
+    if (best === undefined) return undefined;
+    return { number: best, parent: this.chooseParent(best)! };
+  }
+
+  /** A holder of the piece with a free slot: normal peers before seeds, then weighted by measured throughput. */
+  chooseParent(number: number): PieceHolder | undefined {
+    const free = this.holdersOf(number).filter((h) => this.hasSlot(h.parentId));
+    if (free.length === 0) return undefined;
+    const peers = free.filter((h) => !h.seed);
+    const pool = peers.length > 0 ? peers : free;
+    if (pool.length === 1) return pool[0];
+    const weights = pool.map((h) => this.weight(h.parentId));
+    let r = this.random() * weights.reduce((a, b) => a + b, 0);
+    for (let i = 0; i < pool.length; i++) {
+      r -= weights[i]!;
+      if (r < 0) return pool[i];
+    }
+    return pool[pool.length - 1];
+  }
+
+  /** Measured throughput; a parent not measured yet gets the best known rate, so new parents get tried. */
+  private weight(parentId: string): number {
+    const rate = this.stats.get(parentId)?.rate;
+    if (rate !== undefined) return Math.max(rate, 1e-6);
+    let best = 0;
+    for (const s of this.stats.values()) if (s.rate !== undefined && s.rate > best) best = s.rate;
+    return best > 0 ? best : 1;
+  }
+
+  private hasSlot(parentId: string): boolean {
+    return this.inFlight(parentId) < this.limit;
+  }
+
+  private statsOf(parentId: string): ParentStats {
+    let s = this.stats.get(parentId);
+    if (!s) this.stats.set(parentId, (s = { inFlight: 0 }));
+    return s;
+  }
+}
