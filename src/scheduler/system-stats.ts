@@ -18,6 +18,8 @@ export interface SystemStatsOptions {
   /** Root of /proc and /sys, for tests. */
   procRoot?: string;
   sysRoot?: string;
+  /** The interface to report, for tests (default: the one that carries `ip`). */
+  iface?: string;
 }
 
 interface Counters {
@@ -48,6 +50,23 @@ function readNumber(file: string): number | undefined {
   return Number(text);
 }
 
+/**
+ * The max bandwidth (bits/s) announced to the scheduler, which weighs parents by it: min(NIC speed, upload limit)
+ * as upstream — but only for a physical NIC. A virtual one (veth, bridge, tun, bond of them: no `device` link in
+ * sysfs) reports a made-up speed (a veth says 10 Gbps behind whatever shapes it), so it counts as unknown and the
+ * upload limit alone is announced: set `upload.bandwidthLimit` to the real uplink on such hosts.
+ */
+export function announcedMaxBandwidth(
+  sys: string,
+  iface: string | undefined,
+  uploadLimitBytes: number,
+): number {
+  const limitBits = uploadLimitBytes * 8;
+  if (iface === undefined || !fs.existsSync(`${sys}/class/net/${iface}/device`)) return limitBits;
+  const mbps = readNumber(`${sys}/class/net/${iface}/speed`);
+  return mbps === undefined ? limitBits : Math.min(mbps * 1_000_000, limitBits);
+}
+
 /** The interface that carries `ip`, if any. */
 function interfaceOf(ip: string): string | undefined {
   for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
@@ -69,13 +88,8 @@ export class SystemStats {
     this.#opts = options;
     this.#proc = options.procRoot ?? '/proc';
     this.#sys = options.sysRoot ?? '/sys';
-    this.#iface = interfaceOf(options.ip);
-    // Upstream: min(NIC speed, upload limit) in bits/s; the limit alone when the speed is unknown (virtual NICs
-    // report -1 or nothing).
-    const limitBits = options.uploadBandwidthLimit * 8;
-    const mbps =
-      this.#iface === undefined ? undefined : readNumber(`${this.#sys}/class/net/${this.#iface}/speed`);
-    this.#maxBandwidth = mbps === undefined ? limitBits : Math.min(mbps * 1_000_000, limitBits);
+    this.#iface = options.iface ?? interfaceOf(options.ip);
+    this.#maxBandwidth = announcedMaxBandwidth(this.#sys, this.#iface, options.uploadBandwidthLimit);
     this.#physicalCores = this.#countPhysicalCores();
     this.#last = this.#counters();
   }
