@@ -35,6 +35,7 @@ import { AdaptiveRateLimiter } from './load-shedding.js';
 import { ProxyServer } from '../proxy/server.js';
 import { LeafCertificates, loadOrCreateProxyCa } from '../proxy/certificates.js';
 import { ProxyDownloads } from './proxy-downloads.js';
+import { SuperSeeding } from './super-seeding.js';
 import { TaskDownloadBlockList } from './block-list.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
@@ -74,6 +75,8 @@ export class Dfdaemon {
   private selector?: SchedulerSelector;
   private announcer?: SchedulerAnnouncer;
   private uploadClients = new UploadClientPool();
+  /** Announcement control of the tasks a seed peer is still downloading (seedPeer.enable). */
+  private readonly superSeeding?: SuperSeeding;
   private readonly uploadMeter = new UploadMeter();
   private uploadLimit!: RateLimiter;
   private health?: Listening;
@@ -95,6 +98,7 @@ export class Dfdaemon {
     this.version = o.version;
     this.dynconfigPath = o.dynconfigPath;
     this.metrics = new DaemonMetrics({ gitVersion: o.version, gitCommit: '', buildTime: '' });
+    if (o.config.seedPeer.enable) this.superSeeding = new SuperSeeding();
   }
 
   get hostId(): string {
@@ -141,6 +145,7 @@ export class Dfdaemon {
           await this.uploadMeter.acquire(bytes);
         },
       },
+      onPieceServed: (taskId, number, ms) => this.superSeeding?.served(taskId, number, ms),
       log: this.log.child({ component: 'vortex' }),
     });
     this.bound.vortex = await this.vortex.listen();
@@ -208,6 +213,7 @@ export class Dfdaemon {
       taskManager: this.taskManager,
       download,
       pieceServer: () => ({ ip, tcpPort: this.bound.vortex }),
+      superSeeding: this.superSeeding,
       host: () => this.syncHostMessage(ip),
       log: this.log.child({ component: 'upload' }),
     });

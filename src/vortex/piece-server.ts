@@ -61,6 +61,8 @@ export interface VortexTcpServerOptions {
   /** 0 picks a free port; listen() returns the one bound. */
   port: number;
   uploadLimiter?: UploadLimiter;
+  /** A piece was sent whole to a child, in `ms` (announcement control counts the copies that left). */
+  onPieceServed?: (taskId: string, number: number, ms: number) => void;
   log: VortexLogger;
   requestTimeoutMs?: number;
   idleTimeoutMs?: number;
@@ -81,6 +83,7 @@ export class VortexTcpServer {
   private readonly ip: string;
   private readonly port: number;
   private readonly uploadLimiter?: UploadLimiter;
+  private readonly onPieceServed?: (taskId: string, number: number, ms: number) => void;
   private readonly log: VortexLogger;
   private readonly requestTimeoutMs: number;
   private readonly idleTimeoutMs: number;
@@ -93,6 +96,7 @@ export class VortexTcpServer {
     this.ip = options.ip;
     this.port = options.port;
     this.uploadLimiter = options.uploadLimiter;
+    this.onPieceServed = options.onPieceServed;
     this.log = options.log;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
@@ -236,6 +240,7 @@ export class VortexTcpServer {
     // The bytes flow file → socket with backpressure; pipeline ends the socket when the piece is sent. The task
     // counts as uploading meanwhile, so GC never evicts a task a child is reading.
     this.storage.metadata.uploadTaskStarted(taskId);
+    const started = performance.now();
     try {
       await pipeline(content, socket);
     } catch (e) {
@@ -253,6 +258,7 @@ export class VortexTcpServer {
       );
       return;
     }
+    this.onPieceServed?.(taskId, number, performance.now() - started);
     this.log.debug({ remote, pieceId, length: piece.length }, 'vortex piece uploaded');
   }
 

@@ -16,6 +16,8 @@ import {
   type SyncPiecesResponse,
 } from '../../gen/dfdaemon.js';
 import type { PieceRecord } from '../../storage/storage.js';
+import type { SuperSeeding } from '../super-seeding.js';
+import type { TaskRun } from '../task-run.js';
 import type { TaskManager } from '../task-manager.js';
 import type { DfdaemonDownloadServiceImpl } from './dfdaemon-download.js';
 import { toGrpcError, unimplementedHandlers } from './status.js';
@@ -26,6 +28,8 @@ export interface UploadServiceOptions {
   download: DfdaemonDownloadServiceImpl;
   /** Where our Vortex piece server listens, as advertised in SyncPiecesResponse. */
   pieceServer: () => { ip: string; tcpPort?: number; quicPort?: number };
+  /** Announcement control while our own download of a task runs (seed peers); absent: announce everything. */
+  superSeeding?: SuperSeeding;
   /** Our host as children should see it in SyncHost (upload load included). */
   host: () => Host;
   log: {
@@ -96,21 +100,24 @@ export class DfdaemonUploadServiceImpl {
       const queue: PieceRecord[] = [];
       let wake: (() => void) | undefined;
       let ended = !run;
+      const push = (p: PieceRecord): void => {
+        queue.push(p);
+        wake?.();
+      };
       if (run) {
-        cleanups.push(
-          run.subscribe((ev) => {
-            if (ev.piece) {
-              queue.push(ev.piece);
-              wake?.();
-            }
-          }),
-        );
         cleanups.push(
           run.onEnd(() => {
             ended = true;
             wake?.();
           }),
         );
+      }
+      const gated = run && !run.isFinished && this.o.superSeeding;
+      if (gated) {
+        cleanups.push(this.announceGated(taskId, run, wanted, push));
+      } else {
+        if (run) cleanups.push(run.subscribe((ev) => ev.piece && push(ev.piece)));
+        for (const p of storage.listPieces(taskId)) if (wanted.has(p.number)) push(p);
       }
       const onCancel = () => {
         ended = true;
@@ -119,9 +126,6 @@ export class DfdaemonUploadServiceImpl {
       call.on('cancelled', onCancel);
       cleanups.push(() => call.off('cancelled', onCancel));
 
-      for (const p of storage.listPieces(taskId)) {
-        if (wanted.has(p.number)) await send(p);
-      }
       while (wanted.size > 0 && !call.cancelled) {
         while (queue.length > 0) await send(queue.shift()!);
         if (wanted.size === 0 || ended) break;
@@ -134,6 +138,35 @@ export class DfdaemonUploadServiceImpl {
     } finally {
       for (const c of cleanups) c();
     }
+  }
+
+  /**
+   * SyncPieces on a seed whose own download of the task runs: the task's announcements (super-seeding.ts) decide
+   * when this child hears of each piece. The first child's stream feeds them the run's pieces until it ends.
+   */
+  private announceGated(
+    taskId: string,
+    run: TaskRun,
+    wanted: ReadonlySet<number>,
+    push: (p: PieceRecord) => void,
+  ): () => void {
+    const superSeeding = this.o.superSeeding!;
+    const { announcements, created } = superSeeding.forTask(taskId);
+    if (created) {
+      const unsubscribe = run.subscribe((ev) => {
+        if (ev.piece) announcements.stored(ev.piece);
+        if (run.isFinished) announcements.completed();
+      });
+      const unEnd = run.onEnd(() => {
+        unsubscribe();
+        unEnd();
+        superSeeding.dispose(taskId);
+      });
+    }
+    return announcements.addChild(
+      { interested: wanted, announce: push },
+      this.o.taskManager.storage.listPieces(taskId),
+    );
   }
 
   /** Sends our host (with its upload load) every second until the child cancels. */

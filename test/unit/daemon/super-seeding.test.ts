@@ -1,0 +1,97 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { TaskAnnouncements, type ChildStream } from '../../../src/daemon/super-seeding.js';
+import type { PieceRecord } from '../../../src/storage/storage.js';
+
+function piece(number: number, finishedAt: number): PieceRecord {
+  const at = new Date(finishedAt);
+  return {
+    taskId: 't',
+    number,
+    offset: number * 4,
+    length: 4,
+    digest: 'crc32:0',
+    trafficType: 0,
+    costMs: 0,
+    createdAt: at,
+    updatedAt: at,
+    finishedAt: at,
+  };
+}
+
+function child(pieces: number): ChildStream & { told: number[] } {
+  const told: number[] = [];
+  return { told, interested: new Set([...Array(pieces).keys()]), announce: (p) => told.push(p.number) };
+}
+
+function setup(now: { t: number }) {
+  const a = new TaskAnnouncements({ minReleaseMs: 2000, releaseServeFactor: 4, now: () => now.t });
+  const kids = [child(8), child(8), child(8), child(8), child(8)];
+  const removes = kids.map((k) => a.addChild(k, []));
+  return { a, kids, close: () => (removes.forEach((r) => r()), a.close()) };
+}
+
+test('a fresh piece is told to one child, the children told the fewest first', () => {
+  const now = { t: 10_000 };
+  const { a, kids, close } = setup(now);
+  for (let n = 0; n < 5; n++) a.stored(piece(n, now.t));
+  assert.deepEqual(
+    kids.map((k) => k.told),
+    [[0], [1], [2], [3], [4]],
+    'each child hears of a different piece',
+  );
+  close();
+});
+
+test('each copy that leaves the seed widens the audience: 1, then 4, then 8', () => {
+  const now = { t: 10_000 };
+  const { a, kids, close } = setup(now);
+  a.stored(piece(0, now.t));
+  assert.equal(kids.filter((k) => k.told.includes(0)).length, 1);
+  a.served(0, 100);
+  assert.equal(kids.filter((k) => k.told.includes(0)).length, 4);
+  a.served(0, 100);
+  assert.equal(kids.filter((k) => k.told.includes(0)).length, 5);
+  assert.ok(
+    kids.every((k) => k.told.filter((n) => n === 0).length === 1),
+    'nobody is told twice',
+  );
+  close();
+});
+
+test('after the release time, or once the seed is complete, every child hears of every piece', () => {
+  const now = { t: 10_000 };
+  const { a, kids, close } = setup(now);
+  a.stored(piece(0, now.t));
+  a.stored(piece(1, now.t));
+  now.t += 2500;
+  a.stored(piece(2, now.t));
+  a.served(5, 10); // unknown piece: only the serve time is learnt
+  a.releaseDue();
+  assert.ok(
+    kids.every((k) => k.told.includes(0) && k.told.includes(1)),
+    'old pieces released',
+  );
+  assert.equal(kids.filter((k) => k.told.includes(2)).length, 1, 'the fresh one is not');
+  a.completed();
+  assert.ok(kids.every((k) => k.told.includes(2)));
+  close();
+});
+
+test('a child that joins late hears at once of pieces stored long ago, and only of pieces it wants', () => {
+  const now = { t: 10_000 };
+  const a = new TaskAnnouncements({ minReleaseMs: 2000, releaseServeFactor: 4, now: () => now.t });
+  const late: ChildStream & { told: number[] } = {
+    told: [],
+    interested: new Set([1, 2]),
+    announce: (p) => late.told.push(p.number),
+  };
+  const remove = a.addChild(late, [piece(0, 1000), piece(1, 1000), piece(2, now.t)]);
+  assert.deepEqual(
+    late.told.sort(),
+    [1, 2],
+    'piece 2 is fresh but nobody else listens: it goes to this child',
+  );
+  remove();
+  a.close();
+});
