@@ -407,8 +407,10 @@ export function renderMarkdown(o: {
     for (const r of res.repeats) {
       for (const h of r.hosts) {
         for (const [m, c] of Object.entries(h.log.messages)) {
-          if (/^(warn|error): /.test(m))
-            warnings.set(`${h.host} ${m}`, (warnings.get(`${h.host} ${m}`) ?? 0) + c);
+          if (!/^(warn|error): /.test(m)) continue;
+          // Messages may carry addresses and error text: keep the start, and count by host.
+          const key = `${h.host} ${m.length > 100 ? `${m.slice(0, 100)}…` : m}`;
+          warnings.set(key, (warnings.get(key) ?? 0) + c);
         }
       }
     }

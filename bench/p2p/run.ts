@@ -258,7 +258,12 @@ async function runRepeat(
   let daemons: Server[] = [];
   try {
     const t1 = performance.now();
-    daemons = await startDaemons(topo, { logDir, logLevel: st.logLevel, uploadLimit: st.uploadLimit });
+    daemons = await startDaemons(topo, {
+      logDir,
+      logLevel: st.logLevel,
+      uploadLimit: st.uploadLimit,
+      startConcurrency: Math.max(2, cpus().length),
+    });
     log(`  ${daemons.length} dfdaemons up in ${((performance.now() - t1) / 1000).toFixed(1)} s`);
     const metricsPorts = daemons.map((d) => Number(d.started.metrics));
     const peers = topo.hosts.slice(1);
@@ -296,7 +301,9 @@ async function runRepeat(
     const traffic1 = await Promise.all(topo.hosts.map((h, i) => traffic(h, metricsPorts[i]!)));
     const if1 = await Promise.all(topo.hosts.map((h) => ifaceBytes(h.ns)));
     const peakRss = daemons.map((d) => procStatusBytes(d.pid, 'VmHWM') ?? NaN);
-    await stopServers([...daemons, scheduler]);
+    // Daemons first: they tell the scheduler they leave.
+    await stopServers(daemons);
+    await stopServers([scheduler]);
 
     for (const [i, r] of runs.entries()) {
       if (r.code !== 0)
@@ -396,7 +403,8 @@ async function runRepeat(
       timelines,
     };
   } finally {
-    await stopServers([...daemons, scheduler]);
+    await stopServers(daemons);
+    await stopServers([scheduler]);
   }
 }
 

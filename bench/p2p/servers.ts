@@ -153,11 +153,10 @@ export function metadataDb(h: Host): string {
  */
 export async function startDaemons(
   topo: Topology,
-  o: { logDir: string; logLevel: string; uploadLimit?: string },
+  o: { logDir: string; logLevel: string; uploadLimit?: string; startConcurrency: number },
 ): Promise<Server[]> {
   const schedulerAddr = `${topo.origin.ip}:${SCHEDULER_PORT}`;
-  // Many Node processes starting at once on few cores: allow for it.
-  const timeoutMs = 60_000 + 3000 * topo.hosts.length;
+  const timeoutMs = 60_000;
   const start = (h: Host, seed: boolean) => {
     const conf = join(h.dir, 'dfdaemon.yaml');
     const dyn = join(h.dir, 'dynconfig.yaml');
@@ -175,7 +174,19 @@ export async function startDaemons(
     });
   };
   const seed = await start(topo.hosts[0]!, true);
-  return [seed, ...(await Promise.all(topo.hosts.slice(1).map((h) => start(h, false))))];
+  // A few at a time: 32 Node processes starting at once on 2 cores starve each other long enough for the
+  // daemons' scheduler health check (a few seconds' deadline) to fail, and a daemon without a scheduler exits.
+  const peers = topo.hosts.slice(1);
+  const started: Server[] = new Array<Server>(peers.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < peers.length) {
+      const i = next++;
+      started[i] = await start(peers[i]!, false);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(o.startConcurrency, peers.length) }, worker));
+  return [seed, ...started];
 }
 
 export async function stopServers(servers: Server[]): Promise<void> {
