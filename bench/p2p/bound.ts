@@ -23,7 +23,7 @@ export interface Swarm {
 export interface Bound {
   seconds: number;
   terms: { name: string; formula: string; seconds: number }[];
-  /** The binding term's name. */
+  /** The binding term's name (names joined by ' = ' when several tie). */
   binding: string;
 }
 
@@ -40,8 +40,13 @@ export function distributionBound(s: Swarm): Bound {
   if (s.sourceIn !== undefined) {
     terms.push({ name: 'cold seed', formula: 'S/min(u_o,d_s)', seconds: bits / s.sourceIn });
   }
-  const top = terms.reduce((a, b) => (b.seconds > a.seconds ? b : a));
-  return { seconds: top.seconds, terms, binding: top.name };
+  const seconds = Math.max(...terms.map((t) => t.seconds));
+  // Equal links tie several terms: name them all.
+  const binding = terms
+    .filter((t) => t.seconds >= seconds * (1 - 1e-9))
+    .map((t) => t.name)
+    .join(' = ');
+  return { seconds, terms, binding };
 }
 
 /** A swarm where every link (origin, seed, peers; both directions) runs at `rate` bit/s. */

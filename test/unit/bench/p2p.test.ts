@@ -21,6 +21,7 @@ const MIB = 2 ** 20;
 test('with equal links the bound is the one-link time S·8/R', () => {
   const b = distributionBound(equalLinks(256 * MIB, 7, 100e6));
   assert.equal(b.seconds, (256 * MIB * 8) / 100e6);
+  assert.equal(b.binding, 'seed upload = slowest download = cold seed');
   // N·S/(u_s+Σu) = 7/8 of it
   assert.equal(b.terms.find((t) => t.name === 'total upload')!.seconds, ((256 * MIB * 8) / 100e6) * (7 / 8));
 });
