@@ -145,7 +145,7 @@ export class Dfdaemon {
           await this.uploadMeter.acquire(bytes);
         },
       },
-      onPieceServed: (taskId, number, ms) => this.superSeeding?.served(taskId, number, ms),
+      onPieceServed: (taskId, _number, ms) => this.superSeeding?.served(taskId, ms),
       log: this.log.child({ component: 'vortex' }),
     });
     this.bound.vortex = await this.vortex.listen();

@@ -47,7 +47,10 @@ export interface PeerTaskOptions {
   concurrentPieceCount: number;
   /** Requests in flight to one parent (default 3). */
   perParentLimit?: number;
-  /** Ask for more parents after this long without a new piece announced, while we have fewer than `targetParents`. */
+  /**
+   * Ask for more parents after slots stayed free this long with nothing our parents could give (too few, or
+   * their slots full), while we have fewer than `targetParents`.
+   */
   proactiveRescheduleIdleMs?: number;
   targetParents?: number;
   /** Proactive reschedules per run at most (they never count toward maxScheduleCount). */
@@ -73,8 +76,8 @@ type Mode = 'parents' | 'source' | 'direct' | 'done';
 const GRPC_NOT_FOUND = 5;
 const DEFAULT_PER_PARENT_LIMIT = 3;
 const DEFAULT_PROACTIVE_IDLE_MS = 1500;
-const DEFAULT_TARGET_PARENTS = 4;
-const DEFAULT_MAX_PROACTIVE = 4;
+const DEFAULT_TARGET_PARENTS = 6;
+const DEFAULT_MAX_PROACTIVE = 6;
 /** How often the run's progress is checked for stalls and proactive reschedules. */
 const CHECK_INTERVAL_MS = 250;
 /** Source connections a run starts with (source-pacer.ts ramps up from here). */
@@ -121,8 +124,11 @@ export class PeerTask implements PieceSource {
   private closed = false;
   private sourceInFlight = 0;
   private parentInFlight = 0;
-  /** When a new piece was last announced or stored: the clock for stalls and proactive reschedules. */
+  /** When a new piece was last announced or stored: the clock for stalls. */
   private lastProgress = performance.now();
+  /** Since when a slot was free and no queued piece could start (parents too few or too busy); undefined: not. */
+  private starvedSince: number | undefined;
+  private lastProactive = 0;
   private wake: () => void = () => undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
@@ -170,8 +176,11 @@ export class PeerTask implements PieceSource {
   next(c: PieceCandidates): PieceJob | undefined {
     switch (this.mode) {
       case 'parents': {
+        if (this.closed) return undefined;
         const picked = this.picker.pick(c);
-        return picked ? this.parentJob(picked) : undefined;
+        if (picked) return this.parentJob(picked);
+        this.starvedSince ??= performance.now();
+        return undefined;
       }
       case 'source':
       case 'direct':
@@ -339,20 +348,24 @@ export class PeerTask implements PieceSource {
       this.setMode('direct');
       return;
     }
+    // A run whose every slot is busy is not starved, whatever its parent count.
+    if (this.o.run.piecesInFlight.size >= this.o.concurrentPieceCount) this.starvedSince = undefined;
     const idleLimit = this.o.proactiveRescheduleIdleMs ?? DEFAULT_PROACTIVE_IDLE_MS;
     const target = this.o.targetParents ?? DEFAULT_TARGET_PARENTS;
     const max = this.o.maxProactiveReschedules ?? DEFAULT_MAX_PROACTIVE;
-    const freeSlot = this.o.run.piecesInFlight.size < this.o.concurrentPieceCount;
+    const now = performance.now();
     if (
-      freeSlot &&
-      idle >= idleLimit &&
-      this.picker.liveParents < target &&
+      this.starvedSince !== undefined &&
+      now - this.starvedSince >= idleLimit &&
+      now - this.lastProactive >= idleLimit &&
+      this.collector.parents.length < target &&
       this.proactiveCount < max &&
       !this.streamDone
     ) {
       this.proactiveCount++;
-      this.lastProgress = performance.now();
-      void this.reschedule(true, 'more parents wanted: nothing new was announced for a while');
+      this.lastProactive = now;
+      this.starvedSince = undefined;
+      void this.reschedule(true, 'more parents wanted: free slots and nothing our parents can give now');
     }
   }
 

@@ -8,9 +8,10 @@
 //   proxy) keeps its priority: the lowest piece it waits for goes first when some parent has it.
 // - Each parent serves at most `perParentLimit` of our requests at once, so one fast-to-announce parent (the
 //   seed) does not carry all of them.
-// - Among holders, a normal peer is preferred over a seed: the seed's uplink is for pieces nobody else has.
-//   Otherwise parents are weighed by the throughput we measured from them (announced NIC speeds are not
-//   credible: a veth says 10 Gbps behind a 100 Mbit link).
+// - A piece some normal peer among our parents holds is taken from a normal peer, waiting for a free slot if need
+//   be: the seed's uplink is for pieces nobody else has. Among the holders allowed, parents are weighed by the
+//   throughput we measured from them (announced NIC speeds are not credible: a veth says 10 Gbps behind a
+//   100 Mbit link).
 
 import type { PieceParent } from './piece-path.js';
 import type { PieceCandidates } from './task-run.js';
@@ -129,7 +130,7 @@ export class PiecePicker {
     for (const n of c.queued) {
       const holders = this.holdersOf(n);
       if (holders.length === 0 || holders.length > bestCount) continue;
-      if (!holders.some((h) => this.hasSlot(h.parentId))) continue;
+      if (!this.eligible(holders).some((h) => this.hasSlot(h.parentId))) continue;
       if (holders.length < bestCount) {
         best = n;
         bestCount = holders.length;
@@ -143,12 +144,16 @@ export class PiecePicker {
     return { number: best, parent: this.chooseParent(best)! };
   }
 
-  /** A holder of the piece with a free slot: normal peers before seeds, then weighted by measured throughput. */
+  /** The holders a piece may come from: the normal peers if any holds it, else the seeds. */
+  private eligible(holders: PieceHolder[]): PieceHolder[] {
+    const peers = holders.filter((h) => !h.seed);
+    return peers.length > 0 ? peers : holders;
+  }
+
+  /** An eligible holder of the piece with a free slot, weighted by measured throughput. */
   chooseParent(number: number): PieceHolder | undefined {
-    const free = this.holdersOf(number).filter((h) => this.hasSlot(h.parentId));
-    if (free.length === 0) return undefined;
-    const peers = free.filter((h) => !h.seed);
-    const pool = peers.length > 0 ? peers : free;
+    const pool = this.eligible(this.holdersOf(number)).filter((h) => this.hasSlot(h.parentId));
+    if (pool.length === 0) return undefined;
     if (pool.length === 1) return pool[0];
     const weights = pool.map((h) => this.weight(h.parentId));
     let r = this.random() * weights.reduce((a, b) => a + b, 0);

@@ -2,14 +2,19 @@
 // so the source should deliver pieces in order, one after another, not in batches: pieces fetched together
 // finish together (fair sharing of one link), and piece k is usable only after the whole batch. So start with
 // few connections and add one only while doing so raises the throughput — which it does only when the origin is
-// slow per connection (latency, per-connection limits), not when the link is the bottleneck.
+// slow per connection (latency, per-connection limits, or our own uplink so busy serving children that the
+// download's ACKs queue behind it), not when the link is the bottleneck.
+//
+// The count climbs a hill, phase by phase: a phase is `limit + 1` pieces at one limit; if its throughput beat the
+// previous phase's, keep moving the same way; if it fell, turn around; otherwise stay. Conditions change during a
+// run (children start pulling from this peer), so the climb never stops.
 
 export interface SourcePacerOptions {
   /** Connections at first. */
   initial: number;
   /** Never more (download.concurrentPieceCount). */
   max: number;
-  /** A step counts as better when it raises the throughput by more than this factor. */
+  /** A phase counts as better (or worse) when its throughput differs by more than this factor. */
   gain?: number;
   now?: () => number;
 }
@@ -21,12 +26,12 @@ export class SourcePacer {
   private readonly max: number;
   private readonly gain: number;
   private readonly now: () => number;
-  private frozen = false;
+  private direction: 1 | -1 = 1;
   /** The phase at the current limit: when it started, bytes and pieces finished in it. */
   private phaseStart: number;
   private phaseBytes = 0;
   private phasePieces = 0;
-  private bestRate = 0;
+  private previousRate?: number;
 
   constructor(options: SourcePacerOptions) {
     this.max = Math.max(1, options.max);
@@ -41,26 +46,32 @@ export class SourcePacer {
     return this.current;
   }
 
-  /**
-   * A source piece finished. After `limit + 1` pieces at this limit (the first ones started together, so one more
-   * shows the steady rate), compare the phase's throughput with the best so far: better → one more connection;
-   * not better → stay here for the rest of the run.
-   */
+  /** A source piece finished; at the end of a phase, the limit moves (or not). */
   finished(bytes: number): void {
-    if (this.frozen || this.current >= this.max) return;
     this.phaseBytes += bytes;
     this.phasePieces++;
+    // The phase's first pieces started together under the previous limit; one more shows the steady rate.
     if (this.phasePieces < this.current + 1) return;
-    const elapsed = Math.max(1, this.now() - this.phaseStart);
-    const rate = this.phaseBytes / elapsed;
-    if (rate > this.bestRate * this.gain) {
-      this.bestRate = rate;
-      this.current++;
-    } else {
-      this.frozen = true;
+    const rate = this.phaseBytes / Math.max(1, this.now() - this.phaseStart);
+    const previous = this.previousRate;
+    if (previous === undefined || rate > previous * this.gain) {
+      this.step(this.direction);
+    } else if (rate * this.gain < previous) {
+      this.direction = this.direction === 1 ? -1 : 1;
+      this.step(this.direction);
     }
+    this.previousRate = rate;
     this.phaseStart = this.now();
     this.phaseBytes = 0;
     this.phasePieces = 0;
+  }
+
+  private step(direction: 1 | -1): void {
+    const next = this.current + direction;
+    if (next < 1 || next > this.max) {
+      this.direction = direction === 1 ? -1 : 1;
+      return;
+    }
+    this.current = next;
   }
 }

@@ -1,8 +1,13 @@
 // Announcement control on a seed peer (BitTorrent's super-seeding, within SyncPieces as it is): while the seed's
-// own download of a task runs, a fresh piece is announced to one child first, and to more children as copies of
-// it leave the seed (each upload doubles the audience); pieces stored a while ago, and every piece once the seed
-// holds the whole task, go to every child. So the seed's uplink carries each piece about once and the children
-// trade the rest among themselves, instead of every child queuing on the seed for every piece.
+// own download of a task runs, a fresh piece is announced to one child only — the child told the fewest pieces —
+// and to every child once it was stored a while ago (a few times the time the seed takes to send one piece).
+// Streams opened while the download ran keep this pace after it finished (telling everyone everything at that
+// moment made every child take the last pieces from the seed); streams opened later hear of everything at once,
+// and so does everyone if the seed's download fails. The other children learn of it from the child that took it, whose parents
+// they are, and take it from there. So the seed's uplink carries each piece about once and the children trade
+// the rest among themselves, instead of every child queuing on the seed for every piece. (Widening the audience
+// as copies leave the seed was tried: children told by the seed take the piece from the seed before the first
+// holder has announced it — 3 seed uploads per piece in an 8-host run.)
 // Children that cannot reach the piece elsewhere still get it from the seed after the release time — an upstream
 // child, which may not trade with our peers, never starves.
 
@@ -31,7 +36,6 @@ const EWMA_ALPHA = 0.3;
 interface StoredPiece {
   record: PieceRecord;
   at: number;
-  served: number;
   told: Set<ChildStream>;
 }
 
@@ -73,17 +77,13 @@ export class TaskAnnouncements {
     this.distribute(this.pieces.get(piece.number)!);
   }
 
-  /** The piece server finished sending a piece to some child in `ms`: one more copy is out there. */
-  served(number: number, ms: number): void {
+  /** The piece server finished sending a piece to some child in `ms`: the release time follows it. */
+  served(ms: number): void {
     this.serveMs = this.serveMs === undefined ? ms : this.serveMs * (1 - EWMA_ALPHA) + ms * EWMA_ALPHA;
-    const p = this.pieces.get(number);
-    if (!p) return;
-    p.served++;
-    this.distribute(p);
   }
 
-  /** The seed holds every piece: everyone hears of everything from now on. */
-  completed(): void {
+  /** The seed's download failed or stopped: nothing more comes, so everyone hears of everything stored now. */
+  abandoned(): void {
     this.complete = true;
     this.releaseDue();
   }
@@ -97,7 +97,7 @@ export class TaskAnnouncements {
   private track(record: PieceRecord): void {
     if (this.pieces.has(record.number)) return;
     const at = record.finishedAt?.getTime() ?? this.now();
-    this.pieces.set(record.number, { record, at, served: 0, told: new Set() });
+    this.pieces.set(record.number, { record, at, told: new Set() });
   }
 
   private releaseMs(): number {
@@ -107,7 +107,7 @@ export class TaskAnnouncements {
   /** How many children may know of the piece now. */
   private audience(p: StoredPiece): number {
     if (this.complete || this.now() - p.at >= this.releaseMs()) return Infinity;
-    return p.served === 0 ? 1 : 2 ** (p.served + 1);
+    return 1;
   }
 
   /** Tells every piece to as many children as it may reach now (the timer calls this; so do events). */
@@ -131,27 +131,51 @@ export class TaskAnnouncements {
   }
 }
 
-/** Announcement state of every task whose run is active here, created on a child's first SyncPieces. */
+/**
+ * Announcement state of every task whose run is active here, created on a child's first SyncPieces; it lives
+ * while the run does or a child listens.
+ */
 export class SuperSeeding {
-  private readonly tasks = new Map<string, TaskAnnouncements>();
+  private readonly tasks = new Map<string, { announcements: TaskAnnouncements; runEnded: boolean }>();
 
   constructor(private readonly o: SuperSeedingOptions = DEFAULT_SUPER_SEEDING) {}
 
-  /** The task's announcements, created on first use; `dispose` must be called when the run ends. */
+  /** The task's announcements, created on first use (then the caller feeds it the run's pieces). */
   forTask(taskId: string): { announcements: TaskAnnouncements; created: boolean } {
-    let a = this.tasks.get(taskId);
-    if (a) return { announcements: a, created: false };
-    a = new TaskAnnouncements(this.o);
-    this.tasks.set(taskId, a);
-    return { announcements: a, created: true };
+    const entry = this.tasks.get(taskId);
+    if (entry) return { announcements: entry.announcements, created: false };
+    const announcements = new TaskAnnouncements(this.o);
+    this.tasks.set(taskId, { announcements, runEnded: false });
+    return { announcements, created: true };
   }
 
-  dispose(taskId: string): void {
-    this.tasks.get(taskId)?.close();
+  /** A child's stream of the task opens; the returned function closes it. */
+  addChild(taskId: string, child: ChildStream, stored: Iterable<PieceRecord>): () => void {
+    const entry = this.tasks.get(taskId);
+    if (!entry) return () => undefined;
+    const remove = entry.announcements.addChild(child, stored);
+    return () => {
+      remove();
+      this.disposeIfIdle(taskId);
+    };
+  }
+
+  /** The task's run ended (finished or not). */
+  runEnded(taskId: string): void {
+    const entry = this.tasks.get(taskId);
+    if (!entry) return;
+    entry.runEnded = true;
+    this.disposeIfIdle(taskId);
+  }
+
+  private disposeIfIdle(taskId: string): void {
+    const entry = this.tasks.get(taskId);
+    if (!entry || !entry.runEnded || entry.announcements.childCount > 0) return;
+    entry.announcements.close();
     this.tasks.delete(taskId);
   }
 
-  served(taskId: string, number: number, ms: number): void {
-    this.tasks.get(taskId)?.served(number, ms);
+  served(taskId: string, ms: number): void {
+    this.tasks.get(taskId)?.announcements.served(ms);
   }
 }

@@ -104,15 +104,17 @@ export class DfdaemonUploadServiceImpl {
         queue.push(p);
         wake?.();
       };
+      const gated = run && !run.isFinished && this.o.superSeeding;
       if (run) {
         cleanups.push(
           run.onEnd(() => {
+            // A gated stream outlives a finished run: its pieces are still being released (super-seeding.ts).
+            if (gated && run.isFinished) return;
             ended = true;
             wake?.();
           }),
         );
       }
-      const gated = run && !run.isFinished && this.o.superSeeding;
       if (gated) {
         cleanups.push(this.announceGated(taskId, run, wanted, push));
       } else {
@@ -153,17 +155,16 @@ export class DfdaemonUploadServiceImpl {
     const superSeeding = this.o.superSeeding!;
     const { announcements, created } = superSeeding.forTask(taskId);
     if (created) {
-      const unsubscribe = run.subscribe((ev) => {
-        if (ev.piece) announcements.stored(ev.piece);
-        if (run.isFinished) announcements.completed();
-      });
+      const unsubscribe = run.subscribe((ev) => ev.piece && announcements.stored(ev.piece));
       const unEnd = run.onEnd(() => {
         unsubscribe();
         unEnd();
-        superSeeding.dispose(taskId);
+        if (!run.isFinished) announcements.abandoned();
+        superSeeding.runEnded(taskId);
       });
     }
-    return announcements.addChild(
+    return superSeeding.addChild(
+      taskId,
       { interested: wanted, announce: push },
       this.o.taskManager.storage.listPieces(taskId),
     );

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TaskAnnouncements, type ChildStream } from '../../../src/daemon/super-seeding.js';
+import { SuperSeeding, TaskAnnouncements, type ChildStream } from '../../../src/daemon/super-seeding.js';
 import type { PieceRecord } from '../../../src/storage/storage.js';
 
 function piece(number: number, finishedAt: number): PieceRecord {
@@ -43,15 +43,17 @@ test('a fresh piece is told to one child, the children told the fewest first', (
   close();
 });
 
-test('each copy that leaves the seed widens the audience: 1, then 4, then 8', () => {
+test('a fresh piece stays with its one child until the release time, which follows the serve time', () => {
   const now = { t: 10_000 };
   const { a, kids, close } = setup(now);
   a.stored(piece(0, now.t));
-  assert.equal(kids.filter((k) => k.told.includes(0)).length, 1);
-  a.served(0, 100);
-  assert.equal(kids.filter((k) => k.told.includes(0)).length, 4);
-  a.served(0, 100);
-  assert.equal(kids.filter((k) => k.told.includes(0)).length, 5);
+  a.served(1000); // one piece took 1 s to send: the release is 4 s
+  now.t += 3000;
+  a.releaseDue();
+  assert.equal(kids.filter((k) => k.told.includes(0)).length, 1, 'not yet released at 3 s');
+  now.t += 1500;
+  a.releaseDue();
+  assert.equal(kids.filter((k) => k.told.includes(0)).length, 5, 'released at 4.5 s');
   assert.ok(
     kids.every((k) => k.told.filter((n) => n === 0).length === 1),
     'nobody is told twice',
@@ -59,21 +61,20 @@ test('each copy that leaves the seed widens the audience: 1, then 4, then 8', ()
   close();
 });
 
-test('after the release time, or once the seed is complete, every child hears of every piece', () => {
+test("after the release time, or once the seed's download is abandoned, every child hears of every piece", () => {
   const now = { t: 10_000 };
   const { a, kids, close } = setup(now);
   a.stored(piece(0, now.t));
   a.stored(piece(1, now.t));
   now.t += 2500;
   a.stored(piece(2, now.t));
-  a.served(5, 10); // unknown piece: only the serve time is learnt
   a.releaseDue();
   assert.ok(
     kids.every((k) => k.told.includes(0) && k.told.includes(1)),
     'old pieces released',
   );
   assert.equal(kids.filter((k) => k.told.includes(2)).length, 1, 'the fresh one is not');
-  a.completed();
+  a.abandoned();
   assert.ok(kids.every((k) => k.told.includes(2)));
   close();
 });
@@ -94,4 +95,17 @@ test('a child that joins late hears at once of pieces stored long ago, and only 
   );
   remove();
   a.close();
+});
+
+test('SuperSeeding keeps a task while its run is active or a child listens', () => {
+  const s = new SuperSeeding({ minReleaseMs: 2000, releaseServeFactor: 4 });
+  const first = s.forTask('t');
+  assert.equal(first.created, true);
+  const kid = child(2);
+  const remove = s.addChild('t', kid, []);
+  s.runEnded('t');
+  assert.equal(s.forTask('t').created, false, 'a child still listens after the run ended');
+  remove();
+  assert.equal(s.forTask('t').created, true, 'disposed once the last child left: a new one is made');
+  s.runEnded('t');
 });
