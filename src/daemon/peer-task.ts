@@ -273,7 +273,16 @@ export class PeerTask implements PieceSource {
     this.registeredAgain = true;
     if (!this.o.reannounce || !this.o.newPeerId) return false;
     this.o.log.info({ taskId: this.o.run.taskId }, 'scheduler does not know this host; announcing it again');
-    await this.o.reannounce();
+    try {
+      await this.o.reannounce();
+    } catch (e) {
+      // Thrown on, this would leave the run with no source at all (start() fails, nothing falls back).
+      this.o.log.warn(
+        { taskId: this.o.run.taskId, err: (e as Error).message },
+        'could not announce this host again',
+      );
+      return false;
+    }
     this.stream.close();
     this.stream = new AnnouncePeerStream(
       this.o.scheduler,
