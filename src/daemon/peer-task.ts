@@ -408,7 +408,11 @@ export class PeerTask implements PieceSource {
             'piece from parent failed',
           );
           this.picker.markFailed(parent.parentId, piece.number);
-          if (isDeadParent(e)) this.picker.dropParent(parent.parentId);
+          if (isDeadParent(e)) {
+            // Its SyncPieces stream may still be open; counted as usable, it would hold off the reschedule.
+            this.picker.dropParent(parent.parentId);
+            this.collector.drop(parent.parentId);
+          }
           this.send({
             downloadPieceFailedRequest: {
               pieceNumber: piece.number,
