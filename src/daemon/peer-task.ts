@@ -282,7 +282,16 @@ export class PeerTask implements PieceSource {
     this.registeredAgain = true;
     if (!this.o.reannounce || !this.o.newPeerId) return false;
     this.o.log.info({ taskId: this.o.run.taskId }, 'scheduler does not know this host; announcing it again');
-    await this.o.reannounce();
+    try {
+      await this.o.reannounce();
+    } catch (e) {
+      // Thrown on, this would leave the run with no source at all (start() fails, nothing falls back).
+      this.o.log.warn(
+        { taskId: this.o.run.taskId, err: (e as Error).message },
+        'could not announce this host again',
+      );
+      return false;
+    }
     this.stream.close();
     this.stream = new AnnouncePeerStream(
       this.o.scheduler,
@@ -412,7 +421,11 @@ export class PeerTask implements PieceSource {
             'piece from parent failed',
           );
           this.picker.markFailed(parent.parentId, piece.number);
-          if (isDeadParent(e)) this.picker.dropParent(parent.parentId);
+          if (isDeadParent(e)) {
+            // Its SyncPieces stream may still be open; counted as usable, it would hold off the reschedule.
+            this.picker.dropParent(parent.parentId);
+            this.collector.drop(parent.parentId);
+          }
           this.send({
             downloadPieceFailedRequest: {
               pieceNumber: piece.number,

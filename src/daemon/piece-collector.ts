@@ -84,6 +84,14 @@ export class PieceCollector {
     stream.on('end', () => done());
   }
 
+  /** Stops following a parent that is gone: its stream no longer counts as active. */
+  drop(parentId: string): void {
+    const stream = this.streams.get(parentId);
+    if (!stream) return;
+    this.streams.delete(parentId);
+    stream.cancel();
+  }
+
   close(): void {
     this.closed = true;
     const streams = [...this.streams.values()];
