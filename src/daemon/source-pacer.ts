@@ -66,12 +66,8 @@ export class SourcePacer {
     this.phasePieces = 0;
   }
 
+  /** Moves one step; at a bound it stays (a falling phase turns it around). */
   private step(direction: 1 | -1): void {
-    const next = this.current + direction;
-    if (next < 1 || next > this.max) {
-      this.direction = direction === 1 ? -1 : 1;
-      return;
-    }
-    this.current = next;
+    this.current = Math.min(this.max, Math.max(1, this.current + direction));
   }
 }

@@ -96,7 +96,7 @@ test('a parent serves at most perParentLimit requests at once', () => {
   assert.equal(take(), undefined);
 });
 
-test('a normal peer is preferred over a seed; the seed serves what only it has, or when the peers are full', () => {
+test('a normal peer is preferred over a seed; the seed serves only what no normal-peer parent holds', () => {
   const picker = new PiecePicker({ perParentLimit: 1, random: sequence() });
   const seed = holder('seed', true);
   const peer = holder('peer');
@@ -107,9 +107,10 @@ test('a normal peer is preferred over a seed; the seed serves what only it has, 
   assert.deepEqual(picker.pick(candidates([0])), { number: 0, parent: peer });
   // Only the seed holds piece 1.
   assert.deepEqual(picker.pick(candidates([1])), { number: 1, parent: seed });
-  // The peer's only slot is taken: the seed gives piece 0.
+  // The peer's only slot is taken: piece 0 waits for it (the seed's uplink is for what nobody else has).
   picker.started('peer');
-  assert.deepEqual(picker.pick(candidates([0])), { number: 0, parent: seed });
+  assert.equal(picker.pick(candidates([0])), undefined);
+  assert.deepEqual(picker.pick(candidates([0, 1])), { number: 1, parent: seed });
   picker.started('seed');
   assert.equal(picker.pick(candidates([0, 1])), undefined, 'every holder is full');
 });

@@ -1,5 +1,5 @@
 // The back-to-source pacer (src/daemon/source-pacer.ts): one more source connection only while the previous step
-// raised the throughput, frozen once it did not, never more than `max`. The clock is injected.
+// raised the throughput, turns around when it falls, stays within [1, max]. The clock is injected.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,16 +41,23 @@ test('one more connection after each phase whose throughput rose by more than th
   assert.equal(pacer.limit, 4);
 });
 
-test('frozen once a step does not raise the throughput: no later phase moves it', () => {
+test('stays while a step does not change the throughput; turns around when the throughput falls', () => {
   const c = clock();
   const pacer = new SourcePacer({ initial: 1, max: 8, now: c.now });
   phase(pacer, c, 1000, 20); // 100 B/ms
   assert.equal(pacer.limit, 2);
   phase(pacer, c, 1000, 28); // 3000 B in 28 ms ≈ 107 B/ms: not 15% better (the link is the bottleneck)
+  assert.equal(pacer.limit, 2, 'no gain: stays');
+  phase(pacer, c, 1000, 28);
+  assert.equal(pacer.limit, 2, 'the same rate: stays');
+  phase(pacer, c, 1000, 60); // 50 B/ms: the link got slower per connection (our uplink is busy)
+  assert.equal(pacer.limit, 1, 'fell: turned around (one step down)');
+  phase(pacer, c, 1000, 40); // 2000 B in 40 ms = 50 B/ms at 1: the same
+  assert.equal(pacer.limit, 1);
+  phase(pacer, c, 1000, 80); // 25 B/ms: fell again → turns around, up
   assert.equal(pacer.limit, 2);
-  // Even a much better phase later does not unfreeze it.
-  for (let i = 0; i < 10; i++) phase(pacer, c, 10_000, 1);
-  assert.equal(pacer.limit, 2);
+  phase(pacer, c, 1000, 30); // 100 B/ms: better → keeps going up
+  assert.equal(pacer.limit, 3);
 });
 
 test('never above max, even when every step helps, and initial is clamped into [1, max]', () => {
