@@ -268,12 +268,19 @@ export class Task {
 
   /** Go's `IsSeedPeerFailed`: the newest seed peer of the task failed less than `timeoutMs` ago. */
   isSeedPeerFailed(timeoutMs: number, now = Date.now()): boolean {
-    let newest: Peer | undefined;
-    for (const p of this.dag.values()) {
-      if (p.host.type !== HostType.SUPER_SEED) continue;
-      if (!newest || p.createdAt > newest.createdAt) newest = p;
-    }
+    const newest = this.newestSeedPeer();
     return !!newest && newest.state === 'Failed' && now - newest.createdAt.getTime() < timeoutMs;
+  }
+
+  /** The task's peers on seed hosts (type 1). */
+  seedPeers(): Peer[] {
+    return this.peers().filter((p) => p.host.type === HostType.SUPER_SEED);
+  }
+
+  private newestSeedPeer(): Peer | undefined {
+    let newest: Peer | undefined;
+    for (const p of this.seedPeers()) if (!newest || p.createdAt > newest.createdAt) newest = p;
+    return newest;
   }
 }
 
@@ -356,6 +363,11 @@ export class Peer {
       default:
         break;
     }
+  }
+
+  /** Whether the peer reported a finished piece (DownloadPiece*Finished): it can serve those pieces. */
+  holdsPieces(): boolean {
+    return this.finishedPieces.size > 0;
   }
 
   appendPieceCost(ms: number): void {
