@@ -32,15 +32,18 @@ export interface SchedulerOptions {
   candidateParentLimit: number;
   /**
    * Our parent selection for swarms (README "Scheduling a swarm"): the task's seed peers are always candidates,
-   * Running peers that hold pieces are parents, a seed's children are capped, and peers holding pieces rank above
-   * seeds. false = upstream's rules.
+   * Running peers that hold pieces are parents, a seed's children are capped, peers holding pieces rank above
+   * seeds, and empty rounds while a triggered seed starts do not lead to back-to-source. false = upstream's rules.
    */
   swarm: boolean;
   /** With `swarm`: a seed peer takes at most this many children while other parents exist (0 = no cap). */
   seedPeerChildLimit: number;
   /** Base of the per-host register back-off, d = min(base·2^k, 1s); 0 turns it off (30ms). */
   registerBackoffBaseMs: number;
-  /** A failed seed peer disables seed triggering for the task for this long (30m). */
+  /**
+   * A failed seed peer disables seed triggering for the task for this long (30m). With `swarm` it also bounds
+   * how long peers wait for a triggered seed that has not become a parent yet.
+   */
   seedPeerFailedTimeoutMs: number;
   gc: SchedulerGcOptions;
 }

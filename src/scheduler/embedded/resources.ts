@@ -158,6 +158,8 @@ export class Task {
   readonly createdAt: Date;
   updatedAt: Date;
   private readonly edgeLoads = new Map<string, EdgeLoad>();
+  /** The last seed trigger for this task (see seedTriggered). */
+  private seedTrigger?: { at: number; ended: boolean };
 
   constructor(init: TaskInit, now = new Date()) {
     this.id = init.id;
@@ -282,7 +284,44 @@ export class Task {
     for (const p of this.seedPeers()) if (!newest || p.createdAt > newest.createdAt) newest = p;
     return newest;
   }
+
+  /**
+   * Records that a seed was asked to download the task (§4). The seed's peer only appears once it registers, so
+   * until then this is the scheduler's only sign that a parent is coming. Call the returned function when the
+   * DownloadTask call ends.
+   */
+  seedTriggered(now = Date.now()): () => void {
+    const trigger = { at: now, ended: false };
+    this.seedTrigger = trigger;
+    return () => {
+      trigger.ended = true;
+    };
+  }
+
+  /**
+   * Whether a seed is on its way to serving a peer that blocks `blocklist`: the newest seed peer is still
+   * registering or downloading, is not blocked and showed life less than `timeoutMs` ago; or, before any seed
+   * peer registered, a seed was triggered less than `timeoutMs` ago and its DownloadTask call is still open.
+   */
+  isSeedPeerStarting(blocklist: ReadonlySet<string>, timeoutMs: number, now = Date.now()): boolean {
+    const seed = this.newestSeedPeer();
+    if (seed) {
+      if (blocklist.has(seed.id) || !seed.is(...SEED_PEER_WORKING)) return false;
+      return now - seed.updatedAt.getTime() < timeoutMs;
+    }
+    const t = this.seedTrigger;
+    return !!t && !t.ended && now - t.at < timeoutMs;
+  }
 }
+
+/** States of a seed peer that will (still) lead to pieces: registering, or downloading. */
+const SEED_PEER_WORKING: PeerState[] = [
+  'Pending',
+  'ReceivedEmpty',
+  'ReceivedNormal',
+  'Running',
+  'BackToSource',
+];
 
 function edgeKey(parentId: string, childId: string): string {
   return `${parentId}\n${childId}`;

@@ -1,8 +1,8 @@
 // ScheduleCandidateParents (upstream `scheduler/scheduling/scheduling.go`, spec/scheduler.md §3.1, §3.3): filter the
 // task's peers, rank them, add the edges, and reply NormalTaskResponse; with nothing to offer, retry after a
 // jittered pause, and after `retryBackToSourceLimit` rounds tell the peer to go back to source. With the `swarm`
-// option (ours, on by default) seeds and piece-holding peers are always considered and offers mix a seed with
-// normal peers (README "Scheduling a swarm").
+// option (ours, on by default) seeds and piece-holding peers are always considered, offers mix a seed with normal
+// peers, and a starting seed does not send waiting peers to the source (README "Scheduling a swarm").
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -134,8 +134,12 @@ export class Scheduling {
       const candidates = findCandidateParents(peer, blocklist, o);
       const added = candidates.filter((parent) => task.addPeerEdge(parent, peer));
       if (added.length === 0) {
-        n++;
-        log.debug({ round: n }, 'no candidate parents, retrying');
+        if (this.waitsForSeedPeer(peer, blocklist)) {
+          log.debug({ round: n }, 'no candidate parents while the seed peer starts, waiting');
+        } else {
+          n++;
+          log.debug({ round: n }, 'no candidate parents, retrying');
+        }
         await sleep(jittered(o.retryIntervalMs), undefined, { signal });
         continue;
       }
@@ -152,6 +156,16 @@ export class Scheduling {
       });
       return;
     }
+  }
+
+  /**
+   * With `swarm`, an empty round does not count toward back-to-source while the task's triggered seed is still
+   * starting: the seed is about to be a parent, and sending peers to the source then makes the origin serve the
+   * file twice. Bounded by seedPeerFailedTimeout and by the seed's own failure.
+   */
+  private waitsForSeedPeer(peer: Peer, blocklist: ReadonlySet<string>): boolean {
+    const o = this.options;
+    return o.swarm && peer.task.isSeedPeerStarting(blocklist, o.seedPeerFailedTimeoutMs);
   }
 
   private needBackToSource(peer: Peer, description: string): void {

@@ -1,9 +1,11 @@
 // The embedded scheduler's swarm rules (option `swarm`, on by default), each against upstream's behaviour
 // (`swarm: false`): seeds always in the pool, Running peers with pieces as parents, more candidates, a capped seed
-// that is still offered when nothing else is, and the host-type score.
+// that is still offered when nothing else is, the host-type score, and no back-to-source while a seed starts.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import pino from 'pino';
+import type { AnnouncePeerResponse } from '../../../../src/gen/scheduler.js';
 import {
   evaluateParents,
   hostTypeScore,
@@ -14,6 +16,7 @@ import { Resources, type Peer, type Task } from '../../../../src/scheduler/embed
 import {
   filterCandidateParents,
   findCandidateParents,
+  Scheduling,
 } from '../../../../src/scheduler/embedded/scheduling.js';
 import { host, peer, task } from './fixtures.js';
 
@@ -152,4 +155,88 @@ test('rule 4: host-type score — piece holders first, a downloading seed next, 
     evaluateParents([seed, empty], child, false).map((p) => p.id),
     ['empty', 'seed'],
   );
+});
+
+test('rule 5: a seed counts as starting while triggered or working, not once failed, blocked, done or stale', () => {
+  const r = new Resources();
+  const t = task();
+  const none = new Set<string>();
+  assert.equal(t.isSeedPeerStarting(none, 1000), false);
+  const ended = t.seedTriggered(Date.now());
+  assert.equal(t.isSeedPeerStarting(none, 1000), true);
+  assert.equal(t.isSeedPeerStarting(none, 1000, Date.now() + 2000), false, 'past the timeout');
+  ended();
+  assert.equal(t.isSeedPeerStarting(none, 1000), false, 'the DownloadTask call ended without a seed peer');
+  const seed = peer(r, 'seed', t, host('s', SEED), 'Pending');
+  for (const state of ['Pending', 'ReceivedNormal', 'Running', 'BackToSource'] as const) {
+    seed.state = state;
+    assert.equal(t.isSeedPeerStarting(none, 1000), true, state);
+  }
+  assert.equal(t.isSeedPeerStarting(new Set(['seed']), 1000), false, 'blocked by the asking peer');
+  for (const state of ['Succeeded', 'Failed', 'Leave'] as const) {
+    seed.state = state;
+    assert.equal(t.isSeedPeerStarting(none, 1000), false, state);
+  }
+});
+
+test('rule 5: no back-to-source while the triggered seed starts; the seed is offered once it downloads', async () => {
+  const r = new Resources();
+  const t = task();
+  const sent: AnnouncePeerResponse[] = [];
+  const child = peer(r, 'child', t, host('c'), 'ReceivedNormal');
+  child.stream = { send: (x) => void sent.push(x) };
+  const ended = t.seedTriggered();
+  const scheduling = new Scheduling(swarm, pino({ level: 'silent' }));
+  const done = scheduling.scheduleCandidateParents(child, new Set(['child']), new AbortController().signal);
+  // Far more rounds than retryBackToSourceLimit (4) pass while the seed is starting.
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(sent.length, 0);
+  peer(r, 'seed', t, host('s', SEED), 'ReceivedNormal');
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(sent.length, 0);
+  r.peers.get('seed')!.state = 'BackToSource';
+  await done;
+  assert.deepEqual(ids(sent[0]?.normalTaskResponse?.candidateParents ?? []), ['seed']);
+  ended();
+});
+
+test('rule 5: a seed trigger that ended, or upstream’s rules, send the peer to the source after the retries', async () => {
+  for (const [name, options, end] of [
+    ['trigger ended', swarm, true],
+    ['upstream', upstream, false],
+  ] as const) {
+    const r = new Resources();
+    const t = task();
+    const sent: AnnouncePeerResponse[] = [];
+    const child = peer(r, 'child', t, host('c'), 'ReceivedNormal');
+    child.stream = { send: (x) => void sent.push(x) };
+    const ended = t.seedTriggered();
+    if (end) ended();
+    await new Scheduling(options, pino({ level: 'silent' })).scheduleCandidateParents(
+      child,
+      new Set(['child']),
+      new AbortController().signal,
+    );
+    assert.equal(
+      sent[0]?.needBackToSourceResponse?.description,
+      'scheduling exceeded RetryBackToSourceLimit',
+      name,
+    );
+  }
+});
+
+test('rule 5: the wait ends with the stream (abort)', async () => {
+  const r = new Resources();
+  const t = task();
+  const child = peer(r, 'child', t, host('c'), 'ReceivedNormal');
+  child.stream = { send: () => undefined };
+  t.seedTriggered();
+  const ac = new AbortController();
+  const done = new Scheduling(swarm, pino({ level: 'silent' })).scheduleCandidateParents(
+    child,
+    new Set(['child']),
+    ac.signal,
+  );
+  setTimeout(() => ac.abort(), 20);
+  await assert.rejects(done);
 });
