@@ -299,18 +299,17 @@ export class Task {
   }
 
   /**
-   * Whether a seed is on its way to serving a peer that blocks `blocklist`: the newest seed peer is still
-   * registering or downloading, is not blocked and showed life less than `timeoutMs` ago; or, before any seed
-   * peer registered, a seed was triggered less than `timeoutMs` ago and its DownloadTask call is still open.
+   * Whether a seed is on its way to serving a peer that blocks `blocklist`: a seed was triggered after the newest
+   * seed peer registered (so it has not registered for this trigger yet), less than `timeoutMs` ago, and its
+   * DownloadTask call is still open; or the newest seed peer is still registering or downloading, is not blocked
+   * and showed life less than `timeoutMs` ago.
    */
   isSeedPeerStarting(blocklist: ReadonlySet<string>, timeoutMs: number, now = Date.now()): boolean {
-    const seed = this.newestSeedPeer();
-    if (seed) {
-      if (blocklist.has(seed.id) || !seed.is(...SEED_PEER_WORKING)) return false;
-      return now - seed.updatedAt.getTime() < timeoutMs;
-    }
     const t = this.seedTrigger;
-    return !!t && !t.ended && now - t.at < timeoutMs;
+    const seed = this.newestSeedPeer();
+    if (t && (!seed || seed.createdAt.getTime() < t.at)) return !t.ended && now - t.at < timeoutMs;
+    if (!seed || blocklist.has(seed.id) || !seed.is(...SEED_PEER_WORKING)) return false;
+    return now - seed.updatedAt.getTime() < timeoutMs;
   }
 }
 

@@ -179,6 +179,19 @@ test('rule 5: a seed counts as starting while triggered or working, not once fai
   }
 });
 
+test('rule 5: a seed triggered again after its old seed peer failed counts as starting', () => {
+  const r = new Resources();
+  const t = task();
+  const old = peer(r, 'old-seed', t, host('s', SEED), 'Failed');
+  old.createdAt.setTime(Date.now() - 60_000);
+  const none = new Set<string>();
+  assert.equal(t.isSeedPeerStarting(none, 1000), false);
+  const ended = t.seedTriggered();
+  assert.equal(t.isSeedPeerStarting(none, 1000), true);
+  ended();
+  assert.equal(t.isSeedPeerStarting(none, 1000), false);
+});
+
 test('rule 5: no back-to-source while the triggered seed starts; the seed is offered once it downloads', async () => {
   const r = new Resources();
   const t = task();
