@@ -8,7 +8,7 @@ import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { DfError } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
-import { field, int, optionalIp, port, section, oneOf } from '../config/schema-kit.js';
+import { bool, field, int, optionalInt, optionalIp, port, section, oneOf } from '../config/schema-kit.js';
 import { issuesToError, parseYamlText, warnUnknownKeys } from '../config/yaml-file.js';
 import { DEFAULT_SCHEDULER_OPTIONS, type PartialSchedulerOptions } from '../scheduler/embedded/options.js';
 import { EmbeddedScheduler } from '../scheduler/embedded/scheduler-server.js';
@@ -47,6 +47,12 @@ function schedulerConfigSchema() {
       retryBackToSourceLimit: int(d.retryBackToSourceLimit, 0, 1000),
       retryLimit: int(d.retryLimit, 0, 1000),
       retryInterval: positiveDuration(d.retryIntervalMs),
+      // Ours (upstream takes the two limits from the manager): swarm: false restores upstream's parent
+      // selection, and an unset candidateParentLimit follows it (8 with swarm, 3 without).
+      swarm: bool(d.swarm),
+      seedPeerChildLimit: int(d.seedPeerChildLimit, 0, 1_000_000),
+      candidateParentLimit: optionalInt(1, 20),
+      filterParentLimit: int(d.filterParentLimit, 1, 1000),
       gc: section({
         pieceDownloadTimeout: positiveDuration(d.gc.pieceDownloadTimeoutMs),
         peerGCInterval: positiveDuration(d.gc.peerGCIntervalMs),
@@ -85,6 +91,10 @@ function parseSchedulerConfig(text: string, file: string): { config: SchedulerCo
         retryBackToSourceLimit: s.retryBackToSourceLimit,
         retryLimit: s.retryLimit,
         retryIntervalMs: s.retryInterval,
+        swarm: s.swarm,
+        seedPeerChildLimit: s.seedPeerChildLimit,
+        candidateParentLimit: s.candidateParentLimit,
+        filterParentLimit: s.filterParentLimit,
         gc: {
           pieceDownloadTimeoutMs: s.gc.pieceDownloadTimeout,
           peerGCIntervalMs: s.gc.peerGCInterval,

@@ -17,14 +17,16 @@ export interface SchedulerHandle {
   logs: string[];
 }
 
+/** `scheduler` holds more keys of the `scheduler:` section (YAML lines, unindented), e.g. "swarm: false". */
 export async function startScheduler(
-  opts: { port?: number; retryInterval?: string } = {},
+  opts: { port?: number; retryInterval?: string; scheduler?: string } = {},
 ): Promise<SchedulerHandle> {
   const dir = tempDir('dfsched-');
   const conf = join(dir, 'scheduler.yaml');
+  const more = opts.scheduler ? opts.scheduler.replace(/^/gm, '  ') + '\n' : '';
   writeFileSync(
     conf,
-    `server:\n  listenIP: 127.0.0.1\n  port: ${opts.port ?? 0}\nscheduler:\n  retryInterval: ${opts.retryInterval ?? '500ms'}\n`,
+    `server:\n  listenIP: 127.0.0.1\n  port: ${opts.port ?? 0}\nscheduler:\n  retryInterval: ${opts.retryInterval ?? '500ms'}\n${more}`,
   );
   const proc = spawn(process.execPath, [DFSCHEDULER, '-c', conf, '--console'], {
     stdio: ['ignore', 'ignore', 'pipe'],

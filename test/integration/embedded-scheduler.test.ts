@@ -596,6 +596,19 @@ describe('dfscheduler binary', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /server\.port/);
   });
+
+  test('the swarm keys are read; an out-of-range candidateParentLimit is an error naming it', async () => {
+    const ok = await startBinary(
+      'server:\n  listenIP: 127.0.0.1\n  port: 0\nscheduler:\n  swarm: false\n  seedPeerChildLimit: 2\n  filterParentLimit: 40\n',
+    );
+    const r1 = await ok.stop();
+    assert.ok(ok.port && ok.port > 0, r1.stderr);
+    assert.doesNotMatch(r1.stderr, /unknown key/);
+    const bad = await startBinary('scheduler:\n  candidateParentLimit: 50\n');
+    const r2 = await bad.stop();
+    assert.equal(r2.code, 1);
+    assert.match(r2.stderr, /scheduler\.candidateParentLimit/);
+  });
 });
 
 async function waitFor(cond: () => Promise<boolean>, timeoutMs = 3000): Promise<void> {

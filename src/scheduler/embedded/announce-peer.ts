@@ -253,7 +253,10 @@ export class AnnouncePeerHandler {
             outputPath: undefined,
             needPieceContent: false,
           };
-          if (this.d.seedPeer.trigger(task.id, seedDownload)) return;
+          // Remembered on the task so that peers wait for this seed instead of going to the source.
+          const ended = task.seedTriggered();
+          if (this.d.seedPeer.trigger(task.id, seedDownload, ended)) return;
+          ended();
         }
         peer.needBackToSource = true;
         return;

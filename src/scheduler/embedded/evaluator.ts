@@ -102,7 +102,10 @@ export function locationAffinityScore(dst: string, src: string): number {
   return score / MAX_LOCATION_ELEMENTS;
 }
 
-/** Seeds rank first while they are still downloading (they will have every piece); afterwards normal peers do. */
+/**
+ * Upstream's host-type score: seeds rank first while ReceivedNormal or Running, last otherwise — and a triggered
+ * seed downloads in BackToSource, so while it is the only holder it ranks below every normal peer.
+ */
 export function hostTypeScore(parent: Pick<Peer, 'state'> & { host: { type: number } }): number {
   if (parent.host.type !== HostType.NORMAL) {
     return parent.state === 'ReceivedNormal' || parent.state === 'Running' ? 1 : 0;
@@ -110,19 +113,30 @@ export function hostTypeScore(parent: Pick<Peer, 'state'> & { host: { type: numb
   return 0.5;
 }
 
-export function evaluateParent(parent: Peer, child: Peer): number {
+/**
+ * The swarm's host-type score: normal peers that hold pieces first (they spare the seed's uplink), then seeds in
+ * any state that serves (downloading or done: they will have every piece), then normal peers with nothing yet.
+ */
+export function swarmHostTypeScore(
+  parent: Pick<Peer, 'state' | 'holdsPieces'> & { host: { type: number } },
+): number {
+  if (parent.host.type !== HostType.NORMAL) return 0.5;
+  return parent.state === 'Succeeded' || parent.state === 'BackToSource' || parent.holdsPieces() ? 1 : 0.25;
+}
+
+export function evaluateParent(parent: Peer, child: Peer, swarm = false): number {
   return (
     LOAD_QUALITY_WEIGHT * loadQualityScore(parent.host) +
     IDC_AFFINITY_WEIGHT * idcAffinityScore(parent.host.idc, child.host.idc) +
     LOCATION_AFFINITY_WEIGHT * locationAffinityScore(parent.host.location, child.host.location) +
-    HOST_TYPE_WEIGHT * hostTypeScore(parent)
+    HOST_TYPE_WEIGHT * (swarm ? swarmHostTypeScore(parent) : hostTypeScore(parent))
   );
 }
 
-/** Parents sorted best first. */
-export function evaluateParents(parents: readonly Peer[], child: Peer): Peer[] {
+/** Parents sorted best first; `swarm` picks the host-type score. */
+export function evaluateParents(parents: readonly Peer[], child: Peer, swarm = false): Peer[] {
   return parents
-    .map((p) => ({ p, score: evaluateParent(p, child) }))
+    .map((p) => ({ p, score: evaluateParent(p, child, swarm) }))
     .sort((a, b) => b.score - a.score)
     .map((x) => x.p);
 }

@@ -1,5 +1,6 @@
-// Tunables of the embedded scheduler, with upstream's defaults (`scheduler/config/constants.go`). Durations are in
-// milliseconds. The YAML keys of dfscheduler map one to one onto these (see src/cli/dfscheduler.ts).
+// Tunables of the embedded scheduler, with upstream's defaults (`scheduler/config/constants.go`) except where
+// `swarm` says otherwise. Durations are in milliseconds. The YAML keys of dfscheduler map one to one onto these
+// (see src/cli/dfscheduler.ts).
 
 export interface SchedulerGcOptions {
   /** Running/BackToSource peers without a piece for this long leave (`gc.pieceDownloadTimeout`, 30m). */
@@ -27,11 +28,22 @@ export interface SchedulerOptions {
   retryIntervalMs: number;
   /** Peers of a task looked at per round (manager's filterParentLimit, 15). */
   filterParentLimit: number;
-  /** Parents offered per reply (manager's candidateParentLimit, 3). */
+  /** Parents offered per reply (manager's candidateParentLimit: upstream 3; 8 with `swarm`, so peers trade). */
   candidateParentLimit: number;
+  /**
+   * Our parent selection for swarms (README "Scheduling a swarm"): the task's seed peers are always candidates,
+   * Running peers that hold pieces are parents, a seed's children are capped, peers holding pieces rank above
+   * seeds, and empty rounds while a triggered seed starts do not lead to back-to-source. false = upstream's rules.
+   */
+  swarm: boolean;
+  /** With `swarm`: a seed peer takes at most this many children while other parents exist (0 = no cap). */
+  seedPeerChildLimit: number;
   /** Base of the per-host register back-off, d = min(base·2^k, 1s); 0 turns it off (30ms). */
   registerBackoffBaseMs: number;
-  /** A failed seed peer disables seed triggering for the task for this long (30m). */
+  /**
+   * A failed seed peer disables seed triggering for the task for this long (30m). With `swarm` it also bounds
+   * how long peers wait for a triggered seed that has not become a parent yet.
+   */
   seedPeerFailedTimeoutMs: number;
   gc: SchedulerGcOptions;
 }
@@ -42,7 +54,9 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   retryLimit: 5,
   retryIntervalMs: 500,
   filterParentLimit: 15,
-  candidateParentLimit: 3,
+  candidateParentLimit: 8,
+  swarm: true,
+  seedPeerChildLimit: 4,
   registerBackoffBaseMs: 30,
   seedPeerFailedTimeoutMs: 30 * 60_000,
   gc: {
@@ -59,9 +73,19 @@ export type PartialSchedulerOptions = Partial<Omit<SchedulerOptions, 'gc'>> & {
   gc?: Partial<SchedulerGcOptions>;
 };
 
+/** Upstream's candidateParentLimit, the default when `swarm` is off. */
+export const UPSTREAM_CANDIDATE_PARENT_LIMIT = 3;
+
+/**
+ * Fills in defaults. `swarm: false` alone gives upstream's behaviour, so an unset candidateParentLimit then takes
+ * upstream's 3 rather than the swarm default.
+ */
 export function resolveSchedulerOptions(o: PartialSchedulerOptions = {}): SchedulerOptions {
   const d = DEFAULT_SCHEDULER_OPTIONS;
   const defined = <T extends object>(x: T | undefined) =>
     Object.fromEntries(Object.entries(x ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
-  return { ...d, ...defined(o), gc: { ...d.gc, ...defined(o.gc) } } as SchedulerOptions;
+  const r = { ...d, ...defined(o), gc: { ...d.gc, ...defined(o.gc) } } as SchedulerOptions;
+  if (!r.swarm && o.candidateParentLimit === undefined)
+    r.candidateParentLimit = UPSTREAM_CANDIDATE_PARENT_LIMIT;
+  return r;
 }

@@ -158,6 +158,8 @@ export class Task {
   readonly createdAt: Date;
   updatedAt: Date;
   private readonly edgeLoads = new Map<string, EdgeLoad>();
+  /** The last seed trigger for this task (see seedTriggered). */
+  private seedTrigger?: { at: number; ended: boolean };
 
   constructor(init: TaskInit, now = new Date()) {
     this.id = init.id;
@@ -268,14 +270,57 @@ export class Task {
 
   /** Go's `IsSeedPeerFailed`: the newest seed peer of the task failed less than `timeoutMs` ago. */
   isSeedPeerFailed(timeoutMs: number, now = Date.now()): boolean {
-    let newest: Peer | undefined;
-    for (const p of this.dag.values()) {
-      if (p.host.type !== HostType.SUPER_SEED) continue;
-      if (!newest || p.createdAt > newest.createdAt) newest = p;
-    }
+    const newest = this.newestSeedPeer();
     return !!newest && newest.state === 'Failed' && now - newest.createdAt.getTime() < timeoutMs;
   }
+
+  /** The task's peers on seed hosts (type 1). */
+  seedPeers(): Peer[] {
+    return this.peers().filter((p) => p.host.type === HostType.SUPER_SEED);
+  }
+
+  private newestSeedPeer(): Peer | undefined {
+    let newest: Peer | undefined;
+    for (const p of this.seedPeers()) if (!newest || p.createdAt > newest.createdAt) newest = p;
+    return newest;
+  }
+
+  /**
+   * Records that a seed was asked to download the task (§4). The seed's peer only appears once it registers, so
+   * until then this is the scheduler's only sign that a parent is coming. Call the returned function when the
+   * DownloadTask call ends.
+   */
+  seedTriggered(now = Date.now()): () => void {
+    const trigger = { at: now, ended: false };
+    this.seedTrigger = trigger;
+    return () => {
+      trigger.ended = true;
+    };
+  }
+
+  /**
+   * Whether a seed is on its way to serving a peer that blocks `blocklist`: a seed was triggered after the newest
+   * seed peer registered (so it has not registered for this trigger yet), less than `timeoutMs` ago, and its
+   * DownloadTask call is still open; or the newest seed peer is still registering or downloading, is not blocked
+   * and showed life less than `timeoutMs` ago.
+   */
+  isSeedPeerStarting(blocklist: ReadonlySet<string>, timeoutMs: number, now = Date.now()): boolean {
+    const t = this.seedTrigger;
+    const seed = this.newestSeedPeer();
+    if (t && (!seed || seed.createdAt.getTime() < t.at)) return !t.ended && now - t.at < timeoutMs;
+    if (!seed || blocklist.has(seed.id) || !seed.is(...SEED_PEER_WORKING)) return false;
+    return now - seed.updatedAt.getTime() < timeoutMs;
+  }
 }
+
+/** States of a seed peer that will (still) lead to pieces: registering, or downloading. */
+const SEED_PEER_WORKING: PeerState[] = [
+  'Pending',
+  'ReceivedEmpty',
+  'ReceivedNormal',
+  'Running',
+  'BackToSource',
+];
 
 function edgeKey(parentId: string, childId: string): string {
   return `${parentId}\n${childId}`;
@@ -356,6 +401,11 @@ export class Peer {
       default:
         break;
     }
+  }
+
+  /** Whether the peer reported a finished piece (DownloadPiece*Finished): it can serve those pieces. */
+  holdsPieces(): boolean {
+    return this.finishedPieces.size > 0;
   }
 
   appendPieceCost(ms: number): void {

@@ -41,9 +41,9 @@ export class SeedPeerTrigger {
   /**
    * Starts `DownloadTask` on the seed in the background: no deadline, the reply stream drained and discarded,
    * errors only logged (children go back to source after their scheduling rounds). `download` must already carry
-   * need_back_to_source and no output path.
+   * need_back_to_source and no output path. `onEnd` runs once when the call ends (also when it is cancelled).
    */
-  trigger(taskId: string, download: Download): boolean {
+  trigger(taskId: string, download: Download, onEnd?: (err?: Error) => void): boolean {
     if (this.closed) return false;
     const seed = this.pick(taskId);
     if (!seed) return false;
@@ -62,6 +62,7 @@ export class SeedPeerTrigger {
       done = true;
       this.inflight.delete(entry);
       client.close();
+      onEnd?.(err);
       if (err) log.warn({ err: err.message }, 'seed peer download task failed');
       else log.info({}, 'seed peer download task finished');
     };

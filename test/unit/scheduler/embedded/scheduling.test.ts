@@ -13,6 +13,7 @@ import {
 import { host, peer, task } from './fixtures.js';
 
 const o = resolveSchedulerOptions({ retryIntervalMs: 1 });
+const upstream = resolveSchedulerOptions({ retryIntervalMs: 1, swarm: false });
 
 function ids(peers: { id: string }[]): string[] {
   return peers.map((p) => p.id).sort();
@@ -34,7 +35,10 @@ test('filter: never itself, its own host, blocked, unshared, not ready or in-deg
   peer(r, 'done', t, host('y'), 'Succeeded');
   const withParent = peer(r, 'running-with-parent', t, host('z'), 'Running');
   t.addPeerEdge(r.peers.get('done')!, withParent);
-  const got = filterCandidateParents(child, new Set(['child', 'blocked']), 100);
+  const got = filterCandidateParents(child, new Set(['child', 'blocked']), {
+    filterParentLimit: 100,
+    swarm: false,
+  });
   assert.deepEqual(ids(got), ['bts', 'done', 'running-with-parent', 'seed-running']);
 });
 
@@ -49,7 +53,10 @@ test('filter: a descendant of the peer is never its parent', () => {
   // child asks again (its in-edges are dropped first, as each scheduling round does): grandchild descends from it
   // and must not be offered.
   t.deletePeerInEdges('child');
-  assert.deepEqual(ids(filterCandidateParents(child, new Set(['child']), 100)), ['root']);
+  assert.deepEqual(
+    ids(filterCandidateParents(child, new Set(['child']), { filterParentLimit: 100, swarm: true })),
+    ['root'],
+  );
 });
 
 test('find: at most candidateParentLimit, and nothing unless the peer is ReceivedNormal or Running', () => {
@@ -57,7 +64,7 @@ test('find: at most candidateParentLimit, and nothing unless the peer is Receive
   const t = task();
   const child = peer(r, 'child', t, host('c'), 'ReceivedNormal');
   for (let i = 0; i < 6; i++) peer(r, `p${i}`, t, host(`h${i}`), 'Succeeded');
-  assert.equal(findCandidateParents(child, new Set(['child']), o).length, 3);
+  assert.equal(findCandidateParents(child, new Set(['child']), upstream).length, 3);
   child.state = 'BackToSource';
   assert.equal(findCandidateParents(child, new Set(['child']), o).length, 0);
 });
