@@ -36,6 +36,7 @@ import { ProxyServer } from '../proxy/server.js';
 import { LeafCertificates, loadOrCreateProxyCa } from '../proxy/certificates.js';
 import { ProxyDownloads } from './proxy-downloads.js';
 import { SuperSeeding } from './super-seeding.js';
+import { UploadSlots } from '../vortex/upload-slots.js';
 import { TaskDownloadBlockList } from './block-list.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
@@ -58,6 +59,12 @@ export function schedulerMode(config: DfdaemonConfig, dynconfigPath: string | un
   if (dynconfigPath && existsSync(dynconfigPath)) return 'dynconfig';
   return config.embeddedScheduler.enable === false ? 'none' : 'embedded';
 }
+
+/**
+ * Piece bodies the Vortex server sends at once (upload-slots.ts): enough to fill a link with a few TCP streams,
+ * few enough that each piece leaves whole soon and its child can relay it.
+ */
+const UPLOAD_SLOTS = 4;
 
 export class Dfdaemon {
   readonly config: DfdaemonConfig;
@@ -134,6 +141,7 @@ export class Dfdaemon {
       this.log.warn({}, 'download.protocol quic is not supported yet; pieces are fetched over Vortex TCP');
     }
     // Pieces for other peers: the Vortex server and the upload gRPC service.
+    const superSeeding = this.superSeeding;
     this.vortex = new VortexTcpServer({
       storage: this.storage,
       ip: c.storage.server.ip ?? '0.0.0.0',
@@ -146,6 +154,10 @@ export class Dfdaemon {
         },
       },
       onPieceServed: (taskId, _number, ms) => this.superSeeding?.served(taskId, ms),
+      uploadSlots: new UploadSlots({
+        slots: UPLOAD_SLOTS,
+        priority: superSeeding ? (taskId, number) => superSeeding.priority(taskId, number) : undefined,
+      }),
       log: this.log.child({ component: 'vortex' }),
     });
     this.bound.vortex = await this.vortex.listen();

@@ -82,6 +82,12 @@ export class TaskAnnouncements {
     this.serveMs = this.serveMs === undefined ? ms : this.serveMs * (1 - EWMA_ALPHA) + ms * EWMA_ALPHA;
   }
 
+  /** Upload priority of a piece (lower first): pieces only one child has heard of, which the swarm waits on. */
+  priority(number: number): number {
+    const p = this.pieces.get(number);
+    return p && this.audience(p) !== Infinity ? 0 : 1;
+  }
+
   /** The seed's download failed or stopped: nothing more comes, so everyone hears of everything stored now. */
   abandoned(): void {
     this.complete = true;
@@ -173,6 +179,11 @@ export class SuperSeeding {
     if (!entry || !entry.runEnded || entry.announcements.childCount > 0) return;
     entry.announcements.close();
     this.tasks.delete(taskId);
+  }
+
+  /** Upload priority of a piece of any task (see TaskAnnouncements.priority). */
+  priority(taskId: string, number: number): number {
+    return this.tasks.get(taskId)?.announcements.priority(number) ?? 1;
   }
 
   served(taskId: string, ms: number): void {

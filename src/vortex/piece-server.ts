@@ -25,6 +25,7 @@ import {
 } from './codec.js';
 import { FrameReader, readableChunks } from './frame-reader.js';
 import type { PieceKind } from './piece-transport.js';
+import type { UploadSlots } from './upload-slots.js';
 
 /** server/mod.rs DEFAULT_KEEPALIVE_TIME. */
 export const KEEPALIVE_TIME_MS = 5_000;
@@ -61,11 +62,20 @@ export interface VortexTcpServerOptions {
   /** 0 picks a free port; listen() returns the one bound. */
   port: number;
   uploadLimiter?: UploadLimiter;
-  /** A piece was sent whole to a child, in `ms` (announcement control counts the copies that left). */
+  /** Piece bodies sent at once, and which waiting request goes next (upload-slots.ts); absent: no queue. */
+  uploadSlots?: UploadSlots;
+  /** A piece was sent whole to a child, in `ms` (announcement control times its releases by it). */
   onPieceServed?: (taskId: string, number: number, ms: number) => void;
   log: VortexLogger;
   requestTimeoutMs?: number;
   idleTimeoutMs?: number;
+}
+
+/** Aborts when the socket closes: a request waiting for an upload slot gives its place up. */
+function closedSignal(socket: Socket): AbortSignal {
+  const controller = new AbortController();
+  socket.once('close', () => controller.abort(new DfError('CANCELLED', 'the child closed the connection')));
+  return controller.signal;
 }
 
 /** A piece answer could not be given; `code` goes into the Error packet. */
@@ -84,6 +94,7 @@ export class VortexTcpServer {
   private readonly port: number;
   private readonly uploadLimiter?: UploadLimiter;
   private readonly onPieceServed?: (taskId: string, number: number, ms: number) => void;
+  private readonly uploadSlots?: UploadSlots;
   private readonly log: VortexLogger;
   private readonly requestTimeoutMs: number;
   private readonly idleTimeoutMs: number;
@@ -97,6 +108,7 @@ export class VortexTcpServer {
     this.port = options.port;
     this.uploadLimiter = options.uploadLimiter;
     this.onPieceServed = options.onPieceServed;
+    this.uploadSlots = options.uploadSlots;
     this.log = options.log;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
@@ -184,10 +196,14 @@ export class VortexTcpServer {
     const { taskId, number } = packet;
     const pieceId = `${taskId}-${number}`;
     let piece: PieceRecord;
+    let release: (() => void) | undefined;
     try {
       piece = this.lookup(kind, taskId, number, pieceId);
+      release = await this.uploadSlots?.acquire(taskId, number, closedSignal(socket));
       await this.uploadLimiter?.acquire(piece.length);
     } catch (e) {
+      release?.();
+      if (socket.destroyed) return;
       const failure =
         e instanceof PieceUnavailable
           ? e
@@ -196,7 +212,23 @@ export class VortexTcpServer {
       this.reject(socket, failure.code, failure.message);
       return;
     }
+    try {
+      await this.send(socket, remote, packet.tag as DownloadTag, piece, pieceId);
+    } finally {
+      release?.();
+    }
+  }
+
+  /** Writes the piece's metadata and body to the child; failures end the connection. */
+  private async send(
+    socket: Socket,
+    remote: string,
+    tag: DownloadTag,
+    piece: PieceRecord,
+    pieceId: string,
+  ): Promise<void> {
     if (socket.destroyed) return;
+    const { taskId, number } = piece;
 
     // The content file is opened before anything is written, so a storage failure can still be an Error packet.
     const content =
@@ -228,7 +260,7 @@ export class VortexTcpServer {
     });
     const header = encodeHeader({
       id: randomPacketId(),
-      tag: contentTagFor(packet.tag as DownloadTag),
+      tag: contentTagFor(tag),
       length: metadata.length,
     });
     socket.setTimeout(this.idleTimeoutMs);

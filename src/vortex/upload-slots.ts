@@ -1,0 +1,99 @@
+// How many piece bodies the piece server sends at once, and which waiting request goes next. Sending every
+// requested piece at once splits the uplink between them: all finish late and together, so a child that will
+// relay a piece gets it only when everyone does. A few at a time, the same bytes leave at the same rate, but each
+// piece is complete sooner and its holder can pass it on sooner (store-and-forward pipelines are only as fast as
+// a piece's time through one hop). Waiting requests go by priority — a seed ranks the pieces only one child has
+// heard of first, since the swarm waits on them — then in arrival order.
+
+export interface UploadSlotsOptions {
+  /** Bodies sent at once; Infinity: no queue. */
+  slots: number;
+  /** Lower goes first; default: every request ranks the same (arrival order). */
+  priority?: (taskId: string, number: number) => number;
+}
+
+interface Waiting {
+  taskId: string;
+  number: number;
+  grant: () => void;
+  signal?: AbortSignal;
+}
+
+
+export class UploadSlots {
+  private readonly slots: number;
+  private readonly priority?: (taskId: string, number: number) => number;
+  private busy = 0;
+  private waiting: Waiting[] = [];
+
+  constructor(options: UploadSlotsOptions) {
+    this.slots = Math.max(1, options.slots);
+    this.priority = options.priority;
+  }
+
+  get inUse(): number {
+    return this.busy;
+  }
+
+  get queued(): number {
+    return this.waiting.length;
+  }
+
+  /**
+   * Resolves with a release function once a slot is free for this piece; rejects with the signal's reason if it
+   * aborts first (the child went away), without taking a slot.
+   */
+  acquire(taskId: string, number: number, signal?: AbortSignal): Promise<() => void> {
+    if (this.busy < this.slots && this.waiting.length === 0) {
+      this.busy++;
+      return Promise.resolve(this.releaser());
+    }
+    return new Promise((resolve, reject) => {
+      const w: Waiting = {
+        taskId,
+        number,
+        signal,
+        grant: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(this.releaser());
+        },
+      };
+      const onAbort = (): void => {
+        this.waiting = this.waiting.filter((x) => x !== w);
+        reject(signal!.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(w);
+    });
+  }
+
+  private releaser(): () => void {
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.busy--;
+      this.grantNext();
+    };
+  }
+
+  private grantNext(): void {
+    while (this.busy < this.slots && this.waiting.length > 0) {
+      // Priorities can change while a request waits (a seed releases a piece to everyone): rank now.
+      const rank = (w: Waiting): number => this.priority?.(w.taskId, w.number) ?? 0;
+      let best = 0;
+      let bestRank = rank(this.waiting[0]!);
+      for (let i = 1; i < this.waiting.length; i++) {
+        const r = rank(this.waiting[i]!);
+        // Arrival order within a rank: the queue is kept in arrival order, so the first of a rank wins.
+        if (r < bestRank) {
+          best = i;
+          bestRank = r;
+        }
+      }
+      const [w] = this.waiting.splice(best, 1);
+      this.busy++;
+      w!.grant();
+    }
+  }
+}

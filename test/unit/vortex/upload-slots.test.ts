@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { UploadSlots } from '../../../src/vortex/upload-slots.js';
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+test('at most `slots` bodies at once; the rest wait and go in arrival order', async () => {
+  const slots = new UploadSlots({ slots: 2 });
+  const order: number[] = [];
+  const releases: Array<() => void> = [];
+  for (const n of [0, 1, 2, 3]) {
+    void slots.acquire('t', n).then((release) => {
+      order.push(n);
+      releases.push(release);
+    });
+  }
+  await tick();
+  assert.deepEqual(order, [0, 1]);
+  assert.equal(slots.queued, 2);
+  releases[0]!();
+  releases[0]!(); // a second call is a no-op
+  await tick();
+  assert.deepEqual(order, [0, 1, 2]);
+  assert.equal(slots.inUse, 2);
+  releases[1]!();
+  await tick();
+  assert.deepEqual(order, [0, 1, 2, 3]);
+});
+
+test('waiting requests go by priority at the moment a slot frees, arrival order within a rank', async () => {
+  const urgent = new Set<number>([3]);
+  const slots = new UploadSlots({ slots: 1, priority: (_t, n) => (urgent.has(n) ? 0 : 1) });
+  const order: number[] = [];
+  let release: () => void = () => undefined;
+  for (const n of [0, 1, 2, 3, 4]) {
+    void slots.acquire('t', n).then((r) => {
+      order.push(n);
+      release = r;
+    });
+  }
+  await tick();
+  urgent.add(4); // becomes urgent while waiting
+  urgent.delete(3);
+  release();
+  await tick();
+  release();
+  await tick();
+  assert.deepEqual(order, [0, 4, 1]);
+});
+
+test('a request whose child goes away gives its place up without taking a slot', async () => {
+  const slots = new UploadSlots({ slots: 1 });
+  const first = await slots.acquire('t', 0);
+  const gone = new AbortController();
+  const waiting = slots.acquire('t', 1, gone.signal);
+  gone.abort(new Error('closed'));
+  await assert.rejects(waiting, /closed/);
+  assert.equal(slots.queued, 0);
+  first();
+  assert.equal(slots.inUse, 0);
+});
