@@ -17,6 +17,7 @@ import {
 import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
 import { taskIdFromUrl, DEFAULT_FILTERED_QUERY_PARAMS } from '../../src/core/task-id.js';
 import { sha256File } from '../helpers/files.js';
+import Database from 'better-sqlite3';
 
 const MiB = 1024 * 1024;
 const SEED = 'seedPeer:\n  enable: true\n  type: super\n';
@@ -80,7 +81,43 @@ describe('P2P: a seed peer and three peers around dfscheduler', () => {
       assert.equal(metricValue(text, 'dragonfly_client_download_traffic', 'type="BACK_TO_SOURCE"'), 0);
     }
   });
+
+  test('a peer that joins late takes its pieces from the peers, not from the seed', async () => {
+    const url = `${origin.url}/model.bin`;
+    const late = await startDaemon({ schedulerAddr: scheduler.addr });
+    peers.push(late);
+    const requestsBefore = origin.pieceRequests('/model.bin').length;
+    const r = await dfget(late, url, join(out, 'late'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await sha256File(join(out, 'late')), contentSha256(42, 200 * MiB));
+    assert.equal(origin.pieceRequests('/model.bin').length, requestsBefore, 'the origin was not asked again');
+
+    const parents = pieceParents(late, url);
+    assert.equal(parents.length, 50);
+    const fromSeed = parents.filter((id) => id.endsWith('-seed'));
+    assert.deepEqual(fromSeed, [], 'no piece came from the seed while peers held it');
+    assert.ok(
+      parents.every((id) => id !== ''),
+      'every piece came from a parent',
+    );
+  });
 });
+
+/** The parent of each stored piece of the URL's task on a daemon (its metadata database, read-only). */
+function pieceParents(d: DaemonHandle, url: string): string[] {
+  const id = taskIdFromUrl({ url, filteredQueryParams: DEFAULT_FILTERED_QUERY_PARAMS });
+  const db = new Database(join(d.storageDir, 'metadata', 'dfdaemon.db'), { readonly: true });
+  try {
+    const rows = db
+      .prepare('SELECT parent_id FROM pieces WHERE task_id = ? ORDER BY number')
+      .all(id) as Array<{
+      parent_id: string | null;
+    }>;
+    return rows.map((r) => r.parent_id ?? '');
+  } finally {
+    db.close();
+  }
+}
 
 /** A small cluster for one test: an origin, dfscheduler (fast retries) and the daemons the test adds. */
 class Cluster {
