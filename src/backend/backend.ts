@@ -4,6 +4,7 @@
 // `stat` before a task starts, `get` per piece, and directory listing for the schemes that have directories.
 
 import type { Readable } from 'node:stream';
+import type { SourceValidator } from '../core/validator.js';
 
 /** Ask the source for the size and headers of an object, before the task's pieces are planned. */
 export interface StatRequest {
@@ -37,6 +38,11 @@ export interface GetRequest {
   url: string;
   range?: ByteRange;
   requestHeader: Record<string, string>;
+  /**
+   * The version of the object the task started with (the stat's ETag / Last-Modified). When given, the request
+   * is conditional on it and an answer of another version fails with SOURCE_CHANGED instead of yielding bytes.
+   */
+  validator?: SourceValidator;
   /** Bound on the whole call including reading the body, as upstream's per-piece `pieceTimeout`. */
   timeoutMs: number;
   signal?: AbortSignal;

@@ -25,6 +25,17 @@ export function statusError(ex: Exchange, url: string): DfError {
   });
 }
 
+/**
+ * The origin's object is no longer the version the task started with. No backend details: the origin's 412 (or
+ * its 2xx) answered our precondition, not the client's request, so the proxy must not relay it as the origin's.
+ */
+export function sourceChanged(url: string, why: string): DfError {
+  return new DfError(
+    'SOURCE_CHANGED',
+    `source changed during the download: ${redactUrl(url)} is no longer the version the task started with (${why})`,
+  );
+}
+
 export function backendDetails(ex: Exchange, message: string) {
   return { statusCode: ex.statusCode, header: flattenHeaders(ex.headers), message };
 }

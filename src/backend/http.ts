@@ -16,6 +16,7 @@ import { rootCertificates } from 'node:tls';
 import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { DfError } from '../core/errors.js';
+import { answerChanged, hasValidator, preconditionHeaders, validatorOf } from '../core/validator.js';
 import type { Backend, ByteRange, GetRequest, GetResponse, StatRequest, StatResponse } from './backend.js';
 import { CallScope, redactUrl } from './call-scope.js';
 import {
@@ -27,6 +28,7 @@ import {
   isSuccess,
   parseContentRange,
   parseLength,
+  sourceChanged,
   statusError,
   validateRange,
 } from './http-response.js';
@@ -186,13 +188,31 @@ export class HttpBackend implements Backend {
     const scope = new CallScope(req.timeoutMs, req.signal, redactUrl(req.url));
     try {
       const headers = this.makeHeaders(req.requestHeader, req.range);
+      // The piece must be of the version the task started with. If-Match (strong ETag) or If-Unmodified-Since
+      // (Last-Modified) rather than If-Range: a changed object is a 412 without a body, which cannot be mistaken
+      // for an origin that ignores Range (If-Range answers a change with 200 and the whole new object, the same
+      // as such an origin, and for a piece that covers the whole object, indistinguishable from a good answer).
+      const validator =
+        req.validator !== undefined && hasValidator(req.validator) ? req.validator : undefined;
+      const preconditions = validator ? preconditionHeaders(validator) : {};
+      Object.assign(headers, preconditions);
       const ex = await this.send('GET', req.url, headers, scope);
+      if (ex.statusCode === 412 && Object.keys(preconditions).length > 0) {
+        await discard(ex.body);
+        const [name, value] = Object.entries(preconditions)[0]!;
+        throw sourceChanged(req.url, `origin answered 412 to ${headerCase(name)}: ${value}`);
+      }
       if (!isSuccess(ex.statusCode)) {
         await discard(ex.body);
         throw statusError(ex, req.url);
       }
       let expectedLength: number | undefined;
       try {
+        // An origin that ignores preconditions still names its version in most answers: compare it.
+        const changed = validator
+          ? answerChanged(validator, validatorOf(flattenHeaders(ex.headers)))
+          : undefined;
+        if (changed !== undefined) throw sourceChanged(req.url, changed);
         expectedLength = checkRangedResponse(req.range, ex);
       } catch (e) {
         await discard(ex.body);
@@ -320,6 +340,11 @@ export class HttpBackend implements Backend {
       current = target;
     }
   }
+}
+
+/** `if-match` → `If-Match`, for messages. */
+function headerCase(name: string): string {
+  return name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
 }
 
 function lowerCaseHeaders(headers: Record<string, string>): Record<string, string> {

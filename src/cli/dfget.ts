@@ -5,7 +5,7 @@
 import { stat, rm, open, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import type { ClientReadableStream } from '@grpc/grpc-js';
+import { status as GrpcStatus, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { parseByteSize } from '../core/bytesize.js';
 import { pieceDigest, parseDigest } from '../core/digest.js';
 import { DfError } from '../core/errors.js';
@@ -16,7 +16,7 @@ import { Priority, TaskType, type Download } from '../gen/common.js';
 import type { DownloadTaskResponse } from '../gen/dfdaemon.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
 import { connectDaemon, defaultSocketPath, describeError, downloadClient, packageVersion } from './common.js';
-import { createProgress } from './progress.js';
+import { createProgress, type Progress } from './progress.js';
 
 interface DfgetOptions {
   output: string;
@@ -160,6 +160,13 @@ async function consoleLogger(o: DfgetOptions) {
   return createLogger({ name: 'dfget', level: o.logLevel, console: true });
 }
 
+/**
+ * dfdaemon answers ABORTED (DfError SOURCE_CHANGED) when the origin's object changed during the download: it
+ * dropped the task, so one more download fetches the new version from the start. dfget does that once, by itself;
+ * a second change in a row is reported.
+ */
+const SOURCE_CHANGED_RETRIES = 1;
+
 async function download(url: string, o: DfgetOptions): Promise<void> {
   const { output, pieceLength, timeoutMs } = await validate(url, o);
   const log = await consoleLogger(o);
@@ -167,12 +174,39 @@ async function download(url: string, o: DfgetOptions): Promise<void> {
   log?.debug({ socket, url, output }, 'connecting to dfdaemon');
   const client = downloadClient(socket);
   const progress = await createProgress(url, o.progress);
+  const deadline = Date.now() + timeoutMs;
+  try {
+    await connectDaemon(client, socket);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await downloadOnce(client, url, o, { output, pieceLength, timeoutMs, deadline }, progress, log);
+        return;
+      } catch (e) {
+        if ((e as Partial<ServiceError>).code !== GrpcStatus.ABORTED || attempt >= SOURCE_CHANGED_RETRIES)
+          throw e;
+        log?.warn({ err: describeError(e) }, 'the source changed during the download; downloading again');
+      }
+    }
+  } finally {
+    progress.stop();
+    client.close();
+  }
+}
+
+async function downloadOnce(
+  client: ReturnType<typeof downloadClient>,
+  url: string,
+  o: DfgetOptions,
+  args: { output: string; pieceLength?: number; timeoutMs: number; deadline: number },
+  progress: Progress,
+  log: Awaited<ReturnType<typeof consoleLogger>>,
+): Promise<void> {
+  const { output, pieceLength, timeoutMs, deadline } = args;
   const transfer = o.transferFromDfdaemon ? new TransferWriter(output) : undefined;
   // Set once the output may hold our bytes (a link made by dfdaemon, or our own file): only then is it ours to
   // remove on failure. Before that, an existing file the user allowed us to --overwrite is left alone.
   let touched = false;
   try {
-    await connectDaemon(client, socket);
     const req: Download = {
       url,
       digest: o.digest,
@@ -203,7 +237,7 @@ async function download(url: string, o: DfgetOptions): Promise<void> {
     }
     const stream: ClientReadableStream<DownloadTaskResponse> = client.downloadTask(
       { download: req },
-      { deadline: Date.now() + timeoutMs },
+      { deadline },
     );
     for await (const res of stream as AsyncIterable<DownloadTaskResponse>) {
       const s = res.downloadTaskStartedResponse;
@@ -225,16 +259,14 @@ async function download(url: string, o: DfgetOptions): Promise<void> {
       }
     }
     await transfer?.close();
-    // dfdaemon verifies --digest in hard-link/copy mode; in transfer mode we do it here (upstream does not).
+    // dfdaemon verifies --digest (and drops the task on a mismatch); in transfer mode we check it here too, as a
+    // dfdaemon of upstream's does not.
     if (transfer && o.digest) await verifyFileDigest(output, o.digest);
     log?.info({ output }, 'download finished');
   } catch (e) {
     await transfer?.abort();
     if (touched) await rm(output, { force: true }).catch(() => undefined);
     throw e;
-  } finally {
-    progress.stop();
-    client.close();
   }
 }
 

@@ -48,6 +48,8 @@ export async function createProgress(
   let startedAt = 0;
   return {
     start(total) {
+      // Again from zero when dfget downloads once more (the source changed).
+      value = 0;
       startedAt = performance.now();
       bar.start(total, 0, { speed: formatByteSize(0) });
     },

@@ -10,6 +10,8 @@ export type ErrorCode =
   | 'UNSUPPORTED_DIGEST'
   | 'BACKEND'
   | 'BACKEND_UNSUPPORTED'
+  /** The origin's object changed (ETag / Last-Modified) while its pieces were being fetched. */
+  | 'SOURCE_CHANGED'
   | 'TIMEOUT'
   | 'NO_SPACE'
   | 'IO'
@@ -53,6 +55,9 @@ export const ERROR_STATUS: Record<ErrorCode, { grpc: number; http: number }> = {
   // Upstream returns Internal with errordetails.v2.Backend for origin failures.
   BACKEND: { grpc: GrpcCode.INTERNAL, http: 502 },
   BACKEND_UNSUPPORTED: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400 },
+  // ABORTED: a concurrency conflict that a retry of the whole download resolves (the task was dropped, so the
+  // next download fetches the new version); dfget retries once on it. The proxy answers 502 (the origin moved).
+  SOURCE_CHANGED: { grpc: GrpcCode.ABORTED, http: 502 },
   TIMEOUT: { grpc: GrpcCode.DEADLINE_EXCEEDED, http: 504 },
   NO_SPACE: { grpc: GrpcCode.RESOURCE_EXHAUSTED, http: 507 },
   IO: { grpc: GrpcCode.INTERNAL, http: 500 },

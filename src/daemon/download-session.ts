@@ -231,13 +231,14 @@ export class DownloadSession {
     }
   }
 
-  /** Every interested piece was delivered: mark the task finished, write the output path, count the download. */
+  /**
+   * Every interested piece was delivered: write the output path, check the digest, mark the task finished, count
+   * the download.
+   */
   async complete(): Promise<void> {
+    if (this.toOutput && !this.linked) await this.copyOutput();
+    await this.verifyDigest();
     this.owner.taskManager.finishIfComplete(this.started);
-    if (this.toOutput) {
-      if (!this.linked) await this.copyOutput();
-      if (this.download.digest) await verifyFileDigest(this.download.outputPath!, this.download.digest);
-    }
     this.owner.o.metrics.downloadTaskFinished(
       this.labels,
       this.download.range?.length ?? this.started.task.contentLength,
@@ -257,6 +258,25 @@ export class DownloadSession {
     if (this.ended) return;
     this.ended = true;
     this.started.release();
+  }
+
+  /**
+   * download.digest is of the whole file: checked on the output path (a hard link or a copy of the content), or on
+   * the stored content when there is none (transfer mode: the pieces went over the socket). A mismatch drops the
+   * task before the error is answered, so the next download fetches it again rather than serving the same wrong
+   * bytes from the cache.
+   */
+  private async verifyDigest(): Promise<void> {
+    const d = this.download;
+    if (!d.digest || d.range) return;
+    const content = this.owner.taskManager.storage.content;
+    try {
+      await verifyFileDigest(this.toOutput ? d.outputPath! : content.taskPath(this.taskId), d.digest);
+    } catch (e) {
+      const err = toDfError(e);
+      if (err.code === 'DIGEST_MISMATCH') await this.owner.taskManager.evictTask(this.taskId, err);
+      throw err;
+    }
   }
 
   /** Copies the finished content to the output path; an existing other file is replaced only with overwrite. */

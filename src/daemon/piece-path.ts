@@ -5,6 +5,7 @@
 
 import type { BackendFactory } from '../backend/factory.js';
 import { DfError, toDfError } from '../core/errors.js';
+import type { SourceValidator } from '../core/validator.js';
 import type { PieceRecord, Storage } from '../storage/storage.js';
 import type { PieceTransport } from '../vortex/piece-transport.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -26,6 +27,11 @@ export interface SourceTask {
   taskId: string;
   url: string;
   requestHeader: Record<string, string>;
+  /**
+   * The version the task started with (its stat's ETag / Last-Modified): every piece request is conditional on it
+   * and a piece of another version fails with SOURCE_CHANGED (never retried here: the task must start over).
+   */
+  validator?: SourceValidator;
 }
 
 /** A parent that announced a piece: where its piece server listens. */
@@ -85,6 +91,7 @@ export class PiecePath {
           url: task.url,
           range: { start: piece.offset, length: piece.length },
           requestHeader: task.requestHeader,
+          validator: task.validator,
           timeoutMs: this.o.pieceTimeoutMs,
           signal,
         });

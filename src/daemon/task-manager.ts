@@ -9,6 +9,7 @@ import type { DfdaemonUploadClient } from '../gen/dfdaemon.js';
 import type { SchedulerClient } from '../gen/scheduler.js';
 import { peerId as makePeerId } from '../core/ids.js';
 import { DfError, toDfError } from '../core/errors.js';
+import { validatorOf } from '../core/validator.js';
 import { calculatePieceLength, interestedPieces, pieceRanges, type ContentRange } from '../core/piece.js';
 import type { PieceRecord, Storage, TaskRecord } from '../storage/storage.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -92,6 +93,10 @@ export class TaskManager {
   private readonly runs = new Map<string, TaskRun>();
   /** Starts in flight, with the signal of the request that started it (its stat is cut when that one goes). */
   private readonly starting = new Map<string, { run: Promise<TaskRun>; signal: AbortSignal }>();
+  /** Evictions in flight (evictTask): a start of the task waits for its eviction, then starts from scratch. */
+  private readonly evicting = new Map<string, Promise<void>>();
+  /** Runs that ended (no request holds them) with fetches still in flight, until those settle; see createRun. */
+  private readonly draining = new Map<string, TaskRun>();
   private readonly o: TaskManagerOptions;
   private readonly piecePath: PiecePath;
   private closed = false;
@@ -133,8 +138,8 @@ export class TaskManager {
   }
 
   /**
-   * download_started: reuse the stored task when its lengths are known and it did not fail, else stat the
-   * source and create the task. Concurrent requests for one task share one start and one run.
+   * download_started: reuse a finished stored task as it is, else stat the source and create (or resume) the
+   * task. Concurrent requests for one task share one start and one run.
    */
   async start(taskId: string, req: DownloadRequest, signal: AbortSignal): Promise<StartedDownload> {
     // GC may evict a stored task between the start's reuse check and its run taking hold (an eviction that had
@@ -154,7 +159,12 @@ export class TaskManager {
 
   /** Whether a request holds the task or is starting it (GC must leave it alone). */
   isBusy(taskId: string): boolean {
-    return this.runs.has(taskId) || this.starting.has(taskId);
+    return (
+      this.runs.has(taskId) ||
+      this.starting.has(taskId) ||
+      this.evicting.has(taskId) ||
+      this.draining.has(taskId)
+    );
   }
 
   /** The task's run: the active one, or one this or a concurrent request creates. */
@@ -162,6 +172,12 @@ export class TaskManager {
     if (this.closed) throw new DfError('UNAVAILABLE', 'dfdaemon is shutting down');
     let run = this.runs.get(taskId);
     while (!run) {
+      const evicting = this.evicting.get(taskId);
+      if (evicting) {
+        await evicting;
+        run = this.runs.get(taskId);
+        continue;
+      }
       let pending = this.starting.get(taskId);
       if (!pending) {
         const created = this.createRun(taskId, req, signal).finally(() => this.starting.delete(taskId));
@@ -200,16 +216,30 @@ export class TaskManager {
     };
   }
 
+  /**
+   * A finished task is reused without asking the origin (as upstream: a cache hit costs no request). Any other
+   * stored task — a partial one left by a cancelled download or a kill -9, or a failed one — is stat'ed again, and
+   * Storage.prepareTask keeps its pieces only if the origin still names the same version (ETag / Last-Modified and
+   * lengths); otherwise they are dropped and the task starts over, so a resumed file is never a mix of versions.
+   * With back-to-source disabled the origin cannot be asked: a partial task is then resumed as it is.
+   */
   private async createRun(taskId: string, req: DownloadRequest, signal: AbortSignal): Promise<TaskRun> {
     const storage = this.o.storage;
+    // One run of a task fetches at a time. The pieces a run that ended was still fetching finish and are kept; they
+    // are waited for (bounded by the piece timeout), so that none lands after this run decided whether the stored
+    // pieces are of the current version. So is an eviction in flight (one of those pieces may have started it).
+    const previous = this.draining.get(taskId);
+    if (previous) await previous.settled(this.o.pieceTimeoutMs);
+    await this.evicting.get(taskId);
     let task = storage.getTask(taskId);
-    const reusable =
+    const usable =
       task &&
       !task.failedAt &&
       task.contentLength !== undefined &&
       task.pieceLength !== undefined &&
       (req.pieceLength === undefined || req.pieceLength === task.pieceLength) &&
       (await storage.content.hasTask(taskId));
+    const reusable = usable && (task!.finishedAt !== undefined || req.disableBackToSource);
     if (!reusable) {
       if (req.disableBackToSource) {
         throw new DfError(
@@ -262,6 +292,15 @@ export class TaskManager {
       storage.listPieces(taskId),
       this.o.concurrentPieceCount,
     );
+    // The origin changed under this run: its stored pieces are of the old version and the rest can only come
+    // from the new one. The run fails (every request holding it gets SOURCE_CHANGED, dfget and the proxy start
+    // once more) and the task is dropped, so the next start stats the new version and fetches all of it. Being
+    // the run's first listener, this marks the eviction before any request sees the error.
+    run.subscribe((ev) => {
+      if (ev.error?.code !== 'SOURCE_CHANGED') return;
+      // Only while this run is the task's (running or draining): a newer run starts only after this one settled.
+      if ((this.runs.get(taskId) ?? this.draining.get(taskId)) === run) void this.evictTask(taskId, ev.error);
+    });
     this.runs.set(taskId, run);
     return run;
   }
@@ -271,7 +310,17 @@ export class TaskManager {
     if (run.users <= 0 && this.runs.get(run.taskId) === run) {
       this.runs.delete(run.taskId);
       run.end();
+      this.drain(run);
     }
+  }
+
+  /** An ended run with fetches in flight stays in `draining` until they settle (bounded by the piece timeout). */
+  private drain(run: TaskRun): void {
+    if (run.piecesInFlight.size === 0) return;
+    this.draining.set(run.taskId, run);
+    void run.settled(this.o.pieceTimeoutMs).then(() => {
+      if (this.draining.get(run.taskId) === run) this.draining.delete(run.taskId);
+    });
   }
 
   /**
@@ -404,7 +453,12 @@ export class TaskManager {
    * the P2P flow registers the peer and takes pieces from parents, with the source as its fallback.
    */
   private chooseSource(started: StartedDownload, req: DownloadRequest): PieceSource {
-    const source: SourceTask = { taskId: started.run.taskId, url: req.url, requestHeader: req.requestHeader };
+    const source: SourceTask = {
+      taskId: started.run.taskId,
+      url: req.url,
+      requestHeader: req.requestHeader,
+      validator: validatorOf(started.task.responseHeader),
+    };
     const p2p = this.o.p2p;
     const length = req.range?.length ?? started.task.contentLength;
     const direct = length <= DIRECT_DOWNLOAD_MAX_LENGTH && !req.disableBackToSource;
@@ -476,10 +530,44 @@ export class TaskManager {
     await this.o.storage.deleteTask(taskId);
   }
 
+  /**
+   * Drops a task whose stored bytes must not be served again: its origin changed during a download
+   * (SOURCE_CHANGED), or the whole file failed the client's digest. Its run is stopped with `reason` (requests
+   * holding it fail with it), the run's fetches in flight are waited for (bounded by the piece timeout) so none
+   * writes into the next run's content file, then pieces, metadata and content are deleted. A start of the task
+   * meanwhile waits, then stats the source and fetches everything again. Never rejects; idempotent while running.
+   */
+  evictTask(taskId: string, reason: DfError): Promise<void> {
+    const pending = this.evicting.get(taskId);
+    if (pending) return pending;
+    const run = this.runs.get(taskId) ?? this.draining.get(taskId);
+    if (run) {
+      run.abort(reason);
+      if (this.runs.get(taskId) === run) this.runs.delete(taskId);
+      run.end();
+    }
+    this.o.log.warn({ taskId, err: reason.message }, 'dropping the stored task');
+    const done = (async () => {
+      if (run && !(await run.settled(this.o.pieceTimeoutMs))) {
+        this.o.log.warn({ taskId }, 'piece fetches of a dropped task still running after the piece timeout');
+      }
+      try {
+        await this.o.storage.deleteTask(taskId);
+      } catch (e) {
+        this.o.log.warn({ taskId, err: (e as Error).message }, 'could not delete the dropped task');
+        this.failTask(taskId);
+      }
+    })().finally(() => this.evicting.delete(taskId));
+    this.evicting.set(taskId, done);
+    return done;
+  }
+
   /** Stops every download (shutdown). */
   close(): void {
     this.closed = true;
     this.closing.abort(new DfError('UNAVAILABLE', 'dfdaemon is shutting down'));
+    for (const run of this.draining.values())
+      run.abort(new DfError('UNAVAILABLE', 'dfdaemon is shutting down'));
     for (const run of this.runs.values()) {
       run.abort(new DfError('UNAVAILABLE', 'dfdaemon is shutting down'));
       run.end();

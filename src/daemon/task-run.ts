@@ -90,6 +90,8 @@ export class TaskRun {
   private readonly controller = new AbortController();
   private source?: PieceSource;
   private readonly endListeners = new Set<() => void>();
+  /** Waiting for no fetch to be in flight (settled()). */
+  private readonly idleWaiters = new Set<() => void>();
   private ended = false;
 
   constructor(taskId: string, pieces: PieceSpec[], finished: PieceRecord[], concurrency: number) {
@@ -197,6 +199,27 @@ export class TaskRun {
     this.controller.abort(reason);
   }
 
+  /**
+   * Resolves true once no fetch of this run is in flight (after abort() they end quickly: every fetch gets the
+   * run's signal), or false after `timeoutMs`. An eviction waits for it so no late piece of this run lands in the
+   * task's next content file.
+   */
+  settled(timeoutMs: number): Promise<boolean> {
+    if (this.inFlight.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.idleWaiters.delete(done);
+        resolve(false);
+      }, timeoutMs);
+      timer.unref();
+      this.idleWaiters.add(done);
+    });
+  }
+
   private pump(): void {
     const source = this.source;
     if (!source) return;
@@ -228,6 +251,7 @@ export class TaskRun {
         this.inFlight.delete(n);
         if (this.wanted.has(n)) this.queue.add(n);
         this.pump();
+        this.notifyIdle();
         return;
       }
     }
@@ -240,6 +264,14 @@ export class TaskRun {
     }
     for (const l of [...this.listeners]) l(ev);
     this.pump();
+    this.notifyIdle();
+  }
+
+  private notifyIdle(): void {
+    if (this.inFlight.size > 0 || this.idleWaiters.size === 0) return;
+    const waiters = [...this.idleWaiters];
+    this.idleWaiters.clear();
+    for (const w of waiters) w();
   }
 }
 

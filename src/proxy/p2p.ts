@@ -73,6 +73,8 @@ export function downloadErrorAnswer(e: DfError): {
   headers: Record<string, string>;
 } {
   if (e.code === 'PERMISSION_DENIED') return { type: 'proxy', status: 403, headers: {} };
+  // The origin answered our precondition, not the client's request: its 412 is not relayed.
+  if (e.code === 'SOURCE_CHANGED') return { type: 'dfdaemon', status: 502, headers: {} };
   // A Download the request's headers made invalid (e.g. a relative X-Dragonfly-Output-Path): the request is wrong.
   if (e.code === 'INVALID_ARGUMENT') return { type: 'proxy', status: 400, headers: {} };
   if (e.backend) {

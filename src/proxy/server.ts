@@ -23,6 +23,9 @@ import { RequestRate } from './request-rate.js';
 import { HEADER_RULE, ProxyRules, downloadUrl } from './rules.js';
 import { downloadErrorAnswer, sendError, streamSession, type P2PDownloader } from './p2p.js';
 
+/** Times a P2P answer starts again when the origin changed before any byte went out (see serveP2P). */
+const SOURCE_CHANGED_RETRIES = 1;
+
 /** Upstream's MIN_PIECE_LENGTH: X-Dragonfly-Piece-Length below it is refused. */
 const MIN_PIECE_LENGTH = 4 * 1024 * 1024;
 
@@ -220,16 +223,45 @@ export class ProxyServer {
       if (!res.writableFinished) abort.abort(new DfError('CANCELLED', 'the proxy client went away'));
     };
     res.on('close', onClose);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        // A copy each time: a session narrows its Download to the selected range.
+        const again = await this.serveP2P(
+          req,
+          res,
+          { ...download },
+          abort.signal,
+          attempt < SOURCE_CHANGED_RETRIES,
+        );
+        if (!again) return;
+      }
+    } finally {
+      res.off('close', onClose);
+    }
+  }
+
+  /**
+   * One attempt at a P2P answer. True when it should be made once more: the origin changed under the download
+   * (SOURCE_CHANGED) before any byte of this answer went out, and dfdaemon dropped the task, so the next attempt
+   * serves the new version whole. After the headers went out the connection is cut instead: the client has a
+   * prefix of the old version under the old ETag, never bytes of two versions.
+   */
+  private async serveP2P(
+    req: IncomingMessage,
+    res: ServerResponse,
+    download: Download,
+    signal: AbortSignal,
+    mayRetry: boolean,
+  ): Promise<boolean> {
     let session;
     try {
-      session = await this.o.downloader.open(download, abort.signal);
+      session = await this.o.downloader.open(download, signal);
     } catch (e) {
       const err = toDfError(e);
       const a = downloadErrorAnswer(err);
       this.o.log.warn({ url: download.url, err: err.message }, 'proxy download failed to start');
       sendError(res, a.type, a.status, err.message, a.headers);
-      res.off('close', onClose);
-      return;
+      return false;
     }
     try {
       const ifRange = hdr.single(req.headers, 'if-range');
@@ -242,7 +274,7 @@ export class ProxyServer {
         sendError(res, 'proxy', 416, `range ${req.headers.range} is outside ${session.contentLength} bytes`, {
           'content-range': `bytes */${session.contentLength}`,
         });
-        return;
+        return false;
       }
       const selected = range.kind === 'range' ? { start: range.start, length: range.length } : undefined;
       if (selected) session.selectRange(selected);
@@ -253,19 +285,24 @@ export class ProxyServer {
       );
       await streamSession(res, session, { serverIp: this.o.serverIp, range: selected });
       await session.finish();
+      return false;
     } catch (e) {
       const err = toDfError(e);
-      if (abort.signal.aborted) {
+      if (signal.aborted) {
         this.o.log.info({ taskId: session.taskId }, 'proxy client went away');
         res.destroy();
-        return;
+        return false;
       }
       session.fail(err);
+      if (err.code === 'SOURCE_CHANGED' && mayRetry && !res.headersSent) {
+        this.o.log.info({ taskId: session.taskId, err: err.message }, 'proxy download starts again');
+        return true;
+      }
       this.o.log.warn({ taskId: session.taskId, err: err.message }, 'proxy download failed');
       const a = downloadErrorAnswer(err);
       sendError(res, a.type, a.status, err.message, a.headers);
+      return false;
     } finally {
-      res.off('close', onClose);
       session.release();
     }
   }

@@ -4,6 +4,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DfError } from '../core/errors.js';
+import { statChanged, validatorOf } from '../core/validator.js';
 import { ContentStore } from './content.js';
 import { MetadataStore, type PieceRecord, type TaskRecord } from './metadata.js';
 
@@ -92,21 +93,27 @@ export class Storage {
   }
 
   /**
-   * Records the task's lengths and creates its content file. If a task with other lengths exists (the origin
-   * changed), its old pieces are dropped first: they belong to other content.
+   * Records the task's lengths and the origin's response header (whose ETag / Last-Modified name the version) and
+   * creates its content file. A stored task keeps its pieces only if they are of this very object: same lengths,
+   * same validator (see statChanged; without any validator nothing can tell, and the pieces are kept), content
+   * file present. Otherwise they are dropped first: they belong to other content.
    */
   async prepareTask(
     taskId: string,
     fields: { contentLength: number; pieceLength: number; responseHeader: Record<string, string> },
   ): Promise<TaskRecord> {
     const existing = this.metadata.getTask(taskId);
-    if (
-      existing &&
-      (existing.contentLength !== fields.contentLength || existing.pieceLength !== fields.pieceLength)
-    ) {
-      this.log?.info({ taskId }, 'task lengths changed; dropping stored pieces');
-      this.metadata.deleteTask(taskId);
-      await this.content.deleteTask(taskId);
+    if (existing) {
+      const why =
+        existing.contentLength !== fields.contentLength || existing.pieceLength !== fields.pieceLength
+          ? `lengths changed (${existing.contentLength}/${existing.pieceLength} → ${fields.contentLength}/${fields.pieceLength})`
+          : (statChanged(validatorOf(existing.responseHeader), validatorOf(fields.responseHeader)) ??
+            ((await this.content.hasTask(taskId)) ? undefined : 'content file missing'));
+      if (why !== undefined) {
+        this.log?.info({ taskId, why }, 'source is not the stored version; dropping stored pieces');
+        this.metadata.deleteTask(taskId);
+        await this.content.deleteTask(taskId);
+      }
     }
     await this.content.createTask(taskId, fields.contentLength);
     return this.metadata.upsertTask(taskId, fields);

@@ -47,6 +47,35 @@ export interface OriginFile {
   delayMs?: number;
   /** Answer 401 with a registry-style WWW-Authenticate unless `Authorization: Bearer <token>` is sent. */
   bearerToken?: string;
+  /**
+   * Called for each request just before it is answered (after `delayMs`): a test changes the file here (`seed`,
+   * `headers`) to make the origin switch versions at a chosen request, or returns a promise to hold the answer.
+   */
+  beforeAnswer?: (req: OriginRequest, file: OriginFile) => void | Promise<void>;
+  /**
+   * Ignore If-Match / If-Unmodified-Since (as some origins do). Otherwise they are evaluated against the file's
+   * `etag` / `last-modified` headers as RFC 9110 §13.1 says, with 412 when they fail.
+   */
+  ignorePreconditions?: boolean;
+}
+
+/** Whether a request's If-Match / If-Unmodified-Since fail for the file (RFC 9110 §13.2.2 order). */
+function preconditionFailed(req: IncomingMessage, f: OriginFile): boolean {
+  const etag = f.headers?.['etag'];
+  const lastModified = f.headers?.['last-modified'];
+  const ifMatch = req.headers['if-match'];
+  if (ifMatch !== undefined) {
+    if (ifMatch.trim() === '*') return false;
+    // Strong comparison: a weak tag never matches.
+    const tags = ifMatch.split(',').map((t) => t.trim());
+    return etag === undefined || etag.startsWith('W/') || !tags.includes(etag);
+  }
+  const since = req.headers['if-unmodified-since'];
+  if (since !== undefined && lastModified !== undefined) {
+    const a = Date.parse(since);
+    return !Number.isNaN(a) && Date.parse(lastModified) > a;
+  }
+  return false;
 }
 
 export class Origin {
@@ -97,7 +126,13 @@ export class Origin {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
-    this.requests.push({ method: req.method ?? 'GET', path, range: req.headers.range, headers: req.headers });
+    const record: OriginRequest = {
+      method: req.method ?? 'GET',
+      path,
+      range: req.headers.range,
+      headers: req.headers,
+    };
+    this.requests.push(record);
     const f = this.files.get(path);
     if (!f) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
@@ -111,6 +146,11 @@ export class Origin {
         }, f.delayMs);
         this.delays.add(t);
       });
+    }
+    await f.beforeAnswer?.(record, f);
+    if (!f.ignorePreconditions && preconditionFailed(req, f)) {
+      res.writeHead(412, { 'content-type': 'text/plain' }).end('precondition failed');
+      return;
     }
     if (f.bearerToken !== undefined && req.headers.authorization !== `Bearer ${f.bearerToken}`) {
       res

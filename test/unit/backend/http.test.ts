@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { DfError } from '../../../src/core/errors.js';
@@ -525,6 +526,122 @@ describe('HttpBackend', () => {
         isDfError('INVALID_CONFIG', (e) => assert.match(e.message, /backend\.requestHeader\.bad header/)),
       );
       assert.throws(() => new HttpBackend('http', options({ maxRetries: -1 })), isDfError('INVALID_CONFIG'));
+    });
+  });
+
+  describe('piece validators (the version the task started with)', () => {
+    /** Serves DATA by range under `state`'s headers; honours If-Match / If-Unmodified-Since unless `ignore`. */
+    const versioned = (state: { headers: Record<string, string>; ignore?: boolean }) => {
+      const serve = (req: IncomingMessage, res: ServerResponse) => {
+        const etag = state.headers['etag'];
+        const lm = state.headers['last-modified'];
+        const ifMatch = req.headers['if-match'];
+        const since = req.headers['if-unmodified-since'];
+        const failed =
+          !state.ignore &&
+          ((ifMatch !== undefined && (etag === undefined || etag.startsWith('W/') || ifMatch !== etag)) ||
+            (ifMatch === undefined &&
+              since !== undefined &&
+              lm !== undefined &&
+              Date.parse(lm) > Date.parse(since)));
+        if (failed) {
+          res.writeHead(412).end('precondition failed');
+          return;
+        }
+        for (const [k, v] of Object.entries(state.headers)) res.setHeader(k, v);
+        serveRanges(DATA)(req, res);
+      };
+      return serve;
+    };
+    const piece = { start: 8, length: 8 };
+    const LM1 = 'Mon, 02 Jun 2025 10:00:00 GMT';
+    const LM2 = 'Mon, 02 Jun 2025 10:00:05 GMT';
+
+    it('asks If-Match with a strong ETag and gets the piece while it holds', async () => {
+      const u = origin.route('/v/strong', versioned({ headers: { etag: '"a"', 'last-modified': LM1 } }));
+      const res = await backend().get({ ...getReq(u, piece), validator: { etag: '"a"', lastModified: LM1 } });
+      assert.ok((await readAll(res.body)).equals(DATA.subarray(8, 16)));
+      const seen = origin.lastHeaders.get('/v/strong');
+      assert.equal(seen?.['if-match'], '"a"');
+      assert.equal(seen?.['if-unmodified-since'], undefined);
+    });
+
+    it('a 412 to If-Match is SOURCE_CHANGED, not the origin status', async () => {
+      const u = origin.route('/v/412', versioned({ headers: { etag: '"b"' } }));
+      await assert.rejects(
+        backend().get({ ...getReq(u, piece), validator: { etag: '"a"' } }),
+        isDfError('SOURCE_CHANGED', (e) => {
+          assert.match(e.message, /^source changed during the download: .*\/v\/412 .*412 to If-Match: "a"/);
+          assert.equal(e.backend, undefined);
+          assert.equal(e.retryable, false);
+        }),
+      );
+    });
+
+    it('an origin that ignores If-Match is caught by the ETag of its answer', async () => {
+      const u = origin.route('/v/ignored', versioned({ headers: { etag: '"b"' }, ignore: true }));
+      await assert.rejects(
+        backend().get({ ...getReq(u, piece), validator: { etag: '"a"' } }),
+        isDfError('SOURCE_CHANGED', (e) => assert.match(e.message, /ETag "a" → "b"/)),
+      );
+    });
+
+    it('a whole-object piece answered 200 by an origin that changed is caught too', async () => {
+      const u = origin.route('/v/whole', (req, res) => {
+        res.writeHead(200, { etag: '"b"', 'content-length': DATA.length }).end(DATA);
+      });
+      await assert.rejects(
+        backend().get({ ...getReq(u, { start: 0, length: DATA.length }), validator: { etag: '"a"' } }),
+        isDfError('SOURCE_CHANGED'),
+      );
+    });
+
+    it('a weak ETag is never sent as If-Match: If-Unmodified-Since with Last-Modified instead', async () => {
+      const state = { headers: { etag: 'W/"a"', 'last-modified': LM1 } };
+      const u = origin.route('/v/weak', versioned(state));
+      const validator = { etag: 'W/"a"', lastModified: LM1 };
+      const res = await backend().get({ ...getReq(u, piece), validator });
+      await readAll(res.body);
+      const seen = origin.lastHeaders.get('/v/weak');
+      assert.equal(seen?.['if-match'], undefined);
+      assert.equal(seen?.['if-unmodified-since'], LM1);
+      // A changed weak ETag in the answer still tells (weak comparison), even when the date precondition held.
+      state.headers = { etag: 'W/"b"', 'last-modified': LM1 };
+      await assert.rejects(backend().get({ ...getReq(u, piece), validator }), isDfError('SOURCE_CHANGED'));
+    });
+
+    it('Last-Modified only: 412 to If-Unmodified-Since, or the answer’s date, is SOURCE_CHANGED', async () => {
+      const state = { headers: { 'last-modified': LM2 }, ignore: false };
+      const u = origin.route('/v/lm', versioned(state));
+      await assert.rejects(
+        backend().get({ ...getReq(u, piece), validator: { lastModified: LM1 } }),
+        isDfError('SOURCE_CHANGED', (e) => assert.match(e.message, /412 to If-Unmodified-Since/)),
+      );
+      state.ignore = true;
+      await assert.rejects(
+        backend().get({ ...getReq(u, piece), validator: { lastModified: LM1 } }),
+        isDfError('SOURCE_CHANGED', (e) => assert.match(e.message, /Last-Modified .* → /)),
+      );
+    });
+
+    it('equal ETags decide even when Last-Modified moved; answers without validators pass', async () => {
+      const u = origin.route(
+        '/v/same',
+        versioned({ headers: { etag: '"a"', 'last-modified': LM2 }, ignore: true }),
+      );
+      const res = await backend().get({ ...getReq(u, piece), validator: { etag: '"a"', lastModified: LM1 } });
+      assert.ok((await readAll(res.body)).equals(DATA.subarray(8, 16)));
+      const bare = origin.route('/v/bare', serveRanges(DATA));
+      const res2 = await backend().get({ ...getReq(bare, piece), validator: { etag: '"a"' } });
+      assert.ok((await readAll(res2.body)).equals(DATA.subarray(8, 16)));
+    });
+
+    it('no validator: no precondition is sent', async () => {
+      const u = origin.route('/v/none', serveRanges(DATA));
+      await readAll((await backend().get({ ...getReq(u, piece), validator: {} })).body);
+      const seen = origin.lastHeaders.get('/v/none');
+      assert.equal(seen?.['if-match'], undefined);
+      assert.equal(seen?.['if-unmodified-since'], undefined);
     });
   });
 

@@ -207,7 +207,8 @@ test('prepareTask keeps pieces when the lengths are the same and drops them when
     await s.writePiece('t', { number: 0, offset: 0, length: 4 }, chunks(Buffer.from('aaaa')), {
       trafficType: 0,
     });
-    await s.prepareTask('t', { contentLength: 8, pieceLength: 4, responseHeader: { etag: 'x' } });
+    // No validator before or after: nothing tells the versions apart, the pieces stay.
+    await s.prepareTask('t', { contentLength: 8, pieceLength: 4, responseHeader: { 'x-other': '1' } });
     assert.equal(s.listPieces('t').length, 1);
     assert.deepEqual(await s.content.readPieceBuffer('t', 0, 4), Buffer.from('aaaa'));
 
@@ -224,6 +225,56 @@ test('prepareTask keeps pieces when the lengths are the same and drops them when
     });
     await s.prepareTask('t', { contentLength: 6, pieceLength: 2, responseHeader: header });
     assert.deepEqual(s.listPieces('t'), [], 'a new piece length drops pieces too');
+  } finally {
+    s.close();
+  }
+});
+
+test('prepareTask keeps pieces of the same ETag / Last-Modified and drops them when the validator changed', async () => {
+  const s = await Storage.open(options());
+  const piece = async () => {
+    await s.writePiece('v', { number: 0, offset: 0, length: 4 }, chunks(Buffer.from('aaaa')), {
+      trafficType: 0,
+    });
+  };
+  try {
+    await s.prepareTask('v', {
+      contentLength: 8,
+      pieceLength: 4,
+      responseHeader: { etag: '"1"', date: 'a' },
+    });
+    await piece();
+    await s.prepareTask('v', {
+      contentLength: 8,
+      pieceLength: 4,
+      responseHeader: { ETag: '"1"', date: 'b' },
+    });
+    assert.equal(s.listPieces('v').length, 1, 'same ETag: kept');
+
+    await s.prepareTask('v', { contentLength: 8, pieceLength: 4, responseHeader: { etag: '"2"' } });
+    assert.deepEqual(s.listPieces('v'), [], 'new ETag: dropped');
+    assert.deepEqual(await s.content.readPieceBuffer('v', 0, 4), Buffer.alloc(4), 'old bytes are gone');
+
+    await piece();
+    await s.prepareTask('v', { contentLength: 8, pieceLength: 4, responseHeader: {} });
+    assert.deepEqual(s.listPieces('v'), [], 'the ETag went away: dropped');
+
+    const lm = 'Mon, 02 Jun 2025 10:00:00 GMT';
+    await s.prepareTask('v', { contentLength: 8, pieceLength: 4, responseHeader: { 'last-modified': lm } });
+    await piece();
+    await s.prepareTask('v', { contentLength: 8, pieceLength: 4, responseHeader: { 'last-modified': lm } });
+    assert.equal(s.listPieces('v').length, 1, 'same Last-Modified: kept');
+    await s.prepareTask('v', {
+      contentLength: 8,
+      pieceLength: 4,
+      responseHeader: { 'last-modified': 'Mon, 02 Jun 2025 10:00:01 GMT' },
+    });
+    assert.deepEqual(s.listPieces('v'), [], 'new Last-Modified: dropped');
+
+    await piece();
+    fs.rmSync(s.content.taskPath('v'));
+    await s.prepareTask('v', { contentLength: 8, pieceLength: 4, responseHeader: { 'last-modified': lm } });
+    assert.deepEqual(s.listPieces('v'), [], 'content file gone: its pieces are dropped');
   } finally {
     s.close();
   }
