@@ -8,7 +8,7 @@
 // order at a paced concurrency (source-pacer.ts). The bytes move through the piece path (piece-path.ts).
 
 import { DfError, toDfError } from '../core/errors.js';
-import type { Download } from '../gen/common.js';
+import type { Download, Peer } from '../gen/common.js';
 import type { DfdaemonUploadClient } from '../gen/dfdaemon.js';
 import type { AnnouncePeerResponse, SchedulerClient } from '../gen/scheduler.js';
 import { AnnouncePeerStream } from '../scheduler/announce-peer-stream.js';
@@ -74,10 +74,14 @@ export interface PeerTaskOptions {
 type Mode = 'parents' | 'source' | 'direct' | 'done';
 
 const GRPC_NOT_FOUND = 5;
+/** common.v2.HostType NORMAL. */
+const HOST_TYPE_NORMAL = 0;
 const DEFAULT_PER_PARENT_LIMIT = 3;
 const DEFAULT_PROACTIVE_IDLE_MS = 1500;
 const DEFAULT_TARGET_PARENTS = 6;
 const DEFAULT_MAX_PROACTIVE = 6;
+/** How long new normal-peer parents get to announce what they hold before a seed may serve what they might. */
+const SEED_HOLD_MS = 500;
 /** How often the run's progress is checked for stalls and proactive reschedules. */
 const CHECK_INTERVAL_MS = 250;
 /** Source connections a run starts with (source-pacer.ts ramps up from here). */
@@ -130,6 +134,9 @@ export class PeerTask implements PieceSource {
   private starvedSince: number | undefined;
   private lastProactive = 0;
   private wake: () => void = () => undefined;
+  /** New normal-peer parents that have not announced anything yet (the seeds wait for them, SEED_HOLD_MS). */
+  private readonly unheard = new Set<string>();
+  private seedHold?: NodeJS.Timeout;
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
   private readonly unEnd: () => void;
@@ -152,11 +159,15 @@ export class PeerTask implements PieceSource {
       interested: [...Array(options.run.pieceCount).keys()].filter((n) => !options.run.finished.has(n)),
       uploadClient: options.uploadClient,
       onPiece: (number, holder) => {
+        this.heardFrom(holder.parentId);
         if (options.run.finished.has(number) || !this.picker.announce(number, holder)) return;
         this.lastProgress = performance.now();
         this.wake();
       },
-      onParentEnded: () => this.wake(),
+      onParentEnded: (parentId) => {
+        this.heardFrom(parentId);
+        this.wake();
+      },
       log: options.log,
     });
     this.unsubscribe = options.run.subscribe((ev) => {
@@ -244,6 +255,7 @@ export class PeerTask implements PieceSource {
         'scheduler gave candidate parents',
       );
       if (this.mode === undefined) this.send({ downloadPeerStartedRequest: {} });
+      this.holdSeedsFor(parents);
       this.collector.addParents(parents);
       this.setMode('parents');
       return;
@@ -300,6 +312,33 @@ export class PeerTask implements PieceSource {
     );
     this.register();
     return true;
+  }
+
+  /**
+   * The seeds' announcements reach us before those of the normal peers offered with them, so for a moment every
+   * piece looks as if only the seed had it: take nothing from a seed until each new normal peer has announced
+   * something (or ended its stream), for SEED_HOLD_MS at most.
+   */
+  private holdSeedsFor(parents: Peer[]): void {
+    for (const p of parents) {
+      if (p.host && p.host.type === HOST_TYPE_NORMAL && !this.collector.knows(p.id)) this.unheard.add(p.id);
+    }
+    if (this.unheard.size === 0) return;
+    this.picker.holdSeeds(true);
+    clearTimeout(this.seedHold);
+    this.seedHold = setTimeout(() => this.releaseSeeds(), SEED_HOLD_MS);
+    this.seedHold.unref();
+  }
+
+  private heardFrom(parentId: string): void {
+    if (this.unheard.delete(parentId) && this.unheard.size === 0) this.releaseSeeds();
+  }
+
+  private releaseSeeds(): void {
+    this.unheard.clear();
+    clearTimeout(this.seedHold);
+    this.picker.holdSeeds(false);
+    this.wake();
   }
 
   private setMode(m: Mode): void {
@@ -518,6 +557,7 @@ export class PeerTask implements PieceSource {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    clearTimeout(this.seedHold);
     this.unsubscribe();
     this.unEnd();
     this.collector.close();

@@ -39,6 +39,11 @@ export class PieceCollector {
     return [...this.knownParents.values()];
   }
 
+  /** Whether the parent was given to this collector before. */
+  knows(parentId: string): boolean {
+    return this.knownParents.has(parentId);
+  }
+
   /** Parents whose SyncPieces stream is still open. */
   get activeParents(): number {
     return this.streams.size;

@@ -48,6 +48,7 @@ export class PiecePicker {
   private readonly stats = new Map<string, ParentStats>();
   private readonly limit: number;
   private readonly random: () => number;
+  private seedsHeld = false;
 
   constructor(options: PiecePickerOptions) {
     this.limit = Math.max(1, options.perParentLimit);
@@ -144,10 +145,19 @@ export class PiecePicker {
     return { number: best, parent: this.chooseParent(best)! };
   }
 
-  /** The holders a piece may come from: the normal peers if any holds it, else the seeds. */
+  /**
+   * Takes nothing from seeds while held: new normal-peer parents have not told us yet what they hold, and the
+   * seed's announcements arrive first.
+   */
+  holdSeeds(hold: boolean): void {
+    this.seedsHeld = hold;
+  }
+
+  /** The holders a piece may come from: the normal peers if any holds it, else the seeds (unless held). */
   private eligible(holders: PieceHolder[]): PieceHolder[] {
     const peers = holders.filter((h) => !h.seed);
-    return peers.length > 0 ? peers : holders;
+    if (peers.length > 0 || this.seedsHeld) return peers;
+    return holders;
   }
 
   /** An eligible holder of the piece with a free slot, weighted by measured throughput. */

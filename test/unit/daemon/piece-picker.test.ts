@@ -185,3 +185,16 @@ test('dropParent: a dead parent gives nothing, and its later announcements are i
   assert.equal(picker.pick(candidates([0, 2])), undefined);
   assert.deepEqual(picker.pick(candidates([0, 1, 2])), { number: 1, parent: b });
 });
+
+test('while seeds are held nothing comes from a seed, not even what only it has', () => {
+  const picker = new PiecePicker({ perParentLimit: 2, random: sequence() });
+  const seed = holder('seed', true);
+  const peer = holder('peer');
+  announceAll(picker, seed, [0, 1]);
+  picker.announce(1, peer);
+  picker.holdSeeds(true);
+  assert.deepEqual(picker.pick(candidates([0, 1])), { number: 1, parent: peer });
+  assert.equal(picker.pick(candidates([0])), undefined);
+  picker.holdSeeds(false);
+  assert.deepEqual(picker.pick(candidates([0])), { number: 0, parent: seed });
+});
