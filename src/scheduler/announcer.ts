@@ -9,7 +9,7 @@ import type { Host } from '../gen/common.js';
 import type { SchedulerClient } from '../gen/scheduler.js';
 import { SCHEDULER_REQUEST_TIMEOUT_MS } from './channel-options.js';
 import type { SchedulerEndpoint, SchedulerSelector } from './scheduler-selector.js';
-import type { SchedulerLog } from './scheduler-source.js';
+import type { SchedulerLog } from './scheduler-source-types.js';
 
 /** DeleteHost at shutdown must not hold the shutdown up for long. */
 export const DELETE_HOST_TIMEOUT_MS = 3_000;

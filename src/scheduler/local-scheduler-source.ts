@@ -5,7 +5,7 @@
 import dns from 'node:dns/promises';
 import { loadLocalDynconfig } from '../config/dynconfig.js';
 import { DfError } from '../core/errors.js';
-import type { SchedulerCandidate, SchedulerLog, SchedulerSource } from './scheduler-source.js';
+import type { SchedulerCandidate, SchedulerLog, SchedulerSource } from './scheduler-source-types.js';
 import { parseSocketAddr, socketAddrFromIp, sortDedupSocketAddrs, type SocketAddr } from './socket-addr.js';
 
 export type LookupAll = (hostname: string) => Promise<Array<{ address: string; family: number }>>;

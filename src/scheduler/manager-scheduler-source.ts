@@ -10,7 +10,7 @@ import {
 import { DfError } from '../core/errors.js';
 import { ManagerClient, SourceType, type ListSchedulersRequest } from '../gen/manager.js';
 import { SCHEDULER_CHANNEL_OPTIONS } from './channel-options.js';
-import type { SchedulerCandidate, SchedulerSource } from './scheduler-source.js';
+import type { SchedulerCandidate, SchedulerSource } from './scheduler-source-types.js';
 import { socketAddrFromIp } from './socket-addr.js';
 
 /** Upstream bounds every unary call with REQUEST_TIMEOUT (10 s). */

@@ -13,7 +13,7 @@ import { SchedulerClient } from '../gen/scheduler.js';
 import { SCHEDULER_CHANNEL_OPTIONS } from './channel-options.js';
 import { HashRing } from './hash-ring.js';
 import { checkHealth, HEALTH_CHECK_TIMEOUT_MS } from './health-check.js';
-import type { SchedulerCandidate, SchedulerLog, SchedulerSource } from './scheduler-source.js';
+import type { SchedulerCandidate, SchedulerLog, SchedulerSource } from './scheduler-source-types.js';
 import { formatSocketAddr } from './socket-addr.js';
 
 export interface SchedulerSelectorOptions {

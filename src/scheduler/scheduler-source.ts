@@ -2,29 +2,10 @@
 // is set (upstream `dynconfig/mod.rs` `Dynconfig::backend`). The selector health-checks whatever a source lists.
 
 import type { ChannelCredentials } from '@grpc/grpc-js';
-import type { Logger } from 'pino';
 import type { DfdaemonConfig } from '../config/dfdaemon.js';
 import { localDynconfigSource } from './local-scheduler-source.js';
 import { managerSchedulerSource } from './manager-scheduler-source.js';
-import type { SocketAddr } from './socket-addr.js';
-
-export type SchedulerLog = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
-
-export interface SchedulerCandidate {
-  addr: SocketAddr;
-  /** The manager's scheduler cluster; absent for the local dynconfig file. */
-  clusterId?: number;
-}
-
-export interface SchedulerSource {
-  /** For logs and errors: "dynconfig file /etc/dragonfly/dynconfig.yaml", "manager http://manager:65003". */
-  readonly description: string;
-  /** Keep only the cluster of the first healthy scheduler (upstream does so for the manager's list). */
-  readonly singleCluster: boolean;
-  /** The candidates, in the order the selector keeps them; rejects when the list cannot be had at all. */
-  list(): Promise<SchedulerCandidate[]>;
-  close(): void;
-}
+import type { SchedulerLog, SchedulerSource } from './scheduler-source-types.js';
 
 export interface SchedulerSourceOptions {
   /** The local dynconfig file, used when `manager.addr` is not set. */

@@ -99,6 +99,8 @@ export async function startDaemon(
     env?: NodeJS.ProcessEnv;
     /** More keys of `download.server` (YAML lines, unindented), e.g. "requestRateLimit: 2". */
     downloadServer?: string;
+    /** A dfdaemon executable to run instead of `node DFDAEMON` (e.g. an installed package's .bin/dfdaemon). */
+    bin?: string;
   } = {},
 ): Promise<DaemonHandle> {
   const dir = opts.dir ?? tempDir();
@@ -117,14 +119,11 @@ export async function startDaemon(
       `scheduler:\n  addrs:\n    - ${opts.schedulerAddr}\n${opts.dynconfigExtra ?? ''}`,
     );
   }
-  const proc = spawn(
-    process.execPath,
-    [DFDAEMON, '-c', configPath, '--dynconfig', dynconfigPath, '--console', '-l', 'info'],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, HOME: dir, ...opts.env },
-    },
-  );
+  const args = ['-c', configPath, '--dynconfig', dynconfigPath, '--console', '-l', 'info'];
+  const proc = spawn(opts.bin ?? process.execPath, opts.bin ? args : [DFDAEMON, ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, HOME: dir, ...opts.env },
+  });
   const logs: string[] = [];
   const started = await waitForLogLine<StartedLine>(proc, 'dfdaemon started', logs, 'dfdaemon');
   return {
