@@ -19,7 +19,6 @@ interface Waiting {
   signal?: AbortSignal;
 }
 
-
 export class UploadSlots {
   private readonly slots: number;
   private readonly priority?: (taskId: string, number: number) => number;
