@@ -77,15 +77,17 @@ const GRPC_NOT_FOUND = 5;
 /** common.v2.HostType NORMAL. */
 const HOST_TYPE_NORMAL = 0;
 const DEFAULT_PER_PARENT_LIMIT = 3;
+/** Requests to parents in flight at most, whatever the parent count. */
+const MAX_PARENT_IN_FLIGHT = 24;
 const DEFAULT_PROACTIVE_IDLE_MS = 1500;
-const DEFAULT_TARGET_PARENTS = 6;
+const DEFAULT_TARGET_PARENTS = 8;
 const DEFAULT_MAX_PROACTIVE = 6;
 /** How long new normal-peer parents get to announce what they hold before a seed may serve what they might. */
 const SEED_HOLD_MS = 500;
 /** How often the run's progress is checked for stalls and proactive reschedules. */
 const CHECK_INTERVAL_MS = 250;
 /** Source connections a run starts with (source-pacer.ts ramps up from here). */
-const INITIAL_SOURCE_CONNECTIONS = 1;
+const INITIAL_SOURCE_CONNECTIONS = 2;
 
 /**
  * The Download a peer registers with: the user's request without what concerns only the local caller (output
@@ -181,6 +183,18 @@ export class PeerTask implements PieceSource {
 
   onWake(wake: () => void): void {
     this.wake = wake;
+  }
+
+  /**
+   * From parents, up to perParentLimit requests per live parent (at least concurrentPieceCount, at most
+   * MAX_PARENT_IN_FLIGHT): a request waiting in a busy parent's upload queue holds a slot, and with only
+   * concurrentPieceCount slots a peer stopped asking its idle parents while its busy ones queued it.
+   */
+  maxInFlight(): number {
+    const base = this.o.concurrentPieceCount;
+    if (this.mode !== 'parents') return base;
+    const perParent = this.o.perParentLimit ?? DEFAULT_PER_PARENT_LIMIT;
+    return Math.max(base, Math.min(MAX_PARENT_IN_FLIGHT, perParent * this.picker.liveParents));
   }
 
   /** PieceSource: the next piece and where it comes from, or nothing for now. */
@@ -397,7 +411,7 @@ export class PeerTask implements PieceSource {
       return;
     }
     // A run whose every slot is busy is not starved, whatever its parent count.
-    if (this.o.run.piecesInFlight.size >= this.o.concurrentPieceCount) this.starvedSince = undefined;
+    if (this.o.run.piecesInFlight.size >= this.maxInFlight()) this.starvedSince = undefined;
     const idleLimit = this.o.proactiveRescheduleIdleMs ?? DEFAULT_PROACTIVE_IDLE_MS;
     const target = this.o.targetParents ?? DEFAULT_TARGET_PARENTS;
     const max = this.o.maxProactiveReschedules ?? DEFAULT_MAX_PROACTIVE;

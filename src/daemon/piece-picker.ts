@@ -3,8 +3,9 @@
 // announced).
 // - Availability first: a piece starts only when some live parent has announced it and has a free slot. Parking
 //   a request on a piece nobody has yet makes every child queue on the seed.
-// - Rarest first among our parents, random tie-break: pieces only one parent holds (usually fresh ones from the
-//   seed) go first, so copies spread and children end up holding pieces to trade. An in-order consumer (the
+// - Rarest first among our parents, random tie-break: pieces only a seed holds go first (a seed tells a fresh piece
+//   to one child, and the swarm waits on that child), then those only one parent holds, so copies spread and
+//   children end up holding pieces to trade. An in-order consumer (the
 //   proxy) keeps its priority: the lowest piece it waits for goes first when some parent has it.
 // - Each parent serves at most `perParentLimit` of our requests at once, so one fast-to-announce parent (the
 //   seed) does not carry all of them.
@@ -130,11 +131,12 @@ export class PiecePicker {
     let ties = 0;
     for (const n of c.queued) {
       const holders = this.holdersOf(n);
-      if (holders.length === 0 || holders.length > bestCount) continue;
+      const rarity = this.rarity(holders);
+      if (holders.length === 0 || rarity > bestCount) continue;
       if (!this.eligible(holders).some((h) => this.hasSlot(h.parentId))) continue;
-      if (holders.length < bestCount) {
+      if (rarity < bestCount) {
         best = n;
-        bestCount = holders.length;
+        bestCount = rarity;
         ties = 1;
       } else if (this.random() * ++ties < 1) {
         // Reservoir sampling: each of the equally rare pieces is chosen with the same probability.
@@ -143,6 +145,14 @@ export class PiecePicker {
     }
     if (best === undefined) return undefined;
     return { number: best, parent: this.chooseParent(best)! };
+  }
+
+  /**
+   * How rare a piece is among our parents: its holders, or 0 when only seeds hold it — a seed tells a fresh piece
+   * to one child, and the swarm waits for that child to take it and pass it on (super-seeding.ts).
+   */
+  private rarity(holders: PieceHolder[]): number {
+    return holders.every((h) => h.seed) ? 0 : holders.length;
   }
 
   /**

@@ -500,6 +500,7 @@ export class TaskManager {
     if (!limiter) return source;
     return {
       onWake: (wake) => source.onWake(wake),
+      maxInFlight: source.maxInFlight && (() => source.maxInFlight!()),
       next: (c) => {
         const job = source.next(c);
         if (!job) return undefined;
