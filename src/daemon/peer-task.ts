@@ -84,6 +84,8 @@ const DEFAULT_TARGET_PARENTS = 8;
 const DEFAULT_MAX_PROACTIVE = 6;
 /** How long new normal-peer parents get to announce what they hold before a seed may serve what they might. */
 const SEED_HOLD_MS = 500;
+/** The same when one of them has finished the task (the scheduler says Succeeded): it will announce everything. */
+const SEED_HOLD_SUCCEEDED_MS = 3000;
 /** How often the run's progress is checked for stalls and proactive reschedules. */
 const CHECK_INTERVAL_MS = 250;
 /** Source connections a run starts with (source-pacer.ts ramps up from here). */
@@ -331,16 +333,19 @@ export class PeerTask implements PieceSource {
   /**
    * The seeds' announcements reach us before those of the normal peers offered with them, so for a moment every
    * piece looks as if only the seed had it: take nothing from a seed until each new normal peer has announced
-   * something (or ended its stream), for SEED_HOLD_MS at most.
+   * something (or ended its stream), for SEED_HOLD_MS at most — longer when one of them has finished the task.
    */
   private holdSeedsFor(parents: Peer[]): void {
+    let holdMs = 0;
     for (const p of parents) {
-      if (p.host && p.host.type === HOST_TYPE_NORMAL && !this.collector.knows(p.id)) this.unheard.add(p.id);
+      if (!p.host || p.host.type !== HOST_TYPE_NORMAL || this.collector.knows(p.id)) continue;
+      this.unheard.add(p.id);
+      holdMs = Math.max(holdMs, p.state === 'Succeeded' ? SEED_HOLD_SUCCEEDED_MS : SEED_HOLD_MS);
     }
     if (this.unheard.size === 0) return;
     this.picker.holdSeeds(true);
     clearTimeout(this.seedHold);
-    this.seedHold = setTimeout(() => this.releaseSeeds(), SEED_HOLD_MS);
+    this.seedHold = setTimeout(() => this.releaseSeeds(), holdMs);
     this.seedHold.unref();
   }
 
