@@ -7,8 +7,9 @@
 //   to one child, and the swarm waits on that child), then those only one parent holds, so copies spread and
 //   children end up holding pieces to trade. An in-order consumer (the
 //   proxy) keeps its priority: the lowest piece it waits for goes first when some parent has it.
-// - Each parent serves at most `perParentLimit` of our requests at once, so one fast-to-announce parent (the
-//   seed) does not carry all of them.
+// - Each parent has at most a few of our requests at once — `perParentLimit` with one to three parents, fewer
+//   with more, about `targetInFlight` in all — so one fast-to-announce parent (the seed) does not carry all of
+//   them, and a request waiting in a busy parent's upload queue does not keep us from asking an idle one.
 // - A piece some normal peer among our parents holds is taken from a normal peer, waiting for a free slot if need
 //   be: the seed's uplink is for pieces nobody else has. Among the holders allowed, parents are weighed by the
 //   throughput we measured from them (announced NIC speeds are not credible: a veth says 10 Gbps behind a
@@ -28,8 +29,10 @@ export interface PickedPiece {
 }
 
 export interface PiecePickerOptions {
-  /** Requests in flight to one parent at most. */
+  /** Requests in flight to one parent at most (with few parents). */
   perParentLimit: number;
+  /** Requests in flight to all parents together that the per-parent limit aims at (default 8). */
+  targetInFlight?: number;
   random?: () => number;
 }
 
@@ -47,12 +50,14 @@ export class PiecePicker {
   private readonly failed = new Set<string>();
   private readonly dead = new Set<string>();
   private readonly stats = new Map<string, ParentStats>();
-  private readonly limit: number;
+  private readonly maxPerParent: number;
+  private readonly targetInFlight: number;
   private readonly random: () => number;
   private seedsHeld = false;
 
   constructor(options: PiecePickerOptions) {
-    this.limit = Math.max(1, options.perParentLimit);
+    this.maxPerParent = Math.max(1, options.perParentLimit);
+    this.targetInFlight = Math.max(1, options.targetInFlight ?? 8);
     this.random = options.random ?? Math.random;
   }
 
@@ -170,9 +175,11 @@ export class PiecePicker {
     return holders;
   }
 
-  /** An eligible holder of the piece with a free slot, weighted by measured throughput. */
-  chooseParent(number: number): PieceHolder | undefined {
-    const pool = this.eligible(this.holdersOf(number)).filter((h) => this.hasSlot(h.parentId));
+  /** An eligible holder of the piece with a free slot (not `exclude`), weighted by measured throughput. */
+  chooseParent(number: number, exclude?: string): PieceHolder | undefined {
+    const pool = this.eligible(this.holdersOf(number)).filter(
+      (h) => h.parentId !== exclude && this.hasSlot(h.parentId),
+    );
     if (pool.length === 0) return undefined;
     if (pool.length === 1) return pool[0];
     const weights = pool.map((h) => this.weight(h.parentId));
@@ -193,8 +200,14 @@ export class PiecePicker {
     return best > 0 ? best : 1;
   }
 
+  /** Requests in flight to one parent at most now: about targetInFlight spread over the live parents. */
+  get perParentLimit(): number {
+    const parents = Math.max(1, this.liveParents);
+    return Math.min(this.maxPerParent, Math.max(1, Math.ceil(this.targetInFlight / parents)));
+  }
+
   private hasSlot(parentId: string): boolean {
-    return this.inFlight(parentId) < this.limit;
+    return this.inFlight(parentId) < this.perParentLimit;
   }
 
   private statsOf(parentId: string): ParentStats {
