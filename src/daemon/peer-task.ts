@@ -567,7 +567,7 @@ export class PeerTask implements PieceSource {
           AbortSignal.any([entry.runSignal, abort.signal]),
         );
         this.picker.ended(second.parentId, { bytes: piece.length, ms: performance.now() - started });
-      } catch (e) {
+      } catch {
         this.picker.ended(second.parentId);
         if (!abort.signal.aborted && !entry.runSignal.aborted) {
           this.picker.markFailed(second.parentId, piece.number);
