@@ -8,7 +8,7 @@ import { pieceDigest } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
 import type { SourceValidator } from '../core/validator.js';
 import type { PieceRecord, Storage } from '../storage/storage.js';
-import type { PieceTransport } from '../vortex/piece-transport.js';
+import type { DownloadedPiece, PieceTransport } from '../vortex/piece-transport.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { PieceSpec } from './task-run.js';
 
@@ -138,25 +138,9 @@ export class PiecePath {
     parent: PieceParent,
     runSignal: AbortSignal,
   ): Promise<PieceRecord> {
-    const download = this.o.downloadPiece;
-    if (!download) throw new DfError('INTERNAL', 'no piece transport: P2P is not enabled');
     const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
     try {
-      const res = await download({
-        ip: parent.ip,
-        port: parent.tcpPort,
-        taskId,
-        number: piece.number,
-        timeoutMs: this.o.pieceTimeoutMs,
-        signal,
-      });
-      if (res.metadata.length !== piece.length) {
-        res.cancel();
-        throw new DfError(
-          'INVALID_ARGUMENT',
-          `parent sent ${res.metadata.length} bytes for a ${piece.length}-byte piece`,
-        );
-      }
+      const res = await this.openParentPiece(taskId, piece, parent, signal);
       const record = await this.o.storage.writePiece(taskId, piece, res.body, {
         trafficType: TrafficType.REMOTE_PEER,
         parentId: parent.parentId,
@@ -179,26 +163,10 @@ export class PiecePath {
     parent: PieceParent,
     runSignal: AbortSignal,
   ): Promise<VerifiedPiece> {
-    const download = this.o.downloadPiece;
-    if (!download) throw new DfError('INTERNAL', 'no piece transport: P2P is not enabled');
     const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
     const what = `piece ${piece.number} from parent ${parent.parentId}`;
     try {
-      const res = await download({
-        ip: parent.ip,
-        port: parent.tcpPort,
-        taskId,
-        number: piece.number,
-        timeoutMs: this.o.pieceTimeoutMs,
-        signal,
-      });
-      if (res.metadata.length !== piece.length) {
-        res.cancel();
-        throw new DfError(
-          'INVALID_ARGUMENT',
-          `parent sent ${res.metadata.length} bytes for a ${piece.length}-byte piece`,
-        );
-      }
+      const res = await this.openParentPiece(taskId, piece, parent, signal);
       const data = Buffer.allocUnsafe(piece.length);
       let at = 0;
       for await (const chunk of res.body) {
@@ -219,6 +187,33 @@ export class PiecePath {
     } catch (e) {
       throw this.timedOut(e, signal, runSignal, what);
     }
+  }
+
+  /** Asks the parent's piece server for the piece; its metadata must give the piece's length. */
+  private async openParentPiece(
+    taskId: string,
+    piece: PieceSpec,
+    parent: PieceParent,
+    signal: AbortSignal,
+  ): Promise<DownloadedPiece> {
+    const download = this.o.downloadPiece;
+    if (!download) throw new DfError('INTERNAL', 'no piece transport: P2P is not enabled');
+    const res = await download({
+      ip: parent.ip,
+      port: parent.tcpPort,
+      taskId,
+      number: piece.number,
+      timeoutMs: this.o.pieceTimeoutMs,
+      signal,
+    });
+    if (res.metadata.length !== piece.length) {
+      res.cancel();
+      throw new DfError(
+        'INVALID_ARGUMENT',
+        `parent sent ${res.metadata.length} bytes for a ${piece.length}-byte piece`,
+      );
+    }
+    return res;
   }
 
   /** Stores a piece fetched into memory (fromParentToMemory). */
