@@ -37,7 +37,7 @@ import { ProxyServer } from '../proxy/server.js';
 import { LeafCertificates, loadOrCreateProxyCa } from '../proxy/certificates.js';
 import { ProxyDownloads } from './proxy-downloads.js';
 import { SuperSeeding } from './super-seeding.js';
-import { UploadSlots } from '../vortex/upload-slots.js';
+import { UploadSlots, uploadSlotsFor } from '../vortex/upload-slots.js';
 import { TaskDownloadBlockList } from './block-list.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
@@ -60,12 +60,6 @@ export function schedulerMode(config: DfdaemonConfig, dynconfigPath: string | un
   if (dynconfigPath && existsSync(dynconfigPath)) return 'dynconfig';
   return config.embeddedScheduler.enable === false ? 'none' : 'embedded';
 }
-
-/**
- * Piece bodies the Vortex server sends at once (upload-slots.ts): enough to fill a link with a few TCP streams,
- * few enough that each piece leaves whole soon and its child can relay it.
- */
-const UPLOAD_SLOTS = 4;
 
 export class Dfdaemon {
   readonly config: DfdaemonConfig;
@@ -156,7 +150,7 @@ export class Dfdaemon {
       },
       onPieceServed: (taskId, _number, ms) => this.superSeeding?.served(taskId, ms),
       uploadSlots: new UploadSlots({
-        slots: UPLOAD_SLOTS,
+        slots: (pieceLength) => uploadSlotsFor(this.uploadMeter.rateBps() / 8, pieceLength),
         priority: superSeeding ? (taskId, number) => superSeeding.priority(taskId, number) : undefined,
       }),
       log: this.log.child({ component: 'vortex' }),
