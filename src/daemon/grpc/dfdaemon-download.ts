@@ -9,6 +9,7 @@ import {
   type ServerWritableStream,
   type UntypedHandleCall,
 } from '@grpc/grpc-js';
+import type { Caller } from '../../core/caller.js';
 import { DfError } from '../../core/errors.js';
 import { hostId as makeHostId } from '../../core/ids.js';
 import { pieceCount as countPieces } from '../../core/piece.js';
@@ -49,6 +50,13 @@ export class DfdaemonDownloadServiceImpl {
   private readonly local: LocalTasks;
   /** Shared with the HTTP proxy, so both count and finish downloads the same way. */
   readonly sessions: DownloadSessions;
+  /**
+   * Who is calling, from the call's peer (call.getPeer(): the unix socket listener names each connection). Set by
+   * dfdaemon once the socket is bound; until then (and in tests that set nothing) callers are unidentified, so
+   * no output path is written for them.
+   */
+  callerOf: (peer: string) => Promise<Caller> = () =>
+    Promise.resolve({ kind: 'unidentified', why: 'no socket listener', via: 'the download socket' });
 
   constructor(options: DownloadServiceOptions) {
     this.o = options;
@@ -118,7 +126,12 @@ export class DfdaemonDownloadServiceImpl {
     let session: DownloadSession | undefined;
     try {
       if (!download) throw new DfError('INVALID_ARGUMENT', 'download is missing');
-      session = await this.sessions.open(download, abort.signal);
+      const caller: Caller = fromScheduler
+        ? { kind: 'remote', via: 'the upload port' }
+        : download.outputPath !== undefined
+          ? await this.callerOf(call.getPeer())
+          : { kind: 'internal' };
+      session = await this.sessions.open(download, abort.signal, caller);
       const ids = { hostId: this.hostId, taskId: session.taskId, peerId: session.peerId };
       if (fromScheduler && session.isFinished) {
         await session
