@@ -51,7 +51,9 @@ export function validateDownload(d: Download, storageDir: string): void {
   }
   if (d.timeout) {
     const { seconds, nanos } = d.timeout;
-    const shown = `${seconds}s${nanos ? ` ${nanos}ns` : ''}`;
+    // BigInt: 2^62 is printed as it was sent, not as 4611686018427388000.
+    const secs = Number.isInteger(seconds) ? BigInt(seconds).toString() : String(seconds);
+    const shown = `${secs}s${nanos ? ` ${nanos}ns` : ''}`;
     if (seconds < 0 || nanos < 0 || (seconds === 0 && nanos === 0)) {
       throw new DfError('INVALID_ARGUMENT', `download.timeout ${shown} must be positive`);
     }

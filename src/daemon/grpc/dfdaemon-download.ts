@@ -32,7 +32,7 @@ import {
 import type { Empty } from '../../gen/google/protobuf/empty.js';
 import { TrafficType } from '../piece-path.js';
 import { LocalTasks, localTaskState } from './local-tasks.js';
-import { toGrpcError, unimplementedHandlers } from './status.js';
+import { checkTaskId, toGrpcError, unimplementedHandlers } from './status.js';
 import { pieceMessage } from '../piece-message.js';
 import { DownloadSession, DownloadSessions, type DownloadSessionsOptions } from '../download-session.js';
 
@@ -77,9 +77,13 @@ export class DfdaemonDownloadServiceImpl {
     handlers.downloadTask = (call: ServerWritableStream<DownloadTaskRequest, DownloadTaskResponse>) =>
       void this.downloadTask(call);
     handlers.statTask = (call: ServerUnaryCall<StatTaskRequest, Task>, cb: sendUnaryData<Task>) =>
-      void this.unary('stat_task', () => this.statTask(call.request), cb);
+      void this.unary('stat_task', () => (checkTaskId(call.request.taskId), this.statTask(call.request)), cb);
     handlers.deleteTask = (call: ServerUnaryCall<DeleteTaskRequest, Empty>, cb: sendUnaryData<Empty>) =>
-      void this.unary('delete_task', () => this.deleteTask(call.request), cb);
+      void this.unary(
+        'delete_task',
+        () => (checkTaskId(call.request.taskId), this.deleteTask(call.request)),
+        cb,
+      );
     handlers.listTaskEntries = (
       call: ServerUnaryCall<ListTaskEntriesRequest, ListTaskEntriesResponse>,
       cb: sendUnaryData<ListTaskEntriesResponse>,
@@ -87,7 +91,12 @@ export class DfdaemonDownloadServiceImpl {
     handlers.statLocalTask = (
       call: ServerUnaryCall<StatLocalTaskRequest, StatLocalTaskResponse>,
       cb: sendUnaryData<StatLocalTaskResponse>,
-    ) => void this.unary('stat_local_task', () => this.local.stat(call.request), cb);
+    ) =>
+      void this.unary(
+        'stat_local_task',
+        () => (checkTaskId(call.request.taskId), this.local.stat(call.request)),
+        cb,
+      );
     handlers.listLocalTasks = (
       _call: ServerUnaryCall<ListLocalTasksRequest, ListLocalTasksResponse>,
       cb: sendUnaryData<ListLocalTasksResponse>,
@@ -95,7 +104,12 @@ export class DfdaemonDownloadServiceImpl {
     handlers.deleteLocalTask = (
       call: ServerUnaryCall<DeleteLocalTaskRequest, Empty>,
       cb: sendUnaryData<Empty>,
-    ) => void this.unary('delete_local_task', () => this.local.delete(call.request), cb);
+    ) =>
+      void this.unary(
+        'delete_local_task',
+        () => (checkTaskId(call.request.taskId), this.local.delete(call.request)),
+        cb,
+      );
     return handlers;
   }
 
