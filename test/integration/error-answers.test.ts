@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { downloadClient } from '../../src/cli/common.js';
 import type { Download } from '../../src/gen/common.js';
 import type { DownloadTaskResponse } from '../../src/gen/dfdaemon.js';
@@ -49,7 +49,7 @@ describe('error answers name their cause', () => {
   test('a 3 MB task id is NOT_FOUND (the status message is bounded), not RESOURCE_EXHAUSTED', async () => {
     const id = 'a'.repeat(3 * MiB);
     const err = await new Promise<ServiceError>((resolve) =>
-      client.statTask({ taskId: id }, (e) => resolve(e!)),
+      client.statTask({ taskId: id }, new Metadata(), { deadline: Date.now() + 20_000 }, (e) => resolve(e!)),
     );
     assert.equal(err.code, GrpcStatus.NOT_FOUND, err.details);
     assert.ok(err.details.length < 2048);
