@@ -140,7 +140,7 @@ async function processOfInode(
     for (const fd of fds) {
       if ((await readlink(`${procRoot}/${pid}/fd/${fd}`).catch(() => '')) !== target) continue;
       const status = await readFile(`${procRoot}/${pid}/status`, 'utf8').catch(() => '');
-      const field = (name: string) => status.match(new RegExp(`^${name}:\\s*(.*)$`, 'm'))?.[1]?.trim();
+      const field = (name: string) => status.match(new RegExp(`^${name}:[ \\t]*(.*)$`, 'm'))?.[1]?.trim();
       // Uid/Gid lines: real, effective, saved, filesystem. The filesystem ids are what file access uses.
       const uid = Number(field('Uid')?.split(/\s+/)[3]);
       const gid = Number(field('Gid')?.split(/\s+/)[3]);

@@ -248,11 +248,6 @@ export class OutputFile {
     }
   }
 
-  /** Removes the output name if it is still `file` (a link this download made), e.g. after a failure. */
-  async unlinkIf(file: string): Promise<void> {
-    if (await this.isFile(file)) await unlink(this.at(this.name)).catch(() => undefined);
-  }
-
   private tempName(): string {
     return `.${this.name}.dfget-${randomUUID()}.tmp`;
   }
