@@ -102,11 +102,9 @@ export class DownloadSessions {
 
   /**
    * Validates `download` and starts (or joins) its task. Throws before anything is counted as a download when the
-   * request is invalid; a failure to start is counted as a failed download.
-   */
-  /**
-   * `caller`: who asked (the output path is written only where that user could write it; see OutputFile). The
-   * output path is checked here, before any work, so a refused one is the answer rather than a late failure.
+   * request is invalid; a failure to start is counted as a failed download. `caller`: who asked (the output path is
+   * written only where that user could write it; see OutputFile). The output path is checked here, before any
+   * work, so a refused one is the answer rather than a late failure.
    */
   async open(download: Download, signal: AbortSignal, caller: Caller): Promise<DownloadSession> {
     validateDownload(download, this.o.storageDir);
@@ -286,8 +284,9 @@ export class DownloadSession {
       await this.output!.link(this.owner.taskManager.storage.content.taskPath(this.taskId));
       this.linked = true;
     } catch (e) {
-      const code = toDfError(e).code;
-      if (code === 'ALREADY_EXISTS' || code === 'PERMISSION_DENIED') throw e;
+      // The caller's permission was checked when the output was opened: a link refused now (EPERM on a filesystem
+      // without hard links, EXDEV across filesystems) falls back to a copy; only an output that exists is final.
+      if (toDfError(e).code === 'ALREADY_EXISTS') throw e;
       if (d.forceHardLink) {
         throw new DfError(
           'INVALID_ARGUMENT',
