@@ -85,11 +85,16 @@ for (const host of ['127.0.0.1', '::1']) {
 }
 
 test('tcpCaller: a connection whose client end is not in /proc/net/tcp is unidentified', async () => {
-  const c = await tcpCaller(
-    { remoteAddress: '127.0.0.1', remotePort: 1, localAddress: '127.0.0.1', localPort: 2 },
-    { procRoot: fs.mkdtempSync(path.join(os.tmpdir(), 'noproc-')) },
-  );
-  assert.equal(c.kind, 'unidentified');
+  const procRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'noproc-'));
+  try {
+    const c = await tcpCaller(
+      { remoteAddress: '127.0.0.1', remotePort: 1, localAddress: '127.0.0.1', localPort: 2 },
+      { procRoot },
+    );
+    assert.equal(c.kind, 'unidentified');
+  } finally {
+    fs.rmSync(procRoot, { recursive: true, force: true });
+  }
 });
 
 test('tcpCaller reads the process of the socket from /proc: filesystem ids, and no groups from an empty line', async (t) => {
