@@ -15,7 +15,14 @@ import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
 import { Priority, TaskType, type Download } from '../gen/common.js';
 import type { DownloadTaskResponse } from '../gen/dfdaemon.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
-import { connectDaemon, defaultSocketPath, describeError, downloadClient, packageVersion } from './common.js';
+import {
+  connectDaemon,
+  defaultSocketPath,
+  describeError,
+  downloadClient,
+  isTransportFailure,
+  packageVersion,
+} from './common.js';
 import { createProgress, type Progress } from './progress.js';
 
 interface DfgetOptions {
@@ -266,6 +273,15 @@ async function downloadOnce(
   } catch (e) {
     await transfer?.abort();
     if (touched) await rm(output, { force: true }).catch(() => undefined);
+    // connectDaemon succeeded before this call: a broken connection now is dfdaemon going away mid-download, not a
+    // daemon that is not running.
+    if (isTransportFailure(e)) {
+      throw new DfError(
+        'UNAVAILABLE',
+        `dfdaemon closed the connection ${touched ? 'during' : 'before the start of'} the download ` +
+          `(${(e as ServiceError).details}): did it stop or crash? See its log`,
+      );
+    }
     throw e;
   }
 }

@@ -23,7 +23,14 @@ import { TcpPieceTransport } from '../vortex/piece-client.js';
 import { VortexTcpServer } from '../vortex/piece-server.js';
 import { DfdaemonDownloadServiceImpl } from './grpc/dfdaemon-download.js';
 import { DfdaemonUploadServiceImpl } from './grpc/dfdaemon-upload.js';
-import { bindTcp, bindUnixSocket, createGrpcServer, shutdownGrpcServer } from '../grpc/server.js';
+import {
+  bindTcp,
+  bindUnixSocket,
+  createGrpcServer,
+  shutdownGrpcServer,
+  type UnixSocketListener,
+} from '../grpc/server.js';
+import { tcpCaller, UnixSocketCallers } from './local-caller.js';
 import { startHealthServer, startMetricsServer, type Listening } from './http/servers.js';
 import { DaemonMetrics } from './metrics.js';
 import { TaskManager } from './task-manager.js';
@@ -71,6 +78,7 @@ export class Dfdaemon {
   private backends?: BackendFactory;
   private taskManager?: TaskManager;
   private grpcDownload?: Server;
+  private downloadSocket?: UnixSocketListener;
   private grpcUpload?: Server;
   private vortex?: VortexTcpServer;
   private embedded?: EmbeddedScheduler;
@@ -313,7 +321,10 @@ export class Dfdaemon {
       },
     ]);
     await mkdir(dirname(c.download.server.socketPath), { recursive: true });
-    await bindUnixSocket(this.grpcDownload, c.download.server.socketPath);
+    this.downloadSocket = await bindUnixSocket(this.grpcDownload, c.download.server.socketPath);
+    const socketCallers = new UnixSocketCallers();
+    const listener = this.downloadSocket;
+    download.callerOf = (peer) => socketCallers.callerOf(listener.socketOf(peer));
     await this.startProxy(download.sessions, ip);
     this.health = await startHealthServer(c.health.server.ip ?? '0.0.0.0', c.health.server.port);
     this.metricsServer = await startMetricsServer(
@@ -362,6 +373,7 @@ export class Dfdaemon {
       concurrentPieceCount: c.download.concurrentPieceCount,
       ca: c.proxy.registryMirror.cert ? [await readCertificate(c.proxy.registryMirror.cert)] : undefined,
       metrics: this.metrics.proxy,
+      callerOf: (socket) => tcpCaller(socket),
       log,
     });
     this.bound.proxy = await this.proxy.listen(c.proxy.server.ip ?? '0.0.0.0', c.proxy.server.port);
@@ -391,7 +403,9 @@ export class Dfdaemon {
       this.proxyDownloads?.close();
       await this.announcer?.stop().catch(() => undefined);
       await Promise.all([
-        this.grpcDownload ? shutdownGrpcServer(this.grpcDownload, SHUTDOWN_GRACE_MS) : undefined,
+        this.grpcDownload
+          ? shutdownGrpcServer(this.grpcDownload, SHUTDOWN_GRACE_MS).then(() => this.downloadSocket?.close())
+          : undefined,
         this.grpcUpload ? shutdownGrpcServer(this.grpcUpload, SHUTDOWN_GRACE_MS) : undefined,
         this.vortex?.close(),
         this.proxy?.close(),

@@ -239,7 +239,18 @@ export class TaskManager {
       task.pieceLength !== undefined &&
       (req.pieceLength === undefined || req.pieceLength === task.pieceLength) &&
       (await storage.content.hasTask(taskId));
-    const reusable = usable && (task!.finishedAt !== undefined || req.disableBackToSource);
+    let reusable = usable && (task!.finishedAt !== undefined || req.disableBackToSource);
+    if (reusable && task!.finishedAt) {
+      // Outputs are hard links to the content file: one edited in place (by root or dfdaemon's own user; the
+      // file is read-only) must never be served as the task. It is dropped and fetched again.
+      const why = await storage.content.checkSealed(taskId, task!.contentLength!, task!.finishedAt);
+      if (why) {
+        this.o.log.warn({ taskId, why }, 'stored task changed after it finished; dropping it');
+        await storage.deleteTask(taskId);
+        task = undefined;
+        reusable = false;
+      }
+    }
     if (!reusable) {
       if (req.disableBackToSource) {
         throw new DfError(

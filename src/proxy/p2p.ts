@@ -5,6 +5,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Download } from '../gen/common.js';
+import type { Caller } from '../core/caller.js';
 import { toDfError, type DfError } from '../core/errors.js';
 import { H, endToEnd, omitHeaders, type ErrorType } from './headers.js';
 
@@ -29,7 +30,12 @@ export interface P2PSession {
   pieces(): AsyncIterable<P2PPiece>;
   /** A stream of stored bytes of the task. */
   read(offset: number, length: number): Readable;
-  /** The request got every byte. */
+  /**
+   * Writes the whole task to the Download's output path (X-Dragonfly-Output-Path), before any byte of the answer:
+   * every piece is stored, the output linked or copied, the digest checked. A failure is the answer's status.
+   */
+  writeOutput(): Promise<void>;
+  /** The request got every byte (not called after writeOutput). */
   finish(): Promise<void>;
   /** The download failed (not called when the client went away). */
   fail(err: DfError): void;
@@ -38,7 +44,8 @@ export interface P2PSession {
 }
 
 export interface P2PDownloader {
-  open(download: Download, signal: AbortSignal): Promise<P2PSession>;
+  /** `caller`: who asked, for the output path (only where that local user could write it). */
+  open(download: Download, signal: AbortSignal, caller: Caller): Promise<P2PSession>;
   /** Downloads the whole task in the background at proxy.prefetchBandwidthLimit (once per task at a time). */
   prefetch(download: Download): void;
 }
@@ -73,6 +80,8 @@ export function downloadErrorAnswer(e: DfError): {
   headers: Record<string, string>;
 } {
   if (e.code === 'PERMISSION_DENIED') return { type: 'proxy', status: 403, headers: {} };
+  // X-Dragonfly-Output-Path names an existing file (the proxy never overwrites).
+  if (e.code === 'ALREADY_EXISTS') return { type: 'proxy', status: 409, headers: {} };
   // The origin answered our precondition, not the client's request: its 412 is not relayed.
   if (e.code === 'SOURCE_CHANGED') return { type: 'dfdaemon', status: 502, headers: {} };
   // A Download the request's headers made invalid (e.g. a relative X-Dragonfly-Output-Path): the request is wrong.

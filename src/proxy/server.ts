@@ -12,6 +12,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { ProxyConfig, ProxyRule } from '../config/dfdaemon.js';
+import type { Caller } from '../core/caller.js';
 import { DfError, toDfError } from '../core/errors.js';
 import { Priority, TaskType, type Download } from '../gen/common.js';
 import { checkBasicAuth } from './basic-auth.js';
@@ -54,6 +55,11 @@ export interface ProxyServerOptions {
   /** Extra CA certificates (PEM) trusted for HTTPS origins, e.g. proxy.registryMirror.cert. */
   ca?: string[];
   metrics?: ProxyMetrics;
+  /**
+   * The local user behind a client connection (dfdaemon: /proc/net/tcp, see daemon/local-caller.ts), asked only
+   * for X-Dragonfly-Output-Path. Without it such requests are refused.
+   */
+  callerOf?: (socket: Socket) => Promise<Caller>;
   log: {
     info(o: object, m: string): void;
     warn(o: object, m: string): void;
@@ -255,7 +261,13 @@ export class ProxyServer {
   ): Promise<boolean> {
     let session;
     try {
-      session = await this.o.downloader.open(download, signal);
+      const caller: Caller =
+        download.outputPath === undefined
+          ? { kind: 'internal' }
+          : this.o.callerOf
+            ? await this.o.callerOf(req.socket)
+            : { kind: 'unidentified', why: 'no caller lookup configured', via: 'the proxy' };
+      session = await this.o.downloader.open(download, signal, caller);
     } catch (e) {
       const err = toDfError(e);
       const a = downloadErrorAnswer(err);
@@ -283,8 +295,11 @@ export class ProxyServer {
         { taskId: session.taskId, url: download.url, range: selected },
         'proxy serves request through P2P',
       );
+      // X-Dragonfly-Output-Path: the file is written before the answer, so a failure to write it is the answer.
+      const toOutput = download.outputPath !== undefined && !selected;
+      if (toOutput) await session.writeOutput();
       await streamSession(res, session, { serverIp: this.o.serverIp, range: selected });
-      await session.finish();
+      if (!toOutput) await session.finish();
       return false;
     } catch (e) {
       const err = toDfError(e);

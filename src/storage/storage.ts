@@ -159,8 +159,16 @@ export class Storage {
     });
   }
 
+  /** Records the task finished and seals its content file (read-only, its mtime the finish time). */
   finishTask(taskId: string): void {
     this.metadata.finishTask(taskId);
+    const finishedAt = this.metadata.getTask(taskId)?.finishedAt;
+    if (!finishedAt) return;
+    try {
+      this.content.sealTask(taskId, finishedAt);
+    } catch (e) {
+      this.log?.warn({ taskId, err: (e as Error).message }, 'could not seal the content file');
+    }
   }
 
   failTask(taskId: string): void {
