@@ -146,7 +146,9 @@ export class PeerTask implements PieceSource {
   private lastProactive = 0;
   private wake: () => void = () => undefined;
   /** New normal-peer parents that have not announced anything yet (the seeds wait for them, SEED_HOLD_MS). */
-  private readonly unheard = new Set<string>();
+  private readonly unheard = new Map<string, number>();
+  /** Pieces we asked every parent's SyncPieces for. */
+  private readonly interestedCount: number;
   private seedHold?: NodeJS.Timeout;
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
@@ -165,19 +167,21 @@ export class PeerTask implements PieceSource {
       initial: INITIAL_SOURCE_CONNECTIONS,
       max: options.concurrentPieceCount,
     });
+    const interested = [...Array(options.run.pieceCount).keys()].filter((n) => !options.run.finished.has(n));
+    this.interestedCount = interested.length;
     this.collector = new PieceCollector({
       hostId: options.hostId,
       taskId: options.run.taskId,
-      interested: [...Array(options.run.pieceCount).keys()].filter((n) => !options.run.finished.has(n)),
+      interested,
       uploadClient: options.uploadClient,
       onPiece: (number, holder) => {
-        this.heardFrom(holder.parentId);
+        this.heardFrom(holder.parentId, 1);
         if (options.run.finished.has(number) || !this.picker.announce(number, holder)) return;
         this.lastProgress = performance.now();
         this.wake();
       },
       onParentEnded: (parentId) => {
-        this.heardFrom(parentId);
+        this.heardFrom(parentId, Infinity);
         this.wake();
       },
       log: options.log,
@@ -349,7 +353,9 @@ export class PeerTask implements PieceSource {
     let holdMs = 0;
     for (const p of parents) {
       if (!p.host || p.host.type !== HOST_TYPE_NORMAL || this.collector.knows(p.id)) continue;
-      this.unheard.add(p.id);
+      // A parent that finished the task announces every piece we want at once: wait for all of them (a seed
+      // released after its first one took pieces that parent was still announcing); others, the first one.
+      this.unheard.set(p.id, p.state === 'Succeeded' ? this.interestedCount : 1);
       holdMs = Math.max(holdMs, p.state === 'Succeeded' ? SEED_HOLD_SUCCEEDED_MS : SEED_HOLD_MS);
     }
     if (this.unheard.size === 0) return;
@@ -359,8 +365,16 @@ export class PeerTask implements PieceSource {
     this.seedHold.unref();
   }
 
-  private heardFrom(parentId: string): void {
-    if (this.unheard.delete(parentId) && this.unheard.size === 0) this.releaseSeeds();
+  /** `count` more announcements came from the parent (Infinity: its stream ended). */
+  private heardFrom(parentId: string, count: number): void {
+    const waiting = this.unheard.get(parentId);
+    if (waiting === undefined) return;
+    if (waiting > count) {
+      this.unheard.set(parentId, waiting - count);
+      return;
+    }
+    this.unheard.delete(parentId);
+    if (this.unheard.size === 0) this.releaseSeeds();
   }
 
   private releaseSeeds(): void {
