@@ -8,7 +8,7 @@ import { parseDigest } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
 import { peerId as makePeerId } from '../core/ids.js';
 import { interestedPieces, validatePieceLength, type ContentRange } from '../core/piece.js';
-import { selectTaskId } from '../core/task-id.js';
+import { taskIdentity } from '../core/task-id.js';
 import type { Download } from '../gen/common.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
 import type { DaemonMetrics, TaskLabels } from './metrics.js';
@@ -87,7 +87,7 @@ export class DownloadSessions {
       app: download.application ?? '',
       priority: download.priority,
     };
-    const taskId = selectTaskId(download);
+    const { id: taskId, ...identity } = taskIdentity(download);
     const peerId = makePeerId(this.o.host.ip, this.o.host.hostname, this.seed);
     const req: DownloadRequest = {
       url: download.url,
@@ -100,6 +100,7 @@ export class DownloadSessions {
         : undefined,
       download,
       peerId,
+      identity,
     };
     this.o.metrics.downloadTaskStarted(labels);
     this.o.log.info({ taskId, peerId, url: download.url, range: download.range }, 'download task');
@@ -238,7 +239,7 @@ export class DownloadSession {
   async complete(): Promise<void> {
     if (this.toOutput && !this.linked) await this.copyOutput();
     await this.verifyDigest();
-    this.owner.taskManager.finishIfComplete(this.started);
+    await this.owner.taskManager.finishIfComplete(this.started);
     this.owner.o.metrics.downloadTaskFinished(
       this.labels,
       this.download.range?.length ?? this.started.task.contentLength,

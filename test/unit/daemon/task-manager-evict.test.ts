@@ -55,7 +55,7 @@ async function download(taskId: string, req: DownloadRequest): Promise<Buffer> {
   const started = await tm.start(taskId, req, signal);
   try {
     for await (const _ of tm.pieces(started, req, signal)) void _;
-    tm.finishIfComplete(started);
+    await tm.finishIfComplete(started);
     return await storage.content.readPieceBuffer(taskId, 0, started.task.contentLength);
   } finally {
     started.release();

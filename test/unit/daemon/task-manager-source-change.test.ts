@@ -63,7 +63,7 @@ async function download(taskId: string, req: DownloadRequest, stopAfter = Infini
       void _;
       if (++n >= stopAfter) return Buffer.alloc(0);
     }
-    tm.finishIfComplete(started);
+    await tm.finishIfComplete(started);
     return await storage.content.readPieceBuffer(taskId, 0, started.task.contentLength);
   } finally {
     started.release();
