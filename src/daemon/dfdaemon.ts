@@ -39,6 +39,9 @@ import { ProxyDownloads } from './proxy-downloads.js';
 import { SuperSeeding } from './super-seeding.js';
 import { UploadSlots } from '../vortex/upload-slots.js';
 import { TaskDownloadBlockList } from './block-list.js';
+import { SourceAddressPolicy } from '../backend/address-policy.js';
+import { AddressList } from '../core/addresses.js';
+import { UploadCallers } from './grpc/upload-callers.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -98,6 +101,7 @@ export class Dfdaemon {
   private proxy?: ProxyServer;
   private blockList?: TaskDownloadBlockList;
   private proxyDownloads?: ProxyDownloads;
+  private sourcePolicy?: SourceAddressPolicy;
   private bound: { upload?: number; vortex?: number; scheduler?: number; proxy?: number } = {};
 
   constructor(o: DfdaemonOptions) {
@@ -130,7 +134,15 @@ export class Dfdaemon {
     const mirrorCa = c.proxy.registryMirror.cert
       ? await readCertificate(c.proxy.registryMirror.cert)
       : undefined;
+    // What a remote caller may make this daemon fetch from (security.allowedPrivateSources; README "Security model").
+    const sourcePolicy = new SourceAddressPolicy({
+      allow: new AddressList(c.security.allowedPrivateSources, 'security.allowedPrivateSources', {
+        hostNames: true,
+      }),
+    });
+    this.sourcePolicy = sourcePolicy;
     this.backends = new BackendFactory({
+      sourcePolicy,
       ca: mirrorCa ? [Buffer.from(mirrorCa)] : undefined,
       maxRetries: c.backend.maxRetries,
       requestHeader: c.backend.requestHeader ?? {},
@@ -220,6 +232,7 @@ export class Dfdaemon {
       metrics: this.metrics,
       host: { ip, hostname: c.host.hostname },
       storageDir: c.storage.dir,
+      sourcePolicy,
       log: this.log.child({ component: 'download' }),
     });
     const upload = new DfdaemonUploadServiceImpl({
@@ -228,6 +241,12 @@ export class Dfdaemon {
       pieceServer: () => ({ ip, tcpPort: this.bound.vortex }),
       superSeeding: this.superSeeding,
       host: () => this.syncHostMessage(ip),
+      callers: new UploadCallers({
+        trusted: new AddressList(c.security.trustedSchedulers, 'security.trustedSchedulers'),
+        schedulers: () => this.selector?.knownAddresses() ?? [],
+        // The embedded scheduler calls this host's upload server at the address it announced.
+        local: () => (mode === 'embedded' ? [ip] : []),
+      }),
       log: this.log.child({ component: 'upload' }),
     });
     // Request limits: adaptive load shedding (server.adaptiveRateLimit) and each server's
@@ -367,6 +386,7 @@ export class Dfdaemon {
       certificates: new LeafCertificates(ca),
       concurrentPieceCount: c.download.concurrentPieceCount,
       ca: c.proxy.registryMirror.cert ? [await readCertificate(c.proxy.registryMirror.cert)] : undefined,
+      sourcePolicy: this.sourcePolicy,
       metrics: this.metrics.proxy,
       log,
     });

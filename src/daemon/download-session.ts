@@ -9,6 +9,7 @@ import { DfError, toDfError } from '../core/errors.js';
 import { peerId as makePeerId } from '../core/ids.js';
 import { interestedPieces, validatePieceLength, type ContentRange } from '../core/piece.js';
 import { taskIdentity } from '../core/task-id.js';
+import { SourceAddressPolicy } from '../backend/address-policy.js';
 import type { Download } from '../gen/common.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
 import type { DaemonMetrics, TaskLabels } from './metrics.js';
@@ -20,6 +21,11 @@ export interface DownloadSessionsOptions {
   host: { ip: string; hostname: string };
   /** storage.dir: output paths inside it are refused, so a download can never overwrite stored content. */
   storageDir: string;
+  /**
+   * Where a download a remote caller asked for may fetch from (security.allowedPrivateSources); absent: no
+   * loopback, link-local or private address.
+   */
+  sourcePolicy?: SourceAddressPolicy;
   /** The dynconfig's download block list (PERMISSION_DENIED for a blocked download). */
   blockList?: { check(download: Download): void };
   log: {
@@ -59,9 +65,11 @@ export class DownloadSessions {
   readonly o: DownloadSessionsOptions;
   /** Whether this host announces itself as a seed peer (its peer ids end in `-seed`). */
   seed = false;
+  private readonly sourcePolicy: SourceAddressPolicy;
 
   constructor(o: DownloadSessionsOptions) {
     this.o = o;
+    this.sourcePolicy = o.sourcePolicy ?? SourceAddressPolicy.denyPrivate();
   }
 
   get taskManager(): TaskManager {
@@ -72,8 +80,22 @@ export class DownloadSessions {
    * Validates `download` and starts (or joins) its task. Throws before anything is counted as a download when the
    * request is invalid; a failure to start is counted as a failed download.
    */
-  async open(download: Download, signal: AbortSignal): Promise<DownloadSession> {
+  async open(
+    download: Download,
+    signal: AbortSignal,
+    opts: { remoteCaller?: boolean } = {},
+  ): Promise<DownloadSession> {
     validateDownload(download, this.o.storageDir);
+    if (opts.remoteCaller) {
+      // Before anything, also a stored task: what a remote caller may not fetch it may not read back either.
+      // The run's connections are checked again (DNS may answer otherwise later, redirects).
+      try {
+        await this.sourcePolicy.checkUrl(download.url);
+      } catch (e) {
+        this.o.log.warn({ url: download.url, err: (e as Error).message }, 'download refused');
+        throw e;
+      }
+    }
     try {
       this.o.blockList?.check(download);
     } catch (e) {
@@ -101,6 +123,7 @@ export class DownloadSessions {
       download,
       peerId,
       identity,
+      remoteCaller: opts.remoteCaller,
     };
     this.o.metrics.downloadTaskStarted(labels);
     this.o.log.info({ taskId, peerId, url: download.url, range: download.range }, 'download task');

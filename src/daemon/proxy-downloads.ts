@@ -27,8 +27,12 @@ export class ProxyDownloads implements P2PDownloader {
     this.o = o;
   }
 
-  async open(download: Download, signal: AbortSignal): Promise<P2PSession> {
-    const s = await this.o.sessions.open(download, signal);
+  async open(
+    download: Download,
+    signal: AbortSignal,
+    opts: { remoteCaller?: boolean } = {},
+  ): Promise<P2PSession> {
+    const s = await this.o.sessions.open(download, signal, opts);
     const content = this.o.sessions.taskManager.storage.content;
     return {
       taskId: s.taskId,

@@ -38,6 +38,11 @@ export interface DownloadRequest {
    * Absent: derived from the URL, with no known digest.
    */
   identity?: Omit<TaskIdentity, 'id'>;
+  /**
+   * Asked for by a remote caller (a scheduler's trigger, a proxy client on another host): the source may be
+   * reached only at addresses the source policy allows (backend/address-policy.ts).
+   */
+  remoteCaller?: boolean;
 }
 
 /**
@@ -346,6 +351,7 @@ export class TaskManager {
           taskId,
           url: req.url,
           requestHeader: req.requestHeader,
+          remoteCaller: req.remoteCaller,
           timeoutMs: req.timeoutMs ?? DEFAULT_STAT_TIMEOUT_MS,
           signal: AbortSignal.any([signal, this.closing.signal]),
         });
@@ -597,6 +603,8 @@ export class TaskManager {
       url: req.url,
       requestHeader: req.requestHeader,
       validator: validatorOf(started.task.responseHeader),
+      // The request that makes the run fetch decides: a remote caller's run reaches only allowed addresses.
+      remoteCaller: req.remoteCaller,
     };
     const p2p = this.o.p2p;
     const length = req.range?.length ?? started.task.contentLength;

@@ -118,7 +118,7 @@ export class DfdaemonDownloadServiceImpl {
     let session: DownloadSession | undefined;
     try {
       if (!download) throw new DfError('INVALID_ARGUMENT', 'download is missing');
-      session = await this.sessions.open(download, abort.signal);
+      session = await this.sessions.open(download, abort.signal, { remoteCaller: fromScheduler });
       const ids = { hostId: this.hostId, taskId: session.taskId, peerId: session.peerId };
       if (fromScheduler && session.isFinished) {
         await session
