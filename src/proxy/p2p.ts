@@ -38,7 +38,8 @@ export interface P2PSession {
 }
 
 export interface P2PDownloader {
-  open(download: Download, signal: AbortSignal): Promise<P2PSession>;
+  /** `remoteCaller`: the client is not on this host (its source must be an address remote callers may reach). */
+  open(download: Download, signal: AbortSignal, opts?: { remoteCaller?: boolean }): Promise<P2PSession>;
   /** Downloads the whole task in the background at proxy.prefetchBandwidthLimit (once per task at a time). */
   prefetch(download: Download): void;
 }
