@@ -27,6 +27,7 @@ import { dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../h
 import { testDownload } from '../helpers/download.js';
 import { contentSlice, Origin } from '../helpers/origin.js';
 import { relayFrom, type Relay } from '../helpers/relay.js';
+import { selfSignedLocalhost } from '../helpers/tls.js';
 import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
 
 const MiB = 1024 * 1024;
@@ -233,6 +234,52 @@ describe('remote callers: a peer of dfscheduler, attacked on its upload port, so
       );
     } finally {
       await stopDaemon(seed);
+    }
+  });
+});
+
+describe('remote callers: mTLS on the upload port', () => {
+  const origin = new Origin();
+  const certs = tempDir('dft-mtls-');
+  let d: DaemonHandle;
+  let relay: Relay;
+
+  before(async () => {
+    await origin.start();
+    const server = selfSignedLocalhost(certs, 'server');
+    const client = selfSignedLocalhost(certs, 'client');
+    d = await startDaemon({
+      uploadServer: `caCert: ${client.certPath}\ncert: ${server.certPath}\nkey: ${server.keyPath}`,
+      extraConfig: 'security:\n  allowedPrivateSources: [127.0.0.1]\n',
+    });
+    relay = await relayFrom('127.0.0.2', { port: d.uploadPort });
+  });
+
+  after(async () => {
+    await relay?.close();
+    if (d) await stopDaemon(d);
+    await origin.stop();
+  });
+
+  test('a caller with a client certificate the server verifies may trigger and delete, from any address', async () => {
+    const server = readFileSync(join(certs, 'server.crt'));
+    const c = new DfdaemonUploadClient(
+      `127.0.0.1:${relay.port}`,
+      credentials.createSsl(
+        server,
+        readFileSync(join(certs, 'client.key')),
+        readFileSync(join(certs, 'client.crt')),
+      ),
+    );
+    try {
+      const url = origin.add('/mtls.bin', { size: MiB, seed: 31 });
+      const res = await downloadTask(c, testDownload(url));
+      assert.ifError(res.err);
+      const taskId = res.msgs[0]!.taskId;
+      assert.equal(await deleteTask(c, taskId), undefined);
+      assertCode(await statTask(c, taskId), GrpcStatus.NOT_FOUND, 'deleted');
+    } finally {
+      c.close();
     }
   });
 });
