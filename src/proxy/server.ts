@@ -315,8 +315,11 @@ export class ProxyServer {
         { taskId: session.taskId, url: download.url, range: selected },
         'proxy serves request through P2P',
       );
-      await streamSession(res, session, { serverIp: this.o.serverIp, range: selected });
-      await session.finish();
+      await streamSession(res, session, {
+        serverIp: this.o.serverIp,
+        range: selected,
+        beforeLastPiece: () => session.finish(),
+      });
       return false;
     } catch (e) {
       const err = toDfError(e);
