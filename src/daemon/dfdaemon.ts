@@ -135,10 +135,13 @@ export class Dfdaemon {
       ? await readCertificate(c.proxy.registryMirror.cert)
       : undefined;
     // What a remote caller may make this daemon fetch from (security.allowedPrivateSources; README "Security model").
+    // The registry mirror and the proxy rules' redirect targets are origins the operator named: allowed too.
     const sourcePolicy = new SourceAddressPolicy({
-      allow: new AddressList(c.security.allowedPrivateSources, 'security.allowedPrivateSources', {
-        hostNames: true,
-      }),
+      allow: new AddressList(
+        [...c.security.allowedPrivateSources, ...configuredOriginHosts(c)],
+        'security.allowedPrivateSources',
+        { hostNames: true },
+      ),
     });
     this.sourcePolicy = sourcePolicy;
     this.backends = new BackendFactory({
@@ -436,6 +439,26 @@ export class Dfdaemon {
     })();
     return this.stopping;
   }
+}
+
+/**
+ * The hosts of the origins the config names (proxy.registryMirror.addr, proxy.rules[].redirect): a remote caller
+ * may make the proxy and the seed reach them even when they are private, as the operator chose them.
+ */
+export function configuredOriginHosts(c: DfdaemonConfig): string[] {
+  const hosts: string[] = [];
+  const add = (url: string) => {
+    try {
+      const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+      new AddressList([host], '', { hostNames: true });
+      hosts.push(host);
+    } catch {
+      // Not a URL, or no host an address list can hold: nothing to allow.
+    }
+  };
+  add(c.proxy.registryMirror.addr);
+  for (const rule of c.proxy.rules ?? []) if (rule.redirect) add(`http://${rule.redirect}`);
+  return hosts;
 }
 
 /** A PEM certificate file named by a config key; a clear error when it cannot be read. */
