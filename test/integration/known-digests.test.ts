@@ -5,7 +5,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { curl } from '../helpers/curl.js';
 import { dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
@@ -31,6 +31,7 @@ describe('known digests: registry blobs are checked before they are finished', (
   after(async () => {
     if (d) await stopDaemon(d);
     await origin.stop();
+    rmSync(out, { recursive: true, force: true });
   });
 
   test('dfget of a blob URL whose bytes are not the blob fails, and nothing is cached', async () => {

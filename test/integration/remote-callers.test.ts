@@ -9,7 +9,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { downloadClient } from '../../src/cli/common.js';
@@ -102,6 +102,7 @@ describe('remote callers: a peer of dfscheduler, attacked on its upload port, so
     for (const d of [peer, strict]) if (d) await stopDaemon(d);
     if (scheduler) await stopScheduler(scheduler);
     await origin.stop();
+    rmSync(out, { recursive: true, force: true });
   });
 
   function client(port: number): DfdaemonUploadClient {
@@ -259,6 +260,7 @@ describe('remote callers: mTLS on the upload port', () => {
     await relay?.close();
     if (d) await stopDaemon(d);
     await origin.stop();
+    rmSync(certs, { recursive: true, force: true });
   });
 
   test('a caller with a client certificate the server verifies may trigger and delete, from any address', async () => {
