@@ -46,6 +46,9 @@ import { ProxyDownloads } from './proxy-downloads.js';
 import { SuperSeeding } from './super-seeding.js';
 import { UploadSlots, uploadSlotsFor } from '../vortex/upload-slots.js';
 import { TaskDownloadBlockList } from './block-list.js';
+import { SourceAddressPolicy } from '../backend/address-policy.js';
+import { AddressList } from '../core/addresses.js';
+import { UploadCallers } from './grpc/upload-callers.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -100,6 +103,7 @@ export class Dfdaemon {
   private proxy?: ProxyServer;
   private blockList?: TaskDownloadBlockList;
   private proxyDownloads?: ProxyDownloads;
+  private sourcePolicy?: SourceAddressPolicy;
   private bound: { upload?: number; vortex?: number; scheduler?: number; proxy?: number } = {};
 
   constructor(o: DfdaemonOptions) {
@@ -132,7 +136,18 @@ export class Dfdaemon {
     const mirrorCa = c.proxy.registryMirror.cert
       ? await readCertificate(c.proxy.registryMirror.cert)
       : undefined;
+    // What a remote caller may make this daemon fetch from (security.allowedPrivateSources; README "Security model").
+    // The registry mirror and the proxy rules' redirect targets are origins the operator named: allowed too.
+    const sourcePolicy = new SourceAddressPolicy({
+      allow: new AddressList(
+        [...c.security.allowedPrivateSources, ...configuredOriginHosts(c)],
+        'security.allowedPrivateSources',
+        { hostNames: true },
+      ),
+    });
+    this.sourcePolicy = sourcePolicy;
     this.backends = new BackendFactory({
+      sourcePolicy,
       ca: mirrorCa ? [Buffer.from(mirrorCa)] : undefined,
       maxRetries: c.backend.maxRetries,
       requestHeader: c.backend.requestHeader ?? {},
@@ -222,6 +237,7 @@ export class Dfdaemon {
       metrics: this.metrics,
       host: { ip, hostname: c.host.hostname },
       storageDir: c.storage.dir,
+      sourcePolicy,
       log: this.log.child({ component: 'download' }),
     });
     const upload = new DfdaemonUploadServiceImpl({
@@ -230,6 +246,12 @@ export class Dfdaemon {
       pieceServer: () => ({ ip, tcpPort: this.bound.vortex }),
       superSeeding: this.superSeeding,
       host: () => this.syncHostMessage(ip),
+      callers: new UploadCallers({
+        trusted: new AddressList(c.security.trustedSchedulers, 'security.trustedSchedulers'),
+        schedulers: () => this.selector?.knownAddresses() ?? [],
+        // The embedded scheduler calls this host's upload server at the address it announced.
+        local: () => (mode === 'embedded' ? [ip] : []),
+      }),
       log: this.log.child({ component: 'upload' }),
     });
     // Request limits: adaptive load shedding (server.adaptiveRateLimit) and each server's
@@ -372,6 +394,7 @@ export class Dfdaemon {
       certificates: new LeafCertificates(ca),
       concurrentPieceCount: c.download.concurrentPieceCount,
       ca: c.proxy.registryMirror.cert ? [await readCertificate(c.proxy.registryMirror.cert)] : undefined,
+      sourcePolicy: this.sourcePolicy,
       metrics: this.metrics.proxy,
       callerOf: (socket) => tcpCaller(socket),
       log,
@@ -424,6 +447,26 @@ export class Dfdaemon {
     })();
     return this.stopping;
   }
+}
+
+/**
+ * The hosts of the origins the config names (proxy.registryMirror.addr, proxy.rules[].redirect): a remote caller
+ * may make the proxy and the seed reach them even when they are private, as the operator chose them.
+ */
+export function configuredOriginHosts(c: DfdaemonConfig): string[] {
+  const hosts: string[] = [];
+  const add = (url: string) => {
+    try {
+      const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+      new AddressList([host], '', { hostNames: true });
+      hosts.push(host);
+    } catch {
+      // Not a URL, or no host an address list can hold: nothing to allow.
+    }
+  };
+  add(c.proxy.registryMirror.addr);
+  for (const rule of c.proxy.rules ?? []) if (rule.redirect) add(`http://${rule.redirect}`);
+  return hosts;
 }
 
 /** A PEM certificate file named by a config key; a clear error when it cannot be read. */

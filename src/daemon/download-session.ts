@@ -8,7 +8,8 @@ import { parseDigest } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
 import { peerId as makePeerId } from '../core/ids.js';
 import { interestedPieces, validatePieceLength, type ContentRange } from '../core/piece.js';
-import { selectTaskId } from '../core/task-id.js';
+import { taskIdentity } from '../core/task-id.js';
+import { SourceAddressPolicy } from '../backend/address-policy.js';
 import { Priority, TaskType, type Download } from '../gen/common.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
 import type { DaemonMetrics, TaskLabels } from './metrics.js';
@@ -21,6 +22,11 @@ export interface DownloadSessionsOptions {
   host: { ip: string; hostname: string };
   /** storage.dir: output paths inside it are refused, so a download can never overwrite stored content. */
   storageDir: string;
+  /**
+   * Where a download a remote caller asked for may fetch from (security.allowedPrivateSources); absent: no
+   * loopback, link-local or private address.
+   */
+  sourcePolicy?: SourceAddressPolicy;
   /** The dynconfig's download block list (PERMISSION_DENIED for a blocked download). */
   blockList?: { check(download: Download): void };
   log: {
@@ -91,9 +97,11 @@ export class DownloadSessions {
   readonly o: DownloadSessionsOptions;
   /** Whether this host announces itself as a seed peer (its peer ids end in `-seed`). */
   seed = false;
+  private readonly sourcePolicy: SourceAddressPolicy;
 
   constructor(o: DownloadSessionsOptions) {
     this.o = o;
+    this.sourcePolicy = o.sourcePolicy ?? SourceAddressPolicy.denyPrivate();
   }
 
   get taskManager(): TaskManager {
@@ -106,8 +114,23 @@ export class DownloadSessions {
    * written only where that user could write it; see OutputFile). The output path is checked here, before any
    * work, so a refused one is the answer rather than a late failure.
    */
-  async open(download: Download, signal: AbortSignal, caller: Caller): Promise<DownloadSession> {
+  async open(
+    download: Download,
+    signal: AbortSignal,
+    caller: Caller,
+    opts: { remoteCaller?: boolean } = {},
+  ): Promise<DownloadSession> {
     validateDownload(download, this.o.storageDir);
+    if (opts.remoteCaller) {
+      // Before anything, also a stored task: what a remote caller may not fetch it may not read back either.
+      // The run's connections are checked again (DNS may answer otherwise later, redirects).
+      try {
+        await this.sourcePolicy.checkUrl(download.url);
+      } catch (e) {
+        this.o.log.warn({ url: download.url, err: (e as Error).message }, 'download refused');
+        throw e;
+      }
+    }
     try {
       this.o.blockList?.check(download);
     } catch (e) {
@@ -121,7 +144,7 @@ export class DownloadSessions {
       app: download.application ?? '',
       priority: download.priority,
     };
-    const taskId = selectTaskId(download);
+    const { id: taskId, ...identity } = taskIdentity(download);
     const peerId = makePeerId(this.o.host.ip, this.o.host.hostname, this.seed);
     const req: DownloadRequest = {
       url: download.url,
@@ -134,6 +157,8 @@ export class DownloadSessions {
         : undefined,
       download,
       peerId,
+      identity,
+      remoteCaller: opts.remoteCaller,
     };
     const output =
       download.outputPath !== undefined && !download.range
@@ -308,7 +333,7 @@ export class DownloadSession {
   async complete(): Promise<void> {
     await this.verifyDigest();
     // Sealed (read-only, see ContentStore.sealTask) before the copy, so a copy is of the sealed bytes.
-    this.owner.taskManager.finishIfComplete(this.started);
+    await this.owner.taskManager.finishIfComplete(this.started);
     if (this.toOutput && !this.linked) await this.copyOutput();
     this.owner.o.metrics.downloadTaskFinished(
       this.labels,

@@ -33,6 +33,8 @@ export interface SourceTask {
    * and a piece of another version fails with SOURCE_CHANGED (never retried here: the task must start over).
    */
   validator?: SourceValidator;
+  /** The run was started on a remote caller's behalf: its source connections are checked (address-policy.ts). */
+  remoteCaller?: boolean;
 }
 
 /** A parent that announced a piece: where its piece server listens. */
@@ -104,6 +106,7 @@ export class PiecePath {
           range: { start: piece.offset, length: piece.length },
           requestHeader: task.requestHeader,
           validator: task.validator,
+          remoteCaller: task.remoteCaller,
           timeoutMs: this.o.pieceTimeoutMs,
           signal,
         });

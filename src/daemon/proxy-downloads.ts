@@ -28,8 +28,13 @@ export class ProxyDownloads implements P2PDownloader {
     this.o = o;
   }
 
-  async open(download: Download, signal: AbortSignal, caller: Caller): Promise<P2PSession> {
-    const s = await this.o.sessions.open(download, signal, caller);
+  async open(
+    download: Download,
+    signal: AbortSignal,
+    caller: Caller,
+    opts: { remoteCaller?: boolean } = {},
+  ): Promise<P2PSession> {
+    const s = await this.o.sessions.open(download, signal, caller, opts);
     const content = this.o.sessions.taskManager.storage.content;
     return {
       taskId: s.taskId,

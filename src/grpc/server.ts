@@ -87,8 +87,20 @@ function addLazyReflection(server: Server, serviceNames: string[]): void {
   });
 }
 
-export function createGrpcServer(services: ServiceBinding[]): Server {
-  const server = new Server(SERVER_OPTIONS);
+/**
+ * `maxReceiveMessageLength`: the largest request accepted (bytes); unlimited by default (the daemon's servers take
+ * pieces). The scheduler's requests are small, so it bounds them.
+ */
+export function createGrpcServer(
+  services: ServiceBinding[],
+  options: { maxReceiveMessageLength?: number } = {},
+): Server {
+  const server = new Server({
+    ...SERVER_OPTIONS,
+    ...(options.maxReceiveMessageLength !== undefined
+      ? { 'grpc.max_receive_message_length': options.maxReceiveMessageLength }
+      : {}),
+  });
   for (const s of services) server.addService(s.definition, s.implementation);
   const health = new HealthImplementation({ '': 'SERVING' });
   for (const s of services) health.setStatus(s.name, 'SERVING');

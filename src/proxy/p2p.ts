@@ -44,8 +44,16 @@ export interface P2PSession {
 }
 
 export interface P2PDownloader {
-  /** `caller`: who asked, for the output path (only where that local user could write it). */
-  open(download: Download, signal: AbortSignal, caller: Caller): Promise<P2PSession>;
+  /**
+   * `caller`: who asked, for the output path (only where that local user could write it). `remoteCaller`: the
+   * client is not on this host (its source must be an address remote callers may reach).
+   */
+  open(
+    download: Download,
+    signal: AbortSignal,
+    caller: Caller,
+    opts?: { remoteCaller?: boolean },
+  ): Promise<P2PSession>;
   /** Downloads the whole task in the background at proxy.prefetchBandwidthLimit (once per task at a time). */
   prefetch(download: Download): void;
 }
@@ -104,6 +112,12 @@ export interface ServeOptions {
   serverIp: string;
   /** The selected byte range, or undefined for the whole content. */
   range?: { start: number; length: number };
+  /**
+   * Called once, with every byte of the answer stored, before the last piece's bytes go out: the session's
+   * finish, which checks the task's known digest. Its failure cuts the answer short, so a client never receives
+   * a whole body that failed the check (with Content-Length, a body cut at the very end would look whole).
+   */
+  beforeLastPiece?: () => Promise<void>;
 }
 
 /** The headers of a P2P answer: the origin's, re-framed for what this answer carries, plus Dragonfly's own. */
@@ -136,10 +150,12 @@ export async function streamSession(
   const end = o.range ? o.range.start + o.range.length : session.contentLength;
   const sendHead = () => res.writeHead(status, p2pResponseHeaders(session, o));
   if (end <= start) {
+    await o.beforeLastPiece?.();
     sendHead();
     res.end();
     return;
   }
+  const last = Math.floor((end - 1) / session.pieceLength);
   // Pieces stored but not yet sent, by number; the body follows piece numbers in order.
   const stored = new Map<number, P2PPiece>();
   let next = Math.floor(start / session.pieceLength);
@@ -152,6 +168,7 @@ export async function streamSession(
       stored.delete(next);
       const from = Math.max(p.offset, start);
       const to = Math.min(p.offset + p.length, end);
+      if (next === last) await o.beforeLastPiece?.();
       if (to > from) sent += await copyInto(session.read(from, to - from), res);
       next++;
     }

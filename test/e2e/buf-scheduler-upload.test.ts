@@ -150,6 +150,12 @@ describe('buf curl against dfscheduler (scheduler.v2.Scheduler)', () => {
     const seedIds = ((JSON.parse(seeds.stdout) as { hosts?: JsonHost[] }).hosts ?? []).map((h) => h.id);
     assert.ok(!seedIds.includes(hostId), seeds.stdout);
 
+    // ListHosts answers only addresses that announced a host (README "Security model"): a second host from this
+    // address keeps it a member once the first is deleted.
+    const witness = await bufCurl(sched.addr, 'scheduler.v2.Scheduler/AnnounceHost', {
+      host: { ...host, id: `${hostId}-witness` },
+    });
+    assert.equal(witness.code, 0, witness.stderr);
     const del = await bufCurl(sched.addr, 'scheduler.v2.Scheduler/DeleteHost', { host_id: hostId });
     assert.equal(del.code, 0, del.stderr);
     assert.ok(!(await listIds()).includes(hostId));

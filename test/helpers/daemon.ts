@@ -54,7 +54,7 @@ const DEFAULT_PROXY = 'proxy:\n  server:\n    ip: 127.0.0.1\n    port: 0\n';
 export function testConfig(
   dir: string,
   extra = '',
-  opts: { schedulerAddr?: string; downloadServer?: string } = {},
+  opts: { schedulerAddr?: string; downloadServer?: string; uploadServer?: string } = {},
 ): string {
   return `host:
   ip: 127.0.0.1
@@ -74,7 +74,7 @@ upload:
   server:
     ip: 127.0.0.1
     port: 0
-storage:
+${opts.uploadServer ? opts.uploadServer.replace(/^/gm, '    ') + '\n' : ''}storage:
   dir: ${join(dir, 'storage')}
   server:
     ip: 127.0.0.1
@@ -99,6 +99,8 @@ export async function startDaemon(
     env?: NodeJS.ProcessEnv;
     /** More keys of `download.server` (YAML lines, unindented), e.g. "requestRateLimit: 2". */
     downloadServer?: string;
+    /** More keys of `upload.server` (YAML lines, unindented), e.g. "caCert: /path/ca.crt". */
+    uploadServer?: string;
     /** A dfdaemon executable to run instead of `node DFDAEMON` (e.g. an installed package's .bin/dfdaemon). */
     bin?: string;
   } = {},
@@ -110,6 +112,7 @@ export async function startDaemon(
     testConfig(dir, opts.extraConfig, {
       schedulerAddr: opts.schedulerAddr,
       downloadServer: opts.downloadServer,
+      uploadServer: opts.uploadServer,
     }),
   );
   const dynconfigPath = join(dir, 'dynconfig.yaml');

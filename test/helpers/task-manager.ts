@@ -68,7 +68,7 @@ export class TaskManagerEnv {
         void _;
         if (++n >= stopAfter) return Buffer.alloc(0);
       }
-      this.tm.finishIfComplete(started);
+      await this.tm.finishIfComplete(started);
       return await this.storage.content.readPieceBuffer(taskId, 0, started.task.contentLength);
     } finally {
       started.release();

@@ -145,7 +145,7 @@ export class DfdaemonDownloadServiceImpl {
         : download.outputPath !== undefined
           ? await this.callerOf(call.getPeer())
           : { kind: 'internal' };
-      session = await this.sessions.open(download, abort.signal, caller);
+      session = await this.sessions.open(download, abort.signal, caller, { remoteCaller: fromScheduler });
       const ids = { hostId: this.hostId, taskId: session.taskId, peerId: session.peerId };
       if (fromScheduler && session.isFinished) {
         await session

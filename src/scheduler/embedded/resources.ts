@@ -80,6 +80,11 @@ export class Host {
   intervalMs = 0;
   readonly createdAt: Date;
   updatedAt: Date;
+  /**
+   * The address the host was announced from (the AnnounceHost caller's IP). Only a caller at this address may
+   * change or delete the host, or register peers on it; undefined for hosts made in-process (tests).
+   */
+  announcedFrom?: string;
   readonly peers = new Map<string, Peer>();
   uploadFailedCount = 0;
   concurrentRegisterCount = 0;

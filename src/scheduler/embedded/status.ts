@@ -22,6 +22,10 @@ export const failedPrecondition = (message: string) =>
 export const invalidArgument = (message: string) =>
   new SchedulerStatusError(GrpcCode.INVALID_ARGUMENT, message);
 export const internal = (message: string) => new SchedulerStatusError(GrpcCode.INTERNAL, message);
+export const permissionDenied = (message: string) =>
+  new SchedulerStatusError(GrpcCode.PERMISSION_DENIED, message);
+export const resourceExhausted = (message: string) =>
+  new SchedulerStatusError(GrpcCode.RESOURCE_EXHAUSTED, message);
 
 export function statusCodeOf(e: unknown): number {
   if (e instanceof SchedulerStatusError) return e.code;
