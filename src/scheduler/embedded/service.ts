@@ -13,6 +13,7 @@ import type { Empty } from '../../gen/google/protobuf/empty.js';
 import type { SchedulerServer } from '../../gen/scheduler.js';
 import { AnnouncePeerHandler } from './announce-peer.js';
 import { AnnouncePeerSession } from './announce-peer-stream.js';
+import { checkHostIdentity, type PortProbe } from './host-identity.js';
 import { durationToMs, hostMessage, peerMessage, taskMessage } from './messages.js';
 import type { SchedulerOptions } from './options.js';
 import { Host, HostType, type Resources } from './resources.js';
@@ -26,20 +27,29 @@ export interface SchedulerServiceDeps {
   seedPeer: SeedPeerTrigger;
   options: SchedulerOptions;
   log: Logger;
+  /** Liveness probe of a known host's port when its id is announced with other ports (default: a TCP connect). */
+  probe?: PortProbe;
 }
 
 function unary<Req, Res>(
   log: Logger,
   method: string,
-  f: (req: Req) => Res,
+  f: (req: Req, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
-    try {
-      callback(null, f(call.request));
-    } catch (e) {
+    const fail = (e: unknown) => {
       log.info({ method, err: (e as Error).message }, 'request failed');
       callback(toServiceError(e));
+    };
+    let result: Res | Promise<Res>;
+    try {
+      result = f(call.request, call);
+    } catch (e) {
+      fail(e);
+      return;
     }
+    if (result instanceof Promise) result.then((r) => callback(null, r), fail);
+    else callback(null, result);
   };
 }
 
@@ -97,7 +107,9 @@ export class SchedulerService {
         const session = new AnnouncePeerSession(call, this.handler, log, (s) => this.sessions.delete(s));
         this.sessions.add(session);
       },
-      announceHost: unary(log, 'AnnounceHost', (req) => this.announceHost(req.host, req.interval)),
+      announceHost: unary(log, 'AnnounceHost', (req, call) =>
+        this.announceHost(req.host, req.interval, call.getPeer()),
+      ),
       listHosts: unary(log, 'ListHosts', (req) => ({ hosts: this.listHosts(req.type) })),
       deleteHost: unary(log, 'DeleteHost', (req) => this.deleteHost(req.hostId)),
       statPeer: unary(log, 'StatPeer', (req) => {
@@ -131,15 +143,39 @@ export class SchedulerService {
     for (const s of [...this.sessions]) s.close();
   }
 
-  private announceHost(
+  /**
+   * Registers or refreshes a host. A host id announced again with other ports by another live daemon is refused
+   * (ALREADY_EXISTS naming host.hostname, see host-identity.ts); upstream's scheduler would let it replace the first.
+   */
+  private async announceHost(
     msg: HostMessage | undefined,
     interval: { seconds: number; nanos: number } | undefined,
-  ): Empty {
+    from: string,
+  ): Promise<Empty> {
     if (!msg) throw invalidArgument('invalid AnnounceHostRequest.Host: value is required');
     if (!msg.id) throw invalidArgument('invalid Host.Id: value length must be at least 1');
     if (!msg.hostname) throw invalidArgument('invalid Host.Hostname: value length must be at least 1');
     if (!msg.ip) throw invalidArgument('invalid Host.Ip: value must be a valid IP address');
     const hosts = this.d.resources.hosts;
+    const known = hosts.get(msg.id);
+    if (known) {
+      try {
+        await checkHostIdentity(known, msg, from, Date.now(), this.d.probe);
+      } catch (e) {
+        this.d.log.warn(
+          {
+            hostId: msg.id,
+            knownPort: known.info.port,
+            port: msg.port,
+            from,
+            knownFrom: known.announcedFrom,
+          },
+          'host id announced by a second daemon: refused',
+        );
+        throw e;
+      }
+    }
+    // The probe awaited: take the map's entry as it is now (the host may have been deleted or re-added meanwhile).
     let host = hosts.get(msg.id);
     const now = new Date();
     if (!host) {
@@ -147,9 +183,16 @@ export class SchedulerService {
       hosts.set(host.id, host);
       this.d.log.info({ hostId: host.id, type: host.type, ip: msg.ip, port: msg.port }, 'host announced');
     } else {
+      if (host.info.port !== msg.port || host.info.downloadPort !== msg.downloadPort) {
+        this.d.log.info(
+          { hostId: host.id, ip: msg.ip, port: msg.port, previousPort: host.info.port },
+          'host announced again with other ports',
+        );
+      }
       host.info = { ...msg, schedulerClusterId: 0 };
       host.updatedAt = now;
     }
+    host.announcedFrom = from;
     if (interval) host.intervalMs = durationToMs(interval);
     return {};
   }
