@@ -78,6 +78,8 @@ export class Host {
   info: HostMessage;
   /** Announce interval in ms; 0 when the host did not send one (then it is never collected). */
   intervalMs = 0;
+  /** The gRPC peer address ("ipv4:127.0.0.1:51234") of the connection of the last accepted AnnounceHost. */
+  announcedVia = '';
   readonly createdAt: Date;
   updatedAt: Date;
   /**

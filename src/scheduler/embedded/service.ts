@@ -14,6 +14,7 @@ import type { SchedulerServer } from '../../gen/scheduler.js';
 import { AnnouncePeerHandler } from './announce-peer.js';
 import { AnnouncePeerSession } from './announce-peer-stream.js';
 import { callerIpOf, checkIdLength, MAX_HOST_MESSAGE_BYTES, ownHost } from './callers.js';
+import { checkHostIdentity, type PortProbe } from './host-identity.js';
 import { durationToMs, hostMessage, peerMessage, taskMessage } from './messages.js';
 import type { SchedulerOptions } from './options.js';
 import { Host, HostType, type Resources } from './resources.js';
@@ -27,21 +28,30 @@ export interface SchedulerServiceDeps {
   seedPeer: SeedPeerTrigger;
   options: SchedulerOptions;
   log: Logger;
+  /** Liveness probe of a known host's port when its id is announced with other ports (default: a TCP connect). */
+  probe?: PortProbe;
 }
 
 function unary<Req, Res>(
   log: Logger,
   method: string,
-  f: (req: Req, callerIp: string) => Res,
+  f: (req: Req, callerIp: string, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
     const callerIp = callerIpOf(call);
-    try {
-      callback(null, f(call.request, callerIp));
-    } catch (e) {
+    const fail = (e: unknown) => {
       log.info({ method, caller: callerIp, err: (e as Error).message }, 'request failed');
       callback(toServiceError(e));
+    };
+    let result: Res | Promise<Res>;
+    try {
+      result = f(call.request, callerIp, call);
+    } catch (e) {
+      fail(e);
+      return;
     }
+    if (result instanceof Promise) result.then((r) => callback(null, r), fail);
+    else callback(null, result);
   };
 }
 
@@ -99,7 +109,9 @@ export class SchedulerService {
         const session = new AnnouncePeerSession(call, this.handler, log, (s) => this.sessions.delete(s));
         this.sessions.add(session);
       },
-      announceHost: unary(log, 'AnnounceHost', (req, ip) => this.announceHost(req.host, req.interval, ip)),
+      announceHost: unary(log, 'AnnounceHost', (req, ip, call) =>
+        this.announceHost(req.host, req.interval, ip, call.getPeer()),
+      ),
       listHosts: unary(log, 'ListHosts', (req, ip) => ({ hosts: this.listHosts(req.type, ip) })),
       deleteHost: unary(log, 'DeleteHost', (req, ip) => this.deleteHost(req.hostId, ip)),
       statPeer: unary(log, 'StatPeer', (req) => {
@@ -137,11 +149,16 @@ export class SchedulerService {
     for (const s of [...this.sessions]) s.close();
   }
 
-  private announceHost(
+  /**
+   * Registers or refreshes a host. A host id announced again with other ports by another live daemon is refused
+   * (ALREADY_EXISTS naming host.hostname, see host-identity.ts); upstream's scheduler would let it replace the first.
+   */
+  private async announceHost(
     msg: HostMessage | undefined,
     interval: { seconds: number; nanos: number } | undefined,
     callerIp: string,
-  ): Empty {
+    from: string,
+  ): Promise<Empty> {
     if (!msg) throw invalidArgument('invalid AnnounceHostRequest.Host: value is required');
     if (!msg.id) throw invalidArgument('invalid Host.Id: value length must be at least 1');
     checkIdLength('Host.Id', msg.id);
@@ -154,6 +171,25 @@ export class SchedulerService {
       );
     }
     const hosts = this.d.resources.hosts;
+    const known = hosts.get(msg.id);
+    if (known) {
+      try {
+        await checkHostIdentity(known, msg, from, Date.now(), this.d.probe);
+      } catch (e) {
+        this.d.log.warn(
+          {
+            hostId: msg.id,
+            knownPort: known.info.port,
+            port: msg.port,
+            from,
+            knownFrom: known.announcedVia,
+          },
+          'host id announced by a second daemon: refused',
+        );
+        throw e;
+      }
+    }
+    // The probe awaited: take the map's entry as it is now (the host may have been deleted or re-added meanwhile).
     let host = hosts.get(msg.id);
     const now = new Date();
     if (!host) {
@@ -180,9 +216,16 @@ export class SchedulerService {
         host.announcedFrom = callerIp;
       }
       ownHost(host, callerIp, 'AnnounceHost');
+      if (host.info.port !== msg.port || host.info.downloadPort !== msg.downloadPort) {
+        this.d.log.info(
+          { hostId: host.id, ip: msg.ip, port: msg.port, previousPort: host.info.port },
+          'host announced again with other ports',
+        );
+      }
       host.info = { ...msg, schedulerClusterId: 0 };
       host.updatedAt = now;
     }
+    host.announcedVia = from;
     if (interval) host.intervalMs = durationToMs(interval);
     return {};
   }

@@ -21,6 +21,7 @@ export const failedPrecondition = (message: string) =>
   new SchedulerStatusError(GrpcCode.FAILED_PRECONDITION, message);
 export const invalidArgument = (message: string) =>
   new SchedulerStatusError(GrpcCode.INVALID_ARGUMENT, message);
+export const alreadyExists = (message: string) => new SchedulerStatusError(GrpcCode.ALREADY_EXISTS, message);
 export const internal = (message: string) => new SchedulerStatusError(GrpcCode.INTERNAL, message);
 export const permissionDenied = (message: string) =>
   new SchedulerStatusError(GrpcCode.PERMISSION_DENIED, message);
