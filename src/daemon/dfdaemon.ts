@@ -44,7 +44,7 @@ import { ProxyServer } from '../proxy/server.js';
 import { LeafCertificates, loadOrCreateProxyCa } from '../proxy/certificates.js';
 import { ProxyDownloads } from './proxy-downloads.js';
 import { SuperSeeding } from './super-seeding.js';
-import { UploadSlots, uploadSlotsFor } from '../vortex/upload-slots.js';
+import { UploadSlots } from '../vortex/upload-slots.js';
 import { TaskDownloadBlockList } from './block-list.js';
 import { SourceAddressPolicy } from '../backend/address-policy.js';
 import { AddressList } from '../core/addresses.js';
@@ -70,6 +70,14 @@ export function schedulerMode(config: DfdaemonConfig, dynconfigPath: string | un
   if (dynconfigPath && existsSync(dynconfigPath)) return 'dynconfig';
   return config.embeddedScheduler.enable === false ? 'none' : 'embedded';
 }
+
+/**
+ * Piece bodies the Vortex server sends at once (upload-slots.ts): enough to fill a link with a few TCP streams,
+ * few enough that each piece leaves whole soon and its child can relay it. (A count that followed the measured
+ * upload rate was tried: it measured its own limit, stayed at one or two, and an 8-host run took 60 s instead of
+ * 37 s.)
+ */
+const UPLOAD_SLOTS = 4;
 
 export class Dfdaemon {
   readonly config: DfdaemonConfig;
@@ -173,7 +181,7 @@ export class Dfdaemon {
       },
       onPieceServed: (taskId, _number, ms) => this.superSeeding?.served(taskId, ms),
       uploadSlots: new UploadSlots({
-        slots: (pieceLength) => uploadSlotsFor(this.uploadMeter.rateBps() / 8, pieceLength),
+        slots: UPLOAD_SLOTS,
         priority: superSeeding ? (taskId, number) => superSeeding.priority(taskId, number) : undefined,
       }),
       log: this.log.child({ component: 'vortex' }),

@@ -106,15 +106,3 @@ export class UploadSlots {
     }
   }
 }
-
-/** Slots when uploading at most this many piece bodies at once. */
-const UPLOAD_SLOTS_MAX = 4;
-
-/**
- * Enough slots to fill a link with a few TCP streams, few enough that each piece leaves whole soon and its child
- * can relay it: about one piece per second of the upload rate measured now (one at a time on a slow link, where
- * four at once took four times as long each), 1 to UPLOAD_SLOTS_MAX.
- */
-export function uploadSlotsFor(uploadBytesPerSecond: number, pieceLength: number): number {
-  return Math.min(UPLOAD_SLOTS_MAX, Math.max(1, Math.ceil(uploadBytesPerSecond / Math.max(1, pieceLength))));
-}

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { UploadSlots, uploadSlotsFor } from '../../../src/vortex/upload-slots.js';
+import { UploadSlots } from '../../../src/vortex/upload-slots.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -77,12 +77,4 @@ test('the slot count can follow the piece about to go (a slow uplink sends one a
   releases[0]!();
   await tick();
   assert.deepEqual(order, [0, 1, 2], 'a faster uplink: more at once');
-});
-
-test('uploadSlotsFor: about one piece per second of upload rate, 1 to 4', () => {
-  const MiB = 1024 * 1024;
-  assert.equal(uploadSlotsFor(0, 4 * MiB), 1);
-  assert.equal(uploadSlotsFor(1.25e6, 4 * MiB), 1, '10 Mbit/s');
-  assert.equal(uploadSlotsFor(11.9e6, 4 * MiB), 3, '100 Mbit/s');
-  assert.equal(uploadSlotsFor(1e9, 4 * MiB), 4);
 });
