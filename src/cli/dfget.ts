@@ -206,6 +206,7 @@ async function downloadOnce(
   // Set once the output may hold our bytes (a link made by dfdaemon, or our own file): only then is it ours to
   // remove on failure. Before that, an existing file the user allowed us to --overwrite is left alone.
   let touched = false;
+  let stream: ClientReadableStream<DownloadTaskResponse> | undefined;
   try {
     const req: Download = {
       url,
@@ -235,10 +236,7 @@ async function downloadOnce(
       await transfer.open();
       touched = true;
     }
-    const stream: ClientReadableStream<DownloadTaskResponse> = client.downloadTask(
-      { download: req },
-      { deadline },
-    );
+    stream = client.downloadTask({ download: req }, { deadline });
     for await (const res of stream as AsyncIterable<DownloadTaskResponse>) {
       const s = res.downloadTaskStartedResponse;
       if (s) {
@@ -264,6 +262,9 @@ async function downloadOnce(
     if (transfer && o.digest) await verifyFileDigest(output, o.digest);
     log?.info({ output }, 'download finished');
   } catch (e) {
+    // An error of our own (a piece that fails its digest, a full output disk) leaves the call open on dfdaemon's
+    // side; cancel it, or it keeps this process alive until the deadline (2 h by default) and dfdaemon sending.
+    stream?.cancel();
     await transfer?.abort();
     if (touched) await rm(output, { force: true }).catch(() => undefined);
     throw e;
@@ -310,6 +311,9 @@ export function dfgetCommand(): Command {
       } catch (e) {
         process.stderr.write(`Error: ${describeError(e)}\n`);
         process.exitCode = 1;
+        // Nothing should be left running after an error; should anything still hold the event loop, exit anyway
+        // (the timer is unref'd: it fires only in that case, after stderr had time to drain).
+        setTimeout(() => process.exit(1), 1000).unref();
       }
     });
 }
