@@ -122,6 +122,8 @@ export const DEFAULTS = {
   'stats.server.port': 4004,
   // The upstream scheduler's default port.
   'embeddedScheduler.port': 8002,
+  // Ours (no upstream key): piece content on its way to transfer-mode clients, all calls together.
+  'download.server.transferBufferSize': 8 * MIB,
   'tracing.path': '/v1/traces',
 } as const;
 
@@ -169,6 +171,11 @@ export interface DownloadConfig {
     /** Requests per second. */
     requestRateLimit: number;
     requestBufferSize: number;
+    /**
+     * Ours: bytes of piece content read for need_piece_content clients (`dfget --transfer-from-dfdaemon`) and not
+     * yet written to their sockets, all calls together: the memory bound of transfer mode.
+     */
+    transferBufferSize: Bytes;
   };
   protocol: 'tcp' | 'quic';
   /** Bytes per second. */
@@ -420,6 +427,7 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
         socketPath: path(() => defaultSocketPath(dirs)),
         requestRateLimit: int(D['download.server.requestRateLimit']),
         requestBufferSize: int(D['download.server.requestBufferSize']),
+        transferBufferSize: size(D['download.server.transferBufferSize']),
       }),
       protocol: oneOf(['tcp', 'quic'] as const, D['download.protocol']),
       bandwidthLimit: size(D['download.bandwidthLimit']),

@@ -22,6 +22,7 @@ import { Storage } from '../storage/storage.js';
 import { TcpPieceTransport } from '../vortex/piece-client.js';
 import { VortexTcpServer } from '../vortex/piece-server.js';
 import { DfdaemonDownloadServiceImpl } from './grpc/dfdaemon-download.js';
+import { acceptEncodedResponses } from './grpc/piece-content.js';
 import { DfdaemonUploadServiceImpl } from './grpc/dfdaemon-upload.js';
 import { bindTcp, bindUnixSocket, createGrpcServer, shutdownGrpcServer } from '../grpc/server.js';
 import { startHealthServer, startMetricsServer, type Listening } from './http/servers.js';
@@ -220,6 +221,8 @@ export class Dfdaemon {
       metrics: this.metrics,
       host: { ip, hostname: c.host.hostname },
       storageDir: c.storage.dir,
+      transferBufferSize: c.download.server.transferBufferSize,
+      pieceChunkSize: c.storage.readBufferSize,
       log: this.log.child({ component: 'download' }),
     });
     const upload = new DfdaemonUploadServiceImpl({
@@ -313,7 +316,8 @@ export class Dfdaemon {
 
     this.grpcDownload = createGrpcServer([
       {
-        definition: DfdaemonDownloadService,
+        // DownloadTask also takes responses encoded by hand around piece content (grpc/piece-content.ts).
+        definition: acceptEncodedResponses(DfdaemonDownloadService, 'downloadTask'),
         implementation: limitImplementation(DfdaemonDownloadService, download.handlers(), gates('download')),
         name: 'dfdaemon.v2.DfdaemonDownload',
       },

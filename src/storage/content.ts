@@ -17,6 +17,13 @@ export interface WrittenPiece {
   digest: string;
 }
 
+/** A content file open for reading. */
+export interface ContentReader {
+  /** Fills `target` with the bytes at `offset`; fails if the file ends first. */
+  read(offset: number, target: Buffer): Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface ContentStoreOptions {
   /** storage.dir */
   dir: string;
@@ -170,21 +177,40 @@ export class ContentStore {
     });
   }
 
-  /** Reads a piece into one buffer: for need_piece_content, where the bytes go into one gRPC message anyway. */
+  /** Reads a piece into one buffer. */
   async readPieceBuffer(taskId: string, offset: number, length: number): Promise<Buffer> {
-    const fh = await open(this.taskPath(taskId), 'r');
+    const buf = Buffer.allocUnsafe(length);
+    await this.readInto(taskId, offset, buf);
+    return buf;
+  }
+
+  /** Fills `target` with the task's bytes at `offset`. */
+  async readInto(taskId: string, offset: number, target: Buffer): Promise<void> {
+    const reader = await this.openReader(taskId);
     try {
-      const buf = Buffer.allocUnsafe(length);
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
-        if (bytesRead === 0) throw new DfError('IO', `content of task ${taskId} is shorter than expected`);
-        done += bytesRead;
-      }
-      return buf;
+      await reader.read(offset, target);
     } finally {
-      await fh.close();
+      await reader.close();
     }
+  }
+
+  /**
+   * The task's content file open for positional reads, for a caller that reads it many times (need_piece_content
+   * reads each part of a piece straight into the gRPC message that carries it: daemon/grpc/piece-content.ts).
+   */
+  async openReader(taskId: string): Promise<ContentReader> {
+    const fh = await open(this.taskPath(taskId), 'r');
+    return {
+      read: async (offset, target) => {
+        let done = 0;
+        while (done < target.length) {
+          const { bytesRead } = await fh.read(target, done, target.length - done, offset + done);
+          if (bytesRead === 0) throw new DfError('IO', `content of task ${taskId} is shorter than expected`);
+          done += bytesRead;
+        }
+      },
+      close: () => fh.close(),
+    };
   }
 
   /**

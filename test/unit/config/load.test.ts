@@ -59,6 +59,7 @@ download:
     socketPath: /tmp/df/dfdaemon.sock
     requestRateLimit: 4000
     requestBufferSize: 100
+    transferBufferSize: 16MiB
   protocol: quic
   bandwidthLimit: 10GB
   backToSourceBandwidthLimit: 512MiB
@@ -193,7 +194,12 @@ test('a full example file with every section loads without warnings', () => {
   });
   assert.equal(config.server.pluginDir, '/opt/df/plugins');
   assert.deepEqual(config.download, {
-    server: { socketPath: '/tmp/df/dfdaemon.sock', requestRateLimit: 4000, requestBufferSize: 100 },
+    server: {
+      socketPath: '/tmp/df/dfdaemon.sock',
+      requestRateLimit: 4000,
+      requestBufferSize: 100,
+      transferBufferSize: 16 * 1024 * 1024,
+    },
     protocol: 'quic',
     bandwidthLimit: 10e9,
     backToSourceBandwidthLimit: 512 * 1024 * 1024,
