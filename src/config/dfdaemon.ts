@@ -124,6 +124,14 @@ export const DEFAULTS = {
   'embeddedScheduler.port': 8002,
   // Ours (no upstream key): piece content on its way to transfer-mode clients, all calls together.
   'download.server.transferBufferSize': 8 * MIB,
+  // Ours (no upstream keys): connections each TCP listener holds at once; lowered at start to fit the open-file
+  // limit (daemon/connection-limits.ts).
+  'storage.server.maxConnections': 2048,
+  'upload.server.maxConnections': 1024,
+  'proxy.server.maxConnections': 2048,
+  'health.server.maxConnections': 64,
+  'metrics.server.maxConnections': 64,
+  'stats.server.maxConnections': 64,
   'tracing.path': '/v1/traces',
 } as const;
 
@@ -200,6 +208,8 @@ export interface UploadConfig {
     port: number;
     requestRateLimit: number;
     requestBufferSize: number;
+    /** Ours: connections held at once; more are refused (see daemon/connection-limits.ts). */
+    maxConnections: number;
   };
   client: TlsFiles;
   disableShared: boolean;
@@ -237,6 +247,8 @@ export interface StorageConfig {
     tcpPort: number;
     tcpFastopen: boolean;
     quicPort: number;
+    /** Ours: Vortex TCP connections held at once; more are answered with an Error packet and closed. */
+    maxConnections: number;
   };
   /** Default `/var/lib/dragonfly` (or `~/.dragonfly/storage`). */
   dir: string;
@@ -288,6 +300,8 @@ export interface ProxyConfig {
     ip?: string;
     port: number;
     requestRateLimit: number;
+    /** Ours: connections held at once; more are closed at once. */
+    maxConnections: number;
     caCert?: string;
     caKey?: string;
     basicAuth?: { username: string; password: string };
@@ -308,6 +322,8 @@ export interface ProxyConfig {
 export interface ListenServer {
   ip?: string;
   port: number;
+  /** Ours: connections held at once; more are closed at once. */
+  maxConnections: number;
 }
 
 export interface TracingConfig {
@@ -355,8 +371,14 @@ function tlsFiles() {
   return { caCert: optionalPath(), cert: optionalPath(), key: optionalPath() };
 }
 
-function listenServer(defaultPort: number) {
-  return section({ server: section({ ip: optionalIp(), port: port(defaultPort) }) });
+function listenServer(defaultPort: number, defaultMaxConnections: number) {
+  return section({
+    server: section({
+      ip: optionalIp(),
+      port: port(defaultPort),
+      maxConnections: int(defaultMaxConnections, 1, U32_MAX),
+    }),
+  });
 }
 
 function adaptiveRateLimitSection() {
@@ -443,6 +465,7 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
         ...tlsFiles(),
         requestRateLimit: int(D['upload.server.requestRateLimit']),
         requestBufferSize: int(D['upload.server.requestBufferSize']),
+        maxConnections: int(D['upload.server.maxConnections'], 1, U32_MAX),
       }),
       client: section(tlsFiles()),
       disableShared: bool(D['upload.disableShared']),
@@ -463,6 +486,7 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
         tcpPort: port(D['storage.server.tcpPort']),
         tcpFastopen: bool(D['storage.server.tcpFastopen']),
         quicPort: port(D['storage.server.quicPort']),
+        maxConnections: int(D['storage.server.maxConnections'], 1, U32_MAX),
       }),
       dir: path(() => dirs.storageDir),
       keep: bool(D['storage.keep']),
@@ -513,6 +537,7 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
         ip: optionalIp(),
         port: port(D['proxy.server.port']),
         requestRateLimit: int(D['proxy.server.requestRateLimit']),
+        maxConnections: int(D['proxy.server.maxConnections'], 1, U32_MAX),
         caCert: optionalPath(),
         caKey: optionalPath(),
         basicAuth: optionalSection({ username: str(''), password: str('') }),
@@ -530,9 +555,9 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
     }),
     security: section({ enable: bool(D['security.enable']) }),
     network: section({ enableIPv6: bool(D['network.enableIPv6']) }),
-    health: listenServer(D['health.server.port']),
-    metrics: listenServer(D['metrics.server.port']),
-    stats: listenServer(D['stats.server.port']),
+    health: listenServer(D['health.server.port'], D['health.server.maxConnections']),
+    metrics: listenServer(D['metrics.server.port'], D['metrics.server.maxConnections']),
+    stats: listenServer(D['stats.server.port'], D['stats.server.maxConnections']),
     // Ours (no upstream key): the in-process scheduler of the standalone mode. `enable` unset = automatic: on
     // when neither manager.addr nor a dynconfig file names a scheduler.
     embeddedScheduler: section({

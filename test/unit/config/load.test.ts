@@ -102,6 +102,7 @@ storage:
     tcpPort: 14005
     tcpFastopen: true
     quicPort: 14006
+    maxConnections: 300
   dir: /data/dragonfly
   keep: true
   writePieceTimeout: 20s
@@ -133,6 +134,7 @@ proxy:
     ip: 127.0.0.1
     port: 8080
     requestRateLimit: 100
+    maxConnections: 500
     caCert: /p/ca.pem
     caKey: /p/ca.key
     basicAuth:
@@ -160,6 +162,7 @@ health:
   server:
     ip: '::1'
     port: 14003
+    maxConnections: 16
 metrics:
   server:
     port: 14002
@@ -218,7 +221,7 @@ test('a full example file with every section loads without warnings', () => {
   assert.deepEqual(config.seedPeer, { enable: true, type: 'super' });
   assert.equal(config.dynconfig.refreshInterval, 300_000);
   assert.deepEqual(config.storage, {
-    server: { ip: '127.0.0.1', tcpPort: 14005, tcpFastopen: true, quicPort: 14006 },
+    server: { ip: '127.0.0.1', tcpPort: 14005, tcpFastopen: true, quicPort: 14006, maxConnections: 300 },
     dir: '/data/dragonfly',
     keep: true,
     writePieceTimeout: 20_000,
@@ -268,6 +271,10 @@ test('a full example file with every section loads without warnings', () => {
   assert.equal(config.security.enable, true);
   assert.equal(config.network.enableIPv6, true);
   assert.equal(config.health.server.ip, '::1');
+  assert.equal(config.health.server.maxConnections, 16);
+  assert.equal(config.metrics.server.maxConnections, 64);
+  assert.equal(config.proxy.server.maxConnections, 500);
+  assert.equal(config.upload.server.maxConnections, 1024);
   assert.equal(config.metrics.server.port, 14002);
   assert.equal(config.stats.server.port, 14004);
   assert.deepEqual(config.tracing, {
