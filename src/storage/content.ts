@@ -4,7 +4,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { createReadStream, type ReadStream } from 'node:fs';
-import { copyFile, link, mkdir, open, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Crc32 } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
@@ -54,8 +54,8 @@ export class ContentStore {
 
   /**
    * Creates the task file with its final size (sparse), or keeps an existing one: pieces already written by an
-   * earlier run stay where they are. Fails with NO_SPACE before any byte is written when the filesystem cannot
-   * hold the content (upstream checks free space in download_started too).
+   * earlier run stay where they are. Whether the disk can hold the content is decided before (Storage.reserveSpace,
+   * as upstream checks free space in download_started).
    */
   async createTask(taskId: string, contentLength: number): Promise<string> {
     const path = this.taskPath(taskId);
@@ -63,15 +63,6 @@ export class ContentStore {
       await mkdir(dirname(path), { recursive: true });
       const existing = await stat(path).catch(() => undefined);
       if (existing && existing.size === contentLength) return path;
-      const fs = await statfs(dirname(path));
-      const free = fs.bavail * fs.bsize;
-      const need = contentLength - (existing?.size ?? 0);
-      if (need > free) {
-        throw new DfError(
-          'NO_SPACE',
-          `not enough disk space for task ${taskId}: need ${contentLength} bytes, ${free} free under ${this.tasksDir}`,
-        );
-      }
       const fh = await open(path, existing ? 'r+' : 'w');
       try {
         await fh.truncate(contentLength);
@@ -82,6 +73,12 @@ export class ContentStore {
     } catch (e) {
       throw toDfError(e, `create content of task ${taskId}`);
     }
+  }
+
+  /** Bytes the task's content file takes on disk (its allocated blocks; a sparse file takes what was written). */
+  async allocatedBytes(taskId: string): Promise<number> {
+    const s = await stat(this.taskPath(taskId)).catch(() => undefined);
+    return s ? s.blocks * 512 : 0;
   }
 
   async hasTask(taskId: string): Promise<boolean> {
