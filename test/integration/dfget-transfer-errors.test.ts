@@ -7,9 +7,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Server, ServerCredentials, type ServerWritableStream } from '@grpc/grpc-js';
 import { pieceDigest } from '../../src/core/digest.js';
@@ -19,6 +17,7 @@ import {
   type DownloadTaskResponse,
 } from '../../src/gen/dfdaemon.js';
 import { DFGET, run, tempDir } from '../helpers/daemon.js';
+import { mountTmpfs, unmountTmpfs } from '../helpers/tmpfs.js';
 
 const MiB = 1024 * 1024;
 const PIECE = 4 * MiB;
@@ -91,30 +90,6 @@ class FakeDaemon {
   }
 }
 
-/** Mounts a tmpfs of `sizeMiB` on a new temp dir; the reason it could not, as a string, otherwise. */
-function mountTmpfs(sizeMiB: number): string | { skip: string } {
-  if (process.platform !== 'linux') return { skip: 'tmpfs mounts need Linux' };
-  if (process.getuid?.() !== 0) return { skip: 'mounting a tmpfs needs root' };
-  const dir = mkdtempSync(join(tmpdir(), 'dft-outfull-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m`, 'tmpfs', dir], { stdio: 'pipe' });
-    return dir;
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
-    const err = e as { stderr?: Buffer; message: string };
-    return { skip: `cannot mount a tmpfs: ${err.stderr?.toString().trim() || err.message}` };
-  }
-}
-
-function unmount(dir: string): void {
-  try {
-    execFileSync('umount', [dir], { stdio: 'pipe' });
-  } catch {
-    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
-  }
-  rmSync(dir, { recursive: true, force: true });
-}
-
 describe('dfget --transfer-from-dfdaemon exits on a client-side error', () => {
   let dir: string;
   let fake: FakeDaemon;
@@ -167,7 +142,7 @@ describe('dfget --transfer-from-dfdaemon exits on a client-side error', () => {
     await waitForCancelled(cancelled + 1);
   });
 
-  const mounted = mountTmpfs(2);
+  const mounted = mountTmpfs(2, 'dft-outfull-');
   test(
     'the output disk fills (ENOSPC): exit 1 at once, one line, call cancelled',
     { skip: typeof mounted === 'string' ? false : mounted.skip },
@@ -187,7 +162,7 @@ describe('dfget --transfer-from-dfdaemon exits on a client-side error', () => {
         assert.equal(existsSync(output), false, 'the output is removed');
         await waitForCancelled(cancelled + 1);
       } finally {
-        unmount(mnt);
+        unmountTmpfs(mnt);
       }
     },
   );

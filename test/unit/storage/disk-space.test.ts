@@ -3,12 +3,12 @@
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DiskSpace } from '../../../src/storage/disk-space.js';
 import { Storage } from '../../../src/storage/storage.js';
+import { mountTmpfs, unmountTmpfs } from '../../helpers/tmpfs.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -91,25 +91,11 @@ test('the metadata reserve: released on demand, counted as held while missing, w
   assert.ok(bytes.subarray(0, 4096).some((b) => b !== 0));
 });
 
-/** Mounts a tmpfs of `sizeMiB` on a new temp dir, or says why it cannot. */
-function mountTmpfs(sizeMiB: number): string | { skip: string } {
-  if (process.platform !== 'linux') return { skip: 'tmpfs needs Linux' };
-  if (process.getuid?.() !== 0) return { skip: 'mounting a tmpfs needs root' };
-  const mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'df-space-tmpfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m`, 'tmpfs', mnt], { stdio: 'pipe' });
-    return mnt;
-  } catch (e) {
-    fs.rmSync(mnt, { recursive: true, force: true });
-    return { skip: `mount -t tmpfs failed: ${String((e as Error).message).split('\n')[0]}` };
-  }
-}
-
 async function* chunks(total: number, size = 64 * KiB): AsyncGenerator<Buffer> {
   for (let at = 0; at < total; at += size) yield Buffer.alloc(Math.min(size, total - at), 7);
 }
 
-const mounted = mountTmpfs(16);
+const mounted = mountTmpfs(16, 'df-space-tmpfs-');
 test(
   'on a full 16 MiB tmpfs, a task whose content is hard-linked elsewhere (deleting it frees nothing) is still deleted',
   { skip: typeof mounted === 'string' ? false : mounted.skip },
@@ -157,8 +143,7 @@ test(
       assert.equal(await s.space.ensureReserve(), true);
     } finally {
       s.close();
-      execFileSync('umount', [mnt]);
-      fs.rmSync(mnt, { recursive: true, force: true });
+      unmountTmpfs(mnt);
     }
   },
 );
