@@ -127,9 +127,15 @@ describe(
       test(`${FLOOD} idle connections to the ${l.name} port: at most its cap held, dfget and health unaffected`, async () => {
         const held = await flood(l.port(), FLOOD);
         try {
-          // Refusals are immediate; give the last ones a moment to arrive.
-          await new Promise((r) => setTimeout(r, 500));
-          const open = held.filter((h) => !h.closed).length;
+          // Refusals are immediate once the daemon accepts; on a busy machine it may take it a moment to accept
+          // them all (a connection counts as connected once the kernel queued it). Held Vortex connections are
+          // closed after 10 s without a request, so this looks sooner than that.
+          const deadline = Date.now() + 8000;
+          let open = held.filter((h) => !h.closed).length;
+          while (open > caps[l.name] && Date.now() < deadline) {
+            await new Promise((r) => setTimeout(r, 50));
+            open = held.filter((h) => !h.closed).length;
+          }
           assert.ok(open <= caps[l.name], `${open} connections held, cap ${caps[l.name]}`);
           assert.ok(open >= Math.min(caps[l.name], 10), `the cap admits connections (${open} held)`);
           if (l.vortex) {
