@@ -18,9 +18,11 @@ const SATURATING = `function longToNumber(int64: { toString(): string }): number
   return globalThis.Number(int64.toString());
 }
 `;
-for (const name of readdirSync('src/gen')) {
-  if (!name.endsWith('.ts')) continue;
-  const p = join('src/gen', name);
+// Every generated file, google/protobuf/ included: a Duration of 2^62 s must reach the daemon's own check (which
+// names the field), not fail as "Error deserializing request".
+for (const name of readdirSync('src/gen', { recursive: true })) {
+  if (!String(name).endsWith('.ts')) continue;
+  const p = join('src/gen', String(name));
   const src = readFileSync(p, 'utf8');
   if (THROWING.test(src)) writeFileSync(p, src.replace(THROWING, SATURATING));
 }

@@ -117,7 +117,11 @@ export function startScheduler(topo: Topology, logDir: string, logLevel: string)
   });
 }
 
-export function daemonConfig(h: Host, seed: boolean, uploadLimit?: string): string {
+/**
+ * dfdaemon.yaml of a bench host. The seed fetches from the origin on the scheduler's behalf, and the origin is on
+ * a private address (10.x): security.allowedPrivateSources must name it (README "Security model").
+ */
+export function daemonConfig(h: Host, seed: boolean, uploadLimit?: string, originIp?: string): string {
   return `host:
   ip: ${h.ip}
   hostname: ${h.ns}
@@ -139,7 +143,9 @@ ${uploadLimit ? `  bandwidthLimit: ${uploadLimit}\n` : ''}storage:
     ip: ${h.ip}
 embeddedScheduler:
   enable: false
-${seed ? 'seedPeer:\n  enable: true\n  type: super\n' : ''}`;
+${seed ? 'seedPeer:\n  enable: true\n  type: super\n' : ''}${
+    seed && originIp ? `security:\n  allowedPrivateSources: [${originIp}]\n` : ''
+  }`;
 }
 
 /** The metadata database a daemon on `h` keeps its piece records in (src/storage/storage.ts). */
@@ -160,7 +166,7 @@ export async function startDaemons(
   const start = (h: Host, seed: boolean) => {
     const conf = join(h.dir, 'dfdaemon.yaml');
     const dyn = join(h.dir, 'dynconfig.yaml');
-    writeFileSync(conf, daemonConfig(h, seed, o.uploadLimit));
+    writeFileSync(conf, daemonConfig(h, seed, o.uploadLimit, topo.origin.ip));
     writeFileSync(dyn, `scheduler:\n  addrs:\n    - ${schedulerAddr}\n`);
     mkdirSync(join(h.dir, 'out'), { recursive: true });
     return startInNs({

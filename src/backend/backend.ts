@@ -15,6 +15,11 @@ export interface StatRequest {
   /** Bound on the whole call, retries included. */
   timeoutMs: number;
   signal?: AbortSignal;
+  /**
+   * Made on a remote caller's behalf (a scheduler's trigger, a proxy client on another host): the source may not
+   * be a loopback, link-local or private address unless security.allowedPrivateSources names it.
+   */
+  remoteCaller?: boolean;
 }
 
 export interface StatResponse {
@@ -46,6 +51,8 @@ export interface GetRequest {
   /** Bound on the whole call including reading the body, as upstream's per-piece `pieceTimeout`. */
   timeoutMs: number;
   signal?: AbortSignal;
+  /** As StatRequest.remoteCaller. */
+  remoteCaller?: boolean;
 }
 
 export interface GetResponse {

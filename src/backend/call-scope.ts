@@ -35,9 +35,17 @@ export class CallScope {
   private readonly timer: NodeJS.Timeout;
   private readonly callerSignal: AbortSignal | undefined;
   private released = false;
+  /** The request is made on a remote caller's behalf (its connections are checked by the source policy). */
+  readonly remoteCaller: boolean;
 
-  constructor(timeoutMs: number, callerSignal: AbortSignal | undefined, description: string) {
+  constructor(
+    timeoutMs: number,
+    callerSignal: AbortSignal | undefined,
+    description: string,
+    remoteCaller = false,
+  ) {
     this.timeoutMs = timeoutMs;
+    this.remoteCaller = remoteCaller;
     this.callerSignal = callerSignal;
     this.timer = setTimeout(() => {
       this.controller.abort(

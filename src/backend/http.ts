@@ -35,6 +35,7 @@ import {
 import type { Exchange } from './http-response.js';
 import { SourceBody } from './source-body.js';
 import { TemporaryRedirectCache } from './temporary-redirect-cache.js';
+import { SourceAddressPolicy } from './address-policy.js';
 
 /** Upstream sends `dragonfly/<client version>`; we announce the upstream version we are a drop-in for. */
 export const DEFAULT_USER_AGENT = 'dragonfly/1.5.1';
@@ -98,11 +99,18 @@ export interface HttpBackendOptions {
   insecureSkipVerify?: boolean;
   /** Clock for the redirect cache TTL; tests inject one. */
   now?: () => number;
+  /**
+   * Where a request made on a remote caller's behalf (StatRequest/GetRequest.remoteCaller) may connect
+   * (security.allowedPrivateSources). Absent: such requests reach no loopback, link-local or private address.
+   */
+  sourcePolicy?: SourceAddressPolicy;
 }
 
 export class HttpBackend implements Backend {
   readonly scheme: string;
   private readonly agent: Agent;
+  /** The agent of requests made on a remote caller's behalf: every connection checked by the source policy. */
+  private readonly remoteAgent: Agent;
   private readonly maxRetries: number;
   private readonly defaultHeaders: Record<string, string>;
   private readonly redirects: TemporaryRedirectCache | undefined;
@@ -119,23 +127,26 @@ export class HttpBackend implements Backend {
     this.redirects = options.enableCacheTemporaryRedirect
       ? new TemporaryRedirectCache({ ttlMs: options.cacheTemporaryRedirectTTLMs, now: options.now })
       : undefined;
-    this.agent = new Agent({
+    const connect = {
+      timeout: options.connectTimeoutMs,
+      rejectUnauthorized: options.insecureSkipVerify !== true,
+      // Node's `ca` replaces the system roots; the configured chain is meant to extend them.
+      ca: options.ca && options.ca.length > 0 ? [...rootCertificates, ...options.ca.map(toPem)] : undefined,
+      noDelay: true,
+    };
+    const agentOptions = {
       // HTTP/1.1, one request per connection at a time: pipelining would put pieces behind each other.
       pipelining: 1,
       allowH2: false,
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-      connect: {
-        timeout: options.connectTimeoutMs,
-        rejectUnauthorized: options.insecureSkipVerify !== true,
-        // Node's `ca` replaces the system roots; the configured chain is meant to extend them.
-        ca: options.ca && options.ca.length > 0 ? [...rootCertificates, ...options.ca.map(toPem)] : undefined,
-        noDelay: true,
-      },
-    });
+    };
+    this.agent = new Agent({ ...agentOptions, connect });
+    const policy = options.sourcePolicy ?? SourceAddressPolicy.denyPrivate();
+    this.remoteAgent = new Agent({ ...agentOptions, connect: policy.connector(connect) });
   }
 
   async stat(req: StatRequest): Promise<StatResponse> {
-    const scope = new CallScope(req.timeoutMs, req.signal, redactUrl(req.url));
+    const scope = new CallScope(req.timeoutMs, req.signal, redactUrl(req.url), req.remoteCaller);
     try {
       const headers = this.makeHeaders(req.requestHeader, { start: 0, length: 1 });
       let ex = await this.send('GET', req.url, headers, scope);
@@ -185,7 +196,7 @@ export class HttpBackend implements Backend {
 
   async get(req: GetRequest): Promise<GetResponse> {
     if (req.range !== undefined) validateRange(req.range);
-    const scope = new CallScope(req.timeoutMs, req.signal, redactUrl(req.url));
+    const scope = new CallScope(req.timeoutMs, req.signal, redactUrl(req.url), req.remoteCaller);
     try {
       const headers = this.makeHeaders(req.requestHeader, req.range);
       // The piece must be of the version the task started with. If-Match (strong ETag) or If-Unmodified-Since
@@ -232,7 +243,9 @@ export class HttpBackend implements Backend {
   }
 
   close(): Promise<void> {
-    this.closing ??= closeAgent(this.agent);
+    this.closing ??= Promise.all([closeAgent(this.agent), closeAgent(this.remoteAgent)]).then(
+      () => undefined,
+    );
     return this.closing;
   }
 
@@ -291,7 +304,7 @@ export class HttpBackend implements Backend {
         current = cached;
       }
       const res = await request(current, {
-        dispatcher: this.agent,
+        dispatcher: scope.remoteCaller ? this.remoteAgent : this.agent,
         method,
         headers: currentHeaders,
         signal: scope.signal,

@@ -105,6 +105,21 @@ const STATUS_NAMES = Object.fromEntries(Object.entries(GrpcStatus).map(([k, v]) 
   string
 >;
 
+/**
+ * Whether a gRPC error is grpc-js's own word that the connection to dfdaemon failed or broke (the daemon stopped,
+ * crashed or never listened), rather than a status dfdaemon sent (which may be UNAVAILABLE too: an origin that
+ * cannot be reached).
+ */
+export function isTransportFailure(e: unknown): boolean {
+  const se = e as Partial<ServiceError>;
+  return (
+    se.code === GrpcStatus.UNAVAILABLE &&
+    /^(Connection dropped|No connection established|Stream refused by server|Subchannel not ready|Write failed|Channel closed)/.test(
+      se.details ?? '',
+    )
+  );
+}
+
 /** One line for a person: no stack, no byte arrays; an origin's status is spelled out (errordetails.v2.Backend). */
 export function describeError(e: unknown): string {
   const se = e as Partial<ServiceError>;
@@ -123,7 +138,7 @@ export function describeError(e: unknown): string {
       }
     }
     if (se.code === GrpcStatus.DEADLINE_EXCEEDED) return 'timed out (see --timeout)';
-    if (se.code === GrpcStatus.UNAVAILABLE && /connect|No connection/i.test(se.details ?? '')) {
+    if (se.code === GrpcStatus.UNAVAILABLE && isTransportFailure(e)) {
       return `Connect Dfdaemon Failed! ${se.details}`;
     }
     return `${se.details || STATUS_NAMES[se.code] || 'error'}`;

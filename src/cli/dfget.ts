@@ -22,6 +22,7 @@ import {
   defaultSocketPath,
   describeError,
   downloadClient,
+  isTransportFailure,
   packageVersion,
 } from './common.js';
 import { createProgress, type Progress } from './progress.js';
@@ -322,6 +323,15 @@ async function downloadOnce(
     stream?.cancel();
     await transfer?.abort();
     if (touched) await rm(output, { force: true }).catch(() => undefined);
+    // connectDaemon succeeded before this call: a broken connection now is dfdaemon going away mid-download, not a
+    // daemon that is not running.
+    if (isTransportFailure(e)) {
+      throw new DfError(
+        'UNAVAILABLE',
+        `dfdaemon closed the connection ${touched ? 'during' : 'before the start of'} the download ` +
+          `(${(e as ServiceError).details}): did it stop or crash? See its log`,
+      );
+    }
     throw e;
   }
 }

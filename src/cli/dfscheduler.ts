@@ -53,6 +53,8 @@ function schedulerConfigSchema() {
       seedPeerChildLimit: int(d.seedPeerChildLimit, 0, 1_000_000),
       candidateParentLimit: optionalInt(1, 20),
       filterParentLimit: int(d.filterParentLimit, 1, 1000),
+      // Ours: the most hosts kept (AnnounceHost of one more is RESOURCE_EXHAUSTED).
+      maxHosts: int(d.maxHosts, 1, 10_000_000),
       gc: section({
         pieceDownloadTimeout: positiveDuration(d.gc.pieceDownloadTimeoutMs),
         peerGCInterval: positiveDuration(d.gc.peerGCIntervalMs),
@@ -95,6 +97,7 @@ function parseSchedulerConfig(text: string, file: string): { config: SchedulerCo
         seedPeerChildLimit: s.seedPeerChildLimit,
         candidateParentLimit: s.candidateParentLimit,
         filterParentLimit: s.filterParentLimit,
+        maxHosts: s.maxHosts,
         gc: {
           pieceDownloadTimeoutMs: s.gc.pieceDownloadTimeout,
           peerGCIntervalMs: s.gc.peerGCInterval,

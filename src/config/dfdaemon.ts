@@ -8,10 +8,12 @@
 
 import os from 'node:os';
 import { z } from 'zod';
+import { AddressList } from '../core/addresses.js';
 import {
   bool,
   byteCount,
   duration,
+  field,
   headerMap,
   int,
   list,
@@ -319,6 +321,26 @@ export interface ProxyConfig {
   readBufferSize: Bytes;
 }
 
+/**
+ * `security`: upstream's `enable` (unused upstream and here: a warning says so when true), and ours: what remote
+ * callers may make this daemon do (README "Security model").
+ */
+export interface SecurityConfig {
+  enable: boolean;
+  /**
+   * IPs / CIDRs that may call DownloadTask (seed triggering, preheat) and DeleteTask on the upload port, besides
+   * the schedulers this daemon uses (e.g. a scheduler reached through a Service address, whose calls come from
+   * its pod's address).
+   */
+  trustedSchedulers: string[];
+  /**
+   * IPs, CIDRs and host names of loopback, link-local or private sources a remote caller (a scheduler's trigger,
+   * a proxy client on another host) may make this daemon fetch from. `["0.0.0.0/0", "::/0"]` allows every address
+   * (upstream's behaviour).
+   */
+  allowedPrivateSources: string[];
+}
+
 export interface ListenServer {
   ip?: string;
   port: number;
@@ -347,7 +369,7 @@ export interface DfdaemonConfig {
   backend: BackendConfig;
   gc: GcConfig;
   proxy: ProxyConfig;
-  security: { enable: boolean };
+  security: SecurityConfig;
   network: { enableIPv6: boolean };
   health: { server: ListenServer };
   metrics: { server: ListenServer };
@@ -369,6 +391,25 @@ const D = DEFAULTS;
 
 function tlsFiles() {
   return { caCert: optionalPath(), cert: optionalPath(), key: optionalPath() };
+}
+
+/** A list of IPs and CIDRs (and host names, with `hostNames`), checked as AddressList checks them. */
+function addressList(hostNames: boolean) {
+  return field<string[], string[]>(
+    hostNames
+      ? 'a list of IPs, CIDRs like "10.0.0.0/8" and host names'
+      : 'a list of IPs and CIDRs like "10.0.0.0/8"',
+    (v) => {
+      if (!Array.isArray(v) || !v.every((e) => typeof e === 'string')) return undefined;
+      try {
+        new AddressList(v as string[], '', { hostNames });
+        return v as string[];
+      } catch {
+        return undefined;
+      }
+    },
+    () => [],
+  );
 }
 
 function listenServer(defaultPort: number, defaultMaxConnections: number) {
@@ -553,7 +594,11 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
       prefetchBandwidthLimit: size(D['proxy.prefetchBandwidthLimit']),
       readBufferSize: byteCount(D['proxy.readBufferSize']),
     }),
-    security: section({ enable: bool(D['security.enable']) }),
+    security: section({
+      enable: bool(D['security.enable']),
+      trustedSchedulers: addressList(false),
+      allowedPrivateSources: addressList(true),
+    }),
     network: section({ enableIPv6: bool(D['network.enableIPv6']) }),
     health: listenServer(D['health.server.port'], D['health.server.maxConnections']),
     metrics: listenServer(D['metrics.server.port'], D['metrics.server.maxConnections']),

@@ -117,10 +117,26 @@ export function applyNetworkDefaults(
     config.health.server,
     config.metrics.server,
     config.stats.server,
-    config.proxy.server,
   ]) {
     server.ip ??= any;
   }
+  // Ours: the proxy listens on loopback unless proxy.server.ip names another address (upstream: every address).
+  // On 0.0.0.0 it would forward any method to any host for anyone who reaches the port (an open proxy); the
+  // container runtimes dfinit configures use http://127.0.0.1:4001.
+  config.proxy.server.ip ??= ipv6 ? '::1' : '127.0.0.1';
+}
+
+/** Notes on keys that are accepted but do nothing, named so that nobody relies on them unknowingly. */
+export function inertKeyWarnings(config: DfdaemonConfig): string[] {
+  const warnings: string[] = [];
+  if (config.security.enable) {
+    warnings.push(
+      'security.enable: true does nothing (upstream reads this key nowhere either); for mTLS on the upload ' +
+        'server set upload.server.caCert/cert/key, and see "Security model" in the README for what remote ' +
+        'callers may do (security.trustedSchedulers, security.allowedPrivateSources)',
+    );
+  }
+  return warnings;
 }
 
 /**
@@ -144,6 +160,7 @@ export function parseDfdaemonConfig(
   if (!result.success) throw issuesToError(src, result.error.issues, origins);
   const config = result.data as DfdaemonConfig;
   applyNetworkDefaults(config, opts.detectHostIp);
+  warnings.push(...inertKeyWarnings(config));
   return { config, warnings };
 }
 

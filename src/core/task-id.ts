@@ -3,7 +3,7 @@
 // anywhere: it silently splits the swarm, which is why the URL normalisation mirrors the Rust `url` crate.
 
 import { createHash } from 'node:crypto';
-import { parseDigest, type Digest } from './digest.js';
+import { formatDigest, parseDigest, type Digest } from './digest.js';
 import { DfError } from './errors.js';
 
 /**
@@ -242,4 +242,74 @@ export function selectTaskId(download: TaskIdSource): string {
     pieceLength: download.pieceLength,
     filteredQueryParams: download.filteredQueryParams,
   });
+}
+
+/**
+ * How a task's id was derived from its Download. The id alone cannot tell: `sha256(content)` of a well-chosen
+ * content_for_calculating_task_id equals the id of any URL (its id input is public), and a blob digest is the
+ * sha256 of whatever bytes were pushed. A task records its derivation, and a request that derives the same id
+ * another way is not served that task (see TaskManager.start and the README's "Security model").
+ */
+export type TaskIdDerivation = 'url' | 'content' | 'blob-digest';
+
+export interface TaskIdentity {
+  id: string;
+  derivation: TaskIdDerivation;
+  /**
+   * The digest the whole content must have, known from the request's identity itself (never a client's claim):
+   * the digest of an OCI blob URL (`sha256:<hex>` or `sha512:<hex>`). Checked before the task counts as finished.
+   */
+  knownDigest?: string;
+}
+
+/**
+ * The endings of every task id input upstream hashes after a URL, a file or other fields: "STANDARD",
+ * "PERSISTENT" and "PERSISTENT_CACHE" (its own ending "CACHE" is also the CACHE type's). Bytes hashed into an id
+ * on their own — a content label, or the content of a blob addressed by its digest — that end with one of them
+ * could be another task's id input, and so would take over that task's id.
+ */
+const TYPED_ID_ENDINGS: readonly string[] = ['STANDARD', 'PERSISTENT', 'CACHE'];
+
+/** The task type name an id input ends with, if any (see TYPED_ID_ENDINGS). */
+export function typedIdEnding(bytes: string | Uint8Array): string | undefined {
+  const tail = typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('latin1');
+  return TYPED_ID_ENDINGS.find((e) => tail.endsWith(e));
+}
+
+/** Blob digests that identify content (a crc32 "digest" in a blob URL is no identity: it is forged at will). */
+function identifyingBlobDigest(url: string): Digest | undefined {
+  const digest = blobDigestFromUrl(url);
+  return digest && digest.algorithm !== 'crc32' ? digest : undefined;
+}
+
+/**
+ * The id of a Download (exactly upstream's, selectTaskId) with how it was derived and the digest its content must
+ * have when the request itself names one. Refuses, as INVALID_ARGUMENT, a content_for_calculating_task_id that
+ * ends like another kind of task's id input (TYPED_ID_ENDINGS): it would name that task (upstream accepts it).
+ */
+export function taskIdentity(download: TaskIdSource): TaskIdentity {
+  const id = selectTaskId(download);
+  const content = download.contentForCalculatingTaskId;
+  if (content !== undefined) {
+    const ending = typedIdEnding(content);
+    if (ending !== undefined) {
+      throw new DfError(
+        'INVALID_ARGUMENT',
+        `content_for_calculating_task_id must not end with "${ending}": that is how the id of another kind of ` +
+          `task (a URL's) is formed, so this label could stand for that task`,
+      );
+    }
+    return { id, derivation: 'content' };
+  }
+  const blob = identifyingBlobDigest(download.url);
+  if (download.enableTaskIdBasedBlobDigest && isBlobUrl(download.url)) {
+    if (!blob) {
+      throw new DfError(
+        'INVALID_ARGUMENT',
+        `blob url "${download.url}": a task id based on the blob digest needs a sha256 or sha512 digest`,
+      );
+    }
+    return { id, derivation: 'blob-digest', knownDigest: formatDigest(blob) };
+  }
+  return { id, derivation: 'url', knownDigest: blob ? formatDigest(blob) : undefined };
 }

@@ -24,7 +24,14 @@ import { VortexTcpServer } from '../vortex/piece-server.js';
 import { DfdaemonDownloadServiceImpl } from './grpc/dfdaemon-download.js';
 import { acceptEncodedResponses } from './grpc/piece-content.js';
 import { DfdaemonUploadServiceImpl } from './grpc/dfdaemon-upload.js';
-import { bindTcp, bindUnixSocket, createGrpcServer, shutdownGrpcServer } from '../grpc/server.js';
+import {
+  bindTcp,
+  bindUnixSocket,
+  createGrpcServer,
+  shutdownGrpcServer,
+  type UnixSocketListener,
+} from '../grpc/server.js';
+import { tcpCaller, UnixSocketCallers } from './local-caller.js';
 import { startHealthServer, startMetricsServer, type Listening } from './http/servers.js';
 import { DaemonMetrics } from './metrics.js';
 import { TaskManager } from './task-manager.js';
@@ -38,9 +45,12 @@ import { ProxyServer } from '../proxy/server.js';
 import { LeafCertificates, loadOrCreateProxyCa } from '../proxy/certificates.js';
 import { ProxyDownloads } from './proxy-downloads.js';
 import { SuperSeeding } from './super-seeding.js';
-import { UploadSlots } from '../vortex/upload-slots.js';
+import { UploadSlots, uploadSlotsFor } from '../vortex/upload-slots.js';
 import { TaskDownloadBlockList } from './block-list.js';
 import { connectionCaps, openFileLimit } from './connection-limits.js';
+import { SourceAddressPolicy } from '../backend/address-policy.js';
+import { AddressList } from '../core/addresses.js';
+import { UploadCallers } from './grpc/upload-callers.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -63,12 +73,6 @@ export function schedulerMode(config: DfdaemonConfig, dynconfigPath: string | un
   return config.embeddedScheduler.enable === false ? 'none' : 'embedded';
 }
 
-/**
- * Piece bodies the Vortex server sends at once (upload-slots.ts): enough to fill a link with a few TCP streams,
- * few enough that each piece leaves whole soon and its child can relay it.
- */
-const UPLOAD_SLOTS = 4;
-
 export class Dfdaemon {
   readonly config: DfdaemonConfig;
   readonly log: Logger;
@@ -79,6 +83,7 @@ export class Dfdaemon {
   private backends?: BackendFactory;
   private taskManager?: TaskManager;
   private grpcDownload?: Server;
+  private downloadSocket?: UnixSocketListener;
   private grpcUpload?: Server;
   private vortex?: VortexTcpServer;
   private embedded?: EmbeddedScheduler;
@@ -100,6 +105,7 @@ export class Dfdaemon {
   private proxy?: ProxyServer;
   private blockList?: TaskDownloadBlockList;
   private proxyDownloads?: ProxyDownloads;
+  private sourcePolicy?: SourceAddressPolicy;
   private bound: { upload?: number; vortex?: number; scheduler?: number; proxy?: number } = {};
 
   constructor(o: DfdaemonOptions) {
@@ -132,7 +138,18 @@ export class Dfdaemon {
     const mirrorCa = c.proxy.registryMirror.cert
       ? await readCertificate(c.proxy.registryMirror.cert)
       : undefined;
+    // What a remote caller may make this daemon fetch from (security.allowedPrivateSources; README "Security model").
+    // The registry mirror and the proxy rules' redirect targets are origins the operator named: allowed too.
+    const sourcePolicy = new SourceAddressPolicy({
+      allow: new AddressList(
+        [...c.security.allowedPrivateSources, ...configuredOriginHosts(c)],
+        'security.allowedPrivateSources',
+        { hostNames: true },
+      ),
+    });
+    this.sourcePolicy = sourcePolicy;
     this.backends = new BackendFactory({
+      sourcePolicy,
       ca: mirrorCa ? [Buffer.from(mirrorCa)] : undefined,
       maxRetries: c.backend.maxRetries,
       requestHeader: c.backend.requestHeader ?? {},
@@ -171,7 +188,7 @@ export class Dfdaemon {
       },
       onPieceServed: (taskId, _number, ms) => this.superSeeding?.served(taskId, ms),
       uploadSlots: new UploadSlots({
-        slots: UPLOAD_SLOTS,
+        slots: (pieceLength) => uploadSlotsFor(this.uploadMeter.rateBps() / 8, pieceLength),
         priority: superSeeding ? (taskId, number) => superSeeding.priority(taskId, number) : undefined,
       }),
       maxConnections: caps.vortex,
@@ -239,6 +256,7 @@ export class Dfdaemon {
       storageDir: c.storage.dir,
       transferBufferSize: c.download.server.transferBufferSize,
       pieceChunkSize: c.storage.readBufferSize,
+      sourcePolicy,
       log: this.log.child({ component: 'download' }),
     });
     const upload = new DfdaemonUploadServiceImpl({
@@ -247,6 +265,12 @@ export class Dfdaemon {
       pieceServer: () => ({ ip, tcpPort: this.bound.vortex }),
       superSeeding: this.superSeeding,
       host: () => this.syncHostMessage(ip),
+      callers: new UploadCallers({
+        trusted: new AddressList(c.security.trustedSchedulers, 'security.trustedSchedulers'),
+        schedulers: () => this.selector?.knownAddresses() ?? [],
+        // The embedded scheduler calls this host's upload server at the address it announced.
+        local: () => (mode === 'embedded' ? [ip] : []),
+      }),
       log: this.log.child({ component: 'upload' }),
     });
     // Request limits: adaptive load shedding (server.adaptiveRateLimit) and each server's
@@ -340,7 +364,10 @@ export class Dfdaemon {
       },
     ]);
     await mkdir(dirname(c.download.server.socketPath), { recursive: true });
-    await bindUnixSocket(this.grpcDownload, c.download.server.socketPath);
+    this.downloadSocket = await bindUnixSocket(this.grpcDownload, c.download.server.socketPath);
+    const socketCallers = new UnixSocketCallers();
+    const listener = this.downloadSocket;
+    download.callerOf = (peer) => socketCallers.callerOf(listener.socketOf(peer));
     await this.startProxy(download.sessions, ip, {
       maxConnections: caps.proxy,
       onRefused: refusals('proxy', 'proxy.server.maxConnections'),
@@ -418,9 +445,11 @@ export class Dfdaemon {
       certificates: new LeafCertificates(ca),
       concurrentPieceCount: c.download.concurrentPieceCount,
       ca: c.proxy.registryMirror.cert ? [await readCertificate(c.proxy.registryMirror.cert)] : undefined,
+      sourcePolicy: this.sourcePolicy,
       metrics: this.metrics.proxy,
       maxConnections: cap.maxConnections,
       onConnectionRefused: cap.onRefused,
+      callerOf: (socket) => tcpCaller(socket),
       log,
     });
     this.bound.proxy = await this.proxy.listen(c.proxy.server.ip ?? '0.0.0.0', c.proxy.server.port);
@@ -450,7 +479,9 @@ export class Dfdaemon {
       this.proxyDownloads?.close();
       await this.announcer?.stop().catch(() => undefined);
       await Promise.all([
-        this.grpcDownload ? shutdownGrpcServer(this.grpcDownload, SHUTDOWN_GRACE_MS) : undefined,
+        this.grpcDownload
+          ? shutdownGrpcServer(this.grpcDownload, SHUTDOWN_GRACE_MS).then(() => this.downloadSocket?.close())
+          : undefined,
         this.grpcUpload ? shutdownGrpcServer(this.grpcUpload, SHUTDOWN_GRACE_MS) : undefined,
         this.vortex?.close(),
         this.proxy?.close(),
@@ -469,6 +500,26 @@ export class Dfdaemon {
     })();
     return this.stopping;
   }
+}
+
+/**
+ * The hosts of the origins the config names (proxy.registryMirror.addr, proxy.rules[].redirect): a remote caller
+ * may make the proxy and the seed reach them even when they are private, as the operator chose them.
+ */
+export function configuredOriginHosts(c: DfdaemonConfig): string[] {
+  const hosts: string[] = [];
+  const add = (url: string) => {
+    try {
+      const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+      new AddressList([host], '', { hostNames: true });
+      hosts.push(host);
+    } catch {
+      // Not a URL, or no host an address list can hold: nothing to allow.
+    }
+  };
+  add(c.proxy.registryMirror.addr);
+  for (const rule of c.proxy.rules ?? []) if (rule.redirect) add(`http://${rule.redirect}`);
+  return hosts;
 }
 
 /** A PEM certificate file named by a config key; a clear error when it cannot be read. */

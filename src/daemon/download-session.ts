@@ -2,16 +2,18 @@
 // proxy share. It validates the Download, computes the task id, starts (or joins) the task's run, yields the
 // pieces, writes the output path if one was asked for, and keeps the download metrics.
 
-import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve, sep } from 'node:path';
+import type { Caller } from '../core/caller.js';
 import { parseDigest } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
 import { peerId as makePeerId } from '../core/ids.js';
 import { interestedPieces, validatePieceLength, type ContentRange } from '../core/piece.js';
-import { selectTaskId } from '../core/task-id.js';
-import type { Download } from '../gen/common.js';
+import { taskIdentity } from '../core/task-id.js';
+import { SourceAddressPolicy } from '../backend/address-policy.js';
+import { Priority, TaskType, type Download } from '../gen/common.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
 import type { DaemonMetrics, TaskLabels } from './metrics.js';
+import { OutputFile } from './output-file.js';
 import type { DeliveredPiece, DownloadRequest, StartedDownload, TaskManager } from './task-manager.js';
 
 export interface DownloadSessionsOptions {
@@ -20,6 +22,11 @@ export interface DownloadSessionsOptions {
   host: { ip: string; hostname: string };
   /** storage.dir: output paths inside it are refused, so a download can never overwrite stored content. */
   storageDir: string;
+  /**
+   * Where a download a remote caller asked for may fetch from (security.allowedPrivateSources); absent: no
+   * loopback, link-local or private address.
+   */
+  sourcePolicy?: SourceAddressPolicy;
   /** The dynconfig's download block list (PERMISSION_DENIED for a blocked download). */
   blockList?: { check(download: Download): void };
   log: {
@@ -27,6 +34,9 @@ export interface DownloadSessionsOptions {
     warn(o: object, m: string): void;
   };
 }
+
+/** The longest download.timeout a timer can hold (setTimeout's limit, 2^31 - 1 ms: about 24.8 days). */
+export const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** Checks a Download before any work: bad input gets INVALID_ARGUMENT naming the field. */
 export function validateDownload(d: Download, storageDir: string): void {
@@ -36,6 +46,33 @@ export function validateDownload(d: Download, storageDir: string): void {
   } catch {
     throw new DfError('INVALID_ARGUMENT', `download.url "${d.url}" is not a valid URL`);
   }
+  if (!Object.values(TaskType).includes(d.type) || d.type === TaskType.UNRECOGNIZED) {
+    throw new DfError(
+      'INVALID_ARGUMENT',
+      `download.type ${d.type} is not a task type (0 standard, 1 persistent, 2 persistent cache, 3 cache)`,
+    );
+  }
+  if (!Object.values(Priority).includes(d.priority) || d.priority === Priority.UNRECOGNIZED) {
+    throw new DfError('INVALID_ARGUMENT', `download.priority ${d.priority} is not a priority (0 to 6)`);
+  }
+  if (d.timeout) {
+    const { seconds, nanos } = d.timeout;
+    // BigInt: 2^62 is printed as it was sent, not as 4611686018427388000.
+    const secs = Number.isInteger(seconds) ? BigInt(seconds).toString() : String(seconds);
+    const shown = `${secs}s${nanos ? ` ${nanos}ns` : ''}`;
+    if (seconds < 0 || nanos < 0 || (seconds === 0 && nanos === 0)) {
+      throw new DfError('INVALID_ARGUMENT', `download.timeout ${shown} must be positive`);
+    }
+    if (nanos > 999_999_999) {
+      throw new DfError('INVALID_ARGUMENT', `download.timeout ${shown}: nanos must be below 1e9`);
+    }
+    if (seconds * 1000 + nanos / 1e6 > MAX_TIMEOUT_MS) {
+      throw new DfError(
+        'INVALID_ARGUMENT',
+        `download.timeout ${shown} is too long: at most ${Math.floor(MAX_TIMEOUT_MS / 1000)}s (24 days)`,
+      );
+    }
+  }
   if (d.pieceLength !== undefined) validatePieceLength(d.pieceLength);
   if (d.digest) parseDigest(d.digest);
   if (d.range && d.range.length === 0) throw new DfError('INVALID_ARGUMENT', 'download.range.length is 0');
@@ -44,6 +81,7 @@ export function validateDownload(d: Download, storageDir: string): void {
     if (!p || p.includes('\0'))
       throw new DfError('INVALID_ARGUMENT', 'download.output_path is empty or malformed');
     if (!isAbsolute(p)) throw new DfError('INVALID_ARGUMENT', `download.output_path "${p}" must be absolute`);
+    // A first check on the path as written; OutputFile checks it again once symlinks are resolved.
     const abs = resolve(p);
     const root = resolve(storageDir);
     if (abs === root || abs.startsWith(root + sep)) {
@@ -59,9 +97,11 @@ export class DownloadSessions {
   readonly o: DownloadSessionsOptions;
   /** Whether this host announces itself as a seed peer (its peer ids end in `-seed`). */
   seed = false;
+  private readonly sourcePolicy: SourceAddressPolicy;
 
   constructor(o: DownloadSessionsOptions) {
     this.o = o;
+    this.sourcePolicy = o.sourcePolicy ?? SourceAddressPolicy.denyPrivate();
   }
 
   get taskManager(): TaskManager {
@@ -70,10 +110,27 @@ export class DownloadSessions {
 
   /**
    * Validates `download` and starts (or joins) its task. Throws before anything is counted as a download when the
-   * request is invalid; a failure to start is counted as a failed download.
+   * request is invalid; a failure to start is counted as a failed download. `caller`: who asked (the output path is
+   * written only where that user could write it; see OutputFile). The output path is checked here, before any
+   * work, so a refused one is the answer rather than a late failure.
    */
-  async open(download: Download, signal: AbortSignal): Promise<DownloadSession> {
+  async open(
+    download: Download,
+    signal: AbortSignal,
+    caller: Caller,
+    opts: { remoteCaller?: boolean } = {},
+  ): Promise<DownloadSession> {
     validateDownload(download, this.o.storageDir);
+    if (opts.remoteCaller) {
+      // Before anything, also a stored task: what a remote caller may not fetch it may not read back either.
+      // The run's connections are checked again (DNS may answer otherwise later, redirects).
+      try {
+        await this.sourcePolicy.checkUrl(download.url);
+      } catch (e) {
+        this.o.log.warn({ url: download.url, err: (e as Error).message }, 'download refused');
+        throw e;
+      }
+    }
     try {
       this.o.blockList?.check(download);
     } catch (e) {
@@ -87,7 +144,7 @@ export class DownloadSessions {
       app: download.application ?? '',
       priority: download.priority,
     };
-    const taskId = selectTaskId(download);
+    const { id: taskId, ...identity } = taskIdentity(download);
     const peerId = makePeerId(this.o.host.ip, this.o.host.hostname, this.seed);
     const req: DownloadRequest = {
       url: download.url,
@@ -100,13 +157,44 @@ export class DownloadSessions {
         : undefined,
       download,
       peerId,
+      identity,
+      remoteCaller: opts.remoteCaller,
     };
+    const output =
+      download.outputPath !== undefined && !download.range
+        ? await OutputFile.open({
+            path: download.outputPath,
+            caller,
+            overwrite: download.overwrite,
+            storageDir: this.o.storageDir,
+          })
+        : undefined;
     this.o.metrics.downloadTaskStarted(labels);
-    this.o.log.info({ taskId, peerId, url: download.url, range: download.range }, 'download task');
+    this.o.log.info(
+      {
+        taskId,
+        peerId,
+        url: download.url,
+        range: download.range,
+        ...(caller.kind === 'local' ? { callerUid: caller.cred.uid, callerPid: caller.cred.pid } : {}),
+      },
+      'download task',
+    );
     try {
       const started = await this.o.taskManager.start(taskId, req, signal);
-      return new DownloadSession(this, { taskId, peerId, labels, req, download, started, signal });
+      const r = download.range;
+      if (r && r.start + r.length > started.task.contentLength) {
+        // Upstream cuts such a range at the end; a client asking for bytes that do not exist gets told instead.
+        started.release();
+        throw new DfError(
+          'INVALID_ARGUMENT',
+          `download.range start ${r.start} length ${r.length} ends at byte ${r.start + r.length}, past the ` +
+            `content length ${started.task.contentLength}`,
+        );
+      }
+      return new DownloadSession(this, { taskId, peerId, labels, req, download, started, signal, output });
     } catch (e) {
+      await output?.close();
       this.o.metrics.downloadTaskFailed(labels);
       throw e;
     }
@@ -121,6 +209,7 @@ interface SessionInit {
   download: Download;
   started: StartedDownload;
   signal: AbortSignal;
+  output?: OutputFile;
 }
 
 export class DownloadSession {
@@ -133,6 +222,8 @@ export class DownloadSession {
   private readonly signal: AbortSignal;
   private readonly t0 = performance.now();
   private readonly owner: DownloadSessions;
+  /** The checked output path (whole-file downloads with download.output_path). */
+  private output?: OutputFile;
   /** The output path is the content file's hard link (no copy needed at the end). */
   private linked = false;
   private ended = false;
@@ -146,6 +237,7 @@ export class DownloadSession {
     this.download = init.download;
     this.started = init.started;
     this.signal = init.signal;
+    this.output = init.output;
   }
 
   get task(): StartedDownload['task'] {
@@ -203,7 +295,7 @@ export class DownloadSession {
 
   /** Whether this download writes the whole task to download.output_path. */
   get toOutput(): boolean {
-    return this.download.outputPath !== undefined && !this.download.range;
+    return this.output !== undefined && !this.download.range;
   }
 
   /**
@@ -214,9 +306,12 @@ export class DownloadSession {
     if (!this.toOutput) return;
     const d = this.download;
     try {
-      await this.owner.taskManager.storage.content.hardLinkTask(this.taskId, d.outputPath!);
+      await this.output!.link(this.owner.taskManager.storage.content.taskPath(this.taskId));
       this.linked = true;
     } catch (e) {
+      // The caller's permission was checked when the output was opened: a link refused now (EPERM on a filesystem
+      // without hard links, EXDEV across filesystems) falls back to a copy; only an output that exists is final.
+      if (toDfError(e).code === 'ALREADY_EXISTS') throw e;
       if (d.forceHardLink) {
         throw new DfError(
           'INVALID_ARGUMENT',
@@ -236,9 +331,10 @@ export class DownloadSession {
    * the download.
    */
   async complete(): Promise<void> {
-    if (this.toOutput && !this.linked) await this.copyOutput();
     await this.verifyDigest();
-    this.owner.taskManager.finishIfComplete(this.started);
+    // Sealed (read-only, see ContentStore.sealTask) before the copy, so a copy is of the sealed bytes.
+    await this.owner.taskManager.finishIfComplete(this.started);
+    if (this.toOutput && !this.linked) await this.copyOutput();
     this.owner.o.metrics.downloadTaskFinished(
       this.labels,
       this.download.range?.length ?? this.started.task.contentLength,
@@ -258,20 +354,21 @@ export class DownloadSession {
     if (this.ended) return;
     this.ended = true;
     this.started.release();
+    void this.output?.close();
   }
 
   /**
-   * download.digest is of the whole file: checked on the output path (a hard link or a copy of the content), or on
-   * the stored content when there is none (transfer mode: the pieces went over the socket). A mismatch drops the
-   * task before the error is answered, so the next download fetches it again rather than serving the same wrong
-   * bytes from the cache.
+   * download.digest is of the whole file: checked on the stored content, which the output path is a hard link or a
+   * copy of (never on the output path itself: dfdaemon reads no file of the caller's, so a symlink swapped in there
+   * cannot make it a digest oracle for files the caller cannot read). A mismatch drops the task before the error
+   * is answered, so the next download fetches it again rather than serving the same wrong bytes from the cache.
    */
   private async verifyDigest(): Promise<void> {
     const d = this.download;
     if (!d.digest || d.range) return;
     const content = this.owner.taskManager.storage.content;
     try {
-      await verifyFileDigest(this.toOutput ? d.outputPath! : content.taskPath(this.taskId), d.digest);
+      await verifyFileDigest(content.taskPath(this.taskId), d.digest);
     } catch (e) {
       const err = toDfError(e);
       if (err.code === 'DIGEST_MISMATCH') await this.owner.taskManager.evictTask(this.taskId, err);
@@ -281,14 +378,6 @@ export class DownloadSession {
 
   /** Copies the finished content to the output path; an existing other file is replaced only with overwrite. */
   private async copyOutput(): Promise<void> {
-    const content = this.owner.taskManager.storage.content;
-    const out = this.download.outputPath!;
-    const existing = await stat(out).catch(() => undefined);
-    if (existing) {
-      if (existing.isDirectory()) throw new DfError('INVALID_ARGUMENT', `output path ${out} is a directory`);
-      if (await content.isSameFile(this.taskId, out)) return;
-      if (!this.download.overwrite) throw new DfError('ALREADY_EXISTS', `output path ${out} already exists`);
-    }
-    await content.copyTask(this.taskId, out);
+    await this.output!.copy(this.owner.taskManager.storage.content.taskPath(this.taskId));
   }
 }

@@ -16,7 +16,7 @@ import type { PieceRecord } from '../storage/storage.js';
 import { PieceCollector } from './piece-collector.js';
 import { pieceMessage } from './piece-message.js';
 import { TrafficType, type PiecePath, type SourceTask } from './piece-path.js';
-import { PiecePicker, type PickedPiece } from './piece-picker.js';
+import { PiecePicker, type PickedPiece, type PieceHolder } from './piece-picker.js';
 import { SourcePacer } from './source-pacer.js';
 import {
   RetryPiece,
@@ -77,15 +77,22 @@ const GRPC_NOT_FOUND = 5;
 /** common.v2.HostType NORMAL. */
 const HOST_TYPE_NORMAL = 0;
 const DEFAULT_PER_PARENT_LIMIT = 3;
+/** Endgame: a piece in flight at least this long (and twice the usual piece time) gets a second copy. */
+const ENDGAME_MIN_AGE_MS = 1000;
+const ENDGAME_MAX_COPIES = 4;
+/** Requests to parents in flight at most, whatever the parent count. */
+const MAX_PARENT_IN_FLIGHT = 24;
 const DEFAULT_PROACTIVE_IDLE_MS = 1500;
-const DEFAULT_TARGET_PARENTS = 6;
+const DEFAULT_TARGET_PARENTS = 8;
 const DEFAULT_MAX_PROACTIVE = 6;
 /** How long new normal-peer parents get to announce what they hold before a seed may serve what they might. */
 const SEED_HOLD_MS = 500;
+/** The same when one of them has finished the task (the scheduler says Succeeded): it will announce everything. */
+const SEED_HOLD_SUCCEEDED_MS = 3000;
 /** How often the run's progress is checked for stalls and proactive reschedules. */
 const CHECK_INTERVAL_MS = 250;
 /** Source connections a run starts with (source-pacer.ts ramps up from here). */
-const INITIAL_SOURCE_CONNECTIONS = 1;
+const INITIAL_SOURCE_CONNECTIONS = 2;
 
 /**
  * The Download a peer registers with: the user's request without what concerns only the local caller (output
@@ -128,6 +135,10 @@ export class PeerTask implements PieceSource {
   private closed = false;
   private sourceInFlight = 0;
   private parentInFlight = 0;
+  /** Pieces being fetched from parents (endgame copies are started from here). */
+  private readonly inFlight = new Map<number, InFlightPiece>();
+  /** Smoothed time a piece from a parent takes, ms. */
+  private pieceMs?: number;
   /** When a new piece was last announced or stored: the clock for stalls. */
   private lastProgress = performance.now();
   /** Since when a slot was free and no queued piece could start (parents too few or too busy); undefined: not. */
@@ -135,7 +146,9 @@ export class PeerTask implements PieceSource {
   private lastProactive = 0;
   private wake: () => void = () => undefined;
   /** New normal-peer parents that have not announced anything yet (the seeds wait for them, SEED_HOLD_MS). */
-  private readonly unheard = new Set<string>();
+  private readonly unheard = new Map<string, number>();
+  /** Pieces we asked every parent's SyncPieces for. */
+  private readonly interestedCount: number;
   private seedHold?: NodeJS.Timeout;
   private readonly timer: NodeJS.Timeout;
   private readonly unsubscribe: () => void;
@@ -147,25 +160,28 @@ export class PeerTask implements PieceSource {
     this.stream = new AnnouncePeerStream(options.scheduler, ids, options.scheduleTimeoutMs);
     this.picker = new PiecePicker({
       perParentLimit: options.perParentLimit ?? DEFAULT_PER_PARENT_LIMIT,
+      targetInFlight: options.concurrentPieceCount,
       random: options.random,
     });
     this.pacer = new SourcePacer({
       initial: INITIAL_SOURCE_CONNECTIONS,
       max: options.concurrentPieceCount,
     });
+    const interested = [...Array(options.run.pieceCount).keys()].filter((n) => !options.run.finished.has(n));
+    this.interestedCount = interested.length;
     this.collector = new PieceCollector({
       hostId: options.hostId,
       taskId: options.run.taskId,
-      interested: [...Array(options.run.pieceCount).keys()].filter((n) => !options.run.finished.has(n)),
+      interested,
       uploadClient: options.uploadClient,
       onPiece: (number, holder) => {
-        this.heardFrom(holder.parentId);
+        this.heardFrom(holder.parentId, 1);
         if (options.run.finished.has(number) || !this.picker.announce(number, holder)) return;
         this.lastProgress = performance.now();
         this.wake();
       },
       onParentEnded: (parentId) => {
-        this.heardFrom(parentId);
+        this.heardFrom(parentId, Infinity);
         this.wake();
       },
       log: options.log,
@@ -181,6 +197,20 @@ export class PeerTask implements PieceSource {
 
   onWake(wake: () => void): void {
     this.wake = wake;
+  }
+
+  /**
+   * From parents, the picker's per-parent limit for every live parent (at least concurrentPieceCount, at most
+   * MAX_PARENT_IN_FLIGHT): a request waiting in a busy parent's upload queue holds a slot, and with a fixed 8 slots
+   * a peer stopped asking its idle parents while its busy ones queued it.
+   */
+  maxInFlight(): number {
+    const base = this.o.concurrentPieceCount;
+    if (this.mode !== 'parents') return base;
+    return Math.max(
+      base,
+      Math.min(MAX_PARENT_IN_FLIGHT, this.picker.perParentLimit * this.picker.liveParents),
+    );
   }
 
   /** PieceSource: the next piece and where it comes from, or nothing for now. */
@@ -317,21 +347,34 @@ export class PeerTask implements PieceSource {
   /**
    * The seeds' announcements reach us before those of the normal peers offered with them, so for a moment every
    * piece looks as if only the seed had it: take nothing from a seed until each new normal peer has announced
-   * something (or ended its stream), for SEED_HOLD_MS at most.
+   * something (or ended its stream), for SEED_HOLD_MS at most — longer when one of them has finished the task.
    */
   private holdSeedsFor(parents: Peer[]): void {
+    let holdMs = 0;
     for (const p of parents) {
-      if (p.host && p.host.type === HOST_TYPE_NORMAL && !this.collector.knows(p.id)) this.unheard.add(p.id);
+      if (!p.host || p.host.type !== HOST_TYPE_NORMAL || this.collector.knows(p.id)) continue;
+      // A parent that finished the task announces every piece we want at once: wait for all of them (a seed
+      // released after its first one took pieces that parent was still announcing); others, the first one.
+      this.unheard.set(p.id, p.state === 'Succeeded' ? this.interestedCount : 1);
+      holdMs = Math.max(holdMs, p.state === 'Succeeded' ? SEED_HOLD_SUCCEEDED_MS : SEED_HOLD_MS);
     }
     if (this.unheard.size === 0) return;
     this.picker.holdSeeds(true);
     clearTimeout(this.seedHold);
-    this.seedHold = setTimeout(() => this.releaseSeeds(), SEED_HOLD_MS);
+    this.seedHold = setTimeout(() => this.releaseSeeds(), holdMs);
     this.seedHold.unref();
   }
 
-  private heardFrom(parentId: string): void {
-    if (this.unheard.delete(parentId) && this.unheard.size === 0) this.releaseSeeds();
+  /** `count` more announcements came from the parent (Infinity: its stream ended). */
+  private heardFrom(parentId: string, count: number): void {
+    const waiting = this.unheard.get(parentId);
+    if (waiting === undefined) return;
+    if (waiting > count) {
+      this.unheard.set(parentId, waiting - count);
+      return;
+    }
+    this.unheard.delete(parentId);
+    if (this.unheard.size === 0) this.releaseSeeds();
   }
 
   private releaseSeeds(): void {
@@ -378,7 +421,9 @@ export class PeerTask implements PieceSource {
    * parents (source, unless disabled) after collectedPieceTimeout without progress.
    */
   private check(): void {
-    if (this.mode !== 'parents' || this.closed || this.rescheduling) return;
+    if (this.mode !== 'parents' || this.closed) return;
+    this.startEndgame();
+    if (this.rescheduling) return;
     const queued = this.o.run.piecesQueued;
     if (queued.size === 0) return;
     const idle = performance.now() - this.lastProgress;
@@ -397,7 +442,7 @@ export class PeerTask implements PieceSource {
       return;
     }
     // A run whose every slot is busy is not starved, whatever its parent count.
-    if (this.o.run.piecesInFlight.size >= this.o.concurrentPieceCount) this.starvedSince = undefined;
+    if (this.o.run.piecesInFlight.size >= this.maxInFlight()) this.starvedSince = undefined;
     const idleLimit = this.o.proactiveRescheduleIdleMs ?? DEFAULT_PROACTIVE_IDLE_MS;
     const target = this.o.targetParents ?? DEFAULT_TARGET_PARENTS;
     const max = this.o.maxProactiveReschedules ?? DEFAULT_MAX_PROACTIVE;
@@ -444,41 +489,115 @@ export class PeerTask implements PieceSource {
       number: picked.number,
       fetch: async (piece: PieceSpec, signal: AbortSignal): Promise<PieceRecord> => {
         const started = performance.now();
+        const entry = new InFlightPiece(piece, parent.parentId, signal, started);
+        this.inFlight.set(piece.number, entry);
         try {
-          const record = await this.o.piecePath.fromParent(this.o.run.taskId, piece, parent, signal);
-          this.picker.ended(parent.parentId, { bytes: record.length, ms: performance.now() - started });
+          const record = await this.o.piecePath.fromParent(
+            this.o.run.taskId,
+            piece,
+            parent,
+            AbortSignal.any([signal, entry.race.signal]),
+          );
+          entry.settle('stored');
+          const ms = performance.now() - started;
+          this.picker.ended(parent.parentId, { bytes: record.length, ms });
+          this.pieceMs = this.pieceMs === undefined ? ms : this.pieceMs * 0.7 + ms * 0.3;
           this.send({
             downloadPieceFinishedRequest: { piece: pieceMessage(record, TrafficType.REMOTE_PEER) },
           });
           return record;
         } catch (e) {
+          entry.settle('failed');
           this.picker.ended(parent.parentId);
           if (signal.aborted) throw e;
-          const err = toDfError(e);
-          this.o.log.warn(
-            { taskId: this.o.run.taskId, piece: piece.number, parent: parent.parentId, err: err.message },
-            'piece from parent failed',
-          );
-          this.picker.markFailed(parent.parentId, piece.number);
-          if (isDeadParent(e)) {
-            // Its SyncPieces stream may still be open; counted as usable, it would hold off the reschedule.
-            this.picker.dropParent(parent.parentId);
-            this.collector.drop(parent.parentId);
-          }
-          this.send({
-            downloadPieceFailedRequest: {
-              pieceNumber: piece.number,
-              parentId: parent.parentId,
-              temporary: true,
-            },
-          });
-          throw new RetryPiece(err.message);
+          // An endgame copy from another parent is on its way (or won, and stopped this one): its record is ours.
+          const copy = entry.copy ? await entry.copy.result : undefined;
+          if (copy) return copy;
+          if (entry.race.signal.aborted) throw new RetryPiece('the endgame copy of the piece failed');
+          this.parentFailed(piece, parent.parentId, e);
         } finally {
+          entry.settle('failed');
+          entry.copy?.abort.abort();
+          if (this.inFlight.get(piece.number) === entry) this.inFlight.delete(piece.number);
           this.parentInFlight--;
           this.wake();
         }
       },
     };
+  }
+
+  /** A parent failed a piece: never ask it for that piece again (nor anything, if it is gone); report it. */
+  private parentFailed(piece: PieceSpec, parentId: string, e: unknown): never {
+    const err = toDfError(e);
+    this.o.log.warn(
+      { taskId: this.o.run.taskId, piece: piece.number, parent: parentId, err: err.message },
+      'piece from parent failed',
+    );
+    this.picker.markFailed(parentId, piece.number);
+    if (isDeadParent(e)) {
+      // Its SyncPieces stream may still be open; counted as usable, it would hold off the reschedule.
+      this.picker.dropParent(parentId);
+      this.collector.drop(parentId);
+    }
+    this.send({ downloadPieceFailedRequest: { pieceNumber: piece.number, parentId, temporary: true } });
+    throw new RetryPiece(err.message);
+  }
+
+  /**
+   * Endgame: once every missing piece is in flight, a piece that has taken much longer than pieces usually take
+   * (it waits in a busy parent's queue, or the parent is slow) is asked of a second holder too, into memory. The
+   * first copy wins: if the second one does, the first is stopped, and only once it has stopped writing is the
+   * second one stored. At most ENDGAME_MAX_COPIES copies at a time.
+   */
+  private startEndgame(): void {
+    if (this.mode !== 'parents' || this.closed || this.o.run.piecesQueued.size > 0) return;
+    const now = performance.now();
+    const minAge = Math.max(ENDGAME_MIN_AGE_MS, 2 * (this.pieceMs ?? 0));
+    let copies = [...this.inFlight.values()].filter((e) => e.copy).length;
+    const oldest = [...this.inFlight.values()].sort((a, b) => a.started - b.started);
+    for (const entry of oldest) {
+      if (copies >= ENDGAME_MAX_COPIES) return;
+      if (entry.copy || entry.outcome || now - entry.started < minAge) continue;
+      const second = this.picker.chooseParent(entry.piece.number, entry.parentId);
+      if (!second) continue;
+      copies++;
+      this.startCopy(entry, second);
+    }
+  }
+
+  private startCopy(entry: InFlightPiece, second: PieceHolder): void {
+    const abort = new AbortController();
+    const taskId = this.o.run.taskId;
+    const { piece } = entry;
+    this.picker.started(second.parentId);
+    const result = (async (): Promise<PieceRecord | undefined> => {
+      const started = performance.now();
+      let verified;
+      try {
+        verified = await this.o.piecePath.fromParentToMemory(
+          taskId,
+          piece,
+          second,
+          AbortSignal.any([entry.runSignal, abort.signal]),
+        );
+        this.picker.ended(second.parentId, { bytes: piece.length, ms: performance.now() - started });
+      } catch {
+        this.picker.ended(second.parentId);
+        if (!abort.signal.aborted && !entry.runSignal.aborted) {
+          this.picker.markFailed(second.parentId, piece.number);
+          this.o.log.debug({ taskId, piece: piece.number, parent: second.parentId }, 'endgame copy failed');
+        }
+        return undefined;
+      }
+      if (entry.outcome === 'stored') return undefined;
+      entry.race.abort(new DfError('CANCELLED', `piece ${piece.number} came first from ${second.parentId}`));
+      if ((await entry.settled) === 'stored') return undefined;
+      const record = await this.o.piecePath.storeVerified(taskId, piece, verified);
+      this.send({ downloadPieceFinishedRequest: { piece: pieceMessage(record, TrafficType.REMOTE_PEER) } });
+      this.o.log.debug({ taskId, piece: piece.number, parent: second.parentId }, 'endgame copy won');
+      return record;
+    })().catch(() => undefined);
+    entry.copy = { parentId: second.parentId, abort, result };
   }
 
   /** The source, in piece order (in-order consumers first), at the pacer's concurrency. */
@@ -563,6 +682,32 @@ export class PeerTask implements PieceSource {
     this.collector.close();
     this.stream.close();
     this.mode ??= 'done';
+  }
+}
+
+/** A piece being fetched from a parent, and its endgame copy from another if one was started. */
+class InFlightPiece {
+  /** Aborted when the endgame copy won: this fetch stops writing. */
+  readonly race = new AbortController();
+  outcome?: 'stored' | 'failed';
+  readonly settled: Promise<'stored' | 'failed'>;
+  private resolveSettled!: (o: 'stored' | 'failed') => void;
+  copy?: { parentId: string; abort: AbortController; result: Promise<PieceRecord | undefined> };
+
+  constructor(
+    readonly piece: PieceSpec,
+    readonly parentId: string,
+    readonly runSignal: AbortSignal,
+    readonly started: number,
+  ) {
+    this.settled = new Promise((resolve) => (this.resolveSettled = resolve));
+  }
+
+  /** This fetch ended (its bytes are stored, or it stopped writing): the first call decides. */
+  settle(outcome: 'stored' | 'failed'): void {
+    if (this.outcome) return;
+    this.outcome = outcome;
+    this.resolveSettled(outcome);
   }
 }
 

@@ -4,10 +4,11 @@
 // whom* lives elsewhere (task-manager.ts, peer-task.ts, piece-picker.ts); this only moves bytes.
 
 import type { BackendFactory } from '../backend/factory.js';
+import { pieceDigest } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
 import type { SourceValidator } from '../core/validator.js';
 import type { PieceRecord, Storage } from '../storage/storage.js';
-import type { PieceTransport } from '../vortex/piece-transport.js';
+import type { DownloadedPiece, PieceTransport } from '../vortex/piece-transport.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { PieceSpec } from './task-run.js';
 
@@ -32,6 +33,8 @@ export interface SourceTask {
    * and a piece of another version fails with SOURCE_CHANGED (never retried here: the task must start over).
    */
   validator?: SourceValidator;
+  /** The run was started on a remote caller's behalf: its source connections are checked (address-policy.ts). */
+  remoteCaller?: boolean;
 }
 
 /** A parent that announced a piece: where its piece server listens. */
@@ -40,6 +43,17 @@ export interface PieceParent {
   hostId: string;
   ip: string;
   tcpPort: number;
+}
+
+async function* once(data: Buffer): AsyncIterable<Buffer> {
+  yield data;
+}
+
+/** A whole piece in memory whose bytes match the digest its parent sent. */
+export interface VerifiedPiece {
+  data: Buffer;
+  digest: string;
+  parentId: string;
 }
 
 export interface PiecePathOptions {
@@ -92,6 +106,7 @@ export class PiecePath {
           range: { start: piece.offset, length: piece.length },
           requestHeader: task.requestHeader,
           validator: task.validator,
+          remoteCaller: task.remoteCaller,
           timeoutMs: this.o.pieceTimeoutMs,
           signal,
         });
@@ -126,25 +141,9 @@ export class PiecePath {
     parent: PieceParent,
     runSignal: AbortSignal,
   ): Promise<PieceRecord> {
-    const download = this.o.downloadPiece;
-    if (!download) throw new DfError('INTERNAL', 'no piece transport: P2P is not enabled');
     const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
     try {
-      const res = await download({
-        ip: parent.ip,
-        port: parent.tcpPort,
-        taskId,
-        number: piece.number,
-        timeoutMs: this.o.pieceTimeoutMs,
-        signal,
-      });
-      if (res.metadata.length !== piece.length) {
-        res.cancel();
-        throw new DfError(
-          'INVALID_ARGUMENT',
-          `parent sent ${res.metadata.length} bytes for a ${piece.length}-byte piece`,
-        );
-      }
+      const res = await this.openParentPiece(taskId, piece, parent, signal);
       const record = await this.o.storage.writePiece(taskId, piece, res.body, {
         trafficType: TrafficType.REMOTE_PEER,
         parentId: parent.parentId,
@@ -155,6 +154,80 @@ export class PiecePath {
     } catch (e) {
       throw this.timedOut(e, signal, runSignal, `piece ${piece.number} from parent ${parent.parentId}`);
     }
+  }
+
+  /**
+   * The piece from a parent into memory, verified against the parent's digest, not stored: a second copy of a
+   * piece another parent is still writing (endgame) must not touch the content file until that one stopped.
+   */
+  async fromParentToMemory(
+    taskId: string,
+    piece: PieceSpec,
+    parent: PieceParent,
+    runSignal: AbortSignal,
+  ): Promise<VerifiedPiece> {
+    const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
+    const what = `piece ${piece.number} from parent ${parent.parentId}`;
+    try {
+      const res = await this.openParentPiece(taskId, piece, parent, signal);
+      const data = Buffer.allocUnsafe(piece.length);
+      let at = 0;
+      for await (const chunk of res.body) {
+        if (at + chunk.length > data.length)
+          throw new DfError('INVALID_ARGUMENT', `${what}: more bytes than its length`);
+        chunk.copy(data, at);
+        at += chunk.length;
+      }
+      if (at !== data.length) throw new DfError('INVALID_ARGUMENT', `${what}: ${at} of ${data.length} bytes`);
+      const digest = pieceDigest(data);
+      if (!res.metadata.digest || res.metadata.digest !== digest) {
+        throw new DfError(
+          'DIGEST_MISMATCH',
+          `${what}: digest ${digest} does not match ${res.metadata.digest || '(none)'}`,
+        );
+      }
+      return { data, digest, parentId: parent.parentId };
+    } catch (e) {
+      throw this.timedOut(e, signal, runSignal, what);
+    }
+  }
+
+  /** Asks the parent's piece server for the piece; its metadata must give the piece's length. */
+  private async openParentPiece(
+    taskId: string,
+    piece: PieceSpec,
+    parent: PieceParent,
+    signal: AbortSignal,
+  ): Promise<DownloadedPiece> {
+    const download = this.o.downloadPiece;
+    if (!download) throw new DfError('INTERNAL', 'no piece transport: P2P is not enabled');
+    const res = await download({
+      ip: parent.ip,
+      port: parent.tcpPort,
+      taskId,
+      number: piece.number,
+      timeoutMs: this.o.pieceTimeoutMs,
+      signal,
+    });
+    if (res.metadata.length !== piece.length) {
+      res.cancel();
+      throw new DfError(
+        'INVALID_ARGUMENT',
+        `parent sent ${res.metadata.length} bytes for a ${piece.length}-byte piece`,
+      );
+    }
+    return res;
+  }
+
+  /** Stores a piece fetched into memory (fromParentToMemory). */
+  async storeVerified(taskId: string, piece: PieceSpec, verified: VerifiedPiece): Promise<PieceRecord> {
+    const record = await this.o.storage.writePiece(taskId, piece, once(verified.data), {
+      trafficType: TrafficType.REMOTE_PEER,
+      parentId: verified.parentId,
+      expectedDigest: verified.digest,
+    });
+    this.o.metrics.downloadTraffic('REMOTE_PEER', record.length);
+    return record;
   }
 
   /** A piece timeout is a retryable TIMEOUT naming the piece; anything else keeps its own cause. */

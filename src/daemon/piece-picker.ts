@@ -3,11 +3,13 @@
 // announced).
 // - Availability first: a piece starts only when some live parent has announced it and has a free slot. Parking
 //   a request on a piece nobody has yet makes every child queue on the seed.
-// - Rarest first among our parents, random tie-break: pieces only one parent holds (usually fresh ones from the
-//   seed) go first, so copies spread and children end up holding pieces to trade. An in-order consumer (the
+// - Rarest first among our parents, random tie-break: pieces only a seed holds go first (a seed tells a fresh piece
+//   to one child, and the swarm waits on that child), then those only one parent holds, so copies spread and
+//   children end up holding pieces to trade. An in-order consumer (the
 //   proxy) keeps its priority: the lowest piece it waits for goes first when some parent has it.
-// - Each parent serves at most `perParentLimit` of our requests at once, so one fast-to-announce parent (the
-//   seed) does not carry all of them.
+// - Each parent has at most a few of our requests at once — `perParentLimit` with one to three parents, fewer
+//   with more, about `targetInFlight` in all — so one fast-to-announce parent (the seed) does not carry all of
+//   them, and a request waiting in a busy parent's upload queue does not keep us from asking an idle one.
 // - A piece some normal peer among our parents holds is taken from a normal peer, waiting for a free slot if need
 //   be: the seed's uplink is for pieces nobody else has. Among the holders allowed, parents are weighed by the
 //   throughput we measured from them (announced NIC speeds are not credible: a veth says 10 Gbps behind a
@@ -27,8 +29,10 @@ export interface PickedPiece {
 }
 
 export interface PiecePickerOptions {
-  /** Requests in flight to one parent at most. */
+  /** Requests in flight to one parent at most (with few parents). */
   perParentLimit: number;
+  /** Requests in flight to all parents together that the per-parent limit aims at (default 8). */
+  targetInFlight?: number;
   random?: () => number;
 }
 
@@ -46,12 +50,14 @@ export class PiecePicker {
   private readonly failed = new Set<string>();
   private readonly dead = new Set<string>();
   private readonly stats = new Map<string, ParentStats>();
-  private readonly limit: number;
+  private readonly maxPerParent: number;
+  private readonly targetInFlight: number;
   private readonly random: () => number;
   private seedsHeld = false;
 
   constructor(options: PiecePickerOptions) {
-    this.limit = Math.max(1, options.perParentLimit);
+    this.maxPerParent = Math.max(1, options.perParentLimit);
+    this.targetInFlight = Math.max(1, options.targetInFlight ?? 8);
     this.random = options.random ?? Math.random;
   }
 
@@ -130,11 +136,12 @@ export class PiecePicker {
     let ties = 0;
     for (const n of c.queued) {
       const holders = this.holdersOf(n);
-      if (holders.length === 0 || holders.length > bestCount) continue;
+      const rarity = this.rarity(holders);
+      if (holders.length === 0 || rarity > bestCount) continue;
       if (!this.eligible(holders).some((h) => this.hasSlot(h.parentId))) continue;
-      if (holders.length < bestCount) {
+      if (rarity < bestCount) {
         best = n;
-        bestCount = holders.length;
+        bestCount = rarity;
         ties = 1;
       } else if (this.random() * ++ties < 1) {
         // Reservoir sampling: each of the equally rare pieces is chosen with the same probability.
@@ -143,6 +150,14 @@ export class PiecePicker {
     }
     if (best === undefined) return undefined;
     return { number: best, parent: this.chooseParent(best)! };
+  }
+
+  /**
+   * How rare a piece is among our parents: its holders, or 0 when only seeds hold it — a seed tells a fresh piece
+   * to one child, and the swarm waits for that child to take it and pass it on (super-seeding.ts).
+   */
+  private rarity(holders: PieceHolder[]): number {
+    return holders.every((h) => h.seed) ? 0 : holders.length;
   }
 
   /**
@@ -160,9 +175,11 @@ export class PiecePicker {
     return holders;
   }
 
-  /** An eligible holder of the piece with a free slot, weighted by measured throughput. */
-  chooseParent(number: number): PieceHolder | undefined {
-    const pool = this.eligible(this.holdersOf(number)).filter((h) => this.hasSlot(h.parentId));
+  /** An eligible holder of the piece with a free slot (not `exclude`), weighted by measured throughput. */
+  chooseParent(number: number, exclude?: string): PieceHolder | undefined {
+    const pool = this.eligible(this.holdersOf(number)).filter(
+      (h) => h.parentId !== exclude && this.hasSlot(h.parentId),
+    );
     if (pool.length === 0) return undefined;
     if (pool.length === 1) return pool[0];
     const weights = pool.map((h) => this.weight(h.parentId));
@@ -183,8 +200,14 @@ export class PiecePicker {
     return best > 0 ? best : 1;
   }
 
+  /** Requests in flight to one parent at most now: about targetInFlight spread over the live parents. */
+  get perParentLimit(): number {
+    const parents = Math.max(1, this.liveParents);
+    return Math.min(this.maxPerParent, Math.max(1, Math.ceil(this.targetInFlight / parents)));
+  }
+
   private hasSlot(parentId: string): boolean {
-    return this.inFlight(parentId) < this.limit;
+    return this.inFlight(parentId) < this.perParentLimit;
   }
 
   private statsOf(parentId: string): ParentStats {

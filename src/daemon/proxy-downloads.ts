@@ -3,6 +3,7 @@
 // proxy.prefetchBandwidthLimit so it yields the link to the downloads someone is waiting for.
 
 import type { Download } from '../gen/common.js';
+import type { Caller } from '../core/caller.js';
 import { DfError, toDfError } from '../core/errors.js';
 import type { P2PDownloader, P2PSession } from '../proxy/p2p.js';
 import type { DownloadSession, DownloadSessions } from './download-session.js';
@@ -27,8 +28,13 @@ export class ProxyDownloads implements P2PDownloader {
     this.o = o;
   }
 
-  async open(download: Download, signal: AbortSignal): Promise<P2PSession> {
-    const s = await this.o.sessions.open(download, signal);
+  async open(
+    download: Download,
+    signal: AbortSignal,
+    caller: Caller,
+    opts: { remoteCaller?: boolean } = {},
+  ): Promise<P2PSession> {
+    const s = await this.o.sessions.open(download, signal, caller, opts);
     const content = this.o.sessions.taskManager.storage.content;
     return {
       taskId: s.taskId,
@@ -39,6 +45,11 @@ export class ProxyDownloads implements P2PDownloader {
       selectRange: (r) => s.selectRange(r),
       pieces: () => pieceSpans(s),
       read: (offset, length) => content.readPiece(s.taskId, offset, length),
+      writeOutput: async () => {
+        await s.linkOutput();
+        for await (const _ of s.pieces({ inOrder: true })) void _;
+        await s.complete();
+      },
       finish: async () => {
         await s.linkOutput();
         await s.complete();
@@ -68,7 +79,7 @@ export class ProxyDownloads implements P2PDownloader {
   }
 
   private async runPrefetch(download: Download): Promise<void> {
-    const session = await this.o.sessions.open(download, this.stopping.signal);
+    const session = await this.o.sessions.open(download, this.stopping.signal, { kind: 'internal' });
     const taskId = session.taskId;
     if (this.prefetching.has(taskId) || session.isFinished) {
       session.release();

@@ -10,6 +10,8 @@ import type { SchedulerClient } from '../gen/scheduler.js';
 import { peerId as makePeerId } from '../core/ids.js';
 import { DfError, toDfError } from '../core/errors.js';
 import { validatorOf } from '../core/validator.js';
+import { typedIdEnding, type TaskIdDerivation, type TaskIdentity } from '../core/task-id.js';
+import { verifyFileDigest } from '../storage/file-digest.js';
 import { calculatePieceLength, interestedPieces, pieceRanges, type ContentRange } from '../core/piece.js';
 import type { PieceRecord, Storage, TaskRecord } from '../storage/storage.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -31,7 +33,45 @@ export interface DownloadRequest {
   download?: Download;
   /** The peer id the caller was told (DownloadTaskResponse.peer_id); the P2P flow announces this peer. */
   peerId?: string;
+  /**
+   * How the request derived the task id, and the digest its identity names (core/task-id.ts taskIdentity).
+   * Absent: derived from the URL, with no known digest.
+   */
+  identity?: Omit<TaskIdentity, 'id'>;
+  /**
+   * Asked for by a remote caller (a scheduler's trigger, a proxy client on another host): the source may be
+   * reached only at addresses the source policy allows (backend/address-policy.ts).
+   */
+  remoteCaller?: boolean;
 }
+
+/**
+ * Which derivation keeps a task id when two requests derive it differently (TaskManager.start). Only a forged
+ * input makes two derivations meet on one id: a content label equal to a URL's id input, blob bytes equal to a
+ * URL's id input or to a content label. The URL's id input is what the URL names, so it wins; a blob's id is
+ * checked against its bytes, so it wins over a label anyone may choose; a task whose derivation was never
+ * recorded (stored by an older dfdaemon) loses to every request.
+ */
+const DERIVATION_RANK: Record<TaskIdDerivation, number> = { url: 3, 'blob-digest': 2, content: 1 };
+
+function derivationRank(derivation: string | undefined): number {
+  return DERIVATION_RANK[derivation as TaskIdDerivation] ?? 0;
+}
+
+function derivationName(derivation: string | undefined): string {
+  switch (derivation) {
+    case 'url':
+      return 'a URL';
+    case 'blob-digest':
+      return 'a blob digest';
+    case 'content':
+      return 'content_for_calculating_task_id';
+    default:
+      return 'an unrecorded input';
+  }
+}
+
+const URL_IDENTITY: Omit<TaskIdentity, 'id'> = { derivation: 'url' };
 
 /** What the P2P flow needs; absent when no scheduler is configured (pure back-to-source). */
 export interface P2POptions {
@@ -92,11 +132,18 @@ const DEFAULT_STAT_TIMEOUT_MS = 60_000;
 export class TaskManager {
   private readonly runs = new Map<string, TaskRun>();
   /** Starts in flight, with the signal of the request that started it (its stat is cut when that one goes). */
-  private readonly starting = new Map<string, { run: Promise<TaskRun>; signal: AbortSignal }>();
+  private readonly starting = new Map<
+    string,
+    { run: Promise<TaskRun>; signal: AbortSignal; derivation: TaskIdDerivation }
+  >();
   /** Evictions in flight (evictTask): a start of the task waits for its eviction, then starts from scratch. */
   private readonly evicting = new Map<string, Promise<void>>();
   /** Runs that ended (no request holds them) with fetches still in flight, until those settle; see createRun. */
   private readonly draining = new Map<string, TaskRun>();
+  /** How each run's task id was derived (the request that created the run). */
+  private readonly runIdentities = new WeakMap<TaskRun, Omit<TaskIdentity, 'id'>>();
+  /** Finished runs whose content is being checked before the task is marked finished (finishIfComplete). */
+  private readonly finishing = new Map<string, Promise<void>>();
   private readonly o: TaskManagerOptions;
   private readonly piecePath: PiecePath;
   private closed = false;
@@ -144,15 +191,30 @@ export class TaskManager {
   async start(taskId: string, req: DownloadRequest, signal: AbortSignal): Promise<StartedDownload> {
     // GC may evict a stored task between the start's reuse check and its run taking hold (an eviction that had
     // already decided): the task is then gone, and one more start fetches it again.
+    const identity = req.identity ?? URL_IDENTITY;
     for (let attempt = 1; ; attempt++) {
       const run = await this.joinRun(taskId, req, signal);
+      const runIdentity = this.runIdentities.get(run) ?? URL_IDENTITY;
+      if (runIdentity.derivation !== identity.derivation) {
+        // A run of this id derived another way is another task: this request is never served its pieces.
+        this.refuseOrReplace(taskId, runIdentity.derivation, identity.derivation);
+        await this.evictTask(
+          taskId,
+          new DfError(
+            'PERMISSION_DENIED',
+            `task ${taskId} was dropped: ${derivationName(identity.derivation)} names this id, not ${derivationName(runIdentity.derivation)}`,
+          ),
+        );
+        if (attempt >= 3) throw new DfError('UNAVAILABLE', `task ${taskId} is contended; try again`);
+        continue;
+      }
       run.users++;
       const task = this.o.storage.getTask(taskId) as StartedDownload['task'] | undefined;
       if (task && task.contentLength !== undefined && task.pieceLength !== undefined) {
         return this.started(run, task, req);
       }
       this.releaseRun(run);
-      if (attempt >= 2) throw new DfError('TASK_NOT_FOUND', `task ${taskId} vanished while starting`);
+      if (attempt >= 3) throw new DfError('TASK_NOT_FOUND', `task ${taskId} vanished while starting`);
       this.o.log.info({ taskId }, 'task was evicted while starting; starting again');
     }
   }
@@ -167,6 +229,26 @@ export class TaskManager {
     );
   }
 
+  /**
+   * A request derived `taskId` as `wanted`, but the task (a run or a stored one) was derived as `existing`:
+   * throws PERMISSION_DENIED when the existing derivation ranks higher (DERIVATION_RANK), so the caller may replace
+   * the task only when it does not.
+   */
+  private refuseOrReplace(taskId: string, existing: string | undefined, wanted: TaskIdDerivation): void {
+    if (derivationRank(existing) < derivationRank(wanted)) {
+      this.o.log.warn(
+        { taskId, existing: existing ?? 'unrecorded', wanted },
+        'task id derived another way: dropping the stored task and fetching it from this request’s source',
+      );
+      return;
+    }
+    throw new DfError(
+      'PERMISSION_DENIED',
+      `task ${taskId} is the task of ${derivationName(existing)}; ${derivationName(wanted)} cannot name it ` +
+        `(same id, different derivation: see "Security model" in the README)`,
+    );
+  }
+
   /** The task's run: the active one, or one this or a concurrent request creates. */
   private async joinRun(taskId: string, req: DownloadRequest, signal: AbortSignal): Promise<TaskRun> {
     if (this.closed) throw new DfError('UNAVAILABLE', 'dfdaemon is shutting down');
@@ -178,10 +260,17 @@ export class TaskManager {
         run = this.runs.get(taskId);
         continue;
       }
+      const derivation = (req.identity ?? URL_IDENTITY).derivation;
       let pending = this.starting.get(taskId);
+      if (pending && pending.derivation !== derivation) {
+        // Another task under the same id is starting: its outcome is not ours (start() then decides).
+        await pending.run.catch(() => undefined);
+        run = this.runs.get(taskId);
+        continue;
+      }
       if (!pending) {
         const created = this.createRun(taskId, req, signal).finally(() => this.starting.delete(taskId));
-        pending = { run: created, signal };
+        pending = { run: created, signal, derivation };
         this.starting.set(taskId, pending);
       }
       try {
@@ -231,7 +320,13 @@ export class TaskManager {
     const previous = this.draining.get(taskId);
     if (previous) await previous.settled(this.o.pieceTimeoutMs);
     await this.evicting.get(taskId);
+    const identity = req.identity ?? URL_IDENTITY;
     let task = storage.getTask(taskId);
+    if (task && task.idDerivation !== identity.derivation) {
+      this.refuseOrReplace(taskId, task.idDerivation, identity.derivation);
+      await storage.deleteTask(taskId);
+      task = undefined;
+    }
     const usable =
       task &&
       !task.failedAt &&
@@ -239,7 +334,18 @@ export class TaskManager {
       task.pieceLength !== undefined &&
       (req.pieceLength === undefined || req.pieceLength === task.pieceLength) &&
       (await storage.content.hasTask(taskId));
-    const reusable = usable && (task!.finishedAt !== undefined || req.disableBackToSource);
+    let reusable = usable && (task!.finishedAt !== undefined || req.disableBackToSource);
+    if (reusable && task!.finishedAt) {
+      // Outputs are hard links to the content file: one edited in place (by root or dfdaemon's own user; the
+      // file is read-only) must never be served as the task. It is dropped and fetched again.
+      const why = await storage.content.checkSealed(taskId, task!.contentLength!, task!.finishedAt);
+      if (why) {
+        this.o.log.warn({ taskId, why }, 'stored task changed after it finished; dropping it');
+        await storage.deleteTask(taskId);
+        task = undefined;
+        reusable = false;
+      }
+    }
     if (!reusable) {
       if (req.disableBackToSource) {
         throw new DfError(
@@ -256,6 +362,7 @@ export class TaskManager {
           taskId,
           url: req.url,
           requestHeader: req.requestHeader,
+          remoteCaller: req.remoteCaller,
           timeoutMs: req.timeoutMs ?? DEFAULT_STAT_TIMEOUT_MS,
           signal: AbortSignal.any([signal, this.closing.signal]),
         });
@@ -278,6 +385,8 @@ export class TaskManager {
         contentLength: stat.contentLength,
         pieceLength: req.pieceLength ?? calculatePieceLength(stat.contentLength),
         responseHeader: stat.responseHeader,
+        idDerivation: identity.derivation,
+        knownDigest: identity.knownDigest,
       });
       this.o.log.info(
         { taskId, contentLength: stat.contentLength, pieceLength: task.pieceLength },
@@ -304,6 +413,7 @@ export class TaskManager {
       // Only while this run is the task's (running or draining): a newer run starts only after this one settled.
       if ((this.runs.get(taskId) ?? this.draining.get(taskId)) === run) void this.evictTask(taskId, ev.error);
     });
+    this.runIdentities.set(run, identity);
     this.runs.set(taskId, run);
     return run;
   }
@@ -443,12 +553,58 @@ export class TaskManager {
     }
   }
 
-  /** Marks the task finished in storage once every piece is there. */
-  finishIfComplete(started: StartedDownload): void {
-    if (started.run.isFinished && !this.o.storage.getTask(started.run.taskId)?.finishedAt) {
-      this.o.storage.finishTask(started.run.taskId);
-      this.o.log.info({ taskId: started.run.taskId }, 'task finished');
+  /**
+   * Marks the task finished in storage once every piece is there — after its content passed the checks its
+   * identity asks for (verifyBeforeFinish). A content that fails them drops the task (DIGEST_MISMATCH).
+   */
+  async finishIfComplete(started: StartedDownload): Promise<void> {
+    const taskId = started.run.taskId;
+    if (!started.run.isFinished) return;
+    const task = this.o.storage.getTask(taskId);
+    if (!task || task.finishedAt) return;
+    let pending = this.finishing.get(taskId);
+    if (!pending) {
+      pending = (async () => {
+        await this.verifyBeforeFinish(task);
+        this.o.storage.finishTask(taskId);
+        this.o.log.info({ taskId }, 'task finished');
+      })().finally(() => this.finishing.delete(taskId));
+      this.finishing.set(taskId, pending);
     }
+    await pending;
+  }
+
+  /**
+   * What a task's identity makes checkable before it counts as finished: the whole content against the digest
+   * its identity names (an OCI blob URL's), and, for an id that is the digest of its own content, that the
+   * content does not end like another task kind's id input (typedIdEnding): such bytes, pushed to a registry,
+   * would have an id equal to a URL's task id. Pieces from parents or the source alike: a parent's pieces match
+   * the CRCs the parent computed, which proves nothing about what the task should hold.
+   */
+  private async verifyBeforeFinish(task: TaskRecord): Promise<void> {
+    const content = this.o.storage.content;
+    let why: string | undefined;
+    if (task.knownDigest) {
+      try {
+        await verifyFileDigest(content.taskPath(task.id), task.knownDigest);
+      } catch (e) {
+        const err = toDfError(e);
+        if (err.code !== 'DIGEST_MISMATCH') throw err;
+        const namer = task.idDerivation === 'blob-digest' ? 'its blob digest' : 'its URL';
+        why = `its content is not ${task.knownDigest}, the digest ${namer} names (${err.message})`;
+      }
+    }
+    if (why === undefined && task.idDerivation === 'blob-digest' && task.contentLength) {
+      const n = Math.min(16, task.contentLength);
+      const ending = typedIdEnding(await content.readPieceBuffer(task.id, task.contentLength - n, n));
+      if (ending !== undefined) {
+        why = `its content ends with "${ending}", so its id could be the id of another kind of task`;
+      }
+    }
+    if (why === undefined) return;
+    const reason = new DfError('DIGEST_MISMATCH', `task ${task.id} is not finished: ${why}`);
+    await this.evictTask(task.id, reason);
+    throw reason;
   }
 
   /**
@@ -474,6 +630,8 @@ export class TaskManager {
       url: req.url,
       requestHeader: req.requestHeader,
       validator: validatorOf(started.task.responseHeader),
+      // The request that makes the run fetch decides: a remote caller's run reaches only allowed addresses.
+      remoteCaller: req.remoteCaller,
     };
     const p2p = this.o.p2p;
     const length = req.range?.length ?? started.task.contentLength;
@@ -516,6 +674,7 @@ export class TaskManager {
     if (!limiter) return source;
     return {
       onWake: (wake) => source.onWake(wake),
+      maxInFlight: source.maxInFlight && (() => source.maxInFlight!()),
       next: (c) => {
         const job = source.next(c);
         if (!job) return undefined;

@@ -50,6 +50,8 @@ export interface PieceJob {
 export interface PieceSource {
   next(candidates: PieceCandidates): PieceJob | undefined;
   onWake(wake: () => void): void;
+  /** Pieces in flight at most, when the source knows better than the run's concurrency (a swarm). */
+  maxInFlight?(): number;
 }
 
 /** A source that takes pieces in piece order from one fetcher (the origin; the lowest in-order piece first). */
@@ -225,7 +227,8 @@ export class TaskRun {
     if (!source) return;
     const inOrder = new Set<number>();
     for (const n of this.wantedInOrder.keys()) if (this.queue.has(n)) inOrder.add(n);
-    while (this.inFlight.size < this.concurrency && this.queue.size > 0) {
+    const cap = Math.max(1, source.maxInFlight?.() ?? this.concurrency);
+    while (this.inFlight.size < cap && this.queue.size > 0) {
       const job = source.next({ queued: this.queue, inOrder, inFlight: this.inFlight });
       // A source may only start a queued piece (the queue holds wanted pieces neither finished nor in flight).
       if (!job || !this.queue.has(job.number)) break;

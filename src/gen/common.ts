@@ -476,6 +476,8 @@ export interface Download {
   huggingFace?: HuggingFace | undefined;
   modelScope?: ModelScope | undefined;
   metadataOnly: boolean;
+  /** Added in v2.3.1 (dragonfly-client 1.5.1): OpenCSG hub downloads. */
+  openCsg?: OpenCSG | undefined;
 }
 
 export interface Download_RequestHeaderEntry {
@@ -506,6 +508,13 @@ export interface HuggingFace {
 }
 
 export interface ModelScope {
+  token?: string | undefined;
+  revision: string;
+  baseUrl?: string | undefined;
+}
+
+/** OpenCSG hub access (v2.3.1): revision must not be empty ("main" when the user names none). */
+export interface OpenCSG {
   token?: string | undefined;
   revision: string;
   baseUrl?: string | undefined;
@@ -5041,6 +5050,7 @@ function createBaseDownload(): Download {
     huggingFace: undefined,
     modelScope: undefined,
     metadataOnly: false,
+    openCsg: undefined,
   };
 }
 
@@ -5141,6 +5151,9 @@ export const Download: MessageFns<Download> = {
     }
     if (message.metadataOnly !== false) {
       writer.uint32(264).bool(message.metadataOnly);
+    }
+    if (message.openCsg !== undefined) {
+      OpenCSG.encode(message.openCsg, writer.uint32(274).fork()).join();
     }
     return writer;
   },
@@ -5417,6 +5430,14 @@ export const Download: MessageFns<Download> = {
             message.metadataOnly = reader.bool();
             continue;
           }
+          case 34: {
+            if (tag !== 274) {
+              break;
+            }
+
+            message.openCsg = OpenCSG.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5569,6 +5590,11 @@ export const Download: MessageFns<Download> = {
         : isSet(object.metadata_only)
         ? globalThis.Boolean(object.metadata_only)
         : false,
+      openCsg: isSet(object.openCsg)
+        ? OpenCSG.fromJSON(object.openCsg)
+        : isSet(object.open_csg)
+        ? OpenCSG.fromJSON(object.open_csg)
+        : undefined,
     };
   },
 
@@ -5676,6 +5702,9 @@ export const Download: MessageFns<Download> = {
     if (message.metadataOnly !== false) {
       obj.metadataOnly = message.metadataOnly;
     }
+    if (message.openCsg !== undefined) {
+      obj.openCsg = OpenCSG.toJSON(message.openCsg);
+    }
     return obj;
   },
 
@@ -5732,6 +5761,9 @@ export const Download: MessageFns<Download> = {
       ? ModelScope.fromPartial(object.modelScope)
       : undefined;
     message.metadataOnly = object.metadataOnly ?? false;
+    message.openCsg = (object.openCsg !== undefined && object.openCsg !== null)
+      ? OpenCSG.fromPartial(object.openCsg)
+      : undefined;
     return message;
   },
 };
@@ -6332,6 +6364,111 @@ export const ModelScope: MessageFns<ModelScope> = {
   },
   fromPartial<I extends Exact<DeepPartial<ModelScope>, I>>(object: I): ModelScope {
     const message = createBaseModelScope();
+    message.token = object.token ?? undefined;
+    message.revision = object.revision ?? "";
+    message.baseUrl = object.baseUrl ?? undefined;
+    return message;
+  },
+};
+
+function createBaseOpenCSG(): OpenCSG {
+  return { token: undefined, revision: "", baseUrl: undefined };
+}
+
+export const OpenCSG: MessageFns<OpenCSG> = {
+  encode(message: OpenCSG, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.token !== undefined) {
+      writer.uint32(10).string(message.token);
+    }
+    if (message.revision !== "") {
+      writer.uint32(18).string(message.revision);
+    }
+    if (message.baseUrl !== undefined) {
+      writer.uint32(26).string(message.baseUrl);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): OpenCSG {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseOpenCSG();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.token = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.revision = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.baseUrl = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): OpenCSG {
+    return {
+      token: isSet(object.token) ? globalThis.String(object.token) : undefined,
+      revision: isSet(object.revision) ? globalThis.String(object.revision) : "",
+      baseUrl: isSet(object.baseUrl)
+        ? globalThis.String(object.baseUrl)
+        : isSet(object.base_url)
+        ? globalThis.String(object.base_url)
+        : undefined,
+    };
+  },
+
+  toJSON(message: OpenCSG): unknown {
+    const obj: any = {};
+    if (message.token !== undefined) {
+      obj.token = message.token;
+    }
+    if (message.revision !== "") {
+      obj.revision = message.revision;
+    }
+    if (message.baseUrl !== undefined) {
+      obj.baseUrl = message.baseUrl;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<OpenCSG>, I>>(base?: I): OpenCSG {
+    return OpenCSG.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<OpenCSG>, I>>(object: I): OpenCSG {
+    const message = createBaseOpenCSG();
     message.token = object.token ?? undefined;
     message.revision = object.revision ?? "";
     message.baseUrl = object.baseUrl ?? undefined;

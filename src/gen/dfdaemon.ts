@@ -28,6 +28,7 @@ import {
   HuggingFace,
   ModelScope,
   ObjectStorage,
+  OpenCSG,
   PersistentCacheTask,
   PersistentTask,
   Piece,
@@ -140,6 +141,7 @@ export interface ListTaskEntriesRequest {
   remoteIp?: string | undefined;
   huggingFace?: HuggingFace | undefined;
   modelScope?: ModelScope | undefined;
+  openCsg?: OpenCSG | undefined;
 }
 
 export interface ListTaskEntriesRequest_RequestHeaderEntry {
@@ -2081,6 +2083,7 @@ function createBaseListTaskEntriesRequest(): ListTaskEntriesRequest {
     remoteIp: undefined,
     huggingFace: undefined,
     modelScope: undefined,
+    openCsg: undefined,
   };
 }
 
@@ -2115,6 +2118,9 @@ export const ListTaskEntriesRequest: MessageFns<ListTaskEntriesRequest> = {
     }
     if (message.modelScope !== undefined) {
       ModelScope.encode(message.modelScope, writer.uint32(82).fork()).join();
+    }
+    if (message.openCsg !== undefined) {
+      OpenCSG.encode(message.openCsg, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -2215,6 +2221,14 @@ export const ListTaskEntriesRequest: MessageFns<ListTaskEntriesRequest> = {
             message.modelScope = ModelScope.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.openCsg = OpenCSG.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2289,6 +2303,11 @@ export const ListTaskEntriesRequest: MessageFns<ListTaskEntriesRequest> = {
         : isSet(object.model_scope)
         ? ModelScope.fromJSON(object.model_scope)
         : undefined,
+      openCsg: isSet(object.openCsg)
+        ? OpenCSG.fromJSON(object.openCsg)
+        : isSet(object.open_csg)
+        ? OpenCSG.fromJSON(object.open_csg)
+        : undefined,
     };
   },
 
@@ -2330,6 +2349,9 @@ export const ListTaskEntriesRequest: MessageFns<ListTaskEntriesRequest> = {
     if (message.modelScope !== undefined) {
       obj.modelScope = ModelScope.toJSON(message.modelScope);
     }
+    if (message.openCsg !== undefined) {
+      obj.openCsg = OpenCSG.toJSON(message.openCsg);
+    }
     return obj;
   },
 
@@ -2363,6 +2385,9 @@ export const ListTaskEntriesRequest: MessageFns<ListTaskEntriesRequest> = {
       : undefined;
     message.modelScope = (object.modelScope !== undefined && object.modelScope !== null)
       ? ModelScope.fromPartial(object.modelScope)
+      : undefined;
+    message.openCsg = (object.openCsg !== undefined && object.openCsg !== null)
+      ? OpenCSG.fromPartial(object.openCsg)
       : undefined;
     return message;
   },

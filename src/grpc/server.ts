@@ -4,7 +4,12 @@
 // health Check work without a schema).
 
 import { chmod, rm } from 'node:fs/promises';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
+import {
+  createServer as createNetServer,
+  type AddressInfo,
+  type Server as NetServer,
+  type Socket,
+} from 'node:net';
 import { fileURLToPath } from 'node:url';
 import {
   Server,
@@ -87,8 +92,20 @@ function addLazyReflection(server: Server, serviceNames: string[]): void {
   });
 }
 
-export function createGrpcServer(services: ServiceBinding[]): Server {
-  const server = new Server(SERVER_OPTIONS);
+/**
+ * `maxReceiveMessageLength`: the largest request accepted (bytes); unlimited by default (the daemon's servers take
+ * pieces). The scheduler's requests are small, so it bounds them.
+ */
+export function createGrpcServer(
+  services: ServiceBinding[],
+  options: { maxReceiveMessageLength?: number } = {},
+): Server {
+  const server = new Server({
+    ...SERVER_OPTIONS,
+    ...(options.maxReceiveMessageLength !== undefined
+      ? { 'grpc.max_receive_message_length': options.maxReceiveMessageLength }
+      : {}),
+  });
   for (const s of services) server.addService(s.definition, s.implementation);
   const health = new HealthImplementation({ '': 'SERVING' });
   for (const s of services) health.setStatus(s.name, 'SERVING');
@@ -97,17 +114,50 @@ export function createGrpcServer(services: ServiceBinding[]): Server {
   return server;
 }
 
+/**
+ * A unix socket listener whose connections grpc-js serves (through a connection injector), so that a handler can
+ * find its call's connection: each connection is named `unix-conn:<n>` as its remote address, which the call's
+ * getPeer() returns, and socketOf() maps back to the socket (for its peer credentials).
+ */
+export interface UnixSocketListener {
+  readonly path: string;
+  /** The connection a call came on, from call.getPeer(). */
+  socketOf(peer: string): Socket | undefined;
+  /** Stops accepting and cuts the connections (the gRPC server's own shutdown drains the calls first). */
+  close(): Promise<void>;
+}
+
 /** Binds to a unix socket, replacing a stale socket file, and opens it to every user (0777) as upstream. */
-export async function bindUnixSocket(server: Server, socketPath: string): Promise<void> {
+export async function bindUnixSocket(server: Server, socketPath: string): Promise<UnixSocketListener> {
   await rm(socketPath, { force: true });
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${socketPath}`, ServerCredentials.createInsecure(), (err) =>
-      err
-        ? reject(new DfError('IO', `cannot listen on ${socketPath}: ${err.message}`, { cause: err }))
-        : resolve(),
-    ),
-  );
+  const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
+  const sockets = new Map<string, Socket>();
+  let next = 0;
+  const listener = createNetServer((socket) => {
+    const name = `unix-conn:${++next}`;
+    // An own property shadows net.Socket's getter: http2 and grpc-js read it as the peer's address.
+    Object.defineProperty(socket, 'remoteAddress', { value: name, configurable: true });
+    sockets.set(name, socket);
+    socket.once('close', () => sockets.delete(name));
+    injector.injectConnection(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', (err) =>
+      reject(new DfError('IO', `cannot listen on ${socketPath}: ${err.message}`, { cause: err })),
+    );
+    listener.listen(socketPath, () => resolve());
+  });
   await chmod(socketPath, 0o777);
+  return {
+    path: socketPath,
+    socketOf: (peer) => sockets.get(peer),
+    close: () =>
+      new Promise<void>((resolve) => {
+        injector.destroy();
+        for (const s of sockets.values()) s.destroy();
+        listener.close(() => resolve());
+      }),
+  };
 }
 
 /** Drains in-flight calls for up to `graceMs`, then cuts what is left. Idempotent. */

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { rootCertificates } from 'node:tls';
 import { pipeline } from 'node:stream/promises';
 import { Agent } from 'undici';
+import { SourceAddressPolicy } from '../backend/address-policy.js';
 import { appendVia, endToEnd } from './headers.js';
 
 export interface ForwarderOptions {
@@ -15,6 +16,8 @@ export interface ForwarderOptions {
   connectTimeoutMs?: number;
   /** This proxy's Via entry, appended to every forwarded request. */
   via?: string;
+  /** Checks every connection made for a client on another host (forward()'s remoteCaller). */
+  sourcePolicy?: SourceAddressPolicy;
 }
 
 /** Undici refuses these request headers; they describe this hop, not the request. */
@@ -29,24 +32,31 @@ export class ForwardError extends Error {}
 
 export class Forwarder {
   private readonly agent: Agent;
+  /** The agent of requests from clients on other hosts: every connection checked by the source policy. */
+  private readonly remoteAgent: Agent;
   private readonly via?: string;
 
   constructor(o: ForwarderOptions = {}) {
     this.via = o.via;
-    this.agent = new Agent({
-      keepAliveTimeout: 30_000,
-      connect: {
-        timeout: o.connectTimeoutMs ?? 30_000,
-        ca: o.ca && o.ca.length > 0 ? [...rootCertificates, ...o.ca] : undefined,
-      },
-    });
+    const connect = {
+      timeout: o.connectTimeoutMs ?? 30_000,
+      ca: o.ca && o.ca.length > 0 ? [...rootCertificates, ...o.ca] : undefined,
+    };
+    this.agent = new Agent({ keepAliveTimeout: 30_000, connect });
+    const policy = o.sourcePolicy ?? SourceAddressPolicy.denyPrivate();
+    this.remoteAgent = new Agent({ keepAliveTimeout: 30_000, connect: policy.connector(connect) });
   }
 
   /**
    * Sends `req` to `target` and streams the answer into `res`. Rejects with a ForwardError when the origin cannot
    * be reached (nothing has been written to `res` then); a failure after the headers went out destroys `res`.
    */
-  async forward(req: IncomingMessage, res: ServerResponse, target: URL): Promise<void> {
+  async forward(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: URL,
+    opts: { remoteCaller?: boolean } = {},
+  ): Promise<void> {
     const headers = endToEnd(req.headers);
     for (const h of REFUSED_BY_CLIENT) delete headers[h];
     headers['host'] = hostHeader(target);
@@ -63,7 +73,7 @@ export class Forwarder {
     try {
       let answer;
       try {
-        answer = await this.agent.request({
+        answer = await (opts.remoteCaller ? this.remoteAgent : this.agent).request({
           origin: target.origin,
           path: target.pathname + target.search,
           method: req.method as 'GET',
@@ -88,7 +98,7 @@ export class Forwarder {
     }
   }
 
-  close(): Promise<void> {
-    return this.agent.close();
+  async close(): Promise<void> {
+    await Promise.all([this.agent.close(), this.remoteAgent.close()]);
   }
 }

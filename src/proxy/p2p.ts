@@ -5,6 +5,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Download } from '../gen/common.js';
+import type { Caller } from '../core/caller.js';
 import { toDfError, type DfError } from '../core/errors.js';
 import { H, endToEnd, omitHeaders, type ErrorType } from './headers.js';
 
@@ -29,7 +30,12 @@ export interface P2PSession {
   pieces(): AsyncIterable<P2PPiece>;
   /** A stream of stored bytes of the task. */
   read(offset: number, length: number): Readable;
-  /** The request got every byte. */
+  /**
+   * Writes the whole task to the Download's output path (X-Dragonfly-Output-Path), before any byte of the answer:
+   * every piece is stored, the output linked or copied, the digest checked. A failure is the answer's status.
+   */
+  writeOutput(): Promise<void>;
+  /** The request got every byte (not called after writeOutput). */
   finish(): Promise<void>;
   /** The download failed (not called when the client went away). */
   fail(err: DfError): void;
@@ -38,7 +44,16 @@ export interface P2PSession {
 }
 
 export interface P2PDownloader {
-  open(download: Download, signal: AbortSignal): Promise<P2PSession>;
+  /**
+   * `caller`: who asked, for the output path (only where that local user could write it). `remoteCaller`: the
+   * client is not on this host (its source must be an address remote callers may reach).
+   */
+  open(
+    download: Download,
+    signal: AbortSignal,
+    caller: Caller,
+    opts?: { remoteCaller?: boolean },
+  ): Promise<P2PSession>;
   /** Downloads the whole task in the background at proxy.prefetchBandwidthLimit (once per task at a time). */
   prefetch(download: Download): void;
 }
@@ -73,6 +88,8 @@ export function downloadErrorAnswer(e: DfError): {
   headers: Record<string, string>;
 } {
   if (e.code === 'PERMISSION_DENIED') return { type: 'proxy', status: 403, headers: {} };
+  // X-Dragonfly-Output-Path names an existing file (the proxy never overwrites).
+  if (e.code === 'ALREADY_EXISTS') return { type: 'proxy', status: 409, headers: {} };
   // The origin answered our precondition, not the client's request: its 412 is not relayed.
   if (e.code === 'SOURCE_CHANGED') return { type: 'dfdaemon', status: 502, headers: {} };
   // A Download the request's headers made invalid (e.g. a relative X-Dragonfly-Output-Path): the request is wrong.
@@ -95,6 +112,12 @@ export interface ServeOptions {
   serverIp: string;
   /** The selected byte range, or undefined for the whole content. */
   range?: { start: number; length: number };
+  /**
+   * Called once, with every byte of the answer stored, before the last piece's bytes go out: the session's
+   * finish, which checks the task's known digest. Its failure cuts the answer short, so a client never receives
+   * a whole body that failed the check (with Content-Length, a body cut at the very end would look whole).
+   */
+  beforeLastPiece?: () => Promise<void>;
 }
 
 /** The headers of a P2P answer: the origin's, re-framed for what this answer carries, plus Dragonfly's own. */
@@ -127,10 +150,12 @@ export async function streamSession(
   const end = o.range ? o.range.start + o.range.length : session.contentLength;
   const sendHead = () => res.writeHead(status, p2pResponseHeaders(session, o));
   if (end <= start) {
+    await o.beforeLastPiece?.();
     sendHead();
     res.end();
     return;
   }
+  const last = Math.floor((end - 1) / session.pieceLength);
   // Pieces stored but not yet sent, by number; the body follows piece numbers in order.
   const stored = new Map<number, P2PPiece>();
   let next = Math.floor(start / session.pieceLength);
@@ -143,6 +168,7 @@ export async function streamSession(
       stored.delete(next);
       const from = Math.max(p.offset, start);
       const to = Math.min(p.offset + p.length, end);
+      if (next === last) await o.beforeLastPiece?.();
       if (to > from) sent += await copyInto(session.read(from, to - from), res);
       next++;
     }

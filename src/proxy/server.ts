@@ -12,7 +12,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { ProxyConfig, ProxyRule } from '../config/dfdaemon.js';
+import type { Caller } from '../core/caller.js';
 import { DfError, toDfError } from '../core/errors.js';
+import { SourceAddressPolicy } from '../backend/address-policy.js';
 import { Priority, TaskType, type Download } from '../gen/common.js';
 import { checkBasicAuth } from './basic-auth.js';
 import { Forwarder, ForwardError } from './forward.js';
@@ -53,6 +55,11 @@ export interface ProxyServerOptions {
   concurrentPieceCount: number;
   /** Extra CA certificates (PEM) trusted for HTTPS origins, e.g. proxy.registryMirror.cert. */
   ca?: string[];
+  /**
+   * Where a client that is not on this host (not loopback) may make the proxy connect, by P2P or forwarding
+   * (security.allowedPrivateSources); absent: no loopback, link-local or private address.
+   */
+  sourcePolicy?: SourceAddressPolicy;
   metrics?: ProxyMetrics;
   /**
    * Connections held at once (proxy.server.maxConnections, as lowered to fit the open-file limit); one more is
@@ -60,6 +67,11 @@ export interface ProxyServerOptions {
    */
   maxConnections?: number;
   onConnectionRefused?: () => void;
+  /**
+   * The local user behind a client connection (dfdaemon: /proc/net/tcp, see daemon/local-caller.ts), asked only
+   * for X-Dragonfly-Output-Path. Without it such requests are refused.
+   */
+  callerOf?: (socket: Socket) => Promise<Caller>;
   log: {
     info(o: object, m: string): void;
     warn(o: object, m: string): void;
@@ -73,6 +85,9 @@ export class ProxyServer {
   private readonly server: Server;
   /** The authority (host, and port unless 443) each intercepted TLS socket was CONNECTed to. */
   private readonly tunnels = new WeakMap<Socket, string>();
+  /** The address of the client of each intercepted TLS socket (its CONNECT's). */
+  private readonly tunnelClients = new WeakMap<Socket, string | undefined>();
+  private readonly sourcePolicy: SourceAddressPolicy;
   private readonly rules: ProxyRules;
   private readonly rate: RequestRate;
   private readonly forwarder: Forwarder;
@@ -87,7 +102,8 @@ export class ProxyServer {
     this.o = o;
     this.rules = new ProxyRules(o.config.rules);
     this.rate = new RequestRate(o.config.server.requestRateLimit);
-    this.forwarder = new Forwarder({ ca: o.ca, via: this.via });
+    this.sourcePolicy = o.sourcePolicy ?? SourceAddressPolicy.denyPrivate();
+    this.forwarder = new Forwarder({ ca: o.ca, via: this.via, sourcePolicy: this.sourcePolicy });
     const handler = (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res);
     // requestTimeout 0: an upload through the proxy may take longer than Node's default 5 minutes. It would also
     // turn headersTimeout off (Node defaults it to min(60 s, requestTimeout)): a connection, or a tunnel, that
@@ -153,6 +169,18 @@ export class ProxyServer {
         sendError(res, 'proxy', 400, `bad request target "${req.url}": ${(e as Error).message}`);
         return;
       }
+      if (!this.isLocalClient(req)) {
+        // A client on another host: the target must be an address remote callers may reach (no loopback
+        // services of this machine, no private network, no metadata service), unless allowed by config.
+        try {
+          await this.sourcePolicy.checkUrl(url.href);
+        } catch (e) {
+          if (!(e instanceof DfError) || e.code !== 'PERMISSION_DENIED') throw e;
+          this.o.log.warn({ client: this.clientAddress(req), url: url.origin }, e.message);
+          sendError(res, 'proxy', 403, e.message);
+          return;
+        }
+      }
       const rule = req.method === 'GET' ? this.p2pRule(req, url) : undefined;
       const range = rule ? parseRange(hdr.single(req.headers, 'range'), Number.MAX_SAFE_INTEGER) : undefined;
       if (rule && range?.kind !== 'unsupported') {
@@ -204,6 +232,16 @@ export class ProxyServer {
     return mirrorUrl(base, raw);
   }
 
+  /** The client's address: the TCP peer, or for a request inside a tunnel, the client that sent the CONNECT. */
+  private clientAddress(req: IncomingMessage): string | undefined {
+    return this.tunnels.has(req.socket) ? this.tunnelClients.get(req.socket) : req.socket.remoteAddress;
+  }
+
+  /** A client on this host (loopback): it may reach what dfdaemon reaches, as it could by itself. */
+  private isLocalClient(req: IncomingMessage): boolean {
+    return isLoopback(this.clientAddress(req));
+  }
+
   private p2pRule(req: IncomingMessage, url: URL): ProxyRule | undefined {
     return this.rules.match(url) ?? (hdr.useP2P(req.headers) ? HEADER_RULE : undefined);
   }
@@ -211,7 +249,7 @@ export class ProxyServer {
   private async forward(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     this.o.log.debug({ method: req.method, url: url.href }, 'proxy forwards request');
     try {
-      await this.forwarder.forward(req, res, url);
+      await this.forwarder.forward(req, res, url, { remoteCaller: !this.isLocalClient(req) });
     } catch (e) {
       if (e instanceof ForwardError) {
         this.o.log.warn({ url: url.origin, err: e.message }, 'proxy cannot reach origin');
@@ -267,7 +305,15 @@ export class ProxyServer {
   ): Promise<boolean> {
     let session;
     try {
-      session = await this.o.downloader.open(download, signal);
+      const caller: Caller =
+        download.outputPath === undefined
+          ? { kind: 'internal' }
+          : this.o.callerOf
+            ? await this.o.callerOf(req.socket)
+            : { kind: 'unidentified', why: 'no caller lookup configured', via: 'the proxy' };
+      session = await this.o.downloader.open(download, signal, caller, {
+        remoteCaller: !this.isLocalClient(req),
+      });
     } catch (e) {
       const err = toDfError(e);
       const a = downloadErrorAnswer(err);
@@ -295,8 +341,16 @@ export class ProxyServer {
         { taskId: session.taskId, url: download.url, range: selected },
         'proxy serves request through P2P',
       );
-      await streamSession(res, session, { serverIp: this.o.serverIp, range: selected });
-      await session.finish();
+      // X-Dragonfly-Output-Path: the file is written before the answer, so a failure to write it is the answer
+      // (writing it completes the task, known digests checked). Otherwise the task completes — and its known
+      // digest is checked — before the last piece goes out.
+      const toOutput = download.outputPath !== undefined && !selected;
+      if (toOutput) await session.writeOutput();
+      await streamSession(res, session, {
+        serverIp: this.o.serverIp,
+        range: selected,
+        beforeLastPiece: toOutput ? undefined : () => session.finish(),
+      });
       return false;
     } catch (e) {
       const err = toDfError(e);
@@ -390,13 +444,27 @@ export class ProxyServer {
     let host: string;
     /** host[:port] as the URL normalizes it: no userinfo, no trailing slash, no default port 443. */
     let authority: string;
+    let u: URL;
     try {
-      const u = new URL(`https://${target}`);
+      u = new URL(`https://${target}`);
       if (!u.hostname || u.pathname !== '/' || u.search) throw new Error('not host:port');
       host = u.hostname.replace(/^\[|\]$/g, '');
       authority = u.host;
     } catch {
       return refuse(400, 'Bad Request');
+    }
+    if (!isLoopback(socket.remoteAddress)) {
+      // A client on another host may tunnel only to addresses remote callers may reach (the requests inside are
+      // checked again, with the connection the proxy makes).
+      try {
+        await this.sourcePolicy.resolve(host, u.port || 443);
+      } catch (e) {
+        if (e instanceof DfError && e.code === 'PERMISSION_DENIED') {
+          this.o.log.warn({ client: socket.remoteAddress, target }, e.message);
+          return refuse(403, 'Forbidden');
+        }
+        // A host that does not resolve: the requests inside the tunnel fail with 502, as for a local client.
+      }
     }
     let context: SecureContext;
     try {
@@ -419,6 +487,7 @@ export class ProxyServer {
       tls.destroy();
     });
     this.tunnels.set(tls, authority);
+    this.tunnelClients.set(tls, socket.remoteAddress);
     // The server tracks it as a connection: headersTimeout, keep-alive timeout and closeAllConnections apply.
     this.server.emit('connection', tls);
   }

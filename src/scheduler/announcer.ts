@@ -1,7 +1,8 @@
 // Keeps this host known to every scheduler (upstream `announcer/mod.rs`, spec/scheduler.md §5):
 // AnnounceHost to all of them at start — fatal if any fails, as upstream, since a scheduler that does not know the
 // host answers NOT_FOUND to every AnnouncePeer — then every `scheduler.announceInterval` (best effort), at once
-// when the scheduler list changes, and DeleteHost to all on stop.
+// when the scheduler list changes, and DeleteHost to all on stop (except a scheduler that refused the host id as
+// another daemon's: ALREADY_EXISTS from the embedded scheduler, whose reason and the fix are logged).
 
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { DfError } from '../core/errors.js';
@@ -45,6 +46,18 @@ function describe(e: unknown): string {
   return err.details || err.message || String(e);
 }
 
+/**
+ * What to do when a scheduler refuses the host id as another daemon's (ALREADY_EXISTS from the embedded scheduler):
+ * the host id is "{host.ip}-{host.hostname}", so two daemons on one machine need different hostnames.
+ */
+export function hostIdTakenHint(host: Pick<Host, 'id' | 'hostname' | 'ip'>, addr: string): string {
+  return (
+    `host id ${host.id} is already used by another daemon at scheduler ${addr}. To run several daemons on one ` +
+    `machine, set host.hostname in each one's dfdaemon.yaml to a unique name (this one is "${host.hostname}"), ` +
+    `or give each its own host.ip (this one is ${host.ip}); see the README, "Several daemons on one machine"`
+  );
+}
+
 export class SchedulerAnnouncer {
   readonly #selector: SchedulerAnnouncerOptions['selector'];
   readonly #hostInfo: SchedulerAnnouncerOptions['hostInfo'];
@@ -53,6 +66,8 @@ export class SchedulerAnnouncer {
   readonly #requestTimeoutMs: number;
   readonly #deleteTimeoutMs: number;
   #hostId: string | undefined;
+  /** Schedulers whose last answer was ALREADY_EXISTS: the id is another daemon's there, so stop() leaves it alone. */
+  readonly #refusedBy = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #unsubscribe: (() => void) | undefined;
   #announcing: Promise<void> | undefined;
@@ -79,10 +94,13 @@ export class SchedulerAnnouncer {
     const failures = await this.#announceAll();
     if (failures.length > 0) {
       const { addr, error } = failures[0]!;
+      const status = (error as Partial<ServiceError>).code;
       const code =
-        (error as Partial<ServiceError>).code === GrpcStatus.INVALID_ARGUMENT
+        status === GrpcStatus.INVALID_ARGUMENT
           ? 'INVALID_ARGUMENT'
-          : 'UNAVAILABLE';
+          : status === GrpcStatus.ALREADY_EXISTS
+            ? 'ALREADY_EXISTS'
+            : 'UNAVAILABLE';
       throw new DfError(code, `announce host to scheduler ${addr} failed: ${describe(error)}`, {
         cause: error,
       });
@@ -105,7 +123,10 @@ export class SchedulerAnnouncer {
     return this.#announcing;
   }
 
-  /** Stops announcing and tells every scheduler the host is gone (best effort, at most deleteTimeoutMs). Idempotent. */
+  /**
+   * Stops announcing and tells every scheduler the host is gone (best effort, at most deleteTimeoutMs), except those
+   * that refused the host id as another daemon's: deleting it there would take that daemon's place away. Idempotent.
+   */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
@@ -114,8 +135,9 @@ export class SchedulerAnnouncer {
     this.#unsubscribe?.();
     const hostId = this.#hostId;
     if (hostId === undefined) return; // never announced, nothing to delete
+    const ours = this.#selector.all().filter(({ addr }) => !this.#refusedBy.has(addr));
     await Promise.all(
-      this.#selector.all().map(async ({ addr, client }) => {
+      ours.map(async ({ addr, client }) => {
         try {
           await call(client, client.deleteHost, { hostId }, this.#deleteTimeoutMs);
           this.#log.info(`deleted host ${hostId} from scheduler ${addr}`);
@@ -141,10 +163,16 @@ export class SchedulerAnnouncer {
       endpoints.map(async ({ addr, client }) => {
         try {
           await call(client, client.announceHost, request, this.#requestTimeoutMs);
+          this.#refusedBy.delete(addr);
           this.#log.debug(`announced host ${host.id} to scheduler ${addr}`);
           return undefined;
         } catch (error) {
-          this.#log.warn({ err: error }, `announce host to scheduler ${addr} failed: ${describe(error)}`);
+          if ((error as Partial<ServiceError>).code === GrpcStatus.ALREADY_EXISTS) {
+            this.#refusedBy.add(addr);
+            this.#log.error({ hostId: host.id, scheduler: addr }, hostIdTakenHint(host, addr));
+          } else {
+            this.#log.warn({ err: error }, `announce host to scheduler ${addr} failed: ${describe(error)}`);
+          }
           return { addr, error };
         }
       }),

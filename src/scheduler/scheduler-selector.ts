@@ -50,6 +50,8 @@ export class SchedulerSelector {
   readonly #clients = new Map<string, SchedulerClient>();
   readonly #listeners = new Set<SchedulersChangedListener>();
   #addrs: readonly string[] = [];
+  /** Every address the source listed last time, healthy or not. */
+  #listed: readonly string[] = [];
   #ring = new HashRing([]);
   #clusterId: number | undefined;
   #refreshing: Promise<void> | undefined;
@@ -118,6 +120,14 @@ export class SchedulerSelector {
     return this.#addrs;
   }
 
+  /**
+   * The schedulers this peer may use: the healthy ones and every other one the source listed last time ("ip:port"
+   * / "[v6]:port"). A scheduler that calls this peer (to trigger a seed download) is one of them.
+   */
+  knownAddresses(): readonly string[] {
+    return [...new Set([...this.#addrs, ...this.#listed])];
+  }
+
   /** The manager's scheduler cluster the healthy schedulers belong to; undefined for the local dynconfig file. */
   get clusterId(): number | undefined {
     return this.#clusterId;
@@ -153,6 +163,7 @@ export class SchedulerSelector {
       });
     }
     const addrs = candidates.map((c) => formatSocketAddr(c.addr));
+    this.#listed = addrs;
     const verdicts = await Promise.all(addrs.map((addr) => this.#health(addr)));
     let healthy = candidates.flatMap((c, i) =>
       verdicts[i] === 'SERVING' ? [{ ...c, addr: addrs[i]! }] : [],

@@ -2,9 +2,8 @@
 // offsets, as upstream (dragonfly-client-storage/src/content_linux.rs). Bytes stream through: a piece is never
 // held whole in memory; writes are coalesced up to `writeBufferSize` so a piece costs a few large pwrites.
 
-import { randomUUID } from 'node:crypto';
-import { createReadStream, type ReadStream } from 'node:fs';
-import { copyFile, link, mkdir, open, rename, rm, stat, unlink } from 'node:fs/promises';
+import { chmodSync, createReadStream, utimesSync, type ReadStream } from 'node:fs';
+import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Crc32 } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
@@ -79,6 +78,38 @@ export class ContentStore {
   async allocatedBytes(taskId: string): Promise<number> {
     const s = await stat(this.taskPath(taskId)).catch(() => undefined);
     return s ? s.blocks * 512 : 0;
+  }
+
+  /**
+   * A finished task's content file becomes read-only (0444) and its mtime the finish time. Outputs are hard links
+   * to it, so an output is read-only too: its user cannot edit the cache in place. Root (or dfdaemon's own user)
+   * still can; checkSealed sees that by the mtime and the size, and the task is then never served again.
+   */
+  sealTask(taskId: string, finishedAt: Date): void {
+    const path = this.taskPath(taskId);
+    chmodSync(path, 0o444);
+    utimesSync(path, finishedAt, finishedAt);
+  }
+
+  /**
+   * Why a finished task's content is no longer what was stored, or undefined when it is: its size differs from the
+   * content length, or it was written after the task finished (mtime past the finish time). A sealed file someone
+   * made writable again is sealed once more.
+   */
+  async checkSealed(taskId: string, contentLength: number, finishedAt: Date): Promise<string | undefined> {
+    const path = this.taskPath(taskId);
+    const st = await stat(path).catch(() => undefined);
+    if (!st) return 'its content file is gone';
+    if (st.size !== contentLength) return `its content file is ${st.size} bytes, not ${contentLength}`;
+    // 1 ms of slack: utimes and stat round the time through nanoseconds.
+    if (st.mtimeMs > finishedAt.getTime() + 1) {
+      return (
+        `its content file was modified at ${st.mtime.toISOString()}, after the task finished at ` +
+        `${finishedAt.toISOString()} (an output hard link edited in place?)`
+      );
+    }
+    if ((st.mode & 0o222) !== 0) await chmod(path, 0o444).catch(() => undefined);
+    return undefined;
   }
 
   async hasTask(taskId: string): Promise<boolean> {
@@ -208,44 +239,6 @@ export class ContentStore {
       },
       close: () => fh.close(),
     };
-  }
-
-  /**
-   * Hard-links the task file to `to`. An existing file that already is this content (same device and inode)
-   * counts as linked. Any other failure is returned as an error, so the caller can copy instead.
-   */
-  async hardLinkTask(taskId: string, to: string): Promise<void> {
-    const from = this.taskPath(taskId);
-    try {
-      await link(from, to);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && (await this.isSameFile(taskId, to))) return;
-      throw toDfError(e, `hard link ${to}`);
-    }
-  }
-
-  /** Whether `path` is the task's content file itself (same device and inode). */
-  async isSameFile(taskId: string, path: string): Promise<boolean> {
-    const [a, b] = await Promise.all([
-      stat(this.taskPath(taskId)).catch(() => undefined),
-      stat(path).catch(() => undefined),
-    ]);
-    return !!a && !!b && a.dev === b.dev && a.ino === b.ino;
-  }
-
-  /**
-   * Copies the task file to `to` through a temporary sibling renamed into place, so a failed copy never
-   * leaves a truncated file at the user's path.
-   */
-  async copyTask(taskId: string, to: string): Promise<void> {
-    const tmp = `${to}.dfget-${randomUUID()}.tmp`;
-    try {
-      await copyFile(this.taskPath(taskId), tmp);
-      await rename(tmp, to);
-    } catch (e) {
-      await unlink(tmp).catch(() => undefined);
-      throw toDfError(e, `copy to ${to}`);
-    }
   }
 
   async deleteTask(taskId: string): Promise<void> {

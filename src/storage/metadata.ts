@@ -17,6 +17,13 @@ export interface TaskRecord {
   prefetchedAt?: Date;
   failedAt?: Date;
   finishedAt?: Date;
+  /**
+   * How the task's id was derived (core/task-id.ts TaskIdDerivation); undefined for a task stored before it was
+   * recorded, which no request is served (it is fetched again).
+   */
+  idDerivation?: string;
+  /** The digest the whole content must have, known from the task's identity; checked before it is finished. */
+  knownDigest?: string;
 }
 
 export interface PieceRecord {
@@ -46,6 +53,8 @@ interface TaskRow {
   prefetched_at: number | null;
   failed_at: number | null;
   finished_at: number | null;
+  id_derivation: string | null;
+  known_digest: string | null;
 }
 
 interface PieceRow {
@@ -93,6 +102,15 @@ CREATE TABLE IF NOT EXISTS pieces (
 CREATE INDEX IF NOT EXISTS tasks_updated_at ON tasks (updated_at);
 `;
 
+/**
+ * Columns added after the first schema, created in databases that lack them (an older dfdaemon's). A task stored
+ * before a column existed reads NULL there.
+ */
+const ADDED_TASK_COLUMNS: ReadonlyArray<readonly [name: string, type: string]> = [
+  ['id_derivation', 'TEXT'],
+  ['known_digest', 'TEXT'],
+];
+
 const d = (ms: number | null): Date | undefined => (ms === null ? undefined : new Date(ms));
 
 function toTask(r: TaskRow): TaskRecord {
@@ -108,6 +126,8 @@ function toTask(r: TaskRow): TaskRecord {
     prefetchedAt: d(r.prefetched_at),
     failedAt: d(r.failed_at),
     finishedAt: d(r.finished_at),
+    idDerivation: r.id_derivation ?? undefined,
+    knownDigest: r.known_digest ?? undefined,
   };
 }
 
@@ -143,6 +163,12 @@ export class MetadataStore {
       this.db.pragma('synchronous = NORMAL');
       this.db.pragma('busy_timeout = 5000');
       this.db.exec(SCHEMA);
+      const have = new Set(
+        (this.db.prepare('PRAGMA table_info(tasks)').all() as Array<{ name: string }>).map((c) => c.name),
+      );
+      for (const [name, type] of ADDED_TASK_COLUMNS) {
+        if (!have.has(name)) this.db.exec(`ALTER TABLE tasks ADD COLUMN ${name} ${type}`);
+      }
     } catch (e) {
       throw new DfError('IO', `cannot open metadata database ${path}: ${(e as Error).message}`, { cause: e });
     }
@@ -151,10 +177,12 @@ export class MetadataStore {
       getTask: db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
       listTasks: db.prepare<[], TaskRow>('SELECT * FROM tasks ORDER BY updated_at'),
       insertTask: db.prepare(
-        `INSERT INTO tasks (id, piece_length, content_length, response_header, created_at, updated_at)
-         VALUES (@id, @piece_length, @content_length, @response_header, @now, @now)
+        `INSERT INTO tasks (id, piece_length, content_length, response_header, id_derivation, known_digest,
+           created_at, updated_at)
+         VALUES (@id, @piece_length, @content_length, @response_header, @id_derivation, @known_digest, @now, @now)
          ON CONFLICT(id) DO UPDATE SET piece_length = excluded.piece_length,
            content_length = excluded.content_length, response_header = excluded.response_header,
+           id_derivation = excluded.id_derivation, known_digest = excluded.known_digest,
            failed_at = NULL, updated_at = excluded.updated_at`,
       ),
       touchTask: db.prepare('UPDATE tasks SET updated_at = ? WHERE id = ?'),
@@ -205,13 +233,21 @@ export class MetadataStore {
   /** Records that a download of the task started, with what the source said about it. */
   upsertTask(
     id: string,
-    fields: { pieceLength: number; contentLength: number; responseHeader: Record<string, string> },
+    fields: {
+      pieceLength: number;
+      contentLength: number;
+      responseHeader: Record<string, string>;
+      idDerivation?: string;
+      knownDigest?: string;
+    },
   ): TaskRecord {
     this.stmts.insertTask.run({
       id,
       piece_length: fields.pieceLength,
       content_length: fields.contentLength,
       response_header: JSON.stringify(fields.responseHeader),
+      id_derivation: fields.idDerivation ?? null,
+      known_digest: fields.knownDigest ?? null,
       now: this.now(),
     });
     return this.getTask(id)!;

@@ -140,15 +140,25 @@ export class Storage {
    */
   async prepareTask(
     taskId: string,
-    fields: { contentLength: number; pieceLength: number; responseHeader: Record<string, string> },
+    fields: {
+      contentLength: number;
+      pieceLength: number;
+      responseHeader: Record<string, string>;
+      /** How the id was derived (TaskIdDerivation); pieces stored under another derivation are not kept. */
+      idDerivation?: string;
+      /** The digest the whole content must have, when the task's identity names one. */
+      knownDigest?: string;
+    },
   ): Promise<TaskRecord> {
     const existing = this.metadata.getTask(taskId);
     if (existing) {
       const why =
-        existing.contentLength !== fields.contentLength || existing.pieceLength !== fields.pieceLength
-          ? `lengths changed (${existing.contentLength}/${existing.pieceLength} → ${fields.contentLength}/${fields.pieceLength})`
-          : (statChanged(validatorOf(existing.responseHeader), validatorOf(fields.responseHeader)) ??
-            ((await this.content.hasTask(taskId)) ? undefined : 'content file missing'));
+        existing.idDerivation !== fields.idDerivation
+          ? `its id was derived from ${existing.idDerivation ?? 'an unrecorded input'}, not from ${fields.idDerivation ?? 'an unrecorded input'}`
+          : existing.contentLength !== fields.contentLength || existing.pieceLength !== fields.pieceLength
+            ? `lengths changed (${existing.contentLength}/${existing.pieceLength} → ${fields.contentLength}/${fields.pieceLength})`
+            : (statChanged(validatorOf(existing.responseHeader), validatorOf(fields.responseHeader)) ??
+              ((await this.content.hasTask(taskId)) ? undefined : 'content file missing'));
       if (why !== undefined) {
         this.log?.info({ taskId, why }, 'source is not the stored version; dropping stored pieces');
         await this.content.deleteTask(taskId);
@@ -224,8 +234,16 @@ export class Storage {
     });
   }
 
+  /** Records the task finished and seals its content file (read-only, its mtime the finish time). */
   finishTask(taskId: string): void {
     this.metadata.finishTask(taskId);
+    const finishedAt = this.metadata.getTask(taskId)?.finishedAt;
+    if (!finishedAt) return;
+    try {
+      this.content.sealTask(taskId, finishedAt);
+    } catch (e) {
+      this.log?.warn({ taskId, err: (e as Error).message }, 'could not seal the content file');
+    }
   }
 
   /** Records the task's failure; on a full disk with the help of the metadata reserve. */

@@ -1,6 +1,6 @@
 // The Vortex piece protocol (dragonflyoss/vortex-protocol 0.1.5, as used by dragonfly-client 1.5.1): a 6-byte
 // header (packet id u8 | tag u8 | length u32 BE) and a tag-specific value. Byte layouts, error texts and quirks
-// follow ../shared/reference/vortex/VECTORS.md; the known-answer vectors there are asserted by the tests.
+// follow the upstream crate; its known-answer vectors are kept in test/data/vortex-vectors.json and asserted by the tests.
 //
 // PieceContent is special on the wire: its value holds only the metadata, and the piece's raw bytes follow it
 // unframed (`metadata.length` of them). Whole-packet functions here therefore never carry piece bytes;

@@ -221,7 +221,7 @@ export class VortexTcpServer {
     let release: (() => void) | undefined;
     try {
       piece = this.lookup(kind, taskId, number, pieceId);
-      release = await this.uploadSlots?.acquire(taskId, number, closedSignal(socket));
+      release = await this.uploadSlots?.acquire(taskId, number, piece.length, closedSignal(socket));
       await this.uploadLimiter?.acquire(piece.length);
     } catch (e) {
       release?.();

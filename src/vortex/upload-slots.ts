@@ -6,8 +6,11 @@
 // heard of first, since the swarm waits on them — then in arrival order.
 
 export interface UploadSlotsOptions {
-  /** Bodies sent at once; Infinity: no queue. */
-  slots: number;
+  /**
+   * Bodies sent at once: a number, or a function of the length of the piece about to go (so that the count can
+   * follow the uplink: a slow link sends one piece at a time, whole in a few seconds, not four in four times that).
+   */
+  slots: number | ((pieceLength: number) => number);
   /** Lower goes first; default: every request ranks the same (arrival order). */
   priority?: (taskId: string, number: number) => number;
 }
@@ -15,18 +18,20 @@ export interface UploadSlotsOptions {
 interface Waiting {
   taskId: string;
   number: number;
+  length: number;
   grant: () => void;
   signal?: AbortSignal;
 }
 
 export class UploadSlots {
-  private readonly slots: number;
+  private readonly slotsFor: (pieceLength: number) => number;
   private readonly priority?: (taskId: string, number: number) => number;
   private busy = 0;
   private waiting: Waiting[] = [];
 
   constructor(options: UploadSlotsOptions) {
-    this.slots = Math.max(1, options.slots);
+    const slots = options.slots;
+    this.slotsFor = typeof slots === 'number' ? () => slots : slots;
     this.priority = options.priority;
   }
 
@@ -42,8 +47,8 @@ export class UploadSlots {
    * Resolves with a release function once a slot is free for this piece; rejects with the signal's reason if it
    * aborts first (the child went away), without taking a slot.
    */
-  acquire(taskId: string, number: number, signal?: AbortSignal): Promise<() => void> {
-    if (this.busy < this.slots && this.waiting.length === 0) {
+  acquire(taskId: string, number: number, length: number, signal?: AbortSignal): Promise<() => void> {
+    if (this.busy < this.slots(length) && this.waiting.length === 0) {
       this.busy++;
       return Promise.resolve(this.releaser());
     }
@@ -51,6 +56,7 @@ export class UploadSlots {
       const w: Waiting = {
         taskId,
         number,
+        length,
         signal,
         grant: () => {
           signal?.removeEventListener('abort', onAbort);
@@ -66,6 +72,10 @@ export class UploadSlots {
     });
   }
 
+  private slots(length: number): number {
+    return Math.max(1, Math.floor(this.slotsFor(length)));
+  }
+
   private releaser(): () => void {
     let released = false;
     return () => {
@@ -77,7 +87,7 @@ export class UploadSlots {
   }
 
   private grantNext(): void {
-    while (this.busy < this.slots && this.waiting.length > 0) {
+    while (this.waiting.length > 0 && this.busy < this.slots(this.waiting[0]!.length)) {
       // Priorities can change while a request waits (a seed releases a piece to everyone): rank now.
       const rank = (w: Waiting): number => this.priority?.(w.taskId, w.number) ?? 0;
       let best = 0;
@@ -95,4 +105,16 @@ export class UploadSlots {
       w!.grant();
     }
   }
+}
+
+/** Slots when uploading at most this many piece bodies at once. */
+const UPLOAD_SLOTS_MAX = 4;
+
+/**
+ * Enough slots to fill a link with a few TCP streams, few enough that each piece leaves whole soon and its child
+ * can relay it: about one piece per second of the upload rate measured now (one at a time on a slow link, where
+ * four at once took four times as long each), 1 to UPLOAD_SLOTS_MAX.
+ */
+export function uploadSlotsFor(uploadBytesPerSecond: number, pieceLength: number): number {
+  return Math.min(UPLOAD_SLOTS_MAX, Math.max(1, Math.ceil(uploadBytesPerSecond / Math.max(1, pieceLength))));
 }

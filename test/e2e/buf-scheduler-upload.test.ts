@@ -1,4 +1,4 @@
-// The real third-party gRPC client `buf curl`, with the upstream protos from ../shared/reference, against
+// The real third-party gRPC client `buf curl`, with the upstream protos of the d7y.io/api/v2 Go module, against
 // (1) a dfscheduler process (scheduler.v2.Scheduler: AnnounceHost, ListHosts, StatTask, DeleteHost; health and
 // reflection) and (2) a dfdaemon's upload server on TCP (dfdaemon.v2.DfdaemonUpload: StatTask, SyncPieces,
 // SyncHost) after a dfget of a 9 MiB file from the Node origin. Every process is ended by its PID.
@@ -11,14 +11,14 @@ import { join } from 'node:path';
 import { dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { Origin, contentSha256 } from '../helpers/origin.js';
 import { sha256File } from '../helpers/files.js';
-import { BUF, buf, parseJsonStream, UPSTREAM_PROTO, type BufResult } from '../helpers/buf.js';
+import { BUF, buf, parseJsonStream, upstreamProtoDir, type BufResult } from '../helpers/buf.js';
 import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS, taskIdFromUrl } from '../../src/core/task-id.js';
 
 const MiB = 1024 * 1024;
 const PIECE = 4 * MiB;
 
-const SCHEMA = UPSTREAM_PROTO;
+const SCHEMA = upstreamProtoDir();
 
 function curlArgs(addr: string, method: string, body: object | undefined, schema = true): string[] {
   const args = ['curl', '--protocol', 'grpc', '--http2-prior-knowledge'];
@@ -150,6 +150,12 @@ describe('buf curl against dfscheduler (scheduler.v2.Scheduler)', () => {
     const seedIds = ((JSON.parse(seeds.stdout) as { hosts?: JsonHost[] }).hosts ?? []).map((h) => h.id);
     assert.ok(!seedIds.includes(hostId), seeds.stdout);
 
+    // ListHosts answers only addresses that announced a host (README "Security model"): a second host from this
+    // address keeps it a member once the first is deleted.
+    const witness = await bufCurl(sched.addr, 'scheduler.v2.Scheduler/AnnounceHost', {
+      host: { ...host, id: `${hostId}-witness` },
+    });
+    assert.equal(witness.code, 0, witness.stderr);
     const del = await bufCurl(sched.addr, 'scheduler.v2.Scheduler/DeleteHost', { host_id: hostId });
     assert.equal(del.code, 0, del.stderr);
     assert.ok(!(await listIds()).includes(hostId));

@@ -1,18 +1,18 @@
 // dfdaemon against real third-party programs: nginx as the origin (Range requests, sendfile) and `buf curl` as
-// a gRPC client on the download socket, with the upstream protos from ../shared/reference (and reflection).
+// a gRPC client on the download socket, with the upstream protos of the d7y.io/api/v2 Go module (and reflection).
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
-import { buf, parseJsonStream, UPSTREAM_PROTO } from '../helpers/buf.js';
+import { buf, parseJsonStream, upstreamProtoDir } from '../helpers/buf.js';
 import { findNginx, Nginx } from '../helpers/nginx.js';
 import { sha256File } from '../helpers/files.js';
 
 const MiB = 1024 * 1024;
 const PIECE = 4 * MiB;
-const SCHEMA = UPSTREAM_PROTO;
+const SCHEMA = upstreamProtoDir();
 const NGINX = findNginx();
 
 /** `buf curl` over the daemon's socket; `schema` false uses server reflection. */

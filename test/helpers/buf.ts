@@ -7,8 +7,11 @@ import { join, resolve } from 'node:path';
 import { DIST } from './daemon.js';
 
 export const REPO = resolve(DIST, '..');
-/** The upstream protos, read where they are (never copied into the project). */
-export const UPSTREAM_PROTO = resolve(REPO, '../shared/reference/dragonfly-api/proto');
+/**
+ * The upstream protos for `buf curl --schema`: the d7y.io/api/v2 Go module's proto/, fetched by
+ * scripts/fetch-upstream-protos.mjs into the Go module cache (the same protos the conformance test compares).
+ */
+export { upstreamProtoDir } from './upstream-protos.js';
 
 /**
  * The native buf binary. node_modules/.bin/buf is a Node wrapper that runs it with spawnSync: ending the wrapper

@@ -54,7 +54,7 @@ const DEFAULT_PROXY = 'proxy:\n  server:\n    ip: 127.0.0.1\n    port: 0\n';
 export function testConfig(
   dir: string,
   extra = '',
-  opts: { schedulerAddr?: string; downloadServer?: string; download?: string } = {},
+  opts: { schedulerAddr?: string; downloadServer?: string; download?: string; uploadServer?: string } = {},
 ): string {
   return `host:
   ip: 127.0.0.1
@@ -74,7 +74,7 @@ upload:
   server:
     ip: 127.0.0.1
     port: 0
-storage:
+${opts.uploadServer ? opts.uploadServer.replace(/^/gm, '    ') + '\n' : ''}storage:
   dir: ${join(dir, 'storage')}
   server:
     ip: 127.0.0.1
@@ -101,6 +101,8 @@ export async function startDaemon(
     downloadServer?: string;
     /** More keys of `download` (YAML lines, unindented), e.g. "bandwidthLimit: 10MiB". */
     download?: string;
+    /** More keys of `upload.server` (YAML lines, unindented), e.g. "caCert: /path/ca.crt". */
+    uploadServer?: string;
     /** A dfdaemon executable to run instead of `node DFDAEMON` (e.g. an installed package's .bin/dfdaemon). */
     bin?: string;
   } = {},
@@ -113,6 +115,7 @@ export async function startDaemon(
       schedulerAddr: opts.schedulerAddr,
       downloadServer: opts.downloadServer,
       download: opts.download,
+      uploadServer: opts.uploadServer,
     }),
   );
   const dynconfigPath = join(dir, 'dynconfig.yaml');

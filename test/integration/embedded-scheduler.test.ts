@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
+import { createServer, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -27,7 +28,7 @@ import {
   type DownloadTaskRequest,
   type DownloadTaskResponse,
 } from '../../src/gen/dfdaemon.js';
-import { AnnouncePeerRequest, type SchedulerClient } from '../../src/gen/scheduler.js';
+import { AnnouncePeerRequest, SchedulerClient } from '../../src/gen/scheduler.js';
 import type { PartialSchedulerOptions } from '../../src/scheduler/embedded/options.js';
 import { EmbeddedScheduler } from '../../src/scheduler/embedded/scheduler-server.js';
 import {
@@ -559,6 +560,115 @@ function startBinary(
     });
   });
 }
+
+describe('embedded scheduler: one host id, one daemon', () => {
+  /** A client on a connection of its own, as another daemon process has (grpc-js shares connections otherwise). */
+  const otherDaemon = (scheduler: EmbeddedScheduler) =>
+    new SchedulerClient(`127.0.0.1:${scheduler.listenPort}`, credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+    });
+  /** A listening port standing in for the first daemon's upload server. */
+  async function livePort(): Promise<{ port: number; server: NetServer }> {
+    const server = createServer((c) => c.destroy());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { port: (server.address() as { port: number }).port, server };
+  }
+  const closed = (server: NetServer) => new Promise((r) => server.close(r));
+  const hostPorts = async (client: SchedulerClient) =>
+    (await rpc(client).listHosts({})).hosts.map((h) => `${h.id} ${h.port}`);
+  const ID = '127.0.0.1-box';
+
+  test('a second daemon announcing the same host id with other ports is refused (ALREADY_EXISTS naming host.hostname); the first keeps its place', () =>
+    withScheduler(async (client, scheduler) => {
+      const first = await livePort();
+      const second = otherDaemon(scheduler);
+      try {
+        await announceHost(
+          client,
+          { id: ID, hostname: 'box', port: first.port, downloadPort: first.port },
+          30_000,
+        );
+        await assert.rejects(
+          announceHost(second, { id: ID, hostname: 'box', port: 14100, downloadPort: 14100 }, 30_000),
+          (e: ServiceError) => {
+            assert.equal(e.code, GrpcStatus.ALREADY_EXISTS);
+            assert.match(e.details, /host id 127\.0\.0\.1-box is already announced by another daemon/);
+            assert.match(e.details, /set host\.hostname in dfdaemon\.yaml to a name unique to each daemon/);
+            return true;
+          },
+        );
+        assert.deepEqual(await hostPorts(client), [`${ID} ${first.port}`]);
+        // the first daemon's periodic re-announce is still accepted
+        await announceHost(
+          client,
+          { id: ID, hostname: 'box', port: first.port, downloadPort: first.port },
+          30_000,
+        );
+      } finally {
+        second.close();
+        await closed(first.server);
+      }
+    }));
+
+  test('the same host re-announcing from a new connection with the same ports (a restart) is accepted', () =>
+    withScheduler(async (client, scheduler) => {
+      const first = await livePort();
+      const restarted = otherDaemon(scheduler);
+      try {
+        await announceHost(
+          client,
+          { id: ID, hostname: 'box', port: first.port, downloadPort: first.port },
+          30_000,
+        );
+        await announceHost(
+          restarted,
+          { id: ID, hostname: 'box', port: first.port, downloadPort: first.port },
+          30_000,
+        );
+        assert.deepEqual(await hostPorts(client), [`${ID} ${first.port}`]);
+      } finally {
+        restarted.close();
+        await closed(first.server);
+      }
+    }));
+
+  test('other ports are accepted once nothing answers on the known ports (a crash, then a restart on new ports)', () =>
+    withScheduler(async (client, scheduler) => {
+      const first = await livePort();
+      const restarted = otherDaemon(scheduler);
+      try {
+        await announceHost(
+          client,
+          { id: ID, hostname: 'box', port: first.port, downloadPort: first.port },
+          30_000,
+        );
+        await closed(first.server);
+        await announceHost(restarted, { id: ID, hostname: 'box', port: 14100, downloadPort: 14100 }, 30_000);
+        assert.deepEqual(await hostPorts(client), [`${ID} 14100`]);
+      } finally {
+        restarted.close();
+      }
+    }));
+
+  test('a deleted host (DeleteHost at a graceful stop) may come back on other ports at once', () =>
+    withScheduler(async (client, scheduler) => {
+      const first = await livePort();
+      const next = otherDaemon(scheduler);
+      try {
+        await announceHost(
+          client,
+          { id: ID, hostname: 'box', port: first.port, downloadPort: first.port },
+          30_000,
+        );
+        await rpc(client).deleteHost({ hostId: ID });
+        await announceHost(next, { id: ID, hostname: 'box', port: 14100, downloadPort: 14100 }, 30_000);
+        assert.deepEqual(await hostPorts(client), [`${ID} 14100`]);
+      } finally {
+        next.close();
+        await closed(first.server);
+      }
+    }));
+});
 
 describe('dfscheduler binary', () => {
   test('starts from yaml with port 0, answers health SERVING, warns about unknown keys, stops on SIGTERM', async () => {

@@ -20,7 +20,11 @@ import { sha256File } from '../helpers/files.js';
 import Database from 'better-sqlite3';
 
 const MiB = 1024 * 1024;
-const SEED = 'seedPeer:\n  enable: true\n  type: super\n';
+/**
+ * A seed fetches from the origin on the scheduler's behalf (a remote caller), and the test origin is on loopback,
+ * which a remote caller may reach only when security.allowedPrivateSources names it.
+ */
+const SEED = 'seedPeer:\n  enable: true\n  type: super\nsecurity:\n  allowedPrivateSources: [127.0.0.1]\n';
 
 function pieceRangeCounts(origin: Origin, path: string): Map<string, number> {
   const m = new Map<string, number>();

@@ -36,8 +36,9 @@ interface FakeScheduler {
   announces: AnnounceHostRequest[];
   deletes: DeleteHostRequest[];
   health: HealthImplementation;
-  /** When set, AnnounceHost fails with INVALID_ARGUMENT, as the Go validator does. */
+  /** When set, AnnounceHost fails with INVALID_ARGUMENT, as the Go validator does (or with `rejectCode`). */
   reject?: string;
+  rejectCode?: number;
   close(): Promise<void>;
 }
 
@@ -67,7 +68,9 @@ async function startScheduler(serving: ServingStatus = 'SERVING'): Promise<FakeS
   };
   server.addService(SchedulerService, {
     announceHost(call: ServerUnaryCall<AnnounceHostRequest, unknown>, cb: sendUnaryData<object>) {
-      if (fake.reject !== undefined) return cb({ code: status.INVALID_ARGUMENT, details: fake.reject });
+      if (fake.reject !== undefined) {
+        return cb({ code: fake.rejectCode ?? status.INVALID_ARGUMENT, details: fake.reject });
+      }
       fake.announces.push(call.request);
       cb(null, {});
     },
@@ -414,6 +417,53 @@ describe('scheduler selector and announcer', () => {
       await announcer.stop();
       selector.close();
     }
+  });
+
+  test("announcer: a scheduler refusing the host id as another daemon's (ALREADY_EXISTS): fatal at start, the fix logged, no DeleteHost there on stop", async () => {
+    const selector = selectorFor(dynconfig('taken.yaml', addrsYaml(a.addr, other.addr)));
+    await selector.start();
+    other.reject =
+      'host id 127.0.0.1-test-host is already announced by another daemon (ip 127.0.0.1, port 4000)';
+    other.rejectCode = status.ALREADY_EXISTS;
+    const lines: Array<{ msg: string }> = [];
+    const capture = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const hostInfo = new HostInfo({ config: config(), uploadPort: 4010, version: '1' });
+    const announcer = new SchedulerAnnouncer({
+      selector,
+      hostInfo: () => hostInfo.build(),
+      intervalMs: 60_000,
+      log: capture,
+    });
+    const deletesBefore = { a: a.deletes.length, other: other.deletes.length };
+    try {
+      await assert.rejects(announcer.start(), (e: unknown) => {
+        assert.ok(e instanceof DfError);
+        assert.equal(e.code, 'ALREADY_EXISTS');
+        assert.match(
+          e.message,
+          new RegExp(
+            `^announce host to scheduler ${other.addr} failed: host id 127\\.0\\.0\\.1-test-host is already announced`,
+          ),
+        );
+        return true;
+      });
+      assert.ok(
+        lines.some(
+          (l) =>
+            l.msg ===
+            `host id 127.0.0.1-test-host is already used by another daemon at scheduler ${other.addr}. To run several daemons on one machine, set host.hostname in each one's dfdaemon.yaml to a unique name (this one is "test-host"), or give each its own host.ip (this one is 127.0.0.1); see the README, "Several daemons on one machine"`,
+        ),
+        `logged: ${lines.map((l) => l.msg).join(' | ')}`,
+      );
+    } finally {
+      other.reject = undefined;
+      other.rejectCode = undefined;
+      await announcer.stop();
+      selector.close();
+    }
+    // DeleteHost went to the scheduler that accepted the host, not to the one where the id is another daemon's.
+    assert.equal(a.deletes.length, deletesBefore.a + 1);
+    assert.equal(other.deletes.length, deletesBefore.other);
   });
 
   test('announcer: a new scheduler in the list is announced to at once', async () => {

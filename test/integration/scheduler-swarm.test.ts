@@ -20,7 +20,11 @@ const SIZE = 16 * MiB;
 const PIECES = 4;
 /** Every origin answer waits this long, so the seed registers well after upstream's 4 × 500 ms of retries. */
 const ORIGIN_DELAY_MS = 3000;
-const SEED = 'seedPeer:\n  enable: true\n  type: super\n';
+/**
+ * A seed fetches from the origin on the scheduler's behalf (a remote caller), and the test origin is on loopback,
+ * which a remote caller may reach only when security.allowedPrivateSources names it.
+ */
+const SEED = 'seedPeer:\n  enable: true\n  type: super\nsecurity:\n  allowedPrivateSources: [127.0.0.1]\n';
 
 interface Outcome {
   peerId: string;

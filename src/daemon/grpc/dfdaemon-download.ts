@@ -9,6 +9,7 @@ import {
   type ServerWritableStream,
   type UntypedHandleCall,
 } from '@grpc/grpc-js';
+import type { Caller } from '../../core/caller.js';
 import { DfError } from '../../core/errors.js';
 import { hostId as makeHostId } from '../../core/ids.js';
 import { pieceCount as countPieces } from '../../core/piece.js';
@@ -31,7 +32,7 @@ import {
 import type { Empty } from '../../gen/google/protobuf/empty.js';
 import { TrafficType } from '../piece-path.js';
 import { LocalTasks, localTaskState } from './local-tasks.js';
-import { toGrpcError, unimplementedHandlers } from './status.js';
+import { checkTaskId, toGrpcError, unimplementedHandlers } from './status.js';
 import { pieceMessage } from '../piece-message.js';
 import { DownloadSession, DownloadSessions, type DownloadSessionsOptions } from '../download-session.js';
 import type { ContentReader } from '../../storage/content.js';
@@ -64,6 +65,13 @@ export class DfdaemonDownloadServiceImpl {
   readonly sessions: DownloadSessions;
   /** Pieces with their bytes to need_piece_content clients, within download.server.transferBufferSize. */
   readonly pieceContent: PieceContentSender;
+  /**
+   * Who is calling, from the call's peer (call.getPeer(): the unix socket listener names each connection). Set by
+   * dfdaemon once the socket is bound; until then (and in tests that set nothing) callers are unidentified, so
+   * no output path is written for them.
+   */
+  callerOf: (peer: string) => Promise<Caller> = () =>
+    Promise.resolve({ kind: 'unidentified', why: 'no socket listener', via: 'the download socket' });
 
   constructor(options: DownloadServiceOptions) {
     this.o = options;
@@ -95,9 +103,13 @@ export class DfdaemonDownloadServiceImpl {
     handlers.downloadTask = (call: ServerWritableStream<DownloadTaskRequest, DownloadTaskResponse>) =>
       void this.downloadTask(call);
     handlers.statTask = (call: ServerUnaryCall<StatTaskRequest, Task>, cb: sendUnaryData<Task>) =>
-      void this.unary('stat_task', () => this.statTask(call.request), cb);
+      void this.unary('stat_task', () => (checkTaskId(call.request.taskId), this.statTask(call.request)), cb);
     handlers.deleteTask = (call: ServerUnaryCall<DeleteTaskRequest, Empty>, cb: sendUnaryData<Empty>) =>
-      void this.unary('delete_task', () => this.deleteTask(call.request), cb);
+      void this.unary(
+        'delete_task',
+        () => (checkTaskId(call.request.taskId), this.deleteTask(call.request)),
+        cb,
+      );
     handlers.listTaskEntries = (
       call: ServerUnaryCall<ListTaskEntriesRequest, ListTaskEntriesResponse>,
       cb: sendUnaryData<ListTaskEntriesResponse>,
@@ -105,7 +117,12 @@ export class DfdaemonDownloadServiceImpl {
     handlers.statLocalTask = (
       call: ServerUnaryCall<StatLocalTaskRequest, StatLocalTaskResponse>,
       cb: sendUnaryData<StatLocalTaskResponse>,
-    ) => void this.unary('stat_local_task', () => this.local.stat(call.request), cb);
+    ) =>
+      void this.unary(
+        'stat_local_task',
+        () => (checkTaskId(call.request.taskId), this.local.stat(call.request)),
+        cb,
+      );
     handlers.listLocalTasks = (
       _call: ServerUnaryCall<ListLocalTasksRequest, ListLocalTasksResponse>,
       cb: sendUnaryData<ListLocalTasksResponse>,
@@ -113,7 +130,12 @@ export class DfdaemonDownloadServiceImpl {
     handlers.deleteLocalTask = (
       call: ServerUnaryCall<DeleteLocalTaskRequest, Empty>,
       cb: sendUnaryData<Empty>,
-    ) => void this.unary('delete_local_task', () => this.local.delete(call.request), cb);
+    ) =>
+      void this.unary(
+        'delete_local_task',
+        () => (checkTaskId(call.request.taskId), this.local.delete(call.request)),
+        cb,
+      );
     return handlers;
   }
 
@@ -145,7 +167,12 @@ export class DfdaemonDownloadServiceImpl {
     let reader: ContentReader | undefined;
     try {
       if (!download) throw new DfError('INVALID_ARGUMENT', 'download is missing');
-      session = await this.sessions.open(download, abort.signal);
+      const caller: Caller = fromScheduler
+        ? { kind: 'remote', via: 'the upload port' }
+        : download.outputPath !== undefined
+          ? await this.callerOf(call.getPeer())
+          : { kind: 'internal' };
+      session = await this.sessions.open(download, abort.signal, caller, { remoteCaller: fromScheduler });
       const ids = { hostId: this.hostId, taskId: session.taskId, peerId: session.peerId };
       if (fromScheduler && session.isFinished) {
         await session

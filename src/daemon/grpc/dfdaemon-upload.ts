@@ -4,23 +4,31 @@
 // DownloadTask is how a scheduler triggers a seed peer. Piece bytes go over Vortex, not gRPC.
 
 import { once } from 'node:events';
-import { type ServerWritableStream, type UntypedHandleCall } from '@grpc/grpc-js';
+import {
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type UntypedHandleCall,
+} from '@grpc/grpc-js';
 import { DfError } from '../../core/errors.js';
 import type { Host } from '../../gen/common.js';
 import {
   DfdaemonUploadService,
+  type DeleteTaskRequest,
   type DownloadTaskRequest,
   type DownloadTaskResponse,
   type SyncHostRequest,
   type SyncPiecesRequest,
   type SyncPiecesResponse,
 } from '../../gen/dfdaemon.js';
+import type { Empty } from '../../gen/google/protobuf/empty.js';
 import type { PieceRecord } from '../../storage/storage.js';
 import type { SuperSeeding } from '../super-seeding.js';
 import type { TaskRun } from '../task-run.js';
 import type { TaskManager } from '../task-manager.js';
 import type { DfdaemonDownloadServiceImpl } from './dfdaemon-download.js';
 import { toGrpcError, unimplementedHandlers } from './status.js';
+import type { UploadCallers } from './upload-callers.js';
 
 export interface UploadServiceOptions {
   taskManager: TaskManager;
@@ -32,6 +40,8 @@ export interface UploadServiceOptions {
   superSeeding?: SuperSeeding;
   /** Our host as children should see it in SyncHost (upload load included). */
   host: () => Host;
+  /** Who may call DownloadTask and DeleteTask here (the trusted schedulers, mTLS clients). */
+  callers: UploadCallers;
   log: {
     info(o: object, m: string): void;
     warn(o: object, m: string): void;
@@ -53,9 +63,27 @@ export class DfdaemonUploadServiceImpl {
     const handlers = unimplementedHandlers(DfdaemonUploadService);
     const dl = this.o.download.handlers();
     handlers.statTask = dl.statTask!;
-    handlers.deleteTask = dl.deleteTask!;
+    // Deleting a task (and aborting its downloads) is for the schedulers this peer trusts.
+    handlers.deleteTask = ((call: ServerUnaryCall<DeleteTaskRequest, Empty>, cb: sendUnaryData<Empty>) => {
+      try {
+        this.o.callers.check(call, 'DeleteTask');
+      } catch (e) {
+        this.o.log.warn({ caller: call.getPeer(), taskId: call.request.taskId }, (e as Error).message);
+        cb(toGrpcError(e));
+        return;
+      }
+      (dl.deleteTask as (c: typeof call, cb: sendUnaryData<Empty>) => void)(call, cb);
+    }) as UntypedHandleCall;
     handlers.downloadTask = (call: ServerWritableStream<DownloadTaskRequest, DownloadTaskResponse>) => {
-      // A scheduler triggering a seed (or a preheat): no output path, no piece content to the caller.
+      try {
+        this.o.callers.check(call, 'DownloadTask');
+      } catch (e) {
+        this.o.log.warn({ caller: call.getPeer(), url: call.request.download?.url }, (e as Error).message);
+        call.emit('error', toGrpcError(e));
+        return;
+      }
+      // A scheduler triggering a seed (or a preheat): no output path, no piece content to the caller, and the
+      // download is on a remote's behalf (its source must be an address remote callers may reach).
       const d = call.request.download;
       if (d) {
         d.outputPath = undefined;

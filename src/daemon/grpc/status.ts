@@ -10,7 +10,45 @@ import {
   type StatusObject,
   type UntypedHandleCall,
 } from '@grpc/grpc-js';
-import { ERROR_STATUS, GrpcCode, toDfError } from '../../core/errors.js';
+import { DfError, ERROR_STATUS, GrpcCode, toDfError } from '../../core/errors.js';
+
+/**
+ * The longest status message sent: grpc-message travels in the trailers, and a message quoting a 3 MB task id
+ * exceeded the client's header list limit, so the client saw RESOURCE_EXHAUSTED instead of the real status.
+ */
+export const MAX_STATUS_MESSAGE = 1024;
+
+/** The message cut to MAX_STATUS_MESSAGE characters, saying how long it was. */
+export function boundedMessage(message: string): string {
+  if (message.length <= MAX_STATUS_MESSAGE) return message;
+  return `${message.slice(0, MAX_STATUS_MESSAGE)}… (${message.length} characters in all)`;
+}
+
+/** Task ids are 64 hex characters (sha256); no stored task has an id longer than this. */
+const MAX_TASK_ID_LENGTH = 256;
+
+/**
+ * A request's task id checked before use: one longer than any task id is not found, and the message quotes its
+ * start only.
+ */
+export function checkTaskId(id: string): void {
+  if (id.length > MAX_TASK_ID_LENGTH) {
+    throw new DfError(
+      'TASK_NOT_FOUND',
+      `task ${id.slice(0, 64)}… (an id of ${id.length} characters) not found`,
+    );
+  }
+}
+
+/**
+ * The gRPC status of an error. An origin that could not be reached at all (connection refused, DNS, TLS, reset:
+ * a BACKEND error without an origin status) is UNAVAILABLE, as gRPC means it; an origin that answered with an
+ * error status stays INTERNAL with errordetails.v2.Backend, as upstream.
+ */
+function grpcCode(err: DfError): number {
+  if (err.code === 'BACKEND' && err.backend?.statusCode === undefined) return GrpcCode.UNAVAILABLE;
+  return ERROR_STATUS[err.code]?.grpc ?? GrpcCode.INTERNAL;
+}
 
 export function toGrpcError(e: unknown): ServerErrorResponse & Partial<StatusObject> {
   const err = toDfError(e);
@@ -23,11 +61,8 @@ export function toGrpcError(e: unknown): ServerErrorResponse & Partial<StatusObj
     };
     metadata.set('grpc-status-details-bin', Buffer.from(JSON.stringify(details)));
   }
-  return Object.assign(new Error(err.message), {
-    code: ERROR_STATUS[err.code]?.grpc ?? GrpcCode.INTERNAL,
-    details: err.message,
-    metadata,
-  });
+  const message = boundedMessage(err.message);
+  return Object.assign(new Error(message), { code: grpcCode(err), details: message, metadata });
 }
 
 /**

@@ -1,8 +1,9 @@
 // The small HTTP servers of dfdaemon: health (`GET /healthy` → 200) and Prometheus metrics
-// (`GET /metrics`, and `DELETE /metrics` to reset, as upstream).
+// (`GET /metrics`, and `DELETE /metrics` to reset, as upstream, but from this host only).
 
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isLoopbackIp } from '../../core/addresses.js';
 import { DfError } from '../../core/errors.js';
 import type { DaemonMetrics } from '../metrics.js';
 
@@ -78,6 +79,14 @@ export function startMetricsServer(
       return;
     }
     if (req.method === 'DELETE') {
+      // Ours: only from this host. The metrics port listens on every address by default (as upstream), and a
+      // reset from the network would erase what the operator's scraper has not collected yet.
+      if (!isLoopbackIp(req.socket.remoteAddress)) {
+        res
+          .writeHead(403, { 'content-type': 'text/plain' })
+          .end('DELETE /metrics is accepted only from this host\n');
+        return;
+      }
       metrics.reset();
       res.writeHead(200).end();
       return;

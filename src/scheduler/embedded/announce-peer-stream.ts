@@ -17,6 +17,7 @@ import type { AnnouncePeerRequest, AnnouncePeerResponse } from '../../gen/schedu
 import type { AnnouncePeerHandler, PeerStreamContext } from './announce-peer.js';
 import type { AnnouncePeerStream, Peer } from './resources.js';
 import { statusCodeOf, toServiceError } from './status.js';
+import { callerIpOf } from './callers.js';
 
 /** Requests buffered before reading pauses (the Rust client itself keeps at most 4 in flight). */
 const MAX_QUEUED_REQUESTS = 16;
@@ -55,6 +56,10 @@ export class AnnouncePeerSession implements PeerStreamContext {
 
   get signal(): AbortSignal {
     return this.abort.signal;
+  }
+
+  get callerIp(): string {
+    return callerIpOf(this.call);
   }
 
   /** Ends the call now (server shutdown): the peer is treated as gone. */

@@ -10,6 +10,7 @@ import type { SchedulerOptions } from './options.js';
 import { HostType, Peer, Task, type AnnouncePeerStream, type Host, type Resources } from './resources.js';
 import type { Scheduling } from './scheduling.js';
 import type { SeedPeerTrigger } from './seed-peer.js';
+import { checkIdLength, ownHost } from './callers.js';
 import { failedPrecondition, internal, invalidArgument, notFound } from './status.js';
 
 /** Upper bound of the register back-off, whatever the host's concurrency (Go's maxDelayForRegisterPeer). */
@@ -24,6 +25,8 @@ export interface PeerStreamContext {
   readonly signal: AbortSignal;
   /** The peer registered on this stream, once known. */
   peer?: Peer;
+  /** The caller's IP: a peer may be registered only on a host announced from it. */
+  readonly callerIp?: string;
 }
 
 /** Whether the stream goes on, or ends with OK (the four terminal requests). */
@@ -45,6 +48,9 @@ export function validateAnnouncePeerRequest(req: AnnouncePeerRequest): void {
     throw invalidArgument('invalid AnnouncePeerRequest.TaskId: value length must be at least 1');
   if (!req.peerId)
     throw invalidArgument('invalid AnnouncePeerRequest.PeerId: value length must be at least 1');
+  checkIdLength('AnnouncePeerRequest.HostId', req.hostId);
+  checkIdLength('AnnouncePeerRequest.TaskId', req.taskId);
+  checkIdLength('AnnouncePeerRequest.PeerId', req.peerId);
   const register = req.registerPeerRequest;
   if (register) {
     const d = register.download;
@@ -120,6 +126,7 @@ export class AnnouncePeerHandler {
     const { resources, options } = this.d;
     const host = resources.hosts.get(req.hostId);
     if (!host) throw notFound(`host ${req.hostId} not found`);
+    if (ctx.callerIp !== undefined) ownHost(host, ctx.callerIp, 'RegisterPeer');
     const task = this.loadOrCreateTask(req.taskId, download);
     let peer = resources.peers.get(req.peerId);
     if (!peer) {

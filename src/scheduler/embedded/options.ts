@@ -45,6 +45,11 @@ export interface SchedulerOptions {
    * how long peers wait for a triggered seed that has not become a parent yet.
    */
   seedPeerFailedTimeoutMs: number;
+  /**
+   * Ours: hosts the scheduler keeps at most (`scheduler.maxHosts`); AnnounceHost of one more is
+   * RESOURCE_EXHAUSTED until hosts leave (DeleteHost, or GC after gc.hostTTL). Upstream has no bound.
+   */
+  maxHosts: number;
   gc: SchedulerGcOptions;
 }
 
@@ -59,6 +64,7 @@ export const DEFAULT_SCHEDULER_OPTIONS: SchedulerOptions = {
   seedPeerChildLimit: 4,
   registerBackoffBaseMs: 30,
   seedPeerFailedTimeoutMs: 30 * 60_000,
+  maxHosts: 10_000,
   gc: {
     pieceDownloadTimeoutMs: 30 * 60_000,
     peerGCIntervalMs: 10_000,

@@ -78,8 +78,15 @@ export class Host {
   info: HostMessage;
   /** Announce interval in ms; 0 when the host did not send one (then it is never collected). */
   intervalMs = 0;
+  /** The gRPC peer address ("ipv4:127.0.0.1:51234") of the connection of the last accepted AnnounceHost. */
+  announcedVia = '';
   readonly createdAt: Date;
   updatedAt: Date;
+  /**
+   * The address the host was announced from (the AnnounceHost caller's IP). Only a caller at this address may
+   * change or delete the host, or register peers on it; undefined for hosts made in-process (tests).
+   */
+  announcedFrom?: string;
   readonly peers = new Map<string, Peer>();
   uploadFailedCount = 0;
   concurrentRegisterCount = 0;

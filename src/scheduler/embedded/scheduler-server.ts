@@ -13,6 +13,9 @@ import { Scheduling } from './scheduling.js';
 import { SeedPeerTrigger } from './seed-peer.js';
 import { SchedulerService } from './service.js';
 
+/** The largest request the scheduler accepts (gRPC's default; ours are a few KiB). */
+const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+
 /** How long stop() lets in-flight calls finish before cutting them. */
 const SHUTDOWN_GRACE_MS = 5000;
 
@@ -64,13 +67,17 @@ export class EmbeddedScheduler {
   /** Binds and serves; returns the bound port. */
   async start(): Promise<number> {
     if (this.boundPort !== undefined) return this.boundPort;
-    const server = createGrpcServer([
-      {
-        definition: SchedulerServiceDefinition,
-        implementation: this.service.implementation,
-        name: 'scheduler.v2.Scheduler',
-      },
-    ]);
+    const server = createGrpcServer(
+      [
+        {
+          definition: SchedulerServiceDefinition,
+          implementation: this.service.implementation,
+          name: 'scheduler.v2.Scheduler',
+        },
+      ],
+      // gRPC's usual 4 MiB: a scheduler request is a few KiB (a 3 MB host id only costs memory).
+      { maxReceiveMessageLength: MAX_REQUEST_BYTES },
+    );
     const host = this.ip.includes(':') ? `[${this.ip}]` : this.ip;
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`${host}:${this.port}`, ServerCredentials.createInsecure(), (err, p) =>

@@ -8,17 +8,19 @@ import {
   type UntypedHandleCall,
 } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import type { Host as HostMessage } from '../../gen/common.js';
+import { Host as HostCodec, type Host as HostMessage } from '../../gen/common.js';
 import type { Empty } from '../../gen/google/protobuf/empty.js';
 import type { SchedulerServer } from '../../gen/scheduler.js';
 import { AnnouncePeerHandler } from './announce-peer.js';
 import { AnnouncePeerSession } from './announce-peer-stream.js';
+import { callerIpOf, checkIdLength, MAX_HOST_MESSAGE_BYTES, ownHost } from './callers.js';
+import { checkHostIdentity, type PortProbe } from './host-identity.js';
 import { durationToMs, hostMessage, peerMessage, taskMessage } from './messages.js';
 import type { SchedulerOptions } from './options.js';
 import { Host, HostType, type Resources } from './resources.js';
 import type { Scheduling } from './scheduling.js';
 import type { SeedPeerTrigger } from './seed-peer.js';
-import { invalidArgument, notFound, toServiceError } from './status.js';
+import { invalidArgument, notFound, permissionDenied, resourceExhausted, toServiceError } from './status.js';
 
 export interface SchedulerServiceDeps {
   resources: Resources;
@@ -26,20 +28,30 @@ export interface SchedulerServiceDeps {
   seedPeer: SeedPeerTrigger;
   options: SchedulerOptions;
   log: Logger;
+  /** Liveness probe of a known host's port when its id is announced with other ports (default: a TCP connect). */
+  probe?: PortProbe;
 }
 
 function unary<Req, Res>(
   log: Logger,
   method: string,
-  f: (req: Req) => Res,
+  f: (req: Req, callerIp: string, call: ServerUnaryCall<Req, Res>) => Res | Promise<Res>,
 ): (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => void {
   return (call, callback) => {
-    try {
-      callback(null, f(call.request));
-    } catch (e) {
-      log.info({ method, err: (e as Error).message }, 'request failed');
+    const callerIp = callerIpOf(call);
+    const fail = (e: unknown) => {
+      log.info({ method, caller: callerIp, err: (e as Error).message }, 'request failed');
       callback(toServiceError(e));
+    };
+    let result: Res | Promise<Res>;
+    try {
+      result = f(call.request, callerIp, call);
+    } catch (e) {
+      fail(e);
+      return;
     }
+    if (result instanceof Promise) result.then((r) => callback(null, r), fail);
+    else callback(null, result);
   };
 }
 
@@ -97,17 +109,22 @@ export class SchedulerService {
         const session = new AnnouncePeerSession(call, this.handler, log, (s) => this.sessions.delete(s));
         this.sessions.add(session);
       },
-      announceHost: unary(log, 'AnnounceHost', (req) => this.announceHost(req.host, req.interval)),
-      listHosts: unary(log, 'ListHosts', (req) => ({ hosts: this.listHosts(req.type) })),
-      deleteHost: unary(log, 'DeleteHost', (req) => this.deleteHost(req.hostId)),
+      announceHost: unary(log, 'AnnounceHost', (req, ip, call) =>
+        this.announceHost(req.host, req.interval, ip, call.getPeer()),
+      ),
+      listHosts: unary(log, 'ListHosts', (req, ip) => ({ hosts: this.listHosts(req.type, ip) })),
+      deleteHost: unary(log, 'DeleteHost', (req, ip) => this.deleteHost(req.hostId, ip)),
       statPeer: unary(log, 'StatPeer', (req) => {
         const peer = d.resources.peers.get(req.peerId);
         if (!peer) throw notFound(`peer ${req.peerId} not found`);
         return peerMessage(peer, { hostName: true, taskPieces: true });
       }),
-      deletePeer: unary(log, 'DeletePeer', (req): Empty => {
+      deletePeer: unary(log, 'DeletePeer', (req, ip): Empty => {
         const peer = d.resources.peers.get(req.peerId);
-        if (peer) d.resources.deletePeer(peer);
+        if (peer) {
+          ownHost(peer.host, ip, 'DeletePeer');
+          d.resources.deletePeer(peer);
+        }
         return {};
       }),
       statTask: unary(log, 'StatTask', (req) => {
@@ -115,9 +132,10 @@ export class SchedulerService {
         if (!task) throw notFound(`task ${req.taskId} not found`);
         return taskMessage(task, { pieces: true });
       }),
-      deleteTask: unary(log, 'DeleteTask', (req): Empty => {
+      deleteTask: unary(log, 'DeleteTask', (req, ip): Empty => {
         const host = d.resources.hosts.get(req.hostId);
         if (!host) throw notFound(`host ${req.hostId} not found`);
+        ownHost(host, ip, 'DeleteTask');
         for (const peer of [...host.peers.values()]) {
           if (peer.task.id === req.taskId) d.resources.deletePeer(peer);
         }
@@ -131,32 +149,96 @@ export class SchedulerService {
     for (const s of [...this.sessions]) s.close();
   }
 
-  private announceHost(
+  /**
+   * Registers or refreshes a host. A host id announced again with other ports by another live daemon is refused
+   * (ALREADY_EXISTS naming host.hostname, see host-identity.ts); upstream's scheduler would let it replace the first.
+   */
+  private async announceHost(
     msg: HostMessage | undefined,
     interval: { seconds: number; nanos: number } | undefined,
-  ): Empty {
+    callerIp: string,
+    from: string,
+  ): Promise<Empty> {
     if (!msg) throw invalidArgument('invalid AnnounceHostRequest.Host: value is required');
     if (!msg.id) throw invalidArgument('invalid Host.Id: value length must be at least 1');
+    checkIdLength('Host.Id', msg.id);
     if (!msg.hostname) throw invalidArgument('invalid Host.Hostname: value length must be at least 1');
     if (!msg.ip) throw invalidArgument('invalid Host.Ip: value must be a valid IP address');
+    const bytes = HostCodec.encode(msg).finish().length;
+    if (bytes > MAX_HOST_MESSAGE_BYTES) {
+      throw invalidArgument(
+        `invalid AnnounceHostRequest.Host: ${bytes} bytes; at most ${MAX_HOST_MESSAGE_BYTES} are accepted`,
+      );
+    }
     const hosts = this.d.resources.hosts;
+    const known = hosts.get(msg.id);
+    if (known) {
+      try {
+        await checkHostIdentity(known, msg, from, Date.now(), this.d.probe);
+      } catch (e) {
+        this.d.log.warn(
+          {
+            hostId: msg.id,
+            knownPort: known.info.port,
+            port: msg.port,
+            from,
+            knownFrom: known.announcedVia,
+          },
+          'host id announced by a second daemon: refused',
+        );
+        throw e;
+      }
+    }
+    // The probe awaited: take the map's entry as it is now (the host may have been deleted or re-added meanwhile).
     let host = hosts.get(msg.id);
     const now = new Date();
     if (!host) {
+      const max = this.d.options.maxHosts;
+      if (hosts.size >= max) {
+        throw resourceExhausted(
+          `the scheduler holds ${hosts.size} hosts, its limit (scheduler.maxHosts ${max}); host ${msg.id} ` +
+            `is refused until hosts leave`,
+        );
+      }
       host = new Host(msg, now);
+      host.announcedFrom = callerIp;
       hosts.set(host.id, host);
-      this.d.log.info({ hostId: host.id, type: host.type, ip: msg.ip, port: msg.port }, 'host announced');
+      this.d.log.info(
+        { hostId: host.id, type: host.type, ip: msg.ip, port: msg.port, from: callerIp },
+        'host announced',
+      );
     } else {
+      // Another address may take a host over only once it went quiet (two announce intervals without a word):
+      // a host that moved keeps its id, but a live host cannot be redirected by someone else's announcement.
+      const quiet = host.intervalMs > 0 && now.getTime() - host.updatedAt.getTime() > 2 * host.intervalMs;
+      if (quiet && host.announcedFrom !== callerIp) {
+        this.d.log.info({ hostId: host.id, from: callerIp, was: host.announcedFrom }, 'host announced anew');
+        host.announcedFrom = callerIp;
+      }
+      ownHost(host, callerIp, 'AnnounceHost');
+      if (host.info.port !== msg.port || host.info.downloadPort !== msg.downloadPort) {
+        this.d.log.info(
+          { hostId: host.id, ip: msg.ip, port: msg.port, previousPort: host.info.port },
+          'host announced again with other ports',
+        );
+      }
       host.info = { ...msg, schedulerClusterId: 0 };
       host.updatedAt = now;
     }
+    host.announcedVia = from;
     if (interval) host.intervalMs = durationToMs(interval);
     return {};
   }
 
-  /** No type → all; 0 → normal; 1 → seeds; any other type → none (§5). */
-  private listHosts(type: number | undefined) {
+  /**
+   * No type → all; 0 → normal; 1 → seeds; any other type → none (§5). Only for members of the cluster: a caller
+   * that announced a host from its address (the list names every host's address and ports).
+   */
+  private listHosts(type: number | undefined, callerIp: string) {
     const all = [...this.d.resources.hosts.values()];
+    if (!all.some((h) => h.announcedFrom === callerIp)) {
+      throw permissionDenied(`ListHosts: ${callerIp} announced no host to this scheduler`);
+    }
     const picked =
       type === undefined
         ? all
@@ -166,9 +248,10 @@ export class SchedulerService {
     return picked.map(hostMessage);
   }
 
-  private deleteHost(hostId: string): Empty {
+  private deleteHost(hostId: string, callerIp: string): Empty {
     const host = this.d.resources.hosts.get(hostId);
     if (!host) throw notFound(`host ${hostId} not found`);
+    ownHost(host, callerIp, 'DeleteHost');
     this.d.resources.deleteHost(host);
     this.d.log.info({ hostId }, 'host deleted');
     return {};

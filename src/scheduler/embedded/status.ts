@@ -21,7 +21,12 @@ export const failedPrecondition = (message: string) =>
   new SchedulerStatusError(GrpcCode.FAILED_PRECONDITION, message);
 export const invalidArgument = (message: string) =>
   new SchedulerStatusError(GrpcCode.INVALID_ARGUMENT, message);
+export const alreadyExists = (message: string) => new SchedulerStatusError(GrpcCode.ALREADY_EXISTS, message);
 export const internal = (message: string) => new SchedulerStatusError(GrpcCode.INTERNAL, message);
+export const permissionDenied = (message: string) =>
+  new SchedulerStatusError(GrpcCode.PERMISSION_DENIED, message);
+export const resourceExhausted = (message: string) =>
+  new SchedulerStatusError(GrpcCode.RESOURCE_EXHAUSTED, message);
 
 export function statusCodeOf(e: unknown): number {
   if (e instanceof SchedulerStatusError) return e.code;

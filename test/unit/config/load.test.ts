@@ -155,7 +155,9 @@ proxy:
   prefetchBandwidthLimit: 1GB
   readBufferSize: 8388608
 security:
-  enable: true
+  enable: false
+  trustedSchedulers: [10.0.0.1, 10.1.0.0/16]
+  allowedPrivateSources: [127.0.0.1, 10.0.0.0/8, registry.internal]
 network:
   enableIPv6: true
 health:
@@ -268,7 +270,11 @@ test('a full example file with every section loads without warnings', () => {
     enableTaskIDBasedBlobDigest: true,
   });
   assert.equal(config.proxy.prefetchBandwidthLimit, 1e9);
-  assert.equal(config.security.enable, true);
+  assert.deepEqual(config.security, {
+    enable: false,
+    trustedSchedulers: ['10.0.0.1', '10.1.0.0/16'],
+    allowedPrivateSources: ['127.0.0.1', '10.0.0.0/8', 'registry.internal'],
+  });
   assert.equal(config.network.enableIPv6, true);
   assert.equal(config.health.server.ip, '::1');
   assert.equal(config.health.server.maxConnections, 16);
@@ -293,9 +299,38 @@ test('an empty file gives the defaults with IPv4 listen addresses', () => {
   const { config, warnings } = parse('');
   assert.deepEqual(warnings, []);
   assert.equal(config.download.pieceTimeout, 360_000);
-  for (const s of [config.upload.server, config.storage.server, config.health.server, config.proxy.server])
+  for (const s of [config.upload.server, config.storage.server, config.health.server])
     assert.equal(s.ip, '0.0.0.0');
+  // Ours: the proxy listens on loopback unless its address is named (no open proxy by default).
+  assert.equal(config.proxy.server.ip, '127.0.0.1');
+  assert.equal(parse('network:\n  enableIPv6: true\n').config.proxy.server.ip, '::1');
+  assert.equal(parse('proxy:\n  server:\n    ip: 0.0.0.0\n').config.proxy.server.ip, '0.0.0.0');
   assert.equal(config.host.ip, undefined);
+  assert.deepEqual(config.security, { enable: false, trustedSchedulers: [], allowedPrivateSources: [] });
+});
+
+test('security.enable: true is accepted and does nothing, as upstream, with a warning that says so', () => {
+  const { config, warnings } = parse('security:\n  enable: true\n');
+  assert.equal(config.security.enable, true);
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /^security\.enable: true does nothing .*upload\.server\.caCert/);
+});
+
+test('security address lists: a bad entry is an error naming the key and the expected form', () => {
+  assert.throws(
+    () => parse('security:\n  trustedSchedulers: [registry.internal]\n'),
+    (e: Error) => {
+      assert.match(e.message, /security\.trustedSchedulers.*expected a list of IPs and CIDRs/);
+      return true;
+    },
+  );
+  assert.throws(
+    () => parse('security:\n  allowedPrivateSources: [10.0.0.0/40]\n'),
+    (e: Error) => {
+      assert.match(e.message, /security\.allowedPrivateSources.*expected a list of IPs, CIDRs/);
+      return true;
+    },
+  );
 });
 
 test('null sections and keys take defaults; adaptiveRateLimit: null turns it off', () => {

@@ -1,9 +1,9 @@
-// Loads the upstream known-answer vectors from ../shared/reference at run time (never copied into the project),
-// resolved from the compiled test's location: dist/test/unit/core/ → the directory that holds the repo.
+// Loads the upstream known-answer vectors kept as the project's test data (test/data/client-vectors.json),
+// resolved from the compiled test's location: dist/test/unit/core/ → the repo's test/data/.
 
 import { readFileSync } from 'node:fs';
 
-const VECTORS_URL = new URL('../../../../../shared/reference/client-vectors.json', import.meta.url);
+const VECTORS_URL = new URL('../../../../test/data/client-vectors.json', import.meta.url);
 
 // The file is asserted as it stands; tests index into it by the section names it uses.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

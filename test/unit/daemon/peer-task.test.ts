@@ -24,7 +24,7 @@ import {
   type AnnouncePeerRequest,
 } from '../../../src/gen/scheduler.js';
 import { PeerTask, type PeerTaskOptions } from '../../../src/daemon/peer-task.js';
-import type { PiecePath, PieceParent, SourceTask } from '../../../src/daemon/piece-path.js';
+import type { PiecePath, PieceParent, SourceTask, VerifiedPiece } from '../../../src/daemon/piece-path.js';
 import { TaskRun, type PieceEvent, type PieceSpec } from '../../../src/daemon/task-run.js';
 import type { PieceRecord } from '../../../src/storage/storage.js';
 
@@ -232,11 +232,37 @@ class FakePiecePath {
   /** An error for a parent's piece, or undefined to store it. */
   parentFails: (number: number, parentId: string) => Error | undefined = () => undefined;
 
-  fromParent(taskId: string, piece: PieceSpec, parent: PieceParent): Promise<PieceRecord> {
+  /** Parents whose pieces never come: their fetch ends only when its signal aborts. */
+  readonly stalled = new Set<string>();
+  readonly stored: { number: number; parentId: string }[] = [];
+
+  fromParent(
+    taskId: string,
+    piece: PieceSpec,
+    parent: PieceParent,
+    signal?: AbortSignal,
+  ): Promise<PieceRecord> {
     assert.equal(taskId, TASK_ID);
     this.calls.push({ number: piece.number, from: parent.parentId });
+    if (this.stalled.has(parent.parentId)) {
+      return new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason)));
+    }
     const err = this.parentFails(piece.number, parent.parentId);
     return err ? Promise.reject(err) : Promise.resolve(record(piece, 1, parent.parentId));
+  }
+
+  fromParentToMemory(_taskId: string, piece: PieceSpec, parent: PieceParent): Promise<VerifiedPiece> {
+    this.calls.push({ number: piece.number, from: `${parent.parentId} (copy)` });
+    return Promise.resolve({
+      data: Buffer.alloc(0),
+      digest: `crc32:${piece.number}`,
+      parentId: parent.parentId,
+    });
+  }
+
+  storeVerified(_taskId: string, piece: PieceSpec, verified: VerifiedPiece): Promise<PieceRecord> {
+    this.stored.push({ number: piece.number, parentId: verified.parentId });
+    return Promise.resolve(record(piece, 1, verified.parentId));
   }
 
   fromSource(task: SourceTask, piece: PieceSpec): Promise<PieceRecord> {
@@ -727,5 +753,32 @@ test('the only parent is dead but its SyncPieces stream stays open → Reschedul
   assert.deepEqual(
     w.scheduler.stream.of('reschedulePeerRequest')[0]!.candidateParents.map((p) => p.id),
     ['parent-a'],
+  );
+});
+
+test('endgame: a piece stuck at a busy parent is asked of a second holder; the first copy wins', async (t) => {
+  const a = new FakeParent('parent-a');
+  const b = new FakeParent('parent-b');
+  const w = await world(t, 1, [a, b], (req, stream) => {
+    if (req.registerPeerRequest) stream.parents(a, b);
+  });
+  w.path.stalled.add('parent-a');
+  await waitFor('both syncs', () => a.stream !== undefined && b.stream !== undefined);
+  a.announce(0);
+  await waitFor('piece 0 asked of parent-a', () => w.path.from('parent-a').length === 1);
+  b.announce(0);
+  // Every missing piece is in flight and piece 0 is older than the endgame's minimum age: a copy from parent-b.
+  await waitFor('the piece', () => w.events.length === 1, 4000);
+  assert.ok(w.events[0]!.piece, 'no error reaches the run');
+  assert.equal(w.events[0]!.piece!.parentId, 'parent-b');
+  assert.deepEqual(w.path.stored, [{ number: 0, parentId: 'parent-b' }], 'the copy was stored once');
+  assert.deepEqual(w.path.from('parent-b (copy)'), [0]);
+  await waitFor('finished', () => w.scheduler.stream.kinds.includes('downloadPeerFinishedRequest'));
+  const reports = w.scheduler.stream.of('downloadPieceFinishedRequest');
+  assert.equal(reports.length, 1);
+  assert.equal(reports[0]!.piece!.parentId, 'parent-b');
+  assert.ok(
+    !w.scheduler.stream.kinds.includes('downloadPieceFailedRequest'),
+    'the stopped fetch is not a failure',
   );
 });

@@ -2,65 +2,15 @@
 // start notices the task is gone and starts once more from the source instead of failing ("vanished while
 // starting", seen in the soak benchmark). And GC sees a task that is starting as busy.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { BackendFactory } from '../../../src/backend/factory.js';
-import { DaemonMetrics } from '../../../src/daemon/metrics.js';
-import { TaskManager, type DownloadRequest } from '../../../src/daemon/task-manager.js';
-import { Storage } from '../../../src/storage/storage.js';
-import { Origin, contentSlice } from '../../helpers/origin.js';
-import { tempDir } from '../../helpers/daemon.js';
+import type { DownloadRequest } from '../../../src/daemon/task-manager.js';
+import { contentSlice } from '../../helpers/origin.js';
+import { TaskManagerEnv } from '../../helpers/task-manager.js';
 
-const log = { info() {}, warn() {}, debug() {} };
-const origin = new Origin();
-const dir = tempDir('dft-tm-');
-let storage: Storage;
-let backends: BackendFactory;
-let tm: TaskManager;
-
-before(async () => {
-  await origin.start();
-  storage = await Storage.open(
-    { dir, keep: true, writeBufferSize: 64 * 1024, readBufferSize: 64 * 1024 },
-    log,
-  );
-  backends = new BackendFactory({
-    maxRetries: 0,
-    requestHeader: {},
-    enableCacheTemporaryRedirect: false,
-    cacheTemporaryRedirectTTLMs: 0,
-  });
-  tm = new TaskManager({
-    storage,
-    backends,
-    metrics: new DaemonMetrics({ gitVersion: 't', gitCommit: '', buildTime: '' }),
-    concurrentPieceCount: 2,
-    pieceTimeoutMs: 10_000,
-    maxRetries: 0,
-    log,
-  });
-});
-
-after(async () => {
-  tm.close();
-  await backends.close();
-  storage.close();
-  await origin.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-async function download(taskId: string, req: DownloadRequest): Promise<Buffer> {
-  const signal = new AbortController().signal;
-  const started = await tm.start(taskId, req, signal);
-  try {
-    for await (const _ of tm.pieces(started, req, signal)) void _;
-    tm.finishIfComplete(started);
-    return await storage.content.readPieceBuffer(taskId, 0, started.task.contentLength);
-  } finally {
-    started.release();
-  }
-}
+const env = TaskManagerEnv.use();
+const { origin } = env;
+const download = env.download.bind(env);
 
 test('a task evicted between the reuse check and the start is fetched again, not failed', async () => {
   const size = 64 * 1024;
@@ -71,23 +21,23 @@ test('a task evicted between the reuse check and the start is fetched again, not
   const statsBefore = origin.requests.length;
 
   // "GC" evicts the task right after the start decided it was reusable.
-  const hasTask = storage.content.hasTask.bind(storage.content);
+  const hasTask = env.storage.content.hasTask.bind(env.storage.content);
   let evicted = false;
-  storage.content.hasTask = async (id: string) => {
+  env.storage.content.hasTask = async (id: string) => {
     const r = await hasTask(id);
     if (!evicted) {
       evicted = true;
-      assert.equal(tm.isBusy(taskId), true, 'a starting task is busy for GC');
-      await storage.deleteTask(id);
+      assert.equal(env.tm.isBusy(taskId), true, 'a starting task is busy for GC');
+      await env.storage.deleteTask(id);
     }
     return r;
   };
   try {
     assert.ok((await download(taskId, req)).equals(contentSlice(3, 0, size)));
   } finally {
-    storage.content.hasTask = hasTask;
+    env.storage.content.hasTask = hasTask;
   }
   assert.ok(evicted);
   assert.ok(origin.requests.length > statsBefore, 'fetched from the origin again');
-  assert.equal(tm.isBusy(taskId), false);
+  assert.equal(env.tm.isBusy(taskId), false);
 });

@@ -2,76 +2,21 @@
 // anyone can start it again, and the next start fetches the new version whole. And a stored partial task is kept
 // only while a new stat names the same version.
 
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
-import { BackendFactory } from '../../../src/backend/factory.js';
 import { DfError } from '../../../src/core/errors.js';
-import { DaemonMetrics } from '../../../src/daemon/metrics.js';
-import { TaskManager, type DownloadRequest } from '../../../src/daemon/task-manager.js';
-import { Storage } from '../../../src/storage/storage.js';
-import { Origin, contentSlice, type OriginFile } from '../../helpers/origin.js';
-import { tempDir } from '../../helpers/daemon.js';
+import type { DownloadRequest } from '../../../src/daemon/task-manager.js';
+import { contentSlice, type OriginFile } from '../../helpers/origin.js';
+import { TaskManagerEnv } from '../../helpers/task-manager.js';
 
-const log = { info() {}, warn() {}, debug() {} };
-const origin = new Origin();
-const dir = tempDir('dft-tm-');
-let storage: Storage;
-let backends: BackendFactory;
-let tm: TaskManager;
+const env = TaskManagerEnv.use();
+const { origin } = env;
+const download = env.download.bind(env);
 const SIZE = 64 * 1024;
 const PIECE = 16 * 1024;
 
-before(async () => {
-  await origin.start();
-  storage = await Storage.open(
-    { dir, keep: true, writeBufferSize: 64 * 1024, readBufferSize: 64 * 1024 },
-    log,
-  );
-  backends = new BackendFactory({
-    maxRetries: 0,
-    requestHeader: {},
-    enableCacheTemporaryRedirect: false,
-    cacheTemporaryRedirectTTLMs: 0,
-  });
-  tm = new TaskManager({
-    storage,
-    backends,
-    metrics: new DaemonMetrics({ gitVersion: 't', gitCommit: '', buildTime: '' }),
-    concurrentPieceCount: 2,
-    pieceTimeoutMs: 10_000,
-    maxRetries: 0,
-    log,
-  });
-});
-
-after(async () => {
-  tm.close();
-  await backends.close();
-  storage.close();
-  await origin.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-/** Downloads every piece, or stops after `stopAfter` pieces (leaving a partial task). */
-async function download(taskId: string, req: DownloadRequest, stopAfter = Infinity): Promise<Buffer> {
-  const controller = new AbortController();
-  const started = await tm.start(taskId, req, controller.signal);
-  try {
-    let n = 0;
-    for await (const _ of tm.pieces(started, req, controller.signal)) {
-      void _;
-      if (++n >= stopAfter) return Buffer.alloc(0);
-    }
-    tm.finishIfComplete(started);
-    return await storage.content.readPieceBuffer(taskId, 0, started.task.contentLength);
-  } finally {
-    started.release();
-  }
-}
-
 async function settled(taskId: string): Promise<void> {
-  for (let i = 0; tm.isBusy(taskId); i++) {
+  for (let i = 0; env.tm.isBusy(taskId); i++) {
     assert.ok(i < 400, 'the run settles');
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -100,8 +45,8 @@ test('a changed origin fails the run with SOURCE_CHANGED, drops the task, and th
   // Dropped, and busy until it is: a start meanwhile waits for the eviction.
   const next = download(taskId, req);
   assert.ok((await next).equals(contentSlice(2, 0, SIZE)));
-  assert.equal(storage.getTask(taskId)?.responseHeader['etag'], '"2"');
-  assert.equal(tm.isBusy(taskId), false);
+  assert.equal(env.storage.getTask(taskId)?.responseHeader['etag'], '"2"');
+  assert.equal(env.tm.isBusy(taskId), false);
 });
 
 test('evictTask drops a stored task; a resumed partial task keeps its pieces only for the same version', async () => {
@@ -111,7 +56,7 @@ test('evictTask drops a stored task; a resumed partial task keeps its pieces onl
   await download(taskId, req, 2);
   // The pieces still in flight when the request went away finish and are kept.
   await settled(taskId);
-  const kept = storage.listPieces(taskId).length;
+  const kept = env.storage.listPieces(taskId).length;
   assert.ok(kept >= 2 && kept <= 4, `kept ${kept}`);
 
   // Same version: the resume stats the origin and keeps what it has.
@@ -119,10 +64,10 @@ test('evictTask drops a stored task; a resumed partial task keeps its pieces onl
   assert.ok((await download(taskId, req)).equals(contentSlice(3, 0, SIZE)));
   assert.equal(origin.pieceRequests('/partial').length - before, 4 - kept);
 
-  await tm.evictTask(taskId, new DfError('DIGEST_MISMATCH', 'test'));
-  assert.equal(storage.getTask(taskId), undefined);
-  assert.deepEqual(storage.listPieces(taskId), []);
-  assert.equal(await storage.content.hasTask(taskId), false);
+  await env.tm.evictTask(taskId, new DfError('DIGEST_MISMATCH', 'test'));
+  assert.equal(env.storage.getTask(taskId), undefined);
+  assert.deepEqual(env.storage.listPieces(taskId), []);
+  assert.equal(await env.storage.content.hasTask(taskId), false);
 
   // A partial task of v3 whose origin moved to v4: every piece comes again.
   await download(taskId, req, 2);

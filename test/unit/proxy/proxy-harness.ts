@@ -49,6 +49,8 @@ export interface FakeOptions {
   /** The download fails with this error when piece `failAt.piece` would come. */
   failAt?: { piece: number; error: Error };
   responseHeader?: Record<string, string>;
+  /** Writing X-Dragonfly-Output-Path fails with this error. */
+  outputError?: Error;
 }
 
 /** A P2PDownloader over `content` that records what it was asked. */
@@ -56,6 +58,7 @@ export class FakeDownloader implements P2PDownloader {
   readonly opened: Download[] = [];
   released = 0;
   readonly failed: DfError[] = [];
+  readonly outputsWritten: string[] = [];
 
   constructor(
     private readonly content: Buffer,
@@ -91,6 +94,10 @@ export class FakeDownloader implements P2PDownloader {
       },
       read: (offset, length) =>
         Readable.from([content.subarray(offset, offset + Math.max(0, length - (o.shortReadBy ?? 0)))]),
+      writeOutput: async () => {
+        if (o.outputError) throw o.outputError;
+        this.outputsWritten.push(download.outputPath!);
+      },
       finish: async () => {},
       fail: (e) => void this.failed.push(e),
       release: () => void this.released++,

@@ -1,6 +1,5 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -85,93 +84,29 @@ test('a source error is passed through as the write error', async () => {
   await assert.rejects(store.writePiece('srcerr', 0, 4, failing()), isCode('TIMEOUT'));
 });
 
-test('hardLinkTask links; an existing link to the same file is fine; another file there is ALREADY_EXISTS', async () => {
-  await store.createTask('link01', 4);
-  await store.writePiece('link01', 0, 4, chunks(Buffer.from('data')));
-  const to = path.join(dir, 'linked');
-  await store.hardLinkTask('link01', to);
-  assert.equal(fs.statSync(to).ino, fs.statSync(store.taskPath('link01')).ino);
-  assert.equal(await store.isSameFile('link01', to), true);
-  await store.hardLinkTask('link01', to); // already this content: ok
-
-  const other = path.join(dir, 'other');
-  fs.writeFileSync(other, 'data');
-  await assert.rejects(store.hardLinkTask('link01', other), isCode('ALREADY_EXISTS'));
-  assert.equal(await store.isSameFile('link01', other), false);
-  assert.equal(fs.readFileSync(other, 'utf8'), 'data', 'the existing file is left alone');
-  assert.equal(await store.isSameFile('link01', path.join(dir, 'nothing')), false);
-});
-
-const leftovers = (d: string): string[] => fs.readdirSync(d).filter((f) => f.includes('.dfget-'));
-
-test('copyTask replaces an existing file atomically (a reader of the old file keeps the old bytes)', async () => {
-  await store.createTask('copy01', 6);
-  await store.writePiece('copy01', 0, 6, chunks(Buffer.from('newnew')));
-  const outDir = fs.mkdtempSync(path.join(dir, 'copy-'));
-  const to = path.join(outDir, 'out');
-  fs.writeFileSync(to, 'old content');
-  const oldFd = fs.openSync(to, 'r');
-  try {
-    await store.copyTask('copy01', to);
-    assert.equal(fs.readFileSync(to, 'utf8'), 'newnew');
-    // rename(2) swapped the directory entry; the old inode was never truncated or rewritten.
-    const buf = Buffer.alloc(32);
-    const n = fs.readSync(oldFd, buf, 0, 32, 0);
-    assert.equal(buf.subarray(0, n).toString(), 'old content');
-  } finally {
-    fs.closeSync(oldFd);
-  }
-  assert.equal(await store.isSameFile('copy01', to), false);
-  assert.deepEqual(leftovers(outDir), []);
-});
-
-test('copyTask failures leave neither a partial file nor a temporary one', async () => {
-  await store.createTask('copy02', 6);
-  const outDir = fs.mkdtempSync(path.join(dir, 'copyfail-'));
-
-  // Missing parent directory: nothing can be created.
-  await assert.rejects(store.copyTask('copy02', path.join(outDir, 'no', 'out')), isCode('IO'));
-
-  // Destination is a non-empty directory: the copy into the temporary file succeeds, the rename fails,
-  // and the temporary file must be removed.
-  const asDir = path.join(outDir, 'isdir');
-  fs.mkdirSync(asDir);
-  fs.writeFileSync(path.join(asDir, 'x'), 'x');
-  await assert.rejects(store.copyTask('copy02', asDir), (e: unknown) => e instanceof DfError);
-  assert.deepEqual(leftovers(outDir), []);
-
-  // Missing task content.
-  await assert.rejects(store.copyTask('nosuchtask', path.join(outDir, 'out2')), isCode('IO'));
-  assert.equal(fs.existsSync(path.join(outDir, 'out2')), false);
-  assert.deepEqual(leftovers(outDir), []);
-});
-
-test('copyTask into a read-only directory fails and leaves nothing there', async (t) => {
-  await store.createTask('copy03', 6);
-  const ro = fs.mkdtempSync(path.join(dir, 'ro-'));
-  let mounted = false;
-  if (process.getuid?.() === 0) {
-    // Root ignores directory permissions; a read-only mount stops it (EROFS).
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', ro], { stdio: 'pipe' });
-      mounted = true;
-    } catch (e) {
-      t.skip(`root ignores directory permissions and a read-only tmpfs cannot be mounted: ${String(e)}`);
-      return;
-    }
-  } else {
-    fs.chmodSync(ro, 0o555);
-  }
-  try {
-    await assert.rejects(
-      store.copyTask('copy03', path.join(ro, 'out')),
-      (e: unknown) => e instanceof DfError,
-    );
-    assert.deepEqual(fs.readdirSync(ro), []);
-  } finally {
-    if (mounted) execFileSync('umount', [ro]);
-    else fs.chmodSync(ro, 0o755);
-  }
+test('sealTask makes the content read-only with the finish time; checkSealed sees an edit or a truncation', async () => {
+  await store.createTask('seal01', 4);
+  await store.writePiece('seal01', 0, 4, chunks(Buffer.from('data')));
+  const finishedAt = new Date(Date.now() - 60_000);
+  store.sealTask('seal01', finishedAt);
+  const p = store.taskPath('seal01');
+  assert.equal(fs.statSync(p).mode & 0o777, 0o444);
+  assert.equal(await store.checkSealed('seal01', 4, finishedAt), undefined);
+  // Made writable again (chmod by its owner): sealed again, the bytes being unchanged.
+  fs.chmodSync(p, 0o644);
+  assert.equal(await store.checkSealed('seal01', 4, finishedAt), undefined);
+  assert.equal(fs.statSync(p).mode & 0o777, 0o444);
+  // Edited in place through a hard link (root writes a 0444 file): modified after it finished.
+  const out = path.join(dir, 'seal01-output');
+  fs.linkSync(p, out);
+  fs.chmodSync(out, 0o644);
+  fs.writeFileSync(out, 'DATA');
+  assert.match(
+    (await store.checkSealed('seal01', 4, finishedAt)) ?? '',
+    /modified at .* after the task finished/,
+  );
+  fs.truncateSync(out, 2);
+  assert.match((await store.checkSealed('seal01', 4, finishedAt)) ?? '', /2 bytes, not 4/);
 });
 
 test('deleteTask removes the file and is idempotent; clear removes all content', async () => {

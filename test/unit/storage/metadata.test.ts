@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { MetadataStore } from '../../../src/storage/metadata.js';
 
 let dir: string;
@@ -162,6 +163,32 @@ test('rows survive close and reopen; clear removes everything', () => {
   } finally {
     b.close();
   }
+});
+
+test('a task records how its id was derived and its known digest; an older database gains the columns', () => {
+  const file = path.join(dir, 'old-schema.db');
+  // The tasks table as dfdaemon created it before id derivations were recorded.
+  const old = new Database(file);
+  old.exec(`CREATE TABLE tasks (id TEXT PRIMARY KEY, piece_length INTEGER, content_length INTEGER,
+    response_header TEXT NOT NULL DEFAULT '{}', uploading_count INTEGER NOT NULL DEFAULT 0,
+    uploaded_count INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    prefetched_at INTEGER, failed_at INTEGER, finished_at INTEGER);
+    INSERT INTO tasks (id, created_at, updated_at) VALUES ('legacy', 1, 1);`);
+  old.close();
+  const db = new MetadataStore(file, { now });
+  try {
+    const legacy = db.getTask('legacy')!;
+    assert.equal(legacy.idDerivation, undefined);
+    assert.equal(legacy.knownDigest, undefined);
+    const t = db.upsertTask('t', { ...fields, idDerivation: 'url', knownDigest: `sha256:${'a'.repeat(64)}` });
+    assert.equal(t.idDerivation, 'url');
+    assert.equal(t.knownDigest, `sha256:${'a'.repeat(64)}`);
+    assert.equal(db.upsertTask('t', { ...fields, idDerivation: 'content' }).knownDigest, undefined);
+  } finally {
+    db.close();
+  }
+  // Opening again finds the columns there.
+  new MetadataStore(file, { now }).close();
 });
 
 test('an unopenable database path is an IO error naming the path', () => {

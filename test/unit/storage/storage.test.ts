@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pieceDigest } from '../../../src/core/digest.js';
 import { DfError } from '../../../src/core/errors.js';
+import { OutputFile } from '../../../src/daemon/output-file.js';
 import { Storage, type StorageOptions } from '../../../src/storage/storage.js';
 
 const isCode = (code: string) => (e: unknown) => e instanceof DfError && e.code === code;
@@ -399,7 +400,15 @@ test('full disk on a real 8 MiB tmpfs: NO_SPACE up front and mid-write, earlier 
     assert.ok(back.equals(earlier));
 
     // A copy out of the task that runs out of space leaves the old file and no temporary file.
-    await assert.rejects(s.content.copyTask('earlier', copyTo), isCode('NO_SPACE'));
+    // (The output sits beside content/ on the one small mount: the storage-directory check is pointed at content/.)
+    const out = await OutputFile.open({
+      path: copyTo,
+      caller: { kind: 'internal' },
+      overwrite: true,
+      storageDir: path.join(mountDir!, 'content'),
+    });
+    await assert.rejects(out.copy(s.content.taskPath('earlier')), isCode('NO_SPACE'));
+    await out.close();
     assert.equal(fs.readFileSync(copyTo, 'utf8'), 'old');
     assert.deepEqual(
       fs.readdirSync(mountDir!).filter((f) => f.includes('.dfget-')),

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { UploadSlots } from '../../../src/vortex/upload-slots.js';
+import { UploadSlots, uploadSlotsFor } from '../../../src/vortex/upload-slots.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -9,7 +9,7 @@ test('at most `slots` bodies at once; the rest wait and go in arrival order', as
   const order: number[] = [];
   const releases: Array<() => void> = [];
   for (const n of [0, 1, 2, 3]) {
-    void slots.acquire('t', n).then((release) => {
+    void slots.acquire('t', n, 4).then((release) => {
       order.push(n);
       releases.push(release);
     });
@@ -33,7 +33,7 @@ test('waiting requests go by priority at the moment a slot frees, arrival order 
   const order: number[] = [];
   let release: () => void = () => undefined;
   for (const n of [0, 1, 2, 3, 4]) {
-    void slots.acquire('t', n).then((r) => {
+    void slots.acquire('t', n, 4).then((r) => {
       order.push(n);
       release = r;
     });
@@ -50,12 +50,39 @@ test('waiting requests go by priority at the moment a slot frees, arrival order 
 
 test('a request whose child goes away gives its place up without taking a slot', async () => {
   const slots = new UploadSlots({ slots: 1 });
-  const first = await slots.acquire('t', 0);
+  const first = await slots.acquire('t', 0, 4);
   const gone = new AbortController();
-  const waiting = slots.acquire('t', 1, gone.signal);
+  const waiting = slots.acquire('t', 1, 4, gone.signal);
   gone.abort(new Error('closed'));
   await assert.rejects(waiting, /closed/);
   assert.equal(slots.queued, 0);
   first();
   assert.equal(slots.inUse, 0);
+});
+
+test('the slot count can follow the piece about to go (a slow uplink sends one at a time)', async () => {
+  let rate = 1; // pieces per second the uplink carries
+  const slots = new UploadSlots({ slots: (length) => (rate * 4) / length });
+  const order: number[] = [];
+  const releases: Array<() => void> = [];
+  for (const n of [0, 1, 2]) {
+    void slots.acquire('t', n, 4).then((r) => {
+      order.push(n);
+      releases.push(r);
+    });
+  }
+  await tick();
+  assert.deepEqual(order, [0], 'one at a time');
+  rate = 3;
+  releases[0]!();
+  await tick();
+  assert.deepEqual(order, [0, 1, 2], 'a faster uplink: more at once');
+});
+
+test('uploadSlotsFor: about one piece per second of upload rate, 1 to 4', () => {
+  const MiB = 1024 * 1024;
+  assert.equal(uploadSlotsFor(0, 4 * MiB), 1);
+  assert.equal(uploadSlotsFor(1.25e6, 4 * MiB), 1, '10 Mbit/s');
+  assert.equal(uploadSlotsFor(11.9e6, 4 * MiB), 3, '100 Mbit/s');
+  assert.equal(uploadSlotsFor(1e9, 4 * MiB), 4);
 });
