@@ -1,6 +1,7 @@
 // What every binary shares: its version line, the daemon's socket, the gRPC client to it, and one-line errors.
 
 import { existsSync, readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { credentials, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { homeDirs, resolveHome, SYSTEM_DIRS } from '../config/dirs.js';
@@ -25,22 +26,70 @@ export function defaultSocketPath(): string {
   return existsSync(home) ? home : system;
 }
 
-/** A DfdaemonDownload client on the unix socket, with unlimited message sizes (pieces travel in messages). */
+/**
+ * A DfdaemonDownload client on the unix socket, with unlimited message sizes (pieces travel in messages) and
+ * upstream dfget's 4 MiB HTTP/2 window (Node's default, 64 KiB, makes transfer mode ack every few frames).
+ */
 export function downloadClient(socketPath: string): DfdaemonDownloadClient {
   return new DfdaemonDownloadClient(`unix:${socketPath}`, credentials.createInsecure(), {
     'grpc.max_receive_message_length': -1,
     'grpc.max_send_message_length': -1,
+    'grpc-node.flow_control_window': 4 * 1024 * 1024,
   });
 }
 
-/** Waits until the channel is connected, or fails with the hint upstream's dfget prints. */
-export async function connectDaemon(client: DfdaemonDownloadClient, socketPath: string, timeoutMs = 3000) {
+/**
+ * How long a client waits for dfdaemon to answer on a socket that someone listens on. A busy machine (a hundred
+ * dfget starting at once on two cores) can take seconds; a socket nobody listens on fails at once instead.
+ */
+export const CONNECT_TIMEOUT_MS = 30_000;
+
+/**
+ * Waits until the channel is connected. A missing socket, or one nobody listens on, fails at once with the hint
+ * upstream's dfget prints ("Is dfdaemon running?"); a dfdaemon that accepts the connection but does not answer in
+ * time is reported as busy, not as absent.
+ */
+export async function connectDaemon(
+  client: DfdaemonDownloadClient,
+  socketPath: string,
+  timeoutMs = CONNECT_TIMEOUT_MS,
+) {
   if (!existsSync(socketPath)) throw notRunning(socketPath, 'socket does not exist');
+  const refused = await probeSocket(socketPath, timeoutMs);
+  if (refused) throw notRunning(socketPath, refused);
   await new Promise<void>((resolve, reject) =>
     client.waitForReady(Date.now() + timeoutMs, (err) =>
-      err ? reject(notRunning(socketPath, err.message)) : resolve(),
+      err
+        ? reject(
+            new DfError(
+              'UNAVAILABLE',
+              `Connect Dfdaemon Failed! ${socketPath}: dfdaemon accepted the connection but did not answer ` +
+                `within ${timeoutMs / 1000}s (${err.message}); it may be overloaded, try again`,
+            ),
+          )
+        : resolve(),
     ),
   );
+}
+
+/** Connects to the socket once: undefined when something accepts, else why not (ECONNREFUSED: nobody listens). */
+function probeSocket(socketPath: string, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = createConnection(socketPath);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve(undefined); // A full accept queue: let waitForReady wait and report it.
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(undefined);
+    });
+    socket.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      resolve(e.code === 'EAGAIN' ? undefined : `${e.code ?? e.message}`);
+    });
+  });
 }
 
 function notRunning(socketPath: string, why: string): DfError {

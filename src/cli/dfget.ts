@@ -5,9 +5,9 @@
 import { stat, rm, open, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { status as GrpcStatus, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { Metadata, status as GrpcStatus, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { parseByteSize } from '../core/bytesize.js';
-import { pieceDigest, parseDigest } from '../core/digest.js';
+import { Crc32, pieceDigest, parseDigest } from '../core/digest.js';
 import { DfError } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
 import { MIN_PIECE_LENGTH } from '../core/piece.js';
@@ -15,7 +15,9 @@ import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
 import { Priority, TaskType, type Download } from '../gen/common.js';
 import type { DownloadTaskResponse } from '../gen/dfdaemon.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
+import { PIECE_CHUNKS_METADATA } from '../daemon/grpc/piece-content.js';
 import {
+  CONNECT_TIMEOUT_MS,
   connectDaemon,
   defaultSocketPath,
   describeError,
@@ -112,10 +114,15 @@ async function validate(
   return { output, pieceLength, timeoutMs: parseDuration(o.timeout) };
 }
 
-/** Transfer mode: the pieces arrive in the responses; we write them at their offsets, verified by CRC. */
+/**
+ * Transfer mode: the pieces arrive in the responses; we write them at their offsets, verified by CRC. dfdaemon
+ * sends a piece in parts when we ask for that (PIECE_CHUNKS_METADATA): messages of the same piece number, each with
+ * its part's offset and length, in order; the piece's digest is checked once its last part is written.
+ */
 class TransferWriter {
   private fh?: FileHandle;
-  private expected = 0;
+  private readonly specs = new Map<number, { offset: number; length: number }>();
+  private readonly partial = new Map<number, { crc: Crc32; next: number }>();
   private received = new Set<number>();
 
   constructor(private readonly path: string) {}
@@ -124,30 +131,65 @@ class TransferWriter {
     this.fh = await open(this.path, 'w', 0o644);
   }
 
-  async started(contentLength: number, pieceCount: number): Promise<void> {
-    this.expected = pieceCount;
+  async started(
+    contentLength: number,
+    pieces: ReadonlyArray<{ number: number; offset: number; length: number }>,
+  ): Promise<void> {
+    for (const p of pieces) this.specs.set(p.number, { offset: p.offset, length: p.length });
     await this.fh!.truncate(contentLength);
   }
 
-  async piece(number: number, offset: number, digest: string, content: Buffer | undefined): Promise<void> {
+  async piece(p: {
+    number: number;
+    offset: number;
+    length: number;
+    digest: string;
+    content?: Buffer;
+  }): Promise<void> {
+    const { number, offset, digest, content } = p;
     if (!content) throw new DfError('INTERNAL', `piece ${number} arrived without content`);
-    if (digest && pieceDigest(content) !== digest) {
-      throw new DfError('DIGEST_MISMATCH', `piece ${number} content does not match its digest ${digest}`);
+    const spec = this.specs.get(number);
+    if (!spec) throw new DfError('INTERNAL', `piece ${number} arrived but was not announced`);
+    const end = spec.offset + spec.length;
+    if (offset === spec.offset && content.length === spec.length) {
+      if (digest && pieceDigest(content) !== digest) throw mismatch(number, digest);
+      await this.write(content, offset);
+      this.received.add(number);
+      return;
     }
+    // A part of the piece: the next one in order, inside the piece.
+    const part = this.partial.get(number) ?? { crc: new Crc32(), next: spec.offset };
+    if (offset !== part.next || offset + content.length > end || content.length === 0) {
+      throw new DfError(
+        'INTERNAL',
+        `piece ${number}: unexpected part of ${content.length} bytes at offset ${offset} (expected offset ${part.next})`,
+      );
+    }
+    part.crc.update(content);
+    part.next += content.length;
+    if (part.next < end) this.partial.set(number, part);
+    else {
+      this.partial.delete(number);
+      if (digest && part.crc.digest() !== digest) throw mismatch(number, digest);
+    }
+    await this.write(content, offset);
+    if (part.next === end) this.received.add(number);
+  }
+
+  private async write(content: Buffer, offset: number): Promise<void> {
     let done = 0;
     while (done < content.length) {
       done += (await this.fh!.write(content, done, content.length - done, offset + done)).bytesWritten;
     }
-    this.received.add(number);
   }
 
   async close(): Promise<void> {
     await this.fh?.close();
     this.fh = undefined;
-    if (this.received.size !== this.expected) {
+    if (this.received.size !== this.specs.size) {
       throw new DfError(
         'INTERNAL',
-        `download ended with ${this.expected - this.received.size} pieces missing`,
+        `download ended with ${this.specs.size - this.received.size} pieces missing`,
       );
     }
   }
@@ -155,6 +197,10 @@ class TransferWriter {
   async abort(): Promise<void> {
     await this.fh?.close().catch(() => undefined);
   }
+}
+
+function mismatch(number: number, digest: string): DfError {
+  return new DfError('DIGEST_MISMATCH', `piece ${number} content does not match its digest ${digest}`);
 }
 
 /**
@@ -183,7 +229,7 @@ async function download(url: string, o: DfgetOptions): Promise<void> {
   const progress = await createProgress(url, o.progress);
   const deadline = Date.now() + timeoutMs;
   try {
-    await connectDaemon(client, socket);
+    await connectDaemon(client, socket, Math.min(CONNECT_TIMEOUT_MS, timeoutMs));
     for (let attempt = 0; ; attempt++) {
       try {
         await downloadOnce(client, url, o, { output, pieceLength, timeoutMs, deadline }, progress, log);
@@ -213,6 +259,7 @@ async function downloadOnce(
   // Set once the output may hold our bytes (a link made by dfdaemon, or our own file): only then is it ours to
   // remove on failure. Before that, an existing file the user allowed us to --overwrite is left alone.
   let touched = false;
+  let stream: ClientReadableStream<DownloadTaskResponse> | undefined;
   try {
     const req: Download = {
       url,
@@ -242,10 +289,10 @@ async function downloadOnce(
       await transfer.open();
       touched = true;
     }
-    const stream: ClientReadableStream<DownloadTaskResponse> = client.downloadTask(
-      { download: req },
-      { deadline },
-    );
+    // In transfer mode we take pieces in parts, so that dfdaemon never holds a whole piece for us.
+    const metadata = new Metadata();
+    if (transfer) metadata.set(PIECE_CHUNKS_METADATA, 'true');
+    stream = client.downloadTask({ download: req }, metadata, { deadline });
     for await (const res of stream as AsyncIterable<DownloadTaskResponse>) {
       const s = res.downloadTaskStartedResponse;
       if (s) {
@@ -255,13 +302,13 @@ async function downloadOnce(
         );
         touched = true;
         progress.start(s.contentLength);
-        await transfer?.started(s.contentLength, s.pieces.length);
+        await transfer?.started(s.contentLength, s.pieces);
         continue;
       }
       const p = res.downloadPieceFinishedResponse?.piece;
       if (p) {
         log?.debug({ piece: p.number, length: p.length, trafficType: p.trafficType }, 'piece finished');
-        await transfer?.piece(p.number, p.offset, p.digest, p.content);
+        await transfer?.piece(p);
         progress.advance(p.length);
       }
     }
@@ -271,6 +318,9 @@ async function downloadOnce(
     if (transfer && o.digest) await verifyFileDigest(output, o.digest);
     log?.info({ output }, 'download finished');
   } catch (e) {
+    // An error of our own (a piece that fails its digest, a full output disk) leaves the call open on dfdaemon's
+    // side; cancel it, or it keeps this process alive until the deadline (2 h by default) and dfdaemon sending.
+    stream?.cancel();
     await transfer?.abort();
     if (touched) await rm(output, { force: true }).catch(() => undefined);
     // connectDaemon succeeded before this call: a broken connection now is dfdaemon going away mid-download, not a
@@ -326,6 +376,9 @@ export function dfgetCommand(): Command {
       } catch (e) {
         process.stderr.write(`Error: ${describeError(e)}\n`);
         process.exitCode = 1;
+        // Nothing should be left running after an error; should anything still hold the event loop, exit anyway
+        // (the timer is unref'd: it fires only in that case, after stderr had time to drain).
+        setTimeout(() => process.exit(1), 1000).unref();
       }
     });
 }

@@ -124,6 +124,16 @@ export const DEFAULTS = {
   'stats.server.port': 4004,
   // The upstream scheduler's default port.
   'embeddedScheduler.port': 8002,
+  // Ours (no upstream key): piece content on its way to transfer-mode clients, all calls together.
+  'download.server.transferBufferSize': 8 * MIB,
+  // Ours (no upstream keys): connections each TCP listener holds at once; lowered at start to fit the open-file
+  // limit (daemon/connection-limits.ts).
+  'storage.server.maxConnections': 2048,
+  'upload.server.maxConnections': 1024,
+  'proxy.server.maxConnections': 2048,
+  'health.server.maxConnections': 64,
+  'metrics.server.maxConnections': 64,
+  'stats.server.maxConnections': 64,
   'tracing.path': '/v1/traces',
 } as const;
 
@@ -171,6 +181,11 @@ export interface DownloadConfig {
     /** Requests per second. */
     requestRateLimit: number;
     requestBufferSize: number;
+    /**
+     * Ours: bytes of piece content read for need_piece_content clients (`dfget --transfer-from-dfdaemon`) and not
+     * yet written to their sockets, all calls together: the memory bound of transfer mode.
+     */
+    transferBufferSize: Bytes;
   };
   protocol: 'tcp' | 'quic';
   /** Bytes per second. */
@@ -195,6 +210,8 @@ export interface UploadConfig {
     port: number;
     requestRateLimit: number;
     requestBufferSize: number;
+    /** Ours: connections held at once; more are refused (see daemon/connection-limits.ts). */
+    maxConnections: number;
   };
   client: TlsFiles;
   disableShared: boolean;
@@ -232,6 +249,8 @@ export interface StorageConfig {
     tcpPort: number;
     tcpFastopen: boolean;
     quicPort: number;
+    /** Ours: Vortex TCP connections held at once; more are answered with an Error packet and closed. */
+    maxConnections: number;
   };
   /** Default `/var/lib/dragonfly` (or `~/.dragonfly/storage`). */
   dir: string;
@@ -283,6 +302,8 @@ export interface ProxyConfig {
     ip?: string;
     port: number;
     requestRateLimit: number;
+    /** Ours: connections held at once; more are closed at once. */
+    maxConnections: number;
     caCert?: string;
     caKey?: string;
     basicAuth?: { username: string; password: string };
@@ -323,6 +344,8 @@ export interface SecurityConfig {
 export interface ListenServer {
   ip?: string;
   port: number;
+  /** Ours: connections held at once; more are closed at once. */
+  maxConnections: number;
 }
 
 export interface TracingConfig {
@@ -389,8 +412,14 @@ function addressList(hostNames: boolean) {
   );
 }
 
-function listenServer(defaultPort: number) {
-  return section({ server: section({ ip: optionalIp(), port: port(defaultPort) }) });
+function listenServer(defaultPort: number, defaultMaxConnections: number) {
+  return section({
+    server: section({
+      ip: optionalIp(),
+      port: port(defaultPort),
+      maxConnections: int(defaultMaxConnections, 1, U32_MAX),
+    }),
+  });
 }
 
 function adaptiveRateLimitSection() {
@@ -461,6 +490,7 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
         socketPath: path(() => defaultSocketPath(dirs)),
         requestRateLimit: int(D['download.server.requestRateLimit']),
         requestBufferSize: int(D['download.server.requestBufferSize']),
+        transferBufferSize: size(D['download.server.transferBufferSize']),
       }),
       protocol: oneOf(['tcp', 'quic'] as const, D['download.protocol']),
       bandwidthLimit: size(D['download.bandwidthLimit']),
@@ -476,6 +506,7 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
         ...tlsFiles(),
         requestRateLimit: int(D['upload.server.requestRateLimit']),
         requestBufferSize: int(D['upload.server.requestBufferSize']),
+        maxConnections: int(D['upload.server.maxConnections'], 1, U32_MAX),
       }),
       client: section(tlsFiles()),
       disableShared: bool(D['upload.disableShared']),
@@ -496,6 +527,7 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
         tcpPort: port(D['storage.server.tcpPort']),
         tcpFastopen: bool(D['storage.server.tcpFastopen']),
         quicPort: port(D['storage.server.quicPort']),
+        maxConnections: int(D['storage.server.maxConnections'], 1, U32_MAX),
       }),
       dir: path(() => dirs.storageDir),
       keep: bool(D['storage.keep']),
@@ -546,6 +578,7 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
         ip: optionalIp(),
         port: port(D['proxy.server.port']),
         requestRateLimit: int(D['proxy.server.requestRateLimit']),
+        maxConnections: int(D['proxy.server.maxConnections'], 1, U32_MAX),
         caCert: optionalPath(),
         caKey: optionalPath(),
         basicAuth: optionalSection({ username: str(''), password: str('') }),
@@ -567,9 +600,9 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
       allowedPrivateSources: addressList(true),
     }),
     network: section({ enableIPv6: bool(D['network.enableIPv6']) }),
-    health: listenServer(D['health.server.port']),
-    metrics: listenServer(D['metrics.server.port']),
-    stats: listenServer(D['stats.server.port']),
+    health: listenServer(D['health.server.port'], D['health.server.maxConnections']),
+    metrics: listenServer(D['metrics.server.port'], D['metrics.server.maxConnections']),
+    stats: listenServer(D['stats.server.port'], D['stats.server.maxConnections']),
     // Ours (no upstream key): the in-process scheduler of the standalone mode. `enable` unset = automatic: on
     // when neither manager.addr nor a dynconfig file names a scheduler.
     embeddedScheduler: section({

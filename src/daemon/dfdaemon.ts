@@ -8,7 +8,7 @@ import type { Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { BackendFactory } from '../backend/factory.js';
 import { DfError } from '../core/errors.js';
-import type { DfdaemonConfig } from '../config/dfdaemon.js';
+import { DEFAULTS, type DfdaemonConfig } from '../config/dfdaemon.js';
 import { DfdaemonDownloadService, DfdaemonUploadService } from '../gen/dfdaemon.js';
 import type { Host } from '../gen/common.js';
 import { SchedulerAnnouncer } from '../scheduler/announcer.js';
@@ -22,6 +22,7 @@ import { Storage } from '../storage/storage.js';
 import { TcpPieceTransport } from '../vortex/piece-client.js';
 import { VortexTcpServer } from '../vortex/piece-server.js';
 import { DfdaemonDownloadServiceImpl } from './grpc/dfdaemon-download.js';
+import { acceptEncodedResponses } from './grpc/piece-content.js';
 import { DfdaemonUploadServiceImpl } from './grpc/dfdaemon-upload.js';
 import {
   bindTcp,
@@ -46,6 +47,7 @@ import { ProxyDownloads } from './proxy-downloads.js';
 import { SuperSeeding } from './super-seeding.js';
 import { UploadSlots } from '../vortex/upload-slots.js';
 import { TaskDownloadBlockList } from './block-list.js';
+import { connectionCaps, openFileLimit } from './connection-limits.js';
 import { SourceAddressPolicy } from '../backend/address-policy.js';
 import { AddressList } from '../core/addresses.js';
 import { UploadCallers } from './grpc/upload-callers.js';
@@ -163,6 +165,19 @@ export class Dfdaemon {
       cacheTemporaryRedirectTTLMs: c.backend.cacheTemporaryRedirectTTL,
     });
 
+    // Connection caps of the TCP listeners, lowered to fit the open-file limit (connection-limits.ts).
+    const fileLimit = openFileLimit();
+    const { caps, lowered } = connectionCaps(c, fileLimit);
+    for (const l of lowered) {
+      // A default lowered is expected on a small limit; a value someone chose deserves a warning.
+      const fields = { key: l.key, configured: l.configured, cap: l.cap, openFileLimit: fileLimit };
+      const msg = `${l.key} lowered to ${l.cap} to fit the open-file limit ${fileLimit}`;
+      if (l.configured !== DEFAULTS[l.key as keyof typeof DEFAULTS]) this.log.warn(fields, msg);
+      else this.log.info(fields, msg);
+    }
+    this.log.info({ caps, openFileLimit: fileLimit }, 'connection caps');
+    const refusals = this.connectionRefusals();
+
     if (c.download.protocol === 'quic') {
       this.log.warn({}, 'download.protocol quic is not supported yet; pieces are fetched over Vortex TCP');
     }
@@ -184,6 +199,8 @@ export class Dfdaemon {
         slots: UPLOAD_SLOTS,
         priority: superSeeding ? (taskId, number) => superSeeding.priority(taskId, number) : undefined,
       }),
+      maxConnections: caps.vortex,
+      onRefused: () => this.metrics.connectionRefused('vortex'),
       log: this.log.child({ component: 'vortex' }),
     });
     this.bound.vortex = await this.vortex.listen();
@@ -245,6 +262,8 @@ export class Dfdaemon {
       metrics: this.metrics,
       host: { ip, hostname: c.host.hostname },
       storageDir: c.storage.dir,
+      transferBufferSize: c.download.server.transferBufferSize,
+      pieceChunkSize: c.storage.readBufferSize,
       sourcePolicy,
       log: this.log.child({ component: 'download' }),
     });
@@ -299,6 +318,7 @@ export class Dfdaemon {
         cert: c.upload.server.cert ? await readFile(c.upload.server.cert) : undefined,
         key: c.upload.server.key ? await readFile(c.upload.server.key) : undefined,
       },
+      { maxConnections: caps.upload, onRefused: refusals('upload', 'upload.server.maxConnections') },
     );
 
     this.hostInfo = new HostInfo({ config: c, uploadPort: this.bound.upload, version: this.version });
@@ -345,7 +365,8 @@ export class Dfdaemon {
 
     this.grpcDownload = createGrpcServer([
       {
-        definition: DfdaemonDownloadService,
+        // DownloadTask also takes responses encoded by hand around piece content (grpc/piece-content.ts).
+        definition: acceptEncodedResponses(DfdaemonDownloadService, 'downloadTask'),
         implementation: limitImplementation(DfdaemonDownloadService, download.handlers(), gates('download')),
         name: 'dfdaemon.v2.DfdaemonDownload',
       },
@@ -355,12 +376,19 @@ export class Dfdaemon {
     const socketCallers = new UnixSocketCallers();
     const listener = this.downloadSocket;
     download.callerOf = (peer) => socketCallers.callerOf(listener.socketOf(peer));
-    await this.startProxy(download.sessions, ip);
-    this.health = await startHealthServer(c.health.server.ip ?? '0.0.0.0', c.health.server.port);
+    await this.startProxy(download.sessions, ip, {
+      maxConnections: caps.proxy,
+      onRefused: refusals('proxy', 'proxy.server.maxConnections'),
+    });
+    this.health = await startHealthServer(c.health.server.ip ?? '0.0.0.0', c.health.server.port, {
+      maxConnections: caps.health,
+      onRefused: refusals('health', 'health.server.maxConnections'),
+    });
     this.metricsServer = await startMetricsServer(
       c.metrics.server.ip ?? '0.0.0.0',
       c.metrics.server.port,
       this.metrics,
+      { maxConnections: caps.metrics, onRefused: refusals('metrics', 'metrics.server.maxConnections') },
     );
     this.log.info(
       {
@@ -379,8 +407,31 @@ export class Dfdaemon {
     );
   }
 
+  /**
+   * For a listener's refused connections: counts them (connection_refused_total) and logs at most once a second,
+   * naming the key to raise.
+   */
+  private connectionRefusals(): (server: string, key: string) => () => void {
+    return (server, key) => {
+      let refused = 0;
+      let loggedAt = 0;
+      return () => {
+        this.metrics.connectionRefused(server);
+        refused++;
+        const now = Date.now();
+        if (now - loggedAt < 1000) return;
+        loggedAt = now;
+        this.log.warn({ server, refusedTotal: refused }, `connection refused: ${key} reached`);
+      };
+    };
+  }
+
   /** The HTTP proxy and registry mirror on proxy.server.{ip,port}, with its CONNECT-interception CA. */
-  private async startProxy(sessions: DfdaemonDownloadServiceImpl['sessions'], ip: string): Promise<void> {
+  private async startProxy(
+    sessions: DfdaemonDownloadServiceImpl['sessions'],
+    ip: string,
+    cap: { maxConnections: number; onRefused: () => void },
+  ): Promise<void> {
     const c = this.config;
     const log = this.log.child({ component: 'proxy' });
     const ca = await loadOrCreateProxyCa({
@@ -404,6 +455,8 @@ export class Dfdaemon {
       ca: c.proxy.registryMirror.cert ? [await readCertificate(c.proxy.registryMirror.cert)] : undefined,
       sourcePolicy: this.sourcePolicy,
       metrics: this.metrics.proxy,
+      maxConnections: cap.maxConnections,
+      onConnectionRefused: cap.onRefused,
       callerOf: (socket) => tcpCaller(socket),
       log,
     });

@@ -3,11 +3,16 @@
 //   2. Disk pressure: usage% = used/total, where total/used are the filesystem of storage.dir (statfs) or, when
 //      gc.policy.diskThreshold > 0, the threshold and the bytes of OUR content files only (so other programs'
 //      files on a shared disk never trigger eviction — upstream client#1184). If usage% ≥ high, free
-//      total × (usage% − low)/100 bytes, least recently used first, among tasks finished, failed, or created more
-//      than 24 h ago (upstream's `need_evict`).
-// A task in use (a download running here, or an upload counted in its record) is never evicted. Each evicted task
-// is deleted locally and, best effort, from the scheduler (DeleteTask). Unlike upstream, a TTL of 0 disables the
-// TTL pass instead of evicting everything.
+//      total × (usage% − low)/100 bytes from the tasks not in use: unfinished ones first, then finished ones,
+//      least recently used first within each.
+// A task in use (a download running here, or an upload counted in its record) is never evicted. Upstream evicts
+// for disk space only tasks finished, failed, or created more than 24 h ago (`need_evict`), since it cannot tell
+// a download in progress from one that stopped; we can (isInUse knows every download of this daemon), and an
+// unfinished task nobody downloads must go too: a download that failed on a full disk could not even record its
+// failure, and such tasks kept the disk full. Deleting works on a full disk (Storage.deleteTask). The first pass
+// runs at start, so a daemon restarted on a full disk frees it at once. Each evicted task is deleted locally
+// and, best effort, from the scheduler (DeleteTask). Unlike upstream, a TTL of 0 disables the TTL pass instead of
+// evicting everything.
 
 import { readdir, stat, statfs as fsStatfs } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,9 +22,6 @@ import type { SchedulerClient } from '../gen/scheduler.js';
 import { SCHEDULER_REQUEST_TIMEOUT_MS } from '../scheduler/channel-options.js';
 import type { Storage, TaskRecord } from '../storage/storage.js';
 import type { DaemonMetrics } from './metrics.js';
-
-/** Upstream's DEFAULT_DOWNLOAD_TASK_TIMEOUT: an unfinished task older than this may be evicted for disk space. */
-export const STALE_DOWNLOAD_MS = 24 * 60 * 60 * 1000;
 
 export type EvictReason = 'ttl' | 'disk';
 
@@ -113,13 +115,14 @@ export class GarbageCollector {
     this.statfs = options.statfs ?? defaultStatfs;
   }
 
-  /** Runs a pass every intervalMs (the timer does not keep the process alive). Idempotent. */
+  /** Runs a pass now and then every intervalMs (the timer does not keep the process alive). Idempotent. */
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => {
+    const pass = () =>
       this.runOnce().catch((e: unknown) => this.o.log.warn({ err: (e as Error).message }, 'gc pass failed'));
-    }, this.o.intervalMs);
+    this.timer = setInterval(pass, this.o.intervalMs);
     this.timer.unref();
+    void pass();
   }
 
   /** Stops the timer; a pass in flight finishes on its own. */
@@ -161,7 +164,9 @@ export class GarbageCollector {
           continue;
         }
         const bytes = await this.taskBytes(task.id, usage?.base ?? 'fs');
-        if (await this.evict(task, bytes, 'ttl')) evicted.push({ taskId: task.id, bytes, reason: 'ttl' });
+        if ((await this.evict(task, bytes, 'ttl')) === 'evicted') {
+          evicted.push({ taskId: task.id, bytes, reason: 'ttl' });
+        }
       }
     }
 
@@ -181,30 +186,53 @@ export class GarbageCollector {
       }
     }
     let freedForDisk = 0;
+    const failed: Array<{ task: TaskRecord; bytes: number }> = [];
     if (need > 0) {
       const gone = new Set(evicted.map((e) => e.taskId));
-      for (const task of this.o.storage.listTasks()) {
+      // Unfinished tasks first (a failed or abandoned download serves no dfget as it is), then finished ones;
+      // least recently used first within each (listTasks' order; the sort is stable).
+      const candidates = this.o.storage
+        .listTasks()
+        .sort((a, b) => Number(a.finishedAt !== undefined) - Number(b.finishedAt !== undefined));
+      for (const task of candidates) {
         if (freedForDisk >= need) break;
-        if (gone.has(task.id) || !this.evictableForDisk(task, started)) continue;
+        if (gone.has(task.id)) continue;
         if (this.inUse(task)) {
           skippedInUse.push(task.id);
           continue;
         }
         const bytes = await this.taskBytes(task.id, usage!.base);
-        // An empty finished task frees nothing and still serves; a failed one is dropped as upstream does.
-        if (bytes === 0 && !task.failedAt) continue;
-        if (await this.evict(task, bytes, 'disk')) {
+        // An empty finished task frees nothing and still serves; an unfinished one is dropped.
+        if (bytes === 0 && task.finishedAt) continue;
+        const result = await this.evict(task, bytes, 'disk');
+        if (result === 'evicted') {
           evicted.push({ taskId: task.id, bytes, reason: 'disk' });
           freedForDisk += bytes;
-        }
+        } else if (result === 'in use') skippedInUse.push(task.id);
+        else failed.push({ task, bytes });
       }
+      // A delete that failed for want of space (a task whose content freed nothing, tried before others freed
+      // some) is tried once more now that the others are gone.
+      for (const { task, bytes } of failed.splice(0)) {
+        const result = await this.evict(task, bytes, 'disk');
+        if (result === 'evicted') {
+          evicted.push({ taskId: task.id, bytes, reason: 'disk' });
+          freedForDisk += bytes;
+        } else if (result === 'failed') failed.push({ task, bytes });
+      }
+      const failedDeletes = failed.length;
       if (freedForDisk < need) {
+        const inUse = new Set(skippedInUse).size;
         this.o.log.warn(
-          { need, freed: freedForDisk, inUse: skippedInUse.length },
-          'gc could not free enough space: the remaining tasks are in use or still downloading',
+          { need, freed: freedForDisk, inUse, failed: failedDeletes },
+          `gc could not free enough space: ${inUse} tasks are in use (being downloaded or uploaded)` +
+            (failedDeletes > 0 ? `, ${failedDeletes} could not be deleted` : '') +
+            ', and no other task of ours holds space',
         );
       }
     }
+    // A reserve released to delete on a full disk is written again once there is room.
+    void this.o.storage.space.ensureReserve();
 
     const sum = (r: EvictReason) => evicted.filter((e) => e.reason === r).reduce((n, e) => n + e.bytes, 0);
     this.o.log.info(
@@ -225,23 +253,18 @@ export class GarbageCollector {
     return { evicted };
   }
 
-  /** Upstream's need_evict: finished, failed, or a download older than 24 h that never finished. */
-  private evictableForDisk(task: TaskRecord, now: number): boolean {
-    return (
-      task.finishedAt !== undefined ||
-      task.failedAt !== undefined ||
-      task.createdAt.getTime() + STALE_DOWNLOAD_MS < now
-    );
-  }
-
-  private async evict(task: TaskRecord, bytes: number, reason: EvictReason): Promise<boolean> {
+  private async evict(
+    task: TaskRecord,
+    bytes: number,
+    reason: EvictReason,
+  ): Promise<'evicted' | 'in use' | 'failed'> {
     // Last check right before the delete: a download may have started while we awaited.
-    if (this.inUse(task)) return false;
+    if (this.inUse(task)) return 'in use';
     try {
       await this.o.storage.deleteTask(task.id);
     } catch (e) {
       this.o.log.warn({ taskId: task.id, reason, err: (e as Error).message }, 'gc could not delete task');
-      return false;
+      return 'failed';
     }
     this.o.metrics?.gcEvicted(reason, bytes);
     this.o.log.info(
@@ -258,7 +281,7 @@ export class GarbageCollector {
           ),
         );
     }
-    return true;
+    return 'evicted';
   }
 
   /**

@@ -46,6 +46,8 @@ export class DaemonMetrics {
   /** proxy_request_total, proxy_request_failure_total, proxy_request_via_dfdaemon_total (no labels, as upstream). */
   /** download_task_blocked_total{type}: downloads the block list refused. */
   readonly downloadTaskBlocked: (type: number) => void;
+  /** connection_refused_total{server}: server = vortex | upload | proxy | health | metrics. */
+  readonly connectionRefused: (server: string) => void;
   readonly proxy: { request(): void; failure(): void; viaDfdaemon(): void };
   private readonly typed = new Map<string, { total: Counter<'type'>; failure: Counter<'type'> }>();
 
@@ -182,6 +184,14 @@ export class DaemonMetrics {
       registers,
     });
     this.downloadTaskBlocked = (type: number) => blocked.inc({ type: String(type) });
+    // Ours (upstream has no connection caps): connections refused because a listener held its maxConnections.
+    const refused = new Counter({
+      name: `${PREFIX}connection_refused_total`,
+      help: 'Counter of the connections a listener refused because it held its maxConnections.',
+      labelNames: ['server'],
+      registers,
+    });
+    this.connectionRefused = (server: string) => refused.inc({ server });
     this.proxy = {
       request: () => proxyTotal.inc(),
       failure: () => proxyFailure.inc(),

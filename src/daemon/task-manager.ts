@@ -395,6 +395,9 @@ export class TaskManager {
     }
     const contentLength = task!.contentLength!;
     const pieceLength = task!.pieceLength!;
+    // A stored partial task resumed as it is (back-to-source disabled) reserves what it has still to write too;
+    // prepareTask reserved it for the others. A finished task writes nothing.
+    if (reusable && !task!.finishedAt) await storage.reserveSpace(taskId, contentLength);
     const run = new TaskRun(
       taskId,
       pieceRanges(contentLength, pieceLength),
@@ -424,12 +427,25 @@ export class TaskManager {
     }
   }
 
-  /** An ended run with fetches in flight stays in `draining` until they settle (bounded by the piece timeout). */
+  /**
+   * An ended run with fetches in flight stays in `draining` until they settle (bounded by the piece timeout). Once
+   * nothing of it can write any more, the disk space reserved for it is given back (unless a new run of the task
+   * is starting, which reserves for itself).
+   */
   private drain(run: TaskRun): void {
-    if (run.piecesInFlight.size === 0) return;
+    const done = () => {
+      if (!this.runs.has(run.taskId) && !this.starting.has(run.taskId)) {
+        this.o.storage.releaseSpace(run.taskId);
+      }
+    };
+    if (run.piecesInFlight.size === 0) {
+      done();
+      return;
+    }
     this.draining.set(run.taskId, run);
     void run.settled(this.o.pieceTimeoutMs).then(() => {
       if (this.draining.get(run.taskId) === run) this.draining.delete(run.taskId);
+      done();
     });
   }
 

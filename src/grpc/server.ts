@@ -4,7 +4,12 @@
 // health Check work without a schema).
 
 import { chmod, rm } from 'node:fs/promises';
-import { createServer as createNetServer, type Socket } from 'node:net';
+import {
+  createServer as createNetServer,
+  type AddressInfo,
+  type Server as NetServer,
+  type Socket,
+} from 'node:net';
 import { fileURLToPath } from 'node:url';
 import {
   Server,
@@ -157,6 +162,8 @@ export async function bindUnixSocket(server: Server, socketPath: string): Promis
 
 /** Drains in-flight calls for up to `graceMs`, then cuts what is left. Idempotent. */
 export async function shutdownGrpcServer(server: Server, graceMs: number): Promise<void> {
+  for (const listener of ownListeners.get(server) ?? []) listener.close();
+  ownListeners.delete(server);
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
       server.forceShutdown();
@@ -176,15 +183,28 @@ export interface TlsFilesContent {
   key?: Buffer;
 }
 
+/** A cap on the connections a listener holds at once; one more is closed as soon as it is accepted. */
+export interface ConnectionCap {
+  maxConnections: number;
+  /** Called for each connection refused. */
+  onRefused?: () => void;
+}
+
+/** TCP listeners we opened for servers (bindTcp with a cap), closed by shutdownGrpcServer. */
+const ownListeners = new WeakMap<Server, NetServer[]>();
+
 /**
  * Binds to ip:port (0 = any free port) and returns the bound port. With a certificate and key the server speaks
- * TLS; with a CA as well it requires client certificates signed by it (mTLS, as upstream's upload server).
+ * TLS; with a CA as well it requires client certificates signed by it (mTLS, as upstream's upload server). With a
+ * `cap`, the socket is our own net.Server with `maxConnections` (grpc-js has no such option), whose connections
+ * are handed to the gRPC server (Server.createConnectionInjector).
  */
 export async function bindTcp(
   server: Server,
   ip: string,
   port: number,
   tls: TlsFilesContent = {},
+  cap?: ConnectionCap,
 ): Promise<number> {
   const creds =
     tls.cert && tls.key
@@ -195,13 +215,29 @@ export async function bindTcp(
         )
       : ServerCredentials.createInsecure();
   const host = ip.includes(':') ? `[${ip}]` : ip;
-  return new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${host}:${port}`, creds, (err, bound) =>
-      err
-        ? reject(
-            new DfError('UNAVAILABLE', `cannot listen on ${host}:${port}: ${err.message}`, { cause: err }),
-          )
-        : resolve(bound),
-    ),
-  );
+  if (!cap) {
+    return new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${host}:${port}`, creds, (err, bound) =>
+        err
+          ? reject(
+              new DfError('UNAVAILABLE', `cannot listen on ${host}:${port}: ${err.message}`, { cause: err }),
+            )
+          : resolve(bound),
+      ),
+    );
+  }
+  const injector = server.createConnectionInjector(creds);
+  const listener = createNetServer({ noDelay: true }, (socket) => injector.injectConnection(socket));
+  listener.maxConnections = cap.maxConnections;
+  listener.on('drop', () => cap.onRefused?.());
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', (e) =>
+      reject(new DfError('UNAVAILABLE', `cannot listen on ${host}:${port}: ${e.message}`, { cause: e })),
+    );
+    listener.listen({ host: ip, port }, () => resolve());
+  });
+  // Once listening, an error is a failed accept (EMFILE, ECONNABORTED): transient, and the next one may work.
+  listener.on('error', () => undefined);
+  ownListeners.set(server, [...(ownListeners.get(server) ?? []), listener]);
+  return (listener.address() as AddressInfo).port;
 }

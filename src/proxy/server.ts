@@ -62,6 +62,12 @@ export interface ProxyServerOptions {
   sourcePolicy?: SourceAddressPolicy;
   metrics?: ProxyMetrics;
   /**
+   * Connections held at once (proxy.server.maxConnections, as lowered to fit the open-file limit); one more is
+   * closed as soon as it is accepted. Default: no cap.
+   */
+  maxConnections?: number;
+  onConnectionRefused?: () => void;
+  /**
    * The local user behind a client connection (dfdaemon: /proc/net/tcp, see daemon/local-caller.ts), asked only
    * for X-Dragonfly-Output-Path. Without it such requests are refused.
    */
@@ -106,6 +112,10 @@ export class ProxyServer {
       { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 },
       handler,
     );
+    if (o.maxConnections !== undefined) {
+      this.server.maxConnections = o.maxConnections;
+      this.server.on('drop', () => o.onConnectionRefused?.());
+    }
     // No 'clientError' listener: Node's own answers a malformed request with 400, an oversized head with 431 and a
     // header timeout with 408 before closing (a listener that only destroyed the socket sent nothing at all).
     this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -124,6 +134,8 @@ export class ProxyServer {
         resolve();
       });
     });
+    // Once listening, an error is a failed accept (EMFILE, ECONNABORTED): transient, and must not end the daemon.
+    this.server.on('error', (e) => this.o.log.debug({ err: e.message }, 'proxy accept failed'));
     return (this.server.address() as AddressInfo).port;
   }
 

@@ -3,7 +3,7 @@
 // held whole in memory; writes are coalesced up to `writeBufferSize` so a piece costs a few large pwrites.
 
 import { chmodSync, createReadStream, utimesSync, type ReadStream } from 'node:fs';
-import { chmod, mkdir, open, rm, stat, statfs } from 'node:fs/promises';
+import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Crc32 } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
@@ -14,6 +14,13 @@ const MAX_IOVECS = 256;
 export interface WrittenPiece {
   length: number;
   digest: string;
+}
+
+/** A content file open for reading. */
+export interface ContentReader {
+  /** Fills `target` with the bytes at `offset`; fails if the file ends first. */
+  read(offset: number, target: Buffer): Promise<void>;
+  close(): Promise<void>;
 }
 
 export interface ContentStoreOptions {
@@ -46,8 +53,8 @@ export class ContentStore {
 
   /**
    * Creates the task file with its final size (sparse), or keeps an existing one: pieces already written by an
-   * earlier run stay where they are. Fails with NO_SPACE before any byte is written when the filesystem cannot
-   * hold the content (upstream checks free space in download_started too).
+   * earlier run stay where they are. Whether the disk can hold the content is decided before (Storage.reserveSpace,
+   * as upstream checks free space in download_started).
    */
   async createTask(taskId: string, contentLength: number): Promise<string> {
     const path = this.taskPath(taskId);
@@ -55,15 +62,6 @@ export class ContentStore {
       await mkdir(dirname(path), { recursive: true });
       const existing = await stat(path).catch(() => undefined);
       if (existing && existing.size === contentLength) return path;
-      const fs = await statfs(dirname(path));
-      const free = fs.bavail * fs.bsize;
-      const need = contentLength - (existing?.size ?? 0);
-      if (need > free) {
-        throw new DfError(
-          'NO_SPACE',
-          `not enough disk space for task ${taskId}: need ${contentLength} bytes, ${free} free under ${this.tasksDir}`,
-        );
-      }
       const fh = await open(path, existing ? 'r+' : 'w');
       try {
         await fh.truncate(contentLength);
@@ -74,6 +72,12 @@ export class ContentStore {
     } catch (e) {
       throw toDfError(e, `create content of task ${taskId}`);
     }
+  }
+
+  /** Bytes the task's content file takes on disk (its allocated blocks; a sparse file takes what was written). */
+  async allocatedBytes(taskId: string): Promise<number> {
+    const s = await stat(this.taskPath(taskId)).catch(() => undefined);
+    return s ? s.blocks * 512 : 0;
   }
 
   /**
@@ -201,21 +205,40 @@ export class ContentStore {
     });
   }
 
-  /** Reads a piece into one buffer: for need_piece_content, where the bytes go into one gRPC message anyway. */
+  /** Reads a piece into one buffer. */
   async readPieceBuffer(taskId: string, offset: number, length: number): Promise<Buffer> {
-    const fh = await open(this.taskPath(taskId), 'r');
+    const buf = Buffer.allocUnsafe(length);
+    await this.readInto(taskId, offset, buf);
+    return buf;
+  }
+
+  /** Fills `target` with the task's bytes at `offset`. */
+  async readInto(taskId: string, offset: number, target: Buffer): Promise<void> {
+    const reader = await this.openReader(taskId);
     try {
-      const buf = Buffer.allocUnsafe(length);
-      let done = 0;
-      while (done < length) {
-        const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
-        if (bytesRead === 0) throw new DfError('IO', `content of task ${taskId} is shorter than expected`);
-        done += bytesRead;
-      }
-      return buf;
+      await reader.read(offset, target);
     } finally {
-      await fh.close();
+      await reader.close();
     }
+  }
+
+  /**
+   * The task's content file open for positional reads, for a caller that reads it many times (need_piece_content
+   * reads each part of a piece straight into the gRPC message that carries it: daemon/grpc/piece-content.ts).
+   */
+  async openReader(taskId: string): Promise<ContentReader> {
+    const fh = await open(this.taskPath(taskId), 'r');
+    return {
+      read: async (offset, target) => {
+        let done = 0;
+        while (done < target.length) {
+          const { bytesRead } = await fh.read(target, done, target.length - done, offset + done);
+          if (bytesRead === 0) throw new DfError('IO', `content of task ${taskId} is shorter than expected`);
+          done += bytesRead;
+        }
+      },
+      close: () => fh.close(),
+    };
   }
 
   async deleteTask(taskId: string): Promise<void> {

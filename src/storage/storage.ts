@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { DfError } from '../core/errors.js';
 import { statChanged, validatorOf } from '../core/validator.js';
 import { ContentStore } from './content.js';
+import { DiskSpace, isDiskFull } from './disk-space.js';
 import { MetadataStore, type PieceRecord, type TaskRecord } from './metadata.js';
 
 export type { PieceRecord, TaskRecord } from './metadata.js';
@@ -18,6 +19,10 @@ export interface StorageOptions {
   writeBufferSize: number;
   readBufferSize: number;
   now?: () => number;
+  /** Bytes available on a directory's filesystem (tests); default statfs(2). */
+  freeBytes?: (dir: string) => Promise<number>;
+  /** Size of the metadata reserve (disk-space.ts); default 1 MiB. */
+  metadataReserveBytes?: number;
 }
 
 export interface PieceToWrite {
@@ -42,12 +47,21 @@ export interface StorageLogger {
 export class Storage {
   readonly metadata: MetadataStore;
   readonly content: ContentStore;
+  /** Reservations of the downloads in progress, and the metadata reserve (disk-space.ts). */
+  readonly space: DiskSpace;
   private readonly keep: boolean;
   private readonly log?: StorageLogger;
 
-  private constructor(metadata: MetadataStore, content: ContentStore, keep: boolean, log?: StorageLogger) {
+  private constructor(
+    metadata: MetadataStore,
+    content: ContentStore,
+    space: DiskSpace,
+    keep: boolean,
+    log?: StorageLogger,
+  ) {
     this.metadata = metadata;
     this.content = content;
+    this.space = space;
     this.keep = keep;
     this.log = log;
   }
@@ -60,9 +74,30 @@ export class Storage {
     const metadata = new MetadataStore(join(metadataDir, 'dfdaemon.db'), { now: options.now });
     const content = new ContentStore(options);
     await content.init();
-    const storage = new Storage(metadata, content, options.keep, log);
+    const space = new DiskSpace({
+      contentDir: content.tasksDir,
+      reservePath: join(metadataDir, 'reserve'),
+      reserveBytes: options.metadataReserveBytes,
+      freeBytes: options.freeBytes,
+      log,
+    });
+    const storage = new Storage(metadata, content, space, options.keep, log);
     await storage.recover();
+    await space.ensureReserve();
     return storage;
+  }
+
+  /**
+   * Runs a metadata write that must succeed on a full disk (a delete that frees space, a failure to record): when
+   * SQLite finds the disk full, the metadata reserve is released and the write tried once more.
+   */
+  private onFullDisk<T>(what: string, write: () => T): T {
+    try {
+      return write();
+    } catch (e) {
+      if (!isDiskFull(e) || !this.space.releaseReserve(what)) throw e;
+      return write();
+    }
   }
 
   /**
@@ -75,11 +110,16 @@ export class Storage {
       await this.content.clear();
       return;
     }
-    this.metadata.resetUploading();
+    // On a full disk these writes need the reserve; the daemon must start all the same, to free space.
+    try {
+      this.onFullDisk('reset upload counters', () => this.metadata.resetUploading());
+    } catch (e) {
+      this.log?.warn({ err: (e as Error).message }, 'could not reset upload counters');
+    }
     for (const task of this.metadata.listTasks()) {
       if (!(await this.content.hasTask(task.id))) {
         this.log?.warn({ taskId: task.id }, 'content file missing; dropping task metadata');
-        this.metadata.deleteTask(task.id);
+        this.onFullDisk('drop a task without content', () => this.metadata.deleteTask(task.id));
       }
     }
   }
@@ -121,12 +161,36 @@ export class Storage {
               ((await this.content.hasTask(taskId)) ? undefined : 'content file missing'));
       if (why !== undefined) {
         this.log?.info({ taskId, why }, 'source is not the stored version; dropping stored pieces');
-        this.metadata.deleteTask(taskId);
         await this.content.deleteTask(taskId);
+        this.metadata.deleteTask(taskId);
       }
     }
-    await this.content.createTask(taskId, fields.contentLength);
-    return this.metadata.upsertTask(taskId, fields);
+    // Admitted only if the disk holds what is left to write beside the other downloads' reservations; released by
+    // releaseSpace when the download ends.
+    await this.reserveSpace(taskId, fields.contentLength);
+    try {
+      await this.content.createTask(taskId, fields.contentLength);
+      return this.metadata.upsertTask(taskId, fields);
+    } catch (e) {
+      this.space.release(taskId);
+      throw e;
+    }
+  }
+
+  /**
+   * Reserves the disk space a download of the task has still to write (its length less what its content file
+   * holds); throws NO_SPACE, before any byte is written, when the disk cannot hold it beside the other downloads.
+   */
+  async reserveSpace(taskId: string, contentLength: number): Promise<void> {
+    // A metadata reserve spent on an earlier full disk is written again first, if there is room now.
+    await this.space.ensureReserve();
+    const allocated = await this.content.allocatedBytes(taskId);
+    await this.space.reserve(taskId, Math.max(0, contentLength - allocated));
+  }
+
+  /** The task's download ended: its unwritten reservation is given back. */
+  releaseSpace(taskId: string): void {
+    this.space.release(taskId);
   }
 
   getPiece(taskId: string, number: number): PieceRecord | undefined {
@@ -146,6 +210,7 @@ export class Storage {
   ): Promise<PieceRecord> {
     const started = performance.now();
     const written = await this.content.writePiece(taskId, piece.offset, piece.length, source);
+    this.space.written(taskId, written.length);
     if (origin.expectedDigest !== undefined) {
       if (!origin.expectedDigest) {
         throw new DfError('DIGEST_MISMATCH', `piece ${piece.number} of task ${taskId} came without a digest`);
@@ -181,13 +246,21 @@ export class Storage {
     }
   }
 
+  /** Records the task's failure; on a full disk with the help of the metadata reserve. */
   failTask(taskId: string): void {
-    this.metadata.failTask(taskId);
+    this.onFullDisk('record a failed task', () => this.metadata.failTask(taskId));
   }
 
+  /**
+   * Deletes the task: its content first, which frees the space (unless an output is a hard link to it), then its
+   * metadata, with the metadata reserve if the disk is still full. A crash between the two leaves metadata without
+   * content, which start-up drops. The metadata reserve is written again afterwards if there is room.
+   */
   async deleteTask(taskId: string): Promise<void> {
-    this.metadata.deleteTask(taskId);
+    this.space.release(taskId);
     await this.content.deleteTask(taskId);
+    this.onFullDisk('delete a task', () => this.metadata.deleteTask(taskId));
+    void this.space.ensureReserve();
   }
 
   close(): void {

@@ -69,7 +69,18 @@ export interface VortexTcpServerOptions {
   log: VortexLogger;
   requestTimeoutMs?: number;
   idleTimeoutMs?: number;
+  /**
+   * storage.server.maxConnections: connections served at once. One more is answered at once with an Error packet
+   * ("too many connections", code Internal, which a child retries later instead of dropping this parent) and
+   * closed. Default: no cap.
+   */
+  maxConnections?: number;
+  /** A connection was refused for the cap. */
+  onRefused?: () => void;
 }
+
+/** How long a refused connection may stay open for its Error packet to be read. */
+const REFUSED_LINGER_MS = 1_000;
 
 /** Aborts when the socket closes: a request waiting for an upload slot gives its place up. */
 function closedSignal(socket: Socket): AbortSignal {
@@ -99,6 +110,11 @@ export class VortexTcpServer {
   private readonly requestTimeoutMs: number;
   private readonly idleTimeoutMs: number;
   private readonly sockets = new Set<Socket>();
+  private readonly maxConnections: number;
+  private readonly onRefused?: () => void;
+  /** Connections refused for the cap, and when that was last logged (once a second at most). */
+  private refused = 0;
+  private refusedLoggedAt = 0;
   private server?: Server;
   private closing = false;
 
@@ -112,6 +128,8 @@ export class VortexTcpServer {
     this.log = options.log;
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.maxConnections = options.maxConnections ?? Infinity;
+    this.onRefused = options.onRefused;
     if (!Number.isInteger(this.port) || this.port < 0 || this.port > 65535) {
       throw new DfError('INVALID_CONFIG', `storage.server.tcpPort must be 0..65535, got ${this.port}`);
     }
@@ -145,6 +163,10 @@ export class VortexTcpServer {
   private accept(socket: Socket): void {
     if (this.closing) {
       socket.destroy();
+      return;
+    }
+    if (this.sockets.size >= this.maxConnections) {
+      this.refuse(socket);
       return;
     }
     this.sockets.add(socket);
@@ -299,6 +321,37 @@ export class VortexTcpServer {
     const piece = kind === 'standard' ? this.storage.getPiece(taskId, number) : undefined;
     if (!piece) throw new PieceUnavailable(VortexCode.NotFound, `piece ${pieceId} not found`);
     return piece;
+  }
+
+  /**
+   * Over the cap: an Error packet, then the connection is closed once the child has read it (its request, if any,
+   * is read and dropped, so closing does not reset the connection under the answer), after REFUSED_LINGER_MS at
+   * the latest. Logged once a second at most.
+   */
+  private refuse(socket: Socket): void {
+    this.onRefused?.();
+    this.refused++;
+    const now = Date.now();
+    if (now - this.refusedLoggedAt >= 1000) {
+      this.refusedLoggedAt = now;
+      this.log.warn(
+        { refusedTotal: this.refused, maxConnections: this.maxConnections },
+        'vortex connection refused: storage.server.maxConnections reached',
+      );
+    }
+    socket.on('error', () => undefined);
+    const timer = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
+    timer.unref();
+    socket.once('close', () => clearTimeout(timer));
+    socket.resume();
+    socket.end(
+      encodePacket({
+        kind: 'error',
+        id: randomPacketId(),
+        code: VortexCode.Internal,
+        message: `too many connections (storage.server.maxConnections ${this.maxConnections}); try again later`,
+      }),
+    );
   }
 
   /** Answers with one Error packet and ends the connection. */

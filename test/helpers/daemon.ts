@@ -54,7 +54,7 @@ const DEFAULT_PROXY = 'proxy:\n  server:\n    ip: 127.0.0.1\n    port: 0\n';
 export function testConfig(
   dir: string,
   extra = '',
-  opts: { schedulerAddr?: string; downloadServer?: string; uploadServer?: string } = {},
+  opts: { schedulerAddr?: string; downloadServer?: string; download?: string; uploadServer?: string } = {},
 ): string {
   return `host:
   ip: 127.0.0.1
@@ -62,7 +62,7 @@ export function testConfig(
 download:
   server:
     socketPath: ${join(dir, 'dfdaemon.sock')}
-${opts.downloadServer ? opts.downloadServer.replace(/^/gm, '    ') + '\n' : ''}health:
+${opts.downloadServer ? opts.downloadServer.replace(/^/gm, '    ') + '\n' : ''}${opts.download ? opts.download.replace(/^/gm, '  ') + '\n' : ''}health:
   server:
     ip: 127.0.0.1
     port: 0
@@ -99,6 +99,8 @@ export async function startDaemon(
     env?: NodeJS.ProcessEnv;
     /** More keys of `download.server` (YAML lines, unindented), e.g. "requestRateLimit: 2". */
     downloadServer?: string;
+    /** More keys of `download` (YAML lines, unindented), e.g. "bandwidthLimit: 10MiB". */
+    download?: string;
     /** More keys of `upload.server` (YAML lines, unindented), e.g. "caCert: /path/ca.crt". */
     uploadServer?: string;
     /** A dfdaemon executable to run instead of `node DFDAEMON` (e.g. an installed package's .bin/dfdaemon). */
@@ -112,6 +114,7 @@ export async function startDaemon(
     testConfig(dir, opts.extraConfig, {
       schedulerAddr: opts.schedulerAddr,
       downloadServer: opts.downloadServer,
+      download: opts.download,
       uploadServer: opts.uploadServer,
     }),
   );

@@ -35,10 +35,23 @@ import { LocalTasks, localTaskState } from './local-tasks.js';
 import { checkTaskId, toGrpcError, unimplementedHandlers } from './status.js';
 import { pieceMessage } from '../piece-message.js';
 import { DownloadSession, DownloadSessions, type DownloadSessionsOptions } from '../download-session.js';
+import type { ContentReader } from '../../storage/content.js';
+import { acceptsPieceChunks, PieceContentSender } from './piece-content.js';
 
 export interface DownloadServiceOptions extends DownloadSessionsOptions {
   log: DownloadSessionsOptions['log'] & { error(o: object, m: string): void };
+  /**
+   * download.server.transferBufferSize: bytes of piece content on their way to need_piece_content clients, all
+   * calls together (piece-content.ts). Default 8 MiB.
+   */
+  transferBufferSize?: number;
+  /** storage.readBufferSize: the largest part of a piece in one message, for clients that take parts. */
+  pieceChunkSize?: number;
 }
+
+/** download.server.transferBufferSize's default. */
+export const DEFAULT_TRANSFER_BUFFER_SIZE = 8 * 1024 * 1024;
+const DEFAULT_PIECE_CHUNK_SIZE = 512 * 1024;
 
 async function write(call: ServerWritableStream<unknown, DownloadTaskResponse>, msg: DownloadTaskResponse) {
   if (!call.write(msg)) await once(call, 'drain');
@@ -50,6 +63,8 @@ export class DfdaemonDownloadServiceImpl {
   private readonly local: LocalTasks;
   /** Shared with the HTTP proxy, so both count and finish downloads the same way. */
   readonly sessions: DownloadSessions;
+  /** Pieces with their bytes to need_piece_content clients, within download.server.transferBufferSize. */
+  readonly pieceContent: PieceContentSender;
   /**
    * Who is calling, from the call's peer (call.getPeer(): the unix socket listener names each connection). Set by
    * dfdaemon once the socket is bound; until then (and in tests that set nothing) callers are unidentified, so
@@ -60,6 +75,17 @@ export class DfdaemonDownloadServiceImpl {
 
   constructor(options: DownloadServiceOptions) {
     this.o = options;
+    const transferBufferSize = options.transferBufferSize ?? DEFAULT_TRANSFER_BUFFER_SIZE;
+    if (!(transferBufferSize > 0)) {
+      throw new DfError(
+        'INVALID_CONFIG',
+        `download.server.transferBufferSize: expected a size above 0 like "16MiB", got ${transferBufferSize}`,
+      );
+    }
+    this.pieceContent = new PieceContentSender({
+      capacity: transferBufferSize,
+      chunkSize: options.pieceChunkSize ?? DEFAULT_PIECE_CHUNK_SIZE,
+    });
     this.sessions = new DownloadSessions(options);
     this.local = new LocalTasks(options.taskManager, options.log);
     this.hostId = makeHostId(options.host.ip, options.host.hostname);
@@ -138,6 +164,7 @@ export class DfdaemonDownloadServiceImpl {
     call.on('cancelled', onCancel);
     const download = call.request.download;
     let session: DownloadSession | undefined;
+    let reader: ContentReader | undefined;
     try {
       if (!download) throw new DfError('INVALID_ARGUMENT', 'download is missing');
       const caller: Caller = fromScheduler
@@ -173,16 +200,20 @@ export class DfdaemonDownloadServiceImpl {
         },
       });
 
-      // Missing pieces come from parents (P2P flow) or the source, as TaskManager decides for the run.
+      // Missing pieces come from parents (P2P flow) or the source, as TaskManager decides for the run. The next
+      // piece is taken only once this one is written: nothing is read ahead of the client.
+      const chunks = acceptsPieceChunks(call.metadata);
       for await (const { piece, local } of session.pieces()) {
-        const content = download.needPieceContent
-          ? await this.o.taskManager.storage.content.readPieceBuffer(ids.taskId, piece.offset, piece.length)
-          : undefined;
+        const trafficType = local ? TrafficType.LOCAL_PEER : piece.trafficType;
+        if (download.needPieceContent && !fromScheduler) {
+          reader ??= await this.o.taskManager.storage.content.openReader(ids.taskId);
+          const message = pieceMessage(piece, trafficType);
+          await this.pieceContent.send(call, ids, message, reader, chunks, abort.signal);
+          continue;
+        }
         await write(call, {
           ...ids,
-          downloadPieceFinishedResponse: {
-            piece: pieceMessage(piece, local ? TrafficType.LOCAL_PEER : piece.trafficType, content),
-          },
+          downloadPieceFinishedResponse: { piece: pieceMessage(piece, trafficType) },
         });
       }
       await session.complete();
@@ -194,6 +225,7 @@ export class DfdaemonDownloadServiceImpl {
       // grpc-js sends a streaming call's status when the call emits 'error'.
       if (!call.cancelled) call.emit('error', err);
     } finally {
+      await reader?.close().catch(() => undefined);
       session?.release();
       call.off('cancelled', onCancel);
     }

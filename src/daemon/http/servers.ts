@@ -13,7 +13,26 @@ export interface Listening {
   close(): Promise<void>;
 }
 
-async function listen(server: Server, ip: string, port: number, what: string): Promise<Listening> {
+/**
+ * A cap on the connections a server holds at once (health.server.maxConnections, metrics.server.maxConnections):
+ * one more is closed as soon as it is accepted, so a flood cannot take the process's file descriptors.
+ */
+export interface ConnectionCap {
+  maxConnections: number;
+  onRefused?: () => void;
+}
+
+async function listen(
+  server: Server,
+  ip: string,
+  port: number,
+  what: string,
+  cap?: ConnectionCap,
+): Promise<Listening> {
+  if (cap) {
+    server.maxConnections = cap.maxConnections;
+    server.on('drop', () => cap.onRefused?.());
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) =>
       reject(
@@ -22,6 +41,8 @@ async function listen(server: Server, ip: string, port: number, what: string): P
     );
     server.listen(port, ip, () => resolve());
   });
+  // Once listening, an error is a failed accept (EMFILE, ECONNABORTED): transient, and must not end the daemon.
+  server.on('error', () => undefined);
   // Health checks and scrapes are short; do not let an idle keep-alive socket hold shutdown.
   server.keepAliveTimeout = 1000;
   return {
@@ -35,7 +56,7 @@ async function listen(server: Server, ip: string, port: number, what: string): P
   };
 }
 
-export function startHealthServer(ip: string, port: number): Promise<Listening> {
+export function startHealthServer(ip: string, port: number, cap?: ConnectionCap): Promise<Listening> {
   const server = createServer((req, res) => {
     if (req.url === '/healthy' && (req.method === 'GET' || req.method === 'HEAD')) {
       res.writeHead(200, { 'content-type': 'text/plain' }).end();
@@ -43,10 +64,15 @@ export function startHealthServer(ip: string, port: number): Promise<Listening> 
     }
     res.writeHead(404).end();
   });
-  return listen(server, ip, port, 'health');
+  return listen(server, ip, port, 'health', cap);
 }
 
-export function startMetricsServer(ip: string, port: number, metrics: DaemonMetrics): Promise<Listening> {
+export function startMetricsServer(
+  ip: string,
+  port: number,
+  metrics: DaemonMetrics,
+  cap?: ConnectionCap,
+): Promise<Listening> {
   const server = createServer((req, res) => {
     if (req.url !== '/metrics') {
       res.writeHead(404).end();
@@ -74,5 +100,5 @@ export function startMetricsServer(ip: string, port: number, metrics: DaemonMetr
       (e: Error) => res.writeHead(500).end(e.message),
     );
   });
-  return listen(server, ip, port, 'metrics');
+  return listen(server, ip, port, 'metrics', cap);
 }

@@ -59,6 +59,7 @@ download:
     socketPath: /tmp/df/dfdaemon.sock
     requestRateLimit: 4000
     requestBufferSize: 100
+    transferBufferSize: 16MiB
   protocol: quic
   bandwidthLimit: 10GB
   backToSourceBandwidthLimit: 512MiB
@@ -101,6 +102,7 @@ storage:
     tcpPort: 14005
     tcpFastopen: true
     quicPort: 14006
+    maxConnections: 300
   dir: /data/dragonfly
   keep: true
   writePieceTimeout: 20s
@@ -132,6 +134,7 @@ proxy:
     ip: 127.0.0.1
     port: 8080
     requestRateLimit: 100
+    maxConnections: 500
     caCert: /p/ca.pem
     caKey: /p/ca.key
     basicAuth:
@@ -161,6 +164,7 @@ health:
   server:
     ip: '::1'
     port: 14003
+    maxConnections: 16
 metrics:
   server:
     port: 14002
@@ -195,7 +199,12 @@ test('a full example file with every section loads without warnings', () => {
   });
   assert.equal(config.server.pluginDir, '/opt/df/plugins');
   assert.deepEqual(config.download, {
-    server: { socketPath: '/tmp/df/dfdaemon.sock', requestRateLimit: 4000, requestBufferSize: 100 },
+    server: {
+      socketPath: '/tmp/df/dfdaemon.sock',
+      requestRateLimit: 4000,
+      requestBufferSize: 100,
+      transferBufferSize: 16 * 1024 * 1024,
+    },
     protocol: 'quic',
     bandwidthLimit: 10e9,
     backToSourceBandwidthLimit: 512 * 1024 * 1024,
@@ -214,7 +223,7 @@ test('a full example file with every section loads without warnings', () => {
   assert.deepEqual(config.seedPeer, { enable: true, type: 'super' });
   assert.equal(config.dynconfig.refreshInterval, 300_000);
   assert.deepEqual(config.storage, {
-    server: { ip: '127.0.0.1', tcpPort: 14005, tcpFastopen: true, quicPort: 14006 },
+    server: { ip: '127.0.0.1', tcpPort: 14005, tcpFastopen: true, quicPort: 14006, maxConnections: 300 },
     dir: '/data/dragonfly',
     keep: true,
     writePieceTimeout: 20_000,
@@ -268,6 +277,10 @@ test('a full example file with every section loads without warnings', () => {
   });
   assert.equal(config.network.enableIPv6, true);
   assert.equal(config.health.server.ip, '::1');
+  assert.equal(config.health.server.maxConnections, 16);
+  assert.equal(config.metrics.server.maxConnections, 64);
+  assert.equal(config.proxy.server.maxConnections, 500);
+  assert.equal(config.upload.server.maxConnections, 1024);
   assert.equal(config.metrics.server.port, 14002);
   assert.equal(config.stats.server.port, 14004);
   assert.deepEqual(config.tracing, {

@@ -27,7 +27,7 @@ export function proxyConfig(
   o: { basicAuth?: { username: string; password: string }; mirror?: string } = {},
 ): ProxyConfig {
   return {
-    server: { ip: '127.0.0.1', port: 0, requestRateLimit: 0, basicAuth: o.basicAuth },
+    server: { ip: '127.0.0.1', port: 0, requestRateLimit: 0, maxConnections: 2048, basicAuth: o.basicAuth },
     rules: [{ regex: 'p2p/', useTLS: false, filteredQueryParams: [] }],
     registryMirror: { addr: o.mirror ?? 'http://127.0.0.1:1', enableTaskIDBasedBlobDigest: false },
     disableBackToSource: false,

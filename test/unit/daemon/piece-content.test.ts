@@ -1,0 +1,113 @@
+// Piece content to transfer-mode clients (src/daemon/grpc/piece-content.ts): the shared byte budget, the message
+// encoded by hand around the content, and the service definition that lets DownloadTask take encoded messages.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  acceptEncodedResponses,
+  ByteBudget,
+  encodePieceResponseHead,
+} from '../../../src/daemon/grpc/piece-content.js';
+import { DfdaemonDownloadService, DownloadTaskResponse } from '../../../src/gen/dfdaemon.js';
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+test('ByteBudget grants in order, never beyond its capacity, and gives an oversized request the whole budget', async () => {
+  const budget = new ByteBudget(10);
+  const never = new AbortController().signal;
+  const a = await budget.acquire(6, never);
+  const order: string[] = [];
+  const b = budget.acquire(6, never).then((r) => (order.push('b'), r));
+  // c would fit now (6 + 3 <= 10) but b asked first: no overtaking.
+  const c = budget.acquire(3, never).then((r) => (order.push('c'), r));
+  await tick();
+  assert.deepEqual(order, []);
+  assert.equal(budget.used, 6);
+  a();
+  a(); // idempotent
+  const rb = await b;
+  const rc = await c;
+  assert.deepEqual(order, ['b', 'c']);
+  assert.equal(budget.used, 9);
+  rb();
+  rc();
+  assert.equal(budget.used, 0);
+  // Larger than the whole budget: granted alone, as the whole budget.
+  const big = await budget.acquire(1000, never);
+  assert.equal(budget.used, 10);
+  const small = budget.acquire(1, never);
+  await tick();
+  assert.equal(budget.used, 10);
+  big();
+  (await small)();
+  assert.equal(budget.used, 0);
+});
+
+test('ByteBudget: a waiting request whose signal aborts leaves the queue and lets the next one through', async () => {
+  const budget = new ByteBudget(4);
+  const never = new AbortController().signal;
+  const held = await budget.acquire(3, never);
+  const ac = new AbortController();
+  const waiting = budget.acquire(4, ac.signal);
+  const next = budget.acquire(1, never);
+  await tick();
+  ac.abort(new Error('client went away'));
+  await assert.rejects(waiting, /client went away/);
+  const r = await next;
+  assert.equal(budget.used, 4);
+  r();
+  held();
+  assert.equal(budget.used, 0);
+  await assert.rejects(budget.acquire(1, ac.signal), /client went away/);
+  assert.throws(() => new ByteBudget(0), /positive/);
+});
+
+test('a piece message encoded around its content decodes as DownloadTaskResponse, for small and large parts', () => {
+  const ids = { hostId: 'h'.repeat(64), taskId: 't'.repeat(64), peerId: '127.0.0.1-host-' + 'p'.repeat(36) };
+  for (const length of [0, 1, 127, 128, 16_383, 16_384, 512 * 1024, 4 * 1024 * 1024 + 3]) {
+    const piece = {
+      number: 7,
+      parentId: 'parent',
+      offset: 2 ** 40 + 5,
+      length,
+      digest: 'crc32:123',
+      trafficType: 2,
+      cost: { seconds: 1, nanos: 5 },
+      createdAt: new Date(1_700_000_000_000),
+    };
+    const head = encodePieceResponseHead(ids, piece, length);
+    const content = Buffer.alloc(length, 0xab);
+    const decoded = DownloadTaskResponse.decode(Buffer.concat([head, content]));
+    assert.equal(decoded.hostId, ids.hostId);
+    assert.equal(decoded.taskId, ids.taskId);
+    assert.equal(decoded.peerId, ids.peerId);
+    const p = decoded.downloadPieceFinishedResponse?.piece;
+    assert.ok(p, `piece of ${length}`);
+    assert.equal(p.number, 7);
+    assert.equal(p.parentId, 'parent');
+    assert.equal(p.offset, 2 ** 40 + 5);
+    assert.equal(p.length, length);
+    assert.equal(p.digest, 'crc32:123');
+    assert.equal(p.trafficType, 2);
+    assert.deepEqual(p.cost, { seconds: 1, nanos: 5 });
+    assert.equal(p.createdAt?.getTime(), 1_700_000_000_000);
+    assert.equal(p.content?.length, length);
+    assert.ok(Buffer.from(p.content!).equals(content));
+  }
+});
+
+test('acceptEncodedResponses: DownloadTask passes a Buffer through and still encodes messages; others unchanged', () => {
+  const def = acceptEncodedResponses(DfdaemonDownloadService, 'downloadTask');
+  const raw = Buffer.from([1, 2, 3]);
+  assert.equal(def.downloadTask.responseSerialize(raw as never), raw);
+  const msg = { hostId: 'h', taskId: 't', peerId: 'p' };
+  assert.deepEqual(
+    def.downloadTask.responseSerialize(msg),
+    DfdaemonDownloadService.downloadTask.responseSerialize(msg),
+  );
+  assert.equal(def.statTask, DfdaemonDownloadService.statTask);
+  assert.equal(
+    DfdaemonDownloadService.downloadTask.responseSerialize === def.downloadTask.responseSerialize,
+    false,
+  );
+});
