@@ -6,51 +6,16 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { open, statfs, unlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Origin, contentSha256 } from '../helpers/origin.js';
 import { DIST, dfget, run, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { sha256File } from '../helpers/files.js';
+import { fillDisk, mountTmpfs, unmountTmpfs } from '../helpers/tmpfs.js';
 
 const MiB = 1024 * 1024;
 const DFCTL = join(DIST, 'src/cli/dfctl.js');
-
-/** Mounts a tmpfs of `sizeMiB` on a new temp dir; the reason it could not, as a string, otherwise. */
-function mountTmpfs(sizeMiB: number): string | { skip: string } {
-  if (process.platform !== 'linux') return { skip: 'tmpfs mounts need Linux' };
-  if (process.getuid?.() !== 0) return { skip: 'mounting a tmpfs needs root' };
-  const dir = mkdtempSync(join(tmpdir(), 'dft-enospc-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${sizeMiB}m`, 'tmpfs', dir], { stdio: 'pipe' });
-    return dir;
-  } catch (e) {
-    rmSync(dir, { recursive: true, force: true });
-    const err = e as { stderr?: Buffer; message: string };
-    return { skip: `cannot mount a tmpfs: ${err.stderr?.toString().trim() || err.message}` };
-  }
-}
-
-/** Writes zeros to `path` until the filesystem is full (ENOSPC); returns the bytes written. */
-async function fillDisk(path: string): Promise<number> {
-  const fh = await open(path, 'w');
-  const chunk = Buffer.alloc(64 * 1024);
-  let total = 0;
-  try {
-    for (;;) {
-      const { bytesWritten } = await fh.write(chunk, 0, chunk.length, total);
-      total += bytesWritten;
-      if (bytesWritten < chunk.length) break;
-    }
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOSPC') throw e;
-  } finally {
-    await fh.close();
-  }
-  return total;
-}
 
 /** Paths of the task content files under the daemon's storage dir. */
 function contentFiles(storageDir: string): string[] {
@@ -127,12 +92,7 @@ describe('a full disk (ENOSPC)', { skip }, () => {
     if (daemon) await stopDaemon(daemon, { keepDir: true });
     await origin.stop();
     rmSync(out, { recursive: true, force: true });
-    try {
-      execFileSync('umount', [mnt], { stdio: 'pipe' });
-    } catch {
-      execFileSync('umount', ['-l', mnt], { stdio: 'pipe' });
-    }
-    rmSync(mnt, { recursive: true, force: true });
+    unmountTmpfs(mnt);
   });
 
   test('A (20 MiB) downloads byte-exact onto the 48 MiB disk', async () => {
