@@ -26,14 +26,14 @@ import { freePort } from '../helpers/child-process.js';
 import { sha256File } from '../helpers/files.js';
 import { rpc, schedulerClient } from '../helpers/scheduler-client.js';
 
-const README = fileURLToPath(new URL('../../../README.md', import.meta.url));
+const README = fileURLToPath(new URL('../../../docs/cluster.md', import.meta.url));
 const MiB = 1024 * 1024;
 
 /** The recipe: its ```sh blocks and the inline stop command, from its heading to the next heading. */
 function readRecipe(): { blocks: string[]; stop: string } {
   const text = readFileSync(README, 'utf8');
   const start = text.indexOf('### Several daemons on one machine\n');
-  assert.ok(start >= 0, 'README.md has no "### Several daemons on one machine" section');
+  assert.ok(start >= 0, 'docs/cluster.md has no "### Several daemons on one machine" section');
   const end = text.indexOf('\n#', start + 4);
   const section = text.slice(start, end < 0 ? undefined : end);
   const blocks = [...section.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
