@@ -78,6 +78,8 @@ const GRPC_NOT_FOUND = 5;
 const HOST_TYPE_NORMAL = 0;
 const DEFAULT_PER_PARENT_LIMIT = 3;
 /** Endgame: a piece in flight at least this long (and twice the usual piece time) gets a second copy. */
+/** A parent that timed out or dropped a piece is asked for it again after this long (see parentFailed). */
+const RETRY_FAILED_PARENT_MS = 5000;
 const ENDGAME_MIN_AGE_MS = 1000;
 const ENDGAME_MAX_COPIES = 4;
 /** Requests to parents in flight at most, whatever the parent count. */
@@ -526,14 +528,24 @@ export class PeerTask implements PieceSource {
     };
   }
 
-  /** A parent failed a piece: never ask it for that piece again (nor anything, if it is gone); report it. */
+  /**
+   * A parent failed a piece: do not ask it for that piece again — for a while when the failure may pass, for good
+   * when not (nor anything, if it is gone); report it.
+   */
   private parentFailed(piece: PieceSpec, parentId: string, e: unknown): never {
     const err = toDfError(e);
     this.o.log.warn(
       { taskId: this.o.run.taskId, piece: piece.number, parent: parentId, err: err.message },
       'piece from parent failed',
     );
-    this.picker.markFailed(parentId, piece.number);
+    if (err.retryable && !isDeadParent(e)) {
+      // It timed out or dropped the connection (a long upload queue, a busy link): it may give the piece later,
+      // and it may be the only holder among our parents.
+      this.picker.markFailed(parentId, piece.number, RETRY_FAILED_PARENT_MS);
+      setTimeout(() => this.wake(), RETRY_FAILED_PARENT_MS).unref();
+    } else {
+      this.picker.markFailed(parentId, piece.number);
+    }
     if (isDeadParent(e)) {
       // Its SyncPieces stream may still be open; counted as usable, it would hold off the reschedule.
       this.picker.dropParent(parentId);

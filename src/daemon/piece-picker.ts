@@ -34,6 +34,8 @@ export interface PiecePickerOptions {
   /** Requests in flight to all parents together that the per-parent limit aims at (default 8). */
   targetInFlight?: number;
   random?: () => number;
+  /** Clock for temporary failures (ms). */
+  now?: () => number;
 }
 
 /** Weight of a smoothed throughput sample: the last few pieces matter, one slow piece does not decide. */
@@ -47,18 +49,21 @@ interface ParentStats {
 
 export class PiecePicker {
   private readonly holders = new Map<number, Map<string, PieceHolder>>();
-  private readonly failed = new Set<string>();
+  /** parentId/number → until when (ms; Infinity: for good) the parent is not asked for the piece. */
+  private readonly failed = new Map<string, number>();
   private readonly dead = new Set<string>();
   private readonly stats = new Map<string, ParentStats>();
   private readonly maxPerParent: number;
   private readonly targetInFlight: number;
   private readonly random: () => number;
+  private readonly now: () => number;
   private seedsHeld = false;
 
   constructor(options: PiecePickerOptions) {
     this.maxPerParent = Math.max(1, options.perParentLimit);
     this.targetInFlight = Math.max(1, options.targetInFlight ?? 8);
     this.random = options.random ?? Math.random;
+    this.now = options.now ?? (() => performance.now());
   }
 
   /** A parent announced a piece. False when it was known already (or the parent is dead). */
@@ -72,9 +77,12 @@ export class PiecePicker {
     return true;
   }
 
-  /** The parent failed this piece (corrupt, missing, timed out): never ask it for this piece again. */
-  markFailed(parentId: string, number: number): void {
-    this.failed.add(`${parentId}/${number}`);
+  /**
+   * The parent failed this piece: do not ask it for this piece again — for `forMs` when the failure may pass (it
+   * timed out, the connection dropped), for good otherwise (corrupt, missing).
+   */
+  markFailed(parentId: string, number: number, forMs = Infinity): void {
+    this.failed.set(`${parentId}/${number}`, this.now() + forMs);
   }
 
   /** The parent is gone (refused or reset connections): ask it for nothing more. */
@@ -87,7 +95,8 @@ export class PiecePicker {
   holdersOf(number: number): PieceHolder[] {
     const m = this.holders.get(number);
     if (!m) return [];
-    return [...m.values()].filter((h) => !this.failed.has(`${h.parentId}/${number}`));
+    const now = this.now();
+    return [...m.values()].filter((h) => (this.failed.get(`${h.parentId}/${number}`) ?? -Infinity) <= now);
   }
 
   /** Whether some live parent could still give the piece (now or once a slot frees). */

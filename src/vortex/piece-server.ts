@@ -207,6 +207,11 @@ export class VortexTcpServer {
     }
     // One request per connection: whatever else arrives is read and dropped, so the peer's close is seen.
     socket.resume();
+    // The request came: the request timeout is over. The wait for an upload slot may be long on a slow link (a
+    // fresh piece, one holder, many children: 10 s cut off queued children, who then never asked this parent for
+    // the piece again and stalled a 32-peer swarm); the child's piece timeout bounds it, and keepalive finds a
+    // dead child.
+    socket.setTimeout(0);
 
     const { packet } = frame;
     const kind = packet.kind === 'download' ? SERVED_KINDS[packet.tag] : undefined;

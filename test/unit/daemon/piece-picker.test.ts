@@ -198,3 +198,16 @@ test('while seeds are held nothing comes from a seed, not even what only it has'
   picker.holdSeeds(false);
   assert.deepEqual(picker.pick(candidates([0])), { number: 0, parent: seed });
 });
+
+test('markFailed for a while: the parent is asked for the piece again once that time has passed', () => {
+  const clock = { t: 1000 };
+  const picker = new PiecePicker({ perParentLimit: 3, random: () => 0, now: () => clock.t });
+  const a = holder('a');
+  picker.announce(0, a);
+  picker.markFailed('a', 0, 5000);
+  assert.equal(picker.available(0), false, 'the only holder timed out: not asked at once');
+  clock.t += 4999;
+  assert.equal(picker.pick(candidates([0])), undefined);
+  clock.t += 1;
+  assert.deepEqual(picker.pick(candidates([0])), { number: 0, parent: a }, 'asked again after 5 s');
+});

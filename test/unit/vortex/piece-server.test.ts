@@ -18,6 +18,7 @@ import {
 } from '../../../src/vortex/codec.js';
 import { downloadPiece, TcpPieceTransport } from '../../../src/vortex/piece-client.js';
 import { VortexTcpServer, type VortexLogger } from '../../../src/vortex/piece-server.js';
+import { UploadSlots } from '../../../src/vortex/upload-slots.js';
 
 const MiB = 1024 * 1024;
 const silent: VortexLogger = { debug() {}, info() {}, warn() {}, error() {} };
@@ -269,6 +270,36 @@ test('the upload limiter is taken per piece with the piece length', async () => 
     assert.deepEqual(taken, [storage.getPiece(taskA, 2)!.length]);
   } finally {
     await limited.close();
+  }
+});
+
+test('a request waiting for an upload slot longer than the request timeout is still served', async () => {
+  // One slot, held by hand for 3 × the request timeout: the queued child must get its piece, not a closed
+  // connection (which made children give up the only holder of a fresh piece in a 32-peer swarm).
+  const slots = new UploadSlots({ slots: 1 });
+  const release = await slots.acquire('other-task', 0, 1);
+  const queued = new VortexTcpServer({
+    storage,
+    ip: '127.0.0.1',
+    port: 0,
+    log: silent,
+    requestTimeoutMs: 200,
+    uploadSlots: slots,
+  });
+  const queuedPort = await queued.listen();
+  try {
+    setTimeout(release, 600);
+    const p = await downloadPiece({
+      ip: '127.0.0.1',
+      port: queuedPort,
+      taskId: taskA,
+      number: 2,
+      timeoutMs: 5000,
+    });
+    const got = await sha256Of(p.body);
+    assert.equal(got.crc, storage.getPiece(taskA, 2)!.digest);
+  } finally {
+    await queued.close();
   }
 });
 
