@@ -70,8 +70,11 @@ export function filterCandidateParents(peer: Peer, blocklist: ReadonlySet<string
 /**
  * Cuts ranked parents to `candidateParentLimit` so that an offer holds a seed and normal peers when both exist:
  * seeds below `seedPeerChildLimit` children take slots first (they will have every piece), normal peers fill the
- * rest best first, so most peers also trade with each other. A seed at its cap is offered only when nothing else
- * is. The result keeps the ranked order.
+ * rest, so most peers also trade with each other. A seed at its cap is offered only when nothing else is.
+ * Normal peers with fewer children go first (in pairs: 0–1 children, then 2–3, …; ranked order within), and one
+ * with `candidateParentLimit` children or more only when too few others are left: parents are kept for the whole
+ * download, and ranking alone gave the few peers that held pieces first to nearly every peer of a 32-peer swarm —
+ * four uplinks carried the swarm while the others idled. The result keeps the ranked order.
  */
 export function selectSwarmParents(
   ranked: readonly Peer[],
@@ -80,12 +83,17 @@ export function selectSwarmParents(
 ): Peer[] {
   const limit = o.candidateParentLimit;
   const isSeed = (p: Peer) => p.host.type === HostType.SUPER_SEED;
+  const children = (p: Peer) => task.dag.outDegree(p.id) ?? 0;
   const seeds = ranked.filter(isSeed);
   const others = ranked.filter((p) => !isSeed(p));
   const cap = o.seedPeerChildLimit;
-  const open = seeds.filter((s) => cap <= 0 || (task.dag.outDegree(s.id) ?? 0) < cap);
+  const open = seeds.filter((s) => cap <= 0 || children(s) < cap);
   const offeredSeeds = (open.length > 0 || others.length > 0 ? open : seeds).slice(0, limit);
-  const picked = new Set([...offeredSeeds, ...others.slice(0, limit - offeredSeeds.length)]);
+  const byLoad = others
+    .map((p, rank) => ({ p, rank, band: Math.min(Math.floor(children(p) / 2), Math.ceil(limit / 2)) }))
+    .sort((a, b) => a.band - b.band || a.rank - b.rank)
+    .map((x) => x.p);
+  const picked = new Set([...offeredSeeds, ...byLoad.slice(0, limit - offeredSeeds.length)]);
   return ranked.filter((p) => picked.has(p));
 }
 

@@ -132,6 +132,26 @@ test('rule 4: a seed at its child cap is left out while normal peers exist, offe
   );
 });
 
+test('rule 4: normal peers with fewer children go first; one at candidateParentLimit children only to fill', () => {
+  const { r, t, child, normals, block } = swarmOf(13);
+  // p0..p5 carry 8 children each (the cap), p6 two, the rest none.
+  for (const p of normals.slice(0, 6)) addChildren(r, t, p, 8);
+  addChildren(r, t, normals[6]!, 2);
+  const o = { ...swarm, filterParentLimit: 1000 }; // the sample must see every peer, not 15 of the 64
+  const got = ids(findCandidateParents(child, block, o));
+  assert.equal(got.length, 8);
+  assert.ok(got.includes('seed'));
+  for (const busy of ['p0', 'p1', 'p2', 'p3', 'p4', 'p5']) assert.ok(!got.includes(busy), `${busy} is full`);
+  assert.deepEqual(
+    got.filter((id) => id !== 'seed'),
+    ['p10', 'p11', 'p12', 'p6', 'p7', 'p8', 'p9'],
+    'the seven peers below the cap, the one with two children among them',
+  );
+  // With only full peers left, they still fill the offer.
+  for (const p of normals.slice(6)) p.state = 'Failed';
+  assert.equal(findCandidateParents(child, block, o).length, 7);
+});
+
 test('rule 4: host-type score — piece holders first, a downloading seed next, empty peers last', () => {
   const r = new Resources();
   const t = task();
