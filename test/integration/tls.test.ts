@@ -6,8 +6,10 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { Server, ServerCredentials, type sendUnaryData, type ServerUnaryCall } from '@grpc/grpc-js';
+import { ManagerService, Scheduler, type ListSchedulersRequest } from '../../src/gen/manager.js';
 import { Origin, contentSha256 } from '../helpers/origin.js';
 import {
   dfget,
@@ -24,6 +26,19 @@ import { TestCa, tlsYaml, type Pem } from '../helpers/pki.js';
 import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
 
 const MiB = 1024 * 1024;
+
+/** Starts a dfdaemon that must not start; resolves with why (its log), its directory removed. */
+async function startFails(o: Parameters<typeof startDaemon>[0]): Promise<string> {
+  const dir = tempDir('dft-tls-fails-');
+  try {
+    await startDaemon({ ...o, dir });
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  throw new Error('dfdaemon started');
+}
 
 describe('TLS: a cluster on mTLS everywhere', () => {
   const origin = new Origin();
@@ -47,8 +62,22 @@ describe('TLS: a cluster on mTLS everywhere', () => {
     };
   }
 
-  async function daemon(o: SectionOptions & { extraConfig?: string } = {}): Promise<DaemonHandle> {
-    const d = await startDaemon({ schedulerAddr: scheduler.addr, ...o });
+  /**
+   * A daemon using the test's dfscheduler (or `schedulerAddrOverride`) through its dynconfig file; with
+   * `schedulerAddrless`, neither (its config names the manager).
+   */
+  async function daemon(
+    o: SectionOptions & {
+      extraConfig?: string;
+      schedulerAddrless?: boolean;
+      schedulerAddrOverride?: string;
+    } = {},
+  ): Promise<DaemonHandle> {
+    const { schedulerAddrless, schedulerAddrOverride, ...rest } = o;
+    const d = await startDaemon({
+      schedulerAddr: schedulerAddrless ? undefined : (schedulerAddrOverride ?? scheduler.addr),
+      ...rest,
+    });
     daemons.push(d);
     return d;
   }
@@ -127,33 +156,100 @@ describe('TLS: a cluster on mTLS everywhere', () => {
 
   test('a daemon without scheduler TLS, or trusting another CA, does not start, naming the scheduler', async () => {
     const { scheduler: _, ...noSchedulerTls } = allTls();
-    await assert.rejects(startDaemon({ schedulerAddr: scheduler.addr, ...noSchedulerTls }), (e: Error) => {
-      assert.match(e.message, new RegExp(`no healthy scheduler among ${scheduler.addr} \\(unreachable`));
-      return true;
-    });
-    await assert.rejects(
-      startDaemon({ schedulerAddr: scheduler.addr, ...allTls(), scheduler: tlsYaml(otherCa, peerPem) }),
-      (e: Error) => {
-        assert.match(e.message, /no healthy scheduler among .*(certificate|self-signed|verify)/i);
-        return true;
+    assert.match(
+      await startFails({ schedulerAddr: scheduler.addr, ...noSchedulerTls }),
+      new RegExp(`no healthy scheduler among ${scheduler.addr} \\(unreachable`),
+    );
+    assert.match(
+      await startFails({ schedulerAddr: scheduler.addr, ...allTls(), scheduler: tlsYaml(otherCa, peerPem) }),
+      /no healthy scheduler among .*(certificate|self-signed|verify)/i,
+    );
+  });
+
+  /** A manager.v2.Manager that lists the test's scheduler, on mTLS with `pem`; records who asked. */
+  async function startManager(pem: Pem) {
+    const server = new Server();
+    const callers: string[] = [];
+    server.addService(ManagerService, {
+      listSchedulers(call: ServerUnaryCall<ListSchedulersRequest, unknown>, cb: sendUnaryData<object>) {
+        callers.push(call.request.hostname);
+        cb(null, {
+          schedulers: [
+            Scheduler.fromPartial({ ip: '127.0.0.1', port: scheduler.port, schedulerClusterId: 1 }),
+          ],
+        });
       },
+    });
+    const creds = ServerCredentials.createSsl(
+      readFileSync(ca.certPath),
+      [{ cert_chain: readFileSync(pem.cert), private_key: readFileSync(pem.key) }],
+      true,
+    );
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    return { port, callers, close: () => new Promise<void>((r) => server.tryShutdown(() => r())) };
+  }
+
+  test('manager.caCert/cert/key: TLS to the manager, also for an upstream-style http:// address', async () => {
+    const manager = await startManager(await ca.issue('manager', { ips: ['127.0.0.1'], usage: 'server' }));
+    try {
+      // An upstream-style address: upstream's client would ignore the keys for http://; ours uses them.
+      const d = await daemon({
+        ...allTls(),
+        extraConfig: `manager:\n  addr: http://127.0.0.1:${manager.port}\n${tlsYaml(ca, peerPem).replace(/^/gm, '  ')}\n`,
+        schedulerAddrless: true,
+      });
+      assert.ok(manager.callers.length > 0, 'the daemon listed schedulers over mTLS');
+      const url = origin.add('/tls/manager.bin', { size: 5 * MiB, seed: 74 });
+      const r = await dfget(d, url, join(out, 'manager'));
+      assert.equal(r.code, 0, r.stderr);
+      // Without the keys, the TLS manager cannot be reached: the start fails naming it.
+      assert.match(
+        await startFails({
+          ...allTls(),
+          extraConfig: `manager:\n  addr: http://127.0.0.1:${manager.port}\n`,
+        }),
+        new RegExp(`cannot list schedulers from manager http://127\\.0\\.0\\.1:${manager.port}`),
+      );
+    } finally {
+      await manager.close();
+    }
+  });
+
+  test('the embedded scheduler serves mTLS (embeddedScheduler.*); its own daemon and another reach it with scheduler.*', async () => {
+    const embeddedPem = await ca.issue('embedded', { ips: ['127.0.0.1'], usage: 'server' });
+    const host = await startDaemon({
+      ...allTls(),
+      embeddedScheduler: tlsYaml(ca, embeddedPem),
+    });
+    daemons.push(host);
+    assert.match(host.logs.find((l) => l.includes('scheduler started')) ?? '', /"tls":"mTLS"/);
+    const other = await daemon({ ...allTls(), schedulerAddrOverride: `127.0.0.1:${host.schedulerPort}` });
+    const url = origin.add('/tls/embedded.bin', { size: 9 * MiB, seed: 75 });
+    assert.equal((await dfget(host, url, join(out, 'e1'))).code, 0);
+    const r = await dfget(other, url, join(out, 'e2'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(
+      metricValue(await metricsText(other), 'dragonfly_client_download_traffic', 'type="REMOTE_PEER"') > 0,
+      'P2P through the TLS embedded scheduler',
+    );
+    // Without scheduler.caCert the daemon cannot reach its own TLS scheduler: refused at start, saying so.
+    const { scheduler: _, ...noClient } = allTls();
+    assert.match(
+      await startFails({ ...noClient, embeddedScheduler: tlsYaml(ca, embeddedPem) }),
+      /embeddedScheduler\.cert\/key are set.*set scheduler\.caCert/,
     );
   });
 
   test('a TLS file that cannot be used stops dfdaemon at start, naming the key and the file', async () => {
     const wrongKey = await ca.issue('other-peer');
-    await assert.rejects(
-      startDaemon({
+    assert.match(
+      await startFails({
         schedulerAddr: scheduler.addr,
         uploadClient: tlsYaml(ca, { ...peerPem, key: wrongKey.key }),
       }),
-      (e: Error) => {
-        assert.match(
-          e.message,
-          /upload\.client\.key: .*other-peer\.key is not the private key of upload\.client\.cert/,
-        );
-        return true;
-      },
+      /upload\.client\.key: .*other-peer\.key is not the private key of upload\.client\.cert/,
     );
   });
 });
