@@ -56,6 +56,13 @@ export async function connectDaemon(
 ) {
   if (!existsSync(socketPath)) throw notRunning(socketPath, 'socket does not exist');
   const refused = await probeSocket(socketPath, timeoutMs);
+  if (refused === CLOSED_AT_ONCE) {
+    throw new DfError(
+      'UNAVAILABLE',
+      `Connect Dfdaemon Failed! ${socketPath}: dfdaemon closed the connection at once: it holds as many ` +
+        `connections as download.server.maxConnections allows; try again, or raise it in dfdaemon.yaml`,
+    );
+  }
   if (refused) throw notRunning(socketPath, refused);
   await new Promise<void>((resolve, reject) =>
     client.waitForReady(Date.now() + timeoutMs, (err) =>
@@ -72,23 +79,42 @@ export async function connectDaemon(
   );
 }
 
-/** Connects to the socket once: undefined when something accepts, else why not (ECONNREFUSED: nobody listens). */
+/** probeSocket's answer for a connection accepted and closed before dfdaemon said anything (its cap). */
+const CLOSED_AT_ONCE = 'closed at once';
+/** How long the probe waits for dfdaemon's first bytes once connected. */
+const FIRST_BYTES_MS = 1_000;
+
+/**
+ * Connects to the socket once: undefined when something accepts, else why not (ECONNREFUSED: nobody listens;
+ * CLOSED_AT_ONCE: accepted and closed before a byte, as dfdaemon does beyond download.server.maxConnections). An
+ * HTTP/2 server speaks first (its SETTINGS), so a live dfdaemon sends bytes at once; one too busy to within
+ * FIRST_BYTES_MS is left to waitForReady.
+ */
 function probeSocket(socketPath: string, timeoutMs: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     const socket = createConnection(socketPath);
-    const timer = setTimeout(() => {
+    let settled = false;
+    const done = (why: string | undefined) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
       socket.destroy();
-      resolve(undefined); // A full accept queue: let waitForReady wait and report it.
-    }, timeoutMs);
+      resolve(why);
+    };
+    // A full accept queue: let waitForReady wait and report it.
+    let timer = setTimeout(() => done(undefined), timeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);
-      socket.destroy();
-      resolve(undefined);
+      timer = setTimeout(() => done(undefined), FIRST_BYTES_MS);
     });
-    socket.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      resolve(e.code === 'EAGAIN' ? undefined : `${e.code ?? e.message}`);
-    });
+    socket.once('data', () => done(undefined));
+    socket.once('end', () => done(CLOSED_AT_ONCE));
+    socket.once('close', () => done(CLOSED_AT_ONCE));
+    socket.once('error', (e: NodeJS.ErrnoException) =>
+      done(
+        e.code === 'EAGAIN' ? undefined : e.code === 'ECONNRESET' ? CLOSED_AT_ONCE : `${e.code ?? e.message}`,
+      ),
+    );
   });
 }
 

@@ -1,14 +1,28 @@
 #!/usr/bin/env node
 // dfscheduler: the embedded scheduler as a program of its own, for a small cluster without a Dragonfly control
-// plane. Reads scheduler.yaml with upstream's keys (`server.listenIP`, `server.port`, `scheduler.*`); keys we do not
-// use are warnings naming them, invalid values are errors naming key and form. Stops gracefully on SIGINT/SIGTERM.
+// plane. Reads scheduler.yaml with upstream's keys (`server.listenIP`, `server.port`, `server.tls`, `seedPeer.tls`,
+// `scheduler.*`); keys we do not use are warnings naming them, invalid values are errors naming key and form.
+// Stops gracefully on SIGINT/SIGTERM.
 
 import { existsSync, readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { z } from 'zod';
 import { DfError } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
-import { bool, field, int, optionalInt, optionalIp, port, section, oneOf } from '../config/schema-kit.js';
+import {
+  bool,
+  field,
+  int,
+  optionalInt,
+  optionalIp,
+  optionalPath,
+  port,
+  section,
+  oneOf,
+  U32_MAX,
+} from '../config/schema-kit.js';
+import { loadTlsFiles, tlsKeysRefine, type TlsFiles, type TlsRole } from '../config/tls-files.js';
+import { openFileLimit } from '../daemon/connection-limits.js';
 import { issuesToError, parseYamlText, warnUnknownKeys } from '../config/yaml-file.js';
 import { DEFAULT_SCHEDULER_OPTIONS, type PartialSchedulerOptions } from '../scheduler/embedded/options.js';
 import { EmbeddedScheduler } from '../scheduler/embedded/scheduler-server.js';
@@ -17,6 +31,12 @@ import { createLogger } from './logging.js';
 
 const DEFAULT_CONFIG_PATH = '/etc/dragonfly/scheduler.yaml';
 const DEFAULT_PORT = 8002;
+/** Ours: connections the scheduler holds at once (one per peer), lowered to half the open-file limit at start. */
+const DEFAULT_MAX_CONNECTIONS = 10_000;
+
+/** The Go scheduler's `tls: {caCert, cert, key}` sections (server.tls, seedPeer.tls), checked as dfdaemon's are. */
+const tlsSection = (prefix: string, role: TlsRole) =>
+  section({ caCert: optionalPath(), cert: optionalPath(), key: optionalPath() }, tlsKeysRefine(prefix, role));
 
 /** A duration greater than zero (timers and TTLs), in ms. */
 const positiveDuration = (dfltMs: number) =>
@@ -40,7 +60,12 @@ function schedulerConfigSchema() {
     server: section({
       listenIP: optionalIp(),
       port: port(DEFAULT_PORT),
+      // Upstream's scheduler serves TLS with server.tls; caCert here also requires client certificates (mTLS).
+      tls: tlsSection('server.tls', 'server'),
+      maxConnections: int(DEFAULT_MAX_CONNECTIONS, 1, U32_MAX),
     }),
+    // Upstream's: how the scheduler reaches seed peers' upload ports (their mTLS asks for a client certificate).
+    seedPeer: section({ tls: tlsSection('seedPeer.tls', 'client') }),
     scheduler: section({
       algorithm: oneOf(['default'], 'default'),
       backToSourceCount: int(d.backToSourceCount, 0, 1_000_000),
@@ -70,6 +95,9 @@ function schedulerConfigSchema() {
 interface SchedulerConfig {
   listenIP: string;
   port: number;
+  maxConnections: number;
+  tls: TlsFiles;
+  seedPeerTls: TlsFiles;
   options: PartialSchedulerOptions;
 }
 
@@ -88,6 +116,9 @@ function parseSchedulerConfig(text: string, file: string): { config: SchedulerCo
     config: {
       listenIP: c.server.listenIP ?? '0.0.0.0',
       port: c.server.port,
+      maxConnections: c.server.maxConnections,
+      tls: c.server.tls,
+      seedPeerTls: c.seedPeer.tls,
       options: {
         backToSourceCount: s.backToSourceCount,
         retryBackToSourceLimit: s.retryBackToSourceLimit,
@@ -142,11 +173,35 @@ async function main(a: DfschedulerArgs): Promise<void> {
     log.warn({}, w);
     process.stderr.write(`dfscheduler: warning: ${w}\n`);
   }
+  const tls = await loadTlsFiles('server.tls', config.tls, 'server');
+  const seedPeerTls = await loadTlsFiles('seedPeer.tls', config.seedPeerTls, 'client');
+  // Nothing else of ours holds descriptors here: half the open-file limit for peers' connections.
+  const fileLimit = openFileLimit();
+  const maxConnections =
+    fileLimit === undefined
+      ? config.maxConnections
+      : Math.min(config.maxConnections, Math.max(1, Math.floor(fileLimit / 2)));
+  if (maxConnections < config.maxConnections) {
+    log.warn(
+      { configured: config.maxConnections, cap: maxConnections, openFileLimit: fileLimit },
+      `server.maxConnections lowered to ${maxConnections} to fit the open-file limit ${fileLimit}`,
+    );
+  }
+  let refusedLoggedAt = 0;
   const scheduler = new EmbeddedScheduler({
     ip: config.listenIP,
     port: config.port,
     log,
     options: config.options,
+    tls,
+    seedPeerTls,
+    maxConnections,
+    onRefused: () => {
+      const now = Date.now();
+      if (now - refusedLoggedAt < 1000) return;
+      refusedLoggedAt = now;
+      log.warn({ maxConnections }, 'connection refused: server.maxConnections reached');
+    },
   });
   stopOnSignals(log, () => scheduler.stop());
   try {

@@ -36,6 +36,7 @@ import {
   shareShape,
   U32_MAX,
 } from './schema-kit.js';
+import { tlsKeysRefine, type TlsFiles } from './tls-files.js';
 import {
   defaultCacheDir,
   defaultPluginDir,
@@ -134,6 +135,10 @@ export const DEFAULTS = {
   'health.server.maxConnections': 64,
   'metrics.server.maxConnections': 64,
   'stats.server.maxConnections': 64,
+  // Ours, likewise: connections on the download socket (each dfget holds one) and on the embedded scheduler (each
+  // peer of the cluster holds one).
+  'download.server.maxConnections': 1024,
+  'embeddedScheduler.maxConnections': 4096,
   'tracing.path': '/v1/traces',
 } as const;
 
@@ -186,6 +191,8 @@ export interface DownloadConfig {
      * yet written to their sockets, all calls together: the memory bound of transfer mode.
      */
     transferBufferSize: Bytes;
+    /** Ours: connections on the socket held at once; more are closed at once (daemon/connection-limits.ts). */
+    maxConnections: number;
   };
   protocol: 'tcp' | 'quic';
   /** Bytes per second. */
@@ -197,11 +204,8 @@ export interface DownloadConfig {
   concurrentPieceCount: number;
 }
 
-export interface TlsFiles {
-  caCert?: string;
-  cert?: string;
-  key?: string;
-}
+/** A section's TLS keys: PEM file paths (config/tls-files.ts says what each turns on). */
+export type { TlsFiles } from './tls-files.js';
 
 export interface UploadConfig {
   server: TlsFiles & {
@@ -244,7 +248,11 @@ export interface DynconfigConfig {
 }
 
 export interface StorageConfig {
-  server: {
+  /**
+   * Ours (upstream's Vortex TCP server has no TLS): `cert` + `key` serve Vortex over TLS, `caCert` also requires
+   * client certificates signed by it (mTLS), as upload.server does for gRPC.
+   */
+  server: TlsFiles & {
     ip?: string;
     tcpPort: number;
     tcpFastopen: boolean;
@@ -252,6 +260,11 @@ export interface StorageConfig {
     /** Ours: Vortex TCP connections held at once; more are answered with an Error packet and closed. */
     maxConnections: number;
   };
+  /**
+   * Ours: the Vortex client (pieces from parents). `caCert` fetches pieces over TLS, checking each parent's
+   * certificate against it and the parent's IP; `cert` + `key` are presented to parents that require them.
+   */
+  client: TlsFiles;
   /** Default `/var/lib/dragonfly` (or `~/.dragonfly/storage`). */
   dir: string;
   /** Keep task metadata and content across restarts (false wipes them at start). */
@@ -322,8 +335,8 @@ export interface ProxyConfig {
 }
 
 /**
- * `security`: upstream's `enable` (unused upstream and here: a warning says so when true), and ours: what remote
- * callers may make this daemon do (README "Security model").
+ * `security`: upstream's `enable` (read nowhere upstream; `true` is refused here, see SECURITY_ENABLE_REFUSED),
+ * and ours: what remote callers may make this daemon do (docs/security.md).
  */
 export interface SecurityConfig {
   enable: boolean;
@@ -374,8 +387,11 @@ export interface DfdaemonConfig {
   health: { server: ListenServer };
   metrics: { server: ListenServer };
   stats: { server: ListenServer };
-  /** Ours: the in-process scheduler (standalone mode). */
-  embeddedScheduler: { enable?: boolean; ip?: string; port: number };
+  /**
+   * Ours: the in-process scheduler (standalone mode). `cert` + `key` serve it over TLS (`caCert`: mTLS); it
+   * triggers seed peers with upload.client's certificate; `maxConnections` caps its listener.
+   */
+  embeddedScheduler: TlsFiles & { enable?: boolean; ip?: string; port: number; maxConnections: number };
   tracing: TracingConfig;
 }
 
@@ -388,6 +404,17 @@ export interface SchemaDefaults {
 }
 
 const D = DEFAULTS;
+
+/**
+ * Why `security.enable: true` is refused. Upstream declares the key (`Security { enable }`) and reads it nowhere:
+ * `true` turns nothing on there, and a config that asks for security and silently gets none is worse than one
+ * that does not start. `false` (the value in upstream's charts) is accepted.
+ */
+export const SECURITY_ENABLE_REFUSED =
+  'true is refused: upstream dfdaemon reads this key nowhere, so it turns nothing on (there or here). Remove it, ' +
+  'and use what does: upload.server.caCert/cert/key (mTLS on the upload port), storage.server.caCert/cert/key ' +
+  '(TLS on Vortex), upload.client, storage.client, scheduler and manager caCert/cert/key (TLS to parents, ' +
+  'schedulers and the manager), security.trustedSchedulers and security.allowedPrivateSources (docs/security.md)';
 
 function tlsFiles() {
   return { caCert: optionalPath(), cert: optionalPath(), key: optionalPath() };
@@ -491,6 +518,7 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
         requestRateLimit: int(D['download.server.requestRateLimit']),
         requestBufferSize: int(D['download.server.requestBufferSize']),
         transferBufferSize: size(D['download.server.transferBufferSize']),
+        maxConnections: int(D['download.server.maxConnections'], 1, U32_MAX),
       }),
       protocol: oneOf(['tcp', 'quic'] as const, D['download.protocol']),
       bandwidthLimit: size(D['download.bandwidthLimit']),
@@ -500,35 +528,49 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
       concurrentPieceCount: int(D['download.concurrentPieceCount'], 1, U32_MAX),
     }),
     upload: section({
-      server: section({
-        ip: optionalIp(),
-        port: port(D['upload.server.port']),
-        ...tlsFiles(),
-        requestRateLimit: int(D['upload.server.requestRateLimit']),
-        requestBufferSize: int(D['upload.server.requestBufferSize']),
-        maxConnections: int(D['upload.server.maxConnections'], 1, U32_MAX),
-      }),
-      client: section(tlsFiles()),
+      server: section(
+        {
+          ip: optionalIp(),
+          port: port(D['upload.server.port']),
+          ...tlsFiles(),
+          requestRateLimit: int(D['upload.server.requestRateLimit']),
+          requestBufferSize: int(D['upload.server.requestBufferSize']),
+          maxConnections: int(D['upload.server.maxConnections'], 1, U32_MAX),
+        },
+        tlsKeysRefine('upload.server', 'server'),
+      ),
+      client: section(tlsFiles(), tlsKeysRefine('upload.client', 'client')),
       disableShared: bool(D['upload.disableShared']),
       bandwidthLimit: size(D['upload.bandwidthLimit']),
     }),
-    manager: section({ addr: optionalStr('an address like "manager:65003"'), ...tlsFiles() }),
-    scheduler: section({
-      announceInterval: duration(D['scheduler.announceInterval']),
-      scheduleTimeout: duration(D['scheduler.scheduleTimeout']),
-      maxScheduleCount: int(D['scheduler.maxScheduleCount'], 1, U32_MAX),
-      ...tlsFiles(),
-    }),
+    manager: section(
+      { addr: optionalStr('an address like "manager:65003"'), ...tlsFiles() },
+      tlsKeysRefine('manager', 'client'),
+    ),
+    scheduler: section(
+      {
+        announceInterval: duration(D['scheduler.announceInterval']),
+        scheduleTimeout: duration(D['scheduler.scheduleTimeout']),
+        maxScheduleCount: int(D['scheduler.maxScheduleCount'], 1, U32_MAX),
+        ...tlsFiles(),
+      },
+      tlsKeysRefine('scheduler', 'client'),
+    ),
     seedPeer,
     dynconfig: section({ refreshInterval: duration(D['dynconfig.refreshInterval']) }),
     storage: section({
-      server: section({
-        ip: optionalIp(),
-        tcpPort: port(D['storage.server.tcpPort']),
-        tcpFastopen: bool(D['storage.server.tcpFastopen']),
-        quicPort: port(D['storage.server.quicPort']),
-        maxConnections: int(D['storage.server.maxConnections'], 1, U32_MAX),
-      }),
+      server: section(
+        {
+          ip: optionalIp(),
+          tcpPort: port(D['storage.server.tcpPort']),
+          tcpFastopen: bool(D['storage.server.tcpFastopen']),
+          quicPort: port(D['storage.server.quicPort']),
+          maxConnections: int(D['storage.server.maxConnections'], 1, U32_MAX),
+          ...tlsFiles(),
+        },
+        tlsKeysRefine('storage.server', 'server'),
+      ),
+      client: section(tlsFiles(), tlsKeysRefine('storage.client', 'client')),
       dir: path(() => dirs.storageDir),
       keep: bool(D['storage.keep']),
       writePieceTimeout: duration(D['storage.writePieceTimeout']),
@@ -594,22 +636,32 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
       prefetchBandwidthLimit: size(D['proxy.prefetchBandwidthLimit']),
       readBufferSize: byteCount(D['proxy.readBufferSize']),
     }),
-    security: section({
-      enable: bool(D['security.enable']),
-      trustedSchedulers: addressList(false),
-      allowedPrivateSources: addressList(true),
-    }),
+    security: section(
+      {
+        enable: bool(D['security.enable']),
+        trustedSchedulers: addressList(false),
+        allowedPrivateSources: addressList(true),
+      },
+      (v, ctx) => {
+        if (v.enable) ctx.addIssue({ code: 'custom', path: ['enable'], message: SECURITY_ENABLE_REFUSED });
+      },
+    ),
     network: section({ enableIPv6: bool(D['network.enableIPv6']) }),
     health: listenServer(D['health.server.port'], D['health.server.maxConnections']),
     metrics: listenServer(D['metrics.server.port'], D['metrics.server.maxConnections']),
     stats: listenServer(D['stats.server.port'], D['stats.server.maxConnections']),
     // Ours (no upstream key): the in-process scheduler of the standalone mode. `enable` unset = automatic: on
     // when neither manager.addr nor a dynconfig file names a scheduler.
-    embeddedScheduler: section({
-      enable: z.boolean().optional(),
-      ip: optionalIp(),
-      port: port(D['embeddedScheduler.port']),
-    }),
+    embeddedScheduler: section(
+      {
+        enable: z.boolean().optional(),
+        ip: optionalIp(),
+        port: port(D['embeddedScheduler.port']),
+        maxConnections: int(D['embeddedScheduler.maxConnections'], 1, U32_MAX),
+        ...tlsFiles(),
+      },
+      tlsKeysRefine('embeddedScheduler', 'server'),
+    ),
     tracing: section({
       protocol: optionalOneOf(['http', 'https', 'grpc'] as const),
       endpoint: optionalStr('an endpoint like "localhost:4317"'),

@@ -126,19 +126,6 @@ export function applyNetworkDefaults(
   config.proxy.server.ip ??= ipv6 ? '::1' : '127.0.0.1';
 }
 
-/** Notes on keys that are accepted but do nothing, named so that nobody relies on them unknowingly. */
-export function inertKeyWarnings(config: DfdaemonConfig): string[] {
-  const warnings: string[] = [];
-  if (config.security.enable) {
-    warnings.push(
-      'security.enable: true does nothing (upstream reads this key nowhere either); for mTLS on the upload ' +
-        'server set upload.server.caCert/cert/key, and see "Security model" in the README for what remote ' +
-        'callers may do (security.trustedSchedulers, security.allowedPrivateSources)',
-    );
-  }
-  return warnings;
-}
-
 /**
  * Parses dfdaemon.yaml text (`file` names it in messages). Throws DfError('INVALID_CONFIG') on malformed YAML or
  * an invalid value; returns the warnings for unknown, renamed and removed keys.
@@ -160,7 +147,6 @@ export function parseDfdaemonConfig(
   if (!result.success) throw issuesToError(src, result.error.issues, origins);
   const config = result.data as DfdaemonConfig;
   applyNetworkDefaults(config, opts.detectHostIp);
-  warnings.push(...inertKeyWarnings(config));
   return { config, warnings };
 }
 

@@ -1,20 +1,24 @@
-// How many connections each TCP listener of dfdaemon holds at once (issue 16, item 11). Without a cap, 1100 idle
+// How many connections each listener of dfdaemon holds at once (issue 16, items 11 and 5). Without a cap, 1100 idle
 // connections to the Vortex port of a daemon limited to 1024 open files took every descriptor: dfget's socket,
 // content files and /healthy all failed until those connections timed out. Each listener has a configured cap
-// (`maxConnections` of storage.server, upload.server, proxy.server, health.server, metrics.server, stats.server);
-// at start, each is lowered, if need be, to its share of the process's open-file limit, so that the listeners
-// together can never take the descriptors that downloads, the download socket and storage need:
+// (`maxConnections` of storage.server, upload.server, proxy.server, health.server, metrics.server, stats.server,
+// download.server and embeddedScheduler); at start, each is lowered, if need be, to its share of the process's
+// open-file limit, so that the listeners together can never take the descriptors that downloads and storage need:
 //
 //   Vortex 1/6 (each connection may also hold a content file open), upload gRPC 1/10, proxy 1/12 (each request
-//   may also hold a connection to the origin), health, metrics and stats 1/32 each.
+//   may also hold a connection to the origin), the download socket (one connection per dfget), the embedded
+//   scheduler (one per peer of the cluster), health, metrics and stats 1/32 each.
 //
-// With 1024 files that is 170 + 102 + 85 + 3 × 32 listener sockets and at most 255 descriptors behind them,
-// leaving over 300 for everything else: dfget's connections, content files, origins, parents, SQLite, logs.
+// With 1024 files that is 170 + 102 + 85 + 5 × 32 listener sockets and at most 255 descriptors behind them,
+// leaving over 250 for everything else: content files, origins, parents, SQLite, logs. (Before the download
+// socket had a cap, dfget's connections came out of those; a limit of 1024 is rare, Node raises the soft limit
+// to the hard one, and the defaults hold from 65536 files up.)
 
 import { readFileSync } from 'node:fs';
 import type { DfdaemonConfig } from '../config/dfdaemon.js';
 
-export type Listener = 'vortex' | 'upload' | 'proxy' | 'health' | 'metrics' | 'stats';
+export type Listener =
+  'vortex' | 'upload' | 'proxy' | 'download' | 'scheduler' | 'health' | 'metrics' | 'stats';
 
 export type ConnectionCaps = Record<Listener, number>;
 
@@ -23,6 +27,8 @@ const LISTENERS: Record<Listener, { share: number; key: string }> = {
   vortex: { share: 1 / 6, key: 'storage.server.maxConnections' },
   upload: { share: 1 / 10, key: 'upload.server.maxConnections' },
   proxy: { share: 1 / 12, key: 'proxy.server.maxConnections' },
+  download: { share: 1 / 32, key: 'download.server.maxConnections' },
+  scheduler: { share: 1 / 32, key: 'embeddedScheduler.maxConnections' },
   health: { share: 1 / 32, key: 'health.server.maxConnections' },
   metrics: { share: 1 / 32, key: 'metrics.server.maxConnections' },
   stats: { share: 1 / 32, key: 'stats.server.maxConnections' },
@@ -51,13 +57,18 @@ export function openFileLimit(limitsText?: string): number | undefined {
  * what was lowered, for a warning that names the key.
  */
 export function connectionCaps(
-  config: Pick<DfdaemonConfig, 'storage' | 'upload' | 'proxy' | 'health' | 'metrics' | 'stats'>,
+  config: Pick<
+    DfdaemonConfig,
+    'storage' | 'upload' | 'proxy' | 'download' | 'embeddedScheduler' | 'health' | 'metrics' | 'stats'
+  >,
   fileLimit: number | undefined,
 ): { caps: ConnectionCaps; lowered: Array<{ key: string; configured: number; cap: number }> } {
   const configured: ConnectionCaps = {
     vortex: config.storage.server.maxConnections,
     upload: config.upload.server.maxConnections,
     proxy: config.proxy.server.maxConnections,
+    download: config.download.server.maxConnections,
+    scheduler: config.embeddedScheduler.maxConnections,
     health: config.health.server.maxConnections,
     metrics: config.metrics.server.maxConnections,
     stats: config.stats.server.maxConnections,

@@ -4,11 +4,13 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Server } from '@grpc/grpc-js';
+import type { ChannelCredentials, Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { BackendFactory } from '../backend/factory.js';
 import { DfError } from '../core/errors.js';
 import { DEFAULTS, type DfdaemonConfig } from '../config/dfdaemon.js';
+import { loadTlsFiles, type TlsMaterial } from '../config/tls-files.js';
+import { channelCredentials } from '../grpc/credentials.js';
 import { DfdaemonDownloadService, DfdaemonUploadService } from '../gen/dfdaemon.js';
 import type { Host } from '../gen/common.js';
 import { SchedulerAnnouncer } from '../scheduler/announcer.js';
@@ -97,7 +99,7 @@ export class Dfdaemon {
   private embedded?: EmbeddedScheduler;
   private selector?: SchedulerSelector;
   private announcer?: SchedulerAnnouncer;
-  private uploadClients = new UploadClientPool();
+  private uploadClients?: UploadClientPool;
   /** Announcement control of the tasks a seed peer is still downloading (seedPeer.enable). */
   private readonly superSeeding?: SuperSeeding;
   private readonly uploadMeter = new UploadMeter();
@@ -132,6 +134,9 @@ export class Dfdaemon {
   async start(): Promise<void> {
     const c = this.config;
     const ip = c.host.ip ?? '127.0.0.1';
+    // Every TLS file first: a bad one stops the start before anything listens.
+    const tls = await loadDaemonTls(c);
+    this.uploadClients = new UploadClientPool(channelCredentials(tls.uploadClient));
     this.uploadLimit = new RateLimiter(c.upload.bandwidthLimit);
     this.storage = await Storage.open(
       {
@@ -201,6 +206,10 @@ export class Dfdaemon {
       }),
       maxConnections: caps.vortex,
       onRefused: () => this.metrics.connectionRefused('vortex'),
+      tls:
+        tls.storageServer?.cert && tls.storageServer.key
+          ? { ...tls.storageServer, cert: tls.storageServer.cert, key: tls.storageServer.key }
+          : undefined,
       log: this.log.child({ component: 'vortex' }),
     });
     this.bound.vortex = await this.vortex.listen();
@@ -208,11 +217,22 @@ export class Dfdaemon {
     // Where the scheduler comes from decides whether downloads are P2P at all.
     const mode = schedulerMode(c, this.dynconfigPath);
     let source: SchedulerSource | undefined;
+    // How this daemon reaches its schedulers: TLS with scheduler.caCert (and its client certificate).
+    let schedulerCredentials: ChannelCredentials = channelCredentials(tls.scheduler);
     if (mode === 'embedded') {
+      // Its own embedded scheduler is reached at 127.0.0.1 like any scheduler: over TLS when it serves TLS.
+      schedulerCredentials = channelCredentials(
+        tls.embeddedScheduler ? embeddedSchedulerClientTls(tls.scheduler) : undefined,
+      );
       this.embedded = new EmbeddedScheduler({
         ip: c.embeddedScheduler.ip ?? '0.0.0.0',
         port: c.embeddedScheduler.port,
         log: this.log.child({ component: 'scheduler' }),
+        tls: tls.embeddedScheduler,
+        // It triggers seed peers' upload ports as this daemon's upload client does (mTLS: upload.client).
+        seedPeerTls: tls.uploadClient,
+        maxConnections: caps.scheduler,
+        onRefused: refusals('scheduler', 'embeddedScheduler.maxConnections'),
       });
       const port = await this.embedded.start();
       this.bound.scheduler = port;
@@ -227,13 +247,16 @@ export class Dfdaemon {
         dynconfigPath: this.dynconfigPath ?? '',
         version: this.version,
         log: this.log.child({ component: 'dynconfig' }),
+        managerCredentials: tls.manager ? channelCredentials(tls.manager) : undefined,
       });
     }
     if (source) {
+      const credentials = schedulerCredentials;
       this.selector = new SchedulerSelector({
         source,
         refreshIntervalMs: c.dynconfig.refreshInterval,
         log: this.log.child({ component: 'dynconfig' }),
+        credentials: () => credentials,
       });
       await this.selector.start();
     }
@@ -313,11 +336,7 @@ export class Dfdaemon {
       this.grpcUpload,
       c.upload.server.ip ?? '0.0.0.0',
       c.upload.server.port,
-      {
-        caCert: c.upload.server.caCert ? await readFile(c.upload.server.caCert) : undefined,
-        cert: c.upload.server.cert ? await readFile(c.upload.server.cert) : undefined,
-        key: c.upload.server.key ? await readFile(c.upload.server.key) : undefined,
-      },
+      tls.uploadServer,
       { maxConnections: caps.upload, onRefused: refusals('upload', 'upload.server.maxConnections') },
     );
 
@@ -343,10 +362,14 @@ export class Dfdaemon {
     this.gc.start();
     if (this.selector) {
       const selector = this.selector;
-      const transport = new TcpPieceTransport();
+      const uploadClients = this.uploadClients;
+      const vortexTls = tls.storageClient;
+      const transport = new TcpPieceTransport({
+        tls: vortexTls?.caCert ? { ...vortexTls, caCert: vortexTls.caCert } : undefined,
+      });
       this.taskManager.enableP2P({
         schedulerFor: (taskId) => (selector.addresses().length > 0 ? selector.forTask(taskId) : undefined),
-        uploadClient: (peerIp, port) => this.uploadClients.get(peerIp, port),
+        uploadClient: (peerIp, port) => uploadClients.get(peerIp, port),
         downloadPiece: (req) => transport.downloadPiece(req),
         host: { ip, hostname: c.host.hostname, id: this.hostInfo.id, seed: c.seedPeer.enable },
         scheduleTimeoutMs: c.scheduler.scheduleTimeout,
@@ -372,7 +395,10 @@ export class Dfdaemon {
       },
     ]);
     await mkdir(dirname(c.download.server.socketPath), { recursive: true });
-    this.downloadSocket = await bindUnixSocket(this.grpcDownload, c.download.server.socketPath);
+    this.downloadSocket = await bindUnixSocket(this.grpcDownload, c.download.server.socketPath, {
+      maxConnections: caps.download,
+      onRefused: refusals('download', 'download.server.maxConnections'),
+    });
     const socketCallers = new UnixSocketCallers();
     const listener = this.downloadSocket;
     download.callerOf = (peer) => socketCallers.callerOf(listener.socketOf(peer));
@@ -402,6 +428,9 @@ export class Dfdaemon {
         scheduler: mode === 'embedded' ? `embedded:${this.bound.scheduler}` : mode,
         schedulerPort: this.bound.scheduler,
         proxy: this.bound.proxy,
+        tls: Object.fromEntries(
+          Object.entries(tls).flatMap(([k, v]) => (v ? [[k, v.caCert && v.cert ? 'mTLS' : 'TLS']] : [])),
+        ),
       },
       'dfdaemon started',
     );
@@ -497,7 +526,7 @@ export class Dfdaemon {
         this.metricsServer?.close(),
       ]);
       this.selector?.close();
-      this.uploadClients.close();
+      this.uploadClients?.close();
       await this.embedded?.stop();
       await this.backends?.close();
       this.gc?.stop();
@@ -528,6 +557,35 @@ export function configuredOriginHosts(c: DfdaemonConfig): string[] {
   add(c.proxy.registryMirror.addr);
   for (const rule of c.proxy.rules ?? []) if (rule.redirect) add(`http://${rule.redirect}`);
   return hosts;
+}
+
+/** The TLS files of every section, read and checked (config/tls-files.ts); undefined where TLS is off. */
+async function loadDaemonTls(c: DfdaemonConfig) {
+  return {
+    uploadServer: await loadTlsFiles('upload.server', c.upload.server, 'server'),
+    uploadClient: await loadTlsFiles('upload.client', c.upload.client, 'client'),
+    storageServer: await loadTlsFiles('storage.server', c.storage.server, 'server'),
+    storageClient: await loadTlsFiles('storage.client', c.storage.client, 'client'),
+    scheduler: await loadTlsFiles('scheduler', c.scheduler, 'client'),
+    manager: await loadTlsFiles('manager', c.manager, 'client'),
+    embeddedScheduler: await loadTlsFiles('embeddedScheduler', c.embeddedScheduler, 'server'),
+  };
+}
+
+/**
+ * The daemon's client TLS to its own embedded scheduler when that serves TLS: the scheduler section's, as for any
+ * scheduler (its certificate must name 127.0.0.1, where the daemon reaches it).
+ */
+function embeddedSchedulerClientTls(scheduler: TlsMaterial | undefined): TlsMaterial {
+  if (!scheduler) {
+    throw new DfError(
+      'INVALID_CONFIG',
+      'embeddedScheduler.cert/key are set, so the embedded scheduler serves TLS, and this daemon reaches it at ' +
+        '127.0.0.1 as its scheduler client: set scheduler.caCert to the CA that signed embeddedScheduler.cert ' +
+        '(and scheduler.cert/key if embeddedScheduler.caCert asks for client certificates)',
+    );
+  }
+  return scheduler;
 }
 
 /** A PEM certificate file named by a config key; a clear error when it cannot be read. */

@@ -13,6 +13,7 @@ import type { DfdaemonUploadClient } from '../gen/dfdaemon.js';
 import type { AnnouncePeerResponse, SchedulerClient } from '../gen/scheduler.js';
 import { AnnouncePeerStream } from '../scheduler/announce-peer-stream.js';
 import type { PieceRecord } from '../storage/storage.js';
+import { isTlsFailure } from '../vortex/piece-client.js';
 import { PieceCollector } from './piece-collector.js';
 import { pieceMessage } from './piece-message.js';
 import { TrafficType, type PiecePath, type SourceTask } from './piece-path.js';
@@ -724,6 +725,8 @@ class InFlightPiece {
 }
 
 function isDeadParent(e: unknown): boolean {
+  // A parent whose TLS handshake failed (certificate not trusted, no TLS on one side) fails every piece alike.
+  if (isTlsFailure(e)) return true;
   for (let c: unknown = e; c instanceof Error; c = c.cause) {
     const code = (c as NodeJS.ErrnoException).code;
     if (code && DEAD_PARENT_CODES.has(code)) return true;

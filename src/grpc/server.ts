@@ -21,6 +21,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation, protoPath as HEALTH_PROTO } from 'grpc-health-check';
 import { DfError } from '../core/errors.js';
+import { serverCredentials } from './credentials.js';
 import { reflectablePackage } from './reflection.js';
 
 /** proto/ of this package, found from the compiled file (dist/src/grpc/server.js). */
@@ -127,8 +128,15 @@ export interface UnixSocketListener {
   close(): Promise<void>;
 }
 
-/** Binds to a unix socket, replacing a stale socket file, and opens it to every user (0777) as upstream. */
-export async function bindUnixSocket(server: Server, socketPath: string): Promise<UnixSocketListener> {
+/**
+ * Binds to a unix socket, replacing a stale socket file, and opens it to every user (0777) as upstream. With a
+ * `cap`, a connection beyond `maxConnections` is closed as soon as it is accepted (download.server.maxConnections).
+ */
+export async function bindUnixSocket(
+  server: Server,
+  socketPath: string,
+  cap?: ConnectionCap,
+): Promise<UnixSocketListener> {
   await rm(socketPath, { force: true });
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
   const sockets = new Map<string, Socket>();
@@ -141,6 +149,10 @@ export async function bindUnixSocket(server: Server, socketPath: string): Promis
     socket.once('close', () => sockets.delete(name));
     injector.injectConnection(socket);
   });
+  if (cap) {
+    listener.maxConnections = cap.maxConnections;
+    listener.on('drop', () => cap.onRefused?.());
+  }
   await new Promise<void>((resolve, reject) => {
     listener.once('error', (err) =>
       reject(new DfError('IO', `cannot listen on ${socketPath}: ${err.message}`, { cause: err })),
@@ -206,14 +218,7 @@ export async function bindTcp(
   tls: TlsFilesContent = {},
   cap?: ConnectionCap,
 ): Promise<number> {
-  const creds =
-    tls.cert && tls.key
-      ? ServerCredentials.createSsl(
-          tls.caCert ?? null,
-          [{ cert_chain: tls.cert, private_key: tls.key }],
-          !!tls.caCert,
-        )
-      : ServerCredentials.createInsecure();
+  const creds = serverCredentials(tls);
   const host = ip.includes(':') ? `[${ip}]` : ip;
   if (!cap) {
     return new Promise<number>((resolve, reject) =>

@@ -5,8 +5,13 @@
 // Upstream bounds only the request and the metadata by download.piece_timeout and then reads "the rest of the
 // stream" as the piece. Here the timeout covers every byte, and the body is exactly `metadata.length` bytes: a
 // connection that ends sooner is an error, not a short piece.
+//
+// Ours: with `tls` (storage.client.caCert, upstream's Vortex TCP has no TLS) the connection is TLS, the parent's
+// certificate checked against the CA and the parent's IP, and the client certificate presented if configured. A
+// handshake that fails is one error naming the cause and the key (tlsFailure below), and the parent is dropped.
 
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { once } from 'node:events';
 import { DfError } from '../core/errors.js';
 import {
@@ -52,8 +57,74 @@ const UNAVAILABLE_ERRNO = new Set([
   'EADDRNOTAVAIL',
 ]);
 
+/** The Vortex client's TLS files (storage.client): the CA parents' certificates chain to, and ours if any. */
+export interface VortexClientTls {
+  caCert: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
 export interface TcpPieceClientOptions {
   connectTimeoutMs?: number;
+  /** Fetch pieces over TLS (storage.client.caCert); default plaintext, as upstream. */
+  tls?: VortexClientTls;
+}
+
+/** OpenSSL's verdicts on a certificate chain (X509_V_ERR_*, as Node names them). */
+const CERT_VERIFY_CODES = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'INVALID_PURPOSE',
+  'INVALID_CA',
+]);
+
+/** Whether `e` (or a cause) is a TLS failure: a parent that fails one handshake fails them all. */
+export function isTlsFailure(e: unknown): boolean {
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    const code = (c as NodeJS.ErrnoException).code;
+    if (code && (CERT_VERIFY_CODES.has(code) || /^ERR_(SSL|TLS)_/.test(code))) return true;
+  }
+  return false;
+}
+
+/**
+ * A failed TLS connection to a parent as one line naming the cause and the key to look at: its certificate not
+ * trusted or not naming it, our certificate refused, or no TLS at all on its side. Undefined for other errors.
+ */
+function tlsFailure(e: unknown, parent: string, secured: boolean): DfError | undefined {
+  const err = e as NodeJS.ErrnoException;
+  const code = err?.code ?? '';
+  // OpenSSL's messages carry file names and line numbers; its `reason` alone is what a person needs.
+  const text =
+    (err as { reason?: string })?.reason ?? (err instanceof Error ? err.message.split('\n')[0] : String(e));
+  const reason = `${code ? `${code}: ` : ''}${text}`;
+  let what: string | undefined;
+  if (CERT_VERIFY_CODES.has(code)) {
+    what = `its TLS certificate is not trusted by storage.client.caCert (${reason})`;
+  } else if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    what = `its TLS certificate does not name the address dialled (${reason})`;
+  } else if (
+    /CERTIFICATE_REQUIRED|UNKNOWN_CA|BAD_CERTIFICATE|CERTIFICATE_UNKNOWN|HANDSHAKE_FAILURE/.test(code)
+  ) {
+    what =
+      `it refused this peer's client certificate (storage.client.cert/key must be signed by the CA in its ` +
+      `storage.server.caCert) (${reason})`;
+  } else if (/^ERR_(SSL|TLS)_/.test(code) || (!secured && (code === 'ECONNRESET' || code === 'EPIPE'))) {
+    what =
+      `the TLS handshake failed: this peer fetches pieces over TLS (storage.client.caCert is set), so the ` +
+      `parent's Vortex server must serve TLS too (storage.server.cert/key) (${reason})`;
+  }
+  return what === undefined
+    ? undefined
+    : new DfError('UNAVAILABLE', `parent ${parent}: ${what}`, { cause: e, retryable: false });
 }
 
 /** Error packet → DfError. NotFound is this parent's answer and final for it; Internal may pass. */
@@ -110,9 +181,11 @@ function validate(request: PieceRequest): void {
 export class TcpPieceTransport implements PieceTransport {
   readonly protocol = 'tcp' as const;
   private readonly connectTimeoutMs: number;
+  private readonly tls?: VortexClientTls;
 
   constructor(options: TcpPieceClientOptions = {}) {
     this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+    this.tls = options.tls;
   }
 
   async downloadPiece(request: PieceRequest): Promise<DownloadedPiece> {
@@ -126,15 +199,23 @@ export class TcpPieceTransport implements PieceTransport {
     if (signal?.aborted)
       throw new DfError('CANCELLED', `download of ${what} cancelled`, { cause: signal.reason });
 
-    const socket: Socket = connect({
+    const tcp: Socket = connect({
       host: ip,
       port,
       noDelay: true,
       keepAlive: true,
       keepAliveInitialDelay: KEEPALIVE_TIME_MS,
     });
+    // The parent's certificate is checked against the CA and `ip` (an IP subjectAltName), as upstream's gRPC
+    // clients check their servers' against the address's host.
+    const tls = this.tls;
+    const socket: Socket = tls
+      ? tlsConnect({ socket: tcp, host: ip, ca: tls.caCert, cert: tls.cert, key: tls.key })
+      : tcp;
+    let secured = !tls;
     // Errors reach the pulls of the frame reader; without a listener an error between pulls would crash.
     socket.on('error', () => {});
+    if (socket !== tcp) tcp.on('error', () => {});
     let failure: DfError | undefined;
     const fail = (err: DfError): void => {
       failure ??= err;
@@ -170,10 +251,12 @@ export class TcpPieceTransport implements PieceTransport {
       clearTimeout(connectTimer);
       signal?.removeEventListener('abort', onAbort);
       socket.destroy();
+      tcp.destroy();
     };
 
     try {
-      await once(socket, 'connect');
+      await once(socket, tls ? 'secureConnect' : 'connect');
+      secured = true;
       clearTimeout(connectTimer);
       socket.write(packet);
       const reader = new FrameReader(readableChunks(socket));
@@ -203,7 +286,7 @@ export class TcpPieceTransport implements PieceTransport {
         try {
           for await (const chunk of source) yield chunk;
         } catch (e) {
-          throw failure ?? socketError(e, parent);
+          throw failure ?? (tls && tlsFailure(e, parent, true)) ?? socketError(e, parent);
         } finally {
           release();
         }
@@ -211,7 +294,7 @@ export class TcpPieceTransport implements PieceTransport {
       return { metadata, body: body(), cancel: release };
     } catch (e) {
       release();
-      throw failure ?? socketError(e, parent);
+      throw failure ?? (tls && tlsFailure(e, parent, secured)) ?? socketError(e, parent);
     }
   }
 }

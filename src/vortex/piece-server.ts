@@ -6,8 +6,14 @@
 // Where upstream waits without bound for a request and allocates whatever length a header announces, this server
 // bounds the wait (requestTimeoutMs), the transfer (idleTimeoutMs without progress) and every length, and answers
 // a malformed request with Error(InvalidArgument) instead of dropping the connection silently.
+//
+// Ours: with `tls` (storage.server.cert/key; upstream's Vortex TCP has no TLS) every connection is TLS, and with a
+// CA (storage.server.caCert) the child must present a certificate signed by it. A child that gets it wrong is told
+// why in an Error packet rather than cut off: a plaintext request (the first bytes are no TLS record) is answered
+// in plaintext, a refused client certificate inside TLS; neither gets a piece.
 
 import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { once } from 'node:events';
 import { pipeline } from 'node:stream/promises';
 import { DfError } from '../core/errors.js';
@@ -77,6 +83,23 @@ export interface VortexTcpServerOptions {
   maxConnections?: number;
   /** A connection was refused for the cap. */
   onRefused?: () => void;
+  /** Serve over TLS (storage.server.cert/key); with `caCert`, require client certificates signed by it. */
+  tls?: VortexServerTls;
+}
+
+/** The Vortex server's TLS files (storage.server). */
+export interface VortexServerTls {
+  cert: Buffer;
+  key: Buffer;
+  caCert?: Buffer;
+}
+
+/**
+ * Whether the first bytes of a connection are a TLS handshake record: content type 22, major version 3. A Vortex
+ * request starts with a random packet id and a tag; a request tag is never 3, so two bytes tell them apart.
+ */
+export function looksLikeTls(first: Buffer): boolean {
+  return first[0] === 0x16 && (first.length < 2 || first[1] === 0x03);
 }
 
 /** How long a refused connection may stay open for its Error packet to be read. */
@@ -117,6 +140,10 @@ export class VortexTcpServer {
   private refusedLoggedAt = 0;
   private server?: Server;
   private closing = false;
+  private readonly tls?: VortexServerTls;
+  private tlsServer?: TlsServer;
+  /** Connections handed to the TLS server, by remote address and port, until their handshake ends. */
+  private readonly handshaking = new Map<string, { raw: Socket; then: (socket: Socket) => void }>();
 
   constructor(options: VortexTcpServerOptions) {
     this.storage = options.storage;
@@ -130,6 +157,7 @@ export class VortexTcpServer {
     this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.maxConnections = options.maxConnections ?? Infinity;
     this.onRefused = options.onRefused;
+    this.tls = options.tls;
     if (!Number.isInteger(this.port) || this.port < 0 || this.port > 65535) {
       throw new DfError('INVALID_CONFIG', `storage.server.tcpPort must be 0..65535, got ${this.port}`);
     }
@@ -141,6 +169,7 @@ export class VortexTcpServer {
     // allowHalfOpen: a client that shuts down its sending side after the request still gets the whole answer.
     const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
     this.server = server;
+    if (this.tls) this.tlsServer = this.createTlsServer(this.tls);
     server.on('error', (e) => this.log.error({ err: e }, 'vortex tcp server error'));
     server.listen({ host: this.ip, port: this.port, backlog: LISTEN_BACKLOG });
     await once(server, 'listening');
@@ -176,14 +205,104 @@ export class VortexTcpServer {
       this.log.debug({ err: e, remote: socket.remoteAddress }, 'vortex connection error'),
     );
     socket.setKeepAlive(true, KEEPALIVE_TIME_MS);
-    socket.setTimeout(this.requestTimeoutMs);
+    // Bounds the request, and with TLS the handshake before it.
+    this.expire(socket, this.requestTimeoutMs);
+    this.secure(socket, (s) =>
+      this.handle(s).catch((e: unknown) => {
+        this.log.warn({ err: e, remote: s.remoteAddress }, 'vortex connection failed');
+        s.destroy();
+      }),
+    );
+  }
+
+  /** Ends `socket` after `ms` without activity. */
+  private expire(socket: Socket, ms: number): void {
+    socket.setTimeout(ms);
     socket.on('timeout', () =>
       socket.destroy(new DfError('TIMEOUT', 'vortex connection timed out', { retryable: true })),
     );
-    this.handle(socket).catch((e: unknown) => {
-      this.log.warn({ err: e, remote: socket.remoteAddress }, 'vortex connection failed');
-      socket.destroy();
+  }
+
+  /**
+   * Calls `then` with the connection to speak Vortex on: the socket itself without TLS; with TLS, the TLS socket
+   * once the handshake is done and the client certificate (if one is required) passed. A plaintext request to a
+   * TLS server and a refused certificate are answered with an Error packet that says so.
+   */
+  private secure(socket: Socket, then: (s: Socket) => void): void {
+    const tlsServer = this.tlsServer;
+    if (!tlsServer) {
+      then(socket);
+      return;
+    }
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      if (!looksLikeTls(first)) {
+        this.log.debug({ remote: socket.remoteAddress }, 'plaintext vortex request refused: TLS required');
+        this.reject(
+          socket,
+          VortexCode.InvalidArgument,
+          'this Vortex server accepts TLS only (its storage.server.cert/key are set): fetch pieces over TLS by ' +
+            'setting storage.client.caCert to the CA that signed its certificate',
+        );
+        return;
+      }
+      const key = `${socket.remoteAddress}:${socket.remotePort}`;
+      this.handshaking.set(key, { raw: socket, then });
+      socket.once('close', () => this.handshaking.delete(key));
+      tlsServer.emit('connection', socket);
     });
+  }
+
+  private createTlsServer(tls: VortexServerTls): TlsServer {
+    // rejectUnauthorized stays off so that a refused client certificate is answered with a reason (secured())
+    // instead of a reset; a client without a certificate of the CA never gets past that check.
+    const server = createTlsServer({
+      cert: tls.cert,
+      key: tls.key,
+      ca: tls.caCert,
+      requestCert: !!tls.caCert,
+      rejectUnauthorized: false,
+      allowHalfOpen: true,
+      handshakeTimeout: this.requestTimeoutMs,
+      minVersion: 'TLSv1.2',
+    });
+    server.on('secureConnection', (s: TLSSocket) => this.secured(s));
+    server.on('tlsClientError', (err: Error, s: TLSSocket) => {
+      this.log.debug({ err, remote: s.remoteAddress }, 'vortex tls handshake failed');
+      s.destroy();
+    });
+    return server;
+  }
+
+  private secured(s: TLSSocket): void {
+    const key = `${s.remoteAddress}:${s.remotePort}`;
+    const pending = this.handshaking.get(key);
+    this.handshaking.delete(key);
+    if (!pending || this.closing) {
+      s.destroy();
+      return;
+    }
+    s.on('error', (e) => this.log.debug({ err: e, remote: s.remoteAddress }, 'vortex connection error'));
+    // From now on the TLS socket carries the traffic: its timer, not the raw socket's, sees it.
+    pending.raw.setTimeout(0);
+    this.expire(s, this.requestTimeoutMs);
+    if (this.tls?.caCert && !s.authorized) {
+      const why = !s.getPeerX509Certificate()
+        ? 'none presented'
+        : s.authorizationError
+          ? String(s.authorizationError)
+          : 'not verified';
+      this.log.warn({ remote: s.remoteAddress, why }, 'vortex client certificate refused');
+      this.reject(
+        s,
+        VortexCode.InvalidArgument,
+        `client certificate refused (${why}): this Vortex server requires a client certificate signed by ` +
+          `its storage.server.caCert; set storage.client.cert/key to one`,
+      );
+      return;
+    }
+    pending.then(s);
   }
 
   private async handle(socket: Socket): Promise<void> {
@@ -348,14 +467,13 @@ export class VortexTcpServer {
     const timer = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
     timer.unref();
     socket.once('close', () => clearTimeout(timer));
-    socket.resume();
-    socket.end(
-      encodePacket({
-        kind: 'error',
-        id: randomPacketId(),
-        code: VortexCode.Internal,
-        message: `too many connections (storage.server.maxConnections ${this.maxConnections}); try again later`,
-      }),
+    // With TLS the answer goes inside it, after a handshake the linger bounds too.
+    this.secure(socket, (s) =>
+      this.reject(
+        s,
+        VortexCode.Internal,
+        `too many connections (storage.server.maxConnections ${this.maxConnections}); try again later`,
+      ),
     );
   }
 

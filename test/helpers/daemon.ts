@@ -54,8 +54,10 @@ const DEFAULT_PROXY = 'proxy:\n  server:\n    ip: 127.0.0.1\n    port: 0\n';
 export function testConfig(
   dir: string,
   extra = '',
-  opts: { schedulerAddr?: string; downloadServer?: string; download?: string; uploadServer?: string } = {},
+  opts: SectionOptions & { schedulerAddr?: string } = {},
 ): string {
+  const more = (lines: string | undefined, indent: string) =>
+    lines ? lines.replace(/^/gm, indent) + '\n' : '';
   return `host:
   ip: 127.0.0.1
   hostname: test-${basename(dir)}
@@ -74,15 +76,35 @@ upload:
   server:
     ip: 127.0.0.1
     port: 0
-${opts.uploadServer ? opts.uploadServer.replace(/^/gm, '    ') + '\n' : ''}storage:
+${more(opts.uploadServer, '    ')}${opts.uploadClient ? `  client:\n${more(opts.uploadClient, '    ')}` : ''}storage:
   dir: ${join(dir, 'storage')}
   server:
     ip: 127.0.0.1
     tcpPort: 0
-embeddedScheduler:
+${more(opts.storageServer, '    ')}${opts.storageClient ? `  client:\n${more(opts.storageClient, '    ')}` : ''}embeddedScheduler:
   ip: 127.0.0.1
   port: 0
-${opts.schedulerAddr ? '  enable: false\n' : ''}${/^proxy:/m.test(extra) ? '' : DEFAULT_PROXY}${extra}`;
+${opts.schedulerAddr ? '  enable: false\n' : ''}${more(opts.embeddedScheduler, '  ')}${opts.scheduler ? `scheduler:\n${more(opts.scheduler, '  ')}` : ''}${/^proxy:/m.test(extra) ? '' : DEFAULT_PROXY}${extra}`;
+}
+
+/** More keys of the sections testConfig writes (YAML lines, unindented), e.g. uploadServer: "caCert: /ca.crt". */
+export interface SectionOptions {
+  /** `download.server`, e.g. "requestRateLimit: 2". */
+  downloadServer?: string;
+  /** `download`, e.g. "bandwidthLimit: 10MiB". */
+  download?: string;
+  /** `upload.server`, e.g. "caCert: /path/ca.crt". */
+  uploadServer?: string;
+  /** `upload.client`. */
+  uploadClient?: string;
+  /** `storage.server` (the Vortex server). */
+  storageServer?: string;
+  /** `storage.client` (the Vortex client). */
+  storageClient?: string;
+  /** `embeddedScheduler`. */
+  embeddedScheduler?: string;
+  /** `scheduler` (the scheduler client). */
+  scheduler?: string;
 }
 
 /**
@@ -90,34 +112,20 @@ ${opts.schedulerAddr ? '  enable: false\n' : ''}${/^proxy:/m.test(extra) ? '' : 
  * ("127.0.0.1:PORT") it uses that scheduler through a local dynconfig file instead.
  */
 export async function startDaemon(
-  opts: {
+  opts: SectionOptions & {
     dir?: string;
     extraConfig?: string;
     schedulerAddr?: string;
     /** More top-level keys for the dynconfig file written with `schedulerAddr` (e.g. clientConfig). */
     dynconfigExtra?: string;
     env?: NodeJS.ProcessEnv;
-    /** More keys of `download.server` (YAML lines, unindented), e.g. "requestRateLimit: 2". */
-    downloadServer?: string;
-    /** More keys of `download` (YAML lines, unindented), e.g. "bandwidthLimit: 10MiB". */
-    download?: string;
-    /** More keys of `upload.server` (YAML lines, unindented), e.g. "caCert: /path/ca.crt". */
-    uploadServer?: string;
     /** A dfdaemon executable to run instead of `node DFDAEMON` (e.g. an installed package's .bin/dfdaemon). */
     bin?: string;
   } = {},
 ): Promise<DaemonHandle> {
   const dir = opts.dir ?? tempDir();
   const configPath = join(dir, 'dfdaemon.yaml');
-  writeFileSync(
-    configPath,
-    testConfig(dir, opts.extraConfig, {
-      schedulerAddr: opts.schedulerAddr,
-      downloadServer: opts.downloadServer,
-      download: opts.download,
-      uploadServer: opts.uploadServer,
-    }),
-  );
+  writeFileSync(configPath, testConfig(dir, opts.extraConfig, opts));
   const dynconfigPath = join(dir, 'dynconfig.yaml');
   if (opts.schedulerAddr) {
     writeFileSync(

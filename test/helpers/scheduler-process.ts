@@ -17,16 +17,20 @@ export interface SchedulerHandle {
   logs: string[];
 }
 
-/** `scheduler` holds more keys of the `scheduler:` section (YAML lines, unindented), e.g. "swarm: false". */
+/**
+ * `scheduler` holds more keys of the `scheduler:` section (YAML lines, unindented), e.g. "swarm: false"; `server`
+ * more keys of `server:` (e.g. "maxConnections: 2"); `extra` more top-level sections (e.g. "seedPeer: ...").
+ */
 export async function startScheduler(
-  opts: { port?: number; retryInterval?: string; scheduler?: string } = {},
+  opts: { port?: number; retryInterval?: string; scheduler?: string; server?: string; extra?: string } = {},
 ): Promise<SchedulerHandle> {
   const dir = tempDir('dfsched-');
   const conf = join(dir, 'scheduler.yaml');
-  const more = opts.scheduler ? opts.scheduler.replace(/^/gm, '  ') + '\n' : '';
+  const indent = (lines: string | undefined) => (lines ? lines.replace(/^/gm, '  ') + '\n' : '');
   writeFileSync(
     conf,
-    `server:\n  listenIP: 127.0.0.1\n  port: ${opts.port ?? 0}\nscheduler:\n  retryInterval: ${opts.retryInterval ?? '500ms'}\n${more}`,
+    `server:\n  listenIP: 127.0.0.1\n  port: ${opts.port ?? 0}\n${indent(opts.server)}` +
+      `scheduler:\n  retryInterval: ${opts.retryInterval ?? '500ms'}\n${indent(opts.scheduler)}${opts.extra ?? ''}`,
   );
   const proc = spawn(process.execPath, [DFSCHEDULER, '-c', conf, '--console'], {
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -428,6 +428,8 @@ describe('embedded scheduler: unary RPCs', () => {
 
   test('DeleteHost drops its peers; unknown hosts are NOT_FOUND', () =>
     withScheduler(async (client) => {
+      // A second host keeps this address a member of the cluster (Stat* answer members only).
+      await announceHost(client, { id: 'host-keep' });
       await announceHost(client, { id: 'host-a' });
       await backToSource(client, 'host-a', TASK, 'peer-a1');
       await rpc(client).deleteHost({ hostId: 'host-a' });
@@ -718,6 +720,24 @@ describe('dfscheduler binary', () => {
     const r2 = await bad.stop();
     assert.equal(r2.code, 1);
     assert.match(r2.stderr, /scheduler\.candidateParentLimit/);
+  });
+
+  test('TLS keys that cannot work are errors naming the key: server.tls, seedPeer.tls', async () => {
+    const server = await startBinary('server:\n  tls:\n    caCert: /nope/ca.crt\n');
+    const r1 = await server.stop();
+    assert.equal(r1.code, 1);
+    assert.match(r1.stderr, /server\.tls\.caCert: needs server\.tls\.cert and server\.tls\.key/);
+    const seed = await startBinary('seedPeer:\n  tls:\n    cert: /c.crt\n    key: /c.key\n');
+    const r2 = await seed.stop();
+    assert.equal(r2.code, 1);
+    assert.match(
+      r2.stderr,
+      /seedPeer\.tls\.caCert: expected the CA certificate that signed the servers' certificates/,
+    );
+    const missing = await startBinary('server:\n  tls:\n    cert: /nope/s.crt\n    key: /nope/s.key\n');
+    const r3 = await missing.stop();
+    assert.equal(r3.code, 1);
+    assert.match(r3.stderr, /server\.tls\.cert: cannot read \/nope\/s\.crt/);
   });
 });
 

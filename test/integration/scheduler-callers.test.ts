@@ -105,6 +105,68 @@ describe('embedded scheduler: callers on other addresses', () => {
     own.cancel();
   });
 
+  test('StatTask and StatPeer (hosts’ addresses, tasks’ pieces) answer only members of the cluster', async () => {
+    const own = new PeerStream(member, 'peer-host', TASK, 'stat-peer');
+    own.register(download());
+    assert.ok(await own.next());
+    try {
+      await assert.rejects(
+        rpc(stranger).statTask({ hostId: '', taskId: TASK }),
+        rejectsWith(
+          GrpcStatus.PERMISSION_DENIED,
+          /^StatTask: 127\.0\.0\.2 announced no host to this scheduler$/,
+        ),
+      );
+      await assert.rejects(
+        rpc(stranger).statPeer({ hostId: 'peer-host', taskId: TASK, peerId: 'stat-peer' }),
+        rejectsWith(GrpcStatus.PERMISSION_DENIED, /^StatPeer: 127\.0\.0\.2 announced no host/),
+      );
+      assert.equal((await rpc(member).statTask({ hostId: 'peer-host', taskId: TASK })).id, TASK);
+      assert.equal(
+        (await rpc(member).statPeer({ hostId: 'peer-host', taskId: TASK, peerId: 'stat-peer' })).id,
+        'stat-peer',
+      );
+    } finally {
+      own.cancel();
+    }
+  });
+
+  test('a host deletes its own task and itself; another address may not, even once it is a member', async () => {
+    const other = new EmbeddedScheduler({ ip: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
+    const port = await other.start();
+    const otherRelay = await relayFrom('127.0.0.2', { port });
+    const a = schedulerClient(port);
+    const b = schedulerClient(otherRelay.port);
+    try {
+      await announceHost(a, { id: 'host-a', ip: '127.0.0.1' });
+      await announceHost(b, { id: 'host-b', ip: '127.0.0.2' });
+      const s = new PeerStream(a, 'host-a', TASK, 'peer-a');
+      s.register(download());
+      assert.ok(await s.next());
+      // b is a member now (it announced host-b), but host-a is not its own.
+      await assert.rejects(
+        rpc(b).deleteTask({ hostId: 'host-a', taskId: TASK }),
+        rejectsWith(GrpcStatus.PERMISSION_DENIED, /DeleteTask: host host-a was announced from 127\.0\.0\.1/),
+      );
+      await assert.rejects(
+        rpc(b).deleteHost({ hostId: 'host-a' }),
+        rejectsWith(GrpcStatus.PERMISSION_DENIED, /DeleteHost: host host-a was announced from 127\.0\.0\.1/),
+      );
+      assert.ok(other.resources.peers.has('peer-a'));
+      await rpc(a).deleteTask({ hostId: 'host-a', taskId: TASK });
+      assert.equal(other.resources.peers.has('peer-a'), false, 'its own DeleteTask removed its peer');
+      s.cancel();
+      await rpc(a).deleteHost({ hostId: 'host-a' });
+      assert.equal(other.resources.hosts.has('host-a'), false, 'its own DeleteHost removed it');
+      assert.ok(other.resources.hosts.has('host-b'));
+    } finally {
+      a.close();
+      b.close();
+      await otherRelay.close();
+      await other.stop();
+    }
+  });
+
   test('a 3 MB host id and more than maxHosts hosts are refused with clear errors', async () => {
     await assert.rejects(
       announceHost(stranger, { id: 'x'.repeat(3 * 1024 * 1024), hostname: 'h' }),

@@ -1,10 +1,12 @@
 // The embedded scheduler: a scheduler.v2.Scheduler gRPC server (with grpc.health.v1 and reflection) over an
 // in-memory model, so a handful of peers need no Dragonfly control plane. Wire-compatible with upstream peers.
 
-import { ServerCredentials, type Server } from '@grpc/grpc-js';
+import type { Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import type { TlsMaterial } from '../../config/tls-files.js';
 import { DfError } from '../../core/errors.js';
-import { createGrpcServer, shutdownGrpcServer } from '../../grpc/server.js';
+import { channelCredentials } from '../../grpc/credentials.js';
+import { bindTcp, createGrpcServer, shutdownGrpcServer } from '../../grpc/server.js';
 import { SchedulerService as SchedulerServiceDefinition } from '../../gen/scheduler.js';
 import { ResourceGc } from './gc.js';
 import { resolveSchedulerOptions, type PartialSchedulerOptions, type SchedulerOptions } from './options.js';
@@ -26,6 +28,14 @@ export interface EmbeddedSchedulerInit {
   port: number;
   log: Logger;
   options?: PartialSchedulerOptions;
+  /** Serve over TLS (a certificate and key); with a CA as well, require client certificates signed by it. */
+  tls?: TlsMaterial;
+  /** How to reach seed peers' upload ports to trigger them (a client certificate for mTLS ports). */
+  seedPeerTls?: TlsMaterial;
+  /** Connections held at once; one more is closed as soon as it is accepted. Default: no cap. */
+  maxConnections?: number;
+  /** Called for each connection refused for the cap. */
+  onRefused?: () => void;
 }
 
 export class EmbeddedScheduler {
@@ -35,6 +45,7 @@ export class EmbeddedScheduler {
   private readonly log: Logger;
   private readonly ip: string;
   private readonly port: number;
+  private readonly init: EmbeddedSchedulerInit;
   private readonly seedPeer: SeedPeerTrigger;
   private readonly service: SchedulerService;
   private readonly gc: ResourceGc;
@@ -46,8 +57,14 @@ export class EmbeddedScheduler {
     this.ip = init.ip;
     this.port = init.port;
     this.log = init.log;
+    this.init = init;
     this.options = resolveSchedulerOptions(init.options);
-    this.seedPeer = new SeedPeerTrigger(this.resources, this.log);
+    this.seedPeer = new SeedPeerTrigger(
+      this.resources,
+      this.log,
+      channelCredentials(init.seedPeerTls),
+      init.seedPeerTls?.section,
+    );
     const scheduling = new Scheduling(this.options, this.log);
     this.service = new SchedulerService({
       resources: this.resources,
@@ -78,22 +95,26 @@ export class EmbeddedScheduler {
       // gRPC's usual 4 MiB: a scheduler request is a few KiB (a 3 MB host id only costs memory).
       { maxReceiveMessageLength: MAX_REQUEST_BYTES },
     );
-    const host = this.ip.includes(':') ? `[${this.ip}]` : this.ip;
-    const port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`${host}:${this.port}`, ServerCredentials.createInsecure(), (err, p) =>
-        err
-          ? reject(
-              new DfError('UNAVAILABLE', `scheduler cannot listen on ${host}:${this.port}: ${err.message}`, {
-                cause: err,
-              }),
-            )
-          : resolve(p),
-      ),
-    );
+    const { tls, maxConnections, onRefused } = this.init;
+    let port: number;
+    try {
+      port = await bindTcp(
+        server,
+        this.ip,
+        this.port,
+        tls,
+        maxConnections !== undefined ? { maxConnections, onRefused } : undefined,
+      );
+    } catch (e) {
+      throw new DfError('UNAVAILABLE', `scheduler ${(e as Error).message}`, { cause: e });
+    }
     this.server = server;
     this.boundPort = port;
     this.gc.start();
-    this.log.info({ ip: this.ip, port }, 'scheduler started');
+    this.log.info(
+      { ip: this.ip, port, tls: tls ? (tls.caCert ? 'mTLS' : 'TLS') : 'off', maxConnections },
+      'scheduler started',
+    );
     return port;
   }
 

@@ -5,7 +5,7 @@
 // drops the dead ones) and pick by CRC-32 of the task id modulo the sorted seed list.
 
 import { crc32 } from 'node:zlib';
-import { credentials, type ClientReadableStream } from '@grpc/grpc-js';
+import { credentials, type ChannelCredentials, type ClientReadableStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { Download } from '../../gen/common.js';
 import { DfdaemonUploadClient, type DownloadTaskResponse } from '../../gen/dfdaemon.js';
@@ -23,9 +23,15 @@ export class SeedPeerTrigger {
   }>();
   private closed = false;
 
+  /**
+   * `creds`: how to reach seeds' upload ports; with a client certificate when they require one (mTLS,
+   * upload.server.caCert): dfdaemon's upload.client, dfscheduler's seedPeer.tls (`tlsKey` names it in logs).
+   */
   constructor(
     private readonly resources: Resources,
     private readonly log: Logger,
+    private readonly creds: ChannelCredentials = credentials.createInsecure(),
+    private readonly tlsKey?: string,
   ) {}
 
   hasAvailable(): boolean {
@@ -48,13 +54,13 @@ export class SeedPeerTrigger {
     const seed = this.pick(taskId);
     if (!seed) return false;
     const target = hostTarget(seed.info.ip, seed.info.port);
-    const client = new DfdaemonUploadClient(target, credentials.createInsecure(), {
+    const client = new DfdaemonUploadClient(target, this.creds, {
       'grpc.max_receive_message_length': -1,
     });
     const call = client.downloadTask({ download });
     const entry = { call, client };
     this.inflight.add(entry);
-    const log = this.log.child({ taskId, seedHost: seed.id, target });
+    const log = this.log.child({ taskId, seedHost: seed.id, target, tls: this.tlsKey ?? 'off' });
     log.info({}, 'seed peer triggers download task');
     let done = false;
     const finish = (err?: Error) => {

@@ -114,7 +114,9 @@ export class SchedulerService {
       ),
       listHosts: unary(log, 'ListHosts', (req, ip) => ({ hosts: this.listHosts(req.type, ip) })),
       deleteHost: unary(log, 'DeleteHost', (req, ip) => this.deleteHost(req.hostId, ip)),
-      statPeer: unary(log, 'StatPeer', (req) => {
+      // Stat answers name hosts' addresses and tasks' pieces: like ListHosts, for members of the cluster only.
+      statPeer: unary(log, 'StatPeer', (req, ip) => {
+        this.member(ip, 'StatPeer');
         const peer = d.resources.peers.get(req.peerId);
         if (!peer) throw notFound(`peer ${req.peerId} not found`);
         return peerMessage(peer, { hostName: true, taskPieces: true });
@@ -127,7 +129,8 @@ export class SchedulerService {
         }
         return {};
       }),
-      statTask: unary(log, 'StatTask', (req) => {
+      statTask: unary(log, 'StatTask', (req, ip) => {
+        this.member(ip, 'StatTask');
         const task = d.resources.tasks.get(req.taskId);
         if (!task) throw notFound(`task ${req.taskId} not found`);
         return taskMessage(task, { pieces: true });
@@ -235,10 +238,8 @@ export class SchedulerService {
    * that announced a host from its address (the list names every host's address and ports).
    */
   private listHosts(type: number | undefined, callerIp: string) {
+    this.member(callerIp, 'ListHosts');
     const all = [...this.d.resources.hosts.values()];
-    if (!all.some((h) => h.announcedFrom === callerIp)) {
-      throw permissionDenied(`ListHosts: ${callerIp} announced no host to this scheduler`);
-    }
     const picked =
       type === undefined
         ? all
@@ -246,6 +247,12 @@ export class SchedulerService {
           ? all.filter((h) => h.type === type)
           : [];
     return picked.map(hostMessage);
+  }
+
+  /** A member of the cluster: an address that announced a host here (else PERMISSION_DENIED naming the action). */
+  private member(callerIp: string, action: string): void {
+    for (const h of this.d.resources.hosts.values()) if (h.announcedFrom === callerIp) return;
+    throw permissionDenied(`${action}: ${callerIp} announced no host to this scheduler`);
   }
 
   private deleteHost(hostId: string, callerIp: string): Empty {

@@ -204,6 +204,7 @@ test('a full example file with every section loads without warnings', () => {
       requestRateLimit: 4000,
       requestBufferSize: 100,
       transferBufferSize: 16 * 1024 * 1024,
+      maxConnections: 1024,
     },
     protocol: 'quic',
     bandwidthLimit: 10e9,
@@ -224,6 +225,7 @@ test('a full example file with every section loads without warnings', () => {
   assert.equal(config.dynconfig.refreshInterval, 300_000);
   assert.deepEqual(config.storage, {
     server: { ip: '127.0.0.1', tcpPort: 14005, tcpFastopen: true, quicPort: 14006, maxConnections: 300 },
+    client: {},
     dir: '/data/dragonfly',
     keep: true,
     writePieceTimeout: 20_000,
@@ -309,11 +311,70 @@ test('an empty file gives the defaults with IPv4 listen addresses', () => {
   assert.deepEqual(config.security, { enable: false, trustedSchedulers: [], allowedPrivateSources: [] });
 });
 
-test('security.enable: true is accepted and does nothing, as upstream, with a warning that says so', () => {
-  const { config, warnings } = parse('security:\n  enable: true\n');
-  assert.equal(config.security.enable, true);
-  assert.equal(warnings.length, 1);
-  assert.match(warnings[0]!, /^security\.enable: true does nothing .*upload\.server\.caCert/);
+test('security.enable: true is refused at start, saying why and what to use instead; false is accepted', () => {
+  // Upstream declares security.enable and reads it nowhere: true would promise security and turn nothing on.
+  assertConfigError(
+    'security:\n  enable: true\n',
+    /^security\.enable: true is refused: upstream dfdaemon reads this key nowhere/,
+    'upload.server.caCert/cert/key (mTLS on the upload port)',
+    'storage.server.caCert/cert/key (TLS on Vortex)',
+    '(dfdaemon.yaml:2)',
+  );
+  const { config, warnings } = parse('security:\n  enable: false\n');
+  assert.equal(config.security.enable, false);
+  assert.deepEqual(warnings, []);
+});
+
+test('TLS keys: a set that cannot work is an error naming the key and what it lacks', () => {
+  assertConfigError(
+    'upload:\n  server:\n    cert: /s.crt\n',
+    'upload.server.key: expected the private key of upload.server.cert (a file path): upload.server.cert is set without it',
+  );
+  assertConfigError(
+    'storage:\n  server:\n    key: /s.key\n',
+    'storage.server.cert: expected the certificate of storage.server.key (a file path)',
+  );
+  assertConfigError(
+    'upload:\n  server:\n    caCert: /ca.crt\n',
+    /upload\.server\.caCert: needs upload\.server\.cert and upload\.server\.key: a server asks for client certificates/,
+  );
+  assertConfigError(
+    'embeddedScheduler:\n  caCert: /ca.crt\n',
+    /embeddedScheduler\.caCert: needs embeddedScheduler\.cert and embeddedScheduler\.key/,
+  );
+  for (const section of ['upload.client', 'storage.client', 'scheduler', 'manager']) {
+    const [a, b] = section.split('.');
+    const yaml = b
+      ? `${a}:\n  ${b}:\n    cert: /c.crt\n    key: /c.key\n`
+      : `${a}:\n  cert: /c.crt\n  key: /c.key\n`;
+    assertConfigError(
+      yaml,
+      `${section}.caCert: expected the CA certificate that signed the servers' certificates (a file path)`,
+    );
+  }
+});
+
+test('TLS keys: what turns TLS on is accepted, in every section that has them', () => {
+  const { config, warnings } = parse(`upload:
+  server: { cert: /s.crt, key: /s.key }
+  client: { caCert: /ca.crt }
+storage:
+  server: { caCert: /ca.crt, cert: /s.crt, key: /s.key }
+  client: { caCert: /ca.crt, cert: /c.crt, key: /c.key }
+scheduler: { caCert: /ca.crt }
+manager: { addr: http://manager:65003, caCert: /ca.crt, cert: /c.crt, key: /c.key }
+embeddedScheduler: { cert: /s.crt, key: /s.key, maxConnections: 100 }
+download:
+  server: { maxConnections: 10 }
+`);
+  assert.deepEqual(warnings, []);
+  assert.deepEqual(config.storage.client, { caCert: '/ca.crt', cert: '/c.crt', key: '/c.key' });
+  assert.equal(config.storage.server.caCert, '/ca.crt');
+  assert.equal(config.embeddedScheduler.cert, '/s.crt');
+  assert.equal(config.embeddedScheduler.maxConnections, 100);
+  assert.equal(config.download.server.maxConnections, 10);
+  assert.equal(parse('').config.download.server.maxConnections, 1024);
+  assert.equal(parse('').config.embeddedScheduler.maxConnections, 4096);
 });
 
 test('security address lists: a bad entry is an error naming the key and the expected form', () => {

@@ -23,7 +23,16 @@ test('the defaults apply as they are under a large open-file limit, and no limit
   const config = defaultConfig();
   for (const limit of [1_048_576, undefined]) {
     const { caps, lowered } = connectionCaps(config, limit);
-    assert.deepEqual(caps, { vortex: 2048, upload: 1024, proxy: 2048, health: 64, metrics: 64, stats: 64 });
+    assert.deepEqual(caps, {
+      vortex: 2048,
+      upload: 1024,
+      proxy: 2048,
+      download: 1024,
+      scheduler: 4096,
+      health: 64,
+      metrics: 64,
+      stats: 64,
+    });
     assert.deepEqual(lowered, []);
   }
 });
@@ -31,15 +40,26 @@ test('the defaults apply as they are under a large open-file limit, and no limit
 test('under 1024 open files each cap is lowered to its share, and the lowering names the key', () => {
   const config = defaultConfig();
   const { caps, lowered } = connectionCaps(config, 1024);
-  assert.deepEqual(caps, { vortex: 170, upload: 102, proxy: 85, health: 32, metrics: 32, stats: 32 });
+  assert.deepEqual(caps, {
+    vortex: 170,
+    upload: 102,
+    proxy: 85,
+    download: 32,
+    scheduler: 32,
+    health: 32,
+    metrics: 32,
+    stats: 32,
+  });
   const total = Object.values(caps).reduce((a, b) => a + b, 0);
-  assert.ok(1024 - total - caps.vortex - caps.proxy > 300, 'listeners and what they hold leave 300 files');
+  assert.ok(1024 - total - caps.vortex - caps.proxy > 250, 'listeners and what they hold leave 250 files');
   assert.deepEqual(
     lowered.map((l) => l.key),
     [
       'storage.server.maxConnections',
       'upload.server.maxConnections',
       'proxy.server.maxConnections',
+      'download.server.maxConnections',
+      'embeddedScheduler.maxConnections',
       'health.server.maxConnections',
       'metrics.server.maxConnections',
       'stats.server.maxConnections',
