@@ -82,6 +82,8 @@ export function schedulerMode(config: DfdaemonConfig, dynconfigPath: string | un
  * 37 s.)
  */
 const UPLOAD_SLOTS = 4;
+/** Piece requests that wait for an upload slot; more are answered busy (vortex/upload-slots.ts). */
+const UPLOAD_QUEUE = 2;
 
 export class Dfdaemon {
   readonly config: DfdaemonConfig;
@@ -202,6 +204,7 @@ export class Dfdaemon {
       onPieceServed: (taskId, _number, ms) => this.superSeeding?.served(taskId, ms),
       uploadSlots: new UploadSlots({
         slots: UPLOAD_SLOTS,
+        maxWaiting: UPLOAD_QUEUE,
         priority: superSeeding ? (taskId, number) => superSeeding.priority(taskId, number) : undefined,
       }),
       maxConnections: caps.vortex,

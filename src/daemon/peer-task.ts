@@ -81,6 +81,8 @@ const DEFAULT_PER_PARENT_LIMIT = 3;
 /** Endgame: a piece in flight at least this long (and twice the usual piece time) gets a second copy. */
 /** A parent that timed out or dropped a piece is asked for it again after this long (see parentFailed). */
 const RETRY_FAILED_PARENT_MS = 5000;
+/** A parent that answered busy is asked for that piece again after this long (other holders at once). */
+const BUSY_PARENT_RETRY_MS = 1000;
 const ENDGAME_MIN_AGE_MS = 1000;
 const ENDGAME_MAX_COPIES = 4;
 /** Requests to parents in flight at most, whatever the parent count. */
@@ -488,6 +490,15 @@ export class PeerTask implements PieceSource {
     const { parent } = picked;
     this.picker.started(parent.parentId);
     this.parentInFlight++;
+    this.o.log.debug(
+      {
+        taskId: this.o.run.taskId,
+        piece: picked.number,
+        parent: parent.parentId,
+        inFlight: this.parentInFlight,
+      },
+      'asking a parent for a piece',
+    );
     return {
       number: picked.number,
       fetch: async (piece: PieceSpec, signal: AbortSignal): Promise<PieceRecord> => {
@@ -529,12 +540,28 @@ export class PeerTask implements PieceSource {
     };
   }
 
+  /** Looks for work again once a parent's pause for a piece is over (a little after: timers may fire early). */
+  private wakeAfter(ms: number): void {
+    setTimeout(() => this.wake(), ms + 20).unref();
+  }
+
   /**
    * A parent failed a piece: do not ask it for that piece again — for a while when the failure may pass, for good
    * when not (nor anything, if it is gone); report it.
    */
   private parentFailed(piece: PieceSpec, parentId: string, e: unknown): never {
     const err = toDfError(e);
+    if (err.code === 'RESOURCE_EXHAUSTED') {
+      // Its upload queue is full: another holder now, or this one again shortly. Nothing failed, so the scheduler
+      // hears nothing (a DownloadPieceFailed would block a healthy parent for us).
+      this.o.log.debug(
+        { taskId: this.o.run.taskId, piece: piece.number, parent: parentId },
+        'parent is busy',
+      );
+      this.picker.markFailed(parentId, piece.number, BUSY_PARENT_RETRY_MS);
+      this.wakeAfter(BUSY_PARENT_RETRY_MS);
+      throw new RetryPiece(err.message);
+    }
     this.o.log.warn(
       { taskId: this.o.run.taskId, piece: piece.number, parent: parentId, err: err.message },
       'piece from parent failed',
@@ -543,7 +570,7 @@ export class PeerTask implements PieceSource {
       // It timed out or dropped the connection (a long upload queue, a busy link): it may give the piece later,
       // and it may be the only holder among our parents.
       this.picker.markFailed(parentId, piece.number, RETRY_FAILED_PARENT_MS);
-      setTimeout(() => this.wake(), RETRY_FAILED_PARENT_MS).unref();
+      this.wakeAfter(RETRY_FAILED_PARENT_MS);
     } else {
       this.picker.markFailed(parentId, piece.number);
     }

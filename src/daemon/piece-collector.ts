@@ -71,6 +71,7 @@ export class PieceCollector {
     this.streams.set(parent.id, stream);
     stream.on('data', (r: SyncPiecesResponse) => {
       if (r.tcpPort === undefined) return; // only Vortex TCP is spoken here (QUIC may come later)
+      this.o.log.debug({ parent: parent.id, piece: r.number }, 'parent announced a piece');
       this.o.onPiece(r.number, {
         parentId: parent.id,
         hostId: host.id,

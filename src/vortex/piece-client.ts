@@ -25,6 +25,7 @@ import {
   type PieceMetadata,
 } from './codec.js';
 import { FrameReader, readableChunks } from './frame-reader.js';
+import { BUSY_PREFIX } from './upload-slots.js';
 import type {
   DownloadedPiece,
   PieceKind,
@@ -127,7 +128,7 @@ function tlsFailure(e: unknown, parent: string, secured: boolean): DfError | und
     : new DfError('UNAVAILABLE', `parent ${parent}: ${what}`, { cause: e, retryable: false });
 }
 
-/** Error packet → DfError. NotFound is this parent's answer and final for it; Internal may pass. */
+/** Error packet → DfError. NotFound is this parent's answer and final for it; Internal may pass; busy will. */
 export function errorFromVortex(code: number, message: string, parent: string): DfError {
   const text = `parent ${parent}: ${message}`;
   switch (code) {
@@ -136,6 +137,9 @@ export function errorFromVortex(code: number, message: string, parent: string): 
     case VortexCode.InvalidArgument:
       return new DfError('INVALID_ARGUMENT', text);
     case VortexCode.Internal:
+      // A parent whose upload queue is full says so (upload-slots.ts): another parent now, or this one shortly.
+      if (message.startsWith(BUSY_PREFIX))
+        return new DfError('RESOURCE_EXHAUSTED', text, { retryable: true });
       return new DfError('INTERNAL', text, { retryable: true });
     default:
       return new DfError('INTERNAL', `${text} (vortex error code ${code})`);

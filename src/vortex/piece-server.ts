@@ -31,7 +31,7 @@ import {
 } from './codec.js';
 import { FrameReader, readableChunks } from './frame-reader.js';
 import type { PieceKind } from './piece-transport.js';
-import type { UploadSlots } from './upload-slots.js';
+import { UploadBusy, type UploadSlots } from './upload-slots.js';
 
 /** server/mod.rs DEFAULT_KEEPALIVE_TIME. */
 export const KEEPALIVE_TIME_MS = 5_000;
@@ -353,7 +353,9 @@ export class VortexTcpServer {
       const failure =
         e instanceof PieceUnavailable
           ? e
-          : new PieceUnavailable(VortexCode.Internal, `failed to get piece: ${String(e)}`);
+          : e instanceof UploadBusy
+            ? new PieceUnavailable(VortexCode.Internal, e.message)
+            : new PieceUnavailable(VortexCode.Internal, `failed to get piece: ${String(e)}`);
       this.log.debug({ remote, pieceId, err: failure.message }, 'vortex piece request refused');
       this.reject(socket, failure.code, failure.message);
       return;

@@ -4,6 +4,24 @@
 // piece is complete sooner and its holder can pass it on sooner (store-and-forward pipelines are only as fast as
 // a piece's time through one hop). Waiting requests go by priority — a seed ranks the pieces only one child has
 // heard of first, since the swarm waits on them — then in arrival order.
+// The queue is short (maxWaiting): a request beyond it is refused at once as busy (UploadBusy), so the child asks
+// another holder now or this one again shortly, instead of waiting behind every other child. In a 32-peer swarm
+// every child asked the first holder of each fresh piece and waited there up to 100 s while later holders idled.
+// Requests the priority ranks 0 while others rank higher (a seed's pieces only one child has heard of) are never
+// refused: that child has nowhere else to go.
+
+/** How the busy answer's message begins: the piece client knows a busy parent by it. */
+export const BUSY_PREFIX = 'busy: ';
+
+/** The refusal of a request beyond the queue: the piece server answers it as busy. */
+export class UploadBusy extends Error {
+  constructor(readonly queued: number) {
+    super(
+      `${BUSY_PREFIX}${queued} requests are waiting for an upload slot, ask another parent or again shortly`,
+    );
+    this.name = 'UploadBusy';
+  }
+}
 
 export interface UploadSlotsOptions {
   /**
@@ -13,6 +31,8 @@ export interface UploadSlotsOptions {
   slots: number | ((pieceLength: number) => number);
   /** Lower goes first; default: every request ranks the same (arrival order). */
   priority?: (taskId: string, number: number) => number;
+  /** Requests that may wait for a slot; one more is refused with UploadBusy (default: no limit). */
+  maxWaiting?: number;
 }
 
 interface Waiting {
@@ -26,6 +46,7 @@ interface Waiting {
 export class UploadSlots {
   private readonly slotsFor: (pieceLength: number) => number;
   private readonly priority?: (taskId: string, number: number) => number;
+  private readonly maxWaiting: number;
   private busy = 0;
   private waiting: Waiting[] = [];
 
@@ -33,6 +54,7 @@ export class UploadSlots {
     const slots = options.slots;
     this.slotsFor = typeof slots === 'number' ? () => slots : slots;
     this.priority = options.priority;
+    this.maxWaiting = options.maxWaiting ?? Infinity;
   }
 
   get inUse(): number {
@@ -45,12 +67,15 @@ export class UploadSlots {
 
   /**
    * Resolves with a release function once a slot is free for this piece; rejects with the signal's reason if it
-   * aborts first (the child went away), without taking a slot.
+   * aborts first (the child went away), without taking a slot, and with UploadBusy at once when the queue is full.
    */
   acquire(taskId: string, number: number, length: number, signal?: AbortSignal): Promise<() => void> {
     if (this.busy < this.slots(length) && this.waiting.length === 0) {
       this.busy++;
       return Promise.resolve(this.releaser());
+    }
+    if (this.waiting.length >= this.maxWaiting && !this.mustWait(taskId, number)) {
+      return Promise.reject(new UploadBusy(this.waiting.length));
     }
     return new Promise((resolve, reject) => {
       const w: Waiting = {
@@ -70,6 +95,11 @@ export class UploadSlots {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(w);
     });
+  }
+
+  /** A piece ranked first by a priority that ranks others lower: its child can take it nowhere else. */
+  private mustWait(taskId: string, number: number): boolean {
+    return this.priority !== undefined && this.priority(taskId, number) === 0;
   }
 
   private slots(length: number): number {

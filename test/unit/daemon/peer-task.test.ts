@@ -468,6 +468,24 @@ test('a parent that fails a piece: DownloadPieceFailed, and the piece comes from
   assert.equal(w.events.length, 2);
 });
 
+test('a busy parent (full upload queue): nothing reported, the piece asked of it again shortly', async (t) => {
+  const a = new FakeParent('parent-a');
+  const w = await world(t, 1, [a], registerWith(a));
+  let busyAnswers = 2;
+  w.path.parentFails = (n) =>
+    busyAnswers-- > 0
+      ? new DfError('RESOURCE_EXHAUSTED', `parent a: busy: 2 requests are waiting for an upload slot`, {
+          retryable: true,
+        })
+      : undefined;
+  await waitFor('SyncPieces to parent-a', () => a.stream !== undefined);
+  a.announce(0);
+  await finished(w, 'downloadPeerFinishedRequest');
+  assert.deepEqual(w.path.from('parent-a'), [0, 0, 0], 'asked three times: busy, busy, served');
+  assert.deepEqual(w.scheduler.stream.of('downloadPieceFailedRequest'), [], 'a busy parent did not fail');
+  assert.equal(w.events.length, 1);
+});
+
 test('a parent whose piece server refuses connections is dropped: nothing more is asked of it', async (t) => {
   const a = new FakeParent('parent-a');
   const b = new FakeParent('parent-b');

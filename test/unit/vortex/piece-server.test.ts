@@ -303,6 +303,42 @@ test('a request waiting for an upload slot longer than the request timeout is st
   }
 });
 
+test('a parent whose upload queue is full answers busy: RESOURCE_EXHAUSTED, retryable, at once', async () => {
+  const slots = new UploadSlots({ slots: 1, maxWaiting: 0 });
+  const release = await slots.acquire('other-task', 0, 1);
+  const busy = new VortexTcpServer({ storage, ip: '127.0.0.1', port: 0, log: silent, uploadSlots: slots });
+  const busyPort = await busy.listen();
+  try {
+    const started = performance.now();
+    await assert.rejects(
+      downloadPiece({ ip: '127.0.0.1', port: busyPort, taskId: taskA, number: 2, timeoutMs: 5000 }),
+      (e: unknown) => {
+        assert.ok(e instanceof DfError);
+        assert.equal(e.code, 'RESOURCE_EXHAUSTED');
+        assert.equal(e.retryable, true);
+        assert.match(e.message, /busy: 0 requests are waiting for an upload slot/);
+        return true;
+      },
+    );
+    assert.ok(performance.now() - started < 2000, 'answered at once, not after a wait');
+    release();
+    const p = await downloadPiece({
+      ip: '127.0.0.1',
+      port: busyPort,
+      taskId: taskA,
+      number: 2,
+      timeoutMs: 5000,
+    });
+    assert.equal(
+      (await sha256Of(p.body)).crc,
+      storage.getPiece(taskA, 2)!.digest,
+      'served once a slot is free',
+    );
+  } finally {
+    await busy.close();
+  }
+});
+
 /** A fake parent that runs `onConnection` for every connection. */
 async function fakeParent(onConnection: (socket: Socket) => void): Promise<{ server: Server; port: number }> {
   const fake = createServer(onConnection);

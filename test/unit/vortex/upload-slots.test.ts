@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { UploadSlots } from '../../../src/vortex/upload-slots.js';
+import { UploadBusy, UploadSlots } from '../../../src/vortex/upload-slots.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -77,4 +77,34 @@ test('the slot count can follow the piece about to go (a slow uplink sends one a
   releases[0]!();
   await tick();
   assert.deepEqual(order, [0, 1, 2], 'a faster uplink: more at once');
+});
+
+test('beyond maxWaiting a request is refused at once as busy, unless the priority ranks it first', async () => {
+  const urgent = new Set<number>([9]);
+  const slots = new UploadSlots({ slots: 1, maxWaiting: 2, priority: (_t, n) => (urgent.has(n) ? 0 : 1) });
+  const release = await slots.acquire('t', 0, 4);
+  const waiting = [slots.acquire('t', 1, 4), slots.acquire('t', 2, 4)];
+  assert.equal(slots.queued, 2);
+  await assert.rejects(slots.acquire('t', 3, 4), (e: unknown) => {
+    assert.ok(e instanceof UploadBusy);
+    assert.match((e as Error).message, /^busy: 2 requests are waiting for an upload slot/);
+    return true;
+  });
+  assert.equal(slots.queued, 2, 'the refused request does not wait');
+  // A piece only one child has heard of (rank 0 of a seed's priority) waits even past the limit, and goes first.
+  const first = slots.acquire('t', 9, 4);
+  assert.equal(slots.queued, 3);
+  release();
+  (await first)();
+  for (const w of waiting) (await w)();
+  assert.equal(slots.inUse, 0);
+});
+
+test('without maxWaiting nothing is refused', async () => {
+  const slots = new UploadSlots({ slots: 1 });
+  const release = await slots.acquire('t', 0, 4);
+  const waiting = Array.from({ length: 50 }, (_, n) => slots.acquire('t', n + 1, 4));
+  assert.equal(slots.queued, 50);
+  release();
+  for (const w of waiting) (await w)();
 });
