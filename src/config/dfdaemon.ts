@@ -323,7 +323,7 @@ export interface ProxyConfig {
 
 /**
  * `security`: upstream's `enable` (unused upstream and here: a warning says so when true), and ours: what remote
- * callers may make this daemon do (README "Security model").
+ * callers may make this daemon do (docs/security.md).
  */
 export interface SecurityConfig {
   enable: boolean;

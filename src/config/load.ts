@@ -132,7 +132,7 @@ export function inertKeyWarnings(config: DfdaemonConfig): string[] {
   if (config.security.enable) {
     warnings.push(
       'security.enable: true does nothing (upstream reads this key nowhere either); for mTLS on the upload ' +
-        'server set upload.server.caCert/cert/key, and see "Security model" in the README for what remote ' +
+        'server set upload.server.caCert/cert/key, and see docs/security.md for what remote ' +
         'callers may do (security.trustedSchedulers, security.allowedPrivateSources)',
     );
   }
