@@ -119,7 +119,7 @@ export function startScheduler(topo: Topology, logDir: string, logLevel: string)
 
 /**
  * dfdaemon.yaml of a bench host. The seed fetches from the origin on the scheduler's behalf, and the origin is on
- * a private address (10.x): security.allowedPrivateSources must name it (README "Security model").
+ * a private address (10.x): security.allowedPrivateSources must name it (docs/security.md).
  */
 export function daemonConfig(h: Host, seed: boolean, uploadLimit?: string, originIp?: string): string {
   return `host:

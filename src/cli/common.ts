@@ -4,7 +4,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { credentials, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { homeDirs, resolveHome, SYSTEM_DIRS } from '../config/dirs.js';
+import {
+  defaultSocketPath as daemonSocketPath,
+  homeDirs,
+  resolveDirs,
+  resolveHome,
+  SYSTEM_DIRS,
+} from '../config/dirs.js';
 import { DfError, isDfError } from '../core/errors.js';
 import { DfdaemonDownloadClient } from '../gen/dfdaemon.js';
 
@@ -17,13 +23,29 @@ export function packageVersion(): string {
 
 /**
  * The download socket to use when `-e` is not given: the system one if it exists (a root dfdaemon), else the
- * ~/.dragonfly one (a dfdaemon started without root falls back there), else the system path for the message.
+ * ~/.dragonfly one (a dfdaemon started without root falls back there), else the one a dfdaemon started by this
+ * user with its default config would use, so that "is dfdaemon running?" names the socket this user's dfdaemon
+ * would create (`~/.dragonfly/dfdaemon.sock` without root), not a system path it could never write.
  */
-export function defaultSocketPath(): string {
+export async function defaultSocketPath(): Promise<string> {
   const system = join(SYSTEM_DIRS.runDir, 'dfdaemon.sock');
   if (existsSync(system)) return system;
   const home = join(homeDirs(resolveHome()).runDir, 'dfdaemon.sock');
-  return existsSync(home) ? home : system;
+  if (existsSync(home)) return home;
+  return configuredSocketPath();
+}
+
+/**
+ * `download.server.socketPath` of the dfdaemon.yaml dfdaemon reads by default, or its default for this user.
+ * Only when neither default socket exists: loading yaml and zod costs tens of milliseconds.
+ */
+async function configuredSocketPath(): Promise<string> {
+  try {
+    const { loadDfdaemonConfig } = await import('../config/load.js');
+    return loadDfdaemonConfig(undefined).config.download.server.socketPath;
+  } catch {
+    return daemonSocketPath(resolveDirs().dirs);
+  }
 }
 
 /**
@@ -146,6 +168,17 @@ export function isTransportFailure(e: unknown): boolean {
   );
 }
 
+/**
+ * An origin's answer in one line that says "backend error" once. Our dfdaemon's message already starts with it
+ * and names the status ("backend error: 404 Not Found for URL"); an upstream dfdaemon's may say neither.
+ */
+export function backendLine(status: number, message: string): string {
+  const m = message.replace(/^backend error:\s*/i, '').trim();
+  if (m === '') return `backend error: origin answered ${status}`;
+  if (m.startsWith(`${status} `) || m === String(status)) return `backend error: origin answered ${m}`;
+  return `backend error: origin answered ${status}: ${m}`;
+}
+
 /** One line for a person: no stack, no byte arrays; an origin's status is spelled out (errordetails.v2.Backend). */
 export function describeError(e: unknown): string {
   const se = e as Partial<ServiceError>;
@@ -157,8 +190,7 @@ export function describeError(e: unknown): string {
           message?: string;
           status_code?: number;
         };
-        if (b.status_code)
-          return `backend error: origin answered ${b.status_code}: ${b.message ?? se.details ?? ''}`;
+        if (b.status_code) return backendLine(b.status_code, b.message ?? se.details ?? '');
       } catch {
         // Not JSON: fall through to the status message.
       }

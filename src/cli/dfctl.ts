@@ -141,7 +141,7 @@ async function statTask(client: DfdaemonDownloadClient, taskId: string): Promise
 
 /** Runs `fn` with a connected client; any failure becomes one `Error:` line on stderr and exit code 1. */
 async function withDaemon(o: CommonOptions, fn: (client: DfdaemonDownloadClient) => Promise<void>) {
-  const socket = o.endpoint ?? defaultSocketPath();
+  const socket = o.endpoint ?? (await defaultSocketPath());
   const client = downloadClient(socket);
   try {
     if (o.console) {

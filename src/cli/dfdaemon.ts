@@ -2,14 +2,13 @@
 // dfdaemon: the long-running peer. Loads dfdaemon.yaml (warning on unknown or renamed keys, refusing invalid
 // values), starts every server, and stops gracefully on SIGINT/SIGTERM.
 
-import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { defaultDynconfigPath } from '../config/dirs.js';
 import { loadDfdaemonConfig } from '../config/load.js';
 import { parseByteSize } from '../core/bytesize.js';
 import { Dfdaemon } from '../daemon/dfdaemon.js';
 import { describeError, packageVersion, stopOnSignals } from './common.js';
-import { createLogger } from './logging.js';
+import { activeLogFile, createLogger } from './logging.js';
 
 interface DfdaemonArgs {
   config?: string;
@@ -50,8 +49,9 @@ async function main(a: DfdaemonArgs): Promise<void> {
     throw e;
   }
   if (!a.console) {
+    // The file itself (pino-roll numbers it: dfdaemon.1.log), so that `tail -f` on what this line names works.
     process.stderr.write(
-      `dfdaemon ${packageVersion()} running: socket ${config.download.server.socketPath}, storage ${config.storage.dir}, logs ${join(a.logDir ?? logDir, 'dfdaemon.log')}\n`,
+      `dfdaemon ${packageVersion()} running: socket ${config.download.server.socketPath}, storage ${config.storage.dir}, log ${activeLogFile(a.logDir ?? logDir, 'dfdaemon')}\n`,
     );
   }
 }

@@ -62,6 +62,24 @@ export function parseHeaders(lines: string[]): Record<string, string> {
   return out;
 }
 
+/** The output's directory must exist (dfget does not create it, as upstream): say which way it is wrong. */
+async function checkOutputDirectory(dir: string): Promise<void> {
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT')
+      throw new DfError('INVALID_ARGUMENT', `output directory ${dir} does not exist (create it first)`);
+    if (code === 'ENOTDIR')
+      throw new DfError('INVALID_ARGUMENT', `output directory ${dir}: a part of the path is not a directory`);
+    if (code === 'EACCES')
+      throw new DfError('PERMISSION_DENIED', `output directory ${dir}: permission denied`);
+    throw new DfError('INVALID_ARGUMENT', `output directory ${dir}: ${(e as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new DfError('INVALID_ARGUMENT', `output path ${dir} is not a directory`);
+}
+
 /** Checks the arguments before contacting dfdaemon, as upstream's validate_args. */
 async function validate(
   url: string,
@@ -84,9 +102,7 @@ async function validate(
     );
   }
   const output = resolve(o.output);
-  const parent = await stat(dirname(output)).catch(() => undefined);
-  if (!parent?.isDirectory())
-    throw new DfError('INVALID_ARGUMENT', `output path ${dirname(output)} is not a directory`);
+  await checkOutputDirectory(dirname(output));
   const existing = await stat(output).catch(() => undefined);
   if (existing?.isDirectory())
     throw new DfError('INVALID_ARGUMENT', `output path ${o.output} is a directory`);
@@ -223,7 +239,7 @@ const SOURCE_CHANGED_RETRIES = 1;
 async function download(url: string, o: DfgetOptions): Promise<void> {
   const { output, pieceLength, timeoutMs } = await validate(url, o);
   const log = await consoleLogger(o);
-  const socket = o.endpoint ?? defaultSocketPath();
+  const socket = o.endpoint ?? (await defaultSocketPath());
   log?.debug({ socket, url, output }, 'connecting to dfdaemon');
   const client = downloadClient(socket);
   const progress = await createProgress(url, o.progress);

@@ -6,7 +6,8 @@
 import { Command } from 'commander';
 import { DEFAULT_DFINIT_CONFIG_PATH, loadDfinitConfig } from '../config/dfinit.js';
 import { unifiedDiff } from '../init/diff.js';
-import { applyChange, statusOf } from '../init/files.js';
+import { DfError } from '../core/errors.js';
+import { applyChange, statusOf, writeProblems } from '../init/files.js';
 import { planInit } from '../init/runtime.js';
 import { describeError, packageVersion } from './common.js';
 import { checkLogLevel, type Logger } from './logging.js';
@@ -50,11 +51,18 @@ async function main(a: DfinitArgs): Promise<void> {
   const notes = plan.notes.map((n) => `note: ${n}`);
   const restart = plan.restart && changed.some((c) => plan.restart!.restartFor.includes(c.path));
 
+  // Every target is checked before any is written, so a run that cannot finish changes nothing.
+  const problems = writeProblems(changed);
   if (a.dryRun) {
     for (const c of changed) process.stdout.write(unifiedDiff(c.before, c.after, c.path, c.path));
     for (const n of notes) out(n);
+    for (const p of problems) out(`note: a real run would stop here, writing nothing: ${p}`);
     out(`dry run: ${changed.length} file${changed.length === 1 ? '' : 's'} would change; nothing written`);
     return;
+  }
+  if (problems.length > 0) {
+    const denied = problems.some((p) => p.includes('permission denied'));
+    throw new DfError(denied ? 'PERMISSION_DENIED' : 'IO', `${problems.join('; ')}; nothing was written`);
   }
   for (const c of plan.changes) {
     const r = applyChange(c);

@@ -1,4 +1,4 @@
-// Network addresses as the security rules see them (README "Security model", issue 16 items 5–7): which addresses
+// Network addresses as the security rules see them (docs/security.md, issue 16 items 5–7): which addresses
 // are this machine's or a private network's (loopback, link-local and its cloud metadata services, private and
 // other non-public ranges), lists of addresses from the config (IPs, CIDRs, host names), and the caller's address
 // as a gRPC or HTTP server reports it. Pure: no DNS, no sockets.

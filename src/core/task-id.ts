@@ -248,7 +248,7 @@ export function selectTaskId(download: TaskIdSource): string {
  * How a task's id was derived from its Download. The id alone cannot tell: `sha256(content)` of a well-chosen
  * content_for_calculating_task_id equals the id of any URL (its id input is public), and a blob digest is the
  * sha256 of whatever bytes were pushed. A task records its derivation, and a request that derives the same id
- * another way is not served that task (see TaskManager.start and the README's "Security model").
+ * another way is not served that task (see TaskManager.start and docs/security.md).
  */
 export type TaskIdDerivation = 'url' | 'content' | 'blob-digest';
 

@@ -153,7 +153,7 @@ export class Dfdaemon {
     const mirrorCa = c.proxy.registryMirror.cert
       ? await readCertificate(c.proxy.registryMirror.cert)
       : undefined;
-    // What a remote caller may make this daemon fetch from (security.allowedPrivateSources; README "Security model").
+    // What a remote caller may make this daemon fetch from (security.allowedPrivateSources; docs/security.md).
     // The registry mirror and the proxy rules' redirect targets are origins the operator named: allowed too.
     const sourcePolicy = new SourceAddressPolicy({
       allow: new AddressList(

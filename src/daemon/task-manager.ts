@@ -245,7 +245,7 @@ export class TaskManager {
     throw new DfError(
       'PERMISSION_DENIED',
       `task ${taskId} is the task of ${derivationName(existing)}; ${derivationName(wanted)} cannot name it ` +
-        `(same id, different derivation: see "Security model" in the README)`,
+        `(same id, different derivation: see docs/security.md, "A task id that stands for another task")`,
     );
   }
 

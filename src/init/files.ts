@@ -84,6 +84,71 @@ export function backupPath(file: string, now = new Date()): string {
   return candidate;
 }
 
+/** Why a file cannot be made in `dir`: an errno of access(2) in words. */
+function accessWhy(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied (run dfinit as root?)';
+  if (code === 'EROFS') return 'read-only file system';
+  return (e as Error).message;
+}
+
+/**
+ * Why dfinit could not put a file in `dir` (write a temporary file there and rename it), creating `dir` and its
+ * missing parents first if need be; undefined when it can. Creates nothing.
+ */
+export function directoryProblem(dir: string): string | undefined {
+  let current = path.resolve(dir);
+  for (;;) {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(current);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') return `cannot look at ${current}: ${accessWhy(e)}`;
+      // Missing (or under a file, which the parent shows): dfinit would create it in its parent.
+      const parent = path.dirname(current);
+      if (parent === current) return `${current} does not exist`;
+      current = parent;
+      continue;
+    }
+    if (!st.isDirectory()) return `${current} is not a directory`;
+    try {
+      fs.accessSync(current, fs.constants.W_OK | fs.constants.X_OK);
+    } catch (e) {
+      const what = current === path.resolve(dir) ? 'write in' : `create ${path.resolve(dir)} in`;
+      return `cannot ${what} ${current}: ${accessWhy(e)}`;
+    }
+    return undefined;
+  }
+}
+
+/**
+ * Every reason the changes could not all be written, checked before any is: each file's directory (created if
+ * missing) must take a new file, and an updated file's directory its backup too (a symlinked file is written
+ * where it points). Empty when all of them can be written. A half-applied dfinit (config.toml rewritten, then a
+ * permission error on certs.d) is what this prevents.
+ */
+export function writeProblems(changes: readonly FileChange[]): string[] {
+  const problems: string[] = [];
+  for (const c of changes) {
+    const status = statusOf(c);
+    if (status === 'unchanged') continue;
+    const dirs = new Set([path.dirname(path.resolve(c.path))]);
+    if (status === 'updated') {
+      try {
+        dirs.add(path.dirname(fs.realpathSync(c.path)));
+      } catch (e) {
+        problems.push(`${c.path}: cannot resolve: ${accessWhy(e)}`);
+      }
+    }
+    for (const dir of dirs) {
+      const problem = directoryProblem(dir);
+      if (problem) problems.push(`${c.path}: ${problem}`);
+    }
+  }
+  return problems;
+}
+
 /** Writes one change: nothing when unchanged; else backup (if the file exists), then atomic replace. */
 export function applyChange(c: FileChange, now = new Date()): AppliedChange {
   const status = statusOf(c);

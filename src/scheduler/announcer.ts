@@ -54,7 +54,7 @@ export function hostIdTakenHint(host: Pick<Host, 'id' | 'hostname' | 'ip'>, addr
   return (
     `host id ${host.id} is already used by another daemon at scheduler ${addr}. To run several daemons on one ` +
     `machine, set host.hostname in each one's dfdaemon.yaml to a unique name (this one is "${host.hostname}"), ` +
-    `or give each its own host.ip (this one is ${host.ip}); see the README, "Several daemons on one machine"`
+    `or give each its own host.ip (this one is ${host.ip}); see docs/cluster.md, "Several daemons on one machine"`
   );
 }
 

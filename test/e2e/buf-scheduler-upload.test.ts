@@ -150,7 +150,7 @@ describe('buf curl against dfscheduler (scheduler.v2.Scheduler)', () => {
     const seedIds = ((JSON.parse(seeds.stdout) as { hosts?: JsonHost[] }).hosts ?? []).map((h) => h.id);
     assert.ok(!seedIds.includes(hostId), seeds.stdout);
 
-    // ListHosts answers only addresses that announced a host (README "Security model"): a second host from this
+    // ListHosts answers only addresses that announced a host (docs/security.md): a second host from this
     // address keeps it a member once the first is deleted.
     const witness = await bufCurl(sched.addr, 'scheduler.v2.Scheduler/AnnounceHost', {
       host: { ...host, id: `${hostId}-witness` },

@@ -24,7 +24,7 @@ interface PackageJson {
 }
 const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as PackageJson;
 
-/** Packages of ours whose install script must run: better-sqlite3 compiles its addon (see the README). */
+/** Packages of ours whose install script must run: better-sqlite3 compiles its addon (see docs/testing.md). */
 const ALLOW_SCRIPTS = { 'better-sqlite3': true };
 
 const root = mkdtempSync(join(tmpdir(), 'dft-package-'));
@@ -96,6 +96,9 @@ describe('the packed package, installed without dev dependencies', { timeout: 20
     for (const file of Object.values(pkg.bin)) assert.ok(packedFiles.includes(file), `${file} is not packed`);
     assert.ok(packedFiles.includes('dist/src/gen/common.js'));
     assert.ok(packedFiles.some((f) => f.startsWith('proto/') && f.endsWith('.proto')));
+    // Messages name docs/security.md and docs/cluster.md: they ship with the package.
+    for (const page of ['README.md', 'docs/security.md', 'docs/cluster.md'])
+      assert.ok(packedFiles.includes(page), `${page} is not packed`);
     const stray = packedFiles.filter(
       (f) => /^(src|test|bench|dist\/test|dist\/bench)\//.test(f) || f.endsWith('.ts'),
     );

@@ -2,7 +2,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Origin, contentSha256 } from '../helpers/origin.js';
@@ -17,6 +17,7 @@ import {
   tempDir,
   type DaemonHandle,
 } from '../helpers/daemon.js';
+import { runCommand, unprivileged } from '../helpers/exec.js';
 import { sha256File } from '../helpers/files.js';
 
 const MiB = 1024 * 1024;
@@ -103,12 +104,30 @@ describe('dfget through dfdaemon', () => {
     assert.equal(ok.code, 0, ok.stderr);
   });
 
-  test('an origin 404 is one line with the origin status', async () => {
+  test('an origin 404 is one line with the origin status, saying "backend error" once (issue 17)', async () => {
     const r = await dfget(daemon, `${origin.url}/missing`, join(out, 'missing'));
     assert.equal(r.code, 1);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
-    assert.match(r.stderr, /404/);
+    // It used to read "backend error: origin answered 404: backend error: 404 Not Found for ...".
+    assert.match(
+      r.stderr,
+      /^Error: backend error: origin answered 404 Not Found for http:\/\/127\.0\.0\.1:\d+\/missing\n$/,
+    );
     assert.equal(existsSync(join(out, 'missing')), false);
+  });
+
+  test('an output directory that does not exist is named as missing, not as "not a directory" (issue 17)', async () => {
+    const url = origin.add('/nodir', { size: 10, seed: 14 });
+    const missing = join(out, 'no-such-dir');
+    const r = await dfget(daemon, url, join(missing, 'file'));
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `Error: output directory ${missing} does not exist (create it first)\n`);
+    // A file where the directory should be is still "not a directory".
+    writeFileSync(join(out, 'a-file'), 'x');
+    const r2 = await dfget(daemon, url, join(out, 'a-file', 'file'));
+    assert.equal(r2.code, 1);
+    assert.equal(r2.stderr, `Error: output path ${join(out, 'a-file')} is not a directory\n`);
+    assert.equal(existsSync(missing), false, 'dfget does not create the directory');
   });
 
   test('a piece the origin keeps failing with 5xx costs 1 + backend.maxRetries requests, not their square', async () => {
@@ -152,6 +171,34 @@ describe('dfget without dfdaemon', () => {
     assert.equal(r.stderr.trim().split('\n').length, 1);
     rmSync(dir, { recursive: true, force: true });
   });
+
+  // Issue 17: without -e and without a daemon, a user who is not root was told of /var/run/dragonfly/dfdaemon.sock,
+  // where their own dfdaemon could never listen; it is ~/.dragonfly/dfdaemon.sock for them.
+  test(
+    'a user without root is pointed at ~/.dragonfly/dfdaemon.sock, the socket their dfdaemon would use',
+    {
+      skip: existsSync('/var/run/dragonfly/dfdaemon.sock')
+        ? 'a system dfdaemon socket exists here'
+        : undefined,
+    },
+    async () => {
+      const home = tempDir('dft-home-');
+      chmodSync(home, 0o777);
+      const user = unprivileged();
+      const r = await runCommand(process.execPath, [DFGET, 'http://127.0.0.1:1/x', '-O', join(home, 'x')], {
+        env: { ...process.env, HOME: home },
+        ...user,
+      });
+      rmSync(home, { recursive: true, force: true });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^Error: Connect Dfdaemon Failed! ${home}/\\.dragonfly/dfdaemon\\.sock: socket does not exist\\. Is dfdaemon running\\?`,
+        ),
+      );
+    },
+  );
 });
 
 describe('dfdaemon killed with -9 mid-download', () => {

@@ -451,7 +451,7 @@ describe('scheduler selector and announcer', () => {
         lines.some(
           (l) =>
             l.msg ===
-            `host id 127.0.0.1-test-host is already used by another daemon at scheduler ${other.addr}. To run several daemons on one machine, set host.hostname in each one's dfdaemon.yaml to a unique name (this one is "test-host"), or give each its own host.ip (this one is 127.0.0.1); see the README, "Several daemons on one machine"`,
+            `host id 127.0.0.1-test-host is already used by another daemon at scheduler ${other.addr}. To run several daemons on one machine, set host.hostname in each one's dfdaemon.yaml to a unique name (this one is "test-host"), or give each its own host.ip (this one is 127.0.0.1); see docs/cluster.md, "Several daemons on one machine"`,
         ),
         `logged: ${lines.map((l) => l.msg).join(' | ')}`,
       );

@@ -1,4 +1,4 @@
-// The README's recipe "Several daemons on one machine", run as it stands: its shell blocks in order, then its stop
+// The recipe "Several daemons on one machine" of docs/cluster.md, run as it stands: its shell blocks in order, then its stop
 // command, in one bash with HOME set to a temp dir and `dfdaemon` / `dfget` on PATH as the built binaries. Only
 // the port numbers (each mapped to a free port) and the example URL (this test's origin) are replaced. node-1
 // downloads from the origin; node-2 must get the file from node-1 without touching the origin.
@@ -26,15 +26,15 @@ import { freePort } from '../helpers/child-process.js';
 import { sha256File } from '../helpers/files.js';
 import { rpc, schedulerClient } from '../helpers/scheduler-client.js';
 
-const README = fileURLToPath(new URL('../../../docs/cluster.md', import.meta.url));
+const CLUSTER_MD = fileURLToPath(new URL('../../../docs/cluster.md', import.meta.url));
 const MiB = 1024 * 1024;
 
 /** The recipe: its ```sh blocks and the inline stop command, from its heading to the next heading. */
 function readRecipe(): { blocks: string[]; stop: string } {
-  const text = readFileSync(README, 'utf8');
-  const start = text.indexOf('### Several daemons on one machine\n');
-  assert.ok(start >= 0, 'docs/cluster.md has no "### Several daemons on one machine" section');
-  const end = text.indexOf('\n#', start + 4);
+  const text = readFileSync(CLUSTER_MD, 'utf8');
+  const start = text.indexOf('## Several daemons on one machine\n');
+  assert.ok(start >= 0, 'docs/cluster.md has no "## Several daemons on one machine" section');
+  const end = text.indexOf('\n## ', start + 4);
   const section = text.slice(start, end < 0 ? undefined : end);
   const blocks = [...section.matchAll(/^```sh\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
   const stop = /Stop them with `([^`]+)`/.exec(section)?.[1];
@@ -73,7 +73,7 @@ function logsOf(dir: string): string {
     .join('\n');
 }
 
-test('README recipe "several daemons on one machine": node-2 gets the file from node-1, not from the origin', async () => {
+test('docs/cluster.md recipe "several daemons on one machine": node-2 gets the file from node-1, not from the origin', async () => {
   const origin = new Origin();
   await origin.start();
   const size = 24 * MiB + 123;

@@ -1,5 +1,5 @@
 // The import graph of src/ (every import, export-from, `import type` and literal `import()`; src/gen left out):
-// no cycles, and imports point down the layers of the design (README's design notes / DESIGN.md "Layout").
+// no cycles, and imports point down the layers of the design (docs/design.md, "Layout").
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -31,7 +31,7 @@ export interface SchedulerOptions {
   /** Parents offered per reply (manager's candidateParentLimit: upstream 3; 8 with `swarm`, so peers trade). */
   candidateParentLimit: number;
   /**
-   * Our parent selection for swarms (README "Scheduling a swarm"): the task's seed peers are always candidates,
+   * Our parent selection for swarms (docs/cluster.md, "Scheduling a swarm"): the task's seed peers are always candidates,
    * Running peers that hold pieces are parents, a seed's children are capped, peers holding pieces rank above
    * seeds, and empty rounds while a triggered seed starts do not lead to back-to-source. false = upstream's rules.
    */

@@ -2,7 +2,7 @@
 // task's peers, rank them, add the edges, and reply NormalTaskResponse; with nothing to offer, retry after a
 // jittered pause, and after `retryBackToSourceLimit` rounds tell the peer to go back to source. With the `swarm`
 // option (ours, on by default) seeds and piece-holding peers are always considered, offers mix a seed with normal
-// peers, and a starting seed does not send waiting peers to the source (README "Scheduling a swarm").
+// peers, and a starting seed does not send waiting peers to the source (docs/cluster.md, "Scheduling a swarm").
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';

@@ -472,7 +472,7 @@ test('a busy parent (full upload queue): nothing reported, the piece asked of it
   const a = new FakeParent('parent-a');
   const w = await world(t, 1, [a], registerWith(a));
   let busyAnswers = 2;
-  w.path.parentFails = (n) =>
+  w.path.parentFails = () =>
     busyAnswers-- > 0
       ? new DfError('RESOURCE_EXHAUSTED', `parent a: busy: 2 requests are waiting for an upload slot`, {
           retryable: true,

@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { applyChange, readTextIfExists, statusOf } from '../../../src/init/files.js';
+import {
+  applyChange,
+  directoryProblem,
+  readTextIfExists,
+  statusOf,
+  writeProblems,
+} from '../../../src/init/files.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dfinit-files-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -79,4 +85,24 @@ test('status of a change', () => {
 
 test('read errors other than a missing file name the file', () => {
   assert.throws(() => readTextIfExists(tmp), new RegExp(`${tmp}: cannot read: is a directory`));
+});
+
+// Issue 17: every target is checked before any is written (the permission cases run as a user without root in
+// test/integration/dfinit-permissions.test.ts; root may write anywhere).
+test('writeProblems: missing directories that can be created are fine; a file in the way is named', () => {
+  const base = path.join(tmp, 'check');
+  fs.mkdirSync(base);
+  fs.writeFileSync(path.join(base, 'plain-file'), '');
+  assert.deepEqual(
+    writeProblems([{ path: path.join(base, 'a/b/c/hosts.toml'), before: undefined, after: 'x' }]),
+    [],
+  );
+  const blocked = path.join(base, 'plain-file/docker.io/hosts.toml');
+  assert.deepEqual(writeProblems([{ path: blocked, before: undefined, after: 'x' }]), [
+    `${blocked}: ${path.join(base, 'plain-file')} is not a directory`,
+  ]);
+  // Unchanged files are not written, so not checked.
+  assert.deepEqual(writeProblems([{ path: blocked, before: 'x', after: 'x' }]), []);
+  assert.equal(directoryProblem(path.join(base, 'x/y')), undefined);
+  assert.equal(fs.existsSync(path.join(base, 'a')), false, 'the check creates nothing');
 });
