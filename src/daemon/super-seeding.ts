@@ -37,6 +37,8 @@ interface StoredPiece {
   record: PieceRecord;
   at: number;
   told: Set<ChildStream>;
+  /** Told to everyone once: a release is never taken back when the release time grows with the serve time. */
+  released: boolean;
 }
 
 /** The announcement state of one task while its run is active on this seed. */
@@ -44,6 +46,7 @@ export class TaskAnnouncements {
   private readonly pieces = new Map<number, StoredPiece>();
   private readonly children = new Map<ChildStream, number>();
   private complete = false;
+  private runFinished = false;
   private timer?: NodeJS.Timeout;
   private serveMs?: number;
   private readonly now: () => number;
@@ -82,10 +85,19 @@ export class TaskAnnouncements {
     this.serveMs = this.serveMs === undefined ? ms : this.serveMs * (1 - EWMA_ALPHA) + ms * EWMA_ALPHA;
   }
 
-  /** Upload priority of a piece (lower first): pieces only one child has heard of, which the swarm waits on. */
+  /**
+   * Upload priority of a piece (lower first): while our download runs, pieces only one child has heard of, which
+   * the swarm waits on. Once it finished there are no fresh pieces: every request ranks the same (children that
+   * connect now hear of everything at once, and their requests must not outrank anyone's).
+   */
   priority(number: number): number {
     const p = this.pieces.get(number);
-    return p && this.audience(p) !== Infinity ? 0 : 1;
+    return p && !this.runFinished && this.audience(p) !== Infinity ? 0 : 1;
+  }
+
+  /** The seed's download finished: it holds every piece (see priority). */
+  finished(): void {
+    this.runFinished = true;
   }
 
   /** The seed's download failed or stopped: nothing more comes, so everyone hears of everything stored now. */
@@ -103,7 +115,7 @@ export class TaskAnnouncements {
   private track(record: PieceRecord): void {
     if (this.pieces.has(record.number)) return;
     const at = record.finishedAt?.getTime() ?? this.now();
-    this.pieces.set(record.number, { record, at, told: new Set() });
+    this.pieces.set(record.number, { record, at, told: new Set(), released: false });
   }
 
   private releaseMs(): number {
@@ -112,7 +124,13 @@ export class TaskAnnouncements {
 
   /** How many children may know of the piece now. */
   private audience(p: StoredPiece): number {
-    if (this.complete || this.now() - p.at >= this.releaseMs()) return Infinity;
+    if (p.released || this.complete || this.now() - p.at >= this.releaseMs()) {
+      // Sticky: before any piece was served the release time is its 2 s floor, and it grows once serving is
+      // measured (to 46 s at 10 Mbit); taking releases back made the children that had heard of a piece
+      // outrank the one child told of the next fresh piece, which waited a minute at a 32-peer seed.
+      p.released = true;
+      return Infinity;
+    }
     return 1;
   }
 

@@ -345,7 +345,11 @@ export class VortexTcpServer {
     let release: (() => void) | undefined;
     try {
       piece = this.lookup(kind, taskId, number, pieceId);
+      const queuedAt = performance.now();
       release = await this.uploadSlots?.acquire(taskId, number, piece.length, closedSignal(socket));
+      const waitedMs = performance.now() - queuedAt;
+      if (waitedMs >= 1000)
+        this.log.debug({ remote, pieceId, waitedMs }, 'vortex piece request waited for a slot');
       await this.uploadLimiter?.acquire(piece.length);
     } catch (e) {
       release?.();

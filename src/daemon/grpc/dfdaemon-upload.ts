@@ -188,6 +188,7 @@ export class DfdaemonUploadServiceImpl {
         unsubscribe();
         unEnd();
         if (!run.isFinished) announcements.abandoned();
+        else announcements.finished();
         superSeeding.runEnded(taskId);
       });
     }

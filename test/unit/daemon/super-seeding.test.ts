@@ -109,3 +109,28 @@ test('SuperSeeding keeps a task while its run is active or a child listens', () 
   assert.equal(s.forTask('t').created, true, 'disposed once the last child left: a new one is made');
   s.runEnded('t');
 });
+
+test('a release is never taken back when the release time grows with the measured serve time', () => {
+  const now = { t: 10_000 };
+  const { a, kids, close } = setup(now);
+  a.stored(piece(0, now.t));
+  now.t += 2500; // no serve measured yet: the release is its 2 s floor
+  a.releaseDue();
+  assert.equal(kids.filter((k) => k.told.includes(0)).length, 5, 'released after 2 s');
+  assert.equal(a.priority(0), 1);
+  a.served(12_000); // serving measured: the release time is now 48 s
+  assert.equal(a.priority(0), 1, 'still released: its requests do not outrank a fresh piece');
+  a.stored(piece(1, now.t));
+  assert.equal(a.priority(1), 0, 'a fresh piece ranks first');
+  close();
+});
+
+test('once the seed’s download finished, every piece ranks the same', () => {
+  const now = { t: 10_000 };
+  const { a, close } = setup(now);
+  a.stored(piece(0, now.t));
+  assert.equal(a.priority(0), 0);
+  a.finished();
+  assert.equal(a.priority(0), 1);
+  close();
+});
