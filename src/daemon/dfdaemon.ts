@@ -47,6 +47,7 @@ import { ProxyServer } from '../proxy/server.js';
 import { LeafCertificates, loadOrCreateProxyCa } from '../proxy/certificates.js';
 import { ProxyDownloads } from './proxy-downloads.js';
 import { SuperSeeding } from './super-seeding.js';
+import { UploadPace } from './upload-pace.js';
 import { UploadSlots } from '../vortex/upload-slots.js';
 import { TaskDownloadBlockList } from './block-list.js';
 import { connectionCaps, openFileLimit } from './connection-limits.js';
@@ -75,13 +76,11 @@ export function schedulerMode(config: DfdaemonConfig, dynconfigPath: string | un
   return config.embeddedScheduler.enable === false ? 'none' : 'embedded';
 }
 
-/**
- * Piece bodies the Vortex server sends at once (upload-slots.ts): enough to fill a link with a few TCP streams,
- * few enough that each piece leaves whole soon and its child can relay it. (A count that followed the measured
- * upload rate was tried: it measured its own limit, stayed at one or two, and an 8-host run took 60 s instead of
- * 37 s.)
- */
-const UPLOAD_SLOTS = 4;
+// Piece bodies the Vortex server sends at once follow the time one piece takes on this uplink (upload-pace.ts:
+// four on a fast link, one where a piece takes seconds). An earlier count that followed the measured upload
+// *rate* measured its own limit and stayed at one or two (an 8-host run at 100 Mbit/s took 60 s instead of 37 s);
+// the time per piece alone does not shrink with fewer bodies.
+
 /** Piece requests that wait for an upload slot; more are answered busy (vortex/upload-slots.ts). */
 const UPLOAD_QUEUE = 2;
 
@@ -190,6 +189,12 @@ export class Dfdaemon {
     }
     // Pieces for other peers: the Vortex server and the upload gRPC service.
     const superSeeding = this.superSeeding;
+    const uploadPace = new UploadPace();
+    const uploadSlots = new UploadSlots({
+      slots: (pieceLength) => uploadPace.slots(pieceLength),
+      maxWaiting: UPLOAD_QUEUE,
+      priority: superSeeding ? (taskId, number) => superSeeding.priority(taskId, number) : undefined,
+    });
     this.vortex = new VortexTcpServer({
       storage: this.storage,
       ip: c.storage.server.ip ?? '0.0.0.0',
@@ -201,12 +206,11 @@ export class Dfdaemon {
           await this.uploadMeter.acquire(bytes);
         },
       },
-      onPieceServed: (taskId, _number, ms) => this.superSeeding?.served(taskId, ms),
-      uploadSlots: new UploadSlots({
-        slots: UPLOAD_SLOTS,
-        maxWaiting: UPLOAD_QUEUE,
-        priority: superSeeding ? (taskId, number) => superSeeding.priority(taskId, number) : undefined,
-      }),
+      onPieceServed: (taskId, _number, ms, length) => {
+        this.superSeeding?.served(taskId, ms);
+        uploadPace.observe(length, ms, uploadSlots.inUse);
+      },
+      uploadSlots,
       maxConnections: caps.vortex,
       onRefused: () => this.metrics.connectionRefused('vortex'),
       tls:

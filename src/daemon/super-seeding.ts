@@ -24,10 +24,16 @@ export interface SuperSeedingOptions {
   minReleaseMs: number;
   /** The release is at least this many times the typical time to serve one piece. */
   releaseServeFactor: number;
+  /** The release while no piece has been served yet (see releaseMs). */
+  unmeasuredReleaseMs?: number;
   now?: () => number;
 }
 
-export const DEFAULT_SUPER_SEEDING: SuperSeedingOptions = { minReleaseMs: 2000, releaseServeFactor: 4 };
+export const DEFAULT_SUPER_SEEDING: SuperSeedingOptions = {
+  minReleaseMs: 2000,
+  releaseServeFactor: 4,
+  unmeasuredReleaseMs: 10_000,
+};
 
 /** How often stored pieces are checked against the release time while children listen. */
 const TICK_MS = 250;
@@ -118,8 +124,14 @@ export class TaskAnnouncements {
     this.pieces.set(record.number, { record, at, told: new Set(), released: false });
   }
 
+  /**
+   * Before any piece was served the time to send one is unknown: the release waits for the first measure (the
+   * told child's copy), up to unmeasuredReleaseMs. Releasing at the 2 s floor then gave the first pieces to every
+   * child of a 32-peer seed on a 10 Mbit/s link: 10 seed copies each.
+   */
   private releaseMs(): number {
-    return Math.max(this.o.minReleaseMs, (this.serveMs ?? 0) * this.o.releaseServeFactor);
+    if (this.serveMs === undefined) return Math.max(this.o.minReleaseMs, this.o.unmeasuredReleaseMs ?? 0);
+    return Math.max(this.o.minReleaseMs, this.serveMs * this.o.releaseServeFactor);
   }
 
   /** How many children may know of the piece now. */

@@ -71,7 +71,7 @@ export interface VortexTcpServerOptions {
   /** Piece bodies sent at once, and which waiting request goes next (upload-slots.ts); absent: no queue. */
   uploadSlots?: UploadSlots;
   /** A piece was sent whole to a child, in `ms` (announcement control times its releases by it). */
-  onPieceServed?: (taskId: string, number: number, ms: number) => void;
+  onPieceServed?: (taskId: string, number: number, ms: number, length: number) => void;
   log: VortexLogger;
   requestTimeoutMs?: number;
   idleTimeoutMs?: number;
@@ -127,7 +127,7 @@ export class VortexTcpServer {
   private readonly ip: string;
   private readonly port: number;
   private readonly uploadLimiter?: UploadLimiter;
-  private readonly onPieceServed?: (taskId: string, number: number, ms: number) => void;
+  private readonly onPieceServed?: (taskId: string, number: number, ms: number, length: number) => void;
   private readonly uploadSlots?: UploadSlots;
   private readonly log: VortexLogger;
   private readonly requestTimeoutMs: number;
@@ -442,7 +442,7 @@ export class VortexTcpServer {
       );
       return;
     }
-    this.onPieceServed?.(taskId, number, performance.now() - started);
+    this.onPieceServed?.(taskId, number, performance.now() - started, piece.length);
     this.log.debug({ remote, pieceId, length: piece.length }, 'vortex piece uploaded');
   }
 

@@ -134,3 +134,25 @@ test('once the seed’s download finished, every piece ranks the same', () => {
   assert.equal(a.priority(0), 1);
   close();
 });
+
+test('before any piece was served the release waits up to unmeasuredReleaseMs, then follows the serve time', () => {
+  const now = { t: 10_000 };
+  const a = new TaskAnnouncements({
+    minReleaseMs: 2000,
+    releaseServeFactor: 4,
+    unmeasuredReleaseMs: 10_000,
+    now: () => now.t,
+  });
+  const kids = [child(4), child(4), child(4)];
+  const removes = kids.map((k) => a.addChild(k, []));
+  const told = () => kids.filter((k) => k.told.includes(0)).length;
+  a.stored(piece(0, now.t));
+  now.t += 5000;
+  a.releaseDue();
+  assert.equal(told(), 1, 'not released at 5 s: nothing measured yet');
+  a.served(500); // measured: the release is max(2 s, 4 × 0.5 s)
+  a.releaseDue();
+  assert.equal(told(), 3);
+  removes.forEach((r) => r());
+  a.close();
+});
