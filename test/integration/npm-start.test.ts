@@ -72,7 +72,7 @@ proxy: { server: { ip: 127.0.0.1, port: ${ports.proxy} } }
 metrics: { server: { ip: 127.0.0.1, port: ${ports.metrics} } }
 health: { server: { ip: 127.0.0.1, port: ${ports.health} } }
 storage: { dir: ${join(dir, 'storage')}, server: { ip: 127.0.0.1, tcpPort: ${ports.vortex} } }
-embeddedScheduler: { ip: 127.0.0.1, port: ${ports.scheduler} }
+embeddedScheduler: { enable: true, ip: 127.0.0.1, port: ${ports.scheduler} }
 `,
   );
   // Output to a file, not a pipe: a dfdaemon left behind (the bug) must not keep this test waiting on the pipe.
