@@ -42,40 +42,40 @@ const HOW: Record<UpstreamProgram, { dir?: () => string; install: string; what: 
   scheduler: {
     dir: goBinDir,
     install: 'scripts/install-upstream.sh go',
-    what: `the Go scheduler (d7y.io/dragonfly/v2 ${GO_VERSION})`,
+    what: `the Go control plane, d7y.io/dragonfly/v2 ${GO_VERSION}`,
   },
   manager: {
     dir: goBinDir,
     install: 'scripts/install-upstream.sh go',
-    what: `the Go manager (d7y.io/dragonfly/v2 ${GO_VERSION})`,
+    what: `the Go control plane, d7y.io/dragonfly/v2 ${GO_VERSION}`,
   },
   dfdaemon: {
     dir: cargoBinDir,
     install: 'scripts/install-upstream.sh rust',
-    what: `the Rust dfdaemon (dragonfly-client ${RUST_VERSION})`,
+    what: `the Rust client, dragonfly-client ${RUST_VERSION}`,
   },
   dfget: {
     dir: cargoBinDir,
     install: 'scripts/install-upstream.sh rust',
-    what: `the Rust dfget (dragonfly-client ${RUST_VERSION})`,
+    what: `the Rust client, dragonfly-client ${RUST_VERSION}`,
   },
   dfcache: {
     dir: cargoBinDir,
     install: 'scripts/install-upstream.sh rust',
-    what: `the Rust dfcache (dragonfly-client ${RUST_VERSION})`,
+    what: `the Rust client, dragonfly-client ${RUST_VERSION}`,
   },
   dfctl: {
     dir: cargoBinDir,
     install: 'scripts/install-upstream.sh rust',
-    what: `the Rust dfctl (dragonfly-client ${RUST_VERSION})`,
+    what: `the Rust client, dragonfly-client ${RUST_VERSION}`,
   },
-  mariadbd: { install: 'scripts/install-upstream.sh apt', what: 'MariaDB (Debian mariadb-server)' },
+  mariadbd: { install: 'scripts/install-upstream.sh apt', what: 'Debian mariadb-server, redis-server' },
   'mariadb-install-db': {
     install: 'scripts/install-upstream.sh apt',
-    what: 'MariaDB (Debian mariadb-server)',
+    what: 'Debian mariadb-server, redis-server',
   },
-  mariadb: { install: 'scripts/install-upstream.sh apt', what: 'the MariaDB client (Debian mariadb-client)' },
-  'redis-server': { install: 'scripts/install-upstream.sh apt', what: 'Redis (Debian redis-server)' },
+  mariadb: { install: 'scripts/install-upstream.sh apt', what: 'Debian mariadb-server, redis-server' },
+  'redis-server': { install: 'scripts/install-upstream.sh apt', what: 'Debian mariadb-server, redis-server' },
 };
 
 /** The path of an upstream program, or an error line naming it and the command that installs it. */
@@ -94,12 +94,24 @@ export function upstreamPath(name: UpstreamProgram): string {
   return found.path;
 }
 
-/** The one-line errors for every missing program of `names` (empty when all are there). */
+/**
+ * One line for every install step with something missing, e.g. "dfdaemon, dfget (the Rust dfdaemon …) not in
+ * /root/.cargo/bin: run `scripts/install-upstream.sh rust`"; empty when all of `names` are there.
+ */
 export function missingUpstream(names: UpstreamProgram[]): string[] {
-  const out = new Set<string>();
+  const byStep = new Map<string, { names: string[]; what: string; where: string }>();
   for (const n of names) {
-    const found = findUpstream(n);
-    if ('missing' in found) out.add(found.missing);
+    if (!('missing' in findUpstream(n))) continue;
+    const how = HOW[n];
+    const step = byStep.get(how.install) ?? {
+      names: [],
+      what: how.what,
+      where: how.dir ? `in ${how.dir()}` : 'on PATH',
+    };
+    step.names.push(n);
+    byStep.set(how.install, step);
   }
-  return [...out];
+  return [...byStep.entries()].map(
+    ([install, s]) => `${s.names.join(', ')} (${s.what}) not ${s.where}: run \`${install}\``,
+  );
 }

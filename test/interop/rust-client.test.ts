@@ -1,0 +1,288 @@
+// Our client beside the upstream Rust client (dragonfly-client 1.5.10, `cargo install`ed), on one machine:
+//   - a mixed swarm: a Rust dfdaemon and ours in one task, under the upstream Go scheduler and under ours
+//     (dfscheduler): pieces flow both ways over Vortex TCP (Rust parent → our child, our parent → Rust child);
+//   - their dfget against our dfdaemon and ours against theirs, over the unix-socket DfdaemonDownload API,
+//     including --transfer-from-dfdaemon and a 404 origin;
+//   - a dfdaemon.yaml written for the Rust client, accepted by our dfdaemon unchanged, with the keys both know
+//     meaning the same (socket, storage dir, ports);
+//   - the same URL gives the same task id, content length and piece length on both.
+// A missing upstream program fails each test that needs it with one line naming it and the install command.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import type { StatLocalTaskResponse } from '../../src/gen/dfdaemon.js';
+import { downloadClient } from '../../src/cli/common.js';
+import { DEFAULT_FILTERED_QUERY_PARAMS, taskIdFromUrl } from '../../src/core/task-id.js';
+import { Origin, contentSha256 } from '../helpers/origin.js';
+import {
+  dfget,
+  metricsText,
+  metricValue,
+  startDaemon,
+  stopDaemon,
+  tempDir,
+  type DaemonHandle,
+} from '../helpers/daemon.js';
+import { sha256File } from '../helpers/files.js';
+import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
+import { GoScheduler } from '../helpers/upstream/go-control-plane.js';
+import { originBytes } from '../helpers/upstream/origin-bytes.js';
+import { missingUpstream, type UpstreamProgram } from '../helpers/upstream/programs.js';
+import { RustDaemon, freeClientPorts, rustDfget, rustStyleConfig } from '../helpers/upstream/rust-client.js';
+
+const MiB = 1024 * 1024;
+const TRAFFIC = 'dragonfly_client_download_traffic';
+
+function requirePrograms(names: UpstreamProgram[]): void {
+  const missing = missingUpstream(names);
+  if (missing.length > 0) assert.fail(`upstream programs missing: ${missing.join('; ')}`);
+}
+
+const RUST: UpstreamProgram[] = ['dfdaemon', 'dfget'];
+const rustMissing = missingUpstream(RUST).length > 0;
+
+/** StatLocalTask on a daemon's socket: what it stores for the task (no scheduler asked). */
+function statLocalTask(socket: string, taskId: string): Promise<StatLocalTaskResponse> {
+  const client = downloadClient(socket);
+  return new Promise<StatLocalTaskResponse>((resolve, reject) =>
+    client.statLocalTask({ taskId }, (err, res) => (err ? reject(err) : resolve(res))),
+  ).finally(() => client.close());
+}
+
+/** The traffic counter of one type, in the metrics text of either client (both name it alike). */
+function traffic(text: string, type: string): number {
+  return metricValue(text, TRAFFIC, `type="${type}"`);
+}
+
+for (const kind of ['the upstream Go scheduler', 'our scheduler (dfscheduler)'] as const) {
+  describe(`a mixed swarm under ${kind}`, { timeout: 300_000 }, () => {
+    const needs: UpstreamProgram[] = kind === 'the upstream Go scheduler' ? [...RUST, 'scheduler'] : RUST;
+    const skipStart = missingUpstream(needs).length > 0;
+    const origin = new Origin();
+    const out = tempDir('dft-interop-mixed-');
+    let goScheduler: GoScheduler | undefined;
+    let ourScheduler: SchedulerHandle | undefined;
+    let rust: RustDaemon | undefined;
+    let ours: DaemonHandle | undefined;
+
+    before(async () => {
+      if (skipStart) return;
+      await origin.start();
+      let addr: string;
+      if (kind === 'the upstream Go scheduler') {
+        goScheduler = new GoScheduler({ retryInterval: '500ms' });
+        await goScheduler.start();
+        addr = goScheduler.addr;
+      } else {
+        ourScheduler = await startScheduler();
+        addr = ourScheduler.addr;
+      }
+      rust = new RustDaemon({ schedulerAddr: addr });
+      await rust.start();
+      ours = await startDaemon({ schedulerAddr: addr });
+    });
+
+    after(async () => {
+      if (ours) await stopDaemon(ours);
+      await rust?.stop();
+      await goScheduler?.stop();
+      if (ourScheduler) await stopScheduler(ourScheduler);
+      await origin.stop();
+      rmSync(out, { recursive: true, force: true });
+    });
+
+    const schedulerLog = () => goScheduler?.logTail() ?? ourScheduler?.logs.slice(-40).join('\n') ?? '';
+
+    test('Rust parent → our child: our dfdaemon takes every piece from the Rust dfdaemon', async () => {
+      requirePrograms(needs);
+      const size = 24 * MiB + 777;
+      const path = '/rust-first.bin';
+      const url = origin.add(path, { size, seed: 41 });
+      const r1 = await rustDfget(rust!.socket, url, join(out, 'rust-first.rust'));
+      assert.equal(r1.code, 0, `${r1.stderr}${r1.stdout}\n${rust!.logTail()}`);
+      const before = await metricsText(ours!);
+      const r2 = await dfget(ours!, url, join(out, 'rust-first.ours'));
+      assert.equal(r2.code, 0, `${r2.stderr}\n${schedulerLog()}`);
+      const want = contentSha256(41, size);
+      assert.equal(await sha256File(join(out, 'rust-first.rust')), want);
+      assert.equal(await sha256File(join(out, 'rust-first.ours')), want);
+      const afterText = await metricsText(ours!);
+      assert.equal(
+        traffic(afterText, 'REMOTE_PEER') - traffic(before, 'REMOTE_PEER'),
+        size,
+        'ours from the Rust peer',
+      );
+      assert.equal(traffic(afterText, 'BACK_TO_SOURCE') - traffic(before, 'BACK_TO_SOURCE'), 0);
+      const served = originBytes(origin, path, size);
+      assert.ok(served >= size && served <= size + 2, `origin served ${served} bytes of ${size}`);
+    });
+
+    test('our parent → Rust child: the Rust dfdaemon takes every piece from ours', async () => {
+      requirePrograms(needs);
+      const size = 24 * MiB + 999;
+      const path = '/ours-first.bin';
+      const url = origin.add(path, { size, seed: 42 });
+      const r1 = await dfget(ours!, url, join(out, 'ours-first.ours'));
+      assert.equal(r1.code, 0, r1.stderr);
+      const before = await rust!.metricsText();
+      const r2 = await rustDfget(rust!.socket, url, join(out, 'ours-first.rust'));
+      assert.equal(r2.code, 0, `${r2.stderr}${r2.stdout}\n${rust!.logTail()}`);
+      const want = contentSha256(42, size);
+      assert.equal(await sha256File(join(out, 'ours-first.ours')), want);
+      assert.equal(await sha256File(join(out, 'ours-first.rust')), want);
+      const afterText = await rust!.metricsText();
+      const remote = traffic(afterText, 'REMOTE_PEER') - traffic(before, 'REMOTE_PEER');
+      const source = traffic(afterText, 'BACK_TO_SOURCE') - traffic(before, 'BACK_TO_SOURCE');
+      assert.equal(
+        remote,
+        size,
+        `Rust's bytes from our peer (back-to-source: ${source})\n${rust!.logTail()}`,
+      );
+      const served = originBytes(origin, path, size);
+      assert.ok(served >= size && served <= size + 2, `origin served ${served} bytes of ${size}`);
+    });
+
+    test('the same URL gives the same task id, content length and piece length on both', async () => {
+      requirePrograms(needs);
+      const url = `${origin.url}/ours-first.bin`;
+      const taskId = taskIdFromUrl({ url, filteredQueryParams: DEFAULT_FILTERED_QUERY_PARAMS });
+      const [theirs, mine] = await Promise.all([
+        statLocalTask(rust!.socket, taskId),
+        statLocalTask(ours!.socket, taskId),
+      ]);
+      assert.equal(theirs.taskId, taskId);
+      assert.equal(mine.taskId, taskId);
+      assert.equal(mine.contentLength, 24 * MiB + 999);
+      assert.equal(theirs.contentLength, mine.contentLength);
+      assert.equal(theirs.pieceLength, mine.pieceLength);
+      // Both keep the content at storage/content/tasks/<first 3 of the id>/<id>.
+      for (const dir of [rust!.storageDir, ours!.storageDir]) {
+        assert.ok(existsSync(join(dir, 'content', 'tasks', taskId.slice(0, 3), taskId)), `content in ${dir}`);
+      }
+    });
+  });
+}
+
+describe(
+  'dfget and dfdaemon across the two clients (unix-socket DfdaemonDownload)',
+  { timeout: 300_000 },
+  () => {
+    const origin = new Origin();
+    const out = tempDir('dft-interop-dfget-');
+    let scheduler: SchedulerHandle | undefined;
+    let rust: RustDaemon | undefined;
+    let ours: DaemonHandle | undefined;
+
+    before(async () => {
+      if (rustMissing) return;
+      await origin.start();
+      // One scheduler for both (each file is downloaded once, by one of them).
+      scheduler = await startScheduler();
+      rust = new RustDaemon({ schedulerAddr: scheduler.addr });
+      await rust.start();
+      ours = await startDaemon({ schedulerAddr: scheduler.addr });
+    });
+
+    after(async () => {
+      if (ours) await stopDaemon(ours);
+      await rust?.stop();
+      if (scheduler) await stopScheduler(scheduler);
+      await origin.stop();
+      rmSync(out, { recursive: true, force: true });
+    });
+
+    const pairs = [
+      {
+        who: 'their dfget → our dfdaemon',
+        run: (url: string, o: string, x: string[] = []) => rustDfget(ours!.socket, url, o, x),
+      },
+      {
+        who: 'our dfget → their dfdaemon',
+        run: (url: string, o: string, x: string[] = []) => dfget({ socket: rust!.socket }, url, o, x),
+      },
+    ];
+
+    for (const [i, p] of pairs.entries()) {
+      test(`${p.who}: a file, byte-exact`, async () => {
+        requirePrograms(RUST);
+        const size = 9 * MiB + 3;
+        const url = origin.add(`/plain-${i}.bin`, { size, seed: 50 + i });
+        const o = join(out, `plain-${i}.bin`);
+        const r = await p.run(url, o);
+        assert.equal(r.code, 0, `${r.stderr}${r.stdout}`);
+        assert.equal(await sha256File(o), contentSha256(50 + i, size));
+      });
+
+      test(`${p.who}: --transfer-from-dfdaemon, byte-exact`, async () => {
+        requirePrograms(RUST);
+        const size = 6 * MiB + 5;
+        const url = origin.add(`/transfer-${i}.bin`, { size, seed: 60 + i });
+        const o = join(out, `transfer-${i}.bin`);
+        const r = await p.run(url, o, ['--transfer-from-dfdaemon']);
+        assert.equal(r.code, 0, `${r.stderr}${r.stdout}`);
+        assert.equal(await sha256File(o), contentSha256(60 + i, size));
+      });
+
+      test(`${p.who}: a 404 origin is an error naming the status, and no file`, async () => {
+        requirePrograms(RUST);
+        const url = `${origin.url}/missing-${i}.bin`;
+        const o = join(out, `missing-${i}.bin`);
+        const r = await p.run(url, o);
+        assert.notEqual(r.code, 0, 'dfget succeeded on a 404');
+        assert.match(`${r.stderr}${r.stdout}`, /404|not found/i);
+        assert.equal(existsSync(o), false, 'an output file was left');
+      });
+    }
+  },
+);
+
+describe('a dfdaemon.yaml written for the Rust client', { timeout: 120_000 }, () => {
+  test('our dfdaemon accepts it unchanged; the keys both know mean the same', async () => {
+    const dir = tempDir('dft-interop-config-');
+    const ports = await freeClientPorts();
+    const config = rustStyleConfig(dir, ports, { hostname: `rust-style-${process.pid}` });
+    const origin = new Origin();
+    await origin.start();
+    let d: DaemonHandle | undefined;
+    try {
+      d = await startDaemon({ dir, config });
+      // Every listener where the file says, the socket and the storage dir too.
+      assert.equal(d.uploadPort, ports.upload);
+      assert.equal(d.vortexPort, ports.vortex);
+      assert.equal(d.healthPort, ports.health);
+      assert.equal(d.metricsPort, ports.metrics);
+      assert.equal(d.proxyPort, ports.proxy);
+      const size = 5 * MiB + 1;
+      const url = origin.add('/cfg.bin', { size, seed: 70 });
+      const r = await dfget(d, url, join(dir, 'cfg.out'));
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(await sha256File(join(dir, 'cfg.out')), contentSha256(70, size));
+      const id = taskIdFromUrl({ url, filteredQueryParams: DEFAULT_FILTERED_QUERY_PARAMS });
+      assert.ok(
+        existsSync(join(dir, 'storage', 'content', 'tasks', id.slice(0, 3), id)),
+        'content under storage.dir',
+      );
+      // Nothing in it is fatal; what ours does not use is named in a warning.
+      const errors = d.logs.filter((l) => /"level":(50|60)/.test(l));
+      assert.deepEqual(errors, []);
+    } finally {
+      if (d) await stopDaemon(d);
+      await origin.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the Rust dfdaemon starts with the same file (it is a valid Rust client config)', async () => {
+    requirePrograms(['dfdaemon']);
+    const scheduler = await startScheduler();
+    const rust = new RustDaemon({ schedulerAddr: scheduler.addr });
+    try {
+      await rust.start();
+    } finally {
+      await rust.stop();
+      await stopScheduler(scheduler);
+    }
+  });
+});
