@@ -3,8 +3,8 @@
 //     (dfscheduler): pieces flow both ways over Vortex TCP (Rust parent → our child, our parent → Rust child);
 //   - their dfget against our dfdaemon and ours against theirs, over the unix-socket DfdaemonDownload API,
 //     including --transfer-from-dfdaemon and a 404 origin;
-//   - a dfdaemon.yaml written for the Rust client, accepted by our dfdaemon unchanged, with the keys both know
-//     meaning the same (socket, storage dir, ports);
+//   - the dfdaemon.yaml writer whose output our dfdaemon accepts unchanged (test/integration/rust-style-config)
+//     writes a config the Rust dfdaemon starts with;
 //   - the same URL gives the same task id, content length and piece length on both.
 // A missing upstream program fails each test that needs it with one line naming it and the install command.
 
@@ -12,10 +12,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { StatLocalTaskResponse } from '../../src/gen/dfdaemon.js';
-import { downloadClient } from '../../src/cli/common.js';
-import { DEFAULT_FILTERED_QUERY_PARAMS, taskIdFromUrl } from '../../src/core/task-id.js';
-import { Origin, contentSha256 } from '../helpers/origin.js';
+import type { StatLocalTaskResponse } from '../../../src/gen/dfdaemon.js';
+import { downloadClient } from '../../../src/cli/common.js';
+import { DEFAULT_FILTERED_QUERY_PARAMS, taskIdFromUrl } from '../../../src/core/task-id.js';
+import { Origin, contentSha256 } from '../../helpers/origin.js';
 import {
   dfget,
   metricsText,
@@ -24,13 +24,13 @@ import {
   stopDaemon,
   tempDir,
   type DaemonHandle,
-} from '../helpers/daemon.js';
-import { sha256File } from '../helpers/files.js';
-import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
-import { GoScheduler } from '../helpers/upstream/go-control-plane.js';
-import { originBytes } from '../helpers/upstream/origin-bytes.js';
-import { missingUpstream, type UpstreamProgram } from '../helpers/upstream/programs.js';
-import { RustDaemon, freeClientPorts, rustDfget, rustStyleConfig } from '../helpers/upstream/rust-client.js';
+} from '../../helpers/daemon.js';
+import { sha256File } from '../../helpers/files.js';
+import { startScheduler, stopScheduler, type SchedulerHandle } from '../../helpers/scheduler-process.js';
+import { GoScheduler } from '../../helpers/upstream/go-control-plane.js';
+import { originBytes } from '../../helpers/upstream/origin-bytes.js';
+import { missingUpstream, type UpstreamProgram } from '../../helpers/upstream/programs.js';
+import { RustDaemon, rustDfget } from '../../helpers/upstream/rust-client.js';
 
 const MiB = 1024 * 1024;
 const TRAFFIC = 'dragonfly_client_download_traffic';
@@ -239,41 +239,7 @@ describe(
 );
 
 describe('a dfdaemon.yaml written for the Rust client', { timeout: 120_000 }, () => {
-  test('our dfdaemon accepts it unchanged; the keys both know mean the same', async () => {
-    const dir = tempDir('dft-interop-config-');
-    const ports = await freeClientPorts();
-    const config = rustStyleConfig(dir, ports, { hostname: `rust-style-${process.pid}` });
-    const origin = new Origin();
-    await origin.start();
-    let d: DaemonHandle | undefined;
-    try {
-      d = await startDaemon({ dir, config });
-      // Every listener where the file says, the socket and the storage dir too.
-      assert.equal(d.uploadPort, ports.upload);
-      assert.equal(d.vortexPort, ports.vortex);
-      assert.equal(d.healthPort, ports.health);
-      assert.equal(d.metricsPort, ports.metrics);
-      assert.equal(d.proxyPort, ports.proxy);
-      const size = 5 * MiB + 1;
-      const url = origin.add('/cfg.bin', { size, seed: 70 });
-      const r = await dfget(d, url, join(dir, 'cfg.out'));
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(await sha256File(join(dir, 'cfg.out')), contentSha256(70, size));
-      const id = taskIdFromUrl({ url, filteredQueryParams: DEFAULT_FILTERED_QUERY_PARAMS });
-      assert.ok(
-        existsSync(join(dir, 'storage', 'content', 'tasks', id.slice(0, 3), id)),
-        'content under storage.dir',
-      );
-      // Nothing in it is fatal; what ours does not use is named in a warning.
-      const errors = d.logs.filter((l) => /"level":(50|60)/.test(l));
-      assert.deepEqual(errors, []);
-    } finally {
-      if (d) await stopDaemon(d);
-      await origin.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
+  // Our dfdaemon on the same file: test/integration/rust-style-config.test.ts (needs no Rust client).
   test('the Rust dfdaemon starts with the same file (it is a valid Rust client config)', async () => {
     requirePrograms(['dfdaemon']);
     const scheduler = await startScheduler();
