@@ -58,6 +58,12 @@ go_binary_ok() {
 
 install_go() {
   command -v go >/dev/null || die "go: the \`go\` command is not on PATH (Go >= 1.25 is needed for ${GO_MODULE}@${DF_GO_VERSION})"
+  # The module's go.mod says `go 1.25.5`: an older go would try to fetch a newer toolchain, or fail on it.
+  local have minor
+  have="$(go env GOVERSION)"
+  minor="$(printf '%s' "$have" | sed -n 's/^go1\.\([0-9][0-9]*\).*/\1/p')"
+  [ -n "$minor" ] && [ "$minor" -ge 25 ] ||
+    die "go: ${GO_MODULE}@${DF_GO_VERSION} needs Go >= 1.25, and \`go\` is ${have} (install a newer Go: https://go.dev/dl/)"
   local bin
   bin="$(go env GOBIN)"
   [ -n "$bin" ] || bin="$(go env GOPATH)/bin"
