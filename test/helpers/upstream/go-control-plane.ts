@@ -16,6 +16,21 @@ import { upstreamPath } from './programs.js';
 /** Whether the log of a Go program says its port was taken (worth another try on another port). */
 const portTaken = (log: string) => /address already in use/i.test(log);
 
+/** A manager job as the REST API shows it; `result.job_states[].results` hold each scheduler's JSON answer. */
+export interface ManagerJob {
+  id: number;
+  type: string;
+  state: string;
+  result?: { job_states?: Array<{ state: string; results?: unknown[]; error?: string }> };
+}
+
+/** Every scheduler's answer in a job's result, parsed (each is a JSON string). */
+export function jobResults(job: ManagerJob): unknown[] {
+  return (job.result?.job_states ?? []).flatMap((s) =>
+    (s.results ?? []).map((r) => (typeof r === 'string' ? (JSON.parse(r) as unknown) : r)),
+  );
+}
+
 export class GoManager {
   readonly dir = tempDir('dft-manager-');
   readonly conf = join(this.dir, 'manager.yaml');
@@ -129,6 +144,27 @@ console: true
     const token = (r.json as { token?: string } | undefined)?.token;
     if (r.status !== 200 || !token) throw new Error(`manager sign-in: ${r.status} ${JSON.stringify(r.json)}`);
     this.token = token;
+  }
+
+  /**
+   * Creates a job through the REST API (signed in) and waits until the manager records it SUCCESS or FAILURE.
+   * The manager polls a job's state 30 s after creating it, then with back-off, so this takes 30 s at least.
+   * Resolves with the job as GET /api/v1/jobs/:id answers it; rejects when it is not done in `timeoutMs`.
+   */
+  async runJob(body: unknown, timeoutMs = 180_000): Promise<ManagerJob> {
+    if (!this.token) await this.signIn();
+    const created = await this.rest('POST', '/api/v1/jobs', body);
+    if (created.status !== 200)
+      throw new Error(`create job: ${created.status} ${JSON.stringify(created.json)}`);
+    const id = (created.json as { id: number }).id;
+    const deadline = Date.now() + timeoutMs;
+    let job: ManagerJob | undefined;
+    while (Date.now() < deadline) {
+      job = (await this.rest('GET', `/api/v1/jobs/${id}`)).json as ManagerJob;
+      if (job?.state === 'SUCCESS' || job?.state === 'FAILURE') return job;
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    throw new Error(`job ${id} not done in ${timeoutMs} ms: ${JSON.stringify(job)}`);
   }
 
   /**

@@ -15,20 +15,24 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Origin, contentSha256 } from '../../helpers/origin.js';
 import {
+  DIST,
   dfget,
   metricsText,
   metricValue,
+  run,
   startDaemon,
   stopDaemon,
   tempDir,
   type DaemonHandle,
 } from '../../helpers/daemon.js';
 import { sha256File } from '../../helpers/files.js';
-import { GoControlPlane } from '../../helpers/upstream/go-control-plane.js';
+import { DEFAULT_FILTERED_QUERY_PARAMS, taskIdFromUrl } from '../../../src/core/task-id.js';
+import { GoControlPlane, jobResults } from '../../helpers/upstream/go-control-plane.js';
 import { missingUpstream } from '../../helpers/upstream/programs.js';
 import { originBytes } from '../../helpers/upstream/origin-bytes.js';
 
 const MiB = 1024 * 1024;
+const DFCTL = join(DIST, 'src/cli/dfctl.js');
 /** The scheduler triggers the seed on a peer's behalf (a remote caller): the loopback origin must be allowed. */
 const SEED = 'seedPeer:\n  enable: true\n  type: super\nsecurity:\n  allowedPrivateSources: [127.0.0.1]\n';
 
@@ -43,6 +47,20 @@ const missing = missingUpstream([
 
 function requirePrograms(): void {
   if (missing.length > 0) assert.fail(`upstream programs missing: ${missing.join('; ')}`);
+}
+
+/** A host in a get_task job's answer (internal/job/types.go Peer). */
+interface JobPeer {
+  id: string;
+  hostname: string;
+  IsFinished: boolean;
+}
+
+/** `dfctl task ls -o json` of a daemon: the ids of the tasks it stores. */
+async function dfctlTaskLs(d: DaemonHandle): Promise<string[]> {
+  const r = await run([DFCTL, 'task', 'ls', '-o', 'json', '-e', d.socket]);
+  assert.equal(r.code, 0, r.stderr);
+  return (JSON.parse(r.stdout) as Array<{ id: string }>).map((t) => t.id);
 }
 
 async function traffic(d: DaemonHandle, type: string): Promise<number> {
@@ -134,26 +152,11 @@ describe('our dfdaemons under the upstream Go manager and scheduler', { timeout:
     // scheduler's id only picks the seed, which computes the id itself, as the peer does.
     const url = `${origin.add(path, { size, seed: 32 })}?b=2&a=1`;
     const manager = cp.manager!;
-    await manager.signIn();
-    const created = await manager.rest('POST', '/api/v1/jobs', {
+    const job = await manager.runJob({
       type: 'preheat',
       args: { type: 'file', url, scope: 'single_seed_peer' },
     });
-    assert.equal(created.status, 200, `create preheat job: ${JSON.stringify(created.json)}`);
-    const jobId = (created.json as { id: number }).id;
-
-    // The manager polls the job's group state 30 s after creating it, then with back-off.
-    let state = '';
-    let job: unknown;
-    const deadline = Date.now() + 180_000;
-    while (Date.now() < deadline) {
-      const r = await manager.rest('GET', `/api/v1/jobs/${jobId}`);
-      job = r.json;
-      state = (r.json as { state?: string } | undefined)?.state ?? '';
-      if (state === 'SUCCESS' || state === 'FAILURE') break;
-      await new Promise((r) => setTimeout(r, 2000));
-    }
-    assert.equal(state, 'SUCCESS', `preheat job: ${JSON.stringify(job)}\n${cp.scheduler!.logTail()}`);
+    assert.equal(job.state, 'SUCCESS', `preheat job: ${JSON.stringify(job)}\n${cp.scheduler!.logTail()}`);
     const preheated = originBytes(origin, path, size);
     assert.ok(
       preheated >= size && preheated <= size + 64 * 1024,
@@ -176,5 +179,31 @@ describe('our dfdaemons under the upstream Go manager and scheduler', { timeout:
       'the origin saw more than the stat after the preheat',
     );
     assert.equal((await traffic(p, 'REMOTE_PEER')) - remoteBefore, size);
+  });
+
+  test("the manager's get_task and delete_task jobs reach our daemons' upload ports", async () => {
+    requirePrograms();
+    const url = `${origin.url}/p2p.bin`;
+    const taskId = taskIdFromUrl({ url, filteredQueryParams: DEFAULT_FILTERED_QUERY_PARAMS });
+    const manager = cp.manager!;
+    const all = [seed!, ...peers];
+
+    // get_task: the scheduler asks every host it knows with StatLocalTask on its upload port.
+    const got = await manager.runJob({ type: 'get_task', args: { task_id: taskId } });
+    assert.equal(got.state, 'SUCCESS', JSON.stringify(got));
+    const found = jobResults(got).flatMap((r) => (r as { peers?: JobPeer[] }).peers ?? []);
+    for (const d of all) {
+      const p = found.find((f) => f.id === d.hostId);
+      assert.ok(p, `get_task did not list ${d.hostId}: ${JSON.stringify(found)}\n${cp.scheduler!.logTail()}`);
+      assert.equal(p.IsFinished, true, `${d.hostId} not finished`);
+    }
+
+    // delete_task: the scheduler calls DeleteTask on the upload port of every peer that finished the task.
+    const deleted = await manager.runJob({ type: 'delete_task', args: { task_id: taskId } });
+    assert.equal(deleted.state, 'SUCCESS', JSON.stringify(deleted));
+    for (const d of all) {
+      const r = await dfctlTaskLs(d);
+      assert.ok(!r.includes(taskId), `${d.hostId} still stores ${taskId}`);
+    }
   });
 });
