@@ -131,8 +131,9 @@ export function describeError(e: unknown): string {
           message?: string;
           status_code?: number;
         };
-        if (b.status_code)
-          return `backend error: origin answered ${b.status_code}: ${b.message ?? se.details ?? ''}`;
+        // Our dfdaemon's message starts "backend error: " itself; the Rust dfdaemon's is the bare reason.
+        const said = (b.message ?? se.details ?? '').replace(/^backend error: /, '');
+        if (b.status_code) return `backend error: origin answered ${b.status_code}: ${said}`;
       } catch {
         // Not JSON: fall through to the status message.
       }
