@@ -165,6 +165,110 @@ for (const kind of ['the upstream Go scheduler', 'our scheduler (dfscheduler)'] 
   });
 }
 
+/** The scheduler triggers our seed on a peer's behalf (a remote caller): the loopback origin must be allowed. */
+const OUR_SEED =
+  'seedPeer:\n  enable: true\n  type: super\nsecurity:\n  allowedPrivateSources: [127.0.0.1]\n';
+
+for (const kind of ['the upstream Go scheduler', 'our scheduler (dfscheduler)'] as const) {
+  // The seed computes the task id from the Download the scheduler relays, which the *other* client wrote: if
+  // the two derived different ids from it, the seed would fetch a task nobody asked for and the peer would get
+  // no parent.
+  describe(
+    `seeds across clients under ${kind}: a seed triggered for the other client's peer`,
+    { timeout: 300_000 },
+    () => {
+      const needs: UpstreamProgram[] = kind === 'the upstream Go scheduler' ? [...RUST, 'scheduler'] : RUST;
+      const skipStart = missingUpstream(needs).length > 0;
+      const origin = new Origin();
+      const out = tempDir('dft-interop-seeds-');
+      const goSchedulers: GoScheduler[] = [];
+      const ourSchedulers: SchedulerHandle[] = [];
+      /** Scheduler 1: our seed, a Rust peer. Scheduler 2: a Rust seed, our peer. */
+      let ourSeed: DaemonHandle | undefined;
+      let rustPeer: RustDaemon | undefined;
+      let rustSeed: RustDaemon | undefined;
+      let ourPeer: DaemonHandle | undefined;
+
+      before(async () => {
+        if (skipStart) return;
+        await origin.start();
+        const addrs: string[] = [];
+        for (let i = 0; i < 2; i++) {
+          if (kind === 'the upstream Go scheduler') {
+            const g = new GoScheduler({ retryInterval: '500ms' });
+            await g.start();
+            goSchedulers.push(g);
+            addrs.push(g.addr);
+          } else {
+            const h = await startScheduler();
+            ourSchedulers.push(h);
+            addrs.push(h.addr);
+          }
+        }
+        ourSeed = await startDaemon({ schedulerAddr: addrs[0], extraConfig: OUR_SEED });
+        rustSeed = new RustDaemon({ schedulerAddr: addrs[1], seed: true });
+        await rustSeed.start();
+        const seedsAnnounced = Date.now();
+        rustPeer = new RustDaemon({ schedulerAddr: addrs[0] });
+        await rustPeer.start();
+        ourPeer = await startDaemon({ schedulerAddr: addrs[1] });
+        // The Go scheduler takes seeds into its hash ring every 30 s (both were started together).
+        for (const g of goSchedulers) await g.waitForSeedRefresh(seedsAnnounced);
+      });
+
+      after(async () => {
+        for (const d of [ourPeer, ourSeed]) if (d) await stopDaemon(d);
+        await rustPeer?.stop();
+        await rustSeed?.stop();
+        for (const g of goSchedulers) await g.stop();
+        for (const h of ourSchedulers) await stopScheduler(h);
+        await origin.stop();
+        rmSync(out, { recursive: true, force: true });
+      });
+
+      test('our seed serves a Rust peer: the Rust dfget triggers it, every byte from our seed', async () => {
+        requirePrograms(needs);
+        const size = 20 * MiB + 11;
+        const path = '/for-rust.bin';
+        const url = origin.add(path, { size, seed: 81 });
+        const r = await rustDfget(rustPeer!.socket, url, join(out, 'for-rust.bin'));
+        assert.equal(r.code, 0, `${r.stderr}${r.stdout}\n${rustPeer!.logTail()}`);
+        assert.equal(await sha256File(join(out, 'for-rust.bin')), contentSha256(81, size));
+        const theirs = await rustPeer!.metricsText();
+        assert.equal(
+          traffic(theirs, 'REMOTE_PEER'),
+          size,
+          `the Rust peer's bytes from our seed\n${rustPeer!.logTail()}`,
+        );
+        assert.equal(traffic(await metricsText(ourSeed!), 'BACK_TO_SOURCE'), size, 'our seed fetched it');
+        // The Rust peer's stat (bytes=0-0) and our seed's fetch.
+        const served = originBytes(origin, path, size);
+        assert.ok(served >= size && served <= size + 2, `origin served ${served} bytes of ${size}`);
+      });
+
+      test('a Rust seed serves our peer: our dfget triggers it, every byte from the Rust seed', async () => {
+        requirePrograms(needs);
+        const size = 20 * MiB + 13;
+        const path = '/for-ours.bin';
+        const url = origin.add(path, { size, seed: 82 });
+        const r = await dfget(ourPeer!, url, join(out, 'for-ours.bin'));
+        assert.equal(r.code, 0, `${r.stderr}\n${rustSeed!.logTail()}`);
+        assert.equal(await sha256File(join(out, 'for-ours.bin')), contentSha256(82, size));
+        const mine = await metricsText(ourPeer!);
+        assert.equal(traffic(mine, 'REMOTE_PEER'), size, 'our peer took every byte from the Rust seed');
+        assert.equal(traffic(mine, 'BACK_TO_SOURCE'), 0);
+        assert.equal(
+          traffic(await rustSeed!.metricsText(), 'BACK_TO_SOURCE'),
+          size,
+          'the Rust seed fetched it',
+        );
+        const served = originBytes(origin, path, size);
+        assert.ok(served >= size && served <= size + 2, `origin served ${served} bytes of ${size}`);
+      });
+    },
+  );
+}
+
 describe(
   'dfget and dfdaemon across the two clients (unix-socket DfdaemonDownload)',
   { timeout: 300_000 },
