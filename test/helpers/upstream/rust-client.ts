@@ -222,6 +222,11 @@ export class RustDaemon {
     );
   }
 
+  /** The dfdaemon's PID (for /proc), while it runs. */
+  pid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   async metricsText(): Promise<string> {
     const res = await fetch(`http://127.0.0.1:${this.ports.metrics}/metrics`);
     return res.text();
