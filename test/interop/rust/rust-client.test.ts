@@ -1,11 +1,12 @@
 // Our client beside the upstream Rust client (dragonfly-client 1.5.10, `cargo install`ed), on one machine:
 //   - a mixed swarm: a Rust dfdaemon and ours in one task, under the upstream Go scheduler and under ours
-//     (dfscheduler): pieces flow both ways over Vortex TCP (Rust parent → our child, our parent → Rust child);
+//     (dfscheduler, and the one embedded in our dfdaemon): pieces flow both ways over Vortex TCP (Rust parent → our child, our parent → Rust child);
 //   - their dfget against our dfdaemon and ours against theirs, over the unix-socket DfdaemonDownload API,
 //     including --transfer-from-dfdaemon and a 404 origin;
 //   - the dfdaemon.yaml writer whose output our dfdaemon accepts unchanged (test/integration/rust-style-config)
 //     writes a config the Rust dfdaemon starts with;
-//   - the same URL gives the same task id, content length and piece length on both.
+//   - the same URL gives the same task id, content length and piece length on both;
+//   - a seed of either client triggered (Go scheduler, dfscheduler) for the other client's peer.
 // A missing upstream program fails each test that needs it with one line naming it and the install command.
 
 import { after, before, describe, test } from 'node:test';
@@ -56,7 +57,13 @@ function traffic(text: string, type: string): number {
   return metricValue(text, TRAFFIC, `type="${type}"`);
 }
 
-for (const kind of ['the upstream Go scheduler', 'our scheduler (dfscheduler)'] as const) {
+const SWARM_SCHEDULERS = [
+  'the upstream Go scheduler',
+  'our scheduler (dfscheduler)',
+  'the scheduler embedded in our dfdaemon',
+] as const;
+
+for (const kind of SWARM_SCHEDULERS) {
   describe(`a mixed swarm under ${kind}`, { timeout: 300_000 }, () => {
     const needs: UpstreamProgram[] = kind === 'the upstream Go scheduler' ? [...RUST, 'scheduler'] : RUST;
     const skipStart = missingUpstream(needs).length > 0;
@@ -70,6 +77,13 @@ for (const kind of ['the upstream Go scheduler', 'our scheduler (dfscheduler)'] 
     before(async () => {
       if (skipStart) return;
       await origin.start();
+      if (kind === 'the scheduler embedded in our dfdaemon') {
+        // Standalone: ours runs its embedded scheduler, and the Rust dfdaemon is pointed at it.
+        ours = await startDaemon();
+        rust = new RustDaemon({ schedulerAddr: `127.0.0.1:${ours.schedulerPort}` });
+        await rust.start();
+        return;
+      }
       let addr: string;
       if (kind === 'the upstream Go scheduler') {
         goScheduler = new GoScheduler({ retryInterval: '500ms' });
