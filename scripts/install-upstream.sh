@@ -3,11 +3,12 @@
 # ordinary clients, and skips whatever is installed already:
 #
 #   apt    Debian packages: mariadb-server + redis-server (the manager's database and cache, and the scheduler's
-#          job queue), protobuf-compiler, clang, libclang-dev, cmake (the Rust client's build)
+#          job queue)
 #   go     the Go scheduler and manager, d7y.io/dragonfly/v2 $DF_GO_VERSION (cmd/scheduler, cmd/manager), as
 #          `go install` would put them: $(go env GOPATH)/bin/{scheduler,manager}
 #   rust   the Rust client, crate dragonfly-client $DF_RUST_VERSION (dfdaemon, dfget, dfcache, dfctl, dfstore),
-#          with `cargo install --locked`: ~/.cargo/bin
+#          with `cargo install --locked`: ~/.cargo/bin; first the Debian packages its build needs
+#          (protobuf-compiler, clang, libclang-dev, cmake)
 #
 #   scripts/install-upstream.sh              all three
 #   scripts/install-upstream.sh apt go       only those (CI: the Rust build does not fit its time budget)
@@ -18,7 +19,8 @@ set -euo pipefail
 DF_GO_VERSION="${DF_GO_VERSION:-v2.5.1}"
 DF_RUST_VERSION="${DF_RUST_VERSION:-1.5.10}"
 GO_MODULE=d7y.io/dragonfly/v2
-APT_PACKAGES=(mariadb-server redis-server protobuf-compiler clang libclang-dev cmake)
+APT_PACKAGES=(mariadb-server redis-server)
+RUST_BUILD_PACKAGES=(protobuf-compiler clang libclang-dev cmake)
 
 say() { printf 'install-upstream: %s\n' "$*" >&2; }
 die() {
@@ -34,13 +36,14 @@ for s in "${steps[@]}"; do
   case "$s" in apt | go | rust) ;; *) die "unknown step '$s' (expected apt, go or rust)" ;; esac
 done
 
-install_apt() {
+# Installs the Debian packages among "$@" that are not installed yet.
+apt_install() {
   local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   if [ ${#missing[@]} -eq 0 ]; then
-    say "apt: ${APT_PACKAGES[*]} already installed"
+    say "apt: $* already installed"
     return
   fi
   say "apt: installing ${missing[*]}"
@@ -49,6 +52,8 @@ install_apt() {
   "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2 ||
     die "apt-get install ${missing[*]}"
 }
+
+install_apt() { apt_install "${APT_PACKAGES[@]}"; }
 
 # Whether $1 is a Go binary built from $GO_MODULE at $DF_GO_VERSION (as the main module or as a dependency).
 go_binary_ok() {
@@ -100,9 +105,7 @@ install_rust() {
     say "rust: dragonfly-client v${DF_RUST_VERSION} already installed ($(dirname "$(command -v cargo)"))"
     return
   fi
-  for tool in protoc clang cmake; do
-    command -v "$tool" >/dev/null || die "rust: \`$tool\` is missing: run the apt step first"
-  done
+  apt_install "${RUST_BUILD_PACKAGES[@]}"
   local started=$SECONDS jobs
   jobs="${CARGO_BUILD_JOBS:-$(nproc)}"
   say "rust: cargo install dragonfly-client --version ${DF_RUST_VERSION} --locked -j ${jobs} (a long build: RocksDB, AWS-LC)"
