@@ -158,6 +158,20 @@ for (const kind of SWARM_SCHEDULERS) {
       assert.ok(served >= size && served <= size + 2, `origin served ${served} bytes of ${size}`);
     });
 
+    test('our dfget --disable-back-to-source takes a task only the Rust peer has from it', async () => {
+      requirePrograms(needs);
+      const size = 10 * MiB + 3;
+      const path = '/rust-only.bin';
+      const url = origin.add(path, { size, seed: 43 });
+      const r1 = await rustDfget(rust!.socket, url, join(out, 'rust-only.rust'));
+      assert.equal(r1.code, 0, `${r1.stderr}${r1.stdout}`);
+      const pieces = origin.pieceRequests(path).length;
+      const r2 = await dfget(ours!, url, join(out, 'rust-only.ours'), ['--disable-back-to-source']);
+      assert.equal(r2.code, 0, `${r2.stderr}\n${schedulerLog()}`);
+      assert.equal(await sha256File(join(out, 'rust-only.ours')), contentSha256(43, size));
+      assert.equal(origin.pieceRequests(path).length, pieces, 'a piece came from the origin');
+    });
+
     test('the same URL gives the same task id, content length and piece length on both', async () => {
       requirePrograms(needs);
       const url = `${origin.url}/ours-first.bin`;
