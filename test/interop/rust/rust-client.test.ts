@@ -18,8 +18,10 @@ import { downloadClient } from '../../../src/cli/common.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS, taskIdFromUrl } from '../../../src/core/task-id.js';
 import { Origin, contentSha256 } from '../../helpers/origin.js';
 import {
+  DIST,
   dfget,
   metricsText,
+  run,
   metricValue,
   startDaemon,
   stopDaemon,
@@ -30,10 +32,12 @@ import { sha256File } from '../../helpers/files.js';
 import { startScheduler, stopScheduler, type SchedulerHandle } from '../../helpers/scheduler-process.js';
 import { GoScheduler } from '../../helpers/upstream/go-control-plane.js';
 import { originBytes } from '../../helpers/upstream/origin-bytes.js';
-import { missingUpstream, type UpstreamProgram } from '../../helpers/upstream/programs.js';
+import { missingUpstream, upstreamPath, type UpstreamProgram } from '../../helpers/upstream/programs.js';
+import { runCommand } from '../../helpers/exec.js';
 import { RustDaemon, rustDfget } from '../../helpers/upstream/rust-client.js';
 
 const MiB = 1024 * 1024;
+const DFCTL = join(DIST, 'src/cli/dfctl.js');
 const TRAFFIC = 'dragonfly_client_download_traffic';
 
 function requirePrograms(names: UpstreamProgram[]): void {
@@ -372,6 +376,34 @@ describe(
         assert.equal(existsSync(o), false, 'an output file was left');
       });
     }
+
+    // Found here: our dfctl showed a task the Rust dfdaemon had finished as "Running" (its StatTask answers with the
+    // scheduler's view); a finished record now reads "Succeeded".
+    test("dfctl across the clients: each lists the other daemon's tasks, finished as finished", async () => {
+      requirePrograms([...RUST, 'dfctl']);
+      const size = 5 * MiB + 9;
+      const url = origin.add('/listed.bin', { size, seed: 71 });
+      const taskId = taskIdFromUrl({ url, filteredQueryParams: DEFAULT_FILTERED_QUERY_PARAMS });
+      for (const [i, r] of [
+        await rustDfget(rust!.socket, url, join(out, 'listed-0')),
+        await dfget(ours!, url, join(out, 'listed-1')),
+      ].entries())
+        assert.equal(r.code, 0, `download ${i}: ${r.stderr}`);
+      const mine = await run([DFCTL, 'task', 'ls', '-o', 'json', '-e', rust!.socket]);
+      assert.equal(mine.code, 0, mine.stderr);
+      const listed = (
+        JSON.parse(mine.stdout) as Array<{ id: string; state: string; contentLength: number }>
+      ).find((t) => t.id === taskId);
+      assert.ok(listed, `our dfctl does not list ${taskId} on the Rust dfdaemon: ${mine.stdout}`);
+      assert.equal(listed.state, 'Succeeded');
+      assert.equal(listed.contentLength, size);
+      const theirs = await runCommand(upstreamPath('dfctl'), ['task', 'ls', '-e', ours!.socket]);
+      assert.equal(theirs.code, 0, theirs.stderr);
+      assert.ok(
+        theirs.stdout.includes(taskId),
+        `the Rust dfctl does not list ${taskId} on ours: ${theirs.stdout}`,
+      );
+    });
   },
 );
 
