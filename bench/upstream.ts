@@ -48,7 +48,8 @@ let rust: RustDaemon | undefined;
 
 async function cleanup(): Promise<void> {
   if (ours) await stopDaemon(ours, { keepDir: true }).catch(() => undefined);
-  await rust?.stop({ keepDir: true }).catch(() => undefined);
+  // Its dir is its own temp dir, not under `tmp`.
+  await rust?.stop().catch(() => undefined);
   if (scheduler) await stopScheduler(scheduler).catch(() => undefined);
   if (nginx) await nginx.stop().catch(() => undefined);
   if (tmp) rmSync(tmp, { recursive: true, force: true });
