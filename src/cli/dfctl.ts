@@ -52,10 +52,15 @@ function recordState(t: StatLocalTaskResponse): string {
   return t.finishedAt ? 'Succeeded' : t.failedAt ? 'Failed' : 'Pending';
 }
 
-function view(t: StatLocalTaskResponse, task: Task | undefined): TaskView {
+/**
+ * One task as dfctl shows it: the local record, with StatTask's pieces and live state. A record that says finished
+ * wins over the live state: the Rust dfdaemon answers StatTask with the scheduler's view of the task ("Running"
+ * while other peers still download it), not with what it stores.
+ */
+function taskView(t: StatLocalTaskResponse, task: Task | undefined): TaskView {
   return {
     id: t.taskId,
-    state: task?.state || recordState(t),
+    state: t.finishedAt ? 'Succeeded' : task?.state || recordState(t),
     contentLength: t.contentLength,
     pieceLength: t.pieceLength,
     piecesDone: task?.pieces.length,
@@ -169,7 +174,7 @@ async function ls(o: OutputOptions): Promise<void> {
     for (let i = 0; i < tasks.length; i += 8) {
       const batch = tasks.slice(i, i + 8);
       const stats = await Promise.all(batch.map((t) => statTask(client, t.taskId)));
-      batch.forEach((t, j) => views.push(view(t, stats[j])));
+      batch.forEach((t, j) => views.push(taskView(t, stats[j])));
     }
     views.sort((a, b) => Date.parse(b.updatedAt ?? '0') - Date.parse(a.updatedAt ?? '0'));
     process.stdout.write(
@@ -183,7 +188,7 @@ async function stat(id: string, o: OutputOptions): Promise<void> {
     const t = await unary<{ taskId: string }, StatLocalTaskResponse>((r, cb) => client.statLocalTask(r, cb), {
       taskId: id,
     });
-    const v = view(t, await statTask(client, id));
+    const v = taskView(t, await statTask(client, id));
     process.stdout.write(o.output === 'json' ? JSON.stringify(v, null, 2) + '\n' : renderTaskStat(v));
   });
 }

@@ -310,7 +310,9 @@ export class TaskManager {
    * stored task — a partial one left by a cancelled download or a kill -9, or a failed one — is stat'ed again, and
    * Storage.prepareTask keeps its pieces only if the origin still names the same version (ETag / Last-Modified and
    * lengths); otherwise they are dropped and the task starts over, so a resumed file is never a mix of versions.
-   * With back-to-source disabled the origin cannot be asked: a partial task is then resumed as it is.
+   * With back-to-source disabled a partial task is resumed as it is; a task not stored here is stat'ed like any
+   * other (as upstream's download_started does: only the pieces may not come from the origin) and its pieces
+   * come from parents.
    */
   private async createRun(taskId: string, req: DownloadRequest, signal: AbortSignal): Promise<TaskRun> {
     const storage = this.o.storage;
@@ -347,12 +349,6 @@ export class TaskManager {
       }
     }
     if (!reusable) {
-      if (req.disableBackToSource) {
-        throw new DfError(
-          'UNAVAILABLE',
-          `task ${taskId} is not stored here and back-to-source is disabled (no scheduler gives parents yet)`,
-        );
-      }
       const backend = this.o.backends.get(req.url);
       const started = performance.now();
       this.o.metrics.backendRequest(backend.scheme, 'HEAD');
@@ -468,10 +464,13 @@ export class TaskManager {
       else missing.add(p.number);
     }
     if (missing.size === 0) return;
-    if (req.disableBackToSource) {
+    // Back-to-source disabled: the missing pieces may come from parents only (upstream too asks the scheduler and
+    // refuses only the origin; the peer task refuses source pieces), which needs a scheduler. A run whose source
+    // another request already chose is simply waited on.
+    if (req.disableBackToSource && !run.hasSource && !this.peerTaskPossible(started, req)) {
       throw new DfError(
         'UNAVAILABLE',
-        `${missing.size} pieces of task ${run.taskId} are missing and back-to-source is disabled`,
+        `${missing.size} pieces of task ${run.taskId} are missing, back-to-source is disabled and no scheduler can give parents`,
       );
     }
 
@@ -617,6 +616,11 @@ export class TaskManager {
     } catch (e) {
       this.o.log.warn({ taskId, err: (e as Error).message }, 'could not record the task as failed');
     }
+  }
+
+  /** Whether chooseSource would take the run's pieces through the scheduler (a peer task) rather than the source. */
+  private peerTaskPossible(started: StartedDownload, req: DownloadRequest): boolean {
+    return Boolean(this.o.p2p && req.download && this.o.p2p.schedulerFor(started.run.taskId));
   }
 
   /**

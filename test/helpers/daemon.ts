@@ -121,11 +121,16 @@ export async function startDaemon(
     env?: NodeJS.ProcessEnv;
     /** A dfdaemon executable to run instead of `node DFDAEMON` (e.g. an installed package's .bin/dfdaemon). */
     bin?: string;
+    /**
+     * The whole dfdaemon.yaml to use instead of testConfig's (e.g. one written for the Rust client); it must put
+     * the socket at `<dir>/dfdaemon.sock` and storage at `<dir>/storage`, as the handle assumes.
+     */
+    config?: string;
   } = {},
 ): Promise<DaemonHandle> {
   const dir = opts.dir ?? tempDir();
   const configPath = join(dir, 'dfdaemon.yaml');
-  writeFileSync(configPath, testConfig(dir, opts.extraConfig, opts));
+  writeFileSync(configPath, opts.config ?? testConfig(dir, opts.extraConfig, opts));
   const dynconfigPath = join(dir, 'dynconfig.yaml');
   if (opts.schedulerAddr) {
     writeFileSync(

@@ -18,6 +18,7 @@ import { DEFAULT_FILTERED_QUERY_PARAMS, normalizeUrl, taskIdFromUrl } from '../.
 import type { Download } from '../../src/gen/common.js';
 import {
   DfdaemonUploadClient,
+  type StatLocalTaskResponse,
   type DfdaemonDownloadClient,
   type DownloadTaskResponse,
 } from '../../src/gen/dfdaemon.js';
@@ -182,6 +183,34 @@ describe('remote callers: a peer of dfscheduler, attacked on its upload port, so
     // The scheduler's address may delete.
     assert.equal(await deleteTask(client(peer.uploadPort), taskId), undefined);
     assertCode(await statTask(other, taskId), GrpcStatus.NOT_FOUND, 'deleted by the scheduler’s address');
+  });
+
+  // Found against the upstream Go scheduler (test/interop/go): its get_task job (the manager's "which peers have
+  // this task") calls StatLocalTask on each host's upload port, which answered UNIMPLEMENTED here, so the manager
+  // listed none of our peers. It is answered now, to the peer's schedulers only, like DeleteTask.
+  test('StatLocalTask on the upload port: answered to the scheduler’s address, PERMISSION_DENIED elsewhere', async () => {
+    const url = origin.add('/stat-local.bin', { size: 5 * MiB + 3, seed: 15 });
+    const r = await dfget(peer, url, join(out, 'stat-local'));
+    assert.equal(r.code, 0, r.stderr);
+    const taskId = dfgetTaskId(url);
+    const stat = (c: DfdaemonUploadClient, id: string) =>
+      new Promise<{ res?: StatLocalTaskResponse; err?: ServiceError }>((resolve) =>
+        c.statLocalTask({ taskId: id, remoteIp: '127.0.0.1' }, (err, res) =>
+          resolve(err ? { err } : { res }),
+        ),
+      );
+    const got = await stat(client(peer.uploadPort), taskId);
+    assert.equal(got.err, undefined, got.err?.details);
+    assert.equal(got.res!.taskId, taskId);
+    assert.equal(got.res!.contentLength, 5 * MiB + 3);
+    assert.ok(got.res!.finishedAt, 'finished_at set (the Go scheduler reads it as "finished")');
+    assertCode(
+      (await stat(client(peer.uploadPort), 'f'.repeat(64))).err,
+      GrpcStatus.NOT_FOUND,
+      'unknown task',
+    );
+    const other = await stat(client(relay.port), taskId);
+    assertCode(other.err, GrpcStatus.PERMISSION_DENIED, 'StatLocalTask from 127.0.0.2');
   });
 
   test('a DeleteTask from elsewhere does not abort a download in flight', async () => {

@@ -14,14 +14,12 @@ import { DfError } from '../../core/errors.js';
 import type { Host } from '../../gen/common.js';
 import {
   DfdaemonUploadService,
-  type DeleteTaskRequest,
   type DownloadTaskRequest,
   type DownloadTaskResponse,
   type SyncHostRequest,
   type SyncPiecesRequest,
   type SyncPiecesResponse,
 } from '../../gen/dfdaemon.js';
-import type { Empty } from '../../gen/google/protobuf/empty.js';
 import type { PieceRecord } from '../../storage/storage.js';
 import type { SuperSeeding } from '../super-seeding.js';
 import type { TaskRun } from '../task-run.js';
@@ -63,17 +61,12 @@ export class DfdaemonUploadServiceImpl {
     const handlers = unimplementedHandlers(DfdaemonUploadService);
     const dl = this.o.download.handlers();
     handlers.statTask = dl.statTask!;
-    // Deleting a task (and aborting its downloads) is for the schedulers this peer trusts.
-    handlers.deleteTask = ((call: ServerUnaryCall<DeleteTaskRequest, Empty>, cb: sendUnaryData<Empty>) => {
-      try {
-        this.o.callers.check(call, 'DeleteTask');
-      } catch (e) {
-        this.o.log.warn({ caller: call.getPeer(), taskId: call.request.taskId }, (e as Error).message);
-        cb(toGrpcError(e));
-        return;
-      }
-      (dl.deleteTask as (c: typeof call, cb: sendUnaryData<Empty>) => void)(call, cb);
-    }) as UntypedHandleCall;
+    // Deleting a task (and aborting its downloads) is for the schedulers this peer trusts. So is StatLocalTask:
+    // the Go scheduler's get_task job (the manager's "which peers have this task") asks every host with it on the
+    // upload port (scheduler/job/job.go GetTask); it tells what we store of a task, origin response headers
+    // included, which other peers never need.
+    handlers.deleteTask = this.fromSchedulers('DeleteTask', dl.deleteTask!);
+    handlers.statLocalTask = this.fromSchedulers('StatLocalTask', dl.statLocalTask!);
     handlers.downloadTask = (call: ServerWritableStream<DownloadTaskRequest, DownloadTaskResponse>) => {
       try {
         this.o.callers.check(call, 'DownloadTask');
@@ -95,6 +88,21 @@ export class DfdaemonUploadServiceImpl {
       void this.syncPieces(call);
     handlers.syncHost = (call: ServerWritableStream<SyncHostRequest, Host>) => void this.syncHost(call);
     return handlers;
+  }
+
+  /** A unary handler of the download service, answered on the upload port only to the schedulers we trust. */
+  private fromSchedulers(rpc: string, handler: UntypedHandleCall): UntypedHandleCall {
+    type Unary = (call: ServerUnaryCall<{ taskId?: string }, unknown>, cb: sendUnaryData<unknown>) => void;
+    return ((call: ServerUnaryCall<{ taskId?: string }, unknown>, cb: sendUnaryData<unknown>) => {
+      try {
+        this.o.callers.check(call, rpc);
+      } catch (e) {
+        this.o.log.warn({ caller: call.getPeer(), taskId: call.request.taskId }, (e as Error).message);
+        cb(toGrpcError(e));
+        return;
+      }
+      (handler as Unary)(call, cb);
+    }) as UntypedHandleCall;
   }
 
   /**

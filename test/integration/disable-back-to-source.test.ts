@@ -1,0 +1,73 @@
+// `dfget --disable-back-to-source` (Download.disable_back_to_source): the pieces may come from parents only.
+// Found against the upstream Rust client (test/interop/rust): ours refused at once any task it did not store
+// ("not stored here and back-to-source is disabled") without asking the scheduler, so a file another peer had was
+// not fetched from that peer. Upstream stats the origin as for any task (resource/task.rs download_started), asks
+// the scheduler for parents and refuses only the origin's pieces; ours now does the same.
+
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Origin, contentSha256 } from '../helpers/origin.js';
+import {
+  dfget,
+  metricsText,
+  metricValue,
+  startDaemon,
+  stopDaemon,
+  tempDir,
+  type DaemonHandle,
+} from '../helpers/daemon.js';
+import { sha256File } from '../helpers/files.js';
+import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
+
+const MiB = 1024 * 1024;
+const traffic = async (d: DaemonHandle, type: string) =>
+  metricValue(await metricsText(d), 'dragonfly_client_download_traffic', `type="${type}"`);
+
+describe('dfget --disable-back-to-source', () => {
+  const origin = new Origin();
+  const out = tempDir('dft-no-source-');
+  let scheduler: SchedulerHandle;
+  let a: DaemonHandle;
+  let b: DaemonHandle;
+
+  before(async () => {
+    await origin.start();
+    scheduler = await startScheduler();
+    a = await startDaemon({ schedulerAddr: scheduler.addr });
+    b = await startDaemon({ schedulerAddr: scheduler.addr });
+  });
+
+  after(async () => {
+    for (const d of [a, b]) if (d) await stopDaemon(d);
+    if (scheduler) await stopScheduler(scheduler);
+    await origin.stop();
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  test('a task another peer has comes from that peer, no piece from the origin', async () => {
+    const size = 12 * MiB + 5;
+    const path = '/shared.bin';
+    const url = origin.add(path, { size, seed: 91 });
+    const ra = await dfget(a, url, join(out, 'a.bin'));
+    assert.equal(ra.code, 0, ra.stderr);
+    const pieceRequests = origin.pieceRequests(path).length;
+    const rb = await dfget(b, url, join(out, 'b.bin'), ['--disable-back-to-source']);
+    assert.equal(rb.code, 0, rb.stderr);
+    assert.equal(await sha256File(join(out, 'b.bin')), contentSha256(91, size));
+    assert.equal(await traffic(b, 'REMOTE_PEER'), size);
+    assert.equal(origin.pieceRequests(path).length, pieceRequests, 'a piece came from the origin');
+  });
+
+  test('a task no peer has fails with one line, and the origin gives no piece', async () => {
+    const path = '/nobody.bin';
+    const url = origin.add(path, { size: 9 * MiB, seed: 92 });
+    const r = await dfget(b, url, join(out, 'nobody.bin'), ['--disable-back-to-source']);
+    assert.notEqual(r.code, 0, 'dfget succeeded without a source');
+    assert.match(r.stderr, /back-to-source is disabled/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.equal(origin.pieceRequests(path).length, 0, 'a piece came from the origin');
+    assert.equal(existsSync(join(out, 'nobody.bin')), false);
+  });
+});
