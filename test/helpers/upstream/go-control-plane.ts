@@ -276,7 +276,10 @@ console: true
       async (port) => {
         this.port = port;
         writeFileSync(this.conf, this.config());
-        this.proc = spawnLogged(bin, ['--config', this.conf], this.log);
+        // --dynconfig: without a manager the scheduler writes a default dynconfig there, by default into
+        // /etc/dragonfly/dynconfig.yaml — where our dfdaemon (like upstream's) looks for its schedulers.
+        const dynconfig = join(this.dir, 'dynconfig.yaml');
+        this.proc = spawnLogged(bin, ['--config', this.conf, '--dynconfig', dynconfig], this.log);
         const proc = this.proc;
         await waitUntil(() => listening(port), {
           proc,
