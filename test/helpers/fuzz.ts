@@ -47,8 +47,9 @@ export function fuzzParameters<T>(ciRuns: number, timeoutMs?: number): fc.Parame
     numRuns: fuzzRuns(ciRuns),
     seed: FUZZ_SEED,
     ...(timeoutMs !== undefined ? { timeout: timeoutMs } : {}),
-    // A shrink step re-runs a network round trip; a few hundred are enough to get a readable input.
     maxSkipsPerRun: 100,
+    // The failed assertion in the report itself (node:test prints no `cause`).
+    includeErrorInReport: true,
   };
 }
 
