@@ -4,7 +4,7 @@
 
 import { Document, isMap, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { DfError } from '../core/errors.js';
+import { DfError, oneLine } from '../core/errors.js';
 import { findUnknownKeys, joinKey, showValue } from './schema-kit.js';
 
 export interface YamlSource {
@@ -156,26 +156,14 @@ export function applyKeyChanges(
   return origins;
 }
 
-/**
- * A key as a warning shows it: control characters escaped as in JSON, so that a key holding a newline cannot
- * start a line of its own in the log or on stderr.
- */
-const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-function printableKey(key: string): string {
-  return key.replace(
-    // eslint-disable-next-line no-control-regex
-    /[\u0000-\u001f\u007f\u2028\u2029]/g,
-    (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-}
-
 /** Pushes one warning per key the schema does not know. */
 export function warnUnknownKeys(src: YamlSource, schema: z.ZodType, warnings: string[]): void {
   for (const key of findUnknownKeys(schema, src.value)) {
+    // A key holding a newline must not start a line of its own in the log or on stderr.
     const path: Path = [];
     for (const m of key.matchAll(/([^.[\]]+)|\[(\d+)\]/g))
       path.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
-    warnings.push(`unknown key ${printableKey(key)}${at(src, path)} is ignored`);
+    warnings.push(`unknown key ${oneLine(key)}${at(src, path)} is ignored`);
   }
 }
 
