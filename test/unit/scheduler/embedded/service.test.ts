@@ -65,3 +65,38 @@ test('regression (fuzz): StatPeer of a 70 000-character id is NOT_FOUND with a b
   assert.ok(e.details.length < 1100, `${e.details.length} characters`);
   assert.match(e.details, /^peer p+… \(70015 characters in all\)$/);
 });
+
+test('regression (fuzz): a host whose stats hold u64::MAX and i64::MAX is accepted and listed', async () => {
+  // Decoded as 2^64 and 2^63 (the nearest doubles), out of their fields' range: re-encoding the host failed, and
+  // AnnounceHost answered INTERNAL "invalid uint64: 18446744073709552000". The generated decoders now round toward
+  // zero (scripts/gen.mjs).
+  const u64max = '18446744073709551615' as unknown as number;
+  const i64max = '9223372036854775807' as unknown as number;
+  await announceHost(client, {
+    id: 'big-stats',
+    disk: {
+      total: u64max,
+      free: u64max,
+      used: 0,
+      usedPercent: 0,
+      inodesTotal: 0,
+      inodesUsed: 0,
+      inodesFree: 0,
+      inodesUsedPercent: 0,
+      readBandwidth: 0,
+      writeBandwidth: 0,
+    },
+    memory: {
+      total: 1,
+      available: 1,
+      used: 0,
+      usedPercent: 0,
+      processUsedPercent: 0,
+      free: 1,
+      cgroup: { limit: i64max, usage: 0, usedPercent: 0 },
+    },
+  });
+  const listed = (await rpc(client).listHosts({})).hosts.find((h) => h.id === 'big-stats');
+  assert.ok(listed?.disk && listed.disk.total > Number.MAX_SAFE_INTEGER && listed.disk.total < 2 ** 64);
+  assert.ok(listed.memory?.cgroup && listed.memory.cgroup.limit < 2 ** 63);
+});
