@@ -216,6 +216,28 @@ export function hostileString(maxLength = 64): fc.Arbitrary<string> {
   );
 }
 
+// ---- reporting -----------------------------------------------------------------------------------------------
+
+/** Counts outcomes by name, for a test's diagnostic line: how deep the inputs went. */
+export class Tally {
+  private readonly counts = new Map<string, number>();
+
+  add(key: string): void {
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  count(key: string): number {
+    return this.counts.get(key) ?? 0;
+  }
+
+  toString(): string {
+    return [...this.counts.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ');
+  }
+}
+
 // ---- time bounds -----------------------------------------------------------------------------------------------
 
 /** Resolves with `p`, or rejects naming `what` when it takes longer than `ms` (a hang). */
