@@ -5,6 +5,7 @@
 // adds unknown fields, and nests messages a few levels deep. Field-aware strings (ids, URLs, paths) come from the
 // test's own pools, so requests reach past the first validation.
 
+import { createServer, type AddressInfo } from 'node:net';
 import {
   Client,
   credentials,
@@ -457,6 +458,29 @@ export class RawGrpcClient {
       if (!leaveOpen) call.end();
     });
   }
+}
+
+/**
+ * The bytes a real grpc-js client sends for one unary call to `path` (preface, SETTINGS, HEADERS, DATA), captured
+ * by a listener that answers SETTINGS and nothing else: a seed for mutations at the HTTP/2 level.
+ */
+export async function captureGrpcRequest(path: string, body: Buffer): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  const capture = createServer((s) => {
+    // An empty SETTINGS and a SETTINGS ACK, so the client goes on to send its request.
+    s.write(Buffer.from('000000040000000000000000040100000000', 'hex'));
+    s.on('data', (c: Buffer) => parts.push(c));
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => capture.listen(0, '127.0.0.1', r));
+  const client = new RawGrpcClient(`127.0.0.1:${(capture.address() as AddressInfo).port}`);
+  const done = client.unary(path, body, 300);
+  await done;
+  client.close();
+  await new Promise<void>((r) => capture.close(() => r()));
+  const bytes = Buffer.concat(parts);
+  if (!bytes.toString('latin1').startsWith('PRI * HTTP/2.0')) throw new Error('no HTTP/2 request captured');
+  return bytes;
 }
 
 /** Statuses a server may answer a bad request with. UNKNOWN (an error without a code) is never one of them. */
