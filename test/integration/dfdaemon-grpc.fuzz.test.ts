@@ -33,6 +33,7 @@ import {
   withoutStrayErrors,
 } from '../helpers/fuzz.js';
 import { startInProcessDaemon, type InProcessDaemon, type LogLine } from '../helpers/in-process-daemon.js';
+import { confineNetwork, loopbackPorts } from '../helpers/network-guard.js';
 import { Origin } from '../helpers/origin.js';
 import {
   GrpcStatus,
@@ -73,6 +74,9 @@ let uploadClient: RawGrpcClient;
 let storedTaskId: string;
 let url: { small: string; empty: string; missing: string; failing: string };
 let outDir: string;
+let restoreNetwork: (() => void) | undefined;
+/** A real grpc-js StatTask request as bytes, the seed of the raw-bytes fuzz (captured before the guard is on). */
+let capturedRequest: Buffer;
 
 before(async () => {
   await origin.start();
@@ -91,12 +95,19 @@ before(async () => {
   });
   outDir = join(d.dir, 'out');
   mkdirSync(outDir);
+  capturedRequest = await captureGrpcRequest(
+    `/${DOWNLOAD_SERVICE}/StatTask`,
+    Buffer.from(StatTaskRequest.encode({ taskId: 'a'.repeat(64) }).finish()),
+  );
+  // Beside the inputs that leavesTheTest skips: no connection of this process leaves the test's own ports.
+  restoreNetwork = confineNetwork(loopbackPorts(() => [origin.port, d.uploadPort, d.vortexPort, 1]));
   socketClient = new RawGrpcClient(`unix:${d.socket}`);
   uploadClient = new RawGrpcClient(`127.0.0.1:${d.uploadPort}`);
   storedTaskId = await downloadTaskId(socketClient, url.small);
 });
 
 after(async () => {
+  restoreNetwork?.();
   socketClient?.close();
   uploadClient?.close();
   await d?.stop();
@@ -512,12 +523,7 @@ test(
   `fuzz: ${fuzzRuns(RUNS_RAW)} raw byte streams (random, and mutations of a real gRPC request) to each listener`,
   { timeout: fuzzTestTimeout(2 * RUNS_RAW, 100) },
   async (t) => {
-    const seeds = [
-      await captureGrpcRequest(
-        `/${DOWNLOAD_SERVICE}/StatTask`,
-        Buffer.from(StatTaskRequest.encode({ taskId: 'a'.repeat(64) }).finish()),
-      ),
-    ];
+    const seeds = [capturedRequest];
     const batch = fc.array(fc.tuple(fuzzBytes(seeds, 400), fc.boolean()), {
       minLength: RAW_BATCH,
       maxLength: RAW_BATCH,

@@ -1,9 +1,9 @@
 // Fuzz of the embedded scheduler's scheduler.v2.Scheduler service through a real grpc-js client: every unary RPC
 // (AnnounceHost most) with schema-shaped, mutated and garbage bodies, and AnnouncePeer streams of random and
 // plausible request sequences (ids from small pools, so peers register, start, report pieces and finish). Each
-// call ends with a proper status (never UNKNOWN, never a handler's INTERNAL, never a JavaScript failure, one line),
-// within a bound; every response decodes; an announced host the scheduler accepts is one a peer can reach; and a
-// valid peer is still scheduled afterwards.
+// call ends within a bound with a proper status (never UNKNOWN, no INTERNAL but grpc-js's and the scheduler's
+// deliberate ones, never a JavaScript failure, one line); every response decodes; an announced host the scheduler
+// accepts is one a peer can reach; and a valid peer is still scheduled afterwards.
 // Input counts: test/helpers/fuzz.ts (FUZZ_RUNS, FUZZ_SEED), docs/security.md "Fuzzing".
 
 import { after, before, test } from 'node:test';
@@ -20,6 +20,7 @@ import {
   DeleteHostRequest,
 } from '../../../../src/gen/scheduler.js';
 import { EmbeddedScheduler } from '../../../../src/scheduler/embedded/scheduler-server.js';
+import { confineNetwork, loopbackPorts } from '../../../helpers/network-guard.js';
 import {
   Tally,
   fuzzParameters,
@@ -59,6 +60,7 @@ let client: RawGrpcClient;
 /** Where fuzzed hosts point: accepts and closes, so seed triggers fail at once without leaving this test. */
 let sink: Server;
 let sinkPort: number;
+let restoreNetwork: (() => void) | undefined;
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const HOST_IDS = ['fuzz-host-a', 'fuzz-host-b', 'fuzz-seed'];
@@ -77,6 +79,8 @@ before(async () => {
     options: { retryLimit: 2, retryBackToSourceLimit: 1, retryIntervalMs: 5, registerBackoffBaseMs: 0 },
   });
   const port = await scheduler.start();
+  // Seed triggers and host probes reach only the sink (pointsElsewhere skips the rest; this is the backstop).
+  restoreNetwork = confineNetwork(loopbackPorts(() => [port, sinkPort, 1]));
   client = new RawGrpcClient(`127.0.0.1:${port}`);
   await announcePoolHosts();
 });
@@ -95,6 +99,7 @@ async function announcePoolHosts(): Promise<void> {
 }
 
 after(async () => {
+  restoreNetwork?.();
   client.close();
   await scheduler.stop();
   await new Promise<void>((r) => sink.close(() => r()));
