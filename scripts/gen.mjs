@@ -4,7 +4,10 @@
 // uint64 fields are generated as JS numbers (forceLong=number) so the daemon's arithmetic stays plain. ts-proto's
 // longToNumber throws above 2^53, but a Go scheduler sends 2^64-1 for an unknown content length
 // (spec/scheduler.md §3.3): decoding such a message must not fail. We make the conversion saturate instead —
-// values above Number.MAX_SAFE_INTEGER only ever mean "unknown", and callers check for that.
+// values above Number.MAX_SAFE_INTEGER only ever mean "unknown", and callers check for that. The number is rounded
+// toward zero: the nearest double to 2^64-1 is 2^64 (and to 2^63-1 it is 2^63), outside the field's range, so a
+// message holding one could not be encoded again (the embedded scheduler answered AnnounceHost with INTERNAL for
+// a host whose stats held u64::MAX; found by its fuzz).
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,8 +17,20 @@ execFileSync(bin('buf'), ['generate'], { stdio: 'inherit' });
 
 const THROWING = /function longToNumber\(int64: \{ toString\(\): string \}\): number \{[\s\S]*?\n\}\n/;
 const SATURATING = `function longToNumber(int64: { toString(): string }): number {
-  // Patched by scripts/gen.mjs: saturate instead of throwing (a Go scheduler sends 2^64-1 for "unknown").
-  return globalThis.Number(int64.toString());
+  // Patched by scripts/gen.mjs: saturate instead of throwing (a Go scheduler sends 2^64-1 for "unknown"), rounding
+  // toward zero so that the number stays in the field's range and the message can be encoded again.
+  const text = int64.toString();
+  const n = globalThis.Number(text);
+  if (globalThis.Number.isSafeInteger(n)) return n;
+  const exact = globalThis.BigInt(text);
+  const rounded = globalThis.BigInt(n);
+  if ((n > 0 && rounded > exact) || (n < 0 && rounded < exact)) {
+    // The next double toward zero: its bit pattern less one.
+    const bits = new globalThis.Float64Array([n]);
+    new globalThis.BigInt64Array(bits.buffer)[0] -= 1n;
+    return bits[0];
+  }
+  return n;
 }
 `;
 // Every generated file, google/protobuf/ included: a Duration of 2^62 s must reach the daemon's own check (which

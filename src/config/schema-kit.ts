@@ -329,7 +329,8 @@ export function findUnknownKeys(schema: z.ZodType, value: unknown, prefix = ''):
     const shape = SECTION_SHAPES.get(s);
     if (shape && isMapping(v)) {
       for (const [k, child] of Object.entries(v)) {
-        const sub = shape[k];
+        // Own keys only: `constructor`, `toString` or `__proto__` in a file are unknown keys, not Object's.
+        const sub = Object.hasOwn(shape, k) ? shape[k] : undefined;
         if (sub === undefined) out.push(joinKey(at, k));
         else walk(sub, child, joinKey(at, k));
       }

@@ -4,7 +4,7 @@
 
 import { Document, isMap, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { DfError } from '../core/errors.js';
+import { DfError, oneLine } from '../core/errors.js';
 import { findUnknownKeys, joinKey, showValue } from './schema-kit.js';
 
 export interface YamlSource {
@@ -18,7 +18,15 @@ export interface YamlSource {
 /** Parses YAML text; throws DfError('INVALID_CONFIG') naming file, line and column on a syntax error. */
 export function parseYamlText(file: string, text: string): YamlSource {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  // resolveKnownTags off: YAML 1.1's !!binary, !!set, !!omap, !!pairs and !!timestamp would give a Buffer, Set,
+  // Map or Date, which the schema took for an empty section (`download: !!omap [...]` was silently dropped). Left
+  // unresolved they stay plain scalars, mappings and lists, and are validated as such.
+  const doc = parseDocument(text, {
+    lineCounter: lines,
+    prettyErrors: true,
+    uniqueKeys: true,
+    resolveKnownTags: false,
+  });
   const err = doc.errors[0];
   if (err) {
     const pos = err.linePos?.[0];
@@ -26,7 +34,13 @@ export function parseYamlText(file: string, text: string): YamlSource {
     const what = err.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
     throw new DfError('INVALID_CONFIG', `${where}: invalid YAML: ${what}`, { cause: err });
   }
-  const value: unknown = doc.toJS({ maxAliasCount: 100 });
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    // An alias bomb (`b: [*a, *a, ...]` nested) throws a ReferenceError from the yaml package.
+    throw new DfError('INVALID_CONFIG', `${file}: invalid YAML: ${(e as Error).message}`, { cause: e });
+  }
   if (value !== null && value !== undefined && !isMap(doc.contents)) {
     throw new DfError('INVALID_CONFIG', `${file}: expected a mapping of keys at the top level`);
   }
@@ -145,10 +159,11 @@ export function applyKeyChanges(
 /** Pushes one warning per key the schema does not know. */
 export function warnUnknownKeys(src: YamlSource, schema: z.ZodType, warnings: string[]): void {
   for (const key of findUnknownKeys(schema, src.value)) {
+    // A key holding a newline must not start a line of its own in the log or on stderr.
     const path: Path = [];
     for (const m of key.matchAll(/([^.[\]]+)|\[(\d+)\]/g))
       path.push(m[2] !== undefined ? Number(m[2]) : m[1]!);
-    warnings.push(`unknown key ${key}${at(src, path)} is ignored`);
+    warnings.push(`unknown key ${oneLine(key)}${at(src, path)} is ignored`);
   }
 }
 

@@ -124,3 +124,18 @@ export function toDfError(e: unknown, context?: string): DfError {
       return new DfError(sys?.code ? 'IO' : 'INTERNAL', `${prefix}${msg}`, { cause: e });
   }
 }
+
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * `text` with control characters (and the Unicode line and paragraph separators) escaped as in JSON, for what a
+ * peer or a file supplied and a message quotes: an id or a key holding a newline cannot start a line of its own
+ * on a terminal or in a log.
+ */
+export function oneLine(text: string): string {
+  return text.replace(
+    // eslint-disable-next-line no-control-regex
+    /[\u0000-\u001f\u007f\u2028\u2029]/g,
+    (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}

@@ -64,6 +64,8 @@ export interface DfdaemonOptions {
   version: string;
   /** The local dynconfig file (`--dynconfig`); its scheduler addresses are used when manager.addr is not set. */
   dynconfigPath?: string;
+  /** The HTTP/2 keepalive of both gRPC servers; upstream's (grpc/server.ts KEEPALIVE) unless a test shortens it. */
+  grpcKeepalive?: { timeMs: number; timeoutMs: number };
 }
 
 /** How this daemon finds its scheduler. */
@@ -90,6 +92,7 @@ export class Dfdaemon {
   readonly metrics: DaemonMetrics;
   private readonly version: string;
   private readonly dynconfigPath?: string;
+  private readonly grpcKeepalive?: { timeMs: number; timeoutMs: number };
   private storage?: Storage;
   private backends?: BackendFactory;
   private taskManager?: TaskManager;
@@ -124,6 +127,7 @@ export class Dfdaemon {
     this.log = o.log;
     this.version = o.version;
     this.dynconfigPath = o.dynconfigPath;
+    this.grpcKeepalive = o.grpcKeepalive;
     this.metrics = new DaemonMetrics({ gitVersion: o.version, gitCommit: '', buildTime: '' });
     if (o.config.seedPeer.enable) this.superSeeding = new SuperSeeding();
   }
@@ -332,13 +336,16 @@ export class Dfdaemon {
         shedder: this.loadShedder,
         registry: this.metrics.registry,
       });
-    this.grpcUpload = createGrpcServer([
-      {
-        definition: DfdaemonUploadService,
-        implementation: limitImplementation(DfdaemonUploadService, upload.handlers(), gates('upload')),
-        name: 'dfdaemon.v2.DfdaemonUpload',
-      },
-    ]);
+    this.grpcUpload = createGrpcServer(
+      [
+        {
+          definition: DfdaemonUploadService,
+          implementation: limitImplementation(DfdaemonUploadService, upload.handlers(), gates('upload')),
+          name: 'dfdaemon.v2.DfdaemonUpload',
+        },
+      ],
+      { keepalive: this.grpcKeepalive },
+    );
     this.bound.upload = await bindTcp(
       this.grpcUpload,
       c.upload.server.ip ?? '0.0.0.0',
@@ -393,14 +400,21 @@ export class Dfdaemon {
       await this.announcer.start();
     }
 
-    this.grpcDownload = createGrpcServer([
-      {
-        // DownloadTask also takes responses encoded by hand around piece content (grpc/piece-content.ts).
-        definition: acceptEncodedResponses(DfdaemonDownloadService, 'downloadTask'),
-        implementation: limitImplementation(DfdaemonDownloadService, download.handlers(), gates('download')),
-        name: 'dfdaemon.v2.DfdaemonDownload',
-      },
-    ]);
+    this.grpcDownload = createGrpcServer(
+      [
+        {
+          // DownloadTask also takes responses encoded by hand around piece content (grpc/piece-content.ts).
+          definition: acceptEncodedResponses(DfdaemonDownloadService, 'downloadTask'),
+          implementation: limitImplementation(
+            DfdaemonDownloadService,
+            download.handlers(),
+            gates('download'),
+          ),
+          name: 'dfdaemon.v2.DfdaemonDownload',
+        },
+      ],
+      { keepalive: this.grpcKeepalive },
+    );
     await mkdir(dirname(c.download.server.socketPath), { recursive: true });
     this.downloadSocket = await bindUnixSocket(this.grpcDownload, c.download.server.socketPath, {
       maxConnections: caps.download,

@@ -6827,8 +6827,20 @@ function fromJsonTimestamp(o: any): Date {
 }
 
 function longToNumber(int64: { toString(): string }): number {
-  // Patched by scripts/gen.mjs: saturate instead of throwing (a Go scheduler sends 2^64-1 for "unknown").
-  return globalThis.Number(int64.toString());
+  // Patched by scripts/gen.mjs: saturate instead of throwing (a Go scheduler sends 2^64-1 for "unknown"), rounding
+  // toward zero so that the number stays in the field's range and the message can be encoded again.
+  const text = int64.toString();
+  const n = globalThis.Number(text);
+  if (globalThis.Number.isSafeInteger(n)) return n;
+  const exact = globalThis.BigInt(text);
+  const rounded = globalThis.BigInt(n);
+  if ((n > 0 && rounded > exact) || (n < 0 && rounded < exact)) {
+    // The next double toward zero: its bit pattern less one.
+    const bits = new globalThis.Float64Array([n]);
+    new globalThis.BigInt64Array(bits.buffer)[0] -= 1n;
+    return bits[0];
+  }
+  return n;
 }
 
 function isObject(value: any): boolean {

@@ -32,6 +32,14 @@ const SERVER_OPTIONS = {
   'grpc.max_receive_message_length': -1,
 };
 
+/**
+ * Upstream's HTTP/2 keepalive on its gRPC servers (dragonfly-client/src/grpc/mod.rs HTTP2_KEEP_ALIVE_INTERVAL,
+ * HTTP2_KEEP_ALIVE_TIMEOUT): a ping every 300 s, and a connection that does not answer within 20 s is closed.
+ * Without it a connection that stalled (a request cut mid-frame, a client gone without a FIN, or one that never
+ * sent a request) was held forever, each against upload.server.maxConnections (found by the gRPC fuzz).
+ */
+export const KEEPALIVE = { timeMs: 300_000, timeoutMs: 20_000 };
+
 export interface ServiceBinding {
   definition: ServiceDefinition;
   implementation: UntypedServiceImplementation;
@@ -95,14 +103,17 @@ function addLazyReflection(server: Server, serviceNames: string[]): void {
 
 /**
  * `maxReceiveMessageLength`: the largest request accepted (bytes); unlimited by default (the daemon's servers take
- * pieces). The scheduler's requests are small, so it bounds them.
+ * pieces). The scheduler's requests are small, so it bounds them. `keepalive`: KEEPALIVE unless a test shortens it.
  */
 export function createGrpcServer(
   services: ServiceBinding[],
-  options: { maxReceiveMessageLength?: number } = {},
+  options: { maxReceiveMessageLength?: number; keepalive?: { timeMs: number; timeoutMs: number } } = {},
 ): Server {
+  const keepalive = options.keepalive ?? KEEPALIVE;
   const server = new Server({
     ...SERVER_OPTIONS,
+    'grpc.keepalive_time_ms': keepalive.timeMs,
+    'grpc.keepalive_timeout_ms': keepalive.timeoutMs,
     ...(options.maxReceiveMessageLength !== undefined
       ? { 'grpc.max_receive_message_length': options.maxReceiveMessageLength }
       : {}),

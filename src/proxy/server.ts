@@ -28,6 +28,12 @@ import { downloadErrorAnswer, sendError, streamSession, type P2PDownloader } fro
 /** Times a P2P answer starts again when the origin changed before any byte went out (see serveP2P). */
 const SOURCE_CHANGED_RETRIES = 1;
 
+/**
+ * How long an intercepted CONNECT tunnel may take to complete its TLS handshake (Node's tls.Server default is 120 s;
+ * a client sends its ClientHello as soon as it reads the 200).
+ */
+export const TLS_HANDSHAKE_TIMEOUT_MS = 30_000;
+
 /** Upstream's MIN_PIECE_LENGTH: X-Dragonfly-Piece-Length below it is refused. */
 const MIN_PIECE_LENGTH = 4 * 1024 * 1024;
 
@@ -67,6 +73,8 @@ export interface ProxyServerOptions {
    */
   maxConnections?: number;
   onConnectionRefused?: () => void;
+  /** How long a CONNECT tunnel may take to complete its TLS handshake; TLS_HANDSHAKE_TIMEOUT_MS by default. */
+  tlsHandshakeTimeoutMs?: number;
   /**
    * The local user behind a client connection (dfdaemon: /proc/net/tcp, see daemon/local-caller.ts), asked only
    * for X-Dragonfly-Output-Path. Without it such requests are refused.
@@ -421,6 +429,14 @@ export class ProxyServer {
   /** CONNECT: answer 200, then terminate TLS with a leaf certificate for the host and parse what comes inside. */
   private async intercept(req: IncomingMessage, socket: Socket, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
+    // What the client sends while the CONNECT is checked (a ClientHello sent early, or its end: a client that
+    // sends CONNECT and leaves at once) is read here; an end read here would never reach the TLS socket.
+    const early: Buffer[] = head.length > 0 ? [head] : [];
+    let ended = false;
+    const onEarlyData = (c: Buffer) => early.push(c);
+    const onEarlyEnd = () => (ended = true);
+    socket.on('data', onEarlyData);
+    socket.once('end', onEarlyEnd);
     this.o.metrics?.request();
     const refuse = (status: number, reason: string, extra = '') => {
       this.o.metrics?.failure();
@@ -473,10 +489,14 @@ export class ProxyServer {
       this.o.log.warn({ host, err: (e as Error).message }, 'no certificate for CONNECT host');
       return refuse(502, 'Bad Gateway');
     }
-    // close() came while the certificate was being made: the server no longer tracks this socket, so end it here.
-    if (!this.server.listening) return void socket.destroy();
+    socket.off('data', onEarlyData);
+    socket.off('end', onEarlyEnd);
+    socket.pause();
+    // close() came while the certificate was being made (the server no longer tracks this socket), or the client
+    // is gone: end it here.
+    if (!this.server.listening || ended) return void socket.destroy();
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    if (head.length > 0) socket.unshift(head);
+    if (early.length > 0) socket.unshift(Buffer.concat(early));
     const tls = new TLSSocket(socket, {
       isServer: true,
       secureContext: context,
@@ -486,6 +506,23 @@ export class ProxyServer {
       this.o.log.debug({ host, err: e.message }, 'intercepted TLS connection failed');
       tls.destroy();
     });
+    // Until its TLS handshake is done a tunnel is no HTTP connection yet: a client that went away after the 200
+    // (half-closed; server sockets are half-open) or never started TLS was held until the server's periodic
+    // headers-timeout check, about 90 s (found by the proxy fuzz). It is let go at its end, or after the timeout.
+    let secured = false;
+    const handshake = setTimeout(
+      () => tls.destroy(),
+      this.o.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
+    );
+    handshake.unref();
+    tls.once('secure', () => {
+      secured = true;
+      clearTimeout(handshake);
+    });
+    tls.once('end', () => {
+      if (!secured) tls.destroy();
+    });
+    tls.once('close', () => clearTimeout(handshake));
     this.tunnels.set(tls, authority);
     this.tunnelClients.set(tls, socket.remoteAddress);
     // The server tracks it as a connection: headersTimeout, keep-alive timeout and closeAllConnections apply.

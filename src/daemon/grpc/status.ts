@@ -11,18 +11,7 @@ import {
   type UntypedHandleCall,
 } from '@grpc/grpc-js';
 import { DfError, ERROR_STATUS, GrpcCode, toDfError } from '../../core/errors.js';
-
-/**
- * The longest status message sent: grpc-message travels in the trailers, and a message quoting a 3 MB task id
- * exceeded the client's header list limit, so the client saw RESOURCE_EXHAUSTED instead of the real status.
- */
-export const MAX_STATUS_MESSAGE = 1024;
-
-/** The message cut to MAX_STATUS_MESSAGE characters, saying how long it was. */
-export function boundedMessage(message: string): string {
-  if (message.length <= MAX_STATUS_MESSAGE) return message;
-  return `${message.slice(0, MAX_STATUS_MESSAGE)}… (${message.length} characters in all)`;
-}
+import { statusMessage } from '../../grpc/status-message.js';
 
 /** Task ids are 64 hex characters (sha256); no stored task has an id longer than this. */
 const MAX_TASK_ID_LENGTH = 256;
@@ -61,7 +50,7 @@ export function toGrpcError(e: unknown): ServerErrorResponse & Partial<StatusObj
     };
     metadata.set('grpc-status-details-bin', Buffer.from(JSON.stringify(details)));
   }
-  const message = boundedMessage(err.message);
+  const message = statusMessage(err.message);
   return Object.assign(new Error(message), { code: grpcCode(err), details: message, metadata });
 }
 

@@ -1,6 +1,7 @@
 // The scheduler.v2.Scheduler service of the embedded scheduler (upstream `scheduler/service/service_v2.go`,
 // spec/scheduler.md §1, §5). Cache, persistent and preheat RPCs answer UNIMPLEMENTED.
 
+import { isIP } from 'node:net';
 import {
   status as GrpcStatus,
   type sendUnaryData,
@@ -166,7 +167,22 @@ export class SchedulerService {
     if (!msg.id) throw invalidArgument('invalid Host.Id: value length must be at least 1');
     checkIdLength('Host.Id', msg.id);
     if (!msg.hostname) throw invalidArgument('invalid Host.Hostname: value length must be at least 1');
-    if (!msg.ip) throw invalidArgument('invalid Host.Ip: value must be a valid IP address');
+    // Go's validators (common.proto): an IP, type ≤ 3, ports in [1024, 65535). An accepted host is a parent and a
+    // seed-trigger target: a host name there sent the scheduler to DNS, and port 0 nowhere. Ports below 1024 are
+    // accepted here (a daemon may serve on them), any other value is not.
+    if (isIP(msg.ip) === 0) {
+      throw invalidArgument(
+        `invalid Host.Ip: value must be a valid IP address, got ${JSON.stringify(msg.ip.slice(0, 64))}`,
+      );
+    }
+    if (msg.type > 3)
+      throw invalidArgument(`invalid Host.Type: value must be less than or equal to 3, got ${msg.type}`);
+    if (!(msg.port >= 1 && msg.port <= 65535)) {
+      throw invalidArgument(`invalid Host.Port: value must be a TCP port (1 to 65535), got ${msg.port}`);
+    }
+    if (!(msg.downloadPort >= 0 && msg.downloadPort <= 65535)) {
+      throw invalidArgument(`invalid Host.DownloadPort: value must be 0 to 65535, got ${msg.downloadPort}`);
+    }
     const bytes = HostCodec.encode(msg).finish().length;
     if (bytes > MAX_HOST_MESSAGE_BYTES) {
       throw invalidArgument(

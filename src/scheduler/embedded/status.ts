@@ -4,6 +4,7 @@
 
 import { Metadata, type ServerErrorResponse, type StatusObject } from '@grpc/grpc-js';
 import { ERROR_STATUS, GrpcCode, isDfError } from '../../core/errors.js';
+import { statusMessage } from '../../grpc/status-message.js';
 
 export { GrpcCode };
 
@@ -36,7 +37,8 @@ export function statusCodeOf(e: unknown): number {
 
 /** The error a grpc-js handler hands back (callback or stream 'error'). */
 export function toServiceError(e: unknown): ServerErrorResponse & Partial<StatusObject> {
-  const message = e instanceof Error ? e.message : String(e);
+  // Messages quote the request's ids: bounded and on one line (grpc/status-message.ts).
+  const message = statusMessage(e instanceof Error ? e.message : String(e));
   return Object.assign(new Error(message), {
     code: statusCodeOf(e),
     details: message,

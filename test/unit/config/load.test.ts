@@ -601,3 +601,38 @@ test('an explicit file loads, with directory fallback noted once and used for de
   assert.equal(loaded.notes.length, 1);
   assert.match(loaded.notes[0]!, /cannot write \/var\/run\/dragonfly/);
 });
+
+// Found by test/unit/config/loaders.fuzz.test.ts: each of these inputs broke a loader convention.
+
+test('regression (fuzz): an alias bomb is INVALID_CONFIG naming the file, not a ReferenceError', () => {
+  assertConfigError(
+    'a: &a [1, 2]\nb: [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n',
+    'dfdaemon.yaml: invalid YAML: ',
+    'alias',
+  );
+});
+
+test('regression (fuzz): keys named like Object members (constructor, toString, __proto__) are unknown keys', () => {
+  const { warnings } = parse(
+    'constructor: 1\ntoString: 2\nhost:\n  __proto__: {ip: 10.0.0.1}\n  hasOwnProperty: 3\n',
+  );
+  assert.deepEqual(warnings, [
+    'unknown key constructor (line 1) is ignored',
+    'unknown key toString (line 2) is ignored',
+    'unknown key host.__proto__ (line 4) is ignored',
+    'unknown key host.hasOwnProperty (line 5) is ignored',
+  ]);
+});
+
+test('regression (fuzz): YAML 1.1 tags (!!omap, !!set, !!binary) no longer hide a section from validation', () => {
+  // `!!omap` made `download` a Map, taken for an empty section: -5 was silently dropped.
+  assertConfigError('download: !!omap [concurrentPieceCount: -5]\n', 'download: expected a mapping of keys');
+  assertConfigError('host: !!binary aGVsbG8=\n', 'host: expected a mapping of keys, got "aGVsbG8="');
+  assert.deepEqual(parse('download: !!set {concurrentPieceCount}\n').config.download.concurrentPieceCount, 8);
+  assertConfigError('download: {pieceTimeout: !!timestamp 2001-12-14}\n', 'download.pieceTimeout');
+});
+
+test('regression (fuzz): an unknown key holding a newline is one warning line', () => {
+  const { warnings } = parse('"a\\nb\\u0007": 1\n');
+  assert.deepEqual(warnings, ['unknown key a\\nb\\u0007 (line 1) is ignored']);
+});

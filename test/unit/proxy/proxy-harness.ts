@@ -120,6 +120,7 @@ export async function startProxy(
     downloader?: P2PDownloader;
     /** Wraps the CA's leaf certificates (e.g. to slow them down). */
     certificates?: (leaves: LeafCertificateSource) => LeafCertificateSource;
+    tlsHandshakeTimeoutMs?: number;
   } = {},
 ): Promise<Proxy> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'proxy-unit-'));
@@ -130,6 +131,7 @@ export async function startProxy(
     downloader: o.downloader ?? new FakeDownloader(Buffer.from('0123456789')),
     certificates: o.certificates ? o.certificates(new LeafCertificates(ca)) : new LeafCertificates(ca),
     concurrentPieceCount: 4,
+    tlsHandshakeTimeoutMs: o.tlsHandshakeTimeoutMs,
     log: quietLog,
   });
   const port = await server.listen('127.0.0.1', 0);

@@ -4,6 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { once } from 'node:events';
 import { DfError } from '../../../src/core/errors.js';
 import {
   FakeDownloader,
@@ -235,6 +236,46 @@ describe('clients that go away', () => {
       while (downloader.released === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
       assert.equal(downloader.released, 1);
       assert.deepEqual(downloader.failed, []);
+    } finally {
+      await p.close();
+    }
+  });
+});
+
+describe('CONNECT tunnels that never finish TLS', () => {
+  // Found by test/integration/proxy.fuzz.test.ts: after the 200, a client that half-closed, or never sent a
+  // ClientHello, kept its tunnel open forever (none of the HTTP server's timeouts applies before the handshake).
+  const closedWithin = (sock: net.Socket, ms: number) =>
+    Promise.race([
+      once(sock, 'close').then(() => 'closed'),
+      new Promise((r) => setTimeout(() => r(`still open after ${ms} ms`), ms)),
+    ]);
+
+  test('regression (fuzz): "CONNECT example.com:443" sent with a half-close is let go at once', async () => {
+    const p = await startProxy();
+    try {
+      const sock = await connectTo(p.port);
+      sock.resume();
+      sock.end('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+      assert.equal(await closedWithin(sock, 2000), 'closed');
+    } finally {
+      await p.close();
+    }
+  });
+
+  test('a tunnel without a ClientHello is closed after the handshake timeout; a TLS one outlives it', async () => {
+    const p = await startProxy({ tlsHandshakeTimeoutMs: 300 });
+    try {
+      const idle = await connectTunnel(p.port, 'example.com:443');
+      const secured = await tunnelTls(await connectTunnel(p.port, 'example.com:443'), p.ca);
+      assert.equal(await closedWithin(idle, 2000), 'closed');
+      await new Promise((r) => setTimeout(r, 500));
+      const answer = await exchange(
+        secured,
+        'GET /p2p/x HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n',
+      );
+      assert.match(answer, /^HTTP\/1\.1 200 /, answer);
+      secured.destroy();
     } finally {
       await p.close();
     }

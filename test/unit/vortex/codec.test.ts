@@ -25,6 +25,7 @@ import {
 } from '../../../src/vortex/codec.js';
 import { DEFAULT_MAX_CONTROL_VALUE_SIZE, FrameReader, type Frame } from '../../../src/vortex/frame-reader.js';
 import { loadVortexVectors, type VortexVectors } from './vortex-vectors.js';
+import { fuzzRuns } from '../../helpers/fuzz.js';
 
 const vectors = loadVortexVectors();
 
@@ -350,7 +351,7 @@ test('property: every packet kind round-trips through encode and decode', () => 
       assert.equal(bytes.readUInt32BE(2), bytes.length - HEADER_SIZE);
       assert.deepEqual(decodeHeader(bytes.subarray(0, HEADER_SIZE)).id, p.id);
     }),
-    { numRuns: 2000 },
+    { numRuns: fuzzRuns(2000) },
   );
 });
 
@@ -393,13 +394,13 @@ test('property: the frame reader decodes any chunking of a packet sequence', asy
         );
       },
     ),
-    { numRuns: 500 },
+    { numRuns: fuzzRuns(500) },
   );
 });
 
 // ---- fuzz -----------------------------------------------------------------------------------------------------
 
-test('fuzz: 20k random and mutated frames decode or fail with a DfError', async () => {
+test(`fuzz: ${fuzzRuns(20_000)} random and mutated frames decode or fail with a DfError`, async () => {
   const rng = fc.sample(fc.nat(), { numRuns: 1, seed: 20240601 })[0]!;
   let state = rng || 1;
   const rand = (n: number): number => {
@@ -410,7 +411,7 @@ test('fuzz: 20k random and mutated frames decode or fail with a DfError', async 
     return (state >>> 0) % n;
   };
   const seeds: Buffer[] = vectors.vectors.map((v: VortexVectors[string]) => hex(v.hex));
-  const RUNS = 20_000;
+  const RUNS = fuzzRuns(20_000);
   let decoded = 0;
   for (let i = 0; i < RUNS; i++) {
     let bytes: Buffer;
