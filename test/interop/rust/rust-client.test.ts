@@ -341,7 +341,7 @@ describe(
         who: 'our dfget → their dfdaemon',
         run: (url: string, o: string, x: string[] = []) => dfget({ socket: rust!.socket }, url, o, x),
         // One line, the status from the Rust daemon's errordetails.v2.Backend (JSON in grpc-status-details-bin).
-        said404: /^Error: backend error: origin answered 404: 404 Not Found\n$/,
+        said404: /^Error: backend error: origin answered 404 Not Found\n$/,
       },
     ];
 

@@ -1,7 +1,7 @@
 // dfget's one error line for an origin's status (errordetails.v2.Backend in grpc-status-details-bin, JSON as the
 // Rust client packs it). Found by test/interop/rust: against our dfdaemon the line said "backend error: origin
 // answered 404: backend error: 404 Not Found for …" (our daemon's message carries the prefix itself); against the
-// Rust dfdaemon it said "… origin answered 404: 404 Not Found". Both now read the same way.
+// Rust dfdaemon it said "… origin answered 404: 404 Not Found". Both now read "origin answered 404 Not Found …".
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,13 +24,13 @@ function backendError(message: string, statusCode: number): ServiceError {
 test("an origin status from our dfdaemon: one 'backend error:' prefix", () => {
   assert.equal(
     describeError(backendError('backend error: 404 Not Found for http://o/x', 404)),
-    'backend error: origin answered 404: 404 Not Found for http://o/x',
+    'backend error: origin answered 404 Not Found for http://o/x',
   );
 });
 
 test('an origin status from the Rust dfdaemon (bare reason)', () => {
   assert.equal(
     describeError(backendError('404 Not Found', 404)),
-    'backend error: origin answered 404: 404 Not Found',
+    'backend error: origin answered 404 Not Found',
   );
 });
