@@ -262,6 +262,7 @@ async function runRepeat(
       logDir,
       logLevel: st.logLevel,
       uploadLimit: st.uploadLimit,
+      queueLimit: st.queueLimit,
       startConcurrency: Math.max(2, cpus().length),
     });
     log(`  ${daemons.length} dfdaemons up in ${((performance.now() - t1) / 1000).toFixed(1)} s`);

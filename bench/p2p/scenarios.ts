@@ -90,6 +90,8 @@ export interface Settings {
   timeoutFactor: number;
   logLevel: string;
   uploadLimit?: string;
+  /** The daemons' storage.server.queueLimit (busy answers); undefined: unset. */
+  queueLimit?: number;
   keepLogsDir?: string;
   resultsDir?: string;
 }
@@ -140,6 +142,8 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
     timeoutFactor: int('P2P_TIMEOUT_FACTOR', 5, 2, 50),
     logLevel,
     uploadLimit: env.P2P_UPLOAD_LIMIT || undefined,
+    // Every peer here is ours, so busy answers are on (2 waiting) unless P2P_QUEUE_LIMIT says otherwise ('' = unset).
+    queueLimit: env.P2P_QUEUE_LIMIT === '' ? undefined : int('P2P_QUEUE_LIMIT', 2, 0, 1_000_000),
     keepLogsDir: env.P2P_KEEP_LOGS || undefined,
     resultsDir: env.P2P_RESULTS_DIR || undefined,
   };

@@ -121,7 +121,13 @@ export function startScheduler(topo: Topology, logDir: string, logLevel: string)
  * dfdaemon.yaml of a bench host. The seed fetches from the origin on the scheduler's behalf, and the origin is on
  * a private address (10.x): security.allowedPrivateSources must name it (docs/security.md).
  */
-export function daemonConfig(h: Host, seed: boolean, uploadLimit?: string, originIp?: string): string {
+export function daemonConfig(
+  h: Host,
+  seed: boolean,
+  uploadLimit?: string,
+  originIp?: string,
+  queueLimit?: number,
+): string {
   return `host:
   ip: ${h.ip}
   hostname: ${h.ns}
@@ -141,7 +147,7 @@ ${uploadLimit ? `  bandwidthLimit: ${uploadLimit}\n` : ''}storage:
   dir: ${join(h.dir, 'storage')}
   server:
     ip: ${h.ip}
-embeddedScheduler:
+${queueLimit !== undefined ? `    queueLimit: ${queueLimit}\n` : ''}embeddedScheduler:
   enable: false
 ${seed ? 'seedPeer:\n  enable: true\n  type: super\n' : ''}${
     seed && originIp ? `security:\n  allowedPrivateSources: [${originIp}]\n` : ''
@@ -159,14 +165,20 @@ export function metadataDb(h: Host): string {
  */
 export async function startDaemons(
   topo: Topology,
-  o: { logDir: string; logLevel: string; uploadLimit?: string; startConcurrency: number },
+  o: {
+    logDir: string;
+    logLevel: string;
+    uploadLimit?: string;
+    queueLimit?: number;
+    startConcurrency: number;
+  },
 ): Promise<Server[]> {
   const schedulerAddr = `${topo.origin.ip}:${SCHEDULER_PORT}`;
   const timeoutMs = 60_000;
   const start = (h: Host, seed: boolean) => {
     const conf = join(h.dir, 'dfdaemon.yaml');
     const dyn = join(h.dir, 'dynconfig.yaml');
-    writeFileSync(conf, daemonConfig(h, seed, o.uploadLimit, topo.origin.ip));
+    writeFileSync(conf, daemonConfig(h, seed, o.uploadLimit, topo.origin.ip, o.queueLimit));
     writeFileSync(dyn, `scheduler:\n  addrs:\n    - ${schedulerAddr}\n`);
     mkdirSync(join(h.dir, 'out'), { recursive: true });
     return startInNs({

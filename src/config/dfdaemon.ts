@@ -259,6 +259,12 @@ export interface StorageConfig {
     quicPort: number;
     /** Ours: Vortex TCP connections held at once; more are answered with an Error packet and closed. */
     maxConnections: number;
+    /**
+     * Ours: piece requests that may wait for an upload slot; one more is answered busy at once (a Vortex Internal
+     * error beginning "busy:"). Unset: no limit. Our children then ask another holder, but an upstream child takes
+     * the answer as a failed piece (and may be sent to the origin): set it only where every peer is ours.
+     */
+    queueLimit?: number;
   };
   /**
    * Ours: the Vortex client (pieces from parents). `caCert` fetches pieces over TLS, checking each parent's
@@ -566,6 +572,7 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
           tcpFastopen: bool(D['storage.server.tcpFastopen']),
           quicPort: port(D['storage.server.quicPort']),
           maxConnections: int(D['storage.server.maxConnections'], 1, U32_MAX),
+          queueLimit: optionalInt(0, U32_MAX),
           ...tlsFiles(),
         },
         tlsKeysRefine('storage.server', 'server'),

@@ -83,15 +83,6 @@ export function schedulerMode(config: DfdaemonConfig, dynconfigPath: string | un
 // *rate* measured its own limit and stayed at one or two (an 8-host run at 100 Mbit/s took 60 s instead of 37 s);
 // the time per piece alone does not shrink with fewer bodies.
 
-/**
- * Piece requests that may wait for an upload slot before more are answered busy (vortex/upload-slots.ts): no
- * limit. Busy answers (2 waiting) helped our own children spread fresh pieces, but an upstream Rust child asks a
- * parent for many pieces at once and takes "busy" as a failed piece: under the Go scheduler it was sent back to
- * the origin for half the file (test/interop/rust). Until a busy answer is one an upstream child retries, the
- * queue stays unbounded.
- */
-const UPLOAD_QUEUE = Infinity;
-
 export class Dfdaemon {
   readonly config: DfdaemonConfig;
   readonly log: Logger;
@@ -202,7 +193,9 @@ export class Dfdaemon {
     const uploadPace = new UploadPace();
     const uploadSlots = new UploadSlots({
       slots: (pieceLength) => uploadPace.slots(pieceLength),
-      maxWaiting: UPLOAD_QUEUE,
+      // storage.server.queueLimit (ours): unset, no busy answers — an upstream Rust child takes "busy" as a failed
+      // piece, and under the Go scheduler it was sent back to the origin for half the file (test/interop/rust).
+      maxWaiting: c.storage.server.queueLimit,
       priority: superSeeding ? (taskId, number) => superSeeding.priority(taskId, number) : undefined,
     });
     this.vortex = new VortexTcpServer({

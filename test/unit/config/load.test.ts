@@ -636,3 +636,9 @@ test('regression (fuzz): an unknown key holding a newline is one warning line', 
   const { warnings } = parse('"a\\nb\\u0007": 1\n');
   assert.deepEqual(warnings, ['unknown key a\\nb\\u0007 (line 1) is ignored']);
 });
+
+test('storage.server.queueLimit (ours): unset by default (no busy answers), a count when set, negative refused', () => {
+  assert.equal(parse('').config.storage.server.queueLimit, undefined);
+  assert.equal(parse('storage:\n  server:\n    queueLimit: 2\n').config.storage.server.queueLimit, 2);
+  assert.throws(() => parse('storage:\n  server:\n    queueLimit: -1\n'), /storage\.server\.queueLimit/);
+});
