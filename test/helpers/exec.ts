@@ -2,6 +2,7 @@
 // optionally as another user (see unprivileged()).
 
 import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { RunResult } from './daemon.js';
 
 export interface CommandOptions {
@@ -69,6 +70,36 @@ export const NOBODY = { uid: 65534, gid: 65534 };
  */
 export function unprivileged(): { uid: number; gid: number } | undefined {
   return process.getuid?.() === 0 ? NOBODY : undefined;
+}
+
+/** This checkout (dist/test/helpers/exec.js is three levels below it). */
+const CHECKOUT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/**
+ * `unprivileged()` for running one of our own binaries (node dist/src/cli/…): it must be able to read this checkout.
+ * A checkout under a 0700 directory (`mktemp -d`) cannot be: that fails here, naming the cause, instead of as the
+ * binary's MODULE_NOT_FOUND.
+ */
+export function unprivilegedForOurBinaries(): { uid: number; gid: number } | undefined {
+  const user = unprivileged();
+  if (!user) return undefined;
+  const probe = `${CHECKOUT}package.json`;
+  const r = spawnSync('setpriv', [
+    `--reuid=${user.uid}`,
+    `--regid=${user.gid}`,
+    '--clear-groups',
+    '--',
+    'test',
+    '-r',
+    probe,
+  ]);
+  if (r.status !== 0) {
+    throw new Error(
+      `uid ${user.uid} cannot read ${probe}: this test runs our binaries as an unprivileged user, so every directory ` +
+        `above the checkout must be world-executable (e.g. chmod 755 the mktemp -d it lives in)`,
+    );
+  }
+  return user;
 }
 
 /** `chown -R` to `owner` (no-op when undefined), so an unprivileged program can read or write the tree. */

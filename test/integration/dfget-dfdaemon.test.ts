@@ -17,7 +17,7 @@ import {
   tempDir,
   type DaemonHandle,
 } from '../helpers/daemon.js';
-import { runCommand, unprivileged } from '../helpers/exec.js';
+import { runCommand, unprivilegedForOurBinaries } from '../helpers/exec.js';
 import { sha256File } from '../helpers/files.js';
 
 const MiB = 1024 * 1024;
@@ -184,7 +184,7 @@ describe('dfget without dfdaemon', () => {
     async () => {
       const home = tempDir('dft-home-');
       chmodSync(home, 0o777);
-      const user = unprivileged();
+      const user = unprivilegedForOurBinaries();
       const r = await runCommand(process.execPath, [DFGET, 'http://127.0.0.1:1/x', '-O', join(home, 'x')], {
         env: { ...process.env, HOME: home },
         ...user,

@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCommand, unprivileged } from '../helpers/exec.js';
+import { runCommand, unprivilegedForOurBinaries } from '../helpers/exec.js';
 
 const DFINIT = fileURLToPath(new URL('../../src/cli/dfinit.js', import.meta.url));
 
@@ -41,7 +41,7 @@ function snapshot(dir: string): Record<string, string> {
 }
 
 test('containerd: certs.d not writable → error naming it, config.toml untouched, nothing written', async () => {
-  const user = unprivileged();
+  const user = unprivilegedForOurBinaries();
   const dir = mkdtempSync(join(tmpdir(), 'dft-dfinit-perm-'));
   try {
     chmodSync(dir, 0o755);
