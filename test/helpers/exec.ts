@@ -75,6 +75,20 @@ export function unprivileged(): { uid: number; gid: number } | undefined {
 /** This checkout (dist/test/helpers/exec.js is three levels below it). */
 const CHECKOUT = fileURLToPath(new URL('../../../', import.meta.url));
 
+/** Whether `user` can read `path` (every directory above it included). */
+export function canRead(user: { uid: number; gid: number }, path: string): boolean {
+  const r = spawnSync('setpriv', [
+    `--reuid=${user.uid}`,
+    `--regid=${user.gid}`,
+    '--clear-groups',
+    '--',
+    'test',
+    '-r',
+    path,
+  ]);
+  return r.status === 0;
+}
+
 /**
  * `unprivileged()` for running one of our own binaries (node dist/src/cli/…): it must be able to read this checkout.
  * A checkout under a 0700 directory (`mktemp -d`) cannot be: that fails here, naming the cause, instead of as the
@@ -84,16 +98,7 @@ export function unprivilegedForOurBinaries(): { uid: number; gid: number } | und
   const user = unprivileged();
   if (!user) return undefined;
   const probe = `${CHECKOUT}package.json`;
-  const r = spawnSync('setpriv', [
-    `--reuid=${user.uid}`,
-    `--regid=${user.gid}`,
-    '--clear-groups',
-    '--',
-    'test',
-    '-r',
-    probe,
-  ]);
-  if (r.status !== 0) {
+  if (!canRead(user, probe)) {
     throw new Error(
       `uid ${user.uid} cannot read ${probe}: this test runs our binaries as an unprivileged user, so every directory ` +
         `above the checkout must be world-executable (e.g. chmod 755 the mktemp -d it lives in)`,

@@ -28,7 +28,7 @@ import {
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { metricValue, tempDir } from '../helpers/daemon.js';
-import { chownTree, NOBODY } from '../helpers/exec.js';
+import { canRead, chownTree, NOBODY } from '../helpers/exec.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -67,16 +67,7 @@ function cannotRun(): string | undefined {
 
 /** Whether nobody can read this checkout (its node_modules), so that the commands can run without root. */
 function nobodyCanRead(): boolean {
-  const r = spawnSync('setpriv', [
-    `--reuid=${NOBODY.uid}`,
-    `--regid=${NOBODY.gid}`,
-    '--clear-groups',
-    '--',
-    'test',
-    '-r',
-    join(ROOT, 'node_modules/commander/package.json'),
-  ]);
-  return r.status === 0;
+  return canRead(NOBODY, join(ROOT, 'node_modules/commander/package.json'));
 }
 
 test(
