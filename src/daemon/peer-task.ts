@@ -28,6 +28,7 @@ import {
   type PieceSpec,
   type TaskRun,
 } from './task-run.js';
+import { ewma } from '../core/ewma.js';
 
 export interface PeerTaskOptions {
   run: TaskRun;
@@ -515,7 +516,7 @@ export class PeerTask implements PieceSource {
           entry.settle('stored');
           const ms = performance.now() - started;
           this.picker.ended(parent.parentId, { bytes: record.length, ms });
-          this.pieceMs = this.pieceMs === undefined ? ms : this.pieceMs * 0.7 + ms * 0.3;
+          this.pieceMs = ewma(this.pieceMs, ms, 0.3);
           this.send({
             downloadPieceFinishedRequest: { piece: pieceMessage(record, TrafficType.REMOTE_PEER) },
           });

@@ -17,6 +17,7 @@
 
 import type { PieceParent } from './piece-path.js';
 import type { PieceCandidates } from './task-run.js';
+import { ewma } from '../core/ewma.js';
 
 /** A parent holding a piece: where to fetch it, and whether its host is a seed peer. */
 export interface PieceHolder extends PieceParent {
@@ -127,7 +128,7 @@ export class PiecePicker {
     s.inFlight = Math.max(0, s.inFlight - 1);
     if (sample && sample.ms > 0) {
       const rate = sample.bytes / sample.ms;
-      s.rate = s.rate === undefined ? rate : s.rate * (1 - EWMA_ALPHA) + rate * EWMA_ALPHA;
+      s.rate = ewma(s.rate, rate, EWMA_ALPHA);
     }
   }
 

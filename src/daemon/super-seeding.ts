@@ -12,6 +12,7 @@
 // child, which may not trade with our peers, never starves.
 
 import type { PieceRecord } from '../storage/storage.js';
+import { ewma } from '../core/ewma.js';
 
 /** One child's SyncPieces stream: the pieces it asked for, and how to tell it about one. */
 export interface ChildStream {
@@ -88,7 +89,7 @@ export class TaskAnnouncements {
 
   /** The piece server finished sending a piece to some child in `ms`: the release time follows it. */
   served(ms: number): void {
-    this.serveMs = this.serveMs === undefined ? ms : this.serveMs * (1 - EWMA_ALPHA) + ms * EWMA_ALPHA;
+    this.serveMs = ewma(this.serveMs, ms, EWMA_ALPHA);
   }
 
   /**

@@ -5,6 +5,8 @@
 // all in 101 s. On a fast uplink a piece takes a fraction of a second and Vortex opens one connection per piece,
 // so several at once keep the link busy between pieces.
 
+import { ewma } from '../core/ewma.js';
+
 /** Bodies at once before anything was measured. */
 const INITIAL_SLOTS = 2;
 /** A piece taking at least this long alone is sent one at a time … */
@@ -21,10 +23,7 @@ export class UploadPace {
   observe(bytes: number, ms: number, concurrent: number): void {
     if (bytes <= 0 || ms <= 0) return;
     const sample = ms / 1000 / bytes / Math.max(1, concurrent);
-    this.secondsPerByte =
-      this.secondsPerByte === undefined
-        ? sample
-        : this.secondsPerByte * (1 - EWMA_ALPHA) + sample * EWMA_ALPHA;
+    this.secondsPerByte = ewma(this.secondsPerByte, sample, EWMA_ALPHA);
   }
 
   /** Bodies to send at once when the next piece has `pieceLength` bytes. */
