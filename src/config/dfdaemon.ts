@@ -126,7 +126,7 @@ export const DEFAULTS = {
   // The upstream scheduler's default port.
   'embeddedScheduler.port': 8002,
   // Ours (no upstream key): piece content on its way to transfer-mode clients, all calls together.
-  'download.server.transferBufferSize': 8 * MIB,
+  'download.server.transferBufferSize': 2 * MIB,
   // Ours (no upstream keys): connections each TCP listener holds at once; lowered at start to fit the open-file
   // limit (daemon/connection-limits.ts).
   'storage.server.maxConnections': 2048,

@@ -17,7 +17,11 @@ const MiB = 1024 * 1024;
 const CLIENTS = 100;
 const SIZE = 32 * MiB;
 const SEED = 91;
-const ALLOWANCE = 96 * MiB;
+/**
+ * Our dfget takes pieces in parts: test/integration/transfer-memory.test.ts's PARTS_ALLOWANCE. With 100 real
+ * processes sharing two cores the transfer daemon peaked at or below the hard-link daemon (147 vs 150 MiB).
+ */
+const ALLOWANCE = 40 * MiB;
 
 function peakRss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');

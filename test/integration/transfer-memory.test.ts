@@ -28,12 +28,19 @@ const STREAMS = 100;
 const SIZE = 16 * MiB;
 const SEED = 81;
 /**
- * What transfer mode may cost beyond hard-link downloads, whatever the number of streams: the transfer buffer
- * (download.server.transferBufferSize, 8 MiB), grpc-js's copy of each message in it, and the messages already
- * sent that V8 frees only at its next collection (it collects when external memory has grown by 64 MiB). Before
- * the fix the difference grew with every stream, past a gigabyte here.
+ * What transfer mode in parts (our dfget) may cost beyond hard-link downloads, whatever the number of streams: the
+ * transfer buffer (download.server.transferBufferSize, 2 MiB), grpc-js's framed copy of each message in it, the
+ * pool of message buffers (8 × 516 KiB), and written frames V8 has not collected yet. Measured +20–36 MiB on a
+ * loaded 2-core machine (it was +45–80 MiB with the 8 MiB buffer of before, and over a gigabyte before the buffer).
  */
-const ALLOWANCE = 96 * MiB;
+const PARTS_ALLOWANCE = 40 * MiB;
+/**
+ * Whole pieces (upstream's dfget, other SDKs) cost more: every message is a fresh 4 MiB buffer plus grpc-js's 4 MiB
+ * frame of it, and V8 collects such buffers only when external memory has grown by its 64 MiB soft limit (they are
+ * too few and too big for the young generation's collections to catch). Measured +65–85 MiB, flat with the number
+ * of streams.
+ */
+const WHOLE_PIECE_ALLOWANCE = 96 * MiB;
 
 function vm(pid: number): { hwm: number; rss: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -179,7 +186,7 @@ describe(
       assert.equal(await sha256File(join(out, 'link-0')), contentSha256(SEED, SIZE));
     });
 
-    test(`${STREAMS} transfer streams taking pieces in parts: peak RSS within the hard-link peak + ${mib(ALLOWANCE)}`, async () => {
+    test(`${STREAMS} transfer streams taking pieces in parts: peak RSS within the hard-link peak + ${mib(PARTS_ALLOWANCE)}`, async () => {
       assert.ok(hardLinkPeak > 0, 'the reference ran');
       const { peak, results } = await phase('transfer, parts', (c, i) =>
         download(c, { needPieceContent: true }, { chunks: true, keep: i === 0 }),
@@ -189,12 +196,12 @@ describe(
       // 4 pieces of 4 MiB in parts of storage.readBufferSize (512 KiB): 32 piece messages and the started one.
       assert.equal(results[0]!.messages, 1 + SIZE / (512 * 1024));
       assert.ok(
-        peak <= hardLinkPeak + ALLOWANCE,
-        `dfdaemon peak RSS ${mib(peak)} > hard-link peak ${mib(hardLinkPeak)} + ${mib(ALLOWANCE)}`,
+        peak <= hardLinkPeak + PARTS_ALLOWANCE,
+        `dfdaemon peak RSS ${mib(peak)} > hard-link peak ${mib(hardLinkPeak)} + ${mib(PARTS_ALLOWANCE)}`,
       );
     });
 
-    test(`${STREAMS} transfer streams taking whole pieces (upstream's dfget): the same bound`, async () => {
+    test(`${STREAMS} transfer streams taking whole pieces (upstream's dfget): peak RSS within the hard-link peak + ${mib(WHOLE_PIECE_ALLOWANCE)}`, async () => {
       const { peak, results } = await phase('transfer, whole pieces', (c, i) =>
         download(c, { needPieceContent: true }, { chunks: false, keep: i === 0 }),
       );
@@ -202,8 +209,8 @@ describe(
       for (const r of results) assert.equal(r.bytes, SIZE);
       assert.equal(results[0]!.messages, 1 + SIZE / (4 * MiB));
       assert.ok(
-        peak <= hardLinkPeak + ALLOWANCE,
-        `dfdaemon peak RSS ${mib(peak)} > hard-link peak ${mib(hardLinkPeak)} + ${mib(ALLOWANCE)}`,
+        peak <= hardLinkPeak + WHOLE_PIECE_ALLOWANCE,
+        `dfdaemon peak RSS ${mib(peak)} > hard-link peak ${mib(hardLinkPeak)} + ${mib(WHOLE_PIECE_ALLOWANCE)}`,
       );
     });
 
@@ -222,8 +229,8 @@ describe(
       const want = contentSha256(SEED, SIZE);
       for (let i = 0; i < 20; i++) assert.equal(await sha256File(join(out, `dfget-${i}`)), want);
       assert.ok(
-        peak <= hardLinkPeak + ALLOWANCE,
-        `dfdaemon peak RSS ${mib(peak)} > hard-link peak ${mib(hardLinkPeak)} + ${mib(ALLOWANCE)}`,
+        peak <= hardLinkPeak + PARTS_ALLOWANCE,
+        `dfdaemon peak RSS ${mib(peak)} > hard-link peak ${mib(hardLinkPeak)} + ${mib(PARTS_ALLOWANCE)}`,
       );
     });
   },

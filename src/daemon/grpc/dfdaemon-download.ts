@@ -36,6 +36,7 @@ import { checkTaskId, toGrpcError, unimplementedHandlers } from './status.js';
 import { pieceMessage } from '../piece-message.js';
 import { DownloadSession, DownloadSessions, type DownloadSessionsOptions } from '../download-session.js';
 import type { ContentReader } from '../../storage/content.js';
+import { DEFAULTS } from '../../config/dfdaemon.js';
 import { acceptsPieceChunks, PieceContentSender } from './piece-content.js';
 
 export interface DownloadServiceOptions extends DownloadSessionsOptions {
@@ -50,7 +51,7 @@ export interface DownloadServiceOptions extends DownloadSessionsOptions {
 }
 
 /** download.server.transferBufferSize's default. */
-export const DEFAULT_TRANSFER_BUFFER_SIZE = 8 * 1024 * 1024;
+export const DEFAULT_TRANSFER_BUFFER_SIZE = DEFAULTS['download.server.transferBufferSize'];
 const DEFAULT_PIECE_CHUNK_SIZE = 512 * 1024;
 
 async function write(call: ServerWritableStream<unknown, DownloadTaskResponse>, msg: DownloadTaskResponse) {
