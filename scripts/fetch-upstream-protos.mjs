@@ -18,11 +18,11 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** dragonfly-client 1.5.1 pins `dragonfly-api = "=2.3.1"`; the crate and the Go module share the api repo's tags. */
+/** dragonfly-client 1.5.10 pins `dragonfly-api = "=2.3.8"`; the crate and the Go module share the api repo's tags. */
 const MODULE = 'd7y.io/api/v2';
-const VERSION = 'v2.3.1';
-/** go.sum's h1: hash of d7y.io/api/v2 v2.3.1 (tag v2.3.1, commit 2f7ffb86c4f284b74474abe0e79e7a49b2bba5e5). */
-const SUM = 'h1:Er2Ar+ku7wWO5tVyut2Em1Si8emQD1zJXu/skQx3n+c=';
+const VERSION = 'v2.3.8';
+/** go.sum's h1: hash of d7y.io/api/v2 v2.3.8 (`go mod download -json d7y.io/api/v2@v2.3.8`). */
+const SUM = 'h1:v2ur2xA5WspWhyy73t7qTZrRMvxir/hNzlSM2QCif4E=';
 const PROTO_FILES = [
   'common.proto',
   'dfdaemon.proto',

@@ -12,7 +12,7 @@ import { DfError } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
 import { MIN_PIECE_LENGTH } from '../core/piece.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
-import { Priority, TaskType, type Download } from '../gen/common.js';
+import { Priority, SchedulingPolicy, TaskType, type Download } from '../gen/common.js';
 import type { DownloadTaskResponse } from '../gen/dfdaemon.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
 import { PIECE_CHUNKS_METADATA } from '../daemon/grpc/piece-content.js';
@@ -291,6 +291,8 @@ async function downloadOnce(
       timeout: { seconds: Math.floor(timeoutMs / 1000), nanos: (timeoutMs % 1000) * 1e6 },
       disableBackToSource: o.disableBackToSource,
       needBackToSource: false,
+      // Upstream 1.5.10's default; this daemon does not bypass the scheduler for one-piece files yet.
+      schedulingPolicy: SchedulingPolicy.AUTO,
       certificateChain: [],
       prefetch: false,
       isPrefetch: false,

@@ -205,6 +205,44 @@ export function priorityToJSON(object: Priority): string {
   }
 }
 
+/**
+ * Added in v2.3.8 (dragonfly-client 1.5.10, dfget --scheduling-policy). AUTO: a file shorter than the smallest
+ * piece goes straight to the source without the scheduler; ALWAYS: through the scheduler anyway, so the peer
+ * becomes a parent others can find.
+ */
+export enum SchedulingPolicy {
+  AUTO = 0,
+  ALWAYS = 1,
+  UNRECOGNIZED = -1,
+}
+
+export function schedulingPolicyFromJSON(object: any): SchedulingPolicy {
+  switch (object) {
+    case 0:
+    case "AUTO":
+      return SchedulingPolicy.AUTO;
+    case 1:
+    case "ALWAYS":
+      return SchedulingPolicy.ALWAYS;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return SchedulingPolicy.UNRECOGNIZED;
+  }
+}
+
+export function schedulingPolicyToJSON(object: SchedulingPolicy): string {
+  switch (object) {
+    case SchedulingPolicy.AUTO:
+      return "AUTO";
+    case SchedulingPolicy.ALWAYS:
+      return "ALWAYS";
+    case SchedulingPolicy.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
 export interface Peer {
   id: string;
   range?: Range | undefined;
@@ -477,7 +515,11 @@ export interface Download {
   modelScope?: ModelScope | undefined;
   metadataOnly: boolean;
   /** Added in v2.3.1 (dragonfly-client 1.5.1): OpenCSG hub downloads. */
-  openCsg?: OpenCSG | undefined;
+  openCsg?:
+    | OpenCSG
+    | undefined;
+  /** Added in v2.3.8: see SchedulingPolicy. */
+  schedulingPolicy: SchedulingPolicy;
 }
 
 export interface Download_RequestHeaderEntry {
@@ -5051,6 +5093,7 @@ function createBaseDownload(): Download {
     modelScope: undefined,
     metadataOnly: false,
     openCsg: undefined,
+    schedulingPolicy: 0,
   };
 }
 
@@ -5154,6 +5197,9 @@ export const Download: MessageFns<Download> = {
     }
     if (message.openCsg !== undefined) {
       OpenCSG.encode(message.openCsg, writer.uint32(274).fork()).join();
+    }
+    if (message.schedulingPolicy !== 0) {
+      writer.uint32(280).int32(message.schedulingPolicy);
     }
     return writer;
   },
@@ -5438,6 +5484,14 @@ export const Download: MessageFns<Download> = {
             message.openCsg = OpenCSG.decode(reader, reader.uint32());
             continue;
           }
+          case 35: {
+            if (tag !== 280) {
+              break;
+            }
+
+            message.schedulingPolicy = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -5595,6 +5649,11 @@ export const Download: MessageFns<Download> = {
         : isSet(object.open_csg)
         ? OpenCSG.fromJSON(object.open_csg)
         : undefined,
+      schedulingPolicy: isSet(object.schedulingPolicy)
+        ? schedulingPolicyFromJSON(object.schedulingPolicy)
+        : isSet(object.scheduling_policy)
+        ? schedulingPolicyFromJSON(object.scheduling_policy)
+        : 0,
     };
   },
 
@@ -5705,6 +5764,9 @@ export const Download: MessageFns<Download> = {
     if (message.openCsg !== undefined) {
       obj.openCsg = OpenCSG.toJSON(message.openCsg);
     }
+    if (message.schedulingPolicy !== 0) {
+      obj.schedulingPolicy = schedulingPolicyToJSON(message.schedulingPolicy);
+    }
     return obj;
   },
 
@@ -5764,6 +5826,7 @@ export const Download: MessageFns<Download> = {
     message.openCsg = (object.openCsg !== undefined && object.openCsg !== null)
       ? OpenCSG.fromPartial(object.openCsg)
       : undefined;
+    message.schedulingPolicy = object.schedulingPolicy ?? 0;
     return message;
   },
 };

@@ -523,6 +523,11 @@ export interface PreheatImageRequest {
   priority: Priority;
   certificateChain: Buffer[];
   insecureSkipVerify: boolean;
+  /**
+   * Added in v2.3.8: a layer URL of the form /v2/<name>/blobs/sha256:<digest> gets its task id from the digest,
+   * so one blob from several registries is one task.
+   */
+  enableTaskIdBasedBlobDigest: boolean;
 }
 
 export interface PreheatImageRequest_HeaderEntry {
@@ -545,6 +550,10 @@ export interface StatImageRequest {
   timeout?: Duration | undefined;
   certificateChain: Buffer[];
   insecureSkipVerify: boolean;
+  /** Added in v2.3.8: all_seed_peers or all_peers (the default when empty). */
+  scope: string;
+  /** Added in v2.3.8: must match the preheat's, or the peers' tasks are not found. */
+  enableTaskIdBasedBlobDigest: boolean;
 }
 
 export interface StatImageRequest_HeaderEntry {
@@ -9675,6 +9684,7 @@ function createBasePreheatImageRequest(): PreheatImageRequest {
     priority: 0,
     certificateChain: [],
     insecureSkipVerify: false,
+    enableTaskIdBasedBlobDigest: false,
   };
 }
 
@@ -9736,6 +9746,9 @@ export const PreheatImageRequest: MessageFns<PreheatImageRequest> = {
     }
     if (message.insecureSkipVerify !== false) {
       writer.uint32(152).bool(message.insecureSkipVerify);
+    }
+    if (message.enableTaskIdBasedBlobDigest !== false) {
+      writer.uint32(160).bool(message.enableTaskIdBasedBlobDigest);
     }
     return writer;
   },
@@ -9908,6 +9921,14 @@ export const PreheatImageRequest: MessageFns<PreheatImageRequest> = {
             message.insecureSkipVerify = reader.bool();
             continue;
           }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.enableTaskIdBasedBlobDigest = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -9980,6 +10001,11 @@ export const PreheatImageRequest: MessageFns<PreheatImageRequest> = {
         : isSet(object.insecure_skip_verify)
         ? globalThis.Boolean(object.insecure_skip_verify)
         : false,
+      enableTaskIdBasedBlobDigest: isSet(object.enableTaskIdBasedBlobDigest)
+        ? globalThis.Boolean(object.enableTaskIdBasedBlobDigest)
+        : isSet(object.enable_task_id_based_blob_digest)
+        ? globalThis.Boolean(object.enable_task_id_based_blob_digest)
+        : false,
     };
   },
 
@@ -10048,6 +10074,9 @@ export const PreheatImageRequest: MessageFns<PreheatImageRequest> = {
     if (message.insecureSkipVerify !== false) {
       obj.insecureSkipVerify = message.insecureSkipVerify;
     }
+    if (message.enableTaskIdBasedBlobDigest !== false) {
+      obj.enableTaskIdBasedBlobDigest = message.enableTaskIdBasedBlobDigest;
+    }
     return obj;
   },
 
@@ -10085,6 +10114,7 @@ export const PreheatImageRequest: MessageFns<PreheatImageRequest> = {
     message.priority = object.priority ?? 0;
     message.certificateChain = object.certificateChain?.map((e) => e) || [];
     message.insecureSkipVerify = object.insecureSkipVerify ?? false;
+    message.enableTaskIdBasedBlobDigest = object.enableTaskIdBasedBlobDigest ?? false;
     return message;
   },
 };
@@ -10192,6 +10222,8 @@ function createBaseStatImageRequest(): StatImageRequest {
     timeout: undefined,
     certificateChain: [],
     insecureSkipVerify: false,
+    scope: "",
+    enableTaskIdBasedBlobDigest: false,
   };
 }
 
@@ -10238,6 +10270,12 @@ export const StatImageRequest: MessageFns<StatImageRequest> = {
     }
     if (message.insecureSkipVerify !== false) {
       writer.uint32(112).bool(message.insecureSkipVerify);
+    }
+    if (message.scope !== "") {
+      writer.uint32(122).string(message.scope);
+    }
+    if (message.enableTaskIdBasedBlobDigest !== false) {
+      writer.uint32(128).bool(message.enableTaskIdBasedBlobDigest);
     }
     return writer;
   },
@@ -10370,6 +10408,22 @@ export const StatImageRequest: MessageFns<StatImageRequest> = {
             message.insecureSkipVerify = reader.bool();
             continue;
           }
+          case 15: {
+            if (tag !== 122) {
+              break;
+            }
+
+            message.scope = reader.string();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.enableTaskIdBasedBlobDigest = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -10435,6 +10489,12 @@ export const StatImageRequest: MessageFns<StatImageRequest> = {
         : isSet(object.insecure_skip_verify)
         ? globalThis.Boolean(object.insecure_skip_verify)
         : false,
+      scope: isSet(object.scope) ? globalThis.String(object.scope) : "",
+      enableTaskIdBasedBlobDigest: isSet(object.enableTaskIdBasedBlobDigest)
+        ? globalThis.Boolean(object.enableTaskIdBasedBlobDigest)
+        : isSet(object.enable_task_id_based_blob_digest)
+        ? globalThis.Boolean(object.enable_task_id_based_blob_digest)
+        : false,
     };
   },
 
@@ -10488,6 +10548,12 @@ export const StatImageRequest: MessageFns<StatImageRequest> = {
     if (message.insecureSkipVerify !== false) {
       obj.insecureSkipVerify = message.insecureSkipVerify;
     }
+    if (message.scope !== "") {
+      obj.scope = message.scope;
+    }
+    if (message.enableTaskIdBasedBlobDigest !== false) {
+      obj.enableTaskIdBasedBlobDigest = message.enableTaskIdBasedBlobDigest;
+    }
     return obj;
   },
 
@@ -10520,6 +10586,8 @@ export const StatImageRequest: MessageFns<StatImageRequest> = {
       : undefined;
     message.certificateChain = object.certificateChain?.map((e) => e) || [];
     message.insecureSkipVerify = object.insecureSkipVerify ?? false;
+    message.scope = object.scope ?? "";
+    message.enableTaskIdBasedBlobDigest = object.enableTaskIdBasedBlobDigest ?? false;
     return message;
   },
 };

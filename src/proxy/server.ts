@@ -15,7 +15,7 @@ import type { ProxyConfig, ProxyRule } from '../config/dfdaemon.js';
 import type { Caller } from '../core/caller.js';
 import { DfError, toDfError } from '../core/errors.js';
 import { SourceAddressPolicy } from '../backend/address-policy.js';
-import { Priority, TaskType, type Download } from '../gen/common.js';
+import { Priority, SchedulingPolicy, TaskType, type Download } from '../gen/common.js';
 import { checkBasicAuth } from './basic-auth.js';
 import { Forwarder, ForwardError } from './forward.js';
 import * as hdr from './headers.js';
@@ -409,6 +409,8 @@ export class ProxyServer {
       outputPath,
       disableBackToSource: this.o.config.disableBackToSource,
       needBackToSource: false,
+      // Upstream 1.5.10's default; this daemon does not bypass the scheduler for one-piece files yet.
+      schedulingPolicy: SchedulingPolicy.AUTO,
       certificateChain: [],
       prefetch: hasRange && (hdr.prefetchHeader(h) ?? this.o.config.prefetch),
       isPrefetch: false,

@@ -1,6 +1,6 @@
 // A common.v2.Download for tests: a standard task of `url` with every field at its proto default but `extra`.
 
-import { Priority, TaskType, type Download } from '../../src/gen/common.js';
+import { Priority, SchedulingPolicy, TaskType, type Download } from '../../src/gen/common.js';
 
 export function testDownload(url: string, extra: Partial<Download> = {}): Download {
   return {
@@ -19,6 +19,7 @@ export function testDownload(url: string, extra: Partial<Download> = {}): Downlo
     overwrite: false,
     enableTaskIdBasedBlobDigest: false,
     metadataOnly: false,
+    schedulingPolicy: SchedulingPolicy.AUTO,
     ...extra,
   };
 }
