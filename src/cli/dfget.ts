@@ -42,6 +42,7 @@ interface DfgetOptions {
   header: string[];
   filteredQueryParam?: string[];
   disableBackToSource: boolean;
+  schedulingPolicy: 'auto' | 'always';
   progress: boolean;
   endpoint?: string;
   logLevel: string;
@@ -291,8 +292,7 @@ async function downloadOnce(
       timeout: { seconds: Math.floor(timeoutMs / 1000), nanos: (timeoutMs % 1000) * 1e6 },
       disableBackToSource: o.disableBackToSource,
       needBackToSource: false,
-      // Upstream 1.5.10's default; this daemon does not bypass the scheduler for one-piece files yet.
-      schedulingPolicy: SchedulingPolicy.AUTO,
+      schedulingPolicy: o.schedulingPolicy === 'always' ? SchedulingPolicy.ALWAYS : SchedulingPolicy.AUTO,
       certificateChain: [],
       prefetch: false,
       isPrefetch: false,
@@ -383,6 +383,16 @@ export function dfgetCommand(): Command {
       collect,
     )
     .option('--disable-back-to-source', 'never fetch from the source', false)
+    .addOption(
+      new Option(
+        '--scheduling-policy <policy>',
+        'auto: a file of one piece (4 MiB) or less comes straight from the source; always: through the scheduler ' +
+          'anyway, so other peers can take it from this one',
+      )
+        .choices(['auto', 'always'])
+        .env('DFGET_SCHEDULING_POLICY')
+        .default('auto'),
+    )
     .option('--no-progress', 'hide the progress bar')
     .option('-e, --endpoint <socket>', 'dfdaemon download socket')
     .option('-l, --log-level <level>', 'log level', 'info')

@@ -314,7 +314,15 @@ export interface ProxyRule {
   useTLS: boolean;
   redirect?: string;
   filteredQueryParams: string[];
+  /**
+   * How the rule's downloads use the scheduler (upstream 1.5.10): "auto" sends a download of one piece at most
+   * straight to the source; "always" announces it to the scheduler anyway, so other peers can take it from us.
+   */
+  schedulingPolicy: SchedulingPolicyName;
 }
+
+export const SCHEDULING_POLICIES = ['auto', 'always'] as const;
+export type SchedulingPolicyName = (typeof SCHEDULING_POLICIES)[number];
 
 export interface ProxyConfig {
   server: {
@@ -493,6 +501,7 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
     useTLS: bool(false),
     redirect: optionalStr('a URL'),
     filteredQueryParams: stringList(() => [...DEFAULT_FILTERED_QUERY_PARAMS]),
+    schedulingPolicy: oneOf(SCHEDULING_POLICIES, 'auto'),
   });
 
   const seedPeerShape = {

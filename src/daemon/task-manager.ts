@@ -4,7 +4,7 @@
 // P2P flow (peer-task.ts: parents, then back-to-source for what is left). Bytes move through piece-path.ts.
 
 import type { BackendFactory } from '../backend/factory.js';
-import type { Download } from '../gen/common.js';
+import { SchedulingPolicy, type Download } from '../gen/common.js';
 import type { DfdaemonUploadClient } from '../gen/dfdaemon.js';
 import type { SchedulerClient } from '../gen/scheduler.js';
 import { peerId as makePeerId } from '../core/ids.js';
@@ -624,9 +624,12 @@ export class TaskManager {
   }
 
   /**
-   * Where the run's missing pieces come from. Small tasks and small ranges go straight to the source, as upstream
-   * (the scheduler is never contacted for them); so does everything when no scheduler is configured. Otherwise
-   * the P2P flow registers the peer and takes pieces from parents, with the source as its fallback.
+   * Where the run's missing pieces come from. Small tasks and small ranges (one piece at most) go straight to the
+   * source, as upstream's scheduling policy AUTO does (the scheduler is never contacted for them) — unless the
+   * request says ALWAYS (dfget --scheduling-policy always, X-Dragonfly-Scheduling-Policy), so that this peer
+   * announces even a small task and other peers find it as a parent. Everything goes to the source when no
+   * scheduler is configured. Otherwise the P2P flow registers the peer and takes pieces from parents, with the
+   * source as its fallback.
    */
   private chooseSource(started: StartedDownload, req: DownloadRequest): PieceSource {
     const source: SourceTask = {
@@ -639,7 +642,10 @@ export class TaskManager {
     };
     const p2p = this.o.p2p;
     const length = req.range?.length ?? started.task.contentLength;
-    const direct = length <= DIRECT_DOWNLOAD_MAX_LENGTH && !req.disableBackToSource;
+    const direct =
+      length <= DIRECT_DOWNLOAD_MAX_LENGTH &&
+      !req.disableBackToSource &&
+      req.download?.schedulingPolicy !== SchedulingPolicy.ALWAYS;
     const scheduler = p2p && !direct ? p2p.schedulerFor(started.run.taskId) : undefined;
     if (!p2p || !scheduler || !req.download) {
       return inOrderSource((piece, signal) => this.piecePath.fromSource(source, piece, signal));

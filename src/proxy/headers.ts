@@ -2,6 +2,7 @@
 // each is read, and the hop-by-hop headers a proxy must not pass on (RFC 9110 §7.6.1).
 
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { SchedulingPolicyName } from '../config/dfdaemon.js';
 import { parseByteSize } from '../core/bytesize.js';
 
 export const H = {
@@ -17,6 +18,7 @@ export const H = {
   pieceLength: 'x-dragonfly-piece-length',
   contentForCalculatingTaskId: 'x-dragonfly-content-for-calculating-task-id',
   enableTaskIdBasedBlobDigest: 'x-dragonfly-enable-task-id-based-blob-digest',
+  schedulingPolicy: 'x-dragonfly-scheduling-policy',
   // Response headers.
   taskDownloadFinished: 'X-Dragonfly-Task-Download-Finished',
   taskId: 'X-Dragonfly-Task-ID',
@@ -56,6 +58,18 @@ export function forceHardLink(headers: IncomingHttpHeaders): boolean {
 
 export function enableTaskIdBasedBlobDigest(headers: IncomingHttpHeaders, fallback: boolean): boolean {
   return flag(headers, H.enableTaskIdBasedBlobDigest) ?? fallback;
+}
+
+/**
+ * X-Dragonfly-Scheduling-Policy: "auto" or "always" in any case; anything else (or nothing) is the rule's policy,
+ * as upstream (which logs the bad value and goes on).
+ */
+export function schedulingPolicy(
+  headers: IncomingHttpHeaders,
+  fallback: SchedulingPolicyName,
+): SchedulingPolicyName {
+  const v = single(headers, H.schedulingPolicy)?.trim().toLowerCase();
+  return v === 'auto' || v === 'always' ? v : fallback;
 }
 
 /** X-Dragonfly-Priority as Rust's `parse::<i32>()` reads it (sign allowed); anything else is LEVEL6. */

@@ -11,11 +11,16 @@ import { compileRustRegex } from '../config/schema-kit.js';
  * `rules: []` turns P2P routing by rule off.
  */
 export const DEFAULT_RULES: readonly ProxyRule[] = Object.freeze([
-  { regex: 'blobs/sha256.*', useTLS: false, filteredQueryParams: [] },
+  { regex: 'blobs/sha256.*', useTLS: false, filteredQueryParams: [], schedulingPolicy: 'auto' },
 ]);
 
 /** The rule used for X-Dragonfly-Use-P2P: true (upstream's Rule::default). */
-export const HEADER_RULE: ProxyRule = Object.freeze({ regex: '.*', useTLS: false, filteredQueryParams: [] });
+export const HEADER_RULE: ProxyRule = Object.freeze({
+  regex: '.*',
+  useTLS: false,
+  filteredQueryParams: [],
+  schedulingPolicy: 'auto',
+});
 
 export class ProxyRules {
   private readonly compiled: { rule: ProxyRule; re: RegExp }[];

@@ -409,8 +409,10 @@ export class ProxyServer {
       outputPath,
       disableBackToSource: this.o.config.disableBackToSource,
       needBackToSource: false,
-      // Upstream 1.5.10's default; this daemon does not bypass the scheduler for one-piece files yet.
-      schedulingPolicy: SchedulingPolicy.AUTO,
+      schedulingPolicy:
+        hdr.schedulingPolicy(h, rule.schedulingPolicy) === 'always'
+          ? SchedulingPolicy.ALWAYS
+          : SchedulingPolicy.AUTO,
       certificateChain: [],
       prefetch: hasRange && (hdr.prefetchHeader(h) ?? this.o.config.prefetch),
       isPrefetch: false,

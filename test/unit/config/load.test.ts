@@ -145,6 +145,7 @@ proxy:
       useTLS: true
       redirect: https://mirror.example.com
       filteredQueryParams: [Signature, Expires]
+      schedulingPolicy: always
     - regex: 'blobs/sha256.*'
   registryMirror:
     addr: https://mirror.example.com
@@ -263,8 +264,10 @@ test('a full example file with every section loads without warnings', () => {
     useTLS: true,
     redirect: 'https://mirror.example.com',
     filteredQueryParams: ['Signature', 'Expires'],
+    schedulingPolicy: 'always',
   });
   assert.equal(config.proxy.rules?.[1]?.useTLS, false);
+  assert.equal(config.proxy.rules?.[1]?.schedulingPolicy, 'auto');
   assert.ok(config.proxy.rules?.[1]?.filteredQueryParams.includes('X-Amz-Signature'));
   assert.deepEqual(config.proxy.registryMirror, {
     addr: 'https://mirror.example.com',
@@ -523,6 +526,10 @@ test('invalid values name the key and the expected form', () => {
   assertConfigError(
     'proxy:\n  rules:\n    - regex: "(unclosed"\n',
     'proxy.rules[0].regex: expected a regular expression',
+  );
+  assertConfigError(
+    'proxy:\n  rules:\n    - regex: a\n      schedulingPolicy: sometimes\n',
+    'proxy.rules[0].schedulingPolicy: expected "auto" or "always"',
   );
   assertConfigError('download: 5\n', 'download: expected a mapping of keys, got 5');
   assertConfigError(

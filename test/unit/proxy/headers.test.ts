@@ -14,6 +14,7 @@ import {
   prefetchHeader,
   priority,
   requestHeaderMap,
+  schedulingPolicy,
   single,
   useP2P,
 } from '../../../src/proxy/headers.js';
@@ -55,6 +56,16 @@ describe('X-Dragonfly-* request headers', () => {
     assert.equal(enableTaskIdBasedBlobDigest({}, true), true);
     assert.equal(enableTaskIdBasedBlobDigest({ [digest]: 'false' }, true), false);
     assert.equal(enableTaskIdBasedBlobDigest({ [digest]: 'true' }, false), true);
+  });
+
+  test("scheduling policy: auto or always in any case, else the rule's (upstream logs a bad value and goes on)", () => {
+    const h = 'x-dragonfly-scheduling-policy';
+    assert.equal(schedulingPolicy({ [h]: 'ALWAYS' }, 'auto'), 'always');
+    assert.equal(schedulingPolicy({ [h]: ' Auto ' }, 'always'), 'auto');
+    assert.equal(schedulingPolicy({ [h]: 'sometimes' }, 'always'), 'always');
+    assert.equal(schedulingPolicy({ [h]: 'é' }, 'auto'), 'auto');
+    assert.equal(schedulingPolicy({}, 'always'), 'always');
+    assert.equal(schedulingPolicy({}, 'auto'), 'auto');
   });
 
   test("filtered query params: the header, split on commas and trimmed, else a copy of the rule's", () => {

@@ -28,7 +28,7 @@ export function proxyConfig(
 ): ProxyConfig {
   return {
     server: { ip: '127.0.0.1', port: 0, requestRateLimit: 0, maxConnections: 2048, basicAuth: o.basicAuth },
-    rules: [{ regex: 'p2p/', useTLS: false, filteredQueryParams: [] }],
+    rules: [{ regex: 'p2p/', useTLS: false, filteredQueryParams: [], schedulingPolicy: 'auto' }],
     registryMirror: { addr: o.mirror ?? 'http://127.0.0.1:1', enableTaskIDBasedBlobDigest: false },
     disableBackToSource: false,
     prefetch: false,

@@ -10,6 +10,7 @@ const rule = (regex: string, more: Partial<ProxyRule> = {}): ProxyRule => ({
   regex,
   useTLS: false,
   filteredQueryParams: [],
+  schedulingPolicy: 'auto',
   ...more,
 });
 
