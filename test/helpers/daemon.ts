@@ -200,6 +200,11 @@ export async function metricsText(d: DaemonHandle): Promise<string> {
 }
 
 /** Sum of a metric's samples whose labels include `labels` (e.g. `type="BACK_TO_SOURCE"`). */
+/** dragonfly_client_download_traffic of one type (BACK_TO_SOURCE, REMOTE_PEER, LOCAL_PEER): bytes so far. */
+export async function downloadTraffic(d: DaemonHandle, type: string): Promise<number> {
+  return metricValue(await metricsText(d), 'dragonfly_client_download_traffic', `type="${type}"`);
+}
+
 export function metricValue(text: string, name: string, labels = ''): number {
   let sum = 0;
   for (const line of text.split('\n')) {

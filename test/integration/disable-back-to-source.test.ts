@@ -9,39 +9,27 @@ import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Origin, contentSha256 } from '../helpers/origin.js';
-import {
-  dfget,
-  metricsText,
-  metricValue,
-  startDaemon,
-  stopDaemon,
-  tempDir,
-  type DaemonHandle,
-} from '../helpers/daemon.js';
+import { dfget, downloadTraffic, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { sha256File } from '../helpers/files.js';
-import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
+import { startSmallCluster, type SmallCluster } from '../helpers/small-cluster.js';
 
 const MiB = 1024 * 1024;
-const traffic = async (d: DaemonHandle, type: string) =>
-  metricValue(await metricsText(d), 'dragonfly_client_download_traffic', `type="${type}"`);
 
 describe('dfget --disable-back-to-source', () => {
   const origin = new Origin();
   const out = tempDir('dft-no-source-');
-  let scheduler: SchedulerHandle;
+  let cluster: SmallCluster | undefined;
   let a: DaemonHandle;
   let b: DaemonHandle;
 
   before(async () => {
     await origin.start();
-    scheduler = await startScheduler();
-    a = await startDaemon({ schedulerAddr: scheduler.addr });
-    b = await startDaemon({ schedulerAddr: scheduler.addr });
+    cluster = await startSmallCluster(2);
+    [a, b] = cluster.daemons as [DaemonHandle, DaemonHandle];
   });
 
   after(async () => {
-    for (const d of [a, b]) if (d) await stopDaemon(d);
-    if (scheduler) await stopScheduler(scheduler);
+    await cluster?.stop();
     await origin.stop();
     rmSync(out, { recursive: true, force: true });
   });
@@ -56,7 +44,7 @@ describe('dfget --disable-back-to-source', () => {
     const rb = await dfget(b, url, join(out, 'b.bin'), ['--disable-back-to-source']);
     assert.equal(rb.code, 0, rb.stderr);
     assert.equal(await sha256File(join(out, 'b.bin')), contentSha256(91, size));
-    assert.equal(await traffic(b, 'REMOTE_PEER'), size);
+    assert.equal(await downloadTraffic(b, 'REMOTE_PEER'), size);
     assert.equal(origin.pieceRequests(path).length, pieceRequests, 'a piece came from the origin');
   });
 

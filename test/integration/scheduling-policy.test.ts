@@ -10,42 +10,28 @@ import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Origin, contentSha256 } from '../helpers/origin.js';
-import {
-  DFGET,
-  dfget,
-  metricsText,
-  metricValue,
-  run,
-  startDaemon,
-  stopDaemon,
-  tempDir,
-  type DaemonHandle,
-} from '../helpers/daemon.js';
+import { DFGET, dfget, downloadTraffic, run, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { curl } from '../helpers/curl.js';
 import { sha256File } from '../helpers/files.js';
-import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
+import { startSmallCluster, type SmallCluster } from '../helpers/small-cluster.js';
 
 const MiB = 1024 * 1024;
-const traffic = async (d: DaemonHandle, type: string) =>
-  metricValue(await metricsText(d), 'dragonfly_client_download_traffic', `type="${type}"`);
 
 describe('scheduling policy', () => {
   const origin = new Origin();
   const out = tempDir('dft-policy-');
-  let scheduler: SchedulerHandle;
+  let cluster: SmallCluster | undefined;
   let a: DaemonHandle;
   let b: DaemonHandle;
 
   before(async () => {
     await origin.start();
-    scheduler = await startScheduler();
-    a = await startDaemon({ schedulerAddr: scheduler.addr });
-    b = await startDaemon({ schedulerAddr: scheduler.addr });
+    cluster = await startSmallCluster(2);
+    [a, b] = cluster.daemons as [DaemonHandle, DaemonHandle];
   });
 
   after(async () => {
-    for (const d of [a, b]) if (d) await stopDaemon(d);
-    if (scheduler) await stopScheduler(scheduler);
+    await cluster?.stop();
     await origin.stop();
     rmSync(out, { recursive: true, force: true });
   });
@@ -54,7 +40,7 @@ describe('scheduling policy', () => {
     const size = MiB + 3;
     const path = '/auto.bin';
     const url = origin.add(path, { size, seed: 11 });
-    const before = (await traffic(b, 'REMOTE_PEER')) ?? 0;
+    const before = (await downloadTraffic(b, 'REMOTE_PEER')) ?? 0;
     for (const [d, name] of [
       [a, 'a'],
       [b, 'b'],
@@ -64,7 +50,7 @@ describe('scheduling policy', () => {
       assert.equal(await sha256File(join(out, `auto-${name}`)), contentSha256(11, size));
     }
     assert.equal(origin.pieceRequests(path).length, 2, 'each peer fetched the file from the origin');
-    assert.equal((await traffic(b, 'REMOTE_PEER')) ?? 0, before, 'b took bytes from a peer');
+    assert.equal((await downloadTraffic(b, 'REMOTE_PEER')) ?? 0, before, 'b took bytes from a peer');
   });
 
   test('always: the first peer announces a one-piece file and the second takes it from that peer', async () => {
@@ -73,7 +59,7 @@ describe('scheduling policy', () => {
     const url = origin.add(path, { size, seed: 12 });
     const ra = await dfget(a, url, join(out, 'always-a'), ['--scheduling-policy', 'always']);
     assert.equal(ra.code, 0, ra.stderr);
-    const before = (await traffic(b, 'REMOTE_PEER')) ?? 0;
+    const before = (await downloadTraffic(b, 'REMOTE_PEER')) ?? 0;
     // The environment variable, as upstream's dfget reads it.
     const rb = await run([DFGET, url, '-O', join(out, 'always-b'), '-e', b.socket, '--no-progress'], {
       env: { DFGET_SCHEDULING_POLICY: 'always' },
@@ -81,7 +67,7 @@ describe('scheduling policy', () => {
     assert.equal(rb.code, 0, rb.stderr);
     assert.equal(await sha256File(join(out, 'always-b')), contentSha256(12, size));
     assert.equal(origin.pieceRequests(path).length, 1, 'the origin was asked for the file more than once');
-    assert.equal((await traffic(b, 'REMOTE_PEER')) ?? 0, before + size);
+    assert.equal((await downloadTraffic(b, 'REMOTE_PEER')) ?? 0, before + size);
   });
 
   test('always through the proxy (X-Dragonfly-Scheduling-Policy): the next peer takes the file from this one', async () => {
@@ -99,11 +85,11 @@ describe('scheduling policy', () => {
     ]);
     assert.equal(r.status, 200, r.stderr);
     assert.equal(createHash('sha256').update(r.body).digest('hex'), contentSha256(14, size));
-    const before = (await traffic(b, 'REMOTE_PEER')) ?? 0;
+    const before = (await downloadTraffic(b, 'REMOTE_PEER')) ?? 0;
     const rb = await dfget(b, url, join(out, 'proxied-b'), ['--scheduling-policy', 'always']);
     assert.equal(rb.code, 0, rb.stderr);
     assert.equal(origin.pieceRequests(path).length, 1, 'the origin was asked for the file more than once');
-    assert.equal((await traffic(b, 'REMOTE_PEER')) ?? 0, before + size);
+    assert.equal((await downloadTraffic(b, 'REMOTE_PEER')) ?? 0, before + size);
   });
 
   test('an unknown policy is refused by dfget in one line, before anything is fetched', async () => {

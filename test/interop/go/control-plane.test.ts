@@ -17,8 +17,7 @@ import { Origin, contentSha256 } from '../../helpers/origin.js';
 import {
   DIST,
   dfget,
-  metricsText,
-  metricValue,
+  downloadTraffic,
   run,
   startDaemon,
   stopDaemon,
@@ -63,9 +62,7 @@ async function dfctlTaskLs(d: DaemonHandle): Promise<string[]> {
   return (JSON.parse(r.stdout) as Array<{ id: string }>).map((t) => t.id);
 }
 
-async function traffic(d: DaemonHandle, type: string): Promise<number> {
-  return metricValue(await metricsText(d), 'dragonfly_client_download_traffic', `type="${type}"`);
-}
+const traffic = downloadTraffic;
 
 describe('our dfdaemons under the upstream Go manager and scheduler', { timeout: 600_000 }, () => {
   const origin = new Origin();
