@@ -17,6 +17,7 @@ import type { DownloadTaskResponse } from '../gen/dfdaemon.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
 import { PIECE_CHUNKS_METADATA } from '../daemon/grpc/piece-content.js';
 import {
+  collect,
   CONNECT_TIMEOUT_MS,
   connectDaemon,
   defaultSocketPath,
@@ -24,6 +25,7 @@ import {
   downloadClient,
   isTransportFailure,
   packageVersion,
+  parseHeaders,
 } from './common.js';
 import { createProgress, type Progress } from './progress.js';
 
@@ -47,20 +49,6 @@ interface DfgetOptions {
   endpoint?: string;
   logLevel: string;
   console: boolean;
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
-export function parseHeaders(lines: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of lines) {
-    const at = line.indexOf(':');
-    if (at <= 0) throw new DfError('INVALID_ARGUMENT', `invalid header "${line}": expected "Key: Value"`);
-    out[line.slice(0, at).trim()] = line.slice(at + 1).trim();
-  }
-  return out;
 }
 
 /** The output's directory must exist (dfget does not create it, as upstream): say which way it is wrong. */
