@@ -10,11 +10,9 @@
 
 import { credentials, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseByteSize } from '../core/bytesize.js';
 import { DfError } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
 import { manifestUrl, OCI_SCHEME, parseImageReference } from '../core/oci-reference.js';
-import { MIN_PIECE_LENGTH } from '../core/piece.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
 import type { Priority } from '../gen/common.js';
 import type { Duration } from '../gen/google/protobuf/duration.js';
@@ -30,7 +28,7 @@ import {
   type PeerHolding,
   type ScopeSelection,
 } from '../scheduler/preheat-progress.js';
-import { collect, describeError, parseHeaders } from './common.js';
+import { collect, describeError, parseHeaders, parsePieceLength } from './common.js';
 
 export const PREHEAT_SCOPES = ['single_seed_peer', 'all_seed_peers', 'all_peers'] as const;
 /** How often --wait asks the scheduler. */
@@ -103,16 +101,7 @@ function preheatError(e: unknown, target: string): string {
 async function preheat(url: string, o: PreheatOptions): Promise<void> {
   const { target, creds } = schedulerTarget(o.schedulerEndpoint);
   const timeoutMs = parseDuration(o.timeout);
-  let pieceLength: number | undefined;
-  if (o.pieceLength !== undefined) {
-    pieceLength = parseByteSize(o.pieceLength);
-    if (pieceLength < MIN_PIECE_LENGTH) {
-      throw new DfError(
-        'INVALID_ARGUMENT',
-        `piece length ${pieceLength} bytes is less than the minimum piece length ${MIN_PIECE_LENGTH} bytes`,
-      );
-    }
-  }
+  const pieceLength = parsePieceLength(o.pieceLength);
   const image = url.startsWith(OCI_SCHEME);
   const requestUrl = image ? manifestUrl(parseImageReference(url, o.plainHttp)) : url;
   const common = {
