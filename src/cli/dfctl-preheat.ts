@@ -23,6 +23,7 @@ import {
   type StatImageResponse,
 } from '../gen/scheduler.js';
 import {
+  PREHEAT_SCOPES,
   preheatProgress,
   preheatTargets,
   type PeerHolding,
@@ -30,7 +31,6 @@ import {
 } from '../scheduler/preheat-progress.js';
 import { collect, describeError, parseHeaders, parsePieceLength } from './common.js';
 
-export const PREHEAT_SCOPES = ['single_seed_peer', 'all_seed_peers', 'all_peers'] as const;
 /** How often --wait asks the scheduler. */
 const WAIT_POLL_MS = 1000;
 

@@ -3,6 +3,10 @@
 // PreheatImage answer as soon as the downloads are scheduled (upstream's contract), so `dfctl task preheat --wait`
 // polls this until every URL is finished on as many hosts as the scope picks.
 
+/** PreheatFileRequest.scope / PreheatImageRequest.scope values (Go manager/types SingleSeedPeerScope …). */
+export const PREHEAT_SCOPES = ['single_seed_peer', 'all_seed_peers', 'all_peers'] as const;
+export type PreheatScope = (typeof PREHEAT_SCOPES)[number];
+
 /** A host as ListHosts names it. */
 export interface ListedHost {
   ip: string;

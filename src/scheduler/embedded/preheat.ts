@@ -28,11 +28,9 @@ import type { ImageManifestResolver } from './image-manifest.js';
 import type { SourceGate } from './image-manifest.js';
 import { durationToMs, msToDuration } from './messages.js';
 import { HostType, type Host, type Resources } from './resources.js';
+import { PREHEAT_SCOPES, type PreheatScope } from '../preheat-progress.js';
 import type { SeedPeerTrigger } from './seed-peer.js';
 import { failedPrecondition, invalidArgument, permissionDenied } from './status.js';
-
-export const PREHEAT_SCOPES = ['single_seed_peer', 'all_seed_peers', 'all_peers'] as const;
-export type PreheatScope = (typeof PREHEAT_SCOPES)[number];
 
 // Go's defaults (manager/types/job.go) for fields a request leaves unset.
 const DEFAULT_CONCURRENT_TASK_COUNT = 8;
