@@ -35,6 +35,8 @@ import { collect, describeError, parseHeaders, parsePieceLength } from './common
 const WAIT_POLL_MS = 1000;
 
 interface PreheatOptions {
+  logLevel: string;
+  console: boolean;
   schedulerEndpoint: string;
   scope: string;
   ip?: string[];
@@ -123,6 +125,21 @@ async function preheat(url: string, o: PreheatOptions): Promise<void> {
     insecureSkipVerify: o.insecureSkipVerify,
   };
   const auth = { username: o.username, password: o.password, platform: o.platform };
+  if (o.console) {
+    // The request as sent, without the registry password.
+    const { createLogger } = await import('./logging.js');
+    createLogger({ name: 'dfctl', level: o.logLevel, console: true }).info(
+      {
+        target,
+        image,
+        ...common,
+        header: Object.keys(common.header),
+        username: o.username,
+        platform: o.platform,
+      },
+      image ? 'PreheatImage' : 'PreheatFile',
+    );
+  }
   const client = new SchedulerClient(target, creds);
   const deadline = () => ({ deadline: new Date(Date.now() + timeoutMs) });
   try {

@@ -159,6 +159,22 @@ describe('preheat through the embedded scheduler (dfctl task preheat)', () => {
     );
   });
 
+  test('--console logs the request as sent, without the registry password', async () => {
+    const r = await preheat(
+      'oci://127.0.0.1:1/t/x:v1',
+      '--plain-http',
+      '--console',
+      '--username',
+      'u',
+      '--password',
+      'hunter2',
+    );
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /"msg":"PreheatImage"/);
+    assert.match(r.stderr, /"url":"http:\/\/127\.0\.0\.1:1\/v2\/t\/x\/manifests\/v1"/);
+    assert.doesNotMatch(r.stderr, /hunter2/);
+  });
+
   test('a manifest the registry does not have (404) is one line with the status', async () => {
     // The test origin answers 404 for any path it does not serve: a registry without that image.
     const r = await preheat(`oci://127.0.0.1:${origin.port}/t/missing:v1`, '--plain-http');

@@ -45,6 +45,7 @@ const BOUNDS = {
   count: [1, 200],
   concurrentTaskCount: [1, 100],
   concurrentPeerCount: [1, 1000],
+  concurrentLayerCount: [1, 100],
 };
 
 export interface PreheatDeps {
@@ -170,7 +171,7 @@ export class PreheatJobs {
 
   async statImage(req: StatImageRequest): Promise<StatImageResponse> {
     const image = await this.resolveImage(req);
-    checkRange('concurrentTaskCount', req.concurrentLayerCount);
+    checkRange('concurrentLayerCount', req.concurrentLayerCount);
     const peers = await this.stat(
       req,
       image.blobUrls,
