@@ -56,6 +56,7 @@ interface PreheatOptions {
   insecureSkipVerify: boolean;
   timeout: string;
   plainHttp: boolean;
+  enableTaskIdBasedBlobDigest: boolean;
   wait: boolean;
 }
 
@@ -124,7 +125,14 @@ async function preheat(url: string, o: PreheatOptions): Promise<void> {
     certificateChain: [],
     insecureSkipVerify: o.insecureSkipVerify,
   };
-  const auth = { username: o.username, password: o.password, platform: o.platform };
+  // Image-only fields. The blob-digest task id must match what the pulling peers use (their proxy's
+  // registryMirror.enableTaskIDBasedBlobDigest, false by default), or the preheated tasks are not theirs.
+  const imageFields = {
+    username: o.username,
+    password: o.password,
+    platform: o.platform,
+    enableTaskIdBasedBlobDigest: o.enableTaskIdBasedBlobDigest,
+  };
   if (o.console) {
     // The request as sent, without the registry password.
     const { createLogger } = await import('./logging.js');
@@ -145,13 +153,23 @@ async function preheat(url: string, o: PreheatOptions): Promise<void> {
   try {
     try {
       if (image) {
-        await call((cb) => client.preheatImage({ ...common, ...auth }, new Metadata(), deadline(), cb));
+        await call((cb) =>
+          client.preheatImage({ ...common, ...imageFields }, new Metadata(), deadline(), cb),
+        );
       } else {
         await call((cb) => client.preheatFile(common, new Metadata(), deadline(), cb));
       }
       if (o.wait) {
         const selection = { scope: o.scope, ips: common.ips, count: o.count, percentage: o.percentage };
-        await waitForPreheat(client, image, { ...common, ...auth }, selection, timeoutMs);
+        // StatImage's scope (v2.3.8) names which hosts the scheduler asks: the seeds, or every host.
+        const statScope = o.scope === 'all_peers' ? 'all_peers' : 'all_seed_peers';
+        await waitForPreheat(
+          client,
+          image,
+          { ...common, ...imageFields, scope: statScope },
+          selection,
+          timeoutMs,
+        );
       }
     } catch (e) {
       throw new Error(preheatError(e, target), { cause: e });
@@ -291,6 +309,14 @@ export function addPreheatCommand(task: Command): Command {
     )
     .addOption(
       new Option('--timeout <duration>', 'how long the preheat may take').default('2h').env(env('TIMEOUT')),
+    )
+    .addOption(
+      new Option(
+        '--enable-task-id-based-blob-digest',
+        "images: blob tasks get the blob's digest as task id (must match the pulling peers' proxy.registryMirror.enableTaskIDBasedBlobDigest)",
+      )
+        .default(false)
+        .env(env('ENABLE_TASK_ID_BASED_BLOB_DIGEST')),
     )
     .option('--plain-http', 'ours: reach the image registry over http:// instead of https://', false)
     .option('--wait', 'ours: follow the downloads until every peer of the scope has finished', false)

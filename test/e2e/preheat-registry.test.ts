@@ -37,6 +37,8 @@ describe('preheat an image from docker-registry (dfctl task preheat oci://…)',
   let seed: DaemonHandle;
   let peer: DaemonHandle;
   let mirrorPeer: DaemonHandle;
+  /** A registry mirror whose blob tasks take the blob's digest as id (enableTaskIDBasedBlobDigest). */
+  let digestPeer: DaemonHandle;
   /** Registry log lines up to the end of the preheat. */
   let servedBefore = 0;
 
@@ -47,6 +49,43 @@ describe('preheat an image from docker-registry (dfctl task preheat oci://…)',
       .requests()
       .slice(servedBefore)
       .filter((r) => r.method === 'GET' && r.path.endsWith(`/blobs/${digest}`) && r.bytes > 1);
+
+  /** `dfctl task preheat oci://REGISTRY/t/p:v1 --plain-http --wait --scope single_seed_peer` and more flags. */
+  async function preheatImage(...extra: string[]): Promise<void> {
+    const r = await run(
+      [
+        DFCTL,
+        'task',
+        'preheat',
+        `oci://${registry.host}/t/p:v1`,
+        '--plain-http',
+        '--wait',
+        '--scope',
+        'single_seed_peer',
+        '--scheduler-endpoint',
+        `http://127.0.0.1:${seed.schedulerPort}`,
+        ...extra,
+      ],
+      { timeoutMs: 100_000 },
+    );
+    assert.equal(r.code, 0, `${r.stderr}\n${registry.errors()}`);
+    assert.equal(r.stdout, 'Preheat Succeeded!\n');
+    const n = img.blobs.length;
+    assert.match(r.stderr, new RegExp(`preheat: ${n}/${n} finished \\(${n} blobs on 1 hosts\\)\\n$`));
+  }
+
+  /** skopeo pulls the image through `d`'s registry mirror; the image is checked whole. */
+  async function skopeoPullVia(d: DaemonHandle, name: string): Promise<void> {
+    const conf = skopeo.path(`${name}.conf`);
+    writeRegistriesConf(conf, registry.host, [`127.0.0.1:${d.proxyPort}`]);
+    const out = skopeo.path(name);
+    const r = await skopeo.copy(`docker://${registry.host}/t/p:v1`, `oci:${out}:v1`, {
+      registriesConf: conf,
+    });
+    assert.equal(r.code, 0, r.stderr.slice(-4000));
+    assert.equal(layoutManifestDigest(out, 'v1'), img.manifestDigest);
+    assert.deepEqual(await checkLayoutBlobs(out, img.blobs), []);
+  }
 
   before(async () => {
     assert.deepEqual(TOOLS.missing, [], `not installed: ${TOOLS.missing.join(', ')}`);
@@ -59,14 +98,17 @@ describe('preheat an image from docker-registry (dfctl task preheat oci://…)',
     seed = await startDaemon({ extraConfig: `seedPeer:\n  enable: true\n  type: super\n${ALLOW_LOOPBACK}` });
     const schedulerAddr = `127.0.0.1:${seed.schedulerPort}`;
     peer = await startDaemon({ schedulerAddr, extraConfig: ALLOW_LOOPBACK });
-    mirrorPeer = await startDaemon({
+    const mirror = (more = '') =>
+      `proxy:\n  server:\n    ip: 127.0.0.1\n    port: 0\n  registryMirror:\n    addr: ${registry.url}\n${more}`;
+    mirrorPeer = await startDaemon({ schedulerAddr, extraConfig: mirror() });
+    digestPeer = await startDaemon({
       schedulerAddr,
-      extraConfig: `proxy:\n  server:\n    ip: 127.0.0.1\n    port: 0\n  registryMirror:\n    addr: ${registry.url}\n`,
+      extraConfig: mirror('    enableTaskIDBasedBlobDigest: true\n'),
     });
   });
 
   after(async () => {
-    for (const d of [mirrorPeer, peer, seed]) if (d) await stopDaemon(d);
+    for (const d of [digestPeer, mirrorPeer, peer, seed]) if (d) await stopDaemon(d);
     await env?.close();
   });
 
@@ -74,25 +116,7 @@ describe('preheat an image from docker-registry (dfctl task preheat oci://…)',
     'the preheat puts every blob on the seed; the registry sends each byte once',
     { timeout: 120_000 },
     async () => {
-      const r = await run(
-        [
-          DFCTL,
-          'task',
-          'preheat',
-          `oci://${registry.host}/t/p:v1`,
-          '--plain-http',
-          '--wait',
-          '--scope',
-          'single_seed_peer',
-          '--scheduler-endpoint',
-          `http://127.0.0.1:${seed.schedulerPort}`,
-        ],
-        { timeoutMs: 100_000 },
-      );
-      assert.equal(r.code, 0, `${r.stderr}\n${registry.errors()}`);
-      assert.equal(r.stdout, 'Preheat Succeeded!\n');
-      const n = img.blobs.length;
-      assert.match(r.stderr, new RegExp(`preheat: ${n}/${n} finished \\(${n} blobs on 1 hosts\\)\\n$`));
+      await preheatImage();
       // Each blob's bytes left the registry once (in piece ranges), besides the seed's 1-byte size probe.
       for (const b of img.blobs) {
         const content = registry.blobGets(b.digest).filter((q) => q.bytes > 1);
@@ -127,18 +151,33 @@ describe('preheat an image from docker-registry (dfctl task preheat oci://…)',
     { timeout: 60_000 },
     async () => {
       assert.ok(servedBefore > 0, 'the preheat ran');
-      const conf = skopeo.path('registries.conf');
-      writeRegistriesConf(conf, registry.host, [`127.0.0.1:${mirrorPeer.proxyPort}`]);
-      const out = skopeo.path('pulled');
-      const r = await skopeo.copy(`docker://${registry.host}/t/p:v1`, `oci:${out}:v1`, {
-        registriesConf: conf,
-      });
-      assert.equal(r.code, 0, r.stderr.slice(-4000));
-      assert.equal(layoutManifestDigest(out, 'v1'), img.manifestDigest);
-      assert.deepEqual(await checkLayoutBlobs(out, img.blobs), []);
+      await skopeoPullVia(mirrorPeer, 'pulled');
       const big = img.blobs.filter((b) => b.size > P2P_MIN);
       assert.equal(big.length, 2);
       for (const b of big) assert.deepEqual(contentAfterPreheat(b.digest), [], `${b.digest} from the seed`);
+    },
+  );
+
+  test(
+    '--enable-task-id-based-blob-digest: the blob tasks a digest-id mirror pulls are the preheated ones',
+    { timeout: 120_000 },
+    async () => {
+      // Other task ids than the URL's: the seed fetches every blob once more, now under its digest.
+      const before = registry.requests().length;
+      await preheatImage('--enable-task-id-based-blob-digest');
+      for (const b of img.blobs) {
+        const sent = registry
+          .requests()
+          .slice(before)
+          .filter((q) => q.path.endsWith(`/blobs/${b.digest}`) && q.bytes > 1)
+          .reduce((sum, q) => sum + q.bytes, 0);
+        assert.equal(sent, b.size, `${b.digest} fetched once more for its digest task`);
+      }
+      servedBefore = registry.requests().length;
+      await skopeoPullVia(digestPeer, 'pulled-by-digest');
+      for (const b of img.blobs.filter((x) => x.size > P2P_MIN)) {
+        assert.deepEqual(contentAfterPreheat(b.digest), [], `${b.digest} from the seed`);
+      }
     },
   );
 });

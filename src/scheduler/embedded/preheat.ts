@@ -11,8 +11,8 @@
 import { Metadata } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { isDfError } from '../../core/errors.js';
-import { taskIdFromUrl } from '../../core/task-id.js';
-import { TaskType, type Download } from '../../gen/common.js';
+import { selectTaskId } from '../../core/task-id.js';
+import { SchedulingPolicy, TaskType, type Download } from '../../gen/common.js';
 import type {
   PeerFile,
   PeerImage,
@@ -73,8 +73,16 @@ interface PreheatPlan {
   concurrentTaskCount: number;
   concurrentPeerCount: number;
   timeoutMs: number;
+  /** Image blobs only (PreheatImageRequest, v2.3.8): the peers take the blob digest as the task id. */
+  enableTaskIdBasedBlobDigest: boolean;
   extra: Pick<Download, 'objectStorage' | 'hdfs' | 'outputPath'>;
 }
+
+/** What, besides the URL, makes a preheated URL's task id. */
+type TaskIdParts = Pick<
+  PreheatPlan,
+  'pieceLength' | 'tag' | 'application' | 'filteredQueryParams' | 'enableTaskIdBasedBlobDigest'
+>;
 
 /** Runs `fn` over `items`, at most `limit` at a time. */
 async function forEachLimit<T>(
@@ -161,21 +169,31 @@ export class PreheatJobs {
   async preheatImage(req: PreheatImageRequest): Promise<void> {
     const scope = scopeOf(req.scope);
     const image = await this.resolveImage(req);
-    this.start(this.plan(req, scope, image.blobUrls, image.header, {}));
+    this.start(this.plan(req, scope, image.blobUrls, image.header, {}, req.enableTaskIdBasedBlobDigest));
   }
 
   async statFile(req: StatFileRequest): Promise<StatFileResponse> {
-    const peers = await this.stat(req, [req.url], DEFAULT_CONCURRENT_LAYER_COUNT);
+    const peers = await this.stat(req, [req.url], DEFAULT_CONCURRENT_LAYER_COUNT, [
+      ...this.d.resources.hosts.values(),
+    ]);
     return { peers: peers.map((p) => ({ ip: p.ip, hostname: p.hostname, cachedFiles: p.items })) };
   }
 
   async statImage(req: StatImageRequest): Promise<StatImageResponse> {
     const image = await this.resolveImage(req);
     checkRange('concurrentLayerCount', req.concurrentLayerCount);
+    // v2.3.8's scope: the seed peers only, or every host (the default).
+    if (req.scope !== '' && req.scope !== 'all_seed_peers' && req.scope !== 'all_peers') {
+      throw invalidArgument(`unsupported stat scope: ${req.scope} (expected all_seed_peers, all_peers)`);
+    }
+    const hosts =
+      req.scope === 'all_seed_peers' ? this.d.resources.seedHosts() : [...this.d.resources.hosts.values()];
     const peers = await this.stat(
       req,
       image.blobUrls,
       req.concurrentLayerCount ?? DEFAULT_CONCURRENT_LAYER_COUNT,
+      hosts,
+      req.enableTaskIdBasedBlobDigest,
     );
     const layers = image.blobUrls.map((url) => ({ url }));
     return {
@@ -225,6 +243,7 @@ export class PreheatJobs {
     urls: string[],
     header: Record<string, string>,
     extra: PreheatPlan['extra'],
+    enableTaskIdBasedBlobDigest = false,
   ): PreheatPlan {
     checkRange('percentage', req.percentage);
     checkRange('count', req.count);
@@ -259,21 +278,14 @@ export class PreheatJobs {
       concurrentTaskCount: req.concurrentTaskCount ?? DEFAULT_CONCURRENT_TASK_COUNT,
       concurrentPeerCount: req.concurrentPeerCount ?? DEFAULT_CONCURRENT_PEER_COUNT,
       timeoutMs: req.timeout ? durationToMs(req.timeout) : DEFAULT_JOB_TIMEOUT_MS,
+      enableTaskIdBasedBlobDigest,
       extra,
     };
   }
 
-  private taskIdOf(
-    plan: Pick<PreheatPlan, 'pieceLength' | 'tag' | 'application' | 'filteredQueryParams'>,
-    url: string,
-  ) {
-    return taskIdFromUrl({
-      url,
-      tag: plan.tag,
-      application: plan.application,
-      pieceLength: plan.pieceLength,
-      filteredQueryParams: plan.filteredQueryParams,
-    });
+  /** The id the peers derive from the Download (selectTaskId): a blob's digest when asked to, else the URL's. */
+  private taskIdOf(plan: TaskIdParts, url: string) {
+    return selectTaskId({ url, ...plan });
   }
 
   /** The background job: every URL (concurrentTaskCount at a time) on every host (concurrentPeerCount at a time). */
@@ -329,8 +341,9 @@ export class PreheatJobs {
       needPieceContent: false,
       forceHardLink: false,
       overwrite: false,
-      enableTaskIdBasedBlobDigest: false,
+      enableTaskIdBasedBlobDigest: plan.enableTaskIdBasedBlobDigest,
       metadataOnly: false,
+      schedulingPolicy: SchedulingPolicy.AUTO,
       ...plan.extra,
     };
   }
@@ -349,15 +362,18 @@ export class PreheatJobs {
     req: StatFileRequest | StatImageRequest,
     urls: string[],
     concurrentUrlCount: number,
+    candidates: Host[],
+    enableTaskIdBasedBlobDigest = false,
   ): Promise<{ ip: string; hostname: string; items: PeerFile['cachedFiles'] }[]> {
     checkRange('concurrentPeerCount', req.concurrentPeerCount);
-    const plan = {
+    const plan: TaskIdParts = {
       pieceLength: req.pieceLength,
       tag: req.tag ?? '',
       application: req.application ?? '',
       filteredQueryParams: req.filteredQueryParams,
+      enableTaskIdBasedBlobDigest,
     };
-    const hosts = [...this.d.resources.hosts.values()].sort(byId);
+    const hosts = [...candidates].sort(byId);
     const clients = new Map(hosts.map((h) => [h.id, this.d.peers.uploadClient(h)]));
     const found = new Map<string, { ip: string; hostname: string; items: PeerFile['cachedFiles'] }>();
     const deadline = () => new Date(Date.now() + STAT_LOCAL_TASK_TIMEOUT_MS);
