@@ -1,6 +1,8 @@
 // Preheat through the embedded scheduler: `dfctl task preheat` against a seed peer's dfdaemon (which runs the
-// scheduler) and a normal peer that uses it. After a file preheat, a dfget on the normal peer is served by the seed
-// and never touches the origin (the Node origin counts every request). StatFile reports the seed holding it.
+// scheduler) and a normal peer that uses it. After a file preheat, a dfget on the normal peer takes every byte from
+// the seed: the origin (a Node server counting every request) sees only the peer's 1-byte size probe, as upstream's
+// client stats every new task. With scope all_peers the peer holds it itself: not even the probe. StatFile reports
+// the seed holding it.
 // Bad input: an unknown scope, an unreachable registry, a manifest 404, a URL the address policy refuses, a
 // scope with no host — each one line from dfctl, and the scheduler's own status for a direct gRPC call.
 
@@ -89,7 +91,7 @@ describe('preheat through the embedded scheduler (dfctl task preheat)', () => {
     rmSync(out, { recursive: true, force: true });
   });
 
-  test('a preheated file is on the seed; a dfget on another peer then never touches the origin', async () => {
+  test('a preheated file is on the seed; a dfget on another peer then takes no content from the origin', async () => {
     const size = 13 * MiB + 5;
     const url = origin.add('/model.bin', { size, seed: 141 });
     const r = await preheat(url, '--wait');
