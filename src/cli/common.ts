@@ -11,7 +11,9 @@ import {
   resolveHome,
   SYSTEM_DIRS,
 } from '../config/dirs.js';
+import { parseByteSize } from '../core/bytesize.js';
 import { DfError, isDfError } from '../core/errors.js';
+import { MIN_PIECE_LENGTH } from '../core/piece.js';
 import { DfdaemonDownloadClient } from '../gen/dfdaemon.js';
 
 export function packageVersion(): string {
@@ -225,4 +227,33 @@ export function stopOnSignals(
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
+}
+
+/** commander's accumulator for a repeatable option. */
+export function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+/** `-H 'Key: Value'` lines into a header map; a line without a key is INVALID_ARGUMENT naming it. */
+export function parseHeaders(lines: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of lines) {
+    const at = line.indexOf(':');
+    if (at <= 0) throw new DfError('INVALID_ARGUMENT', `invalid header "${line}": expected "Key: Value"`);
+    out[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  return out;
+}
+
+/** `--piece-length`: a byte size of at least MIN_PIECE_LENGTH (upstream's floor), or undefined when not given. */
+export function parsePieceLength(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const pieceLength = parseByteSize(text);
+  if (pieceLength < MIN_PIECE_LENGTH) {
+    throw new DfError(
+      'INVALID_ARGUMENT',
+      `piece length ${pieceLength} bytes is less than the minimum piece length ${MIN_PIECE_LENGTH} bytes`,
+    );
+  }
+  return pieceLength;
 }

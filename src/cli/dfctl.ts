@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // dfctl: inspect and remove the tasks the local dfdaemon holds (dragonfly-client/src/bin/dfctl). Everything
 // goes over the download socket: ListLocalTasks / StatLocalTask for the records, StatTask for the pieces and
-// state, DeleteLocalTask to remove one.
+// state, DeleteLocalTask to remove one. `task preheat` talks to the scheduler instead (dfctl-preheat.ts).
 
 import { Command, Option } from 'commander';
 import type { ServiceError } from '@grpc/grpc-js';
 import { formatByteSize } from '../core/bytesize.js';
 import type { Task } from '../gen/common.js';
 import type { DfdaemonDownloadClient, StatLocalTaskResponse } from '../gen/dfdaemon.js';
+import { addPreheatCommand } from './dfctl-preheat.js';
 import { connectDaemon, defaultSocketPath, describeError, downloadClient, packageVersion } from './common.js';
 
 interface CommonOptions {
@@ -226,6 +227,7 @@ export function dfctlCommand(): Command {
   withCommonOptions(
     task.command('rm').description("Remove a task's content and metadata").argument('<id>', 'task id'),
   ).action((id: string, o: CommonOptions) => rm(id, o));
+  addPreheatCommand(task);
   return root;
 }
 

@@ -6,17 +6,16 @@ import { stat, rm, open, type FileHandle } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { Metadata, status as GrpcStatus, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import { parseByteSize } from '../core/bytesize.js';
 import { Crc32, pieceDigest, parseDigest } from '../core/digest.js';
 import { DfError } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
-import { MIN_PIECE_LENGTH } from '../core/piece.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
 import { Priority, SchedulingPolicy, TaskType, type Download } from '../gen/common.js';
 import type { DownloadTaskResponse } from '../gen/dfdaemon.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
 import { PIECE_CHUNKS_METADATA } from '../daemon/grpc/piece-content.js';
 import {
+  collect,
   CONNECT_TIMEOUT_MS,
   connectDaemon,
   defaultSocketPath,
@@ -24,6 +23,8 @@ import {
   downloadClient,
   isTransportFailure,
   packageVersion,
+  parseHeaders,
+  parsePieceLength,
 } from './common.js';
 import { createProgress, type Progress } from './progress.js';
 
@@ -47,20 +48,6 @@ interface DfgetOptions {
   endpoint?: string;
   logLevel: string;
   console: boolean;
-}
-
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
-export function parseHeaders(lines: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of lines) {
-    const at = line.indexOf(':');
-    if (at <= 0) throw new DfError('INVALID_ARGUMENT', `invalid header "${line}": expected "Key: Value"`);
-    out[line.slice(0, at).trim()] = line.slice(at + 1).trim();
-  }
-  return out;
 }
 
 /** The output's directory must exist (dfget does not create it, as upstream): say which way it is wrong. */
@@ -113,16 +100,7 @@ async function validate(
       `output path ${o.output} already exists (use --overwrite to replace it)`,
     );
   }
-  let pieceLength: number | undefined;
-  if (o.pieceLength !== undefined) {
-    pieceLength = parseByteSize(o.pieceLength);
-    if (pieceLength < MIN_PIECE_LENGTH) {
-      throw new DfError(
-        'INVALID_ARGUMENT',
-        `piece length ${pieceLength} bytes is less than the minimum piece length ${MIN_PIECE_LENGTH} bytes`,
-      );
-    }
-  }
+  const pieceLength = parsePieceLength(o.pieceLength);
   if (o.digest) parseDigest(o.digest);
   const priority = Number(o.priority);
   if (!Number.isInteger(priority) || priority < 0 || priority > 6) {

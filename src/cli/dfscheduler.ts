@@ -3,7 +3,9 @@
 // plane. Reads scheduler.yaml (scheduler/embedded/config.ts). Stops gracefully on SIGINT/SIGTERM.
 
 import { Command, Option } from 'commander';
+import { SourceAddressPolicy } from '../backend/address-policy.js';
 import { loadTlsFiles } from '../config/tls-files.js';
+import { AddressList } from '../core/addresses.js';
 import { openFileLimit } from '../daemon/connection-limits.js';
 import { loadSchedulerConfig } from '../scheduler/embedded/config.js';
 import { EmbeddedScheduler } from '../scheduler/embedded/scheduler-server.js';
@@ -47,6 +49,11 @@ async function main(a: DfschedulerArgs): Promise<void> {
     tls,
     seedPeerTls,
     maxConnections,
+    sourceGate: new SourceAddressPolicy({
+      allow: new AddressList(config.allowedPrivateSources, 'security.allowedPrivateSources', {
+        hostNames: true,
+      }),
+    }),
     onRefused: () => {
       const now = Date.now();
       if (now - refusedLoggedAt < 1000) return;

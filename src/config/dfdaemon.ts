@@ -435,7 +435,8 @@ function tlsFiles() {
 }
 
 /** A list of IPs and CIDRs (and host names, with `hostNames`), checked as AddressList checks them. */
-function addressList(hostNames: boolean) {
+/** A list of IPs and CIDRs (and host names with `hostNames`), checked as core's AddressList reads it. */
+export function addressList(hostNames: boolean) {
   return field<string[], string[]>(
     hostNames
       ? 'a list of IPs, CIDRs like "10.0.0.0/8" and host names'

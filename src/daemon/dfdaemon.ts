@@ -243,6 +243,8 @@ export class Dfdaemon {
         seedPeerTls: tls.uploadClient,
         maxConnections: caps.scheduler,
         onRefused: refusals('scheduler', 'embeddedScheduler.maxConnections'),
+        // Preheat fetches image manifests for its callers: under the same policy as this daemon's remote callers.
+        sourceGate: sourcePolicy,
       });
       const port = await this.embedded.start();
       this.bound.scheduler = port;

@@ -7,7 +7,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import pino from 'pino';
-import type { SchedulerClient } from '../../src/gen/scheduler.js';
+import {
+  PreheatFileRequest,
+  PreheatImageRequest,
+  StatFileRequest,
+  StatImageRequest,
+  type SchedulerClient,
+} from '../../src/gen/scheduler.js';
 import { EmbeddedScheduler } from '../../src/scheduler/embedded/scheduler-server.js';
 import { relayFrom, type Relay } from '../helpers/relay.js';
 import { announceHost, download, PeerStream, rpc, schedulerClient } from '../helpers/scheduler-client.js';
@@ -128,6 +134,27 @@ describe('embedded scheduler: callers on other addresses', () => {
       );
     } finally {
       own.cancel();
+    }
+  });
+
+  test('the preheat calls (which make hosts download, and name them) answer only members of the cluster', async () => {
+    const url = 'http://example.com/model.bin';
+    const manifest = 'https://example.com/v2/t/x/manifests/v1';
+    const c = stranger;
+    const calls: [string, (cb: (e: ServiceError | null) => void) => unknown][] = [
+      [
+        'PreheatFile',
+        (cb) => c.preheatFile(PreheatFileRequest.fromPartial({ url, scope: 'all_seed_peers' }), cb),
+      ],
+      ['PreheatImage', (cb) => c.preheatImage(PreheatImageRequest.fromPartial({ url: manifest }), cb)],
+      ['StatFile', (cb) => c.statFile(StatFileRequest.fromPartial({ url }), cb)],
+      ['StatImage', (cb) => c.statImage(StatImageRequest.fromPartial({ url: manifest }), cb)],
+    ];
+    for (const [name, call] of calls) {
+      await assert.rejects(
+        new Promise<void>((resolve, reject) => call((e) => (e ? reject(e) : resolve()))),
+        rejectsWith(GrpcStatus.PERMISSION_DENIED, new RegExp(`^${name}: 127\\.0\\.0\\.2 announced no host`)),
+      );
     }
   });
 

@@ -18,6 +18,7 @@ import {
   oneOf,
   U32_MAX,
 } from '../../config/schema-kit.js';
+import { addressList } from '../../config/dfdaemon.js';
 import { tlsKeysRefine, type TlsFiles, type TlsRole } from '../../config/tls-files.js';
 import { issuesToError, parseYamlText, warnUnknownKeys } from '../../config/yaml-file.js';
 import { DEFAULT_SCHEDULER_OPTIONS, type PartialSchedulerOptions } from './options.js';
@@ -59,6 +60,8 @@ export function schedulerConfigSchema() {
     }),
     // Upstream's: how the scheduler reaches seed peers' upload ports (their mTLS asks for a client certificate).
     seedPeer: section({ tls: tlsSection('seedPeer.tls', 'client') }),
+    // Ours, as dfdaemon's key: the non-public hosts preheat may make the scheduler fetch image manifests from.
+    security: section({ allowedPrivateSources: addressList(true) }),
     scheduler: section({
       algorithm: oneOf(['default'], 'default'),
       backToSourceCount: int(d.backToSourceCount, 0, 1_000_000),
@@ -91,6 +94,8 @@ export interface SchedulerConfig {
   maxConnections: number;
   tls: TlsFiles;
   seedPeerTls: TlsFiles;
+  /** security.allowedPrivateSources */
+  allowedPrivateSources: string[];
   options: PartialSchedulerOptions;
 }
 
@@ -115,6 +120,7 @@ export function parseSchedulerConfig(
       maxConnections: c.server.maxConnections,
       tls: c.server.tls,
       seedPeerTls: c.seedPeer.tls,
+      allowedPrivateSources: c.security.allowedPrivateSources,
       options: {
         backToSourceCount: s.backToSourceCount,
         retryBackToSourceLimit: s.retryBackToSourceLimit,

@@ -9,6 +9,8 @@ import { channelCredentials } from '../../grpc/credentials.js';
 import { bindTcp, createGrpcServer, shutdownGrpcServer } from '../../grpc/server.js';
 import { SchedulerService as SchedulerServiceDefinition } from '../../gen/scheduler.js';
 import { ResourceGc } from './gc.js';
+import { ImageManifestResolver, type SourceGate } from './image-manifest.js';
+import { PreheatJobs } from './preheat.js';
 import { resolveSchedulerOptions, type PartialSchedulerOptions, type SchedulerOptions } from './options.js';
 import { Resources } from './resources.js';
 import { Scheduling } from './scheduling.js';
@@ -20,6 +22,14 @@ const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
 /** How long stop() lets in-flight calls finish before cutting them. */
 const SHUTDOWN_GRACE_MS = 5000;
+
+/** The gate of a scheduler given none: preheat may make it connect nowhere. */
+const NO_SOURCES: SourceGate = {
+  checkUrl: () =>
+    Promise.reject(new DfError('PERMISSION_DENIED', 'this scheduler was given no source policy')),
+  connector: () => (_opts, callback) =>
+    callback(new DfError('PERMISSION_DENIED', 'this scheduler was given no source policy'), null),
+};
 
 export interface EmbeddedSchedulerInit {
   /** Listen address, e.g. "0.0.0.0", "127.0.0.1" or "::". */
@@ -36,6 +46,12 @@ export interface EmbeddedSchedulerInit {
   maxConnections?: number;
   /** Called for each connection refused for the cap. */
   onRefused?: () => void;
+  /**
+   * Where preheat may make the scheduler connect (image registries, token realms) and what file URLs it accepts:
+   * dfdaemon's security.allowedPrivateSources policy (backend/address-policy.ts), injected by the caller.
+   * Without one, preheat reaches no source at all.
+   */
+  sourceGate?: SourceGate;
 }
 
 export class EmbeddedScheduler {
@@ -48,6 +64,7 @@ export class EmbeddedScheduler {
   private readonly init: EmbeddedSchedulerInit;
   private readonly seedPeer: SeedPeerTrigger;
   private readonly service: SchedulerService;
+  private readonly preheat: PreheatJobs;
   private readonly gc: ResourceGc;
   private server?: Server;
   private boundPort?: number;
@@ -66,10 +83,19 @@ export class EmbeddedScheduler {
       init.seedPeerTls?.section,
     );
     const scheduling = new Scheduling(this.options, this.log);
+    const gate = init.sourceGate ?? NO_SOURCES;
+    this.preheat = new PreheatJobs({
+      resources: this.resources,
+      peers: this.seedPeer,
+      images: new ImageManifestResolver(gate),
+      gate,
+      log: this.log.child({ component: 'preheat' }),
+    });
     this.service = new SchedulerService({
       resources: this.resources,
       scheduling,
       seedPeer: this.seedPeer,
+      preheat: this.preheat,
       options: this.options,
       log: this.log,
     });
@@ -122,6 +148,7 @@ export class EmbeddedScheduler {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.gc.stop();
+      this.preheat.close();
       this.seedPeer.close();
       this.service.closeStreams();
       if (this.server) await shutdownGrpcServer(this.server, SHUTDOWN_GRACE_MS);

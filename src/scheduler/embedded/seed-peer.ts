@@ -53,14 +53,21 @@ export class SeedPeerTrigger {
     if (this.closed) return false;
     const seed = this.pick(taskId);
     if (!seed) return false;
-    const target = hostTarget(seed.info.ip, seed.info.port);
-    const client = new DfdaemonUploadClient(target, this.creds, {
-      'grpc.max_receive_message_length': -1,
-    });
+    return this.triggerOn(seed, taskId, download, onEnd);
+  }
+
+  /**
+   * `DownloadTask` on the given host (a seed, or any peer for a preheat of all peers), as trigger() does; false
+   * once closed.
+   */
+  triggerOn(host: Host, taskId: string, download: Download, onEnd?: (err?: Error) => void): boolean {
+    if (this.closed) return false;
+    const client = this.uploadClient(host);
     const call = client.downloadTask({ download });
     const entry = { call, client };
     this.inflight.add(entry);
-    const log = this.log.child({ taskId, seedHost: seed.id, target, tls: this.tlsKey ?? 'off' });
+    const target = hostTarget(host.info.ip, host.info.port);
+    const log = this.log.child({ taskId, seedHost: host.id, target, tls: this.tlsKey ?? 'off' });
     log.info({}, 'seed peer triggers download task');
     let done = false;
     const finish = (err?: Error) => {
@@ -76,6 +83,13 @@ export class SeedPeerTrigger {
     call.on('end', () => finish());
     call.on('error', (err) => finish(err));
     return true;
+  }
+
+  /** A client of the host's upload port, with the credentials seed triggers use; the caller closes it. */
+  uploadClient(host: Host): DfdaemonUploadClient {
+    return new DfdaemonUploadClient(hostTarget(host.info.ip, host.info.port), this.creds, {
+      'grpc.max_receive_message_length': -1,
+    });
   }
 
   /** Cancels the calls still running. */

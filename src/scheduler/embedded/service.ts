@@ -1,5 +1,5 @@
 // The scheduler.v2.Scheduler service of the embedded scheduler (upstream `scheduler/service/service_v2.go`,
-// spec/scheduler.md §1, §5). Cache, persistent and preheat RPCs answer UNIMPLEMENTED.
+// spec/scheduler.md §1, §5). Preheat RPCs are served by preheat.ts; cache and persistent RPCs answer UNIMPLEMENTED.
 
 import { isIP } from 'node:net';
 import {
@@ -19,6 +19,7 @@ import { checkHostIdentity, type PortProbe } from './host-identity.js';
 import { durationToMs, hostMessage, peerMessage, taskMessage } from './messages.js';
 import type { SchedulerOptions } from './options.js';
 import { Host, HostType, type Resources } from './resources.js';
+import type { PreheatJobs } from './preheat.js';
 import type { Scheduling } from './scheduling.js';
 import type { SeedPeerTrigger } from './seed-peer.js';
 import { invalidArgument, notFound, permissionDenied, resourceExhausted, toServiceError } from './status.js';
@@ -27,6 +28,8 @@ export interface SchedulerServiceDeps {
   resources: Resources;
   scheduling: Scheduling;
   seedPeer: SeedPeerTrigger;
+  /** PreheatFile / PreheatImage / StatFile / StatImage (preheat.ts). */
+  preheat: PreheatJobs;
   options: SchedulerOptions;
   log: Logger;
   /** Liveness probe of a known host's port when its id is announced with other ports (default: a TCP connect). */
@@ -78,10 +81,6 @@ const UNIMPLEMENTED_METHODS = [
   'uploadPersistentCacheTaskFailed',
   'statPersistentCacheTask',
   'deletePersistentCacheTask',
-  'preheatImage',
-  'statImage',
-  'preheatFile',
-  'statFile',
 ] as const;
 
 function unimplemented(method: string): UntypedHandleCall {
@@ -135,6 +134,25 @@ export class SchedulerService {
         const task = d.resources.tasks.get(req.taskId);
         if (!task) throw notFound(`task ${req.taskId} not found`);
         return taskMessage(task, { pieces: true });
+      }),
+      // Preheat makes hosts download and its stats name hosts' addresses: for members of the cluster only.
+      preheatFile: unary(log, 'PreheatFile', async (req, ip): Promise<Empty> => {
+        this.member(ip, 'PreheatFile');
+        await d.preheat.preheatFile(req);
+        return {};
+      }),
+      preheatImage: unary(log, 'PreheatImage', async (req, ip): Promise<Empty> => {
+        this.member(ip, 'PreheatImage');
+        await d.preheat.preheatImage(req);
+        return {};
+      }),
+      statFile: unary(log, 'StatFile', (req, ip) => {
+        this.member(ip, 'StatFile');
+        return d.preheat.statFile(req);
+      }),
+      statImage: unary(log, 'StatImage', (req, ip) => {
+        this.member(ip, 'StatImage');
+        return d.preheat.statImage(req);
       }),
       deleteTask: unary(log, 'DeleteTask', (req, ip): Empty => {
         const host = d.resources.hosts.get(req.hostId);

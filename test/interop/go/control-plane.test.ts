@@ -4,7 +4,8 @@
 //   - download one file P2P: the scheduler triggers our seed (DfdaemonUpload.DownloadTask), the seed goes to the
 //     origin once, the peers take every piece from peers over Vortex;
 //   - receive a preheat made through the manager's REST API (manager → Redis job queue → scheduler → our seed's
-//     DownloadTask), after which a normal peer takes the file from peers, no piece from the origin.
+//     DownloadTask), after which a normal peer takes the file from peers, no piece from the origin;
+//   - the same through our `dfctl task preheat --wait` calling the scheduler's PreheatFile, ListHosts, StatFile.
 // ("no piece": a peer stats a task it has not stored with one `bytes=0-0` GET first, as upstream's does.)
 // Every upstream program is a process with its own config in a temp dir on free loopback ports, ended by PID
 // (test/helpers/upstream/). A missing program fails each test with one line naming it and the install command.
@@ -70,6 +71,30 @@ describe('our dfdaemons under the upstream Go manager and scheduler', { timeout:
   const out = tempDir('dft-interop-cp-');
   let seed: DaemonHandle | undefined;
   const peers: DaemonHandle[] = [];
+
+  /**
+   * A dfget of a preheated URL on `p`: the right bytes, and nothing from the origin but the stat. Like upstream's
+   * dfdaemon (resource/task.rs download_started), a peer stats a task it has not stored with a `Range: bytes=0-0`
+   * GET before it asks the scheduler; no piece may come from the origin.
+   */
+  async function dfgetWithoutOrigin(
+    p: DaemonHandle,
+    url: string,
+    path: string,
+    name: string,
+    sha256: string,
+  ) {
+    const requestsBefore = origin.requests.filter((q) => q.path === path).length;
+    const r = await dfget(p, url, join(out, name));
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await sha256File(join(out, name)), sha256);
+    const after = origin.requests.filter((q) => q.path === path).slice(requestsBefore);
+    assert.deepEqual(
+      after.map((q) => `${q.method} ${q.range ?? ''}`),
+      ['GET bytes=0-0'],
+      'the origin saw more than the stat after the preheat',
+    );
+  }
 
   const managerConfig = () => `manager:\n  addr: http://${cp.manager!.addr}\n`;
 
@@ -162,21 +187,44 @@ describe('our dfdaemons under the upstream Go manager and scheduler', { timeout:
     );
     assert.equal((await traffic(seed!, 'BACK_TO_SOURCE')) - seedBefore, size, 'the seed fetched it');
 
-    const requestsBefore = origin.requests.filter((r) => r.path === path).length;
     const p = peers[2]!;
     const remoteBefore = await traffic(p, 'REMOTE_PEER');
-    const r = await dfget(p, url, join(out, 'preheated.bin'));
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(await sha256File(join(out, 'preheated.bin')), contentSha256(32, size));
-    // Like upstream's dfdaemon (resource/task.rs download_started), a peer stats a task it has not stored with a
-    // `Range: bytes=0-0` GET before it asks the scheduler; no piece may come from the origin.
-    const after = origin.requests.filter((q) => q.path === path).slice(requestsBefore);
-    assert.deepEqual(
-      after.map((q) => `${q.method} ${q.range ?? ''}`),
-      ['GET bytes=0-0'],
-      'the origin saw more than the stat after the preheat',
-    );
+    await dfgetWithoutOrigin(p, url, path, 'preheated.bin', contentSha256(32, size));
     assert.equal((await traffic(p, 'REMOTE_PEER')) - remoteBefore, size);
+  });
+
+  test("our dfctl task preheat calls the Go scheduler's PreheatFile; --wait follows it to our seed", async () => {
+    requirePrograms();
+    const size = 9 * MiB + 3;
+    const path = '/dfctl-preheat.bin';
+    const url = origin.add(path, { size, seed: 33 });
+    // The Go scheduler answers ListHosts and StatFile (its GetTask job: StatLocalTask on every host) as ours does.
+    const r = await run(
+      [
+        DFCTL,
+        'task',
+        'preheat',
+        url,
+        '--scope',
+        'single_seed_peer',
+        '--wait',
+        '--timeout',
+        '2m',
+        '--scheduler-endpoint',
+        `http://${cp.scheduler!.addr}`,
+      ],
+      { timeoutMs: 150_000 },
+    );
+    assert.equal(r.code, 0, `${r.stderr}\n${cp.scheduler!.logTail()}`);
+    assert.equal(r.stdout, 'Preheat Succeeded!\n');
+    assert.match(r.stderr, /preheat: 1\/1 finished \(1 file on 1 hosts\)\n$/);
+    const preheated = originBytes(origin, path, size);
+    assert.ok(
+      preheated >= size && preheated <= size + 64 * 1024,
+      `origin served ${preheated} for the preheat`,
+    );
+
+    await dfgetWithoutOrigin(peers[1]!, url, path, 'dfctl-preheated.bin', contentSha256(33, size));
   });
 
   test("the manager's get_task and delete_task jobs reach our daemons' upload ports", async () => {
