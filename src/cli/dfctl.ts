@@ -8,7 +8,8 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { formatByteSize } from '../core/bytesize.js';
 import type { Task } from '../gen/common.js';
 import type { DfdaemonDownloadClient, StatLocalTaskResponse } from '../gen/dfdaemon.js';
-import { connectDaemon, defaultSocketPath, describeError, downloadClient, packageVersion } from './common.js';
+import { connectDaemon, defaultSocketPath, describeError, downloadClient } from './common.js';
+import { packageVersion } from './version.js';
 
 interface CommonOptions {
   endpoint?: string;
