@@ -2,7 +2,8 @@
 //   1. cold dfget of 1 GiB (new task each time) vs curl -o FILE: median of 3, ratio dfget/curl (target ≤ 1.0)
 //   2. warm dfget (cache hit, new output path) vs the cold curl median (target ≤ 0.05)
 //   3. dfdaemon peak RSS while downloading 1 GiB and 4 GiB (target ≤ 150 MiB, flat with size)
-//   4. dfget start-to-exit for a cached 1 KiB file, median of 20 (target ≤ 150 ms), with `node -e 0` as baseline
+//   4. the start-up rows (startup.ts): dfget --version, a cached 1 KiB dfget / `node -e 0` (target ≤ 1.3), a cold
+//      1 B dfget start to exit (target ≤ 0.10 s); plus curl of 1 KiB for context
 // Writes bench/results/latest.{json,md} and bench/results/YYYY-MM-DD.md. Never fails on a number.
 // Every process is ended by PID and every temp dir (the data files too) is removed, also on SIGINT/SIGTERM.
 
@@ -17,6 +18,7 @@ import { NGINX, startNginx, type NginxHandle } from './nginx.js';
 import { median, procCpuMs, procStatusBytes, sampleRss, timed, type Timed } from './proc.js';
 import { publishReport, type Figure } from './report.js';
 import { runBenchmark } from './run.js';
+import { measureStartup, STARTUP_RUNS } from './startup.js';
 
 const MIB = 2 ** 20;
 const GIB = 2 ** 30;
@@ -24,7 +26,6 @@ const SIZE_1G = GIB;
 const SIZE_4G = 4 * GIB;
 const COLD_RUNS = 3;
 const WARM_RUNS = 3;
-const SMALL_RUNS = 20;
 /** The whole run is cut off after this long. */
 const WATCHDOG_MS = 9 * 60_000;
 const BIG_TIMEOUT_MS = 120_000;
@@ -134,12 +135,13 @@ async function main(): Promise<void> {
   mkdirSync(out);
   mkdirSync(join(tmp, 'daemon'));
 
-  log('writing 1 GiB, 4 GiB (sparse) and 1 KiB files');
+  log('writing 1 GiB, 4 GiB (sparse), 1 KiB and 1 B files');
   const fileStart = performance.now();
   await writeRandomish(join(www, '1g.bin'), SIZE_1G);
   writeFileSync(join(www, '4g.bin'), '');
   await truncate(join(www, '4g.bin'), SIZE_4G);
   writeFileSync(join(www, '1k.bin'), randomBytes(1024));
+  writeFileSync(join(www, '1b.bin'), 'x');
   log(`files written in ${((performance.now() - fileStart) / 1000).toFixed(1)} s`);
 
   nginx = await startNginx(join(tmp, 'nginx'), www);
@@ -210,19 +212,17 @@ async function main(): Promise<void> {
   await rm(join(out, 'dfget-4g'), { force: true });
   log(`4 GiB: dfget ${big.r.ms.toFixed(0)} ms, peak RSS ${(big.peakRss / MIB).toFixed(0)} MiB`);
 
-  // 4. small cached file: dfget start-to-exit vs node -e 0 (and curl for context), interleaved.
-  const small: number[] = [];
-  const nodeStart: number[] = [];
+  // 4. start-up (startup.ts), then curl of the cached 1 KiB file for context.
+  const startup = await measureStartup({
+    dfgetPath: DFGET,
+    socket: daemon.socket,
+    url1k,
+    url1b: `${nginx.baseUrl}/1b.bin`,
+    outDir: out,
+    log,
+  });
   const curlSmall: number[] = [];
-  const dfgetVersion: number[] = [];
-  for (let i = 0; i < SMALL_RUNS; i++) {
-    dfgetVersion.push(
-      check('dfget --version', await timed(process.execPath, [DFGET, '--version'], SMALL_TIMEOUT_MS)).ms,
-    );
-    nodeStart.push(check('node -e 0', await timed(process.execPath, ['-e', '0'], SMALL_TIMEOUT_MS)).ms);
-    const path = join(out, `small-${i}`);
-    small.push(check('dfget 1 KiB', await dfget(url1k, path, '', SMALL_TIMEOUT_MS)).ms);
-    await rm(path, { force: true });
+  for (let i = 0; i < STARTUP_RUNS; i++) {
     curlSmall.push(check('curl 1 KiB', await curl(url1k, join(out, `small-curl-${i}`), SMALL_TIMEOUT_MS)).ms);
   }
   notes.push(
@@ -295,21 +295,7 @@ async function main(): Promise<void> {
       target: '',
       note: mbps(SIZE_4G, big.r.ms),
     },
-    {
-      name: 'dfget 1 KiB cached, start to exit (median of 20)',
-      value: median(small),
-      unit: 'ms',
-      target: '≤ 150 ms',
-      ok: median(small) <= 150,
-    },
-    { name: 'node -e 0 (median of 20)', value: median(nodeStart), unit: 'ms', target: 'baseline' },
-    {
-      name: 'dfget --version, start to exit (median of 20)',
-      value: median(dfgetVersion),
-      unit: 'ms',
-      target: '',
-      note: 'module loading, no RPC',
-    },
+    ...startup.figures,
     { name: 'curl 1 KiB (median of 20)', value: median(curlSmall), unit: 'ms', target: '' },
   ];
   Object.assign(samples, {
@@ -320,10 +306,8 @@ async function main(): Promise<void> {
     daemonCpu1gMs: cpu1g,
     daemonIdleRssBytes: [idleRss],
     peakRss4gBytes: [big.peakRss],
-    small1kDfgetMs: small.map(round),
-    nodeStartMs: nodeStart.map(round),
+    ...startup.samples,
     small1kCurlMs: curlSmall.map(round),
-    dfgetVersionMs: dfgetVersion.map(round),
   });
   publishReport({ began, machine, figures, samples, notes }, { prefix: '', log });
 }

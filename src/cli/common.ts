@@ -1,6 +1,6 @@
-// What every binary shares: its version line, the daemon's socket, the gRPC client to it, and one-line errors.
+// What every binary shares: the daemon's socket, the gRPC client to it, and one-line errors.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { credentials, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
@@ -15,13 +15,6 @@ import { parseByteSize } from '../core/bytesize.js';
 import { DfError, isDfError } from '../core/errors.js';
 import { MIN_PIECE_LENGTH } from '../core/piece.js';
 import { DfdaemonDownloadClient } from '../gen/dfdaemon.js';
-
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
-}
 
 /**
  * The download socket to use when `-e` is not given: the system one if it exists (a root dfdaemon), else the

@@ -9,7 +9,8 @@ import { formatByteSize } from '../core/bytesize.js';
 import type { Task } from '../gen/common.js';
 import type { DfdaemonDownloadClient, StatLocalTaskResponse } from '../gen/dfdaemon.js';
 import { addPreheatCommand } from './dfctl-preheat.js';
-import { connectDaemon, defaultSocketPath, describeError, downloadClient, packageVersion } from './common.js';
+import { connectDaemon, defaultSocketPath, describeError, downloadClient } from './common.js';
+import { packageVersion } from './version.js';
 
 interface CommonOptions {
   endpoint?: string;

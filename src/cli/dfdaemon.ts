@@ -7,7 +7,8 @@ import { defaultDynconfigPath } from '../config/dirs.js';
 import { loadDfdaemonConfig } from '../config/load.js';
 import { parseByteSize } from '../core/bytesize.js';
 import { Dfdaemon } from '../daemon/dfdaemon.js';
-import { describeError, packageVersion, stopOnSignals } from './common.js';
+import { describeError, stopOnSignals } from './common.js';
+import { packageVersion } from './version.js';
 import { activeLogFile, createLogger } from './logging.js';
 
 interface DfdaemonArgs {

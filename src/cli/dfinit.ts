@@ -9,7 +9,8 @@ import { unifiedDiff } from '../init/diff.js';
 import { DfError } from '../core/errors.js';
 import { applyChange, statusOf, writeProblems } from '../init/files.js';
 import { planInit } from '../init/runtime.js';
-import { describeError, packageVersion } from './common.js';
+import { describeError } from './common.js';
+import { packageVersion } from './version.js';
 import { checkLogLevel, type Logger } from './logging.js';
 
 interface DfinitArgs {

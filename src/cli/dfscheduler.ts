@@ -9,7 +9,8 @@ import { AddressList } from '../core/addresses.js';
 import { openFileLimit } from '../daemon/connection-limits.js';
 import { loadSchedulerConfig } from '../scheduler/embedded/config.js';
 import { EmbeddedScheduler } from '../scheduler/embedded/scheduler-server.js';
-import { describeError, packageVersion, stopOnSignals } from './common.js';
+import { describeError, stopOnSignals } from './common.js';
+import { packageVersion } from './version.js';
 import { createLogger } from './logging.js';
 
 interface DfschedulerArgs {

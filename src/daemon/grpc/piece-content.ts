@@ -19,11 +19,9 @@
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import type { Metadata, ServerWritableStream, ServiceDefinition } from '@grpc/grpc-js';
 import { DfError } from '../../core/errors.js';
+import { PIECE_CHUNKS_METADATA } from '../../core/piece-chunks.js';
 import { Piece } from '../../gen/common.js';
 import type { DownloadTaskResponse } from '../../gen/dfdaemon.js';
-
-/** Request metadata by which a client says it takes a piece's content in several messages. */
-export const PIECE_CHUNKS_METADATA = 'x-dragonfly-piece-content-chunks';
 
 /** Whether the call's client takes pieces in parts. */
 export function acceptsPieceChunks(metadata: Metadata): boolean {

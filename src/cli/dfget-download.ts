@@ -1,0 +1,268 @@
+// What dfget does once its arguments are parsed: check them, ask dfdaemon over the unix socket (DownloadTask),
+// show progress and, in transfer mode, write the bytes. dfget.ts loads this module only to download, so that
+// `dfget --version` and `--help` load neither gRPC nor the generated protobuf code.
+
+import { stat, rm } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Metadata, status as GrpcStatus, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
+import { parseByteSize } from '../core/bytesize.js';
+import { DfError } from '../core/errors.js';
+import { parseDuration } from '../core/humantime.js';
+import { MIN_PIECE_LENGTH } from '../core/piece.js';
+import { PIECE_CHUNKS_METADATA } from '../core/piece-chunks.js';
+import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
+import { Priority, SchedulingPolicy, TaskType, type Download } from '../gen/common.js';
+import type { DownloadTaskResponse } from '../gen/dfdaemon.js';
+import {
+  CONNECT_TIMEOUT_MS,
+  connectDaemon,
+  defaultSocketPath,
+  describeError,
+  downloadClient,
+  isTransportFailure,
+  parsePieceLength,
+} from './common.js';
+import { createProgress, type Progress } from './progress.js';
+import type { TransferWriter } from './transfer-writer.js';
+
+export interface DfgetOptions {
+  output: string;
+  transferFromDfdaemon: boolean;
+  overwrite: boolean;
+  forceHardLink: boolean;
+  contentForCalculatingTaskId?: string;
+  timeout: string;
+  digest?: string;
+  priority: string;
+  pieceLength?: string;
+  application: string;
+  tag: string;
+  header: string[];
+  filteredQueryParam?: string[];
+  disableBackToSource: boolean;
+  schedulingPolicy: 'auto' | 'always';
+  progress: boolean;
+  endpoint?: string;
+  logLevel: string;
+  console: boolean;
+}
+
+export function parseHeaders(lines: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of lines) {
+    const at = line.indexOf(':');
+    if (at <= 0) throw new DfError('INVALID_ARGUMENT', `invalid header "${line}": expected "Key: Value"`);
+    out[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+  }
+  return out;
+}
+
+/** The output's directory must exist (dfget does not create it, as upstream): say which way it is wrong. */
+async function checkOutputDirectory(dir: string): Promise<void> {
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT')
+      throw new DfError('INVALID_ARGUMENT', `output directory ${dir} does not exist (create it first)`);
+    if (code === 'ENOTDIR')
+      throw new DfError('INVALID_ARGUMENT', `output directory ${dir}: a part of the path is not a directory`);
+    if (code === 'EACCES')
+      throw new DfError('PERMISSION_DENIED', `output directory ${dir}: permission denied`);
+    throw new DfError('INVALID_ARGUMENT', `output directory ${dir}: ${(e as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new DfError('INVALID_ARGUMENT', `output path ${dir} is not a directory`);
+}
+
+/** Checks the arguments before contacting dfdaemon, as upstream's validate_args. */
+async function validate(
+  url: string,
+  o: DfgetOptions,
+): Promise<{ output: string; pieceLength?: number; timeoutMs: number }> {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new DfError('INVALID_ARGUMENT', `invalid URL "${url}"`);
+  }
+  if (
+    parsed.pathname.endsWith('/') &&
+    parsed.pathname !== '/' &&
+    ['http:', 'https:'].includes(parsed.protocol)
+  ) {
+    throw new DfError(
+      'INVALID_ARGUMENT',
+      `directory download is unsupported for ${parsed.protocol.slice(0, -1)} (URL path ends with /)`,
+    );
+  }
+  const output = resolve(o.output);
+  await checkOutputDirectory(dirname(output));
+  const existing = await stat(output).catch(() => undefined);
+  if (existing?.isDirectory())
+    throw new DfError('INVALID_ARGUMENT', `output path ${o.output} is a directory`);
+  if (existing && !o.overwrite) {
+    throw new DfError(
+      'ALREADY_EXISTS',
+      `output path ${o.output} already exists (use --overwrite to replace it)`,
+    );
+  }
+  const pieceLength = parsePieceLength(o.pieceLength);
+  if (o.digest) (await import('../core/digest.js')).parseDigest(o.digest);
+  const priority = Number(o.priority);
+  if (!Number.isInteger(priority) || priority < 0 || priority > 6) {
+    throw new DfError('INVALID_ARGUMENT', `invalid priority "${o.priority}": expected 0 to 6`);
+  }
+  return { output, pieceLength, timeoutMs: parseDuration(o.timeout) };
+}
+
+/**
+ * dfget logs only with --console (to stderr, at --log-level): pino costs tens of milliseconds to load, which a
+ * one-shot download of a cached file should not pay.
+ */
+async function consoleLogger(o: DfgetOptions) {
+  if (!o.console) return undefined;
+  const { createLogger } = await import('./logging.js');
+  return createLogger({ name: 'dfget', level: o.logLevel, console: true });
+}
+
+/**
+ * dfdaemon answers ABORTED (DfError SOURCE_CHANGED) when the origin's object changed during the download: it
+ * dropped the task, so one more download fetches the new version from the start. dfget does that once, by itself;
+ * a second change in a row is reported.
+ */
+const SOURCE_CHANGED_RETRIES = 1;
+
+async function download(url: string, o: DfgetOptions): Promise<void> {
+  const { output, pieceLength, timeoutMs } = await validate(url, o);
+  const log = await consoleLogger(o);
+  const socket = o.endpoint ?? (await defaultSocketPath());
+  log?.debug({ socket, url, output }, 'connecting to dfdaemon');
+  const client = downloadClient(socket);
+  const progress = await createProgress(url, o.progress);
+  const deadline = Date.now() + timeoutMs;
+  try {
+    await connectDaemon(client, socket, Math.min(CONNECT_TIMEOUT_MS, timeoutMs));
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await downloadOnce(client, url, o, { output, pieceLength, timeoutMs, deadline }, progress, log);
+        return;
+      } catch (e) {
+        if ((e as Partial<ServiceError>).code !== GrpcStatus.ABORTED || attempt >= SOURCE_CHANGED_RETRIES)
+          throw e;
+        log?.warn({ err: describeError(e) }, 'the source changed during the download; downloading again');
+      }
+    }
+  } finally {
+    progress.stop();
+    client.close();
+  }
+}
+
+async function downloadOnce(
+  client: ReturnType<typeof downloadClient>,
+  url: string,
+  o: DfgetOptions,
+  args: { output: string; pieceLength?: number; timeoutMs: number; deadline: number },
+  progress: Progress,
+  log: Awaited<ReturnType<typeof consoleLogger>>,
+): Promise<void> {
+  const { output, pieceLength, timeoutMs, deadline } = args;
+  const transfer: TransferWriter | undefined = o.transferFromDfdaemon
+    ? new (await import('./transfer-writer.js')).TransferWriter(output)
+    : undefined;
+  // Set once the output may hold our bytes (a link made by dfdaemon, or our own file): only then is it ours to
+  // remove on failure. Before that, an existing file the user allowed us to --overwrite is left alone.
+  let touched = false;
+  let stream: ClientReadableStream<DownloadTaskResponse> | undefined;
+  try {
+    const req: Download = {
+      url,
+      digest: o.digest,
+      type: TaskType.STANDARD,
+      tag: o.tag || undefined,
+      application: o.application || undefined,
+      priority: Number(o.priority) as Priority,
+      filteredQueryParams: o.filteredQueryParam ?? [...DEFAULT_FILTERED_QUERY_PARAMS],
+      requestHeader: parseHeaders(o.header),
+      pieceLength,
+      outputPath: transfer ? undefined : output,
+      timeout: { seconds: Math.floor(timeoutMs / 1000), nanos: (timeoutMs % 1000) * 1e6 },
+      disableBackToSource: o.disableBackToSource,
+      needBackToSource: false,
+      schedulingPolicy:
+        o.schedulingPolicy === 'always' ? SchedulingPolicy.ALWAYS : SchedulingPolicy.AUTO,
+      certificateChain: [],
+      prefetch: false,
+      isPrefetch: false,
+      needPieceContent: !!transfer,
+      forceHardLink: o.forceHardLink,
+      contentForCalculatingTaskId: o.contentForCalculatingTaskId,
+      overwrite: o.overwrite,
+      enableTaskIdBasedBlobDigest: false,
+      metadataOnly: false,
+    };
+    if (transfer) {
+      await transfer.open();
+      touched = true;
+    }
+    // In transfer mode we take pieces in parts, so that dfdaemon never holds a whole piece for us.
+    const metadata = new Metadata();
+    if (transfer) metadata.set(PIECE_CHUNKS_METADATA, 'true');
+    stream = client.downloadTask({ download: req }, metadata, { deadline });
+    for await (const res of stream as AsyncIterable<DownloadTaskResponse>) {
+      const s = res.downloadTaskStartedResponse;
+      if (s) {
+        log?.info(
+          { taskId: res.taskId, peerId: res.peerId, contentLength: s.contentLength, pieces: s.pieces.length },
+          'download started',
+        );
+        touched = true;
+        progress.start(s.contentLength);
+        await transfer?.started(s.contentLength, s.pieces);
+        continue;
+      }
+      const p = res.downloadPieceFinishedResponse?.piece;
+      if (p) {
+        log?.debug({ piece: p.number, length: p.length, trafficType: p.trafficType }, 'piece finished');
+        await transfer?.piece(p);
+        progress.advance(p.length);
+      }
+    }
+    await transfer?.close();
+    // dfdaemon verifies --digest (and drops the task on a mismatch); in transfer mode we check it here too, as a
+    // dfdaemon of upstream's does not.
+    if (transfer && o.digest)
+      await (await import('../storage/file-digest.js')).verifyFileDigest(output, o.digest);
+    log?.info({ output }, 'download finished');
+  } catch (e) {
+    // An error of our own (a piece that fails its digest, a full output disk) leaves the call open on dfdaemon's
+    // side; cancel it, or it keeps this process alive until the deadline (2 h by default) and dfdaemon sending.
+    stream?.cancel();
+    await transfer?.abort();
+    if (touched) await rm(output, { force: true }).catch(() => undefined);
+    // connectDaemon succeeded before this call: a broken connection now is dfdaemon going away mid-download, not a
+    // daemon that is not running.
+    if (isTransportFailure(e)) {
+      throw new DfError(
+        'UNAVAILABLE',
+        `dfdaemon closed the connection ${touched ? 'during' : 'before the start of'} the download ` +
+          `(${(e as ServiceError).details}): did it stop or crash? See its log`,
+      );
+    }
+    throw e;
+  }
+}
+
+/** The download of `dfget URL -O PATH`: on failure one line on stderr and exit code 1. */
+export async function runDfget(url: string, o: DfgetOptions): Promise<void> {
+  try {
+    await download(url, o);
+  } catch (e) {
+    process.stderr.write(`Error: ${describeError(e)}\n`);
+    process.exitCode = 1;
+    // Nothing should be left running after an error; should anything still hold the event loop, exit anyway
+    // (the timer is unref'd: it fires only in that case, after stderr had time to drain).
+    setTimeout(() => process.exit(1), 1000).unref();
+  }
+}
