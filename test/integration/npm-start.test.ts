@@ -99,12 +99,21 @@ embeddedScheduler: { enable: true, ip: 127.0.0.1, port: ${ports.scheduler} }
     assert.equal(line[1], socket);
     const logFile = line[3]!;
     assert.equal(logFile, join(dir, 'logs', 'dfdaemon.1.log'));
-    const started = readFileSync(logFile, 'utf8')
-      .split('\n')
-      .find((l) => l.includes('"dfdaemon started"'));
+    // The log file is written by pino-roll's worker thread, which may lag the start-up line on stdout: wait for it.
+    const startedLine = () =>
+      existsSync(logFile)
+        ? readFileSync(logFile, 'utf8')
+            .split('\n')
+            .find((l) => l.includes('"dfdaemon started"'))
+        : undefined;
+    let started = startedLine();
+    for (let i = 0; i < 200 && !started; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      started = startedLine();
+    }
     assert.ok(
       started,
-      `the log file named holds no "dfdaemon started" line:\n${readFileSync(logFile, 'utf8')}`,
+      `the log file named holds no "dfdaemon started" line:\n${existsSync(logFile) ? readFileSync(logFile, 'utf8') : '(no such file)'}`,
     );
     daemonPid = (JSON.parse(started) as { pid: number }).pid;
     assert.notEqual(daemonPid, npm.pid);
