@@ -10,6 +10,8 @@ import { bindTcp, createGrpcServer, shutdownGrpcServer } from '../../grpc/server
 import { SchedulerService as SchedulerServiceDefinition } from '../../gen/scheduler.js';
 import { ResourceGc } from './gc.js';
 import { resolveSchedulerOptions, type PartialSchedulerOptions, type SchedulerOptions } from './options.js';
+import { PersistentCacheTasks } from './persistent-cache.js';
+import { PersistentCacheService } from './persistent-cache-service.js';
 import { Resources } from './resources.js';
 import { Scheduling } from './scheduling.js';
 import { SeedPeerTrigger } from './seed-peer.js';
@@ -47,6 +49,8 @@ export class EmbeddedScheduler {
   private readonly port: number;
   private readonly init: EmbeddedSchedulerInit;
   private readonly seedPeer: SeedPeerTrigger;
+  /** Persistent cache tasks (dfcache), exposed for tests and diagnostics. */
+  readonly persistentCacheTasks: PersistentCacheTasks;
   private readonly service: SchedulerService;
   private readonly gc: ResourceGc;
   private server?: Server;
@@ -66,12 +70,19 @@ export class EmbeddedScheduler {
       init.seedPeerTls?.section,
     );
     const scheduling = new Scheduling(this.options, this.log);
+    // Replicas are placed through hosts' upload ports, reached like seed peers (seedPeerTls).
+    this.persistentCacheTasks = new PersistentCacheTasks(
+      this.resources,
+      this.log,
+      channelCredentials(init.seedPeerTls),
+    );
     this.service = new SchedulerService({
       resources: this.resources,
       scheduling,
       seedPeer: this.seedPeer,
       options: this.options,
       log: this.log,
+      persistentCache: new PersistentCacheService(this.resources, this.persistentCacheTasks, this.log),
     });
     this.gc = new ResourceGc(this.resources, this.options.gc, this.log);
   }
@@ -123,6 +134,7 @@ export class EmbeddedScheduler {
     this.stopping ??= (async () => {
       this.gc.stop();
       this.seedPeer.close();
+      this.persistentCacheTasks.close();
       this.service.closeStreams();
       if (this.server) await shutdownGrpcServer(this.server, SHUTDOWN_GRACE_MS);
       this.log.info({}, 'scheduler stopped');

@@ -1,5 +1,6 @@
 // The scheduler.v2.Scheduler service of the embedded scheduler (upstream `scheduler/service/service_v2.go`,
-// spec/scheduler.md §1, §5). Cache, persistent and preheat RPCs answer UNIMPLEMENTED.
+// spec/scheduler.md §1, §5). Persistent cache RPCs are persistent-cache-service.ts's; cache, persistent and
+// preheat RPCs answer UNIMPLEMENTED.
 
 import { isIP } from 'node:net';
 import {
@@ -19,6 +20,7 @@ import { checkHostIdentity, type PortProbe } from './host-identity.js';
 import { durationToMs, hostMessage, peerMessage, taskMessage } from './messages.js';
 import type { SchedulerOptions } from './options.js';
 import { Host, HostType, type Resources } from './resources.js';
+import type { PersistentCacheService } from './persistent-cache-service.js';
 import type { Scheduling } from './scheduling.js';
 import type { SeedPeerTrigger } from './seed-peer.js';
 import { invalidArgument, notFound, permissionDenied, resourceExhausted, toServiceError } from './status.js';
@@ -31,6 +33,8 @@ export interface SchedulerServiceDeps {
   log: Logger;
   /** Liveness probe of a known host's port when its id is announced with other ports (default: a TCP connect). */
   probe?: PortProbe;
+  /** The persistent cache RPCs (dfcache); absent: they answer UNIMPLEMENTED. */
+  persistentCache?: PersistentCacheService;
 }
 
 function unary<Req, Res>(
@@ -70,19 +74,28 @@ const UNIMPLEMENTED_METHODS = [
   'uploadPersistentTaskFailed',
   'statPersistentTask',
   'deletePersistentTask',
-  'announcePersistentCachePeer',
-  'statPersistentCachePeer',
-  'deletePersistentCachePeer',
-  'uploadPersistentCacheTaskStarted',
-  'uploadPersistentCacheTaskFinished',
-  'uploadPersistentCacheTaskFailed',
-  'statPersistentCacheTask',
-  'deletePersistentCacheTask',
   'preheatImage',
   'statImage',
   'preheatFile',
   'statFile',
 ] as const;
+
+/** Without a PersistentCacheService: its RPCs answer UNIMPLEMENTED like the other stubs. */
+function persistentCacheStubs(): ReturnType<PersistentCacheService['methods']> {
+  const names = [
+    'announcePersistentCachePeer',
+    'statPersistentCachePeer',
+    'deletePersistentCachePeer',
+    'uploadPersistentCacheTaskStarted',
+    'uploadPersistentCacheTaskFinished',
+    'uploadPersistentCacheTaskFailed',
+    'statPersistentCacheTask',
+    'deletePersistentCacheTask',
+  ];
+  return Object.fromEntries(names.map((m) => [m, unimplemented(m)])) as unknown as ReturnType<
+    PersistentCacheService['methods']
+  >;
+}
 
 function unimplemented(method: string): UntypedHandleCall {
   const error = {
@@ -106,6 +119,7 @@ export class SchedulerService {
     const stubs = Object.fromEntries(UNIMPLEMENTED_METHODS.map((m) => [m, unimplemented(m)]));
     this.implementation = {
       ...(stubs as unknown as SchedulerServer),
+      ...(d.persistentCache?.methods() ?? persistentCacheStubs()),
       announcePeer: (call) => {
         const session = new AnnouncePeerSession(call, this.handler, log, (s) => this.sessions.delete(s));
         this.sessions.add(session);
