@@ -177,7 +177,10 @@ export class GarbageCollector {
 
     for (const gone of (await this.o.persistentCache?.deleteExpired()) ?? []) {
       this.o.metrics?.gcEvicted('ttl', gone.bytes);
-      this.o.log.info({ taskId: gone.taskId, bytes: gone.bytes }, 'deleted persistent cache task past its TTL');
+      this.o.log.info(
+        { taskId: gone.taskId, bytes: gone.bytes },
+        'deleted persistent cache task past its TTL',
+      );
       evicted.push({ ...gone, reason: 'ttl' });
     }
 

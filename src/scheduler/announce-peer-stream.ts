@@ -49,13 +49,9 @@ class AnnounceStream<Req extends PeerIds, Res> {
     });
     this.call.on('error', (e: Error & { code?: number; details?: string }) => {
       this.failureCode ??= e.code;
-      this.failure ??= new DfError(
-        'UNAVAILABLE',
-        `scheduler ${rpc} failed: ${e.details ?? e.message}`,
-        {
-          cause: e,
-        },
-      );
+      this.failure ??= new DfError('UNAVAILABLE', `scheduler ${rpc} failed: ${e.details ?? e.message}`, {
+        cause: e,
+      });
       this.wake?.();
     });
     this.call.on('end', () => {
