@@ -12,7 +12,7 @@ import {
   SYSTEM_DIRS,
 } from '../config/dirs.js';
 import { DfError, isDfError } from '../core/errors.js';
-import { DfdaemonDownloadClient } from '../gen/dfdaemon.js';
+import { DfdaemonDownloadClient, DfdaemonUploadClient } from '../gen/dfdaemon.js';
 
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
@@ -225,4 +225,22 @@ export function stopOnSignals(
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
+}
+
+/** A unary call of a generated client (`(req, cb)` bound by the caller) as a promise. */
+export function unary<Res>(f: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
+  return new Promise((resolve, reject) => f((err, res) => (err ? reject(err) : resolve(res as Res))));
+}
+
+/**
+ * Deletes a persistent cache task from every peer holding it: DfdaemonUpload.DeletePersistentCacheTask, which our
+ * dfdaemon serves on its download socket too (`dfcache rm`, `dfctl persistent-cache-task rm`).
+ */
+export async function removePersistentCacheTask(socketPath: string, taskId: string): Promise<void> {
+  const upload = new DfdaemonUploadClient(`unix:${socketPath}`, credentials.createInsecure());
+  try {
+    await unary((cb) => upload.deletePersistentCacheTask({ taskId }, cb));
+  } finally {
+    upload.close();
+  }
 }

@@ -7,7 +7,7 @@
 import { open, rm as rmFile, stat as statFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
 import { formatByteSize, parseByteSize } from '../core/bytesize.js';
 import { parseDigest } from '../core/digest.js';
 import { durationToMs, msToDuration } from '../core/duration.js';
@@ -20,9 +20,17 @@ import {
 } from '../core/persistent-cache.js';
 import { validatePieceLength } from '../core/piece.js';
 import type { PersistentCacheTask } from '../gen/common.js';
-import { DfdaemonUploadClient, type DownloadPersistentCacheTaskResponse } from '../gen/dfdaemon.js';
+import type { DownloadPersistentCacheTaskResponse } from '../gen/dfdaemon.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
-import { connectDaemon, defaultSocketPath, describeError, downloadClient, packageVersion } from './common.js';
+import {
+  connectDaemon,
+  defaultSocketPath,
+  describeError,
+  downloadClient,
+  packageVersion,
+  removePersistentCacheTask,
+  unary,
+} from './common.js';
 import { createProgress } from './progress.js';
 
 interface CommonOptions {
@@ -52,10 +60,6 @@ interface ExportOptions extends CommonOptions {
   timeout: string;
   digest?: string;
   progress: boolean;
-}
-
-function unary<Res>(f: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => f((err, res) => (err ? reject(err) : resolve(res as Res))));
 }
 
 /** Runs `fn` with a connected client; a failure becomes one `Error:` line on stderr and exit code 1. */
@@ -256,14 +260,8 @@ async function statTask(id: string, o: CommonOptions): Promise<void> {
 
 async function removeTask(id: string, o: CommonOptions): Promise<void> {
   await withDaemon(o, async (_client, socket) => {
-    // DeletePersistentCacheTask is a DfdaemonUpload RPC; dfdaemon serves it on the socket as well (ours).
-    const upload = new DfdaemonUploadClient(`unix:${socket}`, credentials.createInsecure());
-    try {
-      await unary((cb) => upload.deletePersistentCacheTask({ taskId: id }, cb));
-      process.stdout.write(`Persistent cache task ${id} removed\n`);
-    } finally {
-      upload.close();
-    }
+    await removePersistentCacheTask(socket, id);
+    process.stdout.write(`Persistent cache task ${id} removed\n`);
   });
 }
 

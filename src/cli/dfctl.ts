@@ -1,14 +1,22 @@
 #!/usr/bin/env node
 // dfctl: inspect and remove the tasks the local dfdaemon holds (dragonfly-client/src/bin/dfctl). Everything
 // goes over the download socket: ListLocalTasks / StatLocalTask for the records, StatTask for the pieces and
-// state, DeleteLocalTask to remove one.
+// state, DeleteLocalTask to remove one; `persistent-cache-task` is dfctl-persistent-cache.ts.
 
 import { Command, Option } from 'commander';
 import type { ServiceError } from '@grpc/grpc-js';
 import { formatByteSize } from '../core/bytesize.js';
 import type { Task } from '../gen/common.js';
 import type { DfdaemonDownloadClient, StatLocalTaskResponse } from '../gen/dfdaemon.js';
-import { connectDaemon, defaultSocketPath, describeError, downloadClient, packageVersion } from './common.js';
+import {
+  connectDaemon,
+  defaultSocketPath,
+  describeError,
+  downloadClient,
+  packageVersion,
+  unary as unaryCall,
+} from './common.js';
+import { addPersistentCacheTaskCommands } from './dfctl-persistent-cache.js';
 
 interface CommonOptions {
   endpoint?: string;
@@ -42,7 +50,7 @@ function unary<Req, Res>(
   fn: (req: Req, cb: (err: ServiceError | null, res?: Res) => void) => unknown,
   req: Req,
 ): Promise<Res> {
-  return new Promise((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res as Res))));
+  return unaryCall<Res>((cb) => fn(req, cb));
 }
 
 const iso = (d: Date | undefined) => d?.toISOString();
@@ -145,7 +153,10 @@ async function statTask(client: DfdaemonDownloadClient, taskId: string): Promise
 }
 
 /** Runs `fn` with a connected client; any failure becomes one `Error:` line on stderr and exit code 1. */
-async function withDaemon(o: CommonOptions, fn: (client: DfdaemonDownloadClient) => Promise<void>) {
+async function withDaemon(
+  o: CommonOptions,
+  fn: (client: DfdaemonDownloadClient, socket: string) => Promise<void>,
+) {
   const socket = o.endpoint ?? (await defaultSocketPath());
   const client = downloadClient(socket);
   try {
@@ -154,7 +165,7 @@ async function withDaemon(o: CommonOptions, fn: (client: DfdaemonDownloadClient)
       createLogger({ name: 'dfctl', level: o.logLevel, console: true }).debug({ socket }, 'connecting');
     }
     await connectDaemon(client, socket);
-    await fn(client);
+    await fn(client, socket);
   } catch (e) {
     process.stderr.write(`Error: ${describeError(e)}\n`);
     process.exitCode = 1;
@@ -226,6 +237,7 @@ export function dfctlCommand(): Command {
   withCommonOptions(
     task.command('rm').description("Remove a task's content and metadata").argument('<id>', 'task id'),
   ).action((id: string, o: CommonOptions) => rm(id, o));
+  addPersistentCacheTaskCommands<OutputOptions>(root, { withCommonOptions, outputOption, withDaemon, table });
   return root;
 }
 
