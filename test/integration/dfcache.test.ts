@@ -14,6 +14,7 @@ import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/
 import { createHash } from 'node:crypto';
 
 const DFCACHE = join(DIST, 'src/cli/dfcache.js');
+const DFCTL = join(DIST, 'src/cli/dfctl.js');
 const MiB = 1024 * 1024;
 
 function dfcache(d: DaemonHandle, args: string[]) {
@@ -118,6 +119,34 @@ describe('dfcache: import, replicas, export P2P, importer gone, rm everywhere', 
     const unknown = await dfcache(b, ['export', 'f'.repeat(64), '-O', join(work, 'none'), '--no-progress']);
     assert.equal(unknown.code, 1);
     assert.equal(unknown.stderr, `Error: persistent cache task ${'f'.repeat(64)} not found\n`);
+  });
+
+  test('dfctl persistent-cache-task ls and stat show the copy a peer holds', async () => {
+    const ls = await run([DFCTL, 'persistent-cache-task', 'ls', '-o', 'json', '-e', b.socket]);
+    assert.equal(ls.code, 0, ls.stderr);
+    const views = JSON.parse(ls.stdout) as Array<{
+      id: string;
+      contentLength: number;
+      ttl: string;
+      finishedAt?: string;
+    }>;
+    const v = views.find((x) => x.id === id);
+    assert.ok(v, ls.stdout);
+    assert.equal(v.contentLength, 9 * MiB + 123);
+    assert.equal(v.ttl, '10m');
+    assert.ok(v.finishedAt);
+    const table = await run([DFCTL, 'persistent-cache-task', 'ls', '-e', b.socket]);
+    assert.match(
+      table.stdout,
+      /^ID +PERSISTENT +TTL +PIECE LENGTH +CONTENT LENGTH +CREATED +FINISHED +FAILED +UPDATED\n/,
+    );
+    assert.match(table.stdout, new RegExp(`^${id} +(true|false) +10m +4 MiB +9\\.0 MiB `, 'm'));
+    const st = await run([DFCTL, 'persistent-cache-task', 'stat', id, '-e', b.socket]);
+    assert.equal(st.code, 0, st.stderr);
+    assert.match(st.stdout, new RegExp(`^ID: +${id}$`, 'm'));
+    const none = await run([DFCTL, 'persistent-cache-task', 'stat', 'e'.repeat(64), '-e', b.socket]);
+    assert.equal(none.code, 1);
+    assert.equal(none.stderr, `Error: persistent cache task ${'e'.repeat(64)} not found\n`);
   });
 
   test('rm deletes the task on every peer holding it', async () => {
