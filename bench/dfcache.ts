@@ -113,6 +113,7 @@ export async function benchDfcache(
   }
 
   // A second host on the first's embedded scheduler.
+  mkdirSync(join(o.tmp, 'daemon-2'));
   const second = await startDaemon({
     dir: join(o.tmp, 'daemon-2'),
     schedulerAddr: `127.0.0.1:${daemon.schedulerPort}`,

@@ -421,6 +421,8 @@ export class Dfdaemon {
       await this.announcer.start();
     }
 
+    // One set of limits for the socket, whichever service a call is of.
+    const downloadGates = gates('download');
     this.grpcDownload = createGrpcServer(
       [
         {
@@ -429,7 +431,7 @@ export class Dfdaemon {
           implementation: limitImplementation(
             DfdaemonDownloadService,
             { ...download.handlers(), ...persistentCache.downloadHandlers() },
-            gates('download'),
+            downloadGates,
           ),
           name: 'dfdaemon.v2.DfdaemonDownload',
         },
@@ -439,7 +441,7 @@ export class Dfdaemon {
           implementation: limitImplementation(
             DfdaemonUploadService,
             persistentCache.socketUploadHandlers(),
-            gates('download'),
+            downloadGates,
           ),
           name: 'dfdaemon.v2.DfdaemonUpload',
         },

@@ -213,13 +213,23 @@ export class PersistentCacheStore {
     const digests: string[] = [];
     const src = await open(path, 'r');
     const dst = copy ? await open(tmp, 'r+') : undefined;
-    const buf = Buffer.allocUnsafe(IMPORT_CHUNK);
+    // Two buffers: the write of one chunk runs while the next is read and hashed (a copy costs about one pass of
+    // the disk, not a read and then a write).
+    const bufs = [Buffer.allocUnsafe(IMPORT_CHUNK), Buffer.allocUnsafe(IMPORT_CHUNK)];
+    const writing: Array<Promise<void> | undefined> = [undefined, undefined];
+    const writeAll = async (chunk: Buffer, position: number): Promise<void> => {
+      let w = 0;
+      while (w < chunk.length) w += (await dst!.write(chunk, w, chunk.length - w, position + w)).bytesWritten;
+    };
+    let turn = 0;
     try {
       for (const r of ranges) {
         const crc = new Crc32();
         let done = 0;
         while (done < r.length) {
           signal?.throwIfAborted();
+          const buf = bufs[turn]!;
+          await writing[turn];
           const want = Math.min(buf.length, r.length - done);
           const { bytesRead } = await src.read(buf, 0, want, r.offset + done);
           if (bytesRead === 0) {
@@ -228,18 +238,16 @@ export class PersistentCacheStore {
           const chunk = buf.subarray(0, bytesRead);
           crc.update(chunk);
           hasher?.update(chunk);
-          if (dst) {
-            let w = 0;
-            while (w < bytesRead) {
-              w += (await dst.write(chunk, w, bytesRead - w, r.offset + done + w)).bytesWritten;
-            }
-          }
+          if (dst) writing[turn] = writeAll(chunk, r.offset + done);
+          turn ^= 1;
           done += bytesRead;
         }
         digests.push(crc.digest());
       }
-      if (dst) await dst.datasync();
+      await Promise.all(writing);
     } finally {
+      // A failed pass still waits for its writes before the files close (and the caller removes the copy).
+      await Promise.allSettled(writing);
       await src.close();
       await dst?.close();
     }

@@ -5,6 +5,7 @@
 // makes a failed link an error); --digest is checked on the stored bytes.
 
 import type { Caller } from '../../core/caller.js';
+import { durationToMs } from '../../core/duration.js';
 import { DfError, toDfError } from '../../core/errors.js';
 import { peerId as makePeerId } from '../../core/ids.js';
 import { pieceRanges } from '../../core/piece.js';
@@ -155,7 +156,8 @@ export class PersistentCacheExporter {
       throw new DfError('TASK_NOT_FOUND', `persistent cache task ${req.taskId} not found`);
     }
     const task = await this.stat(req.taskId);
-    const ttlMs = (task.ttl?.seconds ?? 0) * 1000;
+    // A scheduler that sent no TTL (upstream's always does): the configured default, never an expired task.
+    const ttlMs = task.ttl ? durationToMs(task.ttl) : this.d.defaultTtlMs;
     await this.d.store.startDownload({
       id: task.id,
       persistent: req.persistent,
