@@ -2,7 +2,8 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { credentials, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import {
   defaultSocketPath as daemonSocketPath,
@@ -242,5 +243,64 @@ export async function removePersistentCacheTask(socketPath: string, taskId: stri
     await unary((cb) => upload.deletePersistentCacheTask({ taskId }, cb));
   } finally {
     upload.close();
+  }
+}
+
+/** The output's directory must exist (dfget does not create it, as upstream): say which way it is wrong. */
+async function checkOutputDirectory(dir: string): Promise<void> {
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT')
+      throw new DfError('INVALID_ARGUMENT', `output directory ${dir} does not exist (create it first)`);
+    if (code === 'ENOTDIR')
+      throw new DfError('INVALID_ARGUMENT', `output directory ${dir}: a part of the path is not a directory`);
+    if (code === 'EACCES')
+      throw new DfError('PERMISSION_DENIED', `output directory ${dir}: permission denied`);
+    throw new DfError('INVALID_ARGUMENT', `output directory ${dir}: ${(e as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new DfError('INVALID_ARGUMENT', `output path ${dir} is not a directory`);
+}
+
+/**
+ * An output path checked before dfdaemon is asked (dfget, dfcache export): its directory exists, it is no
+ * directory, and it exists only with --overwrite. Returns it absolute.
+ */
+export async function checkOutputPath(path: string, overwrite: boolean): Promise<string> {
+  const output = resolve(path);
+  await checkOutputDirectory(dirname(output));
+  const existing = await stat(output).catch(() => undefined);
+  if (existing?.isDirectory()) throw new DfError('INVALID_ARGUMENT', `output path ${path} is a directory`);
+  if (existing && !overwrite) {
+    throw new DfError('ALREADY_EXISTS', `output path ${path} already exists (use --overwrite to replace it)`);
+  }
+  return output;
+}
+
+/**
+ * Runs `fn` with a client connected to dfdaemon's socket (-e, else the default one); any failure becomes one
+ * `Error:` line on stderr and exit code 1 (dfctl, dfcache).
+ */
+export async function withDaemon(
+  o: { endpoint?: string; console?: boolean; logLevel?: string },
+  name: string,
+  fn: (client: DfdaemonDownloadClient, socket: string) => Promise<void>,
+): Promise<void> {
+  const socket = o.endpoint ?? (await defaultSocketPath());
+  const client = downloadClient(socket);
+  try {
+    if (o.console) {
+      const { createLogger } = await import('./logging.js');
+      createLogger({ name, level: o.logLevel ?? 'info', console: true }).debug({ socket }, 'connecting');
+    }
+    await connectDaemon(client, socket);
+    await fn(client, socket);
+  } catch (e) {
+    process.stderr.write(`Error: ${describeError(e)}\n`);
+    process.exitCode = 1;
+  } finally {
+    client.close();
   }
 }

@@ -5,7 +5,7 @@
 // local dfdaemon's socket; flags, defaults and environment variables are upstream's.
 
 import { open, rm as rmFile, stat as statFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { Metadata } from '@grpc/grpc-js';
 import { formatByteSize, parseByteSize } from '../core/bytesize.js';
@@ -20,16 +20,15 @@ import {
 } from '../core/persistent-cache.js';
 import { validatePieceLength } from '../core/piece.js';
 import type { PersistentCacheTask } from '../gen/common.js';
-import type { DownloadPersistentCacheTaskResponse } from '../gen/dfdaemon.js';
+import type { DfdaemonDownloadClient, DownloadPersistentCacheTaskResponse } from '../gen/dfdaemon.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
 import {
-  connectDaemon,
-  defaultSocketPath,
+  checkOutputPath,
   describeError,
-  downloadClient,
   packageVersion,
   removePersistentCacheTask,
   unary,
+  withDaemon as withConnectedDaemon,
 } from './common.js';
 import { createProgress } from './progress.js';
 
@@ -62,22 +61,11 @@ interface ExportOptions extends CommonOptions {
   progress: boolean;
 }
 
-/** Runs `fn` with a connected client; a failure becomes one `Error:` line on stderr and exit code 1. */
-async function withDaemon(
+function withDaemon(
   o: CommonOptions,
-  fn: (client: ReturnType<typeof downloadClient>, socket: string) => Promise<void>,
+  fn: (client: DfdaemonDownloadClient, socket: string) => Promise<void>,
 ): Promise<void> {
-  const socket = o.endpoint ?? (await defaultSocketPath());
-  const client = downloadClient(socket);
-  try {
-    await connectDaemon(client, socket);
-    await fn(client, socket);
-  } catch (e) {
-    process.stderr.write(`Error: ${describeError(e)}\n`);
-    process.exitCode = 1;
-  } finally {
-    client.close();
-  }
+  return withConnectedDaemon(o, 'dfcache', fn);
 }
 
 /** Checks the arguments before dfdaemon is asked, as upstream's validate_args (which also checks the path). */
@@ -151,24 +139,13 @@ async function importFile(path: string, o: ImportOptions): Promise<void> {
 
 async function exportFile(id: string, o: ExportOptions): Promise<void> {
   const timeoutMs = parseDuration(o.timeout);
-  const output = resolve(o.output);
+  let output: string;
   try {
     if (o.digest) parseDigest(o.digest);
     if (o.overwrite && o.forceHardLink) {
       throw new DfError('INVALID_ARGUMENT', '--overwrite cannot be used with --force-hard-link');
     }
-    const dir = await statFile(dirname(output)).catch(() => undefined);
-    if (!dir?.isDirectory())
-      throw new DfError('INVALID_ARGUMENT', `output directory ${dirname(output)} does not exist`);
-    const existing = await statFile(output).catch(() => undefined);
-    if (existing?.isDirectory())
-      throw new DfError('INVALID_ARGUMENT', `output path ${o.output} is a directory`);
-    if (existing && !o.overwrite) {
-      throw new DfError(
-        'ALREADY_EXISTS',
-        `output path ${o.output} already exists (use --overwrite to replace it)`,
-      );
-    }
+    output = await checkOutputPath(o.output, o.overwrite);
   } catch (e) {
     process.stderr.write(`Error: ${describeError(e)}\n`);
     process.exitCode = 1;

@@ -8,14 +8,7 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { formatByteSize } from '../core/bytesize.js';
 import type { Task } from '../gen/common.js';
 import type { DfdaemonDownloadClient, StatLocalTaskResponse } from '../gen/dfdaemon.js';
-import {
-  connectDaemon,
-  defaultSocketPath,
-  describeError,
-  downloadClient,
-  packageVersion,
-  unary as unaryCall,
-} from './common.js';
+import { packageVersion, unary as unaryCall, withDaemon as withConnectedDaemon } from './common.js';
 import { addPersistentCacheTaskCommands } from './dfctl-persistent-cache.js';
 
 interface CommonOptions {
@@ -153,25 +146,11 @@ async function statTask(client: DfdaemonDownloadClient, taskId: string): Promise
 }
 
 /** Runs `fn` with a connected client; any failure becomes one `Error:` line on stderr and exit code 1. */
-async function withDaemon(
+function withDaemon(
   o: CommonOptions,
   fn: (client: DfdaemonDownloadClient, socket: string) => Promise<void>,
-) {
-  const socket = o.endpoint ?? (await defaultSocketPath());
-  const client = downloadClient(socket);
-  try {
-    if (o.console) {
-      const { createLogger } = await import('./logging.js');
-      createLogger({ name: 'dfctl', level: o.logLevel, console: true }).debug({ socket }, 'connecting');
-    }
-    await connectDaemon(client, socket);
-    await fn(client, socket);
-  } catch (e) {
-    process.stderr.write(`Error: ${describeError(e)}\n`);
-    process.exitCode = 1;
-  } finally {
-    client.close();
-  }
+): Promise<void> {
+  return withConnectedDaemon(o, 'dfctl', fn);
 }
 
 async function ls(o: OutputOptions): Promise<void> {

@@ -2,8 +2,7 @@
 // dfget: download a URL through the local dfdaemon (dragonfly-client/src/bin/dfget/main.rs). dfdaemon does
 // the work; dfget asks over the unix socket, shows progress and, in transfer mode, writes the bytes itself.
 
-import { stat, rm, open, type FileHandle } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { rm, open, type FileHandle } from 'node:fs/promises';
 import { Command, Option } from 'commander';
 import { Metadata, status as GrpcStatus, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { parseByteSize } from '../core/bytesize.js';
@@ -17,6 +16,7 @@ import type { DownloadTaskResponse } from '../gen/dfdaemon.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
 import { PIECE_CHUNKS_METADATA } from '../daemon/grpc/piece-content.js';
 import {
+  checkOutputPath,
   CONNECT_TIMEOUT_MS,
   connectDaemon,
   defaultSocketPath,
@@ -62,24 +62,6 @@ export function parseHeaders(lines: string[]): Record<string, string> {
   return out;
 }
 
-/** The output's directory must exist (dfget does not create it, as upstream): say which way it is wrong. */
-async function checkOutputDirectory(dir: string): Promise<void> {
-  let st: Awaited<ReturnType<typeof stat>>;
-  try {
-    st = await stat(dir);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT')
-      throw new DfError('INVALID_ARGUMENT', `output directory ${dir} does not exist (create it first)`);
-    if (code === 'ENOTDIR')
-      throw new DfError('INVALID_ARGUMENT', `output directory ${dir}: a part of the path is not a directory`);
-    if (code === 'EACCES')
-      throw new DfError('PERMISSION_DENIED', `output directory ${dir}: permission denied`);
-    throw new DfError('INVALID_ARGUMENT', `output directory ${dir}: ${(e as Error).message}`);
-  }
-  if (!st.isDirectory()) throw new DfError('INVALID_ARGUMENT', `output path ${dir} is not a directory`);
-}
-
 /** Checks the arguments before contacting dfdaemon, as upstream's validate_args. */
 async function validate(
   url: string,
@@ -101,17 +83,7 @@ async function validate(
       `directory download is unsupported for ${parsed.protocol.slice(0, -1)} (URL path ends with /)`,
     );
   }
-  const output = resolve(o.output);
-  await checkOutputDirectory(dirname(output));
-  const existing = await stat(output).catch(() => undefined);
-  if (existing?.isDirectory())
-    throw new DfError('INVALID_ARGUMENT', `output path ${o.output} is a directory`);
-  if (existing && !o.overwrite) {
-    throw new DfError(
-      'ALREADY_EXISTS',
-      `output path ${o.output} already exists (use --overwrite to replace it)`,
-    );
-  }
+  const output = await checkOutputPath(o.output, o.overwrite);
   let pieceLength: number | undefined;
   if (o.pieceLength !== undefined) {
     pieceLength = parseByteSize(o.pieceLength);

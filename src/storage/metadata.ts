@@ -57,7 +57,7 @@ interface TaskRow {
   known_digest: string | null;
 }
 
-interface PieceRow {
+export interface PieceRow {
   task_id: string;
   number: number;
   offset: number;
@@ -131,7 +131,7 @@ function toTask(r: TaskRow): TaskRecord {
   };
 }
 
-function toPiece(r: PieceRow): PieceRecord {
+export function toPiece(r: PieceRow): PieceRecord {
   return {
     taskId: r.task_id,
     number: r.number,
@@ -147,6 +147,24 @@ function toPiece(r: PieceRow): PieceRecord {
   };
 }
 
+/**
+ * Opens a metadata database in WAL mode and applies `schema`. NORMAL sync in WAL mode: a committed transaction
+ * survives a process crash (kill -9); only an OS crash may lose the last commits, which at worst re-downloads a few
+ * pieces.
+ */
+export function openDatabase(path: string, schema: string): Database.Database {
+  try {
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    db.exec(schema);
+    return db;
+  } catch (e) {
+    throw new DfError('IO', `cannot open metadata database ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 /** The metadata database. One per daemon; every method is synchronous (better-sqlite3) and short. */
 export class MetadataStore {
   private readonly db: Database.Database;
@@ -155,14 +173,8 @@ export class MetadataStore {
 
   constructor(path: string, options: { now?: () => number } = {}) {
     this.now = options.now ?? Date.now;
+    this.db = openDatabase(path, SCHEMA);
     try {
-      this.db = new Database(path);
-      this.db.pragma('journal_mode = WAL');
-      // NORMAL in WAL mode: a committed transaction survives a process crash (kill -9); only an OS crash
-      // may lose the last commits, which at worst re-downloads a few pieces.
-      this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 5000');
-      this.db.exec(SCHEMA);
       const have = new Set(
         (this.db.prepare('PRAGMA table_info(tasks)').all() as Array<{ name: string }>).map((c) => c.name),
       );

@@ -3,8 +3,8 @@
 // a table of their own keeps them out of everything that walks standard tasks (GC's LRU eviction above all: a
 // persistent cache task lives until its TTL, never less).
 
-import Database from 'better-sqlite3';
-import { DfError } from '../core/errors.js';
+import type Database from 'better-sqlite3';
+import { openDatabase, toPiece, type PieceRecord, type PieceRow } from './metadata.js';
 
 /** What tells a finished content file from the same file edited afterwards (through a hard link to it). */
 export interface FileIdentity {
@@ -34,20 +34,15 @@ export interface PersistentCacheTaskRecord {
   identity?: FileIdentity;
 }
 
-export interface PersistentCachePieceRecord {
-  taskId: string;
-  number: number;
-  offset: number;
-  length: number;
-  /** `crc32:<decimal>`; empty until computed for a hard-linked import (computed before the piece is served). */
-  digest: string;
-  parentId?: string;
-  trafficType: number;
-  costMs: number;
-  createdAt: Date;
-  updatedAt: Date;
-  finishedAt: Date;
-}
+/** A piece of a persistent cache task: the same record as a standard task's. Its digest is empty until computed
+ * for a hard-linked import (before the piece is first served). */
+export type PersistentCachePieceRecord = PieceRecord;
+
+/** What recording a finished piece takes. */
+export type FinishedPiece = Pick<
+  PieceRecord,
+  'taskId' | 'number' | 'offset' | 'length' | 'digest' | 'parentId' | 'trafficType' | 'costMs'
+>;
 
 interface TaskRow {
   id: string;
@@ -66,20 +61,6 @@ interface TaskRow {
   finished_at: number | null;
   failed_at: number | null;
   identity: string | null;
-}
-
-interface PieceRow {
-  task_id: string;
-  number: number;
-  offset: number;
-  length: number;
-  digest: string;
-  parent_id: string | null;
-  traffic_type: number;
-  cost_ms: number;
-  created_at: number;
-  updated_at: number;
-  finished_at: number;
 }
 
 const SCHEMA = `
@@ -140,22 +121,6 @@ function toTask(r: TaskRow): PersistentCacheTaskRecord {
   };
 }
 
-function toPiece(r: PieceRow): PersistentCachePieceRecord {
-  return {
-    taskId: r.task_id,
-    number: r.number,
-    offset: r.offset,
-    length: r.length,
-    digest: r.digest,
-    parentId: r.parent_id ?? undefined,
-    trafficType: r.traffic_type,
-    costMs: r.cost_ms,
-    createdAt: new Date(r.created_at),
-    updatedAt: new Date(r.updated_at),
-    finishedAt: new Date(r.finished_at),
-  };
-}
-
 /** The fields a new task record takes; the rest start empty. */
 export type NewPersistentCacheTask = Pick<
   PersistentCacheTaskRecord,
@@ -177,15 +142,7 @@ export class PersistentCacheMetadata {
 
   constructor(path: string, options: { now?: () => number } = {}) {
     this.now = options.now ?? Date.now;
-    try {
-      this.db = new Database(path);
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 5000');
-      this.db.exec(SCHEMA);
-    } catch (e) {
-      throw new DfError('IO', `cannot open metadata database ${path}: ${(e as Error).message}`, { cause: e });
-    }
+    this.db = openDatabase(path, SCHEMA);
     const db = this.db;
     this.stmts = {
       get: db.prepare<[string], TaskRow>('SELECT * FROM persistent_cache_tasks WHERE id = ?'),
@@ -298,18 +255,7 @@ export class PersistentCacheMetadata {
   }
 
   /** Records finished pieces in one transaction (an import registers all its pieces at once). */
-  finishPieces(
-    pieces: ReadonlyArray<{
-      taskId: string;
-      number: number;
-      offset: number;
-      length: number;
-      digest: string;
-      parentId?: string;
-      trafficType: number;
-      costMs: number;
-    }>,
-  ): void {
+  finishPieces(pieces: readonly FinishedPiece[]): void {
     const now = this.now();
     this.db.transaction(() => {
       for (const p of pieces) {

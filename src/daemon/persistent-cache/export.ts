@@ -11,7 +11,6 @@ import { peerId as makePeerId } from '../../core/ids.js';
 import { pieceRanges } from '../../core/piece.js';
 import type { PersistentCacheTask } from '../../gen/common.js';
 import type {
-  DfdaemonUploadClient,
   DownloadPersistentCacheTaskRequest,
   DownloadPersistentCacheTaskResponse,
 } from '../../gen/dfdaemon.js';
@@ -22,10 +21,9 @@ import type {
   PersistentCachePieceRecord,
   PersistentCacheTaskRecord,
 } from '../../storage/persistent-cache-store.js';
-import type { PieceTransport } from '../../vortex/piece-transport.js';
 import { OutputFile } from '../output-file.js';
 import { pieceMessage } from '../piece-message.js';
-import { fetchFromParents } from './fetch-from-parents.js';
+import { fetchFromParents, type FetchFromParentsDeps } from './fetch-from-parents.js';
 import type { PersistentCacheDeps } from './import.js';
 import { localTaskMessage } from './messages.js';
 
@@ -36,14 +34,7 @@ export interface ExportDeps extends PersistentCacheDeps {
   /** storage.dir: no output may be inside it. */
   storageDir: string;
   /** How pieces come from other peers; absent without a scheduler. */
-  p2p?: {
-    uploadClient: (ip: string, port: number) => DfdaemonUploadClient;
-    transport: PieceTransport;
-    concurrentPieceCount: number;
-    pieceTimeoutMs: number;
-    scheduleTimeoutMs: number;
-    maxScheduleCount: number;
-  };
+  p2p?: Omit<FetchFromParentsDeps, 'store' | 'scheduler' | 'host' | 'log'>;
 }
 
 /** The output path, and whether it is already a hard link to the content file. */
