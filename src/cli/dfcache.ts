@@ -173,10 +173,14 @@ async function exportFile(id: string, o: ExportOptions): Promise<void> {
     const file = transfer ? await open(output, o.overwrite ? 'w' : 'wx', 0o644) : undefined;
     let received = 0;
     let expected = -1;
+    // Once dfdaemon started the export, the output path may be a hard link to its copy: an export that fails
+    // afterwards removes it, as dfget does, so no half-written or unverified file is left at the user's path.
+    let touched = !!file;
     try {
       for await (const res of stream as AsyncIterable<DownloadPersistentCacheTaskResponse>) {
         const started = res.downloadPersistentCacheTaskStartedResponse;
         if (started) {
+          touched = true;
           expected = started.contentLength;
           progress.start(expected);
           await file?.truncate(expected);
@@ -204,10 +208,8 @@ async function exportFile(id: string, o: ExportOptions): Promise<void> {
     } catch (e) {
       progress.stop();
       stream.cancel();
-      if (file) {
-        await file.close().catch(() => undefined);
-        await rmFile(output, { force: true });
-      }
+      await file?.close().catch(() => undefined);
+      if (touched) await rmFile(output, { force: true });
       throw e;
     }
   });

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { downloadClient, unary } from '../../src/cli/common.js';
@@ -145,6 +145,23 @@ describe('dfcache bad input', () => {
     await expect({ path: join(work, 'missing') }, /does not exist$/);
     await expect({ path: work }, /is a directory$/);
     await expect({ path: fifo }, /is a FIFO; only regular files can be imported$/);
+  });
+
+  test('a file edited after a hard-linked import: the export fails naming it, never with other bytes', async () => {
+    const src = join(work, 'edited.bin');
+    writeFileSync(src, 'the imported bytes');
+    const r = await dfcache('import', src, '--no-progress', '--persistent-replica-count', '1');
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    writeFileSync(src, 'other bytes, same file');
+    const out = join(work, 'edited.out');
+    const e = await dfcache('export', id, '-O', out, '--no-progress');
+    assert.equal(e.code, 1);
+    assert.equal(
+      e.stderr,
+      `Error: persistent cache task ${id} is not served: its imported file was modified after the import\n`,
+    );
+    assert.equal(existsSync(out), false, 'no output is left');
   });
 
   test('an unreadable file: dfdaemon (root) refuses to import it for a user who cannot read it', async (t) => {

@@ -99,6 +99,12 @@ export class PersistentCacheExporter {
       // One download of a task at a time here; a later one finds the task stored.
       await this.running.get(taskId)?.catch(() => undefined);
       let local = await this.d.store.get(taskId);
+      if (local?.failedAt) {
+        // A copy found edited after it finished (or a download that failed) serves nobody: fetched again from the
+        // peers holding the task. A hard link's removal leaves the user's file alone.
+        await this.d.store.delete(taskId);
+        local = undefined;
+      }
       if (!local?.finishedAt) {
         const run = this.fetch(req, output, ids, write, signal);
         this.running.set(taskId, run);
