@@ -216,19 +216,8 @@ export class PersistentCacheExporter {
     taskId: string,
     req: DownloadPersistentCacheTaskRequest,
   ): Promise<void> {
-    try {
-      await output.file.link(this.d.store.content.taskPath(taskId));
-      output.linked = true;
-    } catch (e) {
-      if (toDfError(e).code === 'ALREADY_EXISTS') throw e;
-      if (req.forceHardLink) {
-        throw new DfError(
-          'INVALID_ARGUMENT',
-          `cannot hard link to ${req.outputPath} (--force-hard-link): ${(e as Error).message}`,
-          { cause: e },
-        );
-      }
-    }
+    const why = await output.file.linkAtStart(this.d.store.content.taskPath(taskId), req.forceHardLink);
+    output.linked = why === undefined;
   }
 
   private async finishOutput(output: Output, taskId: string, req: DownloadPersistentCacheTaskRequest) {
