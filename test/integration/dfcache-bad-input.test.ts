@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
 import { downloadClient, unary } from '../../src/cli/common.js';
@@ -54,6 +54,7 @@ describe('dfcache bad input', () => {
   });
   after(async () => {
     await stopDaemon(daemon);
+    rmSync(work, { recursive: true, force: true });
   });
 
   const cases: Array<[string, () => string[], RegExp]> = [
@@ -169,8 +170,9 @@ describe('dfcache bad input', () => {
     if (!nobody) return t.skip('needs root: a root dfdaemon and an unprivileged dfcache');
     // The daemon's dir (and socket) must be reachable by nobody; the secret is root's alone.
     chmodSync(daemon.dir, 0o755);
-    const secretDir = tempDir('dfcache-secret-');
-    chmodSync(secretDir, 0o755);
+    const secretDir = join(work, 'secret-dir');
+    mkdirSync(secretDir, { mode: 0o755 });
+    chmodSync(work, 0o755);
     const secret = join(secretDir, 'secret');
     writeFileSync(secret, 'root only', { mode: 0o600 });
     const r = spawnSync(
@@ -215,6 +217,7 @@ describe(
     after(async () => {
       await stopDaemon(daemon);
       unmountTmpfs(mnt);
+      rmSync(work, { recursive: true, force: true });
     });
 
     test('fails with one line naming the cause; the task already stored still exports', async () => {

@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST, run, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { sha256File } from '../helpers/files.js';
@@ -75,6 +75,7 @@ describe('dfcache: import, replicas, export P2P, importer gone, rm everywhere', 
   after(async () => {
     for (const x of daemons) await stopDaemon(x);
     await stopScheduler(scheduler);
+    rmSync(work, { recursive: true, force: true });
   });
 
   test('import prints the task id; the scheduler places a second persistent replica', async () => {
@@ -169,5 +170,41 @@ describe('dfcache: import, replicas, export P2P, importer gone, rm everywhere', 
       ),
       [],
     );
+  });
+});
+
+describe('dfcache: the importer killed (SIGKILL, no goodbye to the scheduler)', () => {
+  let scheduler: SchedulerHandle;
+  const daemons: DaemonHandle[] = [];
+
+  before(async () => {
+    scheduler = await startScheduler();
+    for (let i = 0; i < 3; i++) daemons.push(await startDaemon({ schedulerAddr: scheduler.addr }));
+  });
+  after(async () => {
+    for (const x of daemons) await stopDaemon(x);
+    await stopScheduler(scheduler);
+  });
+
+  test('an export on another peer still works from the replica, the dead importer among its parents', async () => {
+    const [a, , c] = daemons as [DaemonHandle, DaemonHandle, DaemonHandle];
+    const work = tempDir('dfcache-kill-');
+    const src = join(work, 'data.bin');
+    const bytes = randomBytes(6 * MiB + 5);
+    writeFileSync(src, bytes);
+    const r = await dfcache(a, ['import', src, '--no-progress']);
+    assert.equal(r.code, 0, r.stderr);
+    const id = r.stdout.trim();
+    await waitForReplicas(a, id, '2/2');
+    await stopDaemon(a, { signal: 'SIGKILL' });
+    daemons.splice(daemons.indexOf(a), 1);
+    // The scheduler still counts the importer (it said nothing): the export must get past a parent that is gone.
+    const out = join(work, 'out.bin');
+    const holder = daemons.find((x) => holds(x, id));
+    const exporter = holder === c ? daemons.find((x) => x !== c)! : c;
+    const e = await dfcache(exporter, ['export', id, '-O', out, '--no-progress']);
+    assert.equal(e.code, 0, e.stderr);
+    assert.equal(await sha256File(out), createHash('sha256').update(bytes).digest('hex'));
+    rmSync(work, { recursive: true, force: true });
   });
 });
