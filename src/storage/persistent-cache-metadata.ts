@@ -4,7 +4,8 @@
 // persistent cache task lives until its TTL, never less).
 
 import type Database from 'better-sqlite3';
-import { openDatabase, toPiece, type PieceRecord, type PieceRow } from './metadata.js';
+import { openDatabase } from './metadata.js';
+import { PieceTable, type FinishedPiece, type PieceRecord } from './piece-table.js';
 
 /** What tells a finished content file from the same file edited afterwards (through a hard link to it). */
 export interface FileIdentity {
@@ -37,12 +38,6 @@ export interface PersistentCacheTaskRecord {
 /** A piece of a persistent cache task: the same record as a standard task's. Its digest is empty until computed
  * for a hard-linked import (before the piece is first served). */
 export type PersistentCachePieceRecord = PieceRecord;
-
-/** What recording a finished piece takes. */
-export type FinishedPiece = Pick<
-  PieceRecord,
-  'taskId' | 'number' | 'offset' | 'length' | 'digest' | 'parentId' | 'trafficType' | 'costMs'
->;
 
 interface TaskRow {
   id: string;
@@ -82,21 +77,7 @@ CREATE TABLE IF NOT EXISTS persistent_cache_tasks (
   failed_at INTEGER,
   identity TEXT
 );
-CREATE TABLE IF NOT EXISTS persistent_cache_pieces (
-  task_id TEXT NOT NULL,
-  number INTEGER NOT NULL,
-  offset INTEGER NOT NULL,
-  length INTEGER NOT NULL,
-  digest TEXT NOT NULL,
-  parent_id TEXT,
-  traffic_type INTEGER NOT NULL DEFAULT 0,
-  cost_ms INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
-  finished_at INTEGER NOT NULL,
-  PRIMARY KEY (task_id, number)
-) WITHOUT ROWID;
-`;
+${PieceTable.schema('persistent_cache_pieces')}`;
 
 const d = (ms: number | null): Date | undefined => (ms === null ? undefined : new Date(ms));
 
@@ -139,11 +120,13 @@ export class PersistentCacheMetadata {
   private readonly db: Database.Database;
   private readonly now: () => number;
   private readonly stmts;
+  private readonly pieces: PieceTable;
 
   constructor(path: string, options: { now?: () => number } = {}) {
     this.now = options.now ?? Date.now;
     this.db = openDatabase(path, SCHEMA);
     const db = this.db;
+    this.pieces = new PieceTable(db, 'persistent_cache_pieces', this.now);
     this.stmts = {
       get: db.prepare<[string], TaskRow>('SELECT * FROM persistent_cache_tasks WHERE id = ?'),
       list: db.prepare<[], TaskRow>('SELECT * FROM persistent_cache_tasks ORDER BY created_at'),
@@ -166,21 +149,6 @@ export class PersistentCacheMetadata {
            uploaded_count = uploaded_count + ?, updated_at = ? WHERE id = ?`,
       ),
       deleteTask: db.prepare('DELETE FROM persistent_cache_tasks WHERE id = ?'),
-      deletePieces: db.prepare('DELETE FROM persistent_cache_pieces WHERE task_id = ?'),
-      getPiece: db.prepare<[string, number], PieceRow>(
-        'SELECT * FROM persistent_cache_pieces WHERE task_id = ? AND number = ?',
-      ),
-      listPieces: db.prepare<[string], PieceRow>(
-        'SELECT * FROM persistent_cache_pieces WHERE task_id = ? ORDER BY number',
-      ),
-      insertPiece: db.prepare(
-        `INSERT OR REPLACE INTO persistent_cache_pieces (task_id, number, offset, length, digest, parent_id,
-           traffic_type, cost_ms, created_at, updated_at, finished_at)
-         VALUES (@task_id, @number, @offset, @length, @digest, @parent_id, @traffic_type, @cost_ms, @now, @now, @now)`,
-      ),
-      setDigest: db.prepare(
-        'UPDATE persistent_cache_pieces SET digest = ?, updated_at = ? WHERE task_id = ? AND number = ?',
-      ),
     };
   }
 
@@ -198,7 +166,7 @@ export class PersistentCacheMetadata {
   create(t: NewPersistentCacheTask): PersistentCacheTaskRecord {
     const now = this.now();
     this.db.transaction(() => {
-      this.stmts.deletePieces.run(t.id);
+      this.pieces.deleteAll(t.id);
       this.stmts.insert.run({
         id: t.id,
         persistent: t.persistent ? 1 : 0,
@@ -240,42 +208,28 @@ export class PersistentCacheMetadata {
 
   delete(id: string): void {
     this.db.transaction(() => {
-      this.stmts.deletePieces.run(id);
+      this.pieces.deleteAll(id);
       this.stmts.deleteTask.run(id);
     })();
   }
 
   getPiece(taskId: string, number: number): PersistentCachePieceRecord | undefined {
-    const r = this.stmts.getPiece.get(taskId, number);
-    return r ? toPiece(r) : undefined;
+    return this.pieces.get(taskId, number);
   }
 
   listPieces(taskId: string): PersistentCachePieceRecord[] {
-    return this.stmts.listPieces.all(taskId).map(toPiece);
+    return this.pieces.list(taskId);
   }
 
   /** Records finished pieces in one transaction (an import registers all its pieces at once). */
   finishPieces(pieces: readonly FinishedPiece[]): void {
-    const now = this.now();
     this.db.transaction(() => {
-      for (const p of pieces) {
-        this.stmts.insertPiece.run({
-          task_id: p.taskId,
-          number: p.number,
-          offset: p.offset,
-          length: p.length,
-          digest: p.digest,
-          parent_id: p.parentId ?? null,
-          traffic_type: p.trafficType,
-          cost_ms: Math.round(p.costMs),
-          now,
-        });
-      }
+      for (const p of pieces) this.pieces.insert(p);
     })();
   }
 
   setPieceDigest(taskId: string, number: number, digest: string): void {
-    this.stmts.setDigest.run(digest, this.now(), taskId, number);
+    this.pieces.setDigest(taskId, number, digest);
   }
 
   /** Uploads do not survive a restart. */
@@ -284,7 +238,8 @@ export class PersistentCacheMetadata {
   }
 
   clear(): void {
-    this.db.exec('DELETE FROM persistent_cache_pieces; DELETE FROM persistent_cache_tasks;');
+    this.pieces.clear();
+    this.db.exec('DELETE FROM persistent_cache_tasks;');
   }
 
   close(): void {
