@@ -6,7 +6,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST, run, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
 import { sha256File } from '../helpers/files.js';
@@ -99,6 +99,24 @@ describe('dfcache: import, replicas, export P2P, importer gone, rm everywhere', 
     const rc = await dfcache(c, ['export', id, '-O', outC, '--no-progress', '--transfer-from-dfdaemon']);
     assert.equal(rc.code, 0, rc.stderr);
     assert.equal(await sha256File(outC), digest);
+  });
+
+  test('an empty file imports and exports (no pieces; the scheduler answers EmptyPersistentCacheTaskResponse)', async () => {
+    const empty = join(work, 'empty');
+    writeFileSync(empty, '');
+    const r = await dfcache(a, ['import', empty, '--no-progress', '--persistent-replica-count', '1']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = join(work, 'empty.out');
+    const e = await dfcache(c, ['export', r.stdout.trim(), '-O', out, '--no-progress']);
+    assert.equal(e.code, 0, e.stderr);
+    assert.equal(readFileSync(out).length, 0);
+  });
+
+  test('importing the same file again is ALREADY_EXISTS, and the stored task stays', async () => {
+    const again = await dfcache(a, ['import', src, '--no-progress', '--ttl', '10m']);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, new RegExp(`^Error: persistent cache task ${id} already exists\\n$`, 'm'));
+    assert.equal((await stat(b, id))['State'], 'Succeeded');
   });
 
   test('the importer stops: the replica count is restored on another host, and D still exports', async () => {
