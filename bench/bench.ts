@@ -4,6 +4,8 @@
 //   3. dfdaemon peak RSS while downloading 1 GiB and 4 GiB (target ≤ 150 MiB, flat with size)
 //   4. the start-up rows (startup.ts): dfget --version, a cached 1 KiB dfget / `node -e 0` (target ≤ 1.3), a cold
 //      1 B dfget start to exit (target ≤ 0.10 s); plus curl of 1 KiB for context
+//   5. dfcache: import of 1 GiB by hard link vs `cp` (target ≤ 0.05) and by copy, export on a second host vs dfget
+//      from a peer (target ≤ 1.0), time until 2 persistent replicas exist (bench/dfcache.ts)
 // Writes bench/results/latest.{json,md} and bench/results/YYYY-MM-DD.md. Never fails on a number.
 // Every process is ended by PID and every temp dir (the data files too) is removed, also on SIGINT/SIGTERM.
 
@@ -13,6 +15,7 @@ import { open, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DFGET, startDaemon, stopDaemon, type DaemonHandle } from '../test/helpers/daemon.js';
+import { benchDfcache } from './dfcache.js';
 import { machineInfo, machineLine } from './machine.js';
 import { NGINX, startNginx, type NginxHandle } from './nginx.js';
 import { median, procCpuMs, procStatusBytes, sampleRss, timed, type Timed } from './proc.js';
@@ -27,7 +30,7 @@ const SIZE_4G = 4 * GIB;
 const COLD_RUNS = 3;
 const WARM_RUNS = 3;
 /** The whole run is cut off after this long. */
-const WATCHDOG_MS = 9 * 60_000;
+const WATCHDOG_MS = 13 * 60_000;
 const BIG_TIMEOUT_MS = 120_000;
 const SMALL_TIMEOUT_MS = 15_000;
 
@@ -36,8 +39,11 @@ const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 let tmp: string | undefined;
 let nginx: NginxHandle | undefined;
 let daemon: DaemonHandle | undefined;
+/** What a benchmark section started besides the above (dfcache's second daemon, its /dev/shm copy). */
+const cleanups: Array<() => Promise<void>> = [];
 
 async function cleanup(): Promise<void> {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
   if (daemon) await stopDaemon(daemon, { keepDir: true }).catch(() => undefined);
   if (nginx) await nginx.stop().catch(() => undefined);
   if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -230,6 +236,20 @@ async function main(): Promise<void> {
   );
   const hwm = procStatusBytes(daemon.proc.pid!, 'VmHWM') ?? NaN;
 
+  // 5. dfcache (after the high-water mark: its imports and exports are not downloads of the figures above).
+  mkdirSync(join(tmp, 'dfcache'));
+  const cache = await benchDfcache({
+    daemon,
+    file: join(www, '1g.bin'),
+    url: url1g,
+    tag: 'cold-0',
+    tmp: join(tmp, 'dfcache'),
+    log,
+    check,
+    sync,
+    onCleanup: (f) => cleanups.push(f),
+  });
+
   // Figures.
   const curlMs = median(coldCurl);
   const dfgetMs = median(coldDfget);
@@ -297,6 +317,7 @@ async function main(): Promise<void> {
     },
     ...startup.figures,
     { name: 'curl 1 KiB (median of 20)', value: median(curlSmall), unit: 'ms', target: '' },
+    ...cache.figures,
   ];
   Object.assign(samples, {
     coldCurlMs: coldCurl.map(round),
@@ -308,6 +329,7 @@ async function main(): Promise<void> {
     peakRss4gBytes: [big.peakRss],
     ...startup.samples,
     small1kCurlMs: curlSmall.map(round),
+    ...cache.samples,
   });
   publishReport({ began, machine, figures, samples, notes }, { prefix: '', log });
 }

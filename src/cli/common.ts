@@ -2,7 +2,8 @@
 
 import { existsSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { join } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { credentials, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import {
   defaultSocketPath as daemonSocketPath,
@@ -13,8 +14,8 @@ import {
 } from '../config/dirs.js';
 import { parseByteSize } from '../core/bytesize.js';
 import { DfError, isDfError } from '../core/errors.js';
-import { MIN_PIECE_LENGTH } from '../core/piece.js';
-import { DfdaemonDownloadClient } from '../gen/dfdaemon.js';
+import { validatePieceLength } from '../core/piece.js';
+import { DfdaemonDownloadClient, DfdaemonUploadClient } from '../gen/dfdaemon.js';
 
 /**
  * The download socket to use when `-e` is not given: the system one if it exists (a root dfdaemon), else the
@@ -240,13 +241,82 @@ export function parseHeaders(lines: string[]): Record<string, string> {
 
 /** `--piece-length`: a byte size of at least MIN_PIECE_LENGTH (upstream's floor), or undefined when not given. */
 export function parsePieceLength(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  const pieceLength = parseByteSize(text);
-  if (pieceLength < MIN_PIECE_LENGTH) {
-    throw new DfError(
-      'INVALID_ARGUMENT',
-      `piece length ${pieceLength} bytes is less than the minimum piece length ${MIN_PIECE_LENGTH} bytes`,
-    );
+  return text === undefined ? undefined : validatePieceLength(parseByteSize(text));
+}
+
+/** A unary call of a generated client (`(req, cb)` bound by the caller) as a promise. */
+export function unary<Res>(f: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
+  return new Promise((resolve, reject) => f((err, res) => (err ? reject(err) : resolve(res as Res))));
+}
+
+/**
+ * Deletes a persistent cache task from every peer holding it: DfdaemonUpload.DeletePersistentCacheTask, which our
+ * dfdaemon serves on its download socket too (`dfcache rm`, `dfctl persistent-cache-task rm`).
+ */
+export async function removePersistentCacheTask(socketPath: string, taskId: string): Promise<void> {
+  const upload = new DfdaemonUploadClient(`unix:${socketPath}`, credentials.createInsecure());
+  try {
+    await unary((cb) => upload.deletePersistentCacheTask({ taskId }, cb));
+  } finally {
+    upload.close();
   }
-  return pieceLength;
+}
+
+/** The output's directory must exist (dfget does not create it, as upstream): say which way it is wrong. */
+async function checkOutputDirectory(dir: string): Promise<void> {
+  let st: Awaited<ReturnType<typeof stat>>;
+  try {
+    st = await stat(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT')
+      throw new DfError('INVALID_ARGUMENT', `output directory ${dir} does not exist (create it first)`);
+    if (code === 'ENOTDIR')
+      throw new DfError('INVALID_ARGUMENT', `output directory ${dir}: a part of the path is not a directory`);
+    if (code === 'EACCES')
+      throw new DfError('PERMISSION_DENIED', `output directory ${dir}: permission denied`);
+    throw new DfError('INVALID_ARGUMENT', `output directory ${dir}: ${(e as Error).message}`);
+  }
+  if (!st.isDirectory()) throw new DfError('INVALID_ARGUMENT', `output path ${dir} is not a directory`);
+}
+
+/**
+ * An output path checked before dfdaemon is asked (dfget, dfcache export): its directory exists, it is no
+ * directory, and it exists only with --overwrite. Returns it absolute.
+ */
+export async function checkOutputPath(path: string, overwrite: boolean): Promise<string> {
+  const output = resolve(path);
+  await checkOutputDirectory(dirname(output));
+  const existing = await stat(output).catch(() => undefined);
+  if (existing?.isDirectory()) throw new DfError('INVALID_ARGUMENT', `output path ${path} is a directory`);
+  if (existing && !overwrite) {
+    throw new DfError('ALREADY_EXISTS', `output path ${path} already exists (use --overwrite to replace it)`);
+  }
+  return output;
+}
+
+/**
+ * Runs `fn` with a client connected to dfdaemon's socket (-e, else the default one); any failure becomes one
+ * `Error:` line on stderr and exit code 1 (dfctl, dfcache).
+ */
+export async function withDaemon(
+  o: { endpoint?: string; console?: boolean; logLevel?: string },
+  name: string,
+  fn: (client: DfdaemonDownloadClient, socket: string) => Promise<void>,
+): Promise<void> {
+  const socket = o.endpoint ?? (await defaultSocketPath());
+  const client = downloadClient(socket);
+  try {
+    if (o.console) {
+      const { createLogger } = await import('./logging.js');
+      createLogger({ name, level: o.logLevel ?? 'info', console: true }).debug({ socket }, 'connecting');
+    }
+    await connectDaemon(client, socket);
+    await fn(client, socket);
+  } catch (e) {
+    process.stderr.write(`Error: ${describeError(e)}\n`);
+    process.exitCode = 1;
+  } finally {
+    client.close();
+  }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // dfctl: inspect and remove the tasks the local dfdaemon holds (dragonfly-client/src/bin/dfctl). Everything
 // goes over the download socket: ListLocalTasks / StatLocalTask for the records, StatTask for the pieces and
-// state, DeleteLocalTask to remove one. `task preheat` talks to the scheduler instead (dfctl-preheat.ts).
+// state, DeleteLocalTask to remove one; `persistent-cache-task` is dfctl-persistent-cache.ts; `task preheat` talks
+// to the scheduler instead (dfctl-preheat.ts).
 
 import { Command, Option } from 'commander';
 import type { ServiceError } from '@grpc/grpc-js';
@@ -9,7 +10,8 @@ import { formatByteSize } from '../core/bytesize.js';
 import type { Task } from '../gen/common.js';
 import type { DfdaemonDownloadClient, StatLocalTaskResponse } from '../gen/dfdaemon.js';
 import { addPreheatCommand } from './dfctl-preheat.js';
-import { connectDaemon, defaultSocketPath, describeError, downloadClient } from './common.js';
+import { unary as unaryCall, withDaemon as withConnectedDaemon } from './common.js';
+import { addPersistentCacheTaskCommands } from './dfctl-persistent-cache.js';
 import { packageVersion } from './version.js';
 
 interface CommonOptions {
@@ -44,7 +46,7 @@ function unary<Req, Res>(
   fn: (req: Req, cb: (err: ServiceError | null, res?: Res) => void) => unknown,
   req: Req,
 ): Promise<Res> {
-  return new Promise((resolve, reject) => fn(req, (err, res) => (err ? reject(err) : resolve(res as Res))));
+  return unaryCall<Res>((cb) => fn(req, cb));
 }
 
 const iso = (d: Date | undefined) => d?.toISOString();
@@ -147,22 +149,11 @@ async function statTask(client: DfdaemonDownloadClient, taskId: string): Promise
 }
 
 /** Runs `fn` with a connected client; any failure becomes one `Error:` line on stderr and exit code 1. */
-async function withDaemon(o: CommonOptions, fn: (client: DfdaemonDownloadClient) => Promise<void>) {
-  const socket = o.endpoint ?? (await defaultSocketPath());
-  const client = downloadClient(socket);
-  try {
-    if (o.console) {
-      const { createLogger } = await import('./logging.js');
-      createLogger({ name: 'dfctl', level: o.logLevel, console: true }).debug({ socket }, 'connecting');
-    }
-    await connectDaemon(client, socket);
-    await fn(client);
-  } catch (e) {
-    process.stderr.write(`Error: ${describeError(e)}\n`);
-    process.exitCode = 1;
-  } finally {
-    client.close();
-  }
+function withDaemon(
+  o: CommonOptions,
+  fn: (client: DfdaemonDownloadClient, socket: string) => Promise<void>,
+): Promise<void> {
+  return withConnectedDaemon(o, 'dfctl', fn);
 }
 
 async function ls(o: OutputOptions): Promise<void> {
@@ -229,6 +220,7 @@ export function dfctlCommand(): Command {
     task.command('rm').description("Remove a task's content and metadata").argument('<id>', 'task id'),
   ).action((id: string, o: CommonOptions) => rm(id, o));
   addPreheatCommand(task);
+  addPersistentCacheTaskCommands<OutputOptions>(root, { withCommonOptions, outputOption, withDaemon, table });
   return root;
 }
 

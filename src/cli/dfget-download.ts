@@ -2,18 +2,16 @@
 // show progress and, in transfer mode, write the bytes. dfget.ts loads this module only to download, so that
 // `dfget --version` and `--help` load neither gRPC nor the generated protobuf code.
 
-import { stat, rm } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { Metadata, status as GrpcStatus, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import { parseByteSize } from '../core/bytesize.js';
 import { DfError } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
-import { MIN_PIECE_LENGTH } from '../core/piece.js';
 import { PIECE_CHUNKS_METADATA } from '../core/piece-chunks.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
 import { Priority, SchedulingPolicy, TaskType, type Download } from '../gen/common.js';
 import type { DownloadTaskResponse } from '../gen/dfdaemon.js';
 import {
+  checkOutputPath,
   CONNECT_TIMEOUT_MS,
   connectDaemon,
   defaultSocketPath,
@@ -57,24 +55,6 @@ export function parseHeaders(lines: string[]): Record<string, string> {
   return out;
 }
 
-/** The output's directory must exist (dfget does not create it, as upstream): say which way it is wrong. */
-async function checkOutputDirectory(dir: string): Promise<void> {
-  let st: Awaited<ReturnType<typeof stat>>;
-  try {
-    st = await stat(dir);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT')
-      throw new DfError('INVALID_ARGUMENT', `output directory ${dir} does not exist (create it first)`);
-    if (code === 'ENOTDIR')
-      throw new DfError('INVALID_ARGUMENT', `output directory ${dir}: a part of the path is not a directory`);
-    if (code === 'EACCES')
-      throw new DfError('PERMISSION_DENIED', `output directory ${dir}: permission denied`);
-    throw new DfError('INVALID_ARGUMENT', `output directory ${dir}: ${(e as Error).message}`);
-  }
-  if (!st.isDirectory()) throw new DfError('INVALID_ARGUMENT', `output path ${dir} is not a directory`);
-}
-
 /** Checks the arguments before contacting dfdaemon, as upstream's validate_args. */
 async function validate(
   url: string,
@@ -96,17 +76,7 @@ async function validate(
       `directory download is unsupported for ${parsed.protocol.slice(0, -1)} (URL path ends with /)`,
     );
   }
-  const output = resolve(o.output);
-  await checkOutputDirectory(dirname(output));
-  const existing = await stat(output).catch(() => undefined);
-  if (existing?.isDirectory())
-    throw new DfError('INVALID_ARGUMENT', `output path ${o.output} is a directory`);
-  if (existing && !o.overwrite) {
-    throw new DfError(
-      'ALREADY_EXISTS',
-      `output path ${o.output} already exists (use --overwrite to replace it)`,
-    );
-  }
+  const output = await checkOutputPath(o.output, o.overwrite);
   const pieceLength = parsePieceLength(o.pieceLength);
   if (o.digest) (await import('../core/digest.js')).parseDigest(o.digest);
   const priority = Number(o.priority);
@@ -190,8 +160,7 @@ async function downloadOnce(
       timeout: { seconds: Math.floor(timeoutMs / 1000), nanos: (timeoutMs % 1000) * 1e6 },
       disableBackToSource: o.disableBackToSource,
       needBackToSource: false,
-      schedulingPolicy:
-        o.schedulingPolicy === 'always' ? SchedulingPolicy.ALWAYS : SchedulingPolicy.AUTO,
+      schedulingPolicy: o.schedulingPolicy === 'always' ? SchedulingPolicy.ALWAYS : SchedulingPolicy.AUTO,
       certificateChain: [],
       prefetch: false,
       isPrefetch: false,

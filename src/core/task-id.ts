@@ -172,6 +172,34 @@ export function persistentTaskId(params: { url: string; region: string; endpoint
   return sha256Hex([params.url, params.region, params.endpoint, 'PERSISTENT']);
 }
 
+/** The fields besides the file's bytes that enter a file-content-based persistent cache task id. */
+export interface PersistentCacheIdFields {
+  tag?: string;
+  application?: string;
+  pieceLength?: number;
+}
+
+/**
+ * sha256(file bytes ‖ tag ‖ application ‖ decimal(pieceLength) ‖ "PERSISTENT_CACHE"), fed the file as it is read,
+ * so that one pass over a large file both hashes it and copies it.
+ */
+export class PersistentCacheTaskIdHasher {
+  private readonly hash = createHash('sha256');
+
+  update(chunk: Uint8Array | string): void {
+    this.hash.update(chunk);
+  }
+
+  /** The id; the hasher is spent afterwards. */
+  digest(fields: PersistentCacheIdFields): string {
+    if (fields.tag !== undefined) this.hash.update(fields.tag);
+    if (fields.application !== undefined) this.hash.update(fields.application);
+    if (fields.pieceLength !== undefined) this.hash.update(String(fields.pieceLength));
+    this.hash.update('PERSISTENT_CACHE');
+    return this.hash.digest('hex');
+  }
+}
+
 /**
  * Persistent cache task: sha256(content) when content_for_calculating_task_id is given; otherwise
  * sha256(file bytes ‖ tag ‖ application ‖ decimal(pieceLength) ‖ "PERSISTENT_CACHE"). Core does no I/O, so the
@@ -180,23 +208,14 @@ export function persistentTaskId(params: { url: string; region: string; endpoint
 export function persistentCacheTaskId(
   params:
     | { content: string }
-    | {
-        fileContent: Uint8Array | string | Iterable<Uint8Array>;
-        tag?: string;
-        application?: string;
-        pieceLength?: number;
-      },
+    | ({ fileContent: Uint8Array | string | Iterable<Uint8Array> } & PersistentCacheIdFields),
 ): string {
   if ('content' in params) return taskIdFromContent(params.content);
-  const hash = createHash('sha256');
+  const hasher = new PersistentCacheTaskIdHasher();
   const { fileContent } = params;
-  if (typeof fileContent === 'string' || fileContent instanceof Uint8Array) hash.update(fileContent);
-  else for (const chunk of fileContent) hash.update(chunk);
-  if (params.tag !== undefined) hash.update(params.tag);
-  if (params.application !== undefined) hash.update(params.application);
-  if (params.pieceLength !== undefined) hash.update(String(params.pieceLength));
-  hash.update('PERSISTENT_CACHE');
-  return hash.digest('hex');
+  if (typeof fileContent === 'string' || fileContent instanceof Uint8Array) hasher.update(fileContent);
+  else for (const chunk of fileContent) hasher.update(chunk);
+  return hasher.digest(params);
 }
 
 /**

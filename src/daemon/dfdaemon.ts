@@ -21,7 +21,8 @@ import { schedulerSourceFromConfig } from '../scheduler/scheduler-source.js';
 import type { SchedulerSource } from '../scheduler/scheduler-source-types.js';
 import { socketAddrFromIp } from '../scheduler/socket-addr.js';
 import { Storage } from '../storage/storage.js';
-import { TcpPieceTransport } from '../vortex/piece-client.js';
+import { PersistentCacheStore } from '../storage/persistent-cache-store.js';
+import { TcpPieceTransport, type VortexClientTls } from '../vortex/piece-client.js';
 import { VortexTcpServer } from '../vortex/piece-server.js';
 import { DfdaemonDownloadServiceImpl } from './grpc/dfdaemon-download.js';
 import { acceptEncodedResponses } from './grpc/piece-content.js';
@@ -54,6 +55,10 @@ import { connectionCaps, openFileLimit } from './connection-limits.js';
 import { SourceAddressPolicy } from '../backend/address-policy.js';
 import { AddressList } from '../core/addresses.js';
 import { UploadCallers } from './grpc/upload-callers.js';
+import { PersistentCacheService } from './grpc/persistent-cache-service.js';
+import { PersistentCacheImporter, type PersistentCacheDeps } from './persistent-cache/import.js';
+import { PersistentCacheExporter } from './persistent-cache/export.js';
+import { peerId as makePeerId } from '../core/ids.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
 const SHUTDOWN_GRACE_MS = 5_000;
@@ -91,6 +96,7 @@ export class Dfdaemon {
   private readonly dynconfigPath?: string;
   private readonly grpcKeepalive?: { timeMs: number; timeoutMs: number };
   private storage?: Storage;
+  private persistentCache?: PersistentCacheStore;
   private backends?: BackendFactory;
   private taskManager?: TaskManager;
   private grpcDownload?: Server;
@@ -139,6 +145,9 @@ export class Dfdaemon {
     // Every TLS file first: a bad one stops the start before anything listens.
     const tls = await loadDaemonTls(c);
     this.uploadClients = new UploadClientPool(channelCredentials(tls.uploadClient));
+    const vortexClientTls: VortexClientTls | undefined = tls.storageClient?.caCert
+      ? { ...tls.storageClient, caCert: tls.storageClient.caCert }
+      : undefined;
     this.uploadLimit = new RateLimiter(c.upload.bandwidthLimit);
     this.storage = await Storage.open(
       {
@@ -149,6 +158,14 @@ export class Dfdaemon {
       },
       this.log.child({ component: 'storage' }),
     );
+    // Persistent cache tasks (dfcache) beside the standard ones, sharing their disk-space reservations.
+    this.persistentCache = await PersistentCacheStore.open({
+      dir: c.storage.dir,
+      keep: c.storage.keep,
+      writeBufferSize: c.storage.writeBufferSize,
+      readBufferSize: c.storage.readBufferSize,
+      space: this.storage.space,
+    });
     // proxy.registryMirror.cert: trusted, next to the root store, by the proxy's forwarding and by source fetches.
     const mirrorCa = c.proxy.registryMirror.cert
       ? await readCertificate(c.proxy.registryMirror.cert)
@@ -200,6 +217,7 @@ export class Dfdaemon {
     });
     this.vortex = new VortexTcpServer({
       storage: this.storage,
+      persistentCache: this.persistentCache,
       ip: c.storage.server.ip ?? '0.0.0.0',
       port: c.storage.server.tcpPort,
       // upload.bandwidthLimit across every piece this peer serves, and the meter SyncHost reports.
@@ -302,20 +320,22 @@ export class Dfdaemon {
       sourcePolicy,
       log: this.log.child({ component: 'download' }),
     });
+    const uploadCallers = new UploadCallers({
+      trusted: new AddressList(c.security.trustedSchedulers, 'security.trustedSchedulers'),
+      schedulers: () => this.selector?.knownAddresses() ?? [],
+      // The embedded scheduler calls this host's upload server at the address it announced.
+      local: () => (mode === 'embedded' ? [ip] : []),
+    });
     const upload = new DfdaemonUploadServiceImpl({
       taskManager: this.taskManager,
       download,
       pieceServer: () => ({ ip, tcpPort: this.bound.vortex }),
       superSeeding: this.superSeeding,
       host: () => this.syncHostMessage(ip),
-      callers: new UploadCallers({
-        trusted: new AddressList(c.security.trustedSchedulers, 'security.trustedSchedulers'),
-        schedulers: () => this.selector?.knownAddresses() ?? [],
-        // The embedded scheduler calls this host's upload server at the address it announced.
-        local: () => (mode === 'embedded' ? [ip] : []),
-      }),
+      callers: uploadCallers,
       log: this.log.child({ component: 'upload' }),
     });
+    const persistentCache = this.persistentCacheService(ip, download, uploadCallers, vortexClientTls);
     // Request limits: adaptive load shedding (server.adaptiveRateLimit) and each server's
     // requestRateLimit/requestBufferSize wrap the services' handlers (health and reflection are not limited).
     const adaptive = c.server.adaptiveRateLimit;
@@ -341,7 +361,11 @@ export class Dfdaemon {
       [
         {
           definition: DfdaemonUploadService,
-          implementation: limitImplementation(DfdaemonUploadService, upload.handlers(), gates('upload')),
+          implementation: limitImplementation(
+            DfdaemonUploadService,
+            { ...upload.handlers(), ...persistentCache.uploadHandlers() },
+            gates('upload'),
+          ),
           name: 'dfdaemon.v2.DfdaemonUpload',
         },
       ],
@@ -365,6 +389,7 @@ export class Dfdaemon {
       policy: c.gc.policy,
       intervalMs: c.gc.interval,
       metrics: this.metrics,
+      persistentCache: this.persistentCache,
       deleteFromScheduler: selectorForGc
         ? schedulerTaskDeleter({
             schedulerFor: (taskId) =>
@@ -378,10 +403,7 @@ export class Dfdaemon {
     if (this.selector) {
       const selector = this.selector;
       const uploadClients = this.uploadClients;
-      const vortexTls = tls.storageClient;
-      const transport = new TcpPieceTransport({
-        tls: vortexTls?.caCert ? { ...vortexTls, caCert: vortexTls.caCert } : undefined,
-      });
+      const transport = new TcpPieceTransport({ tls: vortexClientTls });
       this.taskManager.enableP2P({
         schedulerFor: (taskId) => (selector.addresses().length > 0 ? selector.forTask(taskId) : undefined),
         uploadClient: (peerIp, port) => uploadClients.get(peerIp, port),
@@ -401,6 +423,8 @@ export class Dfdaemon {
       await this.announcer.start();
     }
 
+    // One set of limits for the socket, whichever service a call is of.
+    const downloadGates = gates('download');
     this.grpcDownload = createGrpcServer(
       [
         {
@@ -408,10 +432,20 @@ export class Dfdaemon {
           definition: acceptEncodedResponses(DfdaemonDownloadService, 'downloadTask'),
           implementation: limitImplementation(
             DfdaemonDownloadService,
-            download.handlers(),
-            gates('download'),
+            { ...download.handlers(), ...persistentCache.downloadHandlers() },
+            downloadGates,
           ),
           name: 'dfdaemon.v2.DfdaemonDownload',
+        },
+        {
+          // Only DeletePersistentCacheTask (dfcache rm): DfdaemonDownload has no delete for those tasks.
+          definition: DfdaemonUploadService,
+          implementation: limitImplementation(
+            DfdaemonUploadService,
+            persistentCache.socketUploadHandlers(),
+            downloadGates,
+          ),
+          name: 'dfdaemon.v2.DfdaemonUpload',
         },
       ],
       { keepalive: this.grpcKeepalive },
@@ -530,6 +564,50 @@ export class Dfdaemon {
     return { ...host, network: { ...network, txBandwidth: this.uploadMeter.rateBps() } };
   }
 
+  /**
+   * dfcache's import and export and the persistent cache RPCs of both services. Built before the host id is known:
+   * the host and the scheduler are looked up at each call.
+   */
+  private persistentCacheService(
+    ip: string,
+    download: DfdaemonDownloadServiceImpl,
+    callers: UploadCallers,
+    vortexTls: VortexClientTls | undefined,
+  ): PersistentCacheService {
+    const c = this.config;
+    const selector = this.selector;
+    const deps: PersistentCacheDeps = {
+      store: this.persistentCache!,
+      schedulerFor: (taskId) =>
+        selector && selector.addresses().length > 0 ? selector.forTask(taskId) : undefined,
+      host: () => ({ id: this.hostInfo?.id ?? '', ip, hostname: c.host.hostname }),
+      defaultTtlMs: c.gc.policy.persistentCacheTaskTTL,
+      log: this.log.child({ component: 'persistent-cache' }),
+    };
+    const uploadClients = this.uploadClients!;
+    const exporter = new PersistentCacheExporter({
+      ...deps,
+      storageDir: c.storage.dir,
+      p2p: {
+        uploadClient: (peerIp, port) => uploadClients.get(peerIp, port),
+        transport: new TcpPieceTransport({ tls: vortexTls }),
+        concurrentPieceCount: c.download.concurrentPieceCount,
+        pieceTimeoutMs: c.download.pieceTimeout,
+        scheduleTimeoutMs: c.scheduler.scheduleTimeout,
+        maxScheduleCount: c.scheduler.maxScheduleCount,
+      },
+    });
+    return new PersistentCacheService({
+      ...deps,
+      importer: new PersistentCacheImporter(deps, () => makePeerId(ip, c.host.hostname)),
+      exporter,
+      callerOf: (peer) => download.callerOf(peer),
+      callers,
+      pieceServer: () => ({ ip, tcpPort: this.bound.vortex }),
+      metrics: this.metrics,
+    });
+  }
+
   /** Graceful stop: refuse new work, drain calls for a few seconds, leave the scheduler, close storage. Idempotent. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
@@ -555,6 +633,7 @@ export class Dfdaemon {
       this.blockList?.stop();
       this.loadShedder?.stop();
       this.storage?.close();
+      this.persistentCache?.close();
       this.log.info({}, 'dfdaemon stopped');
     })();
     return this.stopping;

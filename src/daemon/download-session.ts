@@ -305,22 +305,14 @@ export class DownloadSession {
   async linkOutput(): Promise<void> {
     if (!this.toOutput) return;
     const d = this.download;
-    try {
-      await this.output!.link(this.owner.taskManager.storage.content.taskPath(this.taskId));
-      this.linked = true;
-    } catch (e) {
-      // The caller's permission was checked when the output was opened: a link refused now (EPERM on a filesystem
-      // without hard links, EXDEV across filesystems) falls back to a copy; only an output that exists is final.
-      if (toDfError(e).code === 'ALREADY_EXISTS') throw e;
-      if (d.forceHardLink) {
-        throw new DfError(
-          'INVALID_ARGUMENT',
-          `cannot hard link to ${d.outputPath} (--force-hard-link): ${(e as Error).message}`,
-          { cause: e },
-        );
-      }
+    const why = await this.output!.linkAtStart(
+      this.owner.taskManager.storage.content.taskPath(this.taskId),
+      d.forceHardLink,
+    );
+    this.linked = why === undefined;
+    if (why !== undefined) {
       this.owner.o.log.info(
-        { taskId: this.taskId, output: d.outputPath, err: (e as Error).message },
+        { taskId: this.taskId, output: d.outputPath, err: why },
         'hard link failed; will copy',
       );
     }

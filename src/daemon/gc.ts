@@ -15,7 +15,7 @@
 // evicting everything.
 
 import { readdir, stat, statfs as fsStatfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Metadata } from '@grpc/grpc-js';
 import type { GcPolicyConfig } from '../config/dfdaemon.js';
 import type { SchedulerClient } from '../gen/scheduler.js';
@@ -66,6 +66,11 @@ export interface GarbageCollectorOptions {
   /** Tells the scheduler the task is gone from this peer; errors are logged, never fatal. */
   deleteFromScheduler?: (taskId: string) => Promise<void>;
   metrics?: DaemonMetrics;
+  /**
+   * Persistent cache tasks (dfcache): never evicted for disk space, only once past their own TTL (each pass deletes
+   * those). Their bytes count in the disk usage all the same.
+   */
+  persistentCache?: { deleteExpired(): Promise<Array<{ taskId: string; bytes: number }>> };
   log: GcLogger;
 }
 
@@ -168,6 +173,15 @@ export class GarbageCollector {
           evicted.push({ taskId: task.id, bytes, reason: 'ttl' });
         }
       }
+    }
+
+    for (const gone of (await this.o.persistentCache?.deleteExpired()) ?? []) {
+      this.o.metrics?.gcEvicted('ttl', gone.bytes);
+      this.o.log.info(
+        { taskId: gone.taskId, bytes: gone.bytes },
+        'deleted persistent cache task past its TTL',
+      );
+      evicted.push({ ...gone, reason: 'ttl' });
     }
 
     // 2. Disk pressure. Bytes the TTL pass freed count against the need.
@@ -308,7 +322,10 @@ export class GarbageCollector {
     return fs ? { base: 'fs', total: fs.total, used: Math.max(0, fs.total - fs.free) } : undefined;
   }
 
-  /** Sum of the sizes of the files under content/tasks (`{id[0..3]}/{id}`): our bytes and nobody else's. */
+  /**
+   * Sum of the sizes of the files under content/ (tasks/ and persistent-cache-tasks/, `{id[0..3]}/{id}`): our bytes
+   * and nobody else's.
+   */
   async contentBytes(): Promise<number> {
     let total = 0;
     const walk = async (dir: string): Promise<void> => {
@@ -322,7 +339,7 @@ export class GarbageCollector {
         else if (entry.isFile()) total += (await stat(p).catch(() => undefined))?.size ?? 0;
       }
     };
-    await walk(this.contentDir);
+    await walk(dirname(this.contentDir));
     return total;
   }
 

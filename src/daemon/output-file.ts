@@ -218,6 +218,29 @@ export class OutputFile {
   }
 
   /**
+   * A download's start (as upstream's dfdaemon): the output becomes a hard link to the content file `file` if it can;
+   * undefined when it did, else why not. A refused link (EPERM on a filesystem without hard links, EXDEV across
+   * filesystems) means a copy at the end, unless `forceHardLink` (then INVALID_ARGUMENT naming the flag); an
+   * existing output is final either way (ALREADY_EXISTS). The caller's permission was checked when it was opened.
+   */
+  async linkAtStart(file: string, forceHardLink: boolean): Promise<string | undefined> {
+    try {
+      await this.link(file);
+      return undefined;
+    } catch (e) {
+      if (toDfError(e).code === 'ALREADY_EXISTS') throw e;
+      if (forceHardLink) {
+        throw new DfError(
+          'INVALID_ARGUMENT',
+          `cannot hard link to ${this.path} (--force-hard-link): ${(e as Error).message}`,
+          { cause: e },
+        );
+      }
+      return (e as Error).message;
+    }
+  }
+
+  /**
    * Copies `file` to the output through a temporary sibling (a reflink where the filesystem can), so a failed copy
    * never leaves a truncated file at the user's path. The copy is the caller's: mode 0644 and, when dfdaemon runs
    * as root, owned by the calling user.

@@ -4,9 +4,26 @@
 // rescheduled parents included.
 
 import type { ClientReadableStream } from '@grpc/grpc-js';
-import type { Peer } from '../gen/common.js';
-import type { DfdaemonUploadClient, SyncPiecesResponse } from '../gen/dfdaemon.js';
+import type { Host, Peer } from '../gen/common.js';
+import type { DfdaemonUploadClient, SyncPiecesRequest, SyncPiecesResponse } from '../gen/dfdaemon.js';
 import type { PieceHolder } from './piece-picker.js';
+
+/** What the collector needs of a parent: a common.v2.Peer, or a PersistentCachePeer. */
+export interface CollectedParent {
+  id: string;
+  host?: Host;
+}
+
+/**
+ * The RPC that streams a parent's pieces: SyncPieces, or SyncPersistentCachePieces (same request and answer
+ * fields) for persistent cache tasks.
+ */
+export type SyncPiecesCall = (
+  client: DfdaemonUploadClient,
+  req: SyncPiecesRequest,
+) => ClientReadableStream<SyncPiecesResponse>;
+
+const syncStandardPieces: SyncPiecesCall = (client, req) => client.syncPieces(req);
 
 export interface PieceCollectorOptions {
   hostId: string;
@@ -19,15 +36,17 @@ export interface PieceCollectorOptions {
   /** A parent's stream ended (it sent every interested piece it will have, or it failed). */
   onParentEnded?: (parentId: string, err?: Error) => void;
   log: { debug(o: object, m: string): void; warn(o: object, m: string): void };
+  /** Default SyncPieces. */
+  sync?: SyncPiecesCall;
 }
 
 /** common.v2.HostType NORMAL: every other type is a seed peer. */
 const HOST_TYPE_NORMAL = 0;
 
-export class PieceCollector {
+export class PieceCollector<P extends CollectedParent = Peer> {
   private readonly o: PieceCollectorOptions;
   private readonly streams = new Map<string, ClientReadableStream<SyncPiecesResponse>>();
-  private readonly knownParents = new Map<string, Peer>();
+  private readonly knownParents = new Map<string, P>();
   private closed = false;
 
   constructor(options: PieceCollectorOptions) {
@@ -35,7 +54,7 @@ export class PieceCollector {
   }
 
   /** Parents ever given to this collector, in order (the candidate list for ReschedulePeer). */
-  get parents(): Peer[] {
+  get parents(): P[] {
     return [...this.knownParents.values()];
   }
 
@@ -50,7 +69,7 @@ export class PieceCollector {
   }
 
   /** Starts following new parents; parents already known are left as they are. */
-  addParents(parents: Peer[]): void {
+  addParents(parents: P[]): void {
     if (this.closed) return;
     for (const parent of parents) {
       if (this.knownParents.has(parent.id) || !parent.host) continue;
@@ -59,11 +78,11 @@ export class PieceCollector {
     }
   }
 
-  private sync(parent: Peer): void {
+  private sync(parent: P): void {
     const host = parent.host!;
     const seed = host.type !== HOST_TYPE_NORMAL;
     const client = this.o.uploadClient(host.ip, host.port);
-    const stream = client.syncPieces({
+    const stream = (this.o.sync ?? syncStandardPieces)(client, {
       hostId: this.o.hostId,
       taskId: this.o.taskId,
       interestedPieceNumbers: this.o.interested,

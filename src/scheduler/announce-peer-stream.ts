@@ -4,7 +4,13 @@
 
 import type { ClientDuplexStream } from '@grpc/grpc-js';
 import { DfError } from '../core/errors.js';
-import type { AnnouncePeerRequest, AnnouncePeerResponse, SchedulerClient } from '../gen/scheduler.js';
+import type {
+  AnnouncePeerRequest,
+  AnnouncePeerResponse,
+  AnnouncePersistentCachePeerRequest,
+  AnnouncePersistentCachePeerResponse,
+  SchedulerClient,
+} from '../gen/scheduler.js';
 
 export interface PeerIds {
   hostId: string;
@@ -15,10 +21,14 @@ export interface PeerIds {
 /** The oneof part of an AnnouncePeerRequest (exactly one field set). */
 export type AnnouncePeerMessage = Omit<AnnouncePeerRequest, keyof PeerIds>;
 
-export class AnnouncePeerStream {
+/**
+ * One announce stream of either kind (AnnouncePeer, AnnouncePersistentCachePeer): the same lifecycle, only the
+ * messages differ. `rpc` names it in errors.
+ */
+class AnnounceStream<Req extends PeerIds, Res> {
   readonly ids: PeerIds;
-  private readonly call: ClientDuplexStream<AnnouncePeerRequest, AnnouncePeerResponse>;
-  private readonly replies: AnnouncePeerResponse[] = [];
+  private readonly call: ClientDuplexStream<Req, Res>;
+  private readonly replies: Res[] = [];
   private failure?: DfError;
   /** The gRPC status code the stream failed with, if it did (NOT_FOUND = the scheduler forgot our host). */
   failureCode?: number;
@@ -26,23 +36,22 @@ export class AnnouncePeerStream {
   private wake?: () => void;
   private readonly scheduleTimeoutMs: number;
 
-  constructor(client: SchedulerClient, ids: PeerIds, scheduleTimeoutMs: number) {
+  private readonly rpc: string;
+
+  constructor(call: ClientDuplexStream<Req, Res>, ids: PeerIds, scheduleTimeoutMs: number, rpc: string) {
     this.ids = ids;
     this.scheduleTimeoutMs = scheduleTimeoutMs;
-    this.call = client.announcePeer();
-    this.call.on('data', (r: AnnouncePeerResponse) => {
+    this.rpc = rpc;
+    this.call = call;
+    this.call.on('data', (r: Res) => {
       this.replies.push(r);
       this.wake?.();
     });
     this.call.on('error', (e: Error & { code?: number; details?: string }) => {
       this.failureCode ??= e.code;
-      this.failure ??= new DfError(
-        'UNAVAILABLE',
-        `scheduler AnnouncePeer failed: ${e.details ?? e.message}`,
-        {
-          cause: e,
-        },
-      );
+      this.failure ??= new DfError('UNAVAILABLE', `scheduler ${rpc} failed: ${e.details ?? e.message}`, {
+        cause: e,
+      });
       this.wake?.();
     });
     this.call.on('end', () => {
@@ -56,17 +65,17 @@ export class AnnouncePeerStream {
   }
 
   /** Sends one request; errors after the stream failed are ignored (the flow learns it from next()). */
-  send(message: AnnouncePeerMessage): void {
+  send(message: Omit<Req, keyof PeerIds>): void {
     if (this.closed || this.call.writableEnded) return;
-    this.call.write({ ...this.ids, ...message } as AnnouncePeerRequest);
+    this.call.write({ ...this.ids, ...message } as Req);
   }
 
   /** The scheduler's next reply; fails on error, on end of stream, or after scheduleTimeout. */
-  async next(signal?: AbortSignal): Promise<AnnouncePeerResponse> {
+  async next(signal?: AbortSignal): Promise<Res> {
     const deadline = Date.now() + this.scheduleTimeoutMs;
     while (this.replies.length === 0) {
       if (this.failure) throw this.failure;
-      if (this.ended) throw new DfError('UNAVAILABLE', 'scheduler ended the AnnouncePeer stream');
+      if (this.ended) throw new DfError('UNAVAILABLE', `scheduler ended the ${this.rpc} stream`);
       if (signal?.aborted) throw new DfError('CANCELLED', 'download cancelled');
       const left = deadline - Date.now();
       if (left <= 0) {
@@ -88,7 +97,7 @@ export class AnnouncePeerStream {
   }
 
   /** Sends a terminal request and ends our side. */
-  finish(message: AnnouncePeerMessage): void {
+  finish(message: Omit<Req, keyof PeerIds>): void {
     this.send(message);
     this.close();
   }
@@ -100,5 +109,21 @@ export class AnnouncePeerStream {
     // HTTP/2 stream is never left open.
     const t = setTimeout(() => this.call.cancel(), 1000);
     t.unref();
+  }
+}
+
+export class AnnouncePeerStream extends AnnounceStream<AnnouncePeerRequest, AnnouncePeerResponse> {
+  constructor(client: SchedulerClient, ids: PeerIds, scheduleTimeoutMs: number) {
+    super(client.announcePeer(), ids, scheduleTimeoutMs, 'AnnouncePeer');
+  }
+}
+
+/** The stream of a persistent cache task's export or replica (AnnouncePersistentCachePeer). */
+export class AnnouncePersistentCachePeerStream extends AnnounceStream<
+  AnnouncePersistentCachePeerRequest,
+  AnnouncePersistentCachePeerResponse
+> {
+  constructor(client: SchedulerClient, ids: PeerIds, scheduleTimeoutMs: number) {
+    super(client.announcePersistentCachePeer(), ids, scheduleTimeoutMs, 'AnnouncePersistentCachePeer');
   }
 }

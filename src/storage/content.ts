@@ -30,6 +30,11 @@ export interface ContentStoreOptions {
   writeBufferSize: number;
   /** storage.readBufferSize, bytes */
   readBufferSize: number;
+  /**
+   * The directory under `{dir}/content` holding this store's files: `tasks` (default) or `persistent-cache-tasks`,
+   * as upstream keeps each task kind in its own directory.
+   */
+  kind?: 'tasks' | 'persistent-cache-tasks';
 }
 
 export class ContentStore {
@@ -38,7 +43,7 @@ export class ContentStore {
   private readonly readBufferSize: number;
 
   constructor(options: ContentStoreOptions) {
-    this.tasksDir = join(options.dir, 'content', 'tasks');
+    this.tasksDir = join(options.dir, 'content', options.kind ?? 'tasks');
     this.writeBufferSize = options.writeBufferSize;
     this.readBufferSize = options.readBufferSize;
   }
@@ -57,7 +62,11 @@ export class ContentStore {
    * as upstream checks free space in download_started).
    */
   async createTask(taskId: string, contentLength: number): Promise<string> {
-    const path = this.taskPath(taskId);
+    return this.createTaskFile(this.taskPath(taskId), contentLength, `task ${taskId}`);
+  }
+
+  /** createTask's work at an explicit path (an import staged under a temporary name). */
+  async createTaskFile(path: string, contentLength: number, what = path): Promise<string> {
     try {
       await mkdir(dirname(path), { recursive: true });
       const existing = await stat(path).catch(() => undefined);
@@ -70,7 +79,7 @@ export class ContentStore {
       }
       return path;
     } catch (e) {
-      throw toDfError(e, `create content of task ${taskId}`);
+      throw toDfError(e, `create content of ${what}`);
     }
   }
 

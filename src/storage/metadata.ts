@@ -4,6 +4,9 @@
 
 import Database from 'better-sqlite3';
 import { DfError } from '../core/errors.js';
+import { PieceTable, type FinishedPiece, type PieceRecord } from './piece-table.js';
+
+export type { FinishedPiece, PieceRecord } from './piece-table.js';
 
 export interface TaskRecord {
   id: string;
@@ -26,21 +29,6 @@ export interface TaskRecord {
   knownDigest?: string;
 }
 
-export interface PieceRecord {
-  taskId: string;
-  number: number;
-  offset: number;
-  length: number;
-  digest: string;
-  parentId?: string;
-  /** common.v2.TrafficType of the piece when it was stored (0 back-to-source, 1 remote peer, 2 local peer). */
-  trafficType: number;
-  costMs: number;
-  createdAt: Date;
-  updatedAt: Date;
-  finishedAt: Date;
-}
-
 interface TaskRow {
   id: string;
   piece_length: number | null;
@@ -57,20 +45,6 @@ interface TaskRow {
   known_digest: string | null;
 }
 
-interface PieceRow {
-  task_id: string;
-  number: number;
-  offset: number;
-  length: number;
-  digest: string;
-  parent_id: string | null;
-  traffic_type: number;
-  cost_ms: number;
-  created_at: number;
-  updated_at: number;
-  finished_at: number;
-}
-
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tasks (
   id TEXT PRIMARY KEY,
@@ -85,21 +59,7 @@ CREATE TABLE IF NOT EXISTS tasks (
   failed_at INTEGER,
   finished_at INTEGER
 );
-CREATE TABLE IF NOT EXISTS pieces (
-  task_id TEXT NOT NULL,
-  number INTEGER NOT NULL,
-  offset INTEGER NOT NULL,
-  length INTEGER NOT NULL,
-  digest TEXT NOT NULL,
-  parent_id TEXT,
-  traffic_type INTEGER NOT NULL DEFAULT 0,
-  cost_ms INTEGER NOT NULL DEFAULT 0,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL,
-  finished_at INTEGER NOT NULL,
-  PRIMARY KEY (task_id, number)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tasks_updated_at ON tasks (updated_at);
+${PieceTable.schema('pieces')}CREATE INDEX IF NOT EXISTS tasks_updated_at ON tasks (updated_at);
 `;
 
 /**
@@ -131,20 +91,22 @@ function toTask(r: TaskRow): TaskRecord {
   };
 }
 
-function toPiece(r: PieceRow): PieceRecord {
-  return {
-    taskId: r.task_id,
-    number: r.number,
-    offset: r.offset,
-    length: r.length,
-    digest: r.digest,
-    parentId: r.parent_id ?? undefined,
-    trafficType: r.traffic_type,
-    costMs: r.cost_ms,
-    createdAt: new Date(r.created_at),
-    updatedAt: new Date(r.updated_at),
-    finishedAt: new Date(r.finished_at),
-  };
+/**
+ * Opens a metadata database in WAL mode and applies `schema`. NORMAL sync in WAL mode: a committed transaction
+ * survives a process crash (kill -9); only an OS crash may lose the last commits, which at worst re-downloads a few
+ * pieces.
+ */
+export function openDatabase(path: string, schema: string): Database.Database {
+  try {
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('busy_timeout = 5000');
+    db.exec(schema);
+    return db;
+  } catch (e) {
+    throw new DfError('IO', `cannot open metadata database ${path}: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /** The metadata database. One per daemon; every method is synchronous (better-sqlite3) and short. */
@@ -152,17 +114,12 @@ export class MetadataStore {
   private readonly db: Database.Database;
   private readonly now: () => number;
   private readonly stmts;
+  private readonly pieces: PieceTable;
 
   constructor(path: string, options: { now?: () => number } = {}) {
     this.now = options.now ?? Date.now;
+    this.db = openDatabase(path, SCHEMA);
     try {
-      this.db = new Database(path);
-      this.db.pragma('journal_mode = WAL');
-      // NORMAL in WAL mode: a committed transaction survives a process crash (kill -9); only an OS crash
-      // may lose the last commits, which at worst re-downloads a few pieces.
-      this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('busy_timeout = 5000');
-      this.db.exec(SCHEMA);
       const have = new Set(
         (this.db.prepare('PRAGMA table_info(tasks)').all() as Array<{ name: string }>).map((c) => c.name),
       );
@@ -173,6 +130,7 @@ export class MetadataStore {
       throw new DfError('IO', `cannot open metadata database ${path}: ${(e as Error).message}`, { cause: e });
     }
     const db = this.db;
+    this.pieces = new PieceTable(db, 'pieces', this.now);
     this.stmts = {
       getTask: db.prepare<[string], TaskRow>('SELECT * FROM tasks WHERE id = ?'),
       listTasks: db.prepare<[], TaskRow>('SELECT * FROM tasks ORDER BY updated_at'),
@@ -204,19 +162,6 @@ export class MetadataStore {
         'UPDATE tasks SET uploading_count = MAX(uploading_count - 1, 0), updated_at = ? WHERE id = ?',
       ),
       deleteTask: db.prepare('DELETE FROM tasks WHERE id = ?'),
-      deletePieces: db.prepare('DELETE FROM pieces WHERE task_id = ?'),
-      getPiece: db.prepare<[string, number], PieceRow>(
-        'SELECT * FROM pieces WHERE task_id = ? AND number = ?',
-      ),
-      listPieces: db.prepare<[string], PieceRow>('SELECT * FROM pieces WHERE task_id = ? ORDER BY number'),
-      countPieces: db.prepare<[string], { n: number; bytes: number | null }>(
-        'SELECT COUNT(*) AS n, SUM(length) AS bytes FROM pieces WHERE task_id = ?',
-      ),
-      insertPiece: db.prepare(
-        `INSERT OR REPLACE INTO pieces (task_id, number, offset, length, digest, parent_id, traffic_type, cost_ms,
-           created_at, updated_at, finished_at)
-         VALUES (@task_id, @number, @offset, @length, @digest, @parent_id, @traffic_type, @cost_ms, @now, @now, @now)`,
-      ),
     };
   }
 
@@ -287,50 +232,28 @@ export class MetadataStore {
   /** Deletes the task and its pieces in one transaction. */
   deleteTask(id: string): void {
     this.db.transaction(() => {
-      this.stmts.deletePieces.run(id);
+      this.pieces.deleteAll(id);
       this.stmts.deleteTask.run(id);
     })();
   }
 
   getPiece(taskId: string, number: number): PieceRecord | undefined {
-    const r = this.stmts.getPiece.get(taskId, number);
-    return r ? toPiece(r) : undefined;
+    return this.pieces.get(taskId, number);
   }
 
   /** Finished pieces of a task, by number. Only finished pieces have rows. */
   listPieces(taskId: string): PieceRecord[] {
-    return this.stmts.listPieces.all(taskId).map(toPiece);
+    return this.pieces.list(taskId);
   }
 
   countPieces(taskId: string): { count: number; bytes: number } {
-    const r = this.stmts.countPieces.get(taskId)!;
-    return { count: r.n, bytes: r.bytes ?? 0 };
+    return this.pieces.count(taskId);
   }
 
   /** Records a finished piece. Callers write and digest the bytes first (see ContentStore.writePiece). */
-  finishPiece(p: {
-    taskId: string;
-    number: number;
-    offset: number;
-    length: number;
-    digest: string;
-    parentId?: string;
-    trafficType: number;
-    costMs: number;
-  }): PieceRecord {
-    const now = this.now();
-    this.stmts.insertPiece.run({
-      task_id: p.taskId,
-      number: p.number,
-      offset: p.offset,
-      length: p.length,
-      digest: p.digest,
-      parent_id: p.parentId ?? null,
-      traffic_type: p.trafficType,
-      cost_ms: Math.round(p.costMs),
-      now,
-    });
-    this.stmts.touchTask.run(now, p.taskId);
+  finishPiece(p: FinishedPiece): PieceRecord {
+    this.pieces.insert(p);
+    this.stmts.touchTask.run(this.now(), p.taskId);
     return this.getPiece(p.taskId, p.number)!;
   }
 

@@ -50,6 +50,16 @@ const SERVED_KINDS: Partial<Record<number, PieceKind>> = {
   [Tag.DownloadPersistentCachePiece]: 'persistent-cache',
 };
 
+/**
+ * Where persistent cache pieces come from (storage/persistent-cache-store.ts): a piece only once its digest is known
+ * and its content file is still what was stored; otherwise a DfError the child hears as an Error packet.
+ */
+export interface PersistentCachePieces {
+  servablePiece(taskId: string, number: number): Promise<PieceRecord>;
+  readonly content: { readPiece: Storage['content']['readPiece'] };
+  readonly metadata: { uploadStarted(taskId: string): void; uploadEnded(taskId: string, ok: boolean): void };
+}
+
 export interface UploadLimiter {
   /** Resolves when `bytes` may be sent (upload bandwidth limit, taken per piece as upstream does). */
   acquire(bytes: number): Promise<void>;
@@ -64,6 +74,8 @@ export interface VortexLogger {
 
 export interface VortexTcpServerOptions {
   storage: Storage;
+  /** Persistent cache tasks (dfcache); absent: their pieces are not found here. */
+  persistentCache?: PersistentCachePieces;
   ip: string;
   /** 0 picks a free port; listen() returns the one bound. */
   port: number;
@@ -124,6 +136,7 @@ class PieceUnavailable extends Error {
 
 export class VortexTcpServer {
   private readonly storage: Storage;
+  private readonly persistentCache?: PersistentCachePieces;
   private readonly ip: string;
   private readonly port: number;
   private readonly uploadLimiter?: UploadLimiter;
@@ -147,6 +160,7 @@ export class VortexTcpServer {
 
   constructor(options: VortexTcpServerOptions) {
     this.storage = options.storage;
+    this.persistentCache = options.persistentCache;
     this.ip = options.ip;
     this.port = options.port;
     this.uploadLimiter = options.uploadLimiter;
@@ -344,7 +358,7 @@ export class VortexTcpServer {
     let piece: PieceRecord;
     let release: (() => void) | undefined;
     try {
-      piece = this.lookup(kind, taskId, number, pieceId);
+      piece = await this.lookup(kind, taskId, number, pieceId);
       const queuedAt = performance.now();
       release = await this.uploadSlots?.acquire(taskId, number, piece.length, closedSignal(socket));
       const waitedMs = performance.now() - queuedAt;
@@ -365,7 +379,7 @@ export class VortexTcpServer {
       return;
     }
     try {
-      await this.send(socket, remote, packet.tag as DownloadTag, piece, pieceId);
+      await this.send(socket, remote, packet.tag as DownloadTag, piece, pieceId, kind);
     } finally {
       release?.();
     }
@@ -378,13 +392,26 @@ export class VortexTcpServer {
     tag: DownloadTag,
     piece: PieceRecord,
     pieceId: string,
+    kind: PieceKind,
   ): Promise<void> {
     if (socket.destroyed) return;
     const { taskId, number } = piece;
+    const cached = kind === 'persistent-cache' ? this.persistentCache : undefined;
+    const contentStore = cached?.content ?? this.storage.content;
+    const uploads = cached
+      ? {
+          started: () => cached.metadata.uploadStarted(taskId),
+          failed: () => cached.metadata.uploadEnded(taskId, false),
+          finished: () => cached.metadata.uploadEnded(taskId, true),
+        }
+      : {
+          started: () => this.storage.metadata.uploadTaskStarted(taskId),
+          failed: () => this.storage.metadata.uploadTaskFailed(taskId),
+          finished: () => this.storage.metadata.uploadTaskFinished(taskId),
+        };
 
     // The content file is opened before anything is written, so a storage failure can still be an Error packet.
-    const content =
-      piece.length > 0 ? this.storage.content.readPiece(taskId, piece.offset, piece.length) : undefined;
+    const content = piece.length > 0 ? contentStore.readPiece(taskId, piece.offset, piece.length) : undefined;
     if (content) {
       try {
         await once(content, 'ready');
@@ -423,17 +450,17 @@ export class VortexTcpServer {
     }
     // The bytes flow file → socket with backpressure; pipeline ends the socket when the piece is sent. The task
     // counts as uploading meanwhile, so GC never evicts a task a child is reading.
-    this.storage.metadata.uploadTaskStarted(taskId);
+    uploads.started();
     const started = performance.now();
     try {
       await pipeline(content, socket);
     } catch (e) {
-      this.storage.metadata.uploadTaskFailed(taskId);
+      uploads.failed();
       this.log.debug({ remote, pieceId, err: e }, 'vortex piece upload interrupted');
       socket.destroy();
       return;
     }
-    this.storage.metadata.uploadTaskFinished(taskId);
+    uploads.finished();
     if (content.bytesRead !== piece.length) {
       // The peer sees a short body and fails the piece; the content file is shorter than its metadata says.
       this.log.warn(
@@ -446,8 +473,24 @@ export class VortexTcpServer {
     this.log.debug({ remote, pieceId, length: piece.length }, 'vortex piece uploaded');
   }
 
-  private lookup(kind: PieceKind, taskId: string, number: number, pieceId: string): PieceRecord {
-    // Storage holds standard tasks only; persistent and persistent-cache pieces are never found here.
+  private async lookup(
+    kind: PieceKind,
+    taskId: string,
+    number: number,
+    pieceId: string,
+  ): Promise<PieceRecord> {
+    if (kind === 'persistent-cache' && this.persistentCache) {
+      try {
+        return await this.persistentCache.servablePiece(taskId, number);
+      } catch (e) {
+        const code = (e as DfError).code;
+        throw new PieceUnavailable(
+          code === 'PIECE_NOT_FOUND' || code === 'TASK_NOT_FOUND' ? VortexCode.NotFound : VortexCode.Internal,
+          (e as Error).message,
+        );
+      }
+    }
+    // Persistent (object storage) tasks are not stored by this daemon: never found here.
     const piece = kind === 'standard' ? this.storage.getPiece(taskId, number) : undefined;
     if (!piece) throw new PieceUnavailable(VortexCode.NotFound, `piece ${pieceId} not found`);
     return piece;

@@ -1,9 +1,10 @@
 // The README's quick start, run as written (issue 17): `npm start` in one "terminal"; in a second, the shell blocks
-// of "Download a file", "See that it worked" and "A cluster of three / On one machine", then the stop commands the
-// text gives (`kill $(cat ~/df/pids)`, `kill %1`); then `kill <PID of npm start>` as "Stop it" says. Nothing is
-// replaced: the README's fixed ports (4000–4005, 4200–4305, 8000, 8002) are free because everything runs in a
-// network namespace of its own (loopback plus a veth as the machine's NIC), and dfdaemon's system directories
-// (/run, /var/lib, /var/log) are private tmpfs mounts, so a run as root writes nothing outside its temp HOME.
+// of "Download a file", "See that it worked", "A cluster of three / On one machine" and "Write and seed" (dfcache
+// on that cluster), then the stop commands the text gives (`kill $(cat ~/df/pids)`, `kill %1`); then
+// `kill <PID of npm start>` as "Stop it" says. Nothing is replaced: the README's fixed ports (4000–4005,
+// 4200–4305, 8000, 8002) are free because everything runs in a network namespace of its own (loopback plus a veth
+// as the machine's NIC), and dfdaemon's system directories (/run, /var/lib, /var/log) are private tmpfs mounts, so
+// a run as root writes nothing outside its temp HOME.
 // The commands run as nobody (a user without root, as a newcomer) when nobody can read this checkout, else as
 // root. Checked: the download is byte-exact, dfctl and the metrics show it, a second download and the two other
 // nodes take no piece from the origin (node-3's bytes all come from peers), and after the stop no process is
@@ -81,7 +82,8 @@ test(
     const [download] = shBlocks(readme, '### Download a file');
     const [check] = shBlocks(readme, '### See that it worked');
     const [cluster] = shBlocks(readme, '### On one machine');
-    assert.ok(download && check && cluster, 'the three shell blocks');
+    const [seed] = shBlocks(readme, '## Write and seed');
+    assert.ok(download && check && cluster && seed, 'the four shell blocks');
     const stopNodes = inlineCommand(readme, 'Stop the two with');
     const stopOrigin = inlineCommand(readme, 'Stop the origin with');
     assert.match(readme, /Ctrl-C in its terminal, or `kill` the PID of `npm start`/);
@@ -98,7 +100,17 @@ test(
     symlinkSync(realpathSync(join(ROOT, 'node_modules')), join(checkout, 'node_modules'));
     writeFileSync(
       join(home, 'terminal-2.sh'),
-      [download, check, 'echo "--- cluster"', cluster, stopNodes, stopOrigin, 'wait'].join('\n'),
+      [
+        download,
+        check,
+        'echo "--- cluster"',
+        cluster,
+        'echo "--- seed"',
+        seed,
+        stopNodes,
+        stopOrigin,
+        'wait',
+      ].join('\n'),
     );
     // "Terminal 1" runs npm start; "terminal 2" the README's blocks; then npm start is killed by its PID.
     writeFileSync(
@@ -182,7 +194,8 @@ ${asUser}`;
       // Download a file: byte-exact; see that it worked: dfctl, the metrics, a cache hit.
       assert.match(t2, /^same bytes$/m, detail());
       assert.match(t2, /^[0-9a-f]{64} +64 MiB +16\/16 +Succeeded /m, detail());
-      const [single = '', cluster3 = ''] = t2.split('\n--- cluster\n');
+      const [single = '', rest = ''] = t2.split('\n--- cluster\n');
+      const [cluster3 = '', seeded = ''] = rest.split('\n--- seed\n');
       const traffic = (text: string, type: string) =>
         metricValue(text, 'dragonfly_client_download_traffic', `type="${type}"`);
       assert.equal(traffic(single, 'BACK_TO_SOURCE'), 64 * 2 ** 20, detail());
@@ -195,6 +208,12 @@ ${asUser}`;
       // node-3's bytes all came from peers.
       assert.equal(traffic(cluster3, 'REMOTE_PEER'), 64 * 2 ** 20, detail());
       assert.equal(traffic(cluster3, 'BACK_TO_SOURCE'), 0, detail());
+
+      // Write and seed: the model's two files imported on node-1, exported on nodes 2 and 3, listed by dfctl.
+      assert.match(seeded, /^same model$/m, detail());
+      assert.match(seeded, /^Persistent replicas: +[12]\/2$/m, detail());
+      assert.match(seeded, /^ID +PERSISTENT +TTL +PIECE LENGTH +CONTENT LENGTH /m, detail());
+      assert.equal(seeded.match(/^[0-9a-f]{64} +(true|false) +1d /gm)?.length, 2, detail());
 
       // Stop it: nothing left running, listening or on disk.
       assert.equal(read('sockets-left').trim(), '', 'the socket is removed');

@@ -7,7 +7,6 @@ import type {
   Piece,
   Task as TaskMessage,
 } from '../../gen/common.js';
-import type { Duration } from '../../gen/google/protobuf/duration.js';
 import type { Host, Peer, Task } from './resources.js';
 
 /**
@@ -16,16 +15,9 @@ import type { Host, Peer, Task } from './resources.js';
  */
 const UNKNOWN_CONTENT_LENGTH = '18446744073709551615' as unknown as number;
 
-export function msToDuration(ms: number): Duration {
-  const whole = Math.max(0, ms);
-  const seconds = Math.floor(whole / 1000);
-  return { seconds, nanos: Math.round((whole - seconds * 1000) * 1e6) };
-}
+import { msToDuration } from '../../core/duration.js';
 
-export function durationToMs(d: Duration | undefined): number {
-  if (!d) return 0;
-  return d.seconds * 1000 + d.nanos / 1e6;
-}
+export { durationToMs, msToDuration } from '../../core/duration.js';
 
 /** The piece as it is kept: never its content. */
 export function storedPiece(p: Piece): Piece {

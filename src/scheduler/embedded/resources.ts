@@ -426,6 +426,7 @@ export class Resources {
   readonly hosts = new Map<string, Host>();
   readonly tasks = new Map<string, Task>();
   readonly peers = new Map<string, Peer>();
+  private readonly hostDeletedListeners = new Set<(host: Host) => void>();
 
   seedHosts(): Host[] {
     return [...this.hosts.values()].filter((h) => h.type === HostType.SUPER_SEED);
@@ -450,5 +451,11 @@ export class Resources {
   deleteHost(host: Host): void {
     for (const peer of [...host.peers.values()]) this.deletePeer(peer);
     this.hosts.delete(host.id);
+    for (const listener of this.hostDeletedListeners) listener(host);
+  }
+
+  /** Runs `listener` whenever a host is deleted (DeleteHost or host GC): persistent cache replicas follow it. */
+  onHostDeleted(listener: (host: Host) => void): void {
+    this.hostDeletedListeners.add(listener);
   }
 }

@@ -12,6 +12,8 @@ import { ResourceGc } from './gc.js';
 import { ImageManifestResolver, type SourceGate } from './image-manifest.js';
 import { PreheatJobs } from './preheat.js';
 import { resolveSchedulerOptions, type PartialSchedulerOptions, type SchedulerOptions } from './options.js';
+import { PersistentCacheTasks } from './persistent-cache.js';
+import { PersistentCacheService } from './persistent-cache-service.js';
 import { Resources } from './resources.js';
 import { Scheduling } from './scheduling.js';
 import { SeedPeerTrigger } from './seed-peer.js';
@@ -63,6 +65,8 @@ export class EmbeddedScheduler {
   private readonly port: number;
   private readonly init: EmbeddedSchedulerInit;
   private readonly seedPeer: SeedPeerTrigger;
+  /** Persistent cache tasks (dfcache), exposed for tests and diagnostics. */
+  readonly persistentCacheTasks: PersistentCacheTasks;
   private readonly service: SchedulerService;
   private readonly preheat: PreheatJobs;
   private readonly gc: ResourceGc;
@@ -91,6 +95,12 @@ export class EmbeddedScheduler {
       gate,
       log: this.log.child({ component: 'preheat' }),
     });
+    // Replicas are placed through hosts' upload ports, reached like seed peers (seedPeerTls).
+    this.persistentCacheTasks = new PersistentCacheTasks(
+      this.resources,
+      this.log,
+      channelCredentials(init.seedPeerTls),
+    );
     this.service = new SchedulerService({
       resources: this.resources,
       scheduling,
@@ -98,6 +108,7 @@ export class EmbeddedScheduler {
       preheat: this.preheat,
       options: this.options,
       log: this.log,
+      persistentCache: new PersistentCacheService(this.resources, this.persistentCacheTasks, this.log),
     });
     this.gc = new ResourceGc(this.resources, this.options.gc, this.log);
   }
@@ -150,6 +161,7 @@ export class EmbeddedScheduler {
       this.gc.stop();
       this.preheat.close();
       this.seedPeer.close();
+      this.persistentCacheTasks.close();
       this.service.closeStreams();
       if (this.server) await shutdownGrpcServer(this.server, SHUTDOWN_GRACE_MS);
       this.log.info({}, 'scheduler stopped');

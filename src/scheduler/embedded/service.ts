@@ -1,5 +1,6 @@
 // The scheduler.v2.Scheduler service of the embedded scheduler (upstream `scheduler/service/service_v2.go`,
-// spec/scheduler.md §1, §5). Preheat RPCs are served by preheat.ts; cache and persistent RPCs answer UNIMPLEMENTED.
+// spec/scheduler.md §1, §5). Preheat RPCs are served by preheat.ts, persistent cache RPCs by
+// persistent-cache-service.ts; cache and persistent RPCs answer UNIMPLEMENTED.
 
 import { isIP } from 'node:net';
 import {
@@ -20,6 +21,7 @@ import { durationToMs, hostMessage, peerMessage, taskMessage } from './messages.
 import type { SchedulerOptions } from './options.js';
 import { Host, HostType, type Resources } from './resources.js';
 import type { PreheatJobs } from './preheat.js';
+import type { PersistentCacheService } from './persistent-cache-service.js';
 import type { Scheduling } from './scheduling.js';
 import type { SeedPeerTrigger } from './seed-peer.js';
 import { invalidArgument, notFound, permissionDenied, resourceExhausted, toServiceError } from './status.js';
@@ -34,6 +36,8 @@ export interface SchedulerServiceDeps {
   log: Logger;
   /** Liveness probe of a known host's port when its id is announced with other ports (default: a TCP connect). */
   probe?: PortProbe;
+  /** The persistent cache RPCs (dfcache); absent: they answer UNIMPLEMENTED. */
+  persistentCache?: PersistentCacheService;
 }
 
 function unary<Req, Res>(
@@ -73,15 +77,24 @@ const UNIMPLEMENTED_METHODS = [
   'uploadPersistentTaskFailed',
   'statPersistentTask',
   'deletePersistentTask',
-  'announcePersistentCachePeer',
-  'statPersistentCachePeer',
-  'deletePersistentCachePeer',
-  'uploadPersistentCacheTaskStarted',
-  'uploadPersistentCacheTaskFinished',
-  'uploadPersistentCacheTaskFailed',
-  'statPersistentCacheTask',
-  'deletePersistentCacheTask',
 ] as const;
+
+/** Without a PersistentCacheService: its RPCs answer UNIMPLEMENTED like the other stubs. */
+function persistentCacheStubs(): ReturnType<PersistentCacheService['methods']> {
+  const names = [
+    'announcePersistentCachePeer',
+    'statPersistentCachePeer',
+    'deletePersistentCachePeer',
+    'uploadPersistentCacheTaskStarted',
+    'uploadPersistentCacheTaskFinished',
+    'uploadPersistentCacheTaskFailed',
+    'statPersistentCacheTask',
+    'deletePersistentCacheTask',
+  ];
+  return Object.fromEntries(names.map((m) => [m, unimplemented(m)])) as unknown as ReturnType<
+    PersistentCacheService['methods']
+  >;
+}
 
 function unimplemented(method: string): UntypedHandleCall {
   const error = {
@@ -105,6 +118,7 @@ export class SchedulerService {
     const stubs = Object.fromEntries(UNIMPLEMENTED_METHODS.map((m) => [m, unimplemented(m)]));
     this.implementation = {
       ...(stubs as unknown as SchedulerServer),
+      ...(d.persistentCache?.methods() ?? persistentCacheStubs()),
       announcePeer: (call) => {
         const session = new AnnouncePeerSession(call, this.handler, log, (s) => this.sessions.delete(s));
         this.sessions.add(session);

@@ -13,6 +13,7 @@ import {
 } from '../../../src/daemon/gc.js';
 import type { SchedulerClient } from '../../../src/gen/scheduler.js';
 import { DaemonMetrics } from '../../../src/daemon/metrics.js';
+import { PersistentCacheStore } from '../../../src/storage/persistent-cache-store.js';
 import { Storage } from '../../../src/storage/storage.js';
 
 const KiB = 1024;
@@ -420,5 +421,46 @@ test('high/low watermarks on a real 32 MiB tmpfs (statfs)', async (t) => {
     s?.close();
     execFileSync('umount', [mnt]);
     fs.rmSync(mnt, { recursive: true, force: true });
+  }
+});
+
+test('persistent cache tasks: never evicted for disk space, deleted past their own TTL, their bytes counted', async () => {
+  const cache = await PersistentCacheStore.open({
+    dir,
+    keep: true,
+    writeBufferSize: 64 * KiB,
+    readBufferSize: 64 * KiB,
+    space: storage.space,
+    now: clock.now,
+  });
+  try {
+    const src = path.join(dir, 'imported');
+    fs.writeFileSync(src, randomBytes(MiB));
+    const staged = await cache.stage({ path: src, pieceLength: 4 * MiB, idFields: {}, hardLink: false });
+    const pc = await cache.commit(staged, { persistent: true, persistentReplicaCount: 1, ttlMs: HOUR });
+    await addTask(storage, 'standard', 100 * KiB);
+    const gc = new GarbageCollector({
+      storage,
+      persistentCache: cache,
+      isInUse: () => false,
+      // Our content (1 MiB imported + 100 KiB) over a 1 MiB threshold: pressure, and only the standard task goes.
+      policy: policy({ diskThreshold: 1 * MiB }),
+      intervalMs: 1000,
+      now: clock.now,
+      log,
+    });
+    assert.equal(await gc.contentBytes(), MiB + 100 * KiB);
+    const first = await gc.runOnce();
+    assert.deepEqual(
+      first.evicted.map((e) => [e.taskId, e.reason]),
+      [['standard', 'disk']],
+    );
+    assert.ok(await cache.get(pc.id), 'the persistent cache task stays before its TTL');
+    clock.t += HOUR;
+    const second = await gc.runOnce();
+    assert.deepEqual(second.evicted, [{ taskId: pc.id, bytes: MiB, reason: 'ttl' }]);
+    assert.equal(fs.existsSync(cache.content.taskPath(pc.id)), false);
+  } finally {
+    cache.close();
   }
 });

@@ -1,0 +1,206 @@
+// The embedded scheduler's persistent cache tasks (spec/scheduler.md §6) through a real grpc-js client: Go's
+// validation, the upload states (ALREADY_EXISTS, Finished's counts, Failed), Stat and Delete, an export with no other
+// holder (FAILED_PRECONDITION), replica placement on another host's upload port (a real DfdaemonUpload server here),
+// re-replication when a holder's host is deleted, and the TTL.
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Server,
+  ServerCredentials,
+  status as GrpcStatus,
+  type ServerWritableStream,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import { pino } from 'pino';
+import type { PersistentCacheTask } from '../../../../src/gen/common.js';
+import {
+  DfdaemonUploadService,
+  type DownloadPersistentCacheTaskRequest,
+} from '../../../../src/gen/dfdaemon.js';
+import type { Empty } from '../../../../src/gen/google/protobuf/empty.js';
+import type {
+  AnnouncePersistentCachePeerResponse,
+  SchedulerClient,
+  UploadPersistentCacheTaskStartedRequest,
+} from '../../../../src/gen/scheduler.js';
+import { unary } from '../../../../src/cli/common.js';
+import { PersistentCacheTasks } from '../../../../src/scheduler/embedded/persistent-cache.js';
+import { Resources } from '../../../../src/scheduler/embedded/resources.js';
+import { EmbeddedScheduler } from '../../../../src/scheduler/embedded/scheduler-server.js';
+import { announceHost, schedulerClient } from '../../../helpers/scheduler-client.js';
+
+const MiB = 1024 * 1024;
+const TTL = { seconds: 3600, nanos: 0 };
+
+let scheduler: EmbeddedScheduler;
+let client: SchedulerClient;
+/** A DfdaemonUpload server standing for a peer: records the replica placements it is asked for. */
+let peer: Server;
+let peerPort: number;
+const placements: DownloadPersistentCacheTaskRequest[] = [];
+
+before(async () => {
+  peer = new Server();
+  peer.addService(DfdaemonUploadService, {
+    downloadPersistentCacheTask: (
+      call: ServerWritableStream<DownloadPersistentCacheTaskRequest, unknown>,
+    ) => {
+      placements.push(call.request);
+      call.end();
+    },
+  });
+  peerPort = await new Promise<number>((resolve, reject) =>
+    peer.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, port) =>
+      e ? reject(e) : resolve(port),
+    ),
+  );
+  scheduler = new EmbeddedScheduler({ ip: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
+  client = schedulerClient(await scheduler.start());
+  await announceHost(client, { id: 'importer', ip: '127.0.0.1', port: 1 });
+});
+
+after(async () => {
+  client.close();
+  await scheduler.stop();
+  peer.forceShutdown();
+});
+
+async function rejection(p: Promise<unknown>): Promise<ServiceError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as ServiceError;
+  }
+  assert.fail('expected the call to fail');
+}
+
+let n = 0;
+function started(
+  over: Partial<UploadPersistentCacheTaskStartedRequest> = {},
+): UploadPersistentCacheTaskStartedRequest {
+  return {
+    hostId: 'importer',
+    taskId: `task-${n++}`,
+    peerId: `peer-${n++}`,
+    persistentReplicaCount: 1,
+    pieceLength: 4 * MiB,
+    contentLength: 5 * MiB,
+    pieceCount: 2,
+    ttl: TTL,
+    ...over,
+  };
+}
+
+const call = {
+  started: (r: UploadPersistentCacheTaskStartedRequest) =>
+    unary<Empty>((cb) => client.uploadPersistentCacheTaskStarted(r, cb)),
+  finished: (r: { hostId: string; taskId: string; peerId: string }) =>
+    unary<PersistentCacheTask>((cb) => client.uploadPersistentCacheTaskFinished(r, cb)),
+  failed: (r: { hostId: string; taskId: string; peerId: string }) =>
+    unary<Empty>((cb) => client.uploadPersistentCacheTaskFailed(r, cb)),
+  stat: (taskId: string) =>
+    unary<PersistentCacheTask>((cb) => client.statPersistentCacheTask({ hostId: 'importer', taskId }, cb)),
+};
+
+test("UploadPersistentCacheTaskStarted checks Go's rules: replica count, piece length, TTL, known host", async () => {
+  for (const [over, message] of [
+    [{ persistentReplicaCount: 0 }, /persistent replica count must be at least 1/],
+    [{ pieceLength: MiB }, /invalid PieceLength: value must be at least 4194304/],
+    [{ ttl: { seconds: 299, nanos: 0 } }, /ttl must be between 5 minutes and 7 days/],
+    [{ ttl: { seconds: 7 * 86400 + 1, nanos: 0 } }, /ttl must be between 5 minutes and 7 days/],
+    [{ taskId: '' }, /invalid TaskId/],
+  ] as const) {
+    const e = await rejection(call.started(started(over)));
+    assert.equal(e.code, GrpcStatus.INVALID_ARGUMENT, e.details);
+    assert.match(e.details, message);
+  }
+  const unknown = await rejection(call.started(started({ hostId: 'nobody' })));
+  assert.equal(unknown.code, GrpcStatus.NOT_FOUND);
+  assert.equal(unknown.details, 'host nobody not found');
+});
+
+test('an upload: Started, Started again is ALREADY_EXISTS, Finished answers the task with its counts', async () => {
+  const r = started();
+  await call.started(r);
+  const again = await rejection(call.started({ ...r, peerId: 'another' }));
+  assert.equal(again.code, GrpcStatus.ALREADY_EXISTS);
+  const task = await call.finished(r);
+  assert.equal(task.state, 'Succeeded');
+  assert.equal(task.currentPersistentReplicaCount, 1);
+  assert.equal(task.currentReplicaCount, 1);
+  assert.equal(task.contentLength, 5 * MiB);
+  assert.deepEqual(task.ttl, TTL);
+  assert.equal((await call.stat(r.taskId)).id, r.taskId);
+});
+
+test('a failed upload leaves no task (Go would mark it Succeeded)', async () => {
+  const r = started();
+  await call.started(r);
+  await call.failed(r);
+  const e = await rejection(call.stat(r.taskId));
+  assert.equal(e.code, GrpcStatus.NOT_FOUND);
+  assert.equal(e.details, `persistent cache task ${r.taskId} not found`);
+});
+
+test('an export of a task only its importer holds, from the importer itself: FAILED_PRECONDITION', async () => {
+  const r = started();
+  await call.started(r);
+  await call.finished(r);
+  const stream = client.announcePersistentCachePeer();
+  const error = new Promise<ServiceError>((resolve) => stream.on('error', resolve));
+  stream.on('data', (m: AnnouncePersistentCachePeerResponse) =>
+    assert.fail(`unexpected ${JSON.stringify(m)}`),
+  );
+  stream.write({
+    hostId: 'importer',
+    taskId: r.taskId,
+    peerId: 'exporter',
+    registerPersistentCachePeerRequest: { persistent: false, pieceLength: 4 * MiB, pieceCount: 2 },
+  });
+  const e = await error;
+  assert.equal(e.code, GrpcStatus.FAILED_PRECONDITION);
+  assert.match(e.details, /no peer holds persistent cache task/);
+});
+
+test('replicas: a second host gets DownloadPersistentCacheTask{persistent}; again when a holder host leaves', async () => {
+  await announceHost(client, { id: 'replica-host', ip: '127.0.0.1', port: peerPort });
+  const r = started({ persistentReplicaCount: 2, tag: 't', application: 'a' });
+  await call.started(r);
+  placements.length = 0;
+  await call.finished(r);
+  const until = Date.now() + 5000;
+  while (placements.length === 0 && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
+  assert.deepEqual(
+    placements.map((p) => [p.taskId, p.persistent, p.tag, p.application]),
+    [[r.taskId, true, 't', 'a']],
+  );
+  // The placed peer never registered (this stand-in fetches nothing): the need stays, and the importer's host
+  // leaving makes the scheduler try again on the hosts left.
+  placements.length = 0;
+  scheduler.resources.deleteHost(scheduler.resources.hosts.get('importer')!);
+  // Every task the importer held loses a persistent copy (the earlier tests' tasks too): each is placed again.
+  const placed = () => placements.some((p) => p.taskId === r.taskId);
+  while (!placed() && Date.now() < until + 5000) await new Promise((res) => setTimeout(res, 20));
+  assert.ok(placed(), JSON.stringify(placements.map((p) => p.taskId)));
+  await announceHost(client, { id: 'importer', ip: '127.0.0.1', port: 1 });
+});
+
+test('TTL: a task is forgotten at created_at + ttl', async () => {
+  const tasks = new PersistentCacheTasks(new Resources(), pino({ level: 'silent' }));
+  try {
+    tasks.create({
+      id: 'short',
+      persistentReplicaCount: 1,
+      pieceLength: 4 * MiB,
+      contentLength: 1,
+      pieceCount: 1,
+      ttlMs: 50,
+    });
+    assert.ok(tasks.get('short'));
+    await new Promise((res) => setTimeout(res, 120));
+    assert.equal(tasks.get('short'), undefined);
+  } finally {
+    tasks.close();
+  }
+});
