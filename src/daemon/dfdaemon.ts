@@ -300,6 +300,7 @@ export class Dfdaemon {
       transferBufferSize: c.download.server.transferBufferSize,
       pieceChunkSize: c.storage.readBufferSize,
       sourcePolicy,
+      backends: this.backends,
       log: this.log.child({ component: 'download' }),
     });
     const upload = new DfdaemonUploadServiceImpl({
