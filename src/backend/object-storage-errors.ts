@@ -39,6 +39,15 @@ const CREDENTIAL_HINT: Record<string, string> = {
 export function objectStorageError(e: unknown, parsed: ObjectStorageUrl, operation: string): DfError {
   if (e instanceof DfError) return e;
   const { kind, temporary, status } = parseOpendalError(e);
+  // opendal's signer could not load the credentials (a credential file that is not a key, ...): the user's to fix,
+  // not worth a retry.
+  if (String((e as Error)?.message).includes('LoadCredential')) {
+    return new DfError(
+      'PERMISSION_DENIED',
+      `${operation} ${describeObject(parsed)}: cannot load credentials for the ${parsed.scheme} store: check ` +
+        (CREDENTIAL_HINT[parsed.scheme] ?? '--storage-access-key-id and --storage-access-key-secret'),
+    );
+  }
   const where = describeObject(parsed);
   const statusText = status ? ` (HTTP ${status})` : '';
   let code: ErrorCode = 'BACKEND';

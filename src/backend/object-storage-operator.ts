@@ -54,6 +54,8 @@ export function operatorSettings(parsed: ObjectStorageUrl, o: ObjectStorageOptio
       // connection that waits for its timeout).
       if (!o.credentialPath)
         Object.assign(settings, { allow_anonymous: 'true', disable_vm_metadata: 'true' });
+      // A credential file that cannot be used must fail as that, not fall back to the metadata server.
+      else settings.disable_vm_metadata = 'true';
       break;
     case 'abs':
       Object.assign(settings, {

@@ -5,14 +5,14 @@
 // - a piece is a ranged GET of a URL opendal presigns, made by the http backend: it streams into storage (no
 //   piece held in memory), is conditional on the task's ETag, and is refused when the answer names another
 //   ETag, even from a store that ignores If-Match. A service that cannot presign (gs without a credential file)
-//   reads through opendal with If-Match instead: one piece in memory, and a store that ignores the condition
-//   cannot be caught changing between pieces.
+//   reads through opendal with If-Match instead, then checks the ETag with a stat: one piece in memory and one
+//   more request per piece.
 // - on a remote caller's behalf, the endpoint must be an address the source policy allows.
 
 import { Readable } from 'node:stream';
 import type { Operator } from 'opendal';
 import { DfError } from '../core/errors.js';
-import { preconditionHeaders } from '../core/validator.js';
+import { answerChanged, preconditionHeaders } from '../core/validator.js';
 import type {
   Backend,
   DirEntry,
@@ -24,7 +24,7 @@ import type {
 } from './backend.js';
 import { SourceAddressPolicy } from './address-policy.js';
 import { HttpBackend, type HttpBackendOptions } from './http.js';
-import { objectStorageError } from './object-storage-errors.js';
+import { objectStorageError, parseOpendalError } from './object-storage-errors.js';
 import { OperatorCache } from './object-storage-operator.js';
 import {
   describeObject,
@@ -95,14 +95,8 @@ export class ObjectStorageBackend implements Backend {
     const parsed = this.parse(req.url);
     const options = req.objectStorage ?? {};
     const op = await this.operator(parsed, options, req.remoteCaller);
-    if (op.capability().presignRead) {
-      let presigned;
-      try {
-        const seconds = Math.ceil(req.timeoutMs / 1000) + PRESIGN_SLACK_SECONDS;
-        presigned = await op.presignRead(parsed.key, seconds);
-      } catch (e) {
-        throw objectStorageError(e, parsed, 'presign');
-      }
+    const presigned = await this.presign(op, parsed, options, req.timeoutMs);
+    if (presigned) {
       const http = options.insecureSkipVerify ? this.insecureHttp : this.http;
       try {
         return await http.get({ ...req, url: presigned.url, requestHeader: presigned.headers });
@@ -174,7 +168,31 @@ export class ObjectStorageBackend implements Backend {
     return this.operators.get(parsed, o);
   }
 
-  /** A piece through opendal (services that cannot presign): one buffer, conditional on the task's ETag. */
+  /**
+   * A presigned GET for the object, or undefined when the service cannot sign one: gs without a credential file
+   * (its unsigned URL is not the JSON API opendal reads from) or a service opendal has no presigner for. (The
+   * binding's capability() says no for azblob, whose shared-key SAS presigning works: so it is tried.)
+   */
+  private async presign(
+    op: Operator,
+    parsed: ObjectStorageUrl,
+    options: ObjectStorageOptions,
+    timeoutMs: number,
+  ): Promise<{ url: string; headers: Record<string, string> } | undefined> {
+    if (parsed.scheme === 'gs' && !options.credentialPath) return undefined;
+    try {
+      return await op.presignRead(parsed.key, Math.ceil(timeoutMs / 1000) + PRESIGN_SLACK_SECONDS);
+    } catch (e) {
+      if (parseOpendalError(e).kind === 'Unsupported') return undefined;
+      throw objectStorageError(e, parsed, 'presign');
+    }
+  }
+
+  /**
+   * A piece through opendal (services that cannot presign): one buffer, conditional on the task's ETag. A store
+   * that ignores If-Match (emulators do) is still caught: after the read, the object's ETag must be the task's.
+   * Stores replace objects whole, so a read of another version is followed by a stat that shows it.
+   */
   private async readThroughOperator(
     op: Operator,
     parsed: ObjectStorageUrl,
@@ -194,6 +212,21 @@ export class ObjectStorageBackend implements Backend {
       );
     } catch (e) {
       throw objectStorageError(e, parsed, `read piece ${req.pieceNumber} of`);
+    }
+    const recorded = req.validator?.etag;
+    if (recorded !== undefined) {
+      let now;
+      try {
+        now = await withSignal(op.stat(parsed.key), req.signal, req.timeoutMs);
+      } catch (e) {
+        throw objectStorageError(e, parsed, `stat after piece ${req.pieceNumber} of`);
+      }
+      if (now.etag && answerChanged({ etag: recorded }, { etag: now.etag }) !== undefined) {
+        throw new DfError(
+          'SOURCE_CHANGED',
+          `source changed during the download: ${describeObject(parsed)} is no longer the version the task started with (ETag ${recorded} → ${now.etag})`,
+        );
+      }
     }
     if (req.range && data.length !== req.range.length) {
       throw new DfError(

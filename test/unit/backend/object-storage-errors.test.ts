@@ -56,3 +56,17 @@ test('ConditionNotMatch is SOURCE_CHANGED; a temporary failure is retryable', ()
     true,
   );
 });
+
+test('credentials that cannot be loaded are a permission error naming the flag, not retried', () => {
+  const e = objectStorageError(
+    new Error('Unexpected (temporary) at stat, context: { called: reqsign::LoadCredential, service: gcs }'),
+    parseObjectStorageUrl('gs://b/k'),
+    'stat',
+  );
+  assert.equal(e.code, 'PERMISSION_DENIED');
+  assert.equal(e.retryable, false);
+  assert.equal(
+    e.message,
+    'stat gs://b/k: cannot load credentials for the gs store: check --storage-credential-path',
+  );
+});

@@ -55,6 +55,7 @@ test('each vendor gets its own names for the same flags', () => {
     bucket: 'b',
     credential_path: '/sa.json',
     predefined_acl: 'publicRead',
+    disable_vm_metadata: 'true',
   });
   assert.equal(
     operatorSettings(url('gs'), {}).allow_anonymous,

@@ -9,7 +9,7 @@ import { ObjectStorageBackend } from '../../../src/backend/object-storage.js';
 import { validatorOf } from '../../../src/core/validator.js';
 import { S3rverStore, S3RVER_KEY } from '../../helpers/s3rver.js';
 
-const store = new S3rverStore(['b']);
+const store = new S3rverStore('b');
 const backend = new ObjectStorageBackend('s3', {
   maxRetries: 0,
   enableCacheTemporaryRedirect: false,
@@ -26,8 +26,8 @@ const options = () => ({
 
 before(async () => {
   await store.start();
-  await store.put('b', 'dir/obj.bin', data);
-  await store.put('b', 'dir/sub/deeper/x.txt', Buffer.from('x'));
+  await store.put('dir/obj.bin', data);
+  await store.put('dir/sub/deeper/x.txt', Buffer.from('x'));
 });
 after(async () => {
   await backend.close();
