@@ -8,7 +8,15 @@ import assert from 'node:assert/strict';
 import { randomBytes, createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from './daemon.js';
+import {
+  dfget,
+  metricsText,
+  metricValue,
+  startDaemon,
+  stopDaemon,
+  tempDir,
+  type DaemonHandle,
+} from './daemon.js';
 import { startScheduler, stopScheduler, type SchedulerHandle } from './scheduler-process.js';
 import type { ObjectStoreUnderTest } from './object-store.js';
 import { downloadClient } from '../../src/cli/common.js';
@@ -75,6 +83,16 @@ export function objectStoreCases(store: ObjectStoreUnderTest): void {
       assert.equal(second.code, 0, second.stderr);
       assert.equal(sha256(readFileSync(join(out, 'w1'))), sha256(data));
       assert.equal(pieceReads('llm/weights.bin').length, 5, 'the second peer read nothing from the store');
+      // The seed read the store for the first peer, with the credentials the peer's request carried.
+      const seedText = await metricsText(seed);
+      assert.equal(
+        metricValue(seedText, 'dragonfly_client_download_traffic', 'type="BACK_TO_SOURCE"'),
+        data.length,
+      );
+      for (const p of peers) {
+        const text = await metricsText(p);
+        assert.equal(metricValue(text, 'dragonfly_client_download_traffic', 'type="BACK_TO_SOURCE"'), 0);
+      }
 
       for (const d of [seed, ...peers]) {
         for (const line of d.logs)
