@@ -32,7 +32,8 @@ export class MinioStore extends ProcessStore implements ObjectStoreUnderTest {
     return `http://127.0.0.1:${port}/minio/health/ready`;
   }
 
-  private operator(): Operator {
+  /** The test's own S3 client, to the store directly. */
+  operator(): Operator {
     return new Operator('s3', {
       bucket: this.bucket,
       region: 'us-east-1',
