@@ -5,10 +5,8 @@
 import { stat, rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Metadata, status as GrpcStatus, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import { parseByteSize } from '../core/bytesize.js';
 import { DfError } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
-import { MIN_PIECE_LENGTH } from '../core/piece.js';
 import { PIECE_CHUNKS_METADATA } from '../core/piece-chunks.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
 import { Priority, SchedulingPolicy, TaskType, type Download, type ObjectStorage } from '../gen/common.js';
