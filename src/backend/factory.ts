@@ -7,7 +7,7 @@ import type { Backend } from './backend.js';
 import { HttpBackend } from './http.js';
 import type { HttpBackendOptions } from './http.js';
 import { ObjectStorageBackend } from './object-storage.js';
-import { OBJECT_STORAGE_SERVICES } from './object-storage-url.js';
+import { OBJECT_STORAGE_SERVICES } from '../core/object-storage-scheme.js';
 
 /** The `backend.*` settings of dfdaemon.yaml (and the download's certificate chain) every backend is built from. */
 export type BackendFactoryOptions = HttpBackendOptions;

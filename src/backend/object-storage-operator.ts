@@ -7,11 +7,8 @@
 import type { Operator } from 'opendal';
 import { DfError } from '../core/errors.js';
 import type { ObjectStorageOptions } from './backend.js';
-import {
-  OBJECT_STORAGE_SERVICES,
-  type ObjectStorageScheme,
-  type ObjectStorageUrl,
-} from './object-storage-url.js';
+import { OBJECT_STORAGE_SERVICES, type ObjectStorageScheme } from '../core/object-storage-scheme.js';
+import type { ObjectStorageUrl } from './object-storage-url.js';
 
 /** S3's region when none is given (upstream DEFAULT_REGION). */
 export const DEFAULT_S3_REGION = 'us-east-1';

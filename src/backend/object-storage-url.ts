@@ -3,22 +3,7 @@
 // `/` names a "directory": a prefix that is listed, never read.
 
 import { DfError } from '../core/errors.js';
-
-/** The object storage schemes and the opendal service each one is served by. */
-export const OBJECT_STORAGE_SERVICES = {
-  s3: 's3',
-  gs: 'gcs',
-  abs: 'azblob',
-  oss: 'oss',
-  obs: 'obs',
-  cos: 'cos',
-} as const;
-
-export type ObjectStorageScheme = keyof typeof OBJECT_STORAGE_SERVICES;
-
-export function isObjectStorageScheme(scheme: string): scheme is ObjectStorageScheme {
-  return Object.hasOwn(OBJECT_STORAGE_SERVICES, scheme);
-}
+import { isObjectStorageScheme, type ObjectStorageScheme } from '../core/object-storage-scheme.js';
 
 export interface ObjectStorageUrl {
   scheme: ObjectStorageScheme;

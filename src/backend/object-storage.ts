@@ -26,10 +26,10 @@ import { SourceAddressPolicy } from './address-policy.js';
 import { HttpBackend, type HttpBackendOptions } from './http.js';
 import { objectStorageError, parseOpendalError } from './object-storage-errors.js';
 import { OperatorCache } from './object-storage-operator.js';
+import { isObjectStorageScheme } from '../core/object-storage-scheme.js';
 import {
   describeObject,
   entryUrl,
-  isObjectStorageScheme,
   parseObjectStorageUrl,
   type ObjectStorageUrl,
 } from './object-storage-url.js';

@@ -23,7 +23,7 @@ import {
 import { createProgress, type Progress } from './progress.js';
 import type { TransferWriter } from './transfer-writer.js';
 import { downloadDirectory } from './dfget-directory.js';
-import { isObjectStorageScheme } from '../backend/object-storage-url.js';
+import { isObjectStorageScheme } from '../core/object-storage-scheme.js';
 
 export interface DfgetOptions {
   output: string;
