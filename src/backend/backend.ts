@@ -1,10 +1,27 @@
 // The Backend interface: how the daemon reaches a task's source (back-to-source). One implementation per source
-// family (http.ts for http/https; object storage, hdfs, hf, ... later), chosen by URL scheme in factory.ts.
+// family (http.ts for http/https, object-storage.ts for s3/gs/abs/oss/obs/cos; hdfs, hf, ... later; JS plugins from
+// plugins.ts), chosen by URL scheme in factory.ts.
 // Mirrors upstream `dragonfly-client-backend/src/lib.rs` (`trait Backend`), keeping only what the daemon calls:
 // `stat` before a task starts, `get` per piece, and directory listing for the schemes that have directories.
 
 import type { Readable } from 'node:stream';
 import type { SourceValidator } from '../core/validator.js';
+
+/**
+ * How to reach an object store (common.v2.ObjectStorage, field for field): dfget's `--storage-*` flags, carried in
+ * the Download so that a seed peer fetching on a child's behalf signs with the child's credentials.
+ */
+export interface ObjectStorageOptions {
+  region?: string;
+  endpoint?: string;
+  accessKeyId?: string;
+  accessKeySecret?: string;
+  sessionToken?: string;
+  credentialPath?: string;
+  predefinedAcl?: string;
+  securityToken?: string;
+  insecureSkipVerify?: boolean;
+}
 
 /** Ask the source for the size and headers of an object, before the task's pieces are planned. */
 export interface StatRequest {
@@ -20,6 +37,8 @@ export interface StatRequest {
    * be a loopback, link-local or private address unless security.allowedPrivateSources names it.
    */
   remoteCaller?: boolean;
+  /** Credentials and endpoint for the object storage schemes; ignored by the others. */
+  objectStorage?: ObjectStorageOptions;
 }
 
 export interface StatResponse {
@@ -53,6 +72,8 @@ export interface GetRequest {
   signal?: AbortSignal;
   /** As StatRequest.remoteCaller. */
   remoteCaller?: boolean;
+  /** As StatRequest.objectStorage. */
+  objectStorage?: ObjectStorageOptions;
 }
 
 export interface GetResponse {

@@ -6,6 +6,8 @@ import { DfError } from '../core/errors.js';
 import type { Backend } from './backend.js';
 import { HttpBackend } from './http.js';
 import type { HttpBackendOptions } from './http.js';
+import { ObjectStorageBackend } from './object-storage.js';
+import { OBJECT_STORAGE_SERVICES } from '../core/object-storage-scheme.js';
 
 /** The `backend.*` settings of dfdaemon.yaml (and the download's certificate chain) every backend is built from. */
 export type BackendFactoryOptions = HttpBackendOptions;
@@ -17,6 +19,12 @@ export type BackendConstructor = (scheme: string, options: BackendFactoryOptions
 const BUILTIN_BACKENDS: Readonly<Record<string, BackendConstructor>> = {
   http: (scheme, options) => new HttpBackend(scheme, options),
   https: (scheme, options) => new HttpBackend(scheme, options),
+  ...Object.fromEntries(
+    Object.keys(OBJECT_STORAGE_SERVICES).map((scheme): [string, BackendConstructor] => [
+      scheme,
+      (s, options) => new ObjectStorageBackend(s, options),
+    ]),
+  ),
 };
 
 export class BackendFactory {

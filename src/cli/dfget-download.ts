@@ -8,7 +8,7 @@ import { DfError } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
 import { PIECE_CHUNKS_METADATA } from '../core/piece-chunks.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
-import { Priority, SchedulingPolicy, TaskType, type Download } from '../gen/common.js';
+import { Priority, SchedulingPolicy, TaskType, type Download, type ObjectStorage } from '../gen/common.js';
 import type { DownloadTaskResponse } from '../gen/dfdaemon.js';
 import {
   checkOutputPath,
@@ -22,6 +22,8 @@ import {
 } from './common.js';
 import { createProgress, type Progress } from './progress.js';
 import type { TransferWriter } from './transfer-writer.js';
+import { downloadDirectory } from './dfget-directory.js';
+import { isObjectStorageScheme } from '../core/object-storage-scheme.js';
 
 export interface DfgetOptions {
   output: string;
@@ -43,6 +45,19 @@ export interface DfgetOptions {
   endpoint?: string;
   logLevel: string;
   console: boolean;
+  recursive: boolean;
+  includeFiles: string[];
+  maxFiles: string;
+  maxConcurrentRequests: string;
+  storageRegion?: string;
+  storageEndpoint?: string;
+  storageAccessKeyId?: string;
+  storageAccessKeySecret?: string;
+  storageSecurityToken?: string;
+  storageSessionToken?: string;
+  storageCredentialPath?: string;
+  storagePredefinedAcl?: string;
+  storageInsecureSkipVerify?: boolean | string;
 }
 
 export function parseHeaders(lines: string[]): Record<string, string> {
@@ -170,6 +185,7 @@ async function downloadOnce(
       overwrite: o.overwrite,
       enableTaskIdBasedBlobDigest: false,
       metadataOnly: false,
+      objectStorage: objectStorageOf(url, o),
     };
     if (transfer) {
       await transfer.open();
@@ -223,10 +239,101 @@ async function downloadOnce(
   }
 }
 
+/** The --storage-* flags as common.v2.ObjectStorage, for the object storage schemes only (as upstream). */
+function objectStorageOf(url: string, o: DfgetOptions): ObjectStorage | undefined {
+  const scheme = url.slice(0, Math.max(0, url.indexOf(':')));
+  if (!isObjectStorageScheme(scheme)) return undefined;
+  return {
+    region: o.storageRegion,
+    endpoint: o.storageEndpoint,
+    accessKeyId: o.storageAccessKeyId,
+    accessKeySecret: o.storageAccessKeySecret,
+    securityToken: o.storageSecurityToken,
+    sessionToken: o.storageSessionToken,
+    credentialPath: o.storageCredentialPath,
+    predefinedAcl: o.storagePredefinedAcl,
+    insecureSkipVerify:
+      o.storageInsecureSkipVerify === undefined ? undefined : parseBool(o.storageInsecureSkipVerify),
+  };
+}
+
+function parseBool(v: boolean | string): boolean {
+  if (typeof v === 'boolean') return v;
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw new DfError(
+    'INVALID_ARGUMENT',
+    `invalid --storage-insecure-skip-verify "${v}": expected true or false`,
+  );
+}
+
+function positiveInteger(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new DfError(
+      'INVALID_ARGUMENT',
+      `invalid ${flag} "${value}": expected a whole number of at least 1`,
+    );
+  }
+  return n;
+}
+
+/** `-r` appends the `/` that makes the URL a directory (upstream convert_args). */
+function directoryUrl(url: string, recursive: boolean): string {
+  if (!recursive) return url;
+  try {
+    const u = new URL(url);
+    if (!u.pathname.endsWith('/')) u.pathname += '/';
+    return u.href;
+  } catch {
+    return url;
+  }
+}
+
+function isDirectoryUrl(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.pathname.endsWith('/') && !['http:', 'https:'].includes(u.protocol);
+  } catch {
+    return false;
+  }
+}
+
+/** A directory download: listed by dfdaemon, each file its own task (dfget-directory.ts). */
+async function downloadDir(url: string, o: DfgetOptions): Promise<void> {
+  const maxFiles = positiveInteger('--max-files', o.maxFiles);
+  const maxConcurrentRequests = positiveInteger('--max-concurrent-requests', o.maxConcurrentRequests);
+  const timeoutMs = parseDuration(o.timeout);
+  const log = await consoleLogger(o);
+  const socket = o.endpoint ?? (await defaultSocketPath());
+  const client = downloadClient(socket);
+  try {
+    await connectDaemon(client, socket, Math.min(CONNECT_TIMEOUT_MS, timeoutMs));
+    await downloadDirectory({
+      url,
+      output: o.output,
+      includeFiles: o.includeFiles,
+      maxFiles,
+      maxConcurrentRequests,
+      requestHeader: parseHeaders(o.header),
+      objectStorage: objectStorageOf(url, o),
+      timeoutMs,
+      client,
+      log,
+      // One progress bar per file would interleave; the directory's files are logged instead (--console).
+      downloadFile: (fileUrl, output) => download(fileUrl, { ...o, output, progress: false }),
+    });
+  } finally {
+    client.close();
+  }
+}
+
 /** The download of `dfget URL -O PATH`: on failure one line on stderr and exit code 1. */
 export async function runDfget(url: string, o: DfgetOptions): Promise<void> {
   try {
-    await download(url, o);
+    const target = directoryUrl(url, o.recursive);
+    if (isDirectoryUrl(target)) await downloadDir(target, o);
+    else await download(target, o);
   } catch (e) {
     process.stderr.write(`Error: ${describeError(e)}\n`);
     process.exitCode = 1;

@@ -51,6 +51,65 @@ export function dfgetCommand(): Command {
         .env('DFGET_SCHEDULING_POLICY')
         .default('auto'),
     )
+    .option('-r, --recursive', 'download the directory the URL names (appends / to its path)', false)
+    .option(
+      '-I, --include-files <pattern>',
+      'in a directory download, only this path or glob relative to the URL (repeatable)',
+      collect,
+      [],
+    )
+    .addOption(
+      new Option('--max-files <n>', 'refuse a directory download of more files than this')
+        .env('DFGET_MAX_FILES')
+        .default('100'),
+    )
+    .addOption(
+      new Option('--max-concurrent-requests <n>', 'files of a directory downloaded at once')
+        .env('DFGET_MAX_CONCURRENT_REQUESTS')
+        .default('5'),
+    )
+    .addOption(
+      new Option('--storage-region <region>', 'object storage region (s3)').env('DFGET_STORAGE_REGION'),
+    )
+    .addOption(
+      new Option('--storage-endpoint <url>', 'object storage endpoint URL').env('DFGET_STORAGE_ENDPOINT'),
+    )
+    .addOption(
+      new Option('--storage-access-key-id <id>', 'object storage access key id (abs: the account name)').env(
+        'DFGET_STORAGE_ACCESS_KEY_ID',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--storage-access-key-secret <secret>',
+        'object storage secret access key (abs: the account key)',
+      ).env('DFGET_STORAGE_ACCESS_KEY_SECRET'),
+    )
+    .addOption(
+      new Option('--storage-security-token <token>', 'object storage security token (oss)').env(
+        'DFGET_STORAGE_SECURITY_TOKEN',
+      ),
+    )
+    .addOption(
+      new Option('--storage-session-token <token>', 'object storage session token (s3)').env(
+        'DFGET_STORAGE_SESSION_TOKEN',
+      ),
+    )
+    .addOption(
+      new Option('--storage-credential-path <path>', 'service account credential file (gs)').env(
+        'DFGET_STORAGE_CREDENTIAL_PATH',
+      ),
+    )
+    .addOption(
+      new Option('--storage-predefined-acl <acl>', 'predefined ACL (gs)')
+        .env('DFGET_STORAGE_PREDEFINED_ACL')
+        .default('publicRead'),
+    )
+    .addOption(
+      new Option('--storage-insecure-skip-verify [bool]', 'skip TLS verification of the object store').env(
+        'DFGET_STORAGE_INSECURE_SKIP_VERIFY',
+      ),
+    )
     .option('--no-progress', 'hide the progress bar')
     .option('-e, --endpoint <socket>', 'dfdaemon download socket')
     .option('-l, --log-level <level>', 'log level', 'info')

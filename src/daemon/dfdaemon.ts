@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import type { ChannelCredentials, Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { BackendFactory } from '../backend/factory.js';
+import { loadBackendPlugins } from '../backend/plugins.js';
 import { DfError } from '../core/errors.js';
 import { DEFAULTS, type DfdaemonConfig } from '../config/dfdaemon.js';
 import { loadTlsFiles, type TlsMaterial } from '../config/tls-files.js';
@@ -188,6 +189,14 @@ export class Dfdaemon {
       enableCacheTemporaryRedirect: c.backend.enableCacheTemporaryRedirect,
       cacheTemporaryRedirectTTLMs: c.backend.cacheTemporaryRedirectTTL,
     });
+    // Backend plugins (backend/plugins.ts): a broken one stops the start here, naming its file.
+    for (const plugin of await loadBackendPlugins(join(c.server.pluginDir, 'backend'))) {
+      const fields = { scheme: plugin.scheme, file: plugin.file };
+      if (this.backends.supports(plugin.scheme))
+        this.log.warn(fields, 'backend plugin replaces the built-in backend');
+      this.backends.register(plugin.scheme, plugin.backend);
+      this.log.info(fields, 'backend plugin loaded');
+    }
 
     // Connection caps of the TCP listeners, lowered to fit the open-file limit (connection-limits.ts).
     const fileLimit = openFileLimit();
@@ -318,6 +327,7 @@ export class Dfdaemon {
       transferBufferSize: c.download.server.transferBufferSize,
       pieceChunkSize: c.storage.readBufferSize,
       sourcePolicy,
+      backends: this.backends,
       log: this.log.child({ component: 'download' }),
     });
     const uploadCallers = new UploadCallers({

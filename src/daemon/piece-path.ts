@@ -3,6 +3,7 @@
 // length and digest checks of a parent's piece, and the metrics. Everything that decides *which* piece and *from
 // whom* lives elsewhere (task-manager.ts, peer-task.ts, piece-picker.ts); this only moves bytes.
 
+import type { ObjectStorageOptions } from '../backend/backend.js';
 import type { BackendFactory } from '../backend/factory.js';
 import { pieceDigest } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
@@ -35,6 +36,8 @@ export interface SourceTask {
   validator?: SourceValidator;
   /** The run was started on a remote caller's behalf: its source connections are checked (address-policy.ts). */
   remoteCaller?: boolean;
+  /** The object store's endpoint and credentials (Download.object_storage), for the object storage schemes. */
+  objectStorage?: ObjectStorageOptions;
 }
 
 /** A parent that announced a piece: where its piece server listens. */
@@ -107,6 +110,7 @@ export class PiecePath {
           requestHeader: task.requestHeader,
           validator: task.validator,
           remoteCaller: task.remoteCaller,
+          objectStorage: task.objectStorage,
           timeoutMs: this.o.pieceTimeoutMs,
           signal,
         });

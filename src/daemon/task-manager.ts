@@ -359,6 +359,7 @@ export class TaskManager {
           url: req.url,
           requestHeader: req.requestHeader,
           remoteCaller: req.remoteCaller,
+          objectStorage: req.download?.objectStorage,
           timeoutMs: req.timeoutMs ?? DEFAULT_STAT_TIMEOUT_MS,
           signal: AbortSignal.any([signal, this.closing.signal]),
         });
@@ -639,6 +640,7 @@ export class TaskManager {
       validator: validatorOf(started.task.responseHeader),
       // The request that makes the run fetch decides: a remote caller's run reaches only allowed addresses.
       remoteCaller: req.remoteCaller,
+      objectStorage: req.download?.objectStorage,
     };
     const p2p = this.o.p2p;
     const length = req.range?.length ?? started.task.contentLength;

@@ -13,7 +13,8 @@ import type { Caller } from '../../core/caller.js';
 import { DfError } from '../../core/errors.js';
 import { hostId as makeHostId } from '../../core/ids.js';
 import { pieceCount as countPieces } from '../../core/piece.js';
-import { unsupportedDownloadDirectory } from '../../backend/backend.js';
+import { canListEntries, unsupportedDownloadDirectory } from '../../backend/backend.js';
+import type { BackendFactory } from '../../backend/factory.js';
 import { TaskType, type Task } from '../../gen/common.js';
 import {
   DfdaemonDownloadService,
@@ -34,7 +35,12 @@ import { TrafficType } from '../piece-path.js';
 import { LocalTasks, localTaskState } from './local-tasks.js';
 import { checkTaskId, toGrpcError, unimplementedHandlers } from './status.js';
 import { pieceMessage } from '../piece-message.js';
-import { DownloadSession, DownloadSessions, type DownloadSessionsOptions } from '../download-session.js';
+import {
+  DownloadSession,
+  DownloadSessions,
+  MAX_TIMEOUT_MS,
+  type DownloadSessionsOptions,
+} from '../download-session.js';
 import type { ContentReader } from '../../storage/content.js';
 import { DEFAULTS } from '../../config/dfdaemon.js';
 import { acceptsPieceChunks, PieceContentSender } from './piece-content.js';
@@ -48,7 +54,12 @@ export interface DownloadServiceOptions extends DownloadSessionsOptions {
   transferBufferSize?: number;
   /** storage.readBufferSize: the largest part of a piece in one message, for clients that take parts. */
   pieceChunkSize?: number;
+  /** The backends, for ListTaskEntries (a directory download's listing). */
+  backends: BackendFactory;
 }
+
+/** ListTaskEntries' bound when the request names no timeout (upstream's default backend request timeout). */
+const DEFAULT_LIST_TIMEOUT_MS = 60_000;
 
 /** download.server.transferBufferSize's default. */
 export const DEFAULT_TRANSFER_BUFFER_SIZE = DEFAULTS['download.server.transferBufferSize'];
@@ -276,6 +287,24 @@ export class DfdaemonDownloadServiceImpl {
         `listing entries is unsupported for ${scheme}: directory downloads need a scheme with directories (s3, gs, hdfs, hf, ...)`,
       );
     }
-    throw new DfError('BACKEND_UNSUPPORTED', `unsupported scheme "${scheme}"`);
+    const backend = this.o.backends.get(req.url);
+    if (!canListEntries(backend)) {
+      throw new DfError('INVALID_ARGUMENT', `the ${scheme} backend cannot list directories`);
+    }
+    const timeoutMs = req.timeout
+      ? req.timeout.seconds * 1000 + req.timeout.nanos / 1e6
+      : DEFAULT_LIST_TIMEOUT_MS;
+    if (!(timeoutMs > 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
+      throw new DfError('INVALID_ARGUMENT', `timeout must be positive and at most ${MAX_TIMEOUT_MS / 1000}s`);
+    }
+    const entries = await backend.listEntries({
+      taskId: req.taskId,
+      url: req.url,
+      requestHeader: req.requestHeader,
+      objectStorage: req.objectStorage,
+      timeoutMs,
+    });
+    this.o.log.info({ url: req.url, entries: entries.length }, 'task entries listed');
+    return { contentLength: 0, responseHeader: {}, entries };
   }
 }

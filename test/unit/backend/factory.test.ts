@@ -5,6 +5,7 @@ import { canListEntries, unsupportedDownloadDirectory } from '../../../src/backe
 import type { Backend } from '../../../src/backend/backend.js';
 import { BackendFactory } from '../../../src/backend/factory.js';
 import { HttpBackend } from '../../../src/backend/http.js';
+import { ObjectStorageBackend } from '../../../src/backend/object-storage.js';
 
 const OPTIONS = {
   maxRetries: 1,
@@ -17,23 +18,28 @@ describe('BackendFactory', () => {
   const factory = new BackendFactory(OPTIONS);
   after(() => factory.close());
 
-  it('serves http and https with one backend per scheme, built once', () => {
+  it('serves http, https and the object storage schemes with one backend per scheme, built once', () => {
     const http = factory.get('http://example.com/a');
     const https = factory.get('HTTPS://example.com/b');
     assert.ok(http instanceof HttpBackend);
     assert.equal(http.scheme, 'http');
     assert.equal(https.scheme, 'https');
     assert.equal(factory.get('http://other.example/c'), http);
-    assert.deepEqual(factory.schemes(), ['http', 'https']);
+    assert.deepEqual(factory.schemes(), ['abs', 'cos', 'gs', 'http', 'https', 'obs', 'oss', 's3']);
+    const s3 = factory.get('s3://bucket/key');
+    assert.ok(s3 instanceof ObjectStorageBackend);
+    assert.equal(factory.get('s3://other/key'), s3);
+    assert.ok(canListEntries(s3));
   });
 
   it('refuses an unknown scheme with a clear message', () => {
     assert.throws(
-      () => factory.get('s3://bucket/key?X-Amz-Signature=secret'),
+      () => factory.get('ftp://host/key?X-Amz-Signature=secret'),
       (e: unknown) =>
         e instanceof DfError &&
         e.code === 'BACKEND_UNSUPPORTED' &&
-        e.message === 'unsupported scheme "s3" in s3://bucket/key; supported: http, https',
+        e.message ===
+          'unsupported scheme "ftp" in ftp://host/key; supported: abs, cos, gs, http, https, obs, oss, s3',
     );
   });
 
