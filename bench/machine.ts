@@ -2,7 +2,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { cpus, release, totalmem } from 'node:os';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 
 export interface Machine {
   cpu: string;
@@ -12,6 +12,8 @@ export interface Machine {
   kernel: string;
   nginx: string;
   curl: string;
+  /** 1, 5 and 15 minute load averages when the benchmark started: the machine may be shared with other work. */
+  load: number[];
 }
 
 function cpuModel(): string {
@@ -40,9 +42,13 @@ export function machineInfo(nginxPath: string): Machine {
     // nginx -v prints to stderr
     nginx: version(nginxPath, ['-v'], /nginx\/(\S+)/),
     curl: version('curl', ['--version'], /^curl (\S+)/m),
+    load: loadavg().map((l) => Math.round(l * 10) / 10),
   };
 }
 
 export function machineLine(m: Machine): string {
-  return `${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, Node ${m.node}, Linux ${m.kernel}, nginx ${m.nginx}, curl ${m.curl}`;
+  return (
+    `${m.cpu}, ${m.cores} cores, ${m.ramGiB} GiB RAM, Node ${m.node}, Linux ${m.kernel}, nginx ${m.nginx}, ` +
+    `curl ${m.curl}, load average ${m.load.join(' / ')} at the start`
+  );
 }

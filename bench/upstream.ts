@@ -8,7 +8,8 @@
 // and curl of each size to a file, for context.
 // Both daemons use one dfscheduler (each task is new to it, so both go back to the source), write to the same
 // filesystem, and answer dfget with a hard link (neither is given --transfer-from-dfdaemon). Every line says
-// ours ÷ theirs. The netns swarm of `bench:p2p` with Rust peers is not part of it yet.
+// ours ÷ theirs. Its second part, the netns swarm of `bench:p2p` with Rust peers, all-ours and mixed, is
+// `npm run bench:upstream:swarm` (bench/upstream-swarm.ts; root).
 // Writes bench/results/upstream-latest.{json,md} and upstream-YYYY-MM-DD.md. Never fails on a number; fails
 // with one line when the Rust client is not installed.
 
@@ -233,7 +234,7 @@ async function main(): Promise<void> {
       notes: [
         'Both dfdaemons use one dfscheduler; every cold run is a new task (its own tag), so both fetch from nginx.',
         'Rust client: dragonfly-client 1.5.10 (cargo install --locked), release build.',
-        'Not measured here yet: the netns swarm of bench:p2p with all-Rust, all-ours and mixed peers.',
+        'The netns swarm with all-Rust, all-ours and mixed peers: npm run bench:upstream:swarm (upstream-swarm-latest.md).',
       ],
     },
     { prefix: 'upstream-', title: 'Ours vs the Rust client', log },

@@ -1,13 +1,17 @@
-// The P2P report: per scenario the medians over the repeats beside their targets, the bound's terms, a per-host
-// table of the median repeat, and notes; written as Markdown and JSON, with the per-piece timelines in a JSON
-// file of their own next to them.
+// The P2P report: per scenario (and mode) the medians over the repeats beside their targets, the bound's terms, a
+// per-host table of the median repeat, and notes; where Rust peers took part, the modes side by side with
+// ours ÷ theirs; written as Markdown and JSON, with the per-piece timelines in a JSON file of their own next to
+// them.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { machineLine, type Machine } from '../machine.js';
 import { median } from '../proc.js';
 import { boundText } from './bound.js';
+import { compareModes, COMPARE_HEADER, ratioRows, RATIO_HEADER } from './compare.js';
 import { MIB } from './content.js';
+import { RUST_VERSION } from '../../test/helpers/upstream/programs.js';
+import { MODES } from './modes.js';
 import type { RepeatResult, ScenarioResult } from './run.js';
 import {
   CPU_BOUND_SHARE,
@@ -25,6 +29,11 @@ export interface Row {
   met: string;
   note: string;
 }
+
+/** The results name their mode when any mode is not all-ours (the upstream swarm). */
+const withModes = (results: ScenarioResult[]) => results.some((r) => r.mode !== 'ours');
+export const resultName = (res: ScenarioResult, modes: boolean) =>
+  modes ? `${res.scenario.name} ${res.mode}` : res.scenario.name;
 
 const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : 'n/a');
 const f2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
@@ -221,6 +230,7 @@ export function scenarioRows(res: ScenarioResult): Row[] {
 
 const HOST_HEADER = [
   'host',
+  'client',
   'dfget s',
   '× bound',
   'exit',
@@ -244,6 +254,7 @@ const HOST_HEADER = [
 function hostRows(r: RepeatResult): string[][] {
   return r.hosts.map((h) => [
     h.host,
+    h.kind,
     Number.isFinite(h.seconds) ? h.seconds.toFixed(1) : '—',
     Number.isFinite(h.seconds) ? f2(h.seconds / r.boundRaw.seconds) : '—',
     h.exit,
@@ -266,13 +277,14 @@ function hostRows(r: RepeatResult): string[][] {
 }
 
 export function overviewRows(results: ScenarioResult[]): string[][] {
+  const modes = withModes(results);
   return results.map((res) => {
     const sc = res.scenario;
     const rs = res.repeats;
     const m = (f: (r: RepeatResult) => number) => median(rs.map(f).filter(Number.isFinite));
     const ratio = m((r) => r.slowestS / r.boundRaw.seconds);
     return [
-      sc.name,
+      resultName(res, modes),
       String(res.hosts),
       sc.rate,
       `${(sc.size / MIB).toFixed(0)} MiB`,
@@ -335,10 +347,17 @@ function mdTable(header: string[], body: string[][]): string {
 const rowCells = (r: Row) => [r.figure, r.value, r.repeats, r.target, r.met, r.note];
 
 export function renderConsole(results: ScenarioResult[], machine: Machine): string {
+  const modes = withModes(results);
   const out = [textTable(OVERVIEW_HEADER, overviewRows(results)), ''];
+  if (modes) {
+    for (const c of compareModes(results)) {
+      out.push(`${c.scenario}: the modes side by side`, textTable(COMPARE_HEADER, c.rows), '');
+      out.push(`${c.scenario}: ours ÷ theirs`, textTable(RATIO_HEADER, ratioRows(c)), '');
+    }
+  }
   for (const res of results) {
     out.push(
-      `${res.scenario.name}: ${res.scenario.what}`,
+      `${resultName(res, modes)}: ${res.scenario.what}${modes ? `; ${MODES[res.mode]?.what ?? res.mode}` : ''}`,
       textTable(ROW_HEADER, scenarioRows(res).map(rowCells)),
       '',
     );
@@ -348,6 +367,7 @@ export function renderConsole(results: ScenarioResult[], machine: Machine): stri
 }
 
 export function renderMarkdown(o: {
+  title: string;
   date: string;
   machine: Machine;
   settings: Settings;
@@ -356,8 +376,9 @@ export function renderMarkdown(o: {
   piecesFile: string;
 }): string {
   const st = o.settings;
+  const modes = withModes(o.results);
   const out = [
-    `# P2P benchmark ${o.date}`,
+    `# ${o.title} ${o.date}`,
     '',
     `Machine: ${machineLine(o.machine)}`,
     '',
@@ -375,10 +396,11 @@ export function renderMarkdown(o: {
     mdTable(OVERVIEW_HEADER, overviewRows(o.results)),
     '',
   ];
+  if (modes) out.push(...modesMarkdown(o.results, st));
   for (const res of o.results) {
     const sc = res.scenario;
     out.push(
-      `## ${sc.name}: ${sc.what}`,
+      `## ${resultName(res, modes)}: ${sc.what}${modes ? `; ${MODES[res.mode]?.what ?? res.mode}` : ''}`,
       '',
       `${res.hosts} hosts (seed + ${sc.peers} peer${sc.peers === 1 ? '' : 's'}), tbf ${sc.rate} burst ${sc.burst}, ` +
         `S = ${(sc.size / MIB).toFixed(0)} MiB${sc.overridden.length ? ` (preset overridden: ${sc.overridden.join(', ')})` : ''}; took ${res.durationS.toFixed(0)} s.`,
@@ -424,14 +446,40 @@ export function renderMarkdown(o: {
   return out.join('\n');
 }
 
-/** Writes p2p-latest.{json,md}, p2p-DATE.md and p2p-latest-pieces.json into `dir`. */
+/** The comparison of the modes (upstream swarm): what each mode is, the table, the ratios. */
+function modesMarkdown(results: ScenarioResult[], st: Settings): string[] {
+  const out = [
+    '## The modes side by side',
+    '',
+    'The same network, origin and scheduler (dfscheduler, ours, a fresh one per run) for every mode; each ' +
+      'host runs its own client’s dfdaemon and dfget (the Rust dfdaemon with the same dfdaemon.yaml as ours). ' +
+      'Modes: ' +
+      st.modes.map((m) => `**${m.name}**: ${m.what}`).join('; ') +
+      '. The modes take turns within each repeat (the first mode moves on by one each repeat). ' +
+      'Bytes by source come from piece records (ours: the metadata store; Rust: its task module’s debug log). ' +
+      `Rust client: dragonfly-client ${RUST_VERSION} (cargo install --locked, release build). ` +
+      'Our daemons’ storage.server.queueLimit (busy answers, ours alone) is unset in the modes with Rust hosts' +
+      (st.queueLimitGiven ? `, except that P2P_QUEUE_LIMIT set it to ${st.queueLimit ?? 'unset'}` : '') +
+      '. "machine busy" is the whole machine’s CPU over each run, other work included.',
+    '',
+  ];
+  for (const c of compareModes(results)) {
+    out.push(`### ${c.scenario}`, '', mdTable(COMPARE_HEADER, c.rows), '');
+    out.push(mdTable(RATIO_HEADER, ratioRows(c)), '');
+  }
+  return out;
+}
+
+/** Writes PREFIXlatest.{json,md}, PREFIXDATE.md and PREFIXlatest-pieces.json into `dir` (PREFIX: p2p-, …). */
 export function writeResults(
   dir: string,
   o: { date: string; machine: Machine; settings: Settings; results: ScenarioResult[]; durationS: number },
+  names: { resultsPrefix: string; title: string } = { resultsPrefix: 'p2p-', title: 'P2P benchmark' },
 ): void {
   mkdirSync(dir, { recursive: true });
-  const piecesFile = 'p2p-latest-pieces.json';
-  const md = renderMarkdown({ ...o, piecesFile });
+  const p = names.resultsPrefix;
+  const piecesFile = `${p}latest-pieces.json`;
+  const md = renderMarkdown({ ...o, title: names.title, piecesFile });
   const json = {
     date: o.date,
     machine: o.machine,
@@ -442,16 +490,16 @@ export function writeResults(
       return { ...rest, summary: scenarioRows(r) };
     }),
   };
-  writeFileSync(join(dir, 'p2p-latest.json'), `${JSON.stringify(json, null, 2)}\n`);
-  writeFileSync(join(dir, 'p2p-latest.md'), md);
-  writeFileSync(join(dir, `p2p-${o.date.slice(0, 10)}.md`), md);
+  writeFileSync(join(dir, `${p}latest.json`), `${JSON.stringify(json, null, 2)}\n`);
+  writeFileSync(join(dir, `${p}latest.md`), md);
+  writeFileSync(join(dir, `${p}${o.date.slice(0, 10)}.md`), md);
   const pieces = {
     date: o.date,
     about:
       'Per scenario, repeat and host: every piece the host stored (metadata db). n: piece number; from: the ' +
       "parent's host ('origin' for back-to-source); type: source|peer|local; created/finished: ms since the " +
       'downloads were launched (t0, epoch ms); cost: ms the piece took.',
-    scenarios: o.results.map((r) => ({ name: r.scenario.name, timelines: r.timelines })),
+    scenarios: o.results.map((r) => ({ name: r.scenario.name, mode: r.mode, timelines: r.timelines })),
   };
   writeFileSync(join(dir, piecesFile), `${JSON.stringify(pieces)}\n`);
 }

@@ -1,12 +1,15 @@
-// One scenario: its network, then `repeats` runs, each with a fresh dfscheduler and fresh dfdaemons (empty
-// storage) and a file no host has seen: every peer dfgets it at once, and the run is measured (dfget times,
+// One scenario: its network, then `repeats` runs of each mode (modes.ts: which client on which host; the modes'
+// order turns with each repeat), each with a fresh dfscheduler and fresh dfdaemons (empty storage) and a file no
+// host has seen: every peer dfgets it at once (with its own client's dfget), and the run is measured (dfget times,
 // /metrics, eth0 bytes, origin bytes, CPU) and then read back (logs, piece records, outputs' sha256).
 
 import { mkdirSync, rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { calculatePieceLength } from '../../src/core/piece.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS, taskIdFromUrl } from '../../src/core/task-id.js';
 import { DFGET } from '../../test/helpers/daemon.js';
+import { upstreamPath } from '../../test/helpers/upstream/programs.js';
 import { median, procStatusBytes } from '../proc.js';
 import { distributionBound, equalLinks, type Bound } from './bound.js';
 import {
@@ -26,17 +29,22 @@ import {
 } from './collect.js';
 import { expectedSha256, MIB, sha256File } from './content.js';
 import { filePath, ORIGIN_PORT, originStats } from './origin.js';
+import { kindsOf, type DaemonKind, type Mode } from './modes.js';
 import { exec, killProc, log, sleep, teardownNetwork } from './procs.js';
+import { rustLogCounts, rustPieceTimeline } from './rust-log.js';
 import {
   CPU_BOUND_SHARE,
   downloadTimeoutMs,
   goodputBytes,
+  queueLimitIn,
   type Scenario,
   type Settings,
 } from './scenarios.js';
 import {
   metadataDb,
+  METRICS_PORT,
   startDaemons,
+  VORTEX_PORT_BASE,
   startOrigin,
   startScheduler,
   stopServers,
@@ -47,6 +55,7 @@ import { ifaceBytes, makeTopology, type Host, type Topology } from './topology.j
 export interface HostResult {
   host: string;
   role: 'seed' | 'peer';
+  kind: DaemonKind;
   ip: string;
   /** dfget wall time from the common launch (peers only). */
   seconds: number;
@@ -118,6 +127,9 @@ export interface RepeatResult {
 
 export interface ScenarioResult {
   scenario: Scenario;
+  /** The mode's name (modes.ts) and the kind of every host, seed first. */
+  mode: string;
+  kinds: DaemonKind[];
   hosts: number;
   durationS: number;
   repeats: RepeatResult[];
@@ -137,20 +149,33 @@ export interface RunContext {
   index: number;
 }
 
-const dfgetArgs = (h: Host, url: string, out: string, timeoutMs: number) => [
-  ...['netns', 'exec', h.ns, process.execPath, DFGET, url, '-O', out],
-  ...['-e', join(h.dir, 'dfdaemon.sock'), '--no-progress', '--timeout', `${Math.ceil(timeoutMs / 1000)}s`],
-];
+/** `ip netns exec` arguments of the host's own client's dfget (ours, or the Rust one beside the Rust daemon). */
+function dfgetArgs(kind: DaemonKind, h: Host, url: string, out: string, timeoutMs: number): string[] {
+  const dfget = kind === 'ours' ? [process.execPath, DFGET] : [upstreamPath('dfget')];
+  return [
+    ...['netns', 'exec', h.ns, ...dfget, url, '-O', out],
+    ...['-e', join(h.dir, 'dfdaemon.sock'), '--no-progress', '--timeout', `${Math.ceil(timeoutMs / 1000)}s`],
+  ];
+}
 
-export async function runScenario(sc: Scenario, ctx: RunContext): Promise<ScenarioResult> {
+/** One result per mode, in the settings' order; the modes share the scenario's network and origin. */
+export async function runScenario(sc: Scenario, ctx: RunContext): Promise<ScenarioResult[]> {
   const began = performance.now();
   const dir = join(ctx.tmp, sc.name);
-  const result: ScenarioResult = {
+  const modes = ctx.settings.modes;
+  const results: ScenarioResult[] = modes.map((m) => ({
     scenario: sc,
+    mode: m.name,
+    kinds: kindsOf(m, sc.peers),
     hosts: sc.peers + 1,
     durationS: 0,
     repeats: [],
     timelines: [],
+  }));
+  const fail = (i: number, what: string, e: unknown) => {
+    const msg = `${what}: ${(e as Error).stack ?? String(e)}`;
+    results[i]!.error = results[i]!.error ? `${results[i]!.error}\n${msg}` : msg;
+    log(`${sc.name} ${msg}`);
   };
   try {
     const net = `10.${77 + ctx.index}.${1 + Math.floor(Math.random() * 250)}`;
@@ -166,20 +191,34 @@ export async function runScenario(sc: Scenario, ctx: RunContext): Promise<Scenar
     mkdirSync(logDir, { recursive: true });
     const origin = await startOrigin(topo, ctx.entryFile, logDir);
     for (let k = 1; k <= ctx.settings.repeats; k++) {
-      const r = await runRepeat(sc, ctx, topo, origin, k, join(logDir, `r${k}`));
-      result.repeats.push(r.result);
-      result.timelines.push({ repeat: k, t0: r.result.t0, taskId: r.result.taskId, hosts: r.timelines });
+      // Each repeat starts with the next mode, so no mode always runs first (or last) on a busy machine.
+      for (let j = 0; j < modes.length; j++) {
+        const i = (j + k - 1) % modes.length;
+        const mode = modes[i]!;
+        const res = results[i]!;
+        const sub = modes.length > 1 ? `r${k}-${mode.name}` : `r${k}`;
+        const started = performance.now();
+        try {
+          const run = { mode, modeIndex: i, number: (k - 1) * modes.length + j };
+          const r = await runRepeat(sc, run, ctx, topo, origin, k, join(logDir, sub));
+          res.repeats.push(r.result);
+          res.timelines.push({ repeat: k, t0: r.result.t0, taskId: r.result.taskId, hosts: r.timelines });
+        } catch (e) {
+          fail(i, `${mode.name} repeat ${k}`, e);
+        }
+        res.durationS += (performance.now() - started) / 1000;
+      }
     }
     await killProc(origin.proc);
   } catch (e) {
-    result.error = (e as Error).stack ?? String(e);
-    log(`${sc.name} failed: ${result.error}`);
+    for (let i = 0; i < results.length; i++) fail(i, 'scenario', e);
   } finally {
     await teardownNetwork();
     rmSync(dir, { recursive: true, force: true });
   }
-  result.durationS = (performance.now() - began) / 1000;
-  return result;
+  // With one mode its result took the whole scenario (network set-up and teardown included), as before modes.
+  if (results.length === 1) results[0]!.durationS = (performance.now() - began) / 1000;
+  return results;
 }
 
 /** curl of `bytes` over one shaped link (origin → peer 1, no dfdaemon in the path): the link's goodput. */
@@ -221,6 +260,7 @@ async function measureGoodput(
 
 async function runRepeat(
   sc: Scenario,
+  run: { mode: Mode; modeIndex: number; /** 0, 1, … within the scenario. */ number: number },
   ctx: RunContext,
   topo: Topology,
   origin: Server,
@@ -234,13 +274,17 @@ async function runRepeat(
     rmSync(join(h.dir, 'storage'), { recursive: true, force: true });
     rmSync(join(h.dir, 'out'), { recursive: true, force: true });
   }
-  const seed = 1000 * (ctx.index + 1) + k;
+  const { mode, modeIndex } = run;
+  const kinds = kindsOf(mode, sc.peers);
+  // A file of its own for every run (scenario, repeat, mode).
+  const seed = 1000 * (ctx.index + 1) + 10 * k + modeIndex;
   const path = filePath(seed, sc.size);
   const url = `http://${topo.origin.ip}:${ORIGIN_PORT}${path}`;
   const taskId = taskIdFromUrl({ url, filteredQueryParams: DEFAULT_FILTERED_QUERY_PARAMS });
   const nameOfIp = new Map(topo.hosts.map((h) => [h.ip, h.name]));
   log(
-    `${sc.name} repeat ${k}/${st.repeats}: ${sc.peers} peers, ${(sc.size / MIB).toFixed(0)} MiB at ${sc.rate}`,
+    `${sc.name} repeat ${k}/${st.repeats}${st.modes.length > 1 ? ` ${mode.name} (${mode.what})` : ''}: ` +
+      `${sc.peers} peers, ${(sc.size / MIB).toFixed(0)} MiB at ${sc.rate}`,
   );
 
   // The link's goodput, on a quiet network (before any daemon starts).
@@ -259,14 +303,16 @@ async function runRepeat(
   try {
     const t1 = performance.now();
     daemons = await startDaemons(topo, {
+      kinds,
+      vortexPort: VORTEX_PORT_BASE + run.number,
       logDir,
       logLevel: st.logLevel,
       uploadLimit: st.uploadLimit,
-      queueLimit: st.queueLimit,
+      queueLimit: queueLimitIn(mode, sc.peers, st),
       startConcurrency: Math.max(2, cpus().length),
     });
     log(`  ${daemons.length} dfdaemons up in ${((performance.now() - t1) / 1000).toFixed(1)} s`);
-    const metricsPorts = daemons.map((d) => Number(d.started.metrics));
+    const metricsPorts = daemons.map((d) => Number(d.started.metrics ?? METRICS_PORT));
     const peers = topo.hosts.slice(1);
     const originHost = topo.origin;
 
@@ -282,10 +328,10 @@ async function runRepeat(
     const t0 = Date.now();
     const start = performance.now();
     const runs = await Promise.all(
-      peers.map(async (h) => {
+      peers.map(async (h, i) => {
         const r = await exec(
           'ip',
-          dfgetArgs(h, url, join(h.dir, 'out', 'f.bin'), timeoutMs),
+          dfgetArgs(kinds[i + 1]!, h, url, join(h.dir, 'out', 'f.bin'), timeoutMs),
           timeoutMs + 5000,
         );
         const s = (performance.now() - start) / 1000;
@@ -323,8 +369,13 @@ async function runRepeat(
     }
     const timelines: Record<string, PieceEvent[]> = {};
     const pieceErrors: (string | undefined)[] = [];
-    for (const h of topo.hosts) {
-      const t = pieceTimeline(metadataDb(h), taskId, t0, nameOfIp);
+    const pieceLength = calculatePieceLength(sc.size);
+    const lengthOf = (n: number) => Math.min(pieceLength, sc.size - n * pieceLength);
+    for (const [i, h] of topo.hosts.entries()) {
+      const t =
+        kinds[i] === 'ours'
+          ? pieceTimeline(metadataDb(h), taskId, t0, nameOfIp)
+          : rustPieceTimeline(daemons[i]!.logPath, taskId, t0, nameOfIp, lengthOf);
       timelines[h.name] = t.pieces;
       pieceErrors.push(t.error);
       if (t.error) notes.push(`piece records of ${h.name}: ${t.error}`);
@@ -339,6 +390,7 @@ async function runRepeat(
       return {
         host: h.name,
         role: i === 0 ? 'seed' : 'peer',
+        kind: kinds[i]!,
         ip: h.ip,
         seconds: run ? run.s : NaN,
         exit: run ? String(run.code) : '—',
@@ -352,7 +404,7 @@ async function runRepeat(
         uploadedPerFile: (uploaded.get(h.name) ?? 0) / sc.size,
         cpuS: (cpu1.servers[i]! - cpu0.servers[i]!) / 1000,
         peakRssMiB: peakRss[i]! / MIB,
-        log: daemonLogCounts(daemons[i]!.logPath, taskId, nameOfIp),
+        log: (kinds[i] === 'ours' ? daemonLogCounts : rustLogCounts)(daemons[i]!.logPath, taskId, nameOfIp),
         pieces: summarizePieces(timelines[h.name]!),
         piecesError: pieceErrors[i],
       };

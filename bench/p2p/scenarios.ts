@@ -1,6 +1,7 @@
 // The scenarios of issue 11 and the environment that selects and adjusts them.
 
 import { MIB } from './content.js';
+import { kindsOf, parseModes, type Mode } from './modes.js';
 
 export interface Scenario {
   name: string;
@@ -83,6 +84,8 @@ export function parseRate(s: string): number {
 
 export interface Settings {
   scenarios: Scenario[];
+  /** Who runs on which host; each repeat runs every mode (bench:p2p: ours only). */
+  modes: Mode[];
   repeats: number;
   /** Seconds of curl over one shaped link for the goodput (capped at the file size). */
   goodputSeconds: number;
@@ -90,18 +93,32 @@ export interface Settings {
   timeoutFactor: number;
   logLevel: string;
   uploadLimit?: string;
-  /** The daemons' storage.server.queueLimit (busy answers); undefined: unset. */
+  /** Our daemons' storage.server.queueLimit (busy answers) where every host is ours; undefined: unset. */
   queueLimit?: number;
+  /** P2P_QUEUE_LIMIT was given: then it applies in mixed modes too. */
+  queueLimitGiven: boolean;
   keepLogsDir?: string;
   resultsDir?: string;
 }
 
+/** What an entry point chooses when the environment does not: the scenarios and the modes. */
+export interface SettingsDefaults {
+  scenarios: string[];
+  modes: string;
+}
+
+const P2P_DEFAULTS: SettingsDefaults = { scenarios: Object.keys(PRESETS), modes: 'ours' };
+
 /**
- * Reads the environment: P2P_SCENARIOS (comma list of preset names, default all), P2P_REPEATS (default 3), and
- * overrides applied to every selected scenario: P2P_PEERS (not to cold-seed), P2P_RATE, P2P_SIZE, P2P_BURST.
+ * Reads the environment: P2P_SCENARIOS (comma list of preset names, default all), P2P_MODES (comma list of
+ * modes.ts names, default ours), P2P_REPEATS (default 3), and overrides applied to every selected scenario:
+ * P2P_PEERS (not to cold-seed), P2P_RATE, P2P_SIZE, P2P_BURST.
  */
-export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings {
-  const names = (env.P2P_SCENARIOS || Object.keys(PRESETS).join(','))
+export function settingsFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  defaults: SettingsDefaults = P2P_DEFAULTS,
+): Settings {
+  const names = (env.P2P_SCENARIOS || defaults.scenarios.join(','))
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
@@ -137,16 +154,27 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
   }
   return {
     scenarios,
+    modes: parseModes(env.P2P_MODES || defaults.modes),
     repeats: int('P2P_REPEATS', 3, 1, 20),
     goodputSeconds: int('P2P_GOODPUT_SECONDS', 10, 2, 600),
     timeoutFactor: int('P2P_TIMEOUT_FACTOR', 5, 2, 50),
     logLevel,
     uploadLimit: env.P2P_UPLOAD_LIMIT || undefined,
-    // Every peer here is ours, so busy answers are on (2 waiting) unless P2P_QUEUE_LIMIT says otherwise ('' = unset).
+    // Where every peer is ours busy answers are on (2 waiting) unless P2P_QUEUE_LIMIT says otherwise ('' = unset).
     queueLimit: env.P2P_QUEUE_LIMIT === '' ? undefined : int('P2P_QUEUE_LIMIT', 2, 0, 1_000_000),
+    queueLimitGiven: env.P2P_QUEUE_LIMIT !== undefined,
     keepLogsDir: env.P2P_KEEP_LOGS || undefined,
     resultsDir: env.P2P_RESULTS_DIR || undefined,
   };
+}
+
+/**
+ * Our daemons' queueLimit in a mode: busy answers are ours alone (a Rust child would take one for a failed piece),
+ * so a mode with a Rust host leaves it unset unless P2P_QUEUE_LIMIT was given.
+ */
+export function queueLimitIn(mode: Mode, peers: number, st: Settings): number | undefined {
+  const allOurs = kindsOf(mode, peers).every((k) => k === 'ours');
+  return allOurs || st.queueLimitGiven ? st.queueLimit : undefined;
 }
 
 /** The raw-rate bound of a scenario with equal links: S·8/R. */
@@ -175,7 +203,7 @@ export function downloadTimeoutMs(s: Scenario, st: Settings): number {
   return Math.max(120_000, floorSeconds(s) * st.timeoutFactor * 1000);
 }
 
-/** Budget of a scenario (ms): the network plus every repeat. */
+/** Budget of a scenario (ms): the network plus every repeat of every mode. */
 export function scenarioBudgetMs(s: Scenario, st: Settings): number {
-  return 10_000 + 1000 * (s.peers + 3) + st.repeats * repeatBudgetMs(s, st);
+  return 10_000 + 1000 * (s.peers + 3) + st.repeats * st.modes.length * repeatBudgetMs(s, st);
 }

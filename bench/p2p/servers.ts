@@ -1,18 +1,25 @@
-// The servers inside the namespaces: the origin and dfscheduler (origin namespace) and one dfdaemon per host.
-// Each runs as `ip netns exec NS node ARGS` (ip execs node, so the PID is node's), its stdout and stderr to a
-// log file, and counts as started once a line containing its ready message shows up.
+// The servers inside the namespaces: the origin and dfscheduler (origin namespace) and one dfdaemon per host,
+// ours or the upstream Rust one (modes.ts). Each runs as `ip netns exec NS PROGRAM ARGS` (ip execs the program,
+// so the PID is the program's), its stdout and stderr to a log file, and counts as started once a line containing
+// each of its ready messages has shown up.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { DFDAEMON } from '../../test/helpers/daemon.js';
 import { DFSCHEDULER } from '../../test/helpers/scheduler-process.js';
+import { upstreamPath } from '../../test/helpers/upstream/programs.js';
 import { MIB } from './content.js';
+import type { DaemonKind } from './modes.js';
 import { ORIGIN_PORT } from './origin.js';
 import { killProc, track } from './procs.js';
 import type { Host, Topology } from './topology.js';
 
 export const SCHEDULER_PORT = 8002;
+/** Every dfdaemon's metrics port: the Rust one does not name its ports in a log line, so the config fixes it. */
+export const METRICS_PORT = 4002;
+/** The first run's storage.server.tcpPort; run n of a scenario uses VORTEX_PORT_BASE + n (daemonConfig). */
+export const VORTEX_PORT_BASE = 4100;
 
 export interface Server {
   name: string;
@@ -34,14 +41,18 @@ function tail(path: string, lines = 20): string {
 export function startInNs(o: {
   name: string;
   ns: string;
+  /** Default: this Node.js. */
+  program?: string;
   args: string[];
-  ready: string;
+  /** Lines containing each of these must have shown up (in any order); the last one is parsed as JSON. */
+  ready: string | string[];
   logPath: string;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
 }): Promise<Server> {
+  const pending = new Set(typeof o.ready === 'string' ? [o.ready] : o.ready);
   const proc = track(
-    spawn('ip', ['netns', 'exec', o.ns, process.execPath, ...o.args], {
+    spawn('ip', ['netns', 'exec', o.ns, o.program ?? process.execPath, ...o.args], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...o.env },
     }),
@@ -63,7 +74,8 @@ export function startInNs(o: {
       while ((nl = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, nl);
         buf = buf.slice(nl + 1);
-        if (line.includes(o.ready)) {
+        for (const r of pending) if (line.includes(r)) pending.delete(r);
+        if (pending.size === 0) {
           isReady = true;
           clearTimeout(timer);
           let started: Record<string, unknown> = {};
@@ -118,19 +130,25 @@ export function startScheduler(topo: Topology, logDir: string, logLevel: string)
 }
 
 /**
- * dfdaemon.yaml of a bench host. The seed fetches from the origin on the scheduler's behalf, and the origin is on
- * a private address (10.x): security.allowedPrivateSources must name it (docs/security.md).
+ * dfdaemon.yaml of a bench host, the same file for ours and the Rust dfdaemon (each ignores the other's keys:
+ * embeddedScheduler, queueLimit and security.allowedPrivateSources are ours). The seed fetches from the origin on
+ * the scheduler's behalf, and the origin is on a private address (10.x): ours needs
+ * security.allowedPrivateSources to name it (docs/security.md). The plugin and cache dirs are the host's own
+ * (the Rust client's defaults are shared system paths). The Vortex port changes from run to run (vortexPort):
+ * the Rust dfdaemon binds it without SO_REUSEADDR, so it cannot start on a port whose earlier listener's
+ * connections are still in TIME_WAIT (60 s), which is every port that served pieces in the run before.
  */
 export function daemonConfig(
   h: Host,
-  seed: boolean,
-  uploadLimit?: string,
-  originIp?: string,
-  queueLimit?: number,
+  o: { seed: boolean; vortexPort: number; uploadLimit?: string; originIp?: string; queueLimit?: number },
 ): string {
+  const { seed, uploadLimit, originIp, queueLimit } = o;
   return `host:
   ip: ${h.ip}
   hostname: ${h.ns}
+server:
+  pluginDir: ${join(h.dir, 'plugins')}
+  cacheDir: ${join(h.dir, 'cache')}
 download:
   server:
     socketPath: ${join(h.dir, 'dfdaemon.sock')}
@@ -140,6 +158,7 @@ health:
 metrics:
   server:
     ip: 127.0.0.1
+    port: ${METRICS_PORT}
 upload:
   server:
     ip: ${h.ip}
@@ -147,6 +166,7 @@ ${uploadLimit ? `  bandwidthLimit: ${uploadLimit}\n` : ''}storage:
   dir: ${join(h.dir, 'storage')}
   server:
     ip: ${h.ip}
+    tcpPort: ${o.vortexPort}
 ${queueLimit !== undefined ? `    queueLimit: ${queueLimit}\n` : ''}embeddedScheduler:
   enable: false
 ${seed ? 'seedPeer:\n  enable: true\n  type: super\n' : ''}${
@@ -159,13 +179,48 @@ export function metadataDb(h: Host): string {
   return join(h.dir, 'storage', 'metadata', 'dfdaemon.db');
 }
 
+/** The lines the Rust dfdaemon (1.5) logs once its servers listen; it logs no line with its ports. */
+const RUST_READY = [
+  'dfdaemon started at pid',
+  'upload server listening on',
+  'storage tcp server listening on',
+  'download server listening on',
+];
 /**
- * Starts one dfdaemon per host: the seed first (so it is announced before any peer registers a task), then the
- * peers in parallel. hosts[i] ↔ result[i].
+ * The Rust dfdaemon logs each piece it starts and finishes (parent, source) at debug level only, in its task
+ * module: that module at debug gives the piece timelines (rust-log.ts) without the rest of its debug output.
+ */
+const RUST_LOG_FILTER = 'dragonfly_client::resource::task=debug';
+
+/** How to start one dfdaemon of `kind` with config `conf`. */
+function daemonCommand(
+  kind: DaemonKind,
+  h: Host,
+  conf: string,
+  dyn: string,
+  logLevel: string,
+): { program?: string; args: string[]; ready: string | string[]; env: NodeJS.ProcessEnv } {
+  const common = ['-c', conf, '--dynconfig', dyn, '--console', '-l', logLevel];
+  if (kind === 'ours')
+    return { args: [DFDAEMON, ...common], ready: '"dfdaemon started"', env: { HOME: h.dir } };
+  return {
+    program: upstreamPath('dfdaemon'),
+    args: [...common, '--log-dir', join(h.dir, 'logs')],
+    ready: RUST_READY,
+    env: { HOME: h.dir, RUST_LOG: RUST_LOG_FILTER },
+  };
+}
+
+/**
+ * Starts one dfdaemon per host, `kinds[i]` on hosts[i]: the seed first (so it is announced before any peer
+ * registers a task), then the peers in parallel. hosts[i] ↔ result[i].
  */
 export async function startDaemons(
   topo: Topology,
   o: {
+    kinds: DaemonKind[];
+    /** storage.server.tcpPort: a new one for every run (daemonConfig says why). */
+    vortexPort: number;
     logDir: string;
     logLevel: string;
     uploadLimit?: string;
@@ -175,23 +230,30 @@ export async function startDaemons(
 ): Promise<Server[]> {
   const schedulerAddr = `${topo.origin.ip}:${SCHEDULER_PORT}`;
   const timeoutMs = 60_000;
-  const start = (h: Host, seed: boolean) => {
+  const start = (h: Host, i: number) => {
     const conf = join(h.dir, 'dfdaemon.yaml');
     const dyn = join(h.dir, 'dynconfig.yaml');
-    writeFileSync(conf, daemonConfig(h, seed, o.uploadLimit, topo.origin.ip, o.queueLimit));
+    writeFileSync(
+      conf,
+      daemonConfig(h, {
+        seed: i === 0,
+        vortexPort: o.vortexPort,
+        uploadLimit: o.uploadLimit,
+        originIp: topo.origin.ip,
+        queueLimit: o.queueLimit,
+      }),
+    );
     writeFileSync(dyn, `scheduler:\n  addrs:\n    - ${schedulerAddr}\n`);
     mkdirSync(join(h.dir, 'out'), { recursive: true });
     return startInNs({
       name: h.name,
       ns: h.ns,
-      args: [DFDAEMON, '-c', conf, '--dynconfig', dyn, '--console', '-l', o.logLevel],
-      ready: '"dfdaemon started"',
+      ...daemonCommand(o.kinds[i]!, h, conf, dyn, o.logLevel),
       logPath: join(o.logDir, `${h.name}.log`),
-      env: { HOME: h.dir },
       timeoutMs,
     });
   };
-  const seed = await start(topo.hosts[0]!, true);
+  const seed = await start(topo.hosts[0]!, 0);
   // A few at a time: 32 Node processes starting at once on 2 cores starve each other long enough for the
   // daemons' scheduler health check (a few seconds' deadline) to fail, and a daemon without a scheduler exits.
   const peers = topo.hosts.slice(1);
@@ -200,7 +262,7 @@ export async function startDaemons(
   const worker = async () => {
     while (next < peers.length) {
       const i = next++;
-      started[i] = await start(peers[i]!, false);
+      started[i] = await start(peers[i]!, i + 1);
     }
   };
   await Promise.all(Array.from({ length: Math.min(o.startConcurrency, peers.length) }, worker));

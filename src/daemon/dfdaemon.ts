@@ -12,6 +12,7 @@ import { DfError } from '../core/errors.js';
 import { DEFAULTS, type DfdaemonConfig } from '../config/dfdaemon.js';
 import { loadTlsFiles, type TlsMaterial } from '../config/tls-files.js';
 import { channelCredentials } from '../grpc/credentials.js';
+import { deadlineSparesStreams, LONG_LIVED_UPLOAD_STREAMS } from '../grpc/stream-deadline.js';
 import { DfdaemonDownloadService, DfdaemonUploadService } from '../gen/dfdaemon.js';
 import type { Host } from '../gen/common.js';
 import { SchedulerAnnouncer } from '../scheduler/announcer.js';
@@ -379,7 +380,8 @@ export class Dfdaemon {
           name: 'dfdaemon.v2.DfdaemonUpload',
         },
       ],
-      { keepalive: this.grpcKeepalive },
+      // A Rust child's SyncPieces and SyncHost carry a 10 s deadline it does not mean for the stream.
+      { keepalive: this.grpcKeepalive, interceptors: [deadlineSparesStreams(LONG_LIVED_UPLOAD_STREAMS)] },
     );
     this.bound.upload = await bindTcp(
       this.grpcUpload,

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import {
   Server,
   ServerCredentials,
+  type ServerInterceptor,
   type ServiceDefinition,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
@@ -104,13 +105,19 @@ function addLazyReflection(server: Server, serviceNames: string[]): void {
 /**
  * `maxReceiveMessageLength`: the largest request accepted (bytes); unlimited by default (the daemon's servers take
  * pieces). The scheduler's requests are small, so it bounds them. `keepalive`: KEEPALIVE unless a test shortens it.
+ * `interceptors`: grpc-js server interceptors; the first receives grpc-js's own call (stream-deadline.ts needs that).
  */
 export function createGrpcServer(
   services: ServiceBinding[],
-  options: { maxReceiveMessageLength?: number; keepalive?: { timeMs: number; timeoutMs: number } } = {},
+  options: {
+    maxReceiveMessageLength?: number;
+    keepalive?: { timeMs: number; timeoutMs: number };
+    interceptors?: ServerInterceptor[];
+  } = {},
 ): Server {
   const keepalive = options.keepalive ?? KEEPALIVE;
   const server = new Server({
+    ...(options.interceptors ? { interceptors: options.interceptors } : {}),
     ...SERVER_OPTIONS,
     'grpc.keepalive_time_ms': keepalive.timeMs,
     'grpc.keepalive_timeout_ms': keepalive.timeoutMs,
