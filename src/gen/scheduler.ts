@@ -3314,7 +3314,7 @@ export const RegisterCachePeerRequest: MessageFns<RegisterCachePeerRequest> = {
               break;
             }
 
-            message.certificateChain.push(Buffer.from(reader.bytes()));
+            message.certificateChain.push(bytesAsBuffer(reader.bytes()));
             continue;
           }
           case 16: {
@@ -9897,7 +9897,7 @@ export const PreheatImageRequest: MessageFns<PreheatImageRequest> = {
               break;
             }
 
-            message.certificateChain.push(Buffer.from(reader.bytes()));
+            message.certificateChain.push(bytesAsBuffer(reader.bytes()));
             continue;
           }
           case 19: {
@@ -10359,7 +10359,7 @@ export const StatImageRequest: MessageFns<StatImageRequest> = {
               break;
             }
 
-            message.certificateChain.push(Buffer.from(reader.bytes()));
+            message.certificateChain.push(bytesAsBuffer(reader.bytes()));
             continue;
           }
           case 14: {
@@ -11174,7 +11174,7 @@ export const PreheatFileRequest: MessageFns<PreheatFileRequest> = {
               break;
             }
 
-            message.certificateChain.push(Buffer.from(reader.bytes()));
+            message.certificateChain.push(bytesAsBuffer(reader.bytes()));
             continue;
           }
           case 16: {
@@ -11630,7 +11630,7 @@ export const StatFileRequest: MessageFns<StatFileRequest> = {
               break;
             }
 
-            message.certificateChain.push(Buffer.from(reader.bytes()));
+            message.certificateChain.push(bytesAsBuffer(reader.bytes()));
             continue;
           }
           case 10: {
@@ -13046,4 +13046,9 @@ export interface MessageFns<T> {
   toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+}
+
+/** Patched in by scripts/gen.mjs: a decoded bytes field is a view of the message buffer, not a copy. */
+function bytesAsBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
