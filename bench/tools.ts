@@ -57,19 +57,21 @@ export function dfget(
   );
 }
 
-/** Compares a few windows of two files (a full hash of 1 GiB would cost more than the download). */
-export async function sampledEqual(a: string, b: string, size: number): Promise<boolean> {
+/**
+ * Compares the sizes and a few 64 KiB windows of two files: the first, the last and `randomWindows` others (a full
+ * hash of 1 GiB would cost more than the download).
+ */
+export async function sampledEqual(a: string, b: string, size: number, randomWindows = 6): Promise<boolean> {
   const [sa, sb] = await Promise.all([stat(a), stat(b)]);
   if (sa.size !== size || sb.size !== size) return false;
-  const fa = await open(a, 'r');
-  const fb = await open(b, 'r');
+  const win = Math.min(64 * 1024, size);
+  const offsets = [
+    0,
+    size - win,
+    ...Array.from({ length: randomWindows }, () => Math.floor(Math.random() * (size - win))),
+  ];
+  const [fa, fb] = await Promise.all([open(a, 'r'), open(b, 'r')]);
   try {
-    const win = Math.min(64 * 1024, size);
-    const offsets = [
-      0,
-      size - win,
-      ...Array.from({ length: 6 }, () => Math.floor(Math.random() * (size - win))),
-    ];
     for (const off of offsets) {
       const ba = Buffer.alloc(win);
       const bb = Buffer.alloc(win);

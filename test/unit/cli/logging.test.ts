@@ -20,6 +20,17 @@ function withDir(fn: (dir: string) => void | Promise<void>) {
   };
 }
 
+/** dfdaemon's logger as it runs without --console: rotated files in `dir`. */
+function rotatingLogger(dir: string) {
+  return createLogger({
+    name: 'dfdaemon',
+    level: 'info',
+    console: false,
+    logDir: dir,
+    rotate: { maxFiles: 3, maxFileSize: 1024 * 1024 },
+  });
+}
+
 test(
   'no directory or an empty one: pino-roll starts at dfdaemon.1.log',
   withDir((dir) => {
@@ -49,13 +60,7 @@ test(
   'a rotating logger writes to the file activeLogFile names, also after a restart',
   withDir(async (dir) => {
     for (let run = 0; run < 2; run++) {
-      const log = createLogger({
-        name: 'dfdaemon',
-        level: 'info',
-        console: false,
-        logDir: dir,
-        rotate: { maxFiles: 3, maxFileSize: 1024 * 1024 },
-      });
+      const log = rotatingLogger(dir);
       log.info({ run }, 'hello');
       // The transport writes from a worker thread: wait until the line is in the file named.
       const file = activeLogFile(dir, 'dfdaemon');
@@ -78,13 +83,7 @@ test(
 test(
   'logFlushed resolves once the rotating logger has created the file activeLogFile names',
   withDir(async (dir) => {
-    const log = createLogger({
-      name: 'dfdaemon',
-      level: 'info',
-      console: false,
-      logDir: dir,
-      rotate: { maxFiles: 3, maxFileSize: 1024 * 1024 },
-    });
+    const log = rotatingLogger(dir);
     log.info('started');
     const file = activeLogFile(dir, 'dfdaemon');
     await logFlushed(log, file);
