@@ -7,7 +7,7 @@
 // - every message with content is written only when `download.server.transferBufferSize` has room for its bytes
 //   (one budget for all calls, first come first served), and the bytes are given back when grpc-js reports the
 //   message written to the transport (its write callback), or when the call ends;
-// - a stream has one such message in flight at a time, and reads ahead at most the next part (see send);
+// - a stream has one such message in flight at a time, and nothing is read ahead;
 // - the message is encoded by hand around the content, so the file is read straight into the message buffer and
 //   grpc-js's framing copy is the only other one (`acceptEncodedResponses` lets the method take a Buffer);
 // - a client that says it takes pieces in parts (gRPC metadata `x-dragonfly-piece-content-chunks: true`, which
@@ -226,11 +226,6 @@ export class PieceContentSender {
   /**
    * One piece: in one message, or in parts of at most chunkSize bytes (`chunks`), each read from `reader` straight
    * into its message and written only once the budget has room for it. Resolves when the last one is written.
-   *
-   * The next part is read while the previous one is being written: a read waits on the threadpool and a write on
-   * the client, and one after the other left both processes idle most of a transfer (profiled: dfget and dfdaemon
-   * each ~60% idle). Still at most one message per stream is queued in grpc-js; the part read ahead holds its
-   * share of the budget like any other.
    */
   async send(
     call: DownloadTaskCall,
@@ -241,72 +236,33 @@ export class PieceContentSender {
     signal: AbortSignal,
   ): Promise<void> {
     const step = chunks ? this.chunkSize : Math.max(1, piece.length);
-    let writing: Promise<void> | undefined;
-    try {
-      let at = 0;
-      do {
-        const length = Math.min(step, piece.length - at);
-        const part = await this.readPart(ids, piece, piece.offset + at, length, reader, signal);
+    let at = 0;
+    do {
+      const length = Math.min(step, piece.length - at);
+      const offset = piece.offset + at;
+      const head = encodePieceResponseHead(ids, { ...piece, offset, length }, length);
+      const release = await this.budget.acquire(length, signal);
+      try {
+        const pooled = head.length <= HEAD_ROOM && length <= this.chunkSize;
+        const buffer = pooled
+          ? (this.free.pop() ?? Buffer.allocUnsafeSlow(this.chunkSize + HEAD_ROOM))
+          : Buffer.allocUnsafe(head.length + length);
+        const message = buffer.subarray(0, head.length + length);
+        message.set(head, 0);
         try {
-          await writing;
+          await reader.read(offset, message.subarray(head.length));
         } catch (e) {
-          part.release();
+          if (pooled) this.giveBack(buffer);
           throw e;
         }
-        writing = this.writePart(call, part, signal);
-        at += length;
-      } while (at < piece.length);
-      await writing;
-    } finally {
-      // A failed read leaves the write before it in flight: it settles (and gives back its share) on its own.
-      writing?.catch(() => undefined);
-    }
-  }
-
-  /** A part's message with its bytes read, holding its share of the budget (and a pooled buffer) until released. */
-  private async readPart(
-    ids: { hostId: string; taskId: string; peerId: string },
-    piece: Omit<Piece, 'content'>,
-    offset: number,
-    length: number,
-    reader: { read(offset: number, target: Buffer): Promise<void> },
-    signal: AbortSignal,
-  ): Promise<{ message: Buffer; release: () => void }> {
-    const head = encodePieceResponseHead(ids, { ...piece, offset, length }, length);
-    const releaseBudget = await this.budget.acquire(length, signal);
-    const pooled = head.length <= HEAD_ROOM && length <= this.chunkSize;
-    const buffer = pooled
-      ? (this.free.pop() ?? Buffer.allocUnsafeSlow(this.chunkSize + HEAD_ROOM))
-      : Buffer.allocUnsafe(head.length + length);
-    const release = () => {
-      releaseBudget();
-      this.dropPoolWhenIdle();
-    };
-    const message = buffer.subarray(0, head.length + length);
-    message.set(head, 0);
-    try {
-      await reader.read(offset, message.subarray(head.length));
-    } catch (e) {
-      if (pooled) this.giveBack(buffer);
-      release();
-      throw e;
-    }
-    // grpc-js copies the message into its frame as it is written: the pooled buffer is free from then on (and
-    // only then: a message whose write failed may still be copied later, so its buffer is left to the GC).
-    if (pooled) copiedCallbacks.set(message, () => this.giveBack(buffer));
-    return { message, release };
-  }
-
-  private async writePart(
-    call: DownloadTaskCall,
-    part: { message: Buffer; release: () => void },
-    signal: AbortSignal,
-  ): Promise<void> {
-    try {
-      await writeFlushed(call, part.message, signal);
-    } finally {
-      part.release();
-    }
+        if (pooled) copiedCallbacks.set(message, () => this.giveBack(buffer));
+        await writeFlushed(call, message, signal);
+      } finally {
+        release();
+        this.dropPoolWhenIdle();
+      }
+      at += length;
+    } while (at < piece.length);
   }
 
   private giveBack(buffer: Buffer): void {

@@ -140,10 +140,10 @@ test('a decoded piece content is a view of the message buffer, not a copy', () =
   assert.deepEqual([...content], [1, 2, 3, 4]);
 });
 
-// PieceContentSender.send reads the next part while the previous one is written (a read and a write each wait on
-// another thread; one after the other left dfget and dfdaemon idle most of a transfer). What must hold still: the
-// parts arrive whole and in order, and a stream never reads more than one part ahead of what grpc-js took.
-test('PieceContentSender: parts arrive in order over a real gRPC stream, reading at most one part ahead', async () => {
+// PieceContentSender over a real gRPC stream: the parts of a piece arrive whole and in order, and a stream reads no
+// part before grpc-js has taken the one before (reading one part ahead was tried for issue 12: it cost dfdaemon
+// ~1.4 CPU-s more per cold GiB in --transfer-from-dfdaemon, measured A/B, and was dropped).
+test('PieceContentSender: parts arrive in order over a real gRPC stream, none read before the last was taken', async () => {
   const chunk = 64 * 1024;
   const content = Buffer.alloc(10 * chunk + 123);
   for (let i = 0; i < content.length; i++) content[i] = (i * 7 + (i >> 12)) & 0xff;
@@ -207,7 +207,7 @@ test('PieceContentSender: parts arrive in order over a real gRPC stream, reading
       Array.from({ length: 11 }, (_, i) => i * chunk),
     );
     assert.ok(Buffer.concat(got).equals(content));
-    assert.ok(maxAhead <= 2, `read ${maxAhead} parts ahead of the writes`);
+    assert.ok(maxAhead <= 1, `read ${maxAhead} parts ahead of the writes`);
     assert.equal(sender.budget.used, 0);
   } finally {
     client.close();
