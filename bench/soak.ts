@@ -29,6 +29,7 @@ import { NGINX, startNginx, type NginxHandle } from './nginx.js';
 import { median, procStatusBytes } from './proc.js';
 import { publishReport, type Figure } from './report.js';
 import { runBenchmark } from './run.js';
+import { sampledEqual } from './tools.js';
 
 const KIB = 1024;
 const MIB = 2 ** 20;
@@ -97,27 +98,6 @@ async function writeFile(path: string, size: number, n: number, block: Buffer): 
     }
   } finally {
     await fh.close();
-  }
-}
-
-/** Size and the first and last 64 KiB equal. */
-async function sameEnds(a: string, b: string, size: number): Promise<boolean> {
-  const [sa, sb] = await Promise.all([stat(a), stat(b)]);
-  if (sa.size !== size || sb.size !== size) return false;
-  const win = Math.min(size, 64 * KIB);
-  const [fa, fb] = await Promise.all([open(a, 'r'), open(b, 'r')]);
-  try {
-    for (const off of [0, size - win]) {
-      const ba = Buffer.alloc(win);
-      const bb = Buffer.alloc(win);
-      await fa.read(ba, 0, win, off);
-      await fb.read(bb, 0, win, off);
-      if (!ba.equals(bb)) return false;
-    }
-    return true;
-  } finally {
-    await fa.close();
-    await fb.close();
   }
 }
 
@@ -263,7 +243,7 @@ async function main(): Promise<void> {
       const r = proxied ? await proxyGet(url, dst) : await dfget(url, dst);
       if (stopping) return;
       if (r.code === 0) {
-        if (await sameEnds(join(www, f.name), dst, f.size)) {
+        if (await sampledEqual(join(www, f.name), dst, f.size, 0)) {
           ok++;
           if (proxied) viaProxy++;
           bytes += f.size;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run gen`: regenerate src/gen/ from proto/ with ts-proto (via buf), then one post-processing step.
+// `npm run gen`: regenerate src/gen/ from proto/ with ts-proto (via buf), then two post-processing steps.
 //
 // uint64 fields are generated as JS numbers (forceLong=number) so the daemon's arithmetic stays plain. ts-proto's
 // longToNumber throws above 2^53, but a Go scheduler sends 2^64-1 for an unknown content length
@@ -33,12 +33,26 @@ const SATURATING = `function longToNumber(int64: { toString(): string }): number
   return n;
 }
 `;
+// ts-proto (env=node) decodes a bytes field as Buffer.from(reader.bytes()): a copy of bytes the message buffer
+// already holds. For a piece's content in --transfer-from-dfdaemon that is a second copy of every byte in dfget,
+// and twice the external memory that makes V8 collect (profiled: ~0.2 s of copying and most of 0.8 s of GC per
+// GiB). A view shares the message buffer instead; grpc-js hands every decoded message a buffer of its own.
+const COPYING_BYTES = /Buffer\.from\(reader\.bytes\(\)\)/g;
+const BYTES_AS_BUFFER = `
+/** Patched in by scripts/gen.mjs: a decoded bytes field is a view of the message buffer, not a copy. */
+function bytesAsBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+`;
 // Every generated file, google/protobuf/ included: a Duration of 2^62 s must reach the daemon's own check (which
 // names the field), not fail as "Error deserializing request".
 for (const name of readdirSync('src/gen', { recursive: true })) {
   if (!String(name).endsWith('.ts')) continue;
   const p = join('src/gen', String(name));
   const src = readFileSync(p, 'utf8');
-  if (THROWING.test(src)) writeFileSync(p, src.replace(THROWING, SATURATING));
+  let out = THROWING.test(src) ? src.replace(THROWING, SATURATING) : src;
+  if (COPYING_BYTES.test(out))
+    out = out.replace(COPYING_BYTES, 'bytesAsBuffer(reader.bytes())') + BYTES_AS_BUFFER;
+  if (out !== src) writeFileSync(p, out);
 }
 execFileSync(bin('prettier'), ['--log-level', 'warn', '--write', 'src/gen'], { stdio: 'inherit' });

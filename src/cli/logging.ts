@@ -2,7 +2,7 @@
 // worker thread); the short-lived CLIs write one file synchronously-enough (sonic-boom) so start-up stays fast.
 // `--console` sends everything to stderr instead, as upstream's `--console`.
 
-import { mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 
@@ -44,9 +44,50 @@ export function createLogger(o: LoggingOptions): Logger {
         mkdir: true,
       },
     });
-    return pino(base, transport);
+    const logger = pino(base, transport);
+    transportReady.set(
+      logger,
+      new Promise((resolve) => {
+        transport.once('ready', resolve);
+        transport.once('error', resolve);
+      }),
+    );
+    return logger;
   }
   return pino(base, pino.destination({ dest: join(o.logDir, `${o.name}.log`), sync: false, mkdir: true }));
+}
+
+/** Loggers whose destination runs in a worker (pino-roll): resolved once the worker has opened its file. */
+const transportReady = new WeakMap<Logger, Promise<unknown>>();
+
+/** Longest wait for a log destination to be ready and flushed: logging must not hold up the daemon. */
+const LOG_READY_TIMEOUT_MS = 5_000;
+
+/**
+ * Resolves once `file` (the log file `log` writes) exists and what was logged so far has reached the log's worker,
+ * or after 5 s: a start-up line that names the log file is printed after this, so that the file it names is there
+ * to read. (pino-roll's worker starts, and opens its file, more slowly than the daemon's servers on a busy machine.)
+ */
+export async function logFlushed(log: Logger, file: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      resolve();
+    }, LOG_READY_TIMEOUT_MS);
+  });
+  const flushed = (async () => {
+    await transportReady.get(log);
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
+    while (!timedOut && !existsSync(file)) await new Promise((resolve) => setTimeout(resolve, 10));
+  })();
+  try {
+    await Promise.race([flushed, timeout]);
+  } finally {
+    clearTimeout(timer);
+    timedOut = true;
+  }
 }
 
 /**

@@ -5337,7 +5337,7 @@ export const Download: MessageFns<Download> = {
               break;
             }
 
-            message.certificateChain.push(Buffer.from(reader.bytes()));
+            message.certificateChain.push(bytesAsBuffer(reader.bytes()));
             continue;
           }
           case 16: {
@@ -6728,7 +6728,7 @@ export const Piece: MessageFns<Piece> = {
               break;
             }
 
-            message.content = Buffer.from(reader.bytes());
+            message.content = bytesAsBuffer(reader.bytes());
             continue;
           }
           case 7: {
@@ -6921,4 +6921,9 @@ export interface MessageFns<T> {
   toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+}
+
+/** Patched in by scripts/gen.mjs: a decoded bytes field is a view of the message buffer, not a copy. */
+function bytesAsBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

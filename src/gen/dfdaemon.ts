@@ -2178,7 +2178,7 @@ export const ListTaskEntriesRequest: MessageFns<ListTaskEntriesRequest> = {
               break;
             }
 
-            message.certificateChain.push(Buffer.from(reader.bytes()));
+            message.certificateChain.push(bytesAsBuffer(reader.bytes()));
             continue;
           }
           case 6: {
@@ -3272,7 +3272,7 @@ export const DownloadCacheTaskRequest: MessageFns<DownloadCacheTaskRequest> = {
               break;
             }
 
-            message.certificateChain.push(Buffer.from(reader.bytes()));
+            message.certificateChain.push(bytesAsBuffer(reader.bytes()));
             continue;
           }
           case 16: {
@@ -8546,7 +8546,7 @@ export const IBVerbsQueuePairEndpoint: MessageFns<IBVerbsQueuePairEndpoint> = {
               break;
             }
 
-            message.gid = Buffer.from(reader.bytes());
+            message.gid = bytesAsBuffer(reader.bytes());
             continue;
           }
         }
@@ -9769,4 +9769,9 @@ export interface MessageFns<T> {
   toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+}
+
+/** Patched in by scripts/gen.mjs: a decoded bytes field is a view of the message buffer, not a copy. */
+function bytesAsBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -282,7 +282,7 @@ export const SeedPeerCluster: MessageFns<SeedPeerCluster> = {
               break;
             }
 
-            message.config = Buffer.from(reader.bytes());
+            message.config = bytesAsBuffer(reader.bytes());
             continue;
           }
         }
@@ -1369,7 +1369,7 @@ export const SchedulerCluster: MessageFns<SchedulerCluster> = {
               break;
             }
 
-            message.config = Buffer.from(reader.bytes());
+            message.config = bytesAsBuffer(reader.bytes());
             continue;
           }
           case 5: {
@@ -1377,7 +1377,7 @@ export const SchedulerCluster: MessageFns<SchedulerCluster> = {
               break;
             }
 
-            message.clientConfig = Buffer.from(reader.bytes());
+            message.clientConfig = bytesAsBuffer(reader.bytes());
             continue;
           }
           case 6: {
@@ -1385,7 +1385,7 @@ export const SchedulerCluster: MessageFns<SchedulerCluster> = {
               break;
             }
 
-            message.scopes = Buffer.from(reader.bytes());
+            message.scopes = bytesAsBuffer(reader.bytes());
             continue;
           }
           case 7: {
@@ -1393,7 +1393,7 @@ export const SchedulerCluster: MessageFns<SchedulerCluster> = {
               break;
             }
 
-            message.seedClientConfig = Buffer.from(reader.bytes());
+            message.seedClientConfig = bytesAsBuffer(reader.bytes());
             continue;
           }
         }
@@ -1622,7 +1622,7 @@ export const Scheduler: MessageFns<Scheduler> = {
               break;
             }
 
-            message.features = Buffer.from(reader.bytes());
+            message.features = bytesAsBuffer(reader.bytes());
             continue;
           }
         }
@@ -1978,7 +1978,7 @@ export const UpdateSchedulerRequest: MessageFns<UpdateSchedulerRequest> = {
               break;
             }
 
-            message.config = Buffer.from(reader.bytes());
+            message.config = bytesAsBuffer(reader.bytes());
             continue;
           }
         }
@@ -3236,4 +3236,9 @@ export interface MessageFns<T> {
   toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+}
+
+/** Patched in by scripts/gen.mjs: a decoded bytes field is a view of the message buffer, not a copy. */
+function bytesAsBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -3323,7 +3323,7 @@ export const RegisterCachePeerRequest: MessageFns<RegisterCachePeerRequest> = {
               break;
             }
 
-            message.certificateChain.push(Buffer.from(reader.bytes()));
+            message.certificateChain.push(bytesAsBuffer(reader.bytes()));
             continue;
           }
           case 16: {
@@ -9910,7 +9910,7 @@ export const PreheatImageRequest: MessageFns<PreheatImageRequest> = {
               break;
             }
 
-            message.certificateChain.push(Buffer.from(reader.bytes()));
+            message.certificateChain.push(bytesAsBuffer(reader.bytes()));
             continue;
           }
           case 19: {
@@ -10397,7 +10397,7 @@ export const StatImageRequest: MessageFns<StatImageRequest> = {
               break;
             }
 
-            message.certificateChain.push(Buffer.from(reader.bytes()));
+            message.certificateChain.push(bytesAsBuffer(reader.bytes()));
             continue;
           }
           case 14: {
@@ -11242,7 +11242,7 @@ export const PreheatFileRequest: MessageFns<PreheatFileRequest> = {
               break;
             }
 
-            message.certificateChain.push(Buffer.from(reader.bytes()));
+            message.certificateChain.push(bytesAsBuffer(reader.bytes()));
             continue;
           }
           case 16: {
@@ -11698,7 +11698,7 @@ export const StatFileRequest: MessageFns<StatFileRequest> = {
               break;
             }
 
-            message.certificateChain.push(Buffer.from(reader.bytes()));
+            message.certificateChain.push(bytesAsBuffer(reader.bytes()));
             continue;
           }
           case 10: {
@@ -13114,4 +13114,9 @@ export interface MessageFns<T> {
   toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
+}
+
+/** Patched in by scripts/gen.mjs: a decoded bytes field is a view of the message buffer, not a copy. */
+function bytesAsBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }

@@ -2,7 +2,7 @@
 // Every process is ended by PID in stop(); every dir is removed.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,6 +41,17 @@ interface StartedLine {
   schedulerPort?: number;
   proxy?: number;
   hostId: string;
+}
+
+/**
+ * The node flags dfdaemon's shebang gives it (`#!/usr/bin/env -S node FLAGS`), so that a daemon the tests start as
+ * `node dfdaemon.js` runs as the installed binary does.
+ */
+export function dfdaemonNodeFlags(): string[] {
+  const first = readFileSync(DFDAEMON, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\/usr\/bin\/env -S node((?: --?\S+)*)\s*$/.exec(first);
+  if (!m) return [];
+  return m[1]!.trim().split(/\s+/).filter(Boolean);
 }
 
 export function tempDir(prefix = 'dft-'): string {
@@ -139,10 +150,14 @@ export async function startDaemon(
     );
   }
   const args = ['-c', configPath, '--dynconfig', dynconfigPath, '--console', '-l', 'info'];
-  const proc = spawn(opts.bin ?? process.execPath, opts.bin ? args : [DFDAEMON, ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, HOME: dir, ...opts.env },
-  });
+  const proc = spawn(
+    opts.bin ?? process.execPath,
+    opts.bin ? args : [...dfdaemonNodeFlags(), DFDAEMON, ...args],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, HOME: dir, ...opts.env },
+    },
+  );
   const logs: string[] = [];
   const started = await waitForLogLine<StartedLine>(proc, 'dfdaemon started', logs, 'dfdaemon');
   return {

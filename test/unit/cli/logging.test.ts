@@ -4,10 +4,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { activeLogFile, createLogger } from '../../../src/cli/logging.js';
+import { activeLogFile, createLogger, logFlushed } from '../../../src/cli/logging.js';
 
 function withDir(fn: (dir: string) => void | Promise<void>) {
   return async () => {
@@ -18,6 +18,17 @@ function withDir(fn: (dir: string) => void | Promise<void>) {
       rmSync(dir, { recursive: true, force: true });
     }
   };
+}
+
+/** dfdaemon's logger as it runs without --console: rotated files in `dir`. */
+function rotatingLogger(dir: string) {
+  return createLogger({
+    name: 'dfdaemon',
+    level: 'info',
+    console: false,
+    logDir: dir,
+    rotate: { maxFiles: 3, maxFileSize: 1024 * 1024 },
+  });
 }
 
 test(
@@ -49,13 +60,7 @@ test(
   'a rotating logger writes to the file activeLogFile names, also after a restart',
   withDir(async (dir) => {
     for (let run = 0; run < 2; run++) {
-      const log = createLogger({
-        name: 'dfdaemon',
-        level: 'info',
-        console: false,
-        logDir: dir,
-        rotate: { maxFiles: 3, maxFileSize: 1024 * 1024 },
-      });
+      const log = rotatingLogger(dir);
       log.info({ run }, 'hello');
       // The transport writes from a worker thread: wait until the line is in the file named.
       const file = activeLogFile(dir, 'dfdaemon');
@@ -70,5 +75,18 @@ test(
       assert.ok(holds(), `${file} does not hold the line of run ${run}`);
       assert.equal(file, join(dir, 'dfdaemon.1.log'));
     }
+  }),
+);
+
+// dfdaemon prints its start-up line, which names the log file, only after logFlushed: the npm start test read the
+// file named and found none when the pino-roll worker started more slowly than the daemon's servers.
+test(
+  'logFlushed resolves once the rotating logger has created the file activeLogFile names',
+  withDir(async (dir) => {
+    const log = rotatingLogger(dir);
+    log.info('started');
+    const file = activeLogFile(dir, 'dfdaemon');
+    await logFlushed(log, file);
+    assert.ok(existsSync(file), 'no log file after logFlushed');
   }),
 );
