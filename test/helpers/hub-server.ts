@@ -6,9 +6,9 @@
 // LFS_THRESHOLD bytes are answered, as Hugging Face does for LFS files, with a 302 to a CDN on another origin
 // (another port), which must not see the token. Every request is recorded.
 
-import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { sha256 } from './files.js';
 
 export type HubKind = 'hf' | 'modelscope' | 'opencsg';
 
@@ -194,10 +194,6 @@ export class HubServer {
     );
     return { _id: repository.id, id: repository.id, modelId: repository.id, private: true, siblings };
   }
-}
-
-function sha256(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
 }
 
 function listen(server: Server): Promise<number> {

@@ -5,31 +5,24 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { dfget, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
+import { join } from 'node:path';
+import { filesUnder, sha256 } from '../helpers/files.js';
+import {
+  dfget,
+  metricsText,
+  metricValue,
+  startDaemon,
+  stopDaemon,
+  tempDir,
+  type DaemonHandle,
+} from '../helpers/daemon.js';
+import { startSeededCluster, type SeededCluster } from '../helpers/small-cluster.js';
 import { HubServer, type HubKind } from '../helpers/hub-server.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS, taskIdFromUrl } from '../../src/core/task-id.js';
 
 const MiB = 1024 * 1024;
-
-function sha256(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
-}
-
-function filesUnder(dir: string): string[] {
-  return (
-    readdirSync(dir, { recursive: true, withFileTypes: true }) as Array<{
-      parentPath: string;
-      name: string;
-      isFile(): boolean;
-    }>
-  )
-    .filter((e) => e.isFile())
-    .map((e) => relative(dir, join(e.parentPath, e.name)))
-    .sort();
-}
 
 interface HubCase {
   kind: HubKind;
@@ -225,3 +218,51 @@ for (const c of CASES) {
     });
   });
 }
+
+describe('hf:// P2P: a second peer takes a hub file from peers, not from the hub', () => {
+  const token = `hub-token-${randomBytes(8).toString('hex')}`;
+  const data = randomBytes(18 * MiB);
+  const hub = new HubServer(
+    'hf',
+    [{ type: 'models', id: 'acme/llm', revisions: { main: { 'model.bin': data } } }],
+    token,
+  );
+  let cluster: SeededCluster;
+  const out = tempDir('dft-hf-p2p-');
+
+  before(async () => {
+    await hub.start();
+    cluster = await startSeededCluster(2);
+  });
+
+  after(async () => {
+    await cluster.stop();
+    await hub.stop();
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  test('the seed fetches with the token the peer sent; the second peer reads nothing from the hub', async () => {
+    const url = 'hf://acme/llm/model.bin';
+    const flags = ['--hf-base-url', hub.baseUrl, '--hf-token', token];
+    const pieceReads = () => hub.requests.filter((q) => q.origin === 'cdn' && q.range !== 'bytes=0-0').length;
+    const { seed, peers } = cluster;
+    const first = await dfget(peers[0]!, url, join(out, 'm0'), flags);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(sha256(readFileSync(join(out, 'm0'))), sha256(data));
+    const reads = pieceReads();
+    assert.equal(reads, 5, 'each of the 5 pieces read from the hub once');
+    const second = await dfget(peers[1]!, url, join(out, 'm1'), flags);
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(sha256(readFileSync(join(out, 'm1'))), sha256(data));
+    assert.equal(pieceReads(), reads, 'the second peer read nothing from the hub');
+    for (const p of peers) {
+      assert.equal(
+        metricValue(await metricsText(p), 'dragonfly_client_download_traffic', 'type="BACK_TO_SOURCE"'),
+        0,
+      );
+    }
+    for (const d of [seed, ...peers]) {
+      for (const line of d.logs) assert.ok(!line.includes(token), `a log line carries the token: ${line}`);
+    }
+  });
+});
