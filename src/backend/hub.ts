@@ -91,8 +91,14 @@ export class HubBackend implements Backend {
       }
       throw hubError(e, hub, req.url, 'list', revision);
     }
+    let files;
+    try {
+      files = hub.spec.listingFiles(body);
+    } catch (e) {
+      throw new DfError('BACKEND', `list ${req.url}: ${(e as Error).message}`);
+    }
     const directory = req.url.endsWith('/') ? req.url : `${req.url}/`;
-    return hub.spec.listingFiles(body).map((f) => ({
+    return files.map((f) => ({
       url: directory + f.path.split('/').map(encodeURIComponent).join('/'),
       contentLength: f.size,
       isDir: false,
