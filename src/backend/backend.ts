@@ -1,11 +1,27 @@
 // The Backend interface: how the daemon reaches a task's source (back-to-source). One implementation per source
-// family (http.ts for http/https, object-storage.ts for s3/gs/abs/oss/obs/cos; hdfs, hf, ... later; JS plugins from
-// plugins.ts), chosen by URL scheme in factory.ts.
+// family (http.ts for http/https, object-storage.ts for s3/gs/abs/oss/obs/cos, hub.ts for hf/modelscope/opencsg;
+// JS plugins from plugins.ts), chosen by URL scheme in factory.ts.
 // Mirrors upstream `dragonfly-client-backend/src/lib.rs` (`trait Backend`), keeping only what the daemon calls:
 // `stat` before a task starts, `get` per piece, and directory listing for the schemes that have directories.
 
 import type { Readable } from 'node:stream';
 import type { SourceValidator } from '../core/validator.js';
+import type { HuggingFace } from '../gen/common.js';
+
+/**
+ * Revision, token and mirror base URL of a model hub download: common.v2 HuggingFace, ModelScope and OpenCSG have
+ * the same three fields.
+ */
+export type HubOptions = HuggingFace;
+
+/** The hub message a Download (or ListTaskEntries request) carries, whichever hub it is for. */
+export function hubOptionsOf(m: {
+  huggingFace?: HubOptions;
+  modelScope?: HubOptions;
+  openCsg?: HubOptions;
+}): HubOptions | undefined {
+  return m.huggingFace ?? m.modelScope ?? m.openCsg;
+}
 
 /**
  * How to reach an object store (common.v2.ObjectStorage, field for field): dfget's `--storage-*` flags, carried in
@@ -39,6 +55,8 @@ export interface StatRequest {
   remoteCaller?: boolean;
   /** Credentials and endpoint for the object storage schemes; ignored by the others. */
   objectStorage?: ObjectStorageOptions;
+  /** Revision, token and mirror base URL for the model hub schemes (hf, modelscope, opencsg); ignored by the others. */
+  hub?: HubOptions;
 }
 
 export interface StatResponse {
@@ -74,6 +92,8 @@ export interface GetRequest {
   remoteCaller?: boolean;
   /** As StatRequest.objectStorage. */
   objectStorage?: ObjectStorageOptions;
+  /** As StatRequest.hub. */
+  hub?: HubOptions;
 }
 
 export interface GetResponse {

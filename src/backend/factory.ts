@@ -7,6 +7,8 @@ import type { Backend } from './backend.js';
 import { HttpBackend } from './http.js';
 import type { HttpBackendOptions } from './http.js';
 import { ObjectStorageBackend } from './object-storage.js';
+import { HubBackend } from './hub.js';
+import { HUBS } from './hub-url.js';
 import { OBJECT_STORAGE_SERVICES } from '../core/object-storage-scheme.js';
 
 /** The `backend.*` settings of dfdaemon.yaml (and the download's certificate chain) every backend is built from. */
@@ -23,6 +25,12 @@ const BUILTIN_BACKENDS: Readonly<Record<string, BackendConstructor>> = {
     Object.keys(OBJECT_STORAGE_SERVICES).map((scheme): [string, BackendConstructor] => [
       scheme,
       (s, options) => new ObjectStorageBackend(s, options),
+    ]),
+  ),
+  ...Object.fromEntries(
+    Object.keys(HUBS).map((scheme): [string, BackendConstructor] => [
+      scheme,
+      (s, options) => new HubBackend(s, options),
     ]),
   ),
 };

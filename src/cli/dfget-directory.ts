@@ -6,7 +6,10 @@
 
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
-import type { ObjectStorage } from '../gen/common.js';
+import type { Download, ObjectStorage } from '../gen/common.js';
+
+/** A Download's (and ListTaskEntries request's) model hub messages; at most one is set. */
+export type HubMessages = Pick<Download, 'huggingFace' | 'modelScope' | 'openCsg'>;
 import type { DfdaemonDownloadClient, Entry } from '../gen/dfdaemon.js';
 import { DfError } from '../core/errors.js';
 import { parseIncludeFiles, type IncludePattern } from '../core/include-files.js';
@@ -21,6 +24,8 @@ export interface DirectoryDownloadOptions {
   maxConcurrentRequests: number;
   requestHeader: Record<string, string>;
   objectStorage?: ObjectStorage;
+  /** The hub's revision, token and base URL, for the model hub schemes. */
+  hub: HubMessages;
   timeoutMs: number;
   client: DfdaemonDownloadClient;
   /** Downloads one file of the directory to its output path. */
@@ -110,6 +115,7 @@ async function listEntries(o: DirectoryDownloadOptions, url: string): Promise<En
         timeout: { seconds: Math.floor(o.timeoutMs / 1000), nanos: (o.timeoutMs % 1000) * 1e6 },
         certificateChain: [],
         objectStorage: o.objectStorage,
+        ...o.hub,
       },
       (err, r) => (err ? fail(err) : ok(r)),
     ),

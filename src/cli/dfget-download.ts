@@ -22,7 +22,7 @@ import {
 } from './common.js';
 import { createProgress, type Progress } from './progress.js';
 import type { TransferWriter } from './transfer-writer.js';
-import { downloadDirectory } from './dfget-directory.js';
+import { downloadDirectory, type HubMessages } from './dfget-directory.js';
 import { isObjectStorageScheme } from '../core/object-storage-scheme.js';
 
 export interface DfgetOptions {
@@ -58,6 +58,15 @@ export interface DfgetOptions {
   storageCredentialPath?: string;
   storagePredefinedAcl?: string;
   storageInsecureSkipVerify?: boolean | string;
+  hfRevision: string;
+  hfToken?: string;
+  hfBaseUrl?: string;
+  msRevision: string;
+  msToken?: string;
+  msBaseUrl?: string;
+  csgRevision: string;
+  csgToken?: string;
+  csgBaseUrl?: string;
 }
 
 export function parseHeaders(lines: string[]): Record<string, string> {
@@ -186,6 +195,7 @@ async function downloadOnce(
       enableTaskIdBasedBlobDigest: false,
       metadataOnly: false,
       objectStorage: objectStorageOf(url, o),
+      ...hubOf(url, o),
     };
     if (transfer) {
       await transfer.open();
@@ -257,6 +267,19 @@ function objectStorageOf(url: string, o: DfgetOptions): ObjectStorage | undefine
   };
 }
 
+/** The --hf-*, --ms-* or --csg-* flags as the Download's hub message, for that hub's scheme only (as upstream). */
+export function hubOf(url: string, o: DfgetOptions): HubMessages {
+  const scheme = url.slice(0, Math.max(0, url.indexOf(':')));
+  if (scheme === 'hf')
+    return { huggingFace: { revision: o.hfRevision, token: o.hfToken, baseUrl: o.hfBaseUrl } };
+  if (scheme === 'modelscope') {
+    return { modelScope: { revision: o.msRevision, token: o.msToken, baseUrl: o.msBaseUrl } };
+  }
+  if (scheme === 'opencsg')
+    return { openCsg: { revision: o.csgRevision, token: o.csgToken, baseUrl: o.csgBaseUrl } };
+  return {};
+}
+
 function parseBool(v: boolean | string): boolean {
   if (typeof v === 'boolean') return v;
   if (v === 'true') return true;
@@ -317,6 +340,7 @@ async function downloadDir(url: string, o: DfgetOptions): Promise<void> {
       maxConcurrentRequests,
       requestHeader: parseHeaders(o.header),
       objectStorage: objectStorageOf(url, o),
+      hub: hubOf(url, o),
       timeoutMs,
       client,
       log,

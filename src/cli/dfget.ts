@@ -110,6 +110,41 @@ export function dfgetCommand(): Command {
         'DFGET_STORAGE_INSECURE_SKIP_VERIFY',
       ),
     )
+    .addOption(
+      new Option('--hf-revision <revision>', 'Hugging Face repository revision (branch, tag or commit)')
+        .env('DFGET_HF_REVISION')
+        .default('main'),
+    )
+    .addOption(new Option('--hf-token <token>', 'Hugging Face access token').env('DFGET_HF_TOKEN'))
+    .addOption(
+      new Option(
+        '--hf-base-url <url>',
+        'Hugging Face endpoint or mirror (default https://huggingface.co)',
+      ).env('DFGET_HF_BASE_URL'),
+    )
+    .addOption(
+      new Option('--ms-revision <revision>', 'ModelScope repository revision (branch, tag or commit)')
+        .env('DFGET_MS_REVISION')
+        .default('master'),
+    )
+    .addOption(new Option('--ms-token <token>', 'ModelScope access token').env('DFGET_MS_TOKEN'))
+    .addOption(
+      new Option('--ms-base-url <url>', 'ModelScope endpoint or mirror (default https://modelscope.cn)').env(
+        'DFGET_MS_BASE_URL',
+      ),
+    )
+    .addOption(
+      new Option('--csg-revision <revision>', 'OpenCSG repository revision (branch, tag or commit)')
+        .env('DFGET_CSG_REVISION')
+        .default('main'),
+    )
+    .addOption(new Option('--csg-token <token>', 'OpenCSG access token').env('DFGET_CSG_TOKEN'))
+    .addOption(
+      new Option(
+        '--csg-base-url <url>',
+        'OpenCSG endpoint or mirror (default https://hub.opencsg.com/csg/)',
+      ).env('DFGET_CSG_BASE_URL'),
+    )
     .option('--no-progress', 'hide the progress bar')
     .option('-e, --endpoint <socket>', 'dfdaemon download socket')
     .option('-l, --log-level <level>', 'log level', 'info')

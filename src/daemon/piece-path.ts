@@ -3,7 +3,7 @@
 // length and digest checks of a parent's piece, and the metrics. Everything that decides *which* piece and *from
 // whom* lives elsewhere (task-manager.ts, peer-task.ts, piece-picker.ts); this only moves bytes.
 
-import type { ObjectStorageOptions } from '../backend/backend.js';
+import type { HubOptions, ObjectStorageOptions } from '../backend/backend.js';
 import type { BackendFactory } from '../backend/factory.js';
 import { pieceDigest } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
@@ -38,6 +38,8 @@ export interface SourceTask {
   remoteCaller?: boolean;
   /** The object store's endpoint and credentials (Download.object_storage), for the object storage schemes. */
   objectStorage?: ObjectStorageOptions;
+  /** The model hub's revision, token and base URL (Download.hugging_face / model_scope / open_csg). */
+  hub?: HubOptions;
 }
 
 /** A parent that announced a piece: where its piece server listens. */
@@ -111,6 +113,7 @@ export class PiecePath {
           validator: task.validator,
           remoteCaller: task.remoteCaller,
           objectStorage: task.objectStorage,
+          hub: task.hub,
           timeoutMs: this.o.pieceTimeoutMs,
           signal,
         });

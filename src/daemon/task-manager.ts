@@ -4,6 +4,7 @@
 // P2P flow (peer-task.ts: parents, then back-to-source for what is left). Bytes move through piece-path.ts.
 
 import type { BackendFactory } from '../backend/factory.js';
+import { hubOptionsOf } from '../backend/backend.js';
 import { SchedulingPolicy, type Download } from '../gen/common.js';
 import type { DfdaemonUploadClient } from '../gen/dfdaemon.js';
 import type { SchedulerClient } from '../gen/scheduler.js';
@@ -360,6 +361,7 @@ export class TaskManager {
           requestHeader: req.requestHeader,
           remoteCaller: req.remoteCaller,
           objectStorage: req.download?.objectStorage,
+          hub: req.download && hubOptionsOf(req.download),
           timeoutMs: req.timeoutMs ?? DEFAULT_STAT_TIMEOUT_MS,
           signal: AbortSignal.any([signal, this.closing.signal]),
         });
@@ -641,6 +643,7 @@ export class TaskManager {
       // The request that makes the run fetch decides: a remote caller's run reaches only allowed addresses.
       remoteCaller: req.remoteCaller,
       objectStorage: req.download?.objectStorage,
+      hub: req.download && hubOptionsOf(req.download),
     };
     const p2p = this.o.p2p;
     const length = req.range?.length ?? started.task.contentLength;

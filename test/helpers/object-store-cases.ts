@@ -5,9 +5,10 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes, createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { filesUnder, sha256 } from './files.js';
 import {
   dfget,
   metricsText,
@@ -18,30 +19,12 @@ import {
   type DaemonHandle,
 } from './daemon.js';
 import { startScheduler, stopScheduler, type SchedulerHandle } from './scheduler-process.js';
+import { LOOPBACK_SEED_CONFIG } from './small-cluster.js';
 import type { ObjectStoreUnderTest } from './object-store.js';
 import { downloadClient } from '../../src/cli/common.js';
 import type { ListTaskEntriesRequest, ListTaskEntriesResponse } from '../../src/gen/dfdaemon.js';
 
 const MiB = 1024 * 1024;
-/** A seed fetches on the scheduler's behalf (a remote caller): the loopback store must be allowed. */
-const SEED = 'seedPeer:\n  enable: true\n  type: super\nsecurity:\n  allowedPrivateSources: [127.0.0.1]\n';
-
-function sha256(b: Buffer): string {
-  return createHash('sha256').update(b).digest('hex');
-}
-
-function filesUnder(dir: string): string[] {
-  return (
-    readdirSync(dir, { recursive: true, withFileTypes: true }) as Array<{
-      parentPath: string;
-      name: string;
-      isFile(): boolean;
-    }>
-  )
-    .filter((e) => e.isFile())
-    .map((e) => relative(dir, join(e.parentPath, e.name)))
-    .sort();
-}
 
 export function objectStoreCases(store: ObjectStoreUnderTest): void {
   const { scheme, bucket } = store;
@@ -55,7 +38,7 @@ export function objectStoreCases(store: ObjectStoreUnderTest): void {
     before(async () => {
       await store.start();
       scheduler = await startScheduler();
-      seed = await startDaemon({ schedulerAddr: scheduler.addr, extraConfig: SEED });
+      seed = await startDaemon({ schedulerAddr: scheduler.addr, extraConfig: LOOPBACK_SEED_CONFIG });
       for (let i = 0; i < 2; i++) peers.push(await startDaemon({ schedulerAddr: scheduler.addr }));
     });
 

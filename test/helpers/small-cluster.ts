@@ -31,3 +31,27 @@ export async function startSmallCluster(
   }
   return { scheduler, daemons, stop };
 }
+
+/** A seed fetches on the scheduler's behalf (a remote caller): a loopback source must be allowed. */
+export const LOOPBACK_SEED_CONFIG =
+  'seedPeer:\n  enable: true\n  type: super\nsecurity:\n  allowedPrivateSources: [127.0.0.1]\n';
+
+export interface SeededCluster extends SmallCluster {
+  seed: DaemonHandle;
+  peers: DaemonHandle[];
+}
+
+/** The scheduler, a seed peer that may fetch from loopback sources, then `peers` plain dfdaemons. */
+export async function startSeededCluster(peers: number): Promise<SeededCluster> {
+  const cluster = await startSmallCluster(0);
+  try {
+    const start = (extraConfig?: string) =>
+      startDaemon({ extraConfig, schedulerAddr: cluster.scheduler.addr });
+    cluster.daemons.push(await start(LOOPBACK_SEED_CONFIG));
+    for (let i = 0; i < peers; i++) cluster.daemons.push(await start());
+  } catch (e) {
+    await cluster.stop();
+    throw e;
+  }
+  return { ...cluster, seed: cluster.daemons[0]!, peers: cluster.daemons.slice(1) };
+}

@@ -13,7 +13,7 @@ import type { Caller } from '../../core/caller.js';
 import { DfError } from '../../core/errors.js';
 import { hostId as makeHostId } from '../../core/ids.js';
 import { pieceCount as countPieces } from '../../core/piece.js';
-import { canListEntries, unsupportedDownloadDirectory } from '../../backend/backend.js';
+import { canListEntries, hubOptionsOf, unsupportedDownloadDirectory } from '../../backend/backend.js';
 import type { BackendFactory } from '../../backend/factory.js';
 import { TaskType, type Task } from '../../gen/common.js';
 import {
@@ -302,6 +302,7 @@ export class DfdaemonDownloadServiceImpl {
       url: req.url,
       requestHeader: req.requestHeader,
       objectStorage: req.objectStorage,
+      hub: hubOptionsOf(req),
       timeoutMs,
     });
     this.o.log.info({ url: req.url, entries: entries.length }, 'task entries listed');

@@ -6,6 +6,7 @@ import type { Backend } from '../../../src/backend/backend.js';
 import { BackendFactory } from '../../../src/backend/factory.js';
 import { HttpBackend } from '../../../src/backend/http.js';
 import { ObjectStorageBackend } from '../../../src/backend/object-storage.js';
+import { HubBackend } from '../../../src/backend/hub.js';
 
 const OPTIONS = {
   maxRetries: 1,
@@ -18,18 +19,35 @@ describe('BackendFactory', () => {
   const factory = new BackendFactory(OPTIONS);
   after(() => factory.close());
 
-  it('serves http, https and the object storage schemes with one backend per scheme, built once', () => {
+  it('serves http, https, the object storage and the model hub schemes with one backend per scheme, built once', () => {
     const http = factory.get('http://example.com/a');
     const https = factory.get('HTTPS://example.com/b');
     assert.ok(http instanceof HttpBackend);
     assert.equal(http.scheme, 'http');
     assert.equal(https.scheme, 'https');
     assert.equal(factory.get('http://other.example/c'), http);
-    assert.deepEqual(factory.schemes(), ['abs', 'cos', 'gs', 'http', 'https', 'obs', 'oss', 's3']);
+    assert.deepEqual(factory.schemes(), [
+      'abs',
+      'cos',
+      'gs',
+      'hf',
+      'http',
+      'https',
+      'modelscope',
+      'obs',
+      'opencsg',
+      'oss',
+      's3',
+    ]);
     const s3 = factory.get('s3://bucket/key');
     assert.ok(s3 instanceof ObjectStorageBackend);
     assert.equal(factory.get('s3://other/key'), s3);
     assert.ok(canListEntries(s3));
+    for (const url of ['hf://o/r/f', 'modelscope://o/r/f', 'opencsg://o/r/f']) {
+      const hub = factory.get(url);
+      assert.ok(hub instanceof HubBackend);
+      assert.ok(canListEntries(hub));
+    }
   });
 
   it('refuses an unknown scheme with a clear message', () => {
@@ -39,7 +57,7 @@ describe('BackendFactory', () => {
         e instanceof DfError &&
         e.code === 'BACKEND_UNSUPPORTED' &&
         e.message ===
-          'unsupported scheme "ftp" in ftp://host/key; supported: abs, cos, gs, http, https, obs, oss, s3',
+          'unsupported scheme "ftp" in ftp://host/key; supported: abs, cos, gs, hf, http, https, modelscope, obs, opencsg, oss, s3',
     );
   });
 
