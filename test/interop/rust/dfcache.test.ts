@@ -3,6 +3,7 @@
 //   - the Rust `dfcache import` into our dfdaemon, then `export` with the Rust dfcache and ours (hard link/copy and
 //     --transfer-from-dfdaemon) and `stat` with both;
 //   - our `dfcache import` into the Rust dfdaemon, then the same exports and stats there;
+//   - a mixed persistent-cache swarm: imported on one client's dfdaemon, exported on the other's (P2P);
 //   - the same file, tag, application and piece length (or --content-for-calculating-task-id) give the same task
 //     id on both clients, and the id our core computes;
 //   - bad input (missing file, a directory, TTL out of range, an unknown id) fails alike on both dfcaches.
@@ -138,6 +139,49 @@ describe('dfcache across the two clients', { timeout: 300_000 }, () => {
     await statBoth(id, rust!.socket, bytes.length);
     await exportAll(id, rust!.socket, sha256(bytes), 'ours-into-rust');
   });
+
+  // P2P over DfdaemonUpload.SyncPersistentCachePieces and the Vortex persistent-cache frames (tags 4/5): the
+  // exporting daemon holds nothing, the importer is the only holder (one replica), so every byte crosses clients.
+  // Found here: the Rust importer serves hard-linked pieces without a digest, which ours refused
+  // (src/storage/persistent-cache-store.ts); and the Rust exporter waited forever for our scheduler to reset the
+  // AnnouncePersistentCachePeer stream (src/scheduler/embedded/reset-after-trailers.ts).
+  const swarm = [
+    {
+      what: 'imported on the Rust dfdaemon, exported on ours: every piece from the Rust peer',
+      importInto: () => rust!.socket,
+      importWith: rustDfcache,
+      exportFrom: () => ours!.socket,
+    },
+    {
+      what: 'imported on our dfdaemon, exported on the Rust one: every piece from ours',
+      importInto: () => ours!.socket,
+      importWith: ourDfcache,
+      exportFrom: () => rust!.socket,
+    },
+  ];
+  for (const [i, c] of swarm.entries()) {
+    for (const d of DFCACHES) {
+      test(`a persistent cache task ${c.what} (${d.who} exports)`, async () => {
+        requirePrograms();
+        const { path, bytes } = file(`swarm-${i}-${d.who.replace(/ /g, '-')}.bin`, 10 * MiB + 11 + i);
+        const id = persistentCacheTaskId({ fileContent: bytes });
+        const r = await c.importWith([
+          'import',
+          path,
+          '-e',
+          c.importInto(),
+          '--no-progress',
+          '--persistent-replica-count',
+          '1',
+        ]);
+        assert.equal(r.code, 0, withoutAnsi(r.stderr + r.stdout));
+        const out = `${path}.out`;
+        const x = await d.run(['export', id, '-O', out, '-e', c.exportFrom(), '--no-progress']);
+        assert.equal(x.code, 0, `exit ${x.code}: ${withoutAnsi(x.stderr + x.stdout)}\n${rust!.logTail()}`);
+        assert.equal(await sha256File(out), sha256(bytes));
+      });
+    }
+  }
 
   for (const d of DFCACHES) {
     test(`bad input: ${d.who} against either dfdaemon fails with exit code 1 naming the cause`, async () => {
