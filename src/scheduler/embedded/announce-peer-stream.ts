@@ -4,13 +4,11 @@
 //
 // The client never half-closes: after its terminal request it waits until its request stream is dropped. So after a
 // terminal request (or an error) we end the call ourselves: `end()` sends the trailers, and then, as grpc-go does,
-// RST_STREAM(NO_ERROR) closes the client's side too. grpc-js does not do the latter (the HTTP/2 stream stays
-// half-open until the client ends it), so we do it on the underlying stream once the trailers are out.
+// RST_STREAM(NO_ERROR) closes the client's side too (reset-after-trailers.ts).
 //
 // A stream that goes away without a terminal request (cancelled, reset, half-closed early) makes its peer Leave:
 // its edges are dropped and it is never offered as a parent again.
 
-import { constants as http2, type ServerHttp2Stream } from 'node:http2';
 import { Metadata, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { AnnouncePeerRequest, AnnouncePeerResponse } from '../../gen/scheduler.js';
@@ -18,11 +16,10 @@ import type { AnnouncePeerHandler, PeerStreamContext } from './announce-peer.js'
 import type { AnnouncePeerStream, Peer } from './resources.js';
 import { statusCodeOf, toServiceError } from './status.js';
 import { callerIpOf } from './callers.js';
+import { resetAfterTrailers } from './reset-after-trailers.js';
 
 /** Requests buffered before reading pauses (the Rust client itself keeps at most 4 in flight). */
 const MAX_QUEUED_REQUESTS = 16;
-/** How long the trailers may take to leave before the stream is reset anyway. */
-const TRAILERS_FLUSH_TIMEOUT_MS = 1000;
 
 type Call = ServerDuplexStream<AnnouncePeerRequest, AnnouncePeerResponse>;
 
@@ -147,37 +144,4 @@ export class AnnouncePeerSession implements PeerStreamContext {
       this.log.debug({ err: (e as Error).message }, 'ending announce peer call failed');
     }
   }
-}
-
-/**
- * The HTTP/2 stream under a grpc-js server call. grpc-js keeps it private: the call's `call` is a chain of
- * intercepting calls (`nextCall`) ending in the one that owns `stream`. Undefined if that ever changes.
- */
-function http2StreamOf(call: Call): ServerHttp2Stream | undefined {
-  let cur = (call as unknown as { call?: unknown }).call;
-  for (let depth = 0; cur && depth < 8; depth++) {
-    const c = cur as { stream?: ServerHttp2Stream; nextCall?: unknown };
-    if (c.stream && typeof c.stream.close === 'function' && 'sentTrailers' in c.stream) return c.stream;
-    cur = c.nextCall;
-  }
-  return undefined;
-}
-
-/**
- * Once grpc-js has sent the trailers, resets the stream with NO_ERROR if the client left its side open. The reset
- * must not overtake the trailers (nghttp2 sends RST_STREAM ahead of queued DATA/HEADERS), so it waits until the
- * stream's local side is closed, i.e. the END_STREAM frame is on the wire, for at most TRAILERS_FLUSH_TIMEOUT_MS.
- */
-function resetAfterTrailers(call: Call): void {
-  const stream = http2StreamOf(call);
-  if (!stream) return;
-  stream.once('wantTrailers', () => {
-    const deadline = Date.now() + TRAILERS_FLUSH_TIMEOUT_MS;
-    const check = () => {
-      if (stream.closed || stream.destroyed) return;
-      if (stream.state.localClose || Date.now() > deadline) stream.close(http2.NGHTTP2_NO_ERROR);
-      else setTimeout(check, 1);
-    };
-    setImmediate(check);
-  });
 }

@@ -35,6 +35,7 @@ import {
 } from './persistent-cache.js';
 import type { Host, Resources } from './resources.js';
 import { alreadyExists, failedPrecondition, invalidArgument, notFound, toServiceError } from './status.js';
+import { resetAfterTrailers } from './reset-after-trailers.js';
 
 /** Candidate parents in one answer (Go: the best 3). */
 const CANDIDATE_PARENT_LIMIT = 3;
@@ -243,6 +244,8 @@ export class PersistentCacheService {
       done = true;
       // A peer that did not finish holds nothing to give: it leaves the task.
       if (peer && peer.state !== 'Succeeded') peer.task.peers.delete(peer.id);
+      // The Rust client waits for its request stream to be dropped after its last request, as on AnnouncePeer.
+      resetAfterTrailers(call);
       if (e !== undefined) {
         this.log.info({ caller: ip, err: (e as Error).message }, 'AnnouncePersistentCachePeer failed');
         call.emit('error', toServiceError(e));

@@ -253,3 +253,26 @@ export function rustDfget(
     timeoutMs: 180_000,
   });
 }
+
+/** The Rust dfcache with `args`; the endpoint is among them (each subcommand takes `-e`). */
+export function rustDfcache(args: string[]): Promise<RunResult> {
+  return runCommand(upstreamPath('dfcache'), args, { timeoutMs: 120_000 });
+}
+
+/**
+ * The task id the Rust `dfcache import` prints. It prints it only in its progress spinner ("Done: <id>"), which it
+ * draws on a terminal alone: without one (and with --no-progress) a successful import prints nothing. So the import
+ * runs under `script`, which gives it a pseudo-terminal.
+ */
+export async function rustDfcacheImport(args: string[]): Promise<RunResult & { taskId?: string }> {
+  const line = [upstreamPath('dfcache'), 'import', ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`);
+  const r = await runCommand('script', ['-qec', line.join(' '), '/dev/null'], { timeoutMs: 120_000 });
+  const plain = withoutAnsi(r.stdout);
+  return { ...r, stdout: plain, taskId: /Done: ([0-9a-f]{64})/.exec(plain)?.[1] };
+}
+
+/** The Rust CLIs colour their messages; tests compare the words. */
+export function withoutAnsi(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
+}

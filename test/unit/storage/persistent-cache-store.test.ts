@@ -230,6 +230,28 @@ test('a piece from a parent is stored only when it matches the digest the parent
   }
 });
 
+// Found by test/interop/rust/dfcache.test.ts: the Rust dfdaemon serves the pieces of a hard-linked import with an
+// empty digest; refusing them ("came without a digest") made every export of a Rust-imported task fail here.
+test('a piece from a parent that sends no digest (a Rust hard-linked import) is stored with the digest computed here', async () => {
+  const { store } = await openStore();
+  try {
+    const id = 'c'.repeat(64);
+    await store.startDownload({ id, ...FIELDS, pieceLength: 4, contentLength: 4, pieceCount: 1 });
+    async function* body() {
+      yield Buffer.from('wxyz');
+    }
+    const piece = await store.writePiece(id, { number: 0, offset: 0, length: 4 }, body(), {
+      parentId: 'rust',
+      expectedDigest: '',
+      trafficType: 1,
+    });
+    assert.equal(piece.digest, pieceDigest(Buffer.from('wxyz')));
+    assert.equal(store.metadata.getPiece(id, 0)?.digest, pieceDigest(Buffer.from('wxyz')));
+  } finally {
+    store.close();
+  }
+});
+
 test('keep: false wipes persistent cache tasks on open; keep: true keeps them', async () => {
   const first = await openStore();
   const src = file('kept', 'kept bytes');

@@ -1,10 +1,11 @@
 // The embedded scheduler's persistent cache tasks (spec/scheduler.md §6) through a real grpc-js client: Go's
 // validation, the upload states (ALREADY_EXISTS, Finished's counts, Failed), Stat and Delete, an export with no other
 // holder (FAILED_PRECONDITION), replica placement on another host's upload port (a real DfdaemonUpload server here),
-// re-replication when a holder's host is deleted, and the TTL.
+// re-replication when a holder's host is deleted, the TTL, and the stream's end as grpc-go ends it (RST_STREAM).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import {
   Server,
   ServerCredentials,
@@ -19,10 +20,11 @@ import {
   type DownloadPersistentCacheTaskRequest,
 } from '../../../../src/gen/dfdaemon.js';
 import type { Empty } from '../../../../src/gen/google/protobuf/empty.js';
-import type {
-  AnnouncePersistentCachePeerResponse,
-  SchedulerClient,
-  UploadPersistentCacheTaskStartedRequest,
+import {
+  AnnouncePersistentCachePeerRequest,
+  type AnnouncePersistentCachePeerResponse,
+  type SchedulerClient,
+  type UploadPersistentCacheTaskStartedRequest,
 } from '../../../../src/gen/scheduler.js';
 import { unary } from '../../../../src/cli/common.js';
 import { PersistentCacheTasks } from '../../../../src/scheduler/embedded/persistent-cache.js';
@@ -204,3 +206,67 @@ test('TTL: a task is forgotten at created_at + ttl', async () => {
     tasks.close();
   }
 });
+
+// Found by test/interop/rust/dfcache.test.ts: the Rust client never half-closes AnnouncePersistentCachePeer; after
+// its last request it waits until its request stream is dropped. grpc-js sent the trailers but left the HTTP/2 stream
+// half-open, so a Rust export under our scheduler hung after its last piece. Raw HTTP/2, as the Rust transport talks.
+for (const [name, terminal, code] of [
+  ['after DownloadPersistentCachePeerFinished', true, '0'],
+  ['after an error (an unknown host)', false, '5'],
+] as const) {
+  test(`AnnouncePersistentCachePeer: trailers, then RST_STREAM(NO_ERROR), ${name}`, async () => {
+    const r = started();
+    await call.started(r);
+    await call.finished(r);
+    await announceHost(client, { id: 'raw-exporter', ip: '127.0.0.1', port: 2 });
+    const hostId = terminal ? 'raw-exporter' : 'nobody';
+    const frame = (m: Partial<AnnouncePersistentCachePeerRequest>) => {
+      const body = AnnouncePersistentCachePeerRequest.encode(
+        AnnouncePersistentCachePeerRequest.fromPartial({
+          hostId,
+          taskId: r.taskId,
+          peerId: 'raw-peer',
+          ...m,
+        }),
+      ).finish();
+      const head = Buffer.alloc(5);
+      head.writeUInt32BE(body.length, 1);
+      return Buffer.concat([head, body]);
+    };
+    const session = http2.connect(`http://127.0.0.1:${scheduler.listenPort}`);
+    try {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/scheduler.v2.Scheduler/AnnouncePersistentCachePeer',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      // The status comes in trailers, or in the headers of a trailers-only answer (an error before any message).
+      const trailers: string[] = [];
+      stream.on('response', (h) => {
+        if (h['grpc-status'] !== undefined) trailers.push(String(h['grpc-status']));
+      });
+      stream.on('data', () => undefined);
+      stream.on('trailers', (t) => trailers.push(String(t['grpc-status'])));
+      const closed = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode)));
+      stream.write(
+        frame({
+          registerPersistentCachePeerRequest: { persistent: false, pieceLength: 4 * MiB, pieceCount: 2 },
+        }),
+      );
+      if (terminal) {
+        stream.write(frame({ downloadPersistentCachePeerStartedRequest: {} }));
+        stream.write(frame({ downloadPersistentCachePeerFinishedRequest: {} }));
+      }
+      // The request side is never ended here.
+      const rst = await Promise.race([
+        closed,
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('stream left open')), 3000)),
+      ]);
+      assert.equal(rst, http2.constants.NGHTTP2_NO_ERROR);
+      assert.deepEqual(trailers, [code]);
+    } finally {
+      session.destroy();
+    }
+  });
+}
