@@ -2,19 +2,51 @@
 // when it exits first, and stop it by the PID of the process we spawned.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 
-/** A free loopback port: listen on port 0, read the port, close. */
+/**
+ * A port for a program that must be told its port (a recipe, a config file), free when this returns: a random port
+ * below the kernel's ephemeral range that accepts a listener on every address. A port picked by listening on port 0
+ * comes from the ephemeral range, where every other process's port-0 listener and outgoing connection draws too:
+ * with several suites running at once, one took such a port between our close and the program's bind (EADDRINUSE
+ * in the docs/cluster.md recipe test). Below the range only another caller of this function can collide, one chance
+ * in ~10^4 per pair of calls.
+ */
 export async function freePort(): Promise<number> {
+  const [low] = ephemeralRange();
+  const floor = 20_000;
+  const ceiling = Math.max(floor + 1000, low) - 1;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = floor + Math.floor(Math.random() * (ceiling - floor + 1));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port found between ${floor} and ${ceiling}`);
+}
+
+/** The kernel's ephemeral port range (Linux; the common default elsewhere). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [a, b] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (Number.isInteger(a) && Number.isInteger(b)) return [a!, b!];
+  } catch {
+    // not Linux
+  }
+  return [32768, 60999];
+}
+
+/** Whether a listener can bind `port` on all addresses (so on 127.0.0.1 too), closed again at once. */
+async function canListen(port: number): Promise<boolean> {
   const srv = createServer();
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', resolve);
+  const ok = await new Promise<boolean>((resolve) => {
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '0.0.0.0', () => resolve(true));
   });
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => srv.close(() => resolve()));
-  return port;
+  if (ok) await new Promise<void>((resolve) => srv.close(() => resolve()));
+  return ok;
 }
 
 /**

@@ -2,12 +2,11 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { DfError } from '../../../src/core/errors.js';
 import { DEFAULT_USER_AGENT, HttpBackend } from '../../../src/backend/http.js';
 import type { HttpBackendOptions } from '../../../src/backend/http.js';
 import { Origin, readAll, selfSignedCertificate, serveRanges } from './origin.js';
+import { freePort } from '../../helpers/child-process.js';
 
 const TIMEOUT_MS = 5_000;
 const DATA = randomBytes(1024 * 1024 + 17);
@@ -680,11 +679,3 @@ describe('HttpBackend', () => {
     });
   });
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
