@@ -18,6 +18,7 @@ import {
   describeError,
   downloadClient,
   isTransportFailure,
+  parseHeaders,
   parsePieceLength,
 } from './common.js';
 import { createProgress, type Progress } from './progress.js';
@@ -67,16 +68,6 @@ export interface DfgetOptions {
   csgRevision: string;
   csgToken?: string;
   csgBaseUrl?: string;
-}
-
-export function parseHeaders(lines: string[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of lines) {
-    const at = line.indexOf(':');
-    if (at <= 0) throw new DfError('INVALID_ARGUMENT', `invalid header "${line}": expected "Key: Value"`);
-    out[line.slice(0, at).trim()] = line.slice(at + 1).trim();
-  }
-  return out;
 }
 
 /** Checks the arguments before contacting dfdaemon, as upstream's validate_args. */
