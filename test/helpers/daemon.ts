@@ -159,7 +159,14 @@ export async function startDaemon(
     },
   );
   const logs: string[] = [];
-  const started = await waitForLogLine<StartedLine>(proc, 'dfdaemon started', logs, 'dfdaemon');
+  let started: StartedLine;
+  try {
+    started = await waitForLogLine<StartedLine>(proc, 'dfdaemon started', logs, 'dfdaemon');
+  } catch (e) {
+    // A daemon that never said it started (too slow, or stuck) is ended here: nobody else holds its handle.
+    await stopByPid(proc, 5000);
+    throw e;
+  }
   return {
     dir,
     socket: join(dir, 'dfdaemon.sock'),
