@@ -392,7 +392,12 @@ export class PreheatJobs {
           let entry = found.get(host.id);
           if (!entry)
             found.set(host.id, (entry = { ip: host.info.ip, hostname: host.info.hostname, items: [] }));
-          entry.items.push({ url, isFinished: local.finishedAt !== undefined });
+          // Finished where the scheduler can offer it too: the host's peer of the task, if it announced one
+          // (a one-piece task never does), must have told us it succeeded. A host's store says finished a moment
+          // before its DownloadPeerFinished arrives, and a pull right after `--wait` went to the origin.
+          const announced = [...host.peers.values()].filter((p) => p.task.id === taskId);
+          const offered = announced.length === 0 || announced.some((p) => p.state === 'Succeeded');
+          entry.items.push({ url, isFinished: local.finishedAt !== undefined && offered });
         });
       });
     } finally {
