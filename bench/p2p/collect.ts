@@ -68,6 +68,23 @@ export function hostOfId(id: string, nameOfIp: Map<string, string>): string {
   return nameOfIp.get(ip) ?? ip;
 }
 
+/** Counts of a daemon's log before any line was read; `rescheduleSource` says how reschedules will be counted. */
+export function emptyLogCounts(rescheduleSource: DaemonLogCounts['rescheduleSource']): DaemonLogCounts {
+  return {
+    candidateParents: 0,
+    rescheduleSent: 0,
+    reschedules: 0,
+    rescheduleSource,
+    backToSource: 0,
+    schedulerFailed: 0,
+    pieceFailed: 0,
+    warn: 0,
+    error: 0,
+    parentsOffered: [],
+    messages: {},
+  };
+}
+
 export interface DaemonLogCounts {
   /** "scheduler gave candidate parents" lines (the first schedule and every answered reschedule). */
   candidateParents: number;
@@ -93,19 +110,7 @@ export function daemonLogCounts(
   taskId: string,
   nameOfIp: Map<string, string>,
 ): DaemonLogCounts {
-  const c: DaemonLogCounts = {
-    candidateParents: 0,
-    rescheduleSent: 0,
-    reschedules: 0,
-    rescheduleSource: 'candidate-parents lines − 1',
-    backToSource: 0,
-    schedulerFailed: 0,
-    pieceFailed: 0,
-    warn: 0,
-    error: 0,
-    parentsOffered: [],
-    messages: {},
-  };
+  const c = emptyLogCounts('candidate-parents lines − 1');
   const offered = new Set<string>();
   for (const j of jsonLines(path)) {
     const level = j.level ?? 0;

@@ -6,7 +6,7 @@
 // time, the level, spans, `file:line:`, the message, fields.
 
 import { readFileSync } from 'node:fs';
-import { hostOfId, type DaemonLogCounts, type PieceEvent } from './collect.js';
+import { emptyLogCounts, hostOfId, type DaemonLogCounts, type PieceEvent } from './collect.js';
 
 interface RustLine {
   ms: number;
@@ -89,19 +89,7 @@ export function rustLogCounts(
   taskId: string,
   nameOfIp: Map<string, string>,
 ): DaemonLogCounts {
-  const c: DaemonLogCounts = {
-    candidateParents: 0,
-    rescheduleSent: 0,
-    reschedules: 0,
-    rescheduleSource: 'reschedule lines',
-    backToSource: 0,
-    schedulerFailed: 0,
-    pieceFailed: 0,
-    warn: 0,
-    error: 0,
-    parentsOffered: [],
-    messages: {},
-  };
+  const c = emptyLogCounts('reschedule lines');
   const offered = new Set<string>();
   for (const l of rustLines(logPath)) {
     const bad = l.level === 'WARN' || l.level === 'ERROR';
