@@ -36,8 +36,8 @@ export interface SchedulerServiceDeps {
   log: Logger;
   /** Liveness probe of a known host's port when its id is announced with other ports (default: a TCP connect). */
   probe?: PortProbe;
-  /** The persistent cache RPCs (dfcache); absent: they answer UNIMPLEMENTED. */
-  persistentCache?: PersistentCacheService;
+  /** The persistent cache RPCs (dfcache). */
+  persistentCache: PersistentCacheService;
 }
 
 function unary<Req, Res>(
@@ -79,23 +79,6 @@ const UNIMPLEMENTED_METHODS = [
   'deletePersistentTask',
 ] as const;
 
-/** Without a PersistentCacheService: its RPCs answer UNIMPLEMENTED like the other stubs. */
-function persistentCacheStubs(): ReturnType<PersistentCacheService['methods']> {
-  const names = [
-    'announcePersistentCachePeer',
-    'statPersistentCachePeer',
-    'deletePersistentCachePeer',
-    'uploadPersistentCacheTaskStarted',
-    'uploadPersistentCacheTaskFinished',
-    'uploadPersistentCacheTaskFailed',
-    'statPersistentCacheTask',
-    'deletePersistentCacheTask',
-  ];
-  return Object.fromEntries(names.map((m) => [m, unimplemented(m)])) as unknown as ReturnType<
-    PersistentCacheService['methods']
-  >;
-}
-
 function unimplemented(method: string): UntypedHandleCall {
   const error = {
     code: GrpcStatus.UNIMPLEMENTED,
@@ -118,7 +101,7 @@ export class SchedulerService {
     const stubs = Object.fromEntries(UNIMPLEMENTED_METHODS.map((m) => [m, unimplemented(m)]));
     this.implementation = {
       ...(stubs as unknown as SchedulerServer),
-      ...(d.persistentCache?.methods() ?? persistentCacheStubs()),
+      ...d.persistentCache.methods(),
       announcePeer: (call) => {
         const session = new AnnouncePeerSession(call, this.handler, log, (s) => this.sessions.delete(s));
         this.sessions.add(session);
