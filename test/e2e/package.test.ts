@@ -86,7 +86,7 @@ async function offerCheckoutAddon(): Promise<NodeJS.ProcessEnv> {
 
 const seconds = (from: number, to = performance.now()) => `${((to - from) / 1000).toFixed(1)} s`;
 
-describe('the packed package, installed without dev dependencies', { timeout: 20 * 60_000 }, () => {
+describe('the packed package, installed without dev dependencies', { timeout: 12 * 60_000 }, () => {
   let tarball = '';
   let packedFiles: string[] = [];
 
@@ -119,7 +119,7 @@ describe('the packed package, installed without dev dependencies', { timeout: 20
       ],
       root,
       env,
-      15 * 60_000,
+      8 * 60_000,
     );
     // node-gyp leaves its Makefile beside the addon; an unpacked prebuild has none.
     const compiled = existsSync(join(installed, 'node_modules/better-sqlite3/build/Makefile'));

@@ -14,7 +14,34 @@ export interface CommandOptions {
   gid?: number;
 }
 
-/** Runs `cmd args` to completion; never rejects on a non-zero exit (only when the program cannot be spawned). */
+/**
+ * The pids of `pid`'s descendants, deepest first (children before their parents would be killed last), read from
+ * `ps`: a program that timed out may have started others (npm → node-gyp → make) that hold its output pipes.
+ */
+function descendants(pid: number): number[] {
+  const r = spawnSync('ps', ['-e', '-o', 'pid=,ppid='], { encoding: 'utf8' });
+  const children = new Map<number, number[]>();
+  for (const line of (r.stdout ?? '').split('\n')) {
+    const [child, parent] = line.trim().split(/\s+/).map(Number);
+    if (!child || parent === undefined) continue;
+    children.set(parent, [...(children.get(parent) ?? []), child]);
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const c of children.get(p) ?? []) {
+      walk(c);
+      out.push(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/**
+ * Runs `cmd args` to completion; never rejects on a non-zero exit (only when the program cannot be spawned).
+ * On timeout the program and everything it started are killed; the result comes at its exit even if something
+ * else still holds its output pipes (waiting for them to close could wait for ever).
+ */
 export function runCommand(cmd: string, args: string[], opts: CommandOptions = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const p = spawn(cmd, args, {
@@ -28,14 +55,35 @@ export function runCommand(cmd: string, args: string[], opts: CommandOptions = {
     let stderr = '';
     p.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     p.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const t = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
+    let pipesGrace: NodeJS.Timeout | undefined;
+    const t = setTimeout(() => {
+      for (const pid of p.pid === undefined ? [] : descendants(p.pid)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Gone already.
+        }
+      }
+      p.kill('SIGKILL');
+    }, opts.timeoutMs ?? 120_000);
+    const finish = (code: number | null) => {
+      clearTimeout(t);
+      clearTimeout(pipesGrace);
+      resolve({ code, stdout, stderr });
+    };
     p.once('error', (e) => {
       clearTimeout(t);
       reject(e);
     });
-    p.once('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
+    p.once('close', finish);
+    // Output still arriving after the exit is collected for a moment; a pipe held open by a descendant is not
+    // waited for beyond it.
+    p.once('exit', (code) => {
+      pipesGrace = setTimeout(() => {
+        p.stdout.destroy();
+        p.stderr.destroy();
+        finish(code);
+      }, 5000);
     });
   });
 }

@@ -22,6 +22,9 @@ export class MinioStore extends ProcessStore implements ObjectStoreUnderTest {
     // MinIO takes its root credentials from the environment, which spawnLogged passes on.
     process.env.MINIO_ROOT_USER = USER;
     process.env.MINIO_ROOT_PASSWORD = PASSWORD;
+    // No web console and no update check: a test needs neither, and neither can reach anything here.
+    process.env.MINIO_BROWSER = 'off';
+    process.env.MINIO_UPDATE = 'off';
     return {
       cmd: join(toolsDir(), 'bin/minio'),
       args: ['server', join(this.dir, 'data'), '--address', `127.0.0.1:${port}`, '--quiet'],
