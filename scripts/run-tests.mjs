@@ -58,7 +58,9 @@ const runner = spawn(
 
 /** The processes of the runner's group, as a tree with their run times: who is still running and since when. */
 function processesOfGroup(pgid) {
-  const r = spawnSync('ps', ['-o', 'pid,ppid,etime,args', '--forest', '-g', String(pgid)], { encoding: 'utf8' });
+  const r = spawnSync('ps', ['-o', 'pid,ppid,etime,args', '--forest', '-g', String(pgid)], {
+    encoding: 'utf8',
+  });
   return r.stdout || r.stderr || `ps failed: ${r.error?.message ?? r.status}`;
 }
 
@@ -74,7 +76,9 @@ let timedOut = false;
 const watchdog = setTimeout(() => {
   timedOut = true;
   const minutes = ((Date.now() - started) / 60_000).toFixed(1);
-  console.error(`\nrun-tests: the run passed its limit of ${wallLimitS} s (TEST_WALL_LIMIT_S) after ${minutes} min;`);
+  console.error(
+    `\nrun-tests: the run passed its limit of ${wallLimitS} s (TEST_WALL_LIMIT_S) after ${minutes} min;`,
+  );
   console.error('run-tests: still running (each test file is a `node --test` child of the runner):');
   console.error(processesOfGroup(runner.pid));
   console.error('run-tests: killing them all');
