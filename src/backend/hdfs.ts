@@ -104,8 +104,15 @@ export class HdfsBackend implements Backend {
     const checkVersion = async () => {
       if (recorded === undefined) return;
       const remaining = Math.max(1, req.timeoutMs - (Date.now() - started));
-      const now = await this.fileStatus(parsed, req, `stat after piece ${req.pieceNumber} of`, remaining);
-      const changed = answerChanged({ etag: recorded }, { etag: versionTag(now) });
+      let changed: string | undefined;
+      try {
+        const now = await this.fileStatus(parsed, req, `stat after piece ${req.pieceNumber} of`, remaining);
+        changed = answerChanged({ etag: recorded }, { etag: versionTag(now) });
+      } catch (e) {
+        // Deleted since the piece was opened: another version (none) as much as a rewrite is.
+        if (!(e instanceof DfError && e.backend?.statusCode === 404)) throw e;
+        changed = 'the file was deleted';
+      }
       if (changed !== undefined) {
         throw new DfError(
           'SOURCE_CHANGED',

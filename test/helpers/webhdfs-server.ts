@@ -70,6 +70,10 @@ export class WebHdfsServer {
     this.files.set(path, { data, modificationTime: this.lastModified, fileId: this.nextFileId++ });
   }
 
+  delete(path: string): void {
+    this.files.delete(path);
+  }
+
   private async handle(node: WebHdfsRequest['node'], req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', 'http://x');
     const r: WebHdfsRequest = {

@@ -162,6 +162,25 @@ describe('HdfsBackend', () => {
     );
   });
 
+  it('a file deleted while its piece is read fails the piece with SOURCE_CHANGED', async () => {
+    const bytes = randomBytes(4096);
+    server.put('/data/deleted.bin', bytes);
+    const validator = validatorOf((await backend.stat(stat('/data/deleted.bin'))).responseHeader);
+    server.answer = (r, res) => {
+      if (r.node !== 'datanode') return false;
+      server.delete('/data/deleted.bin');
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length });
+      res.end(bytes);
+      return true;
+    };
+    const res = await backend.get(piece('/data/deleted.bin', 0, 4096, { validator }));
+    await assert.rejects(
+      readAll(res.body),
+      (e: Error & { code?: string }) =>
+        e.code === 'SOURCE_CHANGED' && /\(the file was deleted\)$/.test(e.message),
+    );
+  });
+
   it('a DataNode that sends fewer bytes than asked fails the piece (retryable), not a short piece', async () => {
     server.answer = (r, res) => {
       if (r.node !== 'datanode') return false;
