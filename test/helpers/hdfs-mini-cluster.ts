@@ -8,6 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort, stopByPid, waitUntil } from './child-process.js';
@@ -82,8 +83,15 @@ export class HdfsMiniCluster {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** Writes (or overwrites) a file, parents made as needed, straight to the NameNode (not recorded). */
-  async put(path: string, data: Buffer): Promise<void> {
+  /**
+   * Writes (or overwrites) a file, parents made as needed, straight to the cluster (not recorded). A large file
+   * comes as chunks with its `length`, so it is never whole in memory.
+   */
+  async put(
+    path: string,
+    data: Buffer | AsyncIterable<Buffer>,
+    length = (data as Buffer).length,
+  ): Promise<void> {
     const create = await fetch(this.direct(path, 'CREATE', { overwrite: 'true' }), {
       method: 'PUT',
       redirect: 'manual',
@@ -92,7 +100,7 @@ export class HdfsMiniCluster {
     if (create.status !== 307 || location === null) {
       throw new Error(`WebHDFS CREATE ${path} answered ${create.status}: ${await create.text()}`);
     }
-    const status = await putToDatanode(location, data);
+    const status = await putToDatanode(location, data, length);
     if (status !== 201) throw new Error(`WebHDFS CREATE ${path} (DataNode) answered ${status}`);
   }
 
@@ -124,13 +132,20 @@ export class HdfsMiniCluster {
  * The DataNode's half of CREATE, with node:http: the DataNode sends `100 Continue` before its answer even unasked,
  * which fetch (undici) takes for a bad response.
  */
-function putToDatanode(location: string, data: Buffer): Promise<number> {
-  return new Promise((ok, fail) => {
-    const req = request(location, { method: 'PUT', headers: { 'content-length': data.length } }, (res) => {
+async function putToDatanode(
+  location: string,
+  data: Buffer | AsyncIterable<Buffer>,
+  length: number,
+): Promise<number> {
+  const req = request(location, { method: 'PUT', headers: { 'content-length': length } });
+  const answered = new Promise<number>((ok, fail) => {
+    req.on('response', (res) => {
       res.resume();
       res.on('end', () => ok(res.statusCode ?? 0));
     });
     req.on('error', fail);
-    req.end(data);
   });
+  // pipeline waits on the socket's backpressure, and ends the request after the last chunk.
+  const [, status] = await Promise.all([pipeline(Buffer.isBuffer(data) ? [data] : data, req), answered]);
+  return status;
 }
