@@ -1,12 +1,12 @@
 // The Backend interface: how the daemon reaches a task's source (back-to-source). One implementation per source
-// family (http.ts for http/https, object-storage.ts for s3/gs/abs/oss/obs/cos, hub.ts for hf/modelscope/opencsg;
-// JS plugins from plugins.ts), chosen by URL scheme in factory.ts.
+// family (http.ts for http/https, object-storage.ts for s3/gs/abs/oss/obs/cos, hdfs.ts for hdfs, hub.ts for
+// hf/modelscope/opencsg; JS plugins from plugins.ts), chosen by URL scheme in factory.ts.
 // Mirrors upstream `dragonfly-client-backend/src/lib.rs` (`trait Backend`), keeping only what the daemon calls:
 // `stat` before a task starts, `get` per piece, and directory listing for the schemes that have directories.
 
 import type { Readable } from 'node:stream';
 import type { SourceValidator } from '../core/validator.js';
-import type { HuggingFace } from '../gen/common.js';
+import type { HDFS, HuggingFace } from '../gen/common.js';
 
 /**
  * Revision, token and mirror base URL of a model hub download: common.v2 HuggingFace, ModelScope and OpenCSG have
@@ -22,6 +22,9 @@ export function hubOptionsOf(m: {
 }): HubOptions | undefined {
   return m.huggingFace ?? m.modelScope ?? m.openCsg;
 }
+
+/** The delegation token of an hdfs:// download (common.v2.HDFS: dfget's --hdfs-delegation-token). */
+export type HdfsOptions = HDFS;
 
 /**
  * How to reach an object store (common.v2.ObjectStorage, field for field): dfget's `--storage-*` flags, carried in
@@ -57,6 +60,8 @@ export interface StatRequest {
   objectStorage?: ObjectStorageOptions;
   /** Revision, token and mirror base URL for the model hub schemes (hf, modelscope, opencsg); ignored by the others. */
   hub?: HubOptions;
+  /** The WebHDFS delegation token for hdfs; ignored by the others. */
+  hdfs?: HdfsOptions;
 }
 
 export interface StatResponse {
@@ -94,6 +99,8 @@ export interface GetRequest {
   objectStorage?: ObjectStorageOptions;
   /** As StatRequest.hub. */
   hub?: HubOptions;
+  /** As StatRequest.hdfs. */
+  hdfs?: HdfsOptions;
 }
 
 export interface GetResponse {

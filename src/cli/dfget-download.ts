@@ -8,7 +8,14 @@ import { DfError } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
 import { PIECE_CHUNKS_METADATA } from '../core/piece-chunks.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
-import { Priority, SchedulingPolicy, TaskType, type Download, type ObjectStorage } from '../gen/common.js';
+import {
+  Priority,
+  SchedulingPolicy,
+  TaskType,
+  type Download,
+  type HDFS,
+  type ObjectStorage,
+} from '../gen/common.js';
 import type { DownloadTaskResponse } from '../gen/dfdaemon.js';
 import {
   checkOutputPath,
@@ -68,6 +75,7 @@ export interface DfgetOptions {
   csgRevision: string;
   csgToken?: string;
   csgBaseUrl?: string;
+  hdfsDelegationToken?: string;
 }
 
 /** Checks the arguments before contacting dfdaemon, as upstream's validate_args. */
@@ -186,6 +194,7 @@ async function downloadOnce(
       enableTaskIdBasedBlobDigest: false,
       metadataOnly: false,
       objectStorage: objectStorageOf(url, o),
+      hdfs: hdfsOf(url, o),
       ...hubOf(url, o),
     };
     if (transfer) {
@@ -256,6 +265,12 @@ function objectStorageOf(url: string, o: DfgetOptions): ObjectStorage | undefine
     insecureSkipVerify:
       o.storageInsecureSkipVerify === undefined ? undefined : parseBool(o.storageInsecureSkipVerify),
   };
+}
+
+/** --hdfs-delegation-token as common.v2.HDFS, for hdfs:// only (as upstream). */
+function hdfsOf(url: string, o: DfgetOptions): HDFS | undefined {
+  if (!url.startsWith('hdfs:')) return undefined;
+  return { delegationToken: o.hdfsDelegationToken };
 }
 
 /** The --hf-*, --ms-* or --csg-* flags as the Download's hub message, for that hub's scheme only (as upstream). */
@@ -332,6 +347,7 @@ async function downloadDir(url: string, o: DfgetOptions): Promise<void> {
       requestHeader: parseHeaders(o.header),
       objectStorage: objectStorageOf(url, o),
       hub: hubOf(url, o),
+      hdfs: hdfsOf(url, o),
       timeoutMs,
       client,
       log,

@@ -145,6 +145,11 @@ export function dfgetCommand(): Command {
         'OpenCSG endpoint or mirror (default https://hub.opencsg.com/csg/)',
       ).env('DFGET_CSG_BASE_URL'),
     )
+    .addOption(
+      new Option('--hdfs-delegation-token <token>', 'WebHDFS delegation token (hdfs)').env(
+        'DFGET_HDFS_DELEGATION_TOKEN',
+      ),
+    )
     .option('--no-progress', 'hide the progress bar')
     .option('-e, --endpoint <socket>', 'dfdaemon download socket')
     .option('-l, --log-level <level>', 'log level', 'info')

@@ -3,7 +3,7 @@
 // length and digest checks of a parent's piece, and the metrics. Everything that decides *which* piece and *from
 // whom* lives elsewhere (task-manager.ts, peer-task.ts, piece-picker.ts); this only moves bytes.
 
-import type { HubOptions, ObjectStorageOptions } from '../backend/backend.js';
+import type { HdfsOptions, HubOptions, ObjectStorageOptions } from '../backend/backend.js';
 import type { BackendFactory } from '../backend/factory.js';
 import { pieceDigest } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
@@ -40,6 +40,8 @@ export interface SourceTask {
   objectStorage?: ObjectStorageOptions;
   /** The model hub's revision, token and base URL (Download.hugging_face / model_scope / open_csg). */
   hub?: HubOptions;
+  /** The WebHDFS delegation token (Download.hdfs), for hdfs. */
+  hdfs?: HdfsOptions;
 }
 
 /** A parent that announced a piece: where its piece server listens. */
@@ -114,6 +116,7 @@ export class PiecePath {
           remoteCaller: task.remoteCaller,
           objectStorage: task.objectStorage,
           hub: task.hub,
+          hdfs: task.hdfs,
           timeoutMs: this.o.pieceTimeoutMs,
           signal,
         });

@@ -362,6 +362,7 @@ export class TaskManager {
           remoteCaller: req.remoteCaller,
           objectStorage: req.download?.objectStorage,
           hub: req.download && hubOptionsOf(req.download),
+          hdfs: req.download?.hdfs,
           timeoutMs: req.timeoutMs ?? DEFAULT_STAT_TIMEOUT_MS,
           signal: AbortSignal.any([signal, this.closing.signal]),
         });
@@ -644,6 +645,7 @@ export class TaskManager {
       remoteCaller: req.remoteCaller,
       objectStorage: req.download?.objectStorage,
       hub: req.download && hubOptionsOf(req.download),
+      hdfs: req.download?.hdfs,
     };
     const p2p = this.o.p2p;
     const length = req.range?.length ?? started.task.contentLength;
