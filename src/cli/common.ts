@@ -222,4 +222,3 @@ export async function checkOutputPath(path: string, overwrite: boolean): Promise
   }
   return output;
 }
-

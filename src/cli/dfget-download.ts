@@ -141,8 +141,7 @@ async function download(url: string, o: DfgetOptions, pending?: PendingConnectio
         await downloadOnce(client, url, o, { output, pieceLength, timeoutMs, deadline }, progress, log);
         return;
       } catch (e) {
-        if ((e as { code?: unknown }).code !== GrpcCode.ABORTED || attempt >= SOURCE_CHANGED_RETRIES)
-          throw e;
+        if ((e as { code?: unknown }).code !== GrpcCode.ABORTED || attempt >= SOURCE_CHANGED_RETRIES) throw e;
         log?.warn({ err: describeError(e) }, 'the source changed during the download; downloading again');
       }
     }

@@ -119,7 +119,8 @@ export class ProtoReader {
 
   /** A length-delimited field's bytes: a view into the message, not a copy. */
   bytes(): Buffer {
-    if (this.wireType !== WireType.LEN) throw malformed(`wire type ${this.wireType} where bytes were expected`);
+    if (this.wireType !== WireType.LEN)
+      throw malformed(`wire type ${this.wireType} where bytes were expected`);
     const length = this.varint();
     const end = this.pos + length;
     if (end > this.buf.length) throw malformed('field runs past the end of the message');

@@ -26,7 +26,9 @@ export class CallMetadata {
       for (const [key, value] of Object.entries(h ?? {})) {
         if (key.startsWith(':') || value === undefined) continue;
         const values = Array.isArray(value) ? value : String(value).split(',');
-        const decoded = values.map((v) => (key.endsWith('-bin') ? Buffer.from(v.trim(), 'base64') : v.trim()));
+        const decoded = values.map((v) =>
+          key.endsWith('-bin') ? Buffer.from(v.trim(), 'base64') : v.trim(),
+        );
         this.map.set(key, [...(this.map.get(key) ?? []), ...decoded]);
       }
     }
@@ -267,7 +269,8 @@ export class ServerStreamCall implements AsyncIterableIterator<Buffer> {
 
   /** Cancels the call: the server sees RST_STREAM(CANCEL); the iteration ends with CANCELLED. */
   cancel(): void {
-    if (this.outcome === undefined) this.abandon(new GrpcCallError(GrpcCode.CANCELLED, 'Cancelled on client'));
+    if (this.outcome === undefined)
+      this.abandon(new GrpcCallError(GrpcCode.CANCELLED, 'Cancelled on client'));
   }
 
   async next(): Promise<IteratorResult<Buffer>> {

@@ -15,7 +15,8 @@ import { contentSha256, Origin } from '../helpers/origin.js';
 import { sha256File } from '../helpers/files.js';
 
 /** Directories of ours a download must not touch: the daemon's side of things, and the generated code. */
-const NOT_FOR_DFGET = /^(daemon|proxy|scheduler|storage|backend|vortex|init|gen)\/|^config\/(load|schema)|^grpc\/server/;
+const NOT_FOR_DFGET =
+  /^(daemon|proxy|scheduler|storage|backend|vortex|init|gen)\/|^config\/(load|schema)|^grpc\/server/;
 
 describe('dfget loads only what it uses', () => {
   for (const flag of ['--version', '--help']) {
