@@ -21,14 +21,8 @@ import {
 import type { PersistentCacheTask } from '../gen/common.js';
 import type { DfdaemonDownloadClient, DownloadPersistentCacheTaskResponse } from '../gen/dfdaemon.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
-import {
-  checkOutputPath,
-  describeError,
-  parsePieceLength,
-  removePersistentCacheTask,
-  unary,
-  withDaemon as withConnectedDaemon,
-} from './common.js';
+import { checkOutputPath, describeError, parsePieceLength } from './common.js';
+import { removePersistentCacheTask, unary, withDaemon as withConnectedDaemon } from './daemon-client.js';
 import { createProgress } from './progress.js';
 import { packageVersion } from './version.js';
 

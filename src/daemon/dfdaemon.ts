@@ -463,11 +463,16 @@ export class Dfdaemon {
       { keepalive: this.grpcKeepalive },
     );
     await mkdir(dirname(c.download.server.socketPath), { recursive: true });
-    this.downloadSocket = await bindUnixSocket(this.grpcDownload, c.download.server.socketPath, {
-      maxConnections: caps.download,
-      onRefused: refusals('download', 'download.server.maxConnections'),
-    });
     const socketCallers = new UnixSocketCallers();
+    this.downloadSocket = await bindUnixSocket(
+      this.grpcDownload,
+      c.download.server.socketPath,
+      {
+        maxConnections: caps.download,
+        onRefused: refusals('download', 'download.server.maxConnections'),
+      },
+      (socket) => socketCallers.prefetch(socket),
+    );
     const listener = this.downloadSocket;
     download.callerOf = (peer) => socketCallers.callerOf(listener.socketOf(peer));
     await this.startProxy(download.sessions, ip, {

@@ -23,7 +23,7 @@ import {
 import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
 import { LOOPBACK_SEED_CONFIG } from '../helpers/small-cluster.js';
 import { HdfsMiniCluster } from '../helpers/hdfs-mini-cluster.js';
-import { downloadClient } from '../../src/cli/common.js';
+import { downloadClient } from '../../src/cli/daemon-client.js';
 import type { ListTaskEntriesRequest, ListTaskEntriesResponse } from '../../src/gen/dfdaemon.js';
 
 const MiB = 1024 * 1024;

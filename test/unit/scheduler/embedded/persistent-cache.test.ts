@@ -26,7 +26,7 @@ import {
   type SchedulerClient,
   type UploadPersistentCacheTaskStartedRequest,
 } from '../../../../src/gen/scheduler.js';
-import { unary } from '../../../../src/cli/common.js';
+import { unary } from '../../../../src/cli/daemon-client.js';
 import { PersistentCacheTasks } from '../../../../src/scheduler/embedded/persistent-cache.js';
 import { Resources } from '../../../../src/scheduler/embedded/resources.js';
 import { EmbeddedScheduler } from '../../../../src/scheduler/embedded/scheduler-server.js';
