@@ -24,6 +24,7 @@ import type {
 import { OutputFile } from '../output-file.js';
 import { pieceMessage } from '../piece-message.js';
 import { fetchFromParents, type FetchFromParentsDeps } from './fetch-from-parents.js';
+import { persistentCacheFlavour } from './flavours.js';
 import type { PersistentCacheDeps } from './import.js';
 import { localTaskMessage } from './messages.js';
 
@@ -177,9 +178,13 @@ export class PersistentCacheExporter {
       await fetchFromParents(
         { ...this.d.p2p, store: this.d.store, scheduler, host: this.d.host(), log: this.d.log },
         {
-          task,
-          persistent: req.persistent,
-          outputPath: req.outputPath,
+          taskId: task.id,
+          flavour: persistentCacheFlavour({
+            task,
+            persistent: req.persistent,
+            outputPath: req.outputPath,
+            concurrentPieceCount: this.d.p2p.concurrentPieceCount,
+          }),
           missing: pieceRanges(task.contentLength, task.pieceLength),
           signal,
           onPiece: (piece) => this.writePiece(write, ids, piece, piece.trafficType, req.needPieceContent),
