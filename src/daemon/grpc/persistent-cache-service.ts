@@ -30,6 +30,7 @@ import { SCHEDULER_REQUEST_TIMEOUT_MS } from '../../scheduler/channel-options.js
 import type { PersistentCacheExporter } from '../persistent-cache/export.js';
 import type { PersistentCacheDeps, PersistentCacheImporter } from '../persistent-cache/import.js';
 import { localTaskMessage, statLocalResponse } from '../persistent-cache/messages.js';
+import type { PersistentCacheTaskRecord } from '../../storage/persistent-cache-store.js';
 import { checkTaskId, toGrpcError } from './status.js';
 import type { UploadCallers } from './upload-callers.js';
 
@@ -159,6 +160,43 @@ export class PersistentServiceBase<O extends PersistentServiceOptions> {
   }
 
   /**
+   * The upload-port RPCs on a replica stored here, named after the kind (`rpc` = `PersistentCacheTask` or
+   * `PersistentTask`): Sync{kind's pieces}, and Update (only schedulers), Stat, Delete (only schedulers).
+   */
+  protected replicaHandlers<M>(
+    rpc: 'PersistentCacheTask' | 'PersistentTask',
+    message: (t: PersistentCacheTaskRecord) => M,
+  ): Record<string, UntypedHandleCall> {
+    const family = (verb: string) => `${verb}_${rpc.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`).slice(1)}`;
+    const sync = rpc === 'PersistentCacheTask' ? 'syncPersistentCachePieces' : 'syncPersistentPieces';
+    return {
+      [sync]: (
+        call: ServerWritableStream<SyncPersistentCachePiecesRequest, SyncPersistentCachePiecesResponse>,
+      ) => void this.syncPieces(call),
+      [`update${rpc}`]: this.fromSchedulers(
+        `Update${rpc}`,
+        this.unary<UpdatePersistentCacheTaskRequest, Empty>(family('update'), async (req) => {
+          await this.local(req.taskId);
+          this.o.store.setPersistent(req.taskId, req.persistent);
+          return {};
+        }),
+      ),
+      [`stat${rpc}`]: this.unary<StatPersistentCacheTaskRequest, M>(family('stat'), async (req) =>
+        message(await this.local(req.taskId)),
+      ),
+      [`delete${rpc}`]: this.fromSchedulers(
+        `Delete${rpc}`,
+        this.unary<DeletePersistentCacheTaskRequest, Empty>(family('delete'), async (req) => {
+          await this.local(req.taskId);
+          await this.o.store.delete(req.taskId);
+          this.o.log.info({ taskId: req.taskId }, `${this.noun} deleted (scheduler)`);
+          return {};
+        }),
+      ),
+    };
+  }
+
+  /**
    * The interested pieces we hold, then those a running download of ours stores, until all were sent or the task
    * is finished, failed or gone here. NOT_FOUND for a task we do not have.
    */
@@ -231,30 +269,7 @@ export class PersistentCacheService extends PersistentServiceBase<PersistentCach
       ) => {
         if (this.checkScheduler(call, 'DownloadPersistentCacheTask')) void this.download(call, true);
       },
-      syncPersistentCachePieces: (
-        call: ServerWritableStream<SyncPersistentCachePiecesRequest, SyncPersistentCachePiecesResponse>,
-      ) => void this.syncPieces(call),
-      updatePersistentCacheTask: this.fromSchedulers(
-        'UpdatePersistentCacheTask',
-        this.unary<UpdatePersistentCacheTaskRequest, Empty>('update_persistent_cache_task', async (req) => {
-          await this.local(req.taskId);
-          this.o.store.setPersistent(req.taskId, req.persistent);
-          return {};
-        }),
-      ),
-      statPersistentCacheTask: this.unary<StatPersistentCacheTaskRequest, PersistentCacheTask>(
-        'stat_persistent_cache_task',
-        async (req) => localTaskMessage(await this.local(req.taskId), { currentReplicas: 1 }),
-      ),
-      deletePersistentCacheTask: this.fromSchedulers(
-        'DeletePersistentCacheTask',
-        this.unary<DeletePersistentCacheTaskRequest, Empty>('delete_persistent_cache_task', async (req) => {
-          await this.local(req.taskId);
-          await this.o.store.delete(req.taskId);
-          this.o.log.info({ taskId: req.taskId }, 'persistent cache task deleted (scheduler)');
-          return {};
-        }),
-      ),
+      ...this.replicaHandlers('PersistentCacheTask', (t) => localTaskMessage(t, { currentReplicas: 1 })),
     };
   }
 

@@ -78,8 +78,14 @@ export type ExportWriter = (ids: Ids, msg: ExportMessage) => Promise<void>;
 /** What differs between the kinds. */
 export interface ExportKind {
   noun: string;
-  /** The task to download: what the scheduler (or the object store) says of it; TASK_NOT_FOUND if nobody has it. */
-  plan(scheduler: SchedulerClient | undefined, signal: AbortSignal): Promise<NewPersistentCacheTask>;
+  /**
+   * The task to download: what the scheduler (or the object store) says of it; TASK_NOT_FOUND if nobody has it.
+   * `sourceOnly`: the scheduler knows no peer of it, so every piece comes from the source.
+   */
+  plan(
+    scheduler: SchedulerClient | undefined,
+    signal: AbortSignal,
+  ): Promise<NewPersistentCacheTask & { sourceOnly?: boolean }>;
   /** The announce messages (and source) of this download. */
   flavour(plan: NewPersistentCacheTask): PersistentFlavour;
 }
@@ -164,9 +170,10 @@ export class PersistentExporter {
     signal: AbortSignal,
   ): Promise<void> {
     const scheduler = this.d.schedulerFor(req.taskId);
-    const plan = await kind.plan(this.d.p2p ? scheduler : undefined, signal);
+    const { sourceOnly, ...plan } = await kind.plan(this.d.p2p ? scheduler : undefined, signal);
     const flavour = kind.flavour(plan);
-    if ((!scheduler || !this.d.p2p) && !flavour.backToSource) {
+    const p2p = scheduler && this.d.p2p && !sourceOnly ? this.d.p2p : undefined;
+    if (!p2p && !flavour.backToSource) {
       throw new DfError('TASK_NOT_FOUND', `${kind.noun} ${req.taskId} not found`);
     }
     await this.d.store.startDownload({ ...plan, persistent: req.persistent });
@@ -176,13 +183,13 @@ export class PersistentExporter {
       const missing = pieceRanges(plan.contentLength, plan.pieceLength);
       const onPiece = (piece: PersistentCachePieceRecord) =>
         this.writePiece(write, ids, piece, piece.trafficType, req.needPieceContent);
-      if (scheduler && this.d.p2p) {
+      if (p2p && scheduler) {
         await fetchFromParents(
-          { ...this.d.p2p, store: this.d.store, scheduler, host: this.d.host(), log: this.d.log },
+          { ...p2p, store: this.d.store, scheduler, host: this.d.host(), log: this.d.log },
           { taskId: plan.id, flavour, missing, signal, onPiece },
         );
       } else {
-        // No scheduler: nobody to learn parents from; the object store has every piece.
+        // No scheduler, or one that knows no peer of it: the object store has every piece.
         for (const span of missing) {
           const piece = await flavour.backToSource!.piece(span, signal);
           await onPiece({ ...piece, trafficType: BACK_TO_SOURCE });
