@@ -4,8 +4,6 @@
 // `export` fetches one to a path, `stat` describes one, `rm` (ours) deletes one everywhere. Everything goes over the
 // local dfdaemon's socket; flags, defaults and environment variables are upstream's.
 
-import { open, rm as rmFile, stat as statFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { Metadata } from '@grpc/grpc-js';
 import { formatByteSize } from '../core/bytesize.js';
@@ -20,7 +18,6 @@ import {
 } from '../core/persistent-cache.js';
 import type { PersistentCacheTask } from '../gen/common.js';
 import type { DfdaemonDownloadClient, DownloadPersistentCacheTaskResponse } from '../gen/dfdaemon.js';
-import { verifyFileDigest } from '../storage/file-digest.js';
 import {
   checkOutputPath,
   describeError,
@@ -29,14 +26,8 @@ import {
   unary,
   withDaemon as withConnectedDaemon,
 } from './common.js';
-import { createProgress } from './progress.js';
+import { checkImportPath, receiveExport, withCommon, type CommonOptions } from './persistent-cli.js';
 import { packageVersion } from './version.js';
-
-interface CommonOptions {
-  endpoint?: string;
-  logLevel: string;
-  console: boolean;
-}
 
 interface ImportOptions extends CommonOptions {
   contentForCalculatingTaskId?: string;
@@ -81,14 +72,7 @@ async function validateImport(path: string, o: ImportOptions) {
   }
   checkPersistentReplicaCount(replicas);
   const pieceLength = parsePieceLength(o.pieceLength);
-  const abs = resolve(path);
-  const st = await statFile(abs).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT' || e.code === 'ENOTDIR')
-      throw new DfError('INVALID_ARGUMENT', `path ${path} does not exist`);
-    throw new DfError('INVALID_ARGUMENT', `path ${path}: ${e.message}`);
-  });
-  if (st.isDirectory()) throw new DfError('INVALID_ARGUMENT', `path ${path} is a directory`);
-  if (!st.isFile()) throw new DfError('INVALID_ARGUMENT', `path ${path} is not a regular file`);
+  const abs = await checkImportPath(path);
   return { abs, ttlMs, replicas, pieceLength, timeoutMs: parseDuration(o.timeout) };
 }
 
@@ -152,7 +136,6 @@ async function exportFile(id: string, o: ExportOptions): Promise<void> {
   }
   await withDaemon(o, async (client) => {
     const transfer = o.transferFromDfdaemon;
-    const progress = await createProgress(id, o.progress);
     const stream = client.downloadPersistentCacheTask(
       {
         taskId: id,
@@ -169,48 +152,16 @@ async function exportFile(id: string, o: ExportOptions): Promise<void> {
       new Metadata(),
       { deadline: Date.now() + timeoutMs },
     );
-    const file = transfer ? await open(output, o.overwrite ? 'w' : 'wx', 0o644) : undefined;
-    let received = 0;
-    let expected = -1;
-    // Once dfdaemon started the export, the output path may be a hard link to its copy: an export that fails
-    // afterwards removes it, as dfget does, so no half-written or unverified file is left at the user's path.
-    let touched = !!file;
-    try {
-      for await (const res of stream as AsyncIterable<DownloadPersistentCacheTaskResponse>) {
-        const started = res.downloadPersistentCacheTaskStartedResponse;
-        if (started) {
-          touched = true;
-          expected = started.contentLength;
-          progress.start(expected);
-          await file?.truncate(expected);
-          continue;
-        }
-        const p = res.downloadPieceFinishedResponse?.piece;
-        if (!p) continue;
-        if (file) {
-          if (!p.content || p.content.length !== p.length) {
-            throw new DfError('INTERNAL', `piece ${p.number} came without its ${p.length} bytes`);
-          }
-          await file.write(p.content, 0, p.length, p.offset);
-        }
-        received += p.length;
-        progress.advance(p.length);
-      }
-      progress.stop();
-      if (file) {
-        await file.close();
-        if (received !== expected) {
-          throw new DfError('INTERNAL', `export ended after ${received} of ${expected} bytes`);
-        }
-        if (o.digest) await verifyFileDigest(output, o.digest);
-      }
-    } catch (e) {
-      progress.stop();
-      stream.cancel();
-      await file?.close().catch(() => undefined);
-      if (touched) await rmFile(output, { force: true });
-      throw e;
-    }
+    await receiveExport(stream, {
+      output,
+      overwrite: o.overwrite,
+      transfer,
+      digest: o.digest,
+      progress: o.progress,
+      label: id,
+      started: (res: DownloadPersistentCacheTaskResponse) =>
+        res.downloadPersistentCacheTaskStartedResponse?.contentLength,
+    });
   });
 }
 
@@ -241,20 +192,6 @@ async function removeTask(id: string, o: CommonOptions): Promise<void> {
     await removePersistentCacheTask(socket, id);
     process.stdout.write(`Persistent cache task ${id} removed\n`);
   });
-}
-
-/** -e, -l and --console on every command, each with its own environment variable as upstream. */
-function withCommon(c: Command, env: string): Command {
-  return c
-    .addOption(
-      new Option('-e, --endpoint <socket>', "dfdaemon's download socket").env(`${env}_DFDAEMON_ENDPOINT`),
-    )
-    .addOption(
-      new Option('-l, --log-level <level>', 'log level [trace, debug, info, warn, error]')
-        .default('info')
-        .env(`${env}_LOG_LEVEL`),
-    )
-    .addOption(new Option('--console', 'log to the console').default(false).env(`${env}_CONSOLE`));
 }
 
 export function dfcacheCommand(): Command {

@@ -6,6 +6,7 @@
 
 import { Command, Option } from 'commander';
 import type { DfgetOptions } from './dfget-download.js';
+import { addStorageOptions } from './storage-options.js';
 import { packageVersion } from './version.js';
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -13,7 +14,7 @@ function collect(value: string, previous: string[] = []): string[] {
 }
 
 export function dfgetCommand(): Command {
-  return new Command('dfget')
+  const command = new Command('dfget')
     .description('Download a file through dfdaemon (P2P, with back-to-source).')
     .argument('<url>', 'URL of the file to download')
     .requiredOption('-O, --output <path>', 'where to write the file')
@@ -67,49 +68,8 @@ export function dfgetCommand(): Command {
       new Option('--max-concurrent-requests <n>', 'files of a directory downloaded at once')
         .env('DFGET_MAX_CONCURRENT_REQUESTS')
         .default('5'),
-    )
-    .addOption(
-      new Option('--storage-region <region>', 'object storage region (s3)').env('DFGET_STORAGE_REGION'),
-    )
-    .addOption(
-      new Option('--storage-endpoint <url>', 'object storage endpoint URL').env('DFGET_STORAGE_ENDPOINT'),
-    )
-    .addOption(
-      new Option('--storage-access-key-id <id>', 'object storage access key id (abs: the account name)').env(
-        'DFGET_STORAGE_ACCESS_KEY_ID',
-      ),
-    )
-    .addOption(
-      new Option(
-        '--storage-access-key-secret <secret>',
-        'object storage secret access key (abs: the account key)',
-      ).env('DFGET_STORAGE_ACCESS_KEY_SECRET'),
-    )
-    .addOption(
-      new Option('--storage-security-token <token>', 'object storage security token (oss)').env(
-        'DFGET_STORAGE_SECURITY_TOKEN',
-      ),
-    )
-    .addOption(
-      new Option('--storage-session-token <token>', 'object storage session token (s3)').env(
-        'DFGET_STORAGE_SESSION_TOKEN',
-      ),
-    )
-    .addOption(
-      new Option('--storage-credential-path <path>', 'service account credential file (gs)').env(
-        'DFGET_STORAGE_CREDENTIAL_PATH',
-      ),
-    )
-    .addOption(
-      new Option('--storage-predefined-acl <acl>', 'predefined ACL (gs)')
-        .env('DFGET_STORAGE_PREDEFINED_ACL')
-        .default('publicRead'),
-    )
-    .addOption(
-      new Option('--storage-insecure-skip-verify [bool]', 'skip TLS verification of the object store').env(
-        'DFGET_STORAGE_INSECURE_SKIP_VERIFY',
-      ),
-    )
+    );
+  return addStorageOptions(command, 'DFGET')
     .addOption(
       new Option('--hf-revision <revision>', 'Hugging Face repository revision (branch, tag or commit)')
         .env('DFGET_HF_REVISION')

@@ -16,7 +16,6 @@ import type {
 import type { Empty } from '../../gen/google/protobuf/empty.js';
 import type {
   AnnouncePersistentCachePeerRequest,
-  AnnouncePersistentCachePeerResponse,
   DeletePersistentCachePeerRequest,
   DeletePersistentCacheTaskRequest,
   SchedulerServer,
