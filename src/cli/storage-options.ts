@@ -18,7 +18,9 @@ export interface StorageFlags {
 /** Adds the flags; `env` is the variables' prefix (DFGET, DFSTORE_IMPORT, DFSTORE_EXPORT). */
 export function addStorageOptions(c: Command, env: string): Command {
   return c
-    .addOption(new Option('--storage-region <region>', 'object storage region (s3)').env(`${env}_STORAGE_REGION`))
+    .addOption(
+      new Option('--storage-region <region>', 'object storage region (s3)').env(`${env}_STORAGE_REGION`),
+    )
     .addOption(
       new Option('--storage-endpoint <url>', 'object storage endpoint URL').env(`${env}_STORAGE_ENDPOINT`),
     )

@@ -37,7 +37,11 @@ export type {
 export type PersistentStoreKind = 'persistent-cache' | 'persistent';
 
 const STORE_FILES = {
-  'persistent-cache': { db: 'persistent-cache.db', content: 'persistent-cache-tasks', noun: 'persistent cache' },
+  'persistent-cache': {
+    db: 'persistent-cache.db',
+    content: 'persistent-cache-tasks',
+    noun: 'persistent cache',
+  },
   persistent: { db: 'persistent.db', content: 'persistent-tasks', noun: 'persistent' },
 } as const;
 

@@ -167,7 +167,8 @@ export class PersistentServiceBase<O extends PersistentServiceOptions> {
     rpc: 'PersistentCacheTask' | 'PersistentTask',
     message: (t: PersistentCacheTaskRecord) => M,
   ): Record<string, UntypedHandleCall> {
-    const family = (verb: string) => `${verb}_${rpc.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`).slice(1)}`;
+    const family = (verb: string) =>
+      `${verb}_${rpc.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`).slice(1)}`;
     const sync = rpc === 'PersistentCacheTask' ? 'syncPersistentCachePieces' : 'syncPersistentPieces';
     return {
       [sync]: (

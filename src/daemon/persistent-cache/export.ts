@@ -29,11 +29,7 @@ import type {
 } from '../../storage/persistent-cache-store.js';
 import { OutputFile } from '../output-file.js';
 import { pieceMessage } from '../piece-message.js';
-import {
-  fetchFromParents,
-  type FetchFromParentsDeps,
-  type PersistentFlavour,
-} from './fetch-from-parents.js';
+import { fetchFromParents, type FetchFromParentsDeps, type PersistentFlavour } from './fetch-from-parents.js';
 import { persistentCacheFlavour } from './flavours.js';
 import type { PersistentCacheDeps } from './import.js';
 import { localTaskMessage } from './messages.js';
@@ -71,8 +67,7 @@ type Ids = { hostId: string; taskId: string; peerId: string };
 
 /** One response message of either kind's stream, built by the kind. */
 export type ExportMessage =
-  | { started: { contentLength: number } }
-  | { piece: ReturnType<typeof pieceMessage> };
+  { started: { contentLength: number } } | { piece: ReturnType<typeof pieceMessage> };
 export type ExportWriter = (ids: Ids, msg: ExportMessage) => Promise<void>;
 
 /** What differs between the kinds. */

@@ -166,7 +166,9 @@ export async function fetchFromParents(d: FetchFromParentsDeps, r: FetchRequest)
   const fetchFromSource = async (number: number): Promise<void> => {
     try {
       const piece = await flavour.backToSource!.piece(spans.get(number)!, r.signal);
-      stream.send({ downloadPieceBackToSourceFinishedRequest: { piece: pieceMessage(piece, BACK_TO_SOURCE) } });
+      stream.send({
+        downloadPieceBackToSourceFinishedRequest: { piece: pieceMessage(piece, BACK_TO_SOURCE) },
+      });
       await r.onPiece(piece);
     } finally {
       inFlight.delete(number);

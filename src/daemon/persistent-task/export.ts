@@ -49,7 +49,9 @@ export class PersistentTaskExporter extends PersistentExporter {
       SCHEDULER_REQUEST_TIMEOUT_MS,
       `persistent task ${taskId}`,
     ).catch((e: DfError) => {
-      throw e.code === 'TASK_NOT_FOUND' ? new DfError('TASK_NOT_FOUND', `persistent task ${taskId} not found`) : e;
+      throw e.code === 'TASK_NOT_FOUND'
+        ? new DfError('TASK_NOT_FOUND', `persistent task ${taskId} not found`)
+        : e;
     });
   }
 
@@ -60,10 +62,12 @@ export class PersistentTaskExporter extends PersistentExporter {
     signal: AbortSignal,
   ): Promise<void> {
     const taskId = persistentTaskIdOf(req.url, req.objectStorage);
+    // A replica the scheduler places reaches the object store on its behalf: the source policy applies.
+    const remoteCaller = caller.kind === 'remote';
     let plan: NewPersistentCacheTask | undefined;
     const kind: ExportKind = {
       noun: 'persistent task',
-      plan: async (scheduler, sig) => (plan = await this.plan(taskId, req, scheduler, sig)),
+      plan: async (scheduler, sig) => (plan = await this.plan(taskId, req, scheduler, sig, remoteCaller)),
       flavour: () =>
         persistentFlavour({
           url: req.url,
@@ -73,7 +77,14 @@ export class PersistentTaskExporter extends PersistentExporter {
           concurrentPieceCount: this.t.p2p?.concurrentPieceCount ?? 1,
           pieceCount: plan!.pieceCount,
           fromSource: async (span, sig) => {
-            const got = await this.t.objects.piece(taskId, req.url, req.objectStorage, span, sig);
+            const got = await this.t.objects.piece(
+              taskId,
+              req.url,
+              req.objectStorage,
+              span,
+              sig,
+              remoteCaller,
+            );
             return this.t.store.writePiece(taskId, span, got.body, {
               parentId: '',
               expectedDigest: '',
@@ -96,6 +107,7 @@ export class PersistentTaskExporter extends PersistentExporter {
     req: DownloadPersistentTaskRequest,
     scheduler: SchedulerClient | undefined,
     signal: AbortSignal,
+    remoteCaller: boolean,
   ): Promise<NewPersistentCacheTask & { sourceOnly: boolean }> {
     let task: PersistentTask | undefined;
     try {
@@ -105,7 +117,7 @@ export class PersistentTaskExporter extends PersistentExporter {
     }
     const contentLength =
       task?.contentLength ??
-      (await this.t.objects.contentLength(taskId, req.url, req.objectStorage, signal));
+      (await this.t.objects.contentLength(taskId, req.url, req.objectStorage, signal, remoteCaller));
     const pieceLength = calculatePieceLength(contentLength);
     return {
       id: taskId,

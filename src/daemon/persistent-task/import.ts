@@ -34,14 +34,21 @@ export class PersistentTaskImporter {
     private readonly newPeerId: PeerIdFactory,
   ) {}
 
-  async upload(req: UploadPersistentTaskRequest, caller: Caller, signal?: AbortSignal): Promise<PersistentTask> {
+  async upload(
+    req: UploadPersistentTaskRequest,
+    caller: Caller,
+    signal?: AbortSignal,
+  ): Promise<PersistentTask> {
     const taskId = persistentTaskIdOf(req.url, req.objectStorage);
     checkPersistentReplicaCount(req.persistentReplicaCount);
     const ttlMs = req.ttl ? durationToMs(req.ttl) : this.d.defaultTtlMs;
     checkPersistentCacheTtl(ttlMs);
     const source = await checkImportSource(req.path, caller);
     if (await this.d.objects.exists(taskId, req.url, req.objectStorage, signal)) {
-      throw new DfError('ALREADY_EXISTS', `persistent task ${taskId} already exists: ${req.url} is in the store`);
+      throw new DfError(
+        'ALREADY_EXISTS',
+        `persistent task ${taskId} already exists: ${req.url} is in the store`,
+      );
     }
     const existing = await this.d.store.get(taskId);
     if (existing) await this.d.store.delete(taskId);
@@ -86,7 +93,8 @@ export class PersistentTaskImporter {
         { taskId, mode: local.mode, contentLength: local.contentLength, pieceLength },
         'persistent task imported',
       );
-      if (!scheduler) return taskMessage(localTaskMessage(record, { currentReplicas: 1, state: 'Succeeded' }));
+      if (!scheduler)
+        return taskMessage(localTaskMessage(record, { currentReplicas: 1, state: 'Succeeded' }));
       const task = await unaryCall(
         scheduler.uploadPersistentTaskFinished.bind(scheduler),
         ids,

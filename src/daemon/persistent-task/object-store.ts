@@ -58,12 +58,16 @@ export class ObjectStore {
     });
   }
 
-  /** The object's length; TASK_NOT_FOUND when there is no such object. */
+  /**
+   * The object's length; TASK_NOT_FOUND when there is no such object. `remoteCaller`: on a scheduler's behalf (a
+   * replica), so the endpoint must be one security.allowedPrivateSources allows if it is not public.
+   */
   async contentLength(
     taskId: string,
     url: string,
     objectStorage: ObjectStorageOptions | undefined,
-    signal?: AbortSignal,
+    signal: AbortSignal | undefined,
+    remoteCaller: boolean,
   ): Promise<number> {
     try {
       const stat = await this.writable(url).stat({
@@ -73,6 +77,7 @@ export class ObjectStore {
         timeoutMs: this.o.pieceTimeoutMs,
         signal,
         objectStorage,
+        remoteCaller,
       });
       if (stat.contentLength === undefined) {
         throw new DfError('BACKEND', `${url}: the store did not tell the object's length`);
@@ -89,6 +94,7 @@ export class ObjectStore {
     objectStorage: ObjectStorageOptions | undefined,
     span: PieceSpan,
     signal: AbortSignal,
+    remoteCaller: boolean,
   ): Promise<GetResponse> {
     try {
       return await this.writable(url).get({
@@ -100,6 +106,7 @@ export class ObjectStore {
         timeoutMs: this.o.pieceTimeoutMs,
         signal,
         objectStorage,
+        remoteCaller,
       });
     } catch (e) {
       throw notFound(e);

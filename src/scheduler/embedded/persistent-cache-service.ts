@@ -65,10 +65,9 @@ export interface PersistentWire {
   peer: string;
   noun: string;
   /** The task's fields besides the common ones, checked as the Go validator does. */
-  init(r: UploadStartedRequest): Pick<
-    PersistentCacheTaskInit,
-    'tag' | 'application' | 'pieceLength' | 'url' | 'objectStorage'
-  >;
+  init(
+    r: UploadStartedRequest,
+  ): Pick<PersistentCacheTaskInit, 'tag' | 'application' | 'pieceLength' | 'url' | 'objectStorage'>;
   register(r: AnnounceRequest): { persistent: boolean } | undefined;
   reschedule(r: AnnounceRequest): { candidateParents: Array<{ host?: { id: string } }> } | undefined;
   /** The peer holds the whole task (from parents, or from the source). */
@@ -100,7 +99,6 @@ const PERSISTENT_CACHE_WIRE: PersistentWire = {
   normal: (parents) => ({ normalPersistentCacheTaskResponse: { candidateCacheParents: parents } }),
   empty: { emptyPersistentCacheTaskResponse: {} },
 };
-
 
 function checkIds(r: { hostId: string; taskId: string; peerId?: string }): void {
   if (!r.hostId) throw invalidArgument('invalid HostId: value length must be at least 1');
@@ -151,14 +149,19 @@ export class PersistentCacheService {
   methods(): Partial<SchedulerServer> {
     const { task: T, peer: P } = this.wire;
     const named = {
-      [`upload${T}Started`]: this.unary(`Upload${T}Started`, (r: UploadStartedRequest, ip) => this.started(r, ip)),
-      [`upload${T}Finished`]: this.unary(`Upload${T}Finished`, (r: UploadPersistentCacheTaskFinishedRequest, ip) =>
-        this.finished(r, ip),
+      [`upload${T}Started`]: this.unary(`Upload${T}Started`, (r: UploadStartedRequest, ip) =>
+        this.started(r, ip),
+      ),
+      [`upload${T}Finished`]: this.unary(
+        `Upload${T}Finished`,
+        (r: UploadPersistentCacheTaskFinishedRequest, ip) => this.finished(r, ip),
       ),
       [`upload${T}Failed`]: this.unary(`Upload${T}Failed`, (r: UploadPersistentCacheTaskFailedRequest, ip) =>
         this.failed(r, ip),
       ),
-      [`stat${T}`]: this.unary(`Stat${T}`, (r: StatPersistentCacheTaskRequest) => this.task(r.taskId).message()),
+      [`stat${T}`]: this.unary(`Stat${T}`, (r: StatPersistentCacheTaskRequest) =>
+        this.task(r.taskId).message(),
+      ),
       [`delete${T}`]: this.unary(
         `Delete${T}`,
         async (r: DeletePersistentCacheTaskRequest, ip): Promise<Empty> => {
@@ -170,9 +173,8 @@ export class PersistentCacheService {
           return {};
         },
       ),
-      [`stat${P}`]: this.unary(
-        `Stat${P}`,
-        (r: StatPersistentCachePeerRequest): PeerMessage => this.peer(r.taskId, r.peerId).message(),
+      [`stat${P}`]: this.unary(`Stat${P}`, (r: StatPersistentCachePeerRequest): PeerMessage =>
+        this.peer(r.taskId, r.peerId).message(),
       ),
       [`delete${P}`]: this.unary(`Delete${P}`, (r: DeletePersistentCachePeerRequest, ip): Empty => {
         const peer = this.peer(r.taskId, r.peerId);
@@ -307,7 +309,8 @@ export class PersistentCacheService {
         if (reg) {
           const host = ownHost(this.host(r.hostId), ip, rpc);
           const task = this.task(r.taskId);
-          if (task.state !== 'Succeeded') throw failedPrecondition(`${wire.noun} ${task.id} is ${task.state}`);
+          if (task.state !== 'Succeeded')
+            throw failedPrecondition(`${wire.noun} ${task.id} is ${task.state}`);
           peer = new PersistentCachePeer(r.peerId, task, host, reg.persistent, 'Running');
           task.peers.set(peer.id, peer);
           if (task.init.contentLength === 0) call.write(wire.empty);

@@ -211,7 +211,9 @@ export class PersistentCacheTasks {
     const hosts = new Map([...task.peers.values()].map((p) => [p.host.id, p.host]));
     await Promise.all(
       [...hosts.values()].map((h) =>
-        this.unary(h, (c, cb) => this.rpcs.delete(c, taskId, Date.now() + UPDATE_TIMEOUT_MS, cb)).catch((e: Error) => this.log.info({ taskId, host: h.id, err: e.message }, 'delete on host failed')),
+        this.unary(h, (c, cb) => this.rpcs.delete(c, taskId, Date.now() + UPDATE_TIMEOUT_MS, cb)).catch(
+          (e: Error) => this.log.info({ taskId, host: h.id, err: e.message }, 'delete on host failed'),
+        ),
       ),
     );
   }
@@ -284,10 +286,7 @@ export class PersistentCacheTasks {
     call.on('end', () => end());
   }
 
-  private unary(
-    host: Host,
-    f: (c: DfdaemonUploadClient, cb: Done) => unknown,
-  ): Promise<void> {
+  private unary(host: Host, f: (c: DfdaemonUploadClient, cb: Done) => unknown): Promise<void> {
     const client = new DfdaemonUploadClient(hostTarget(host.info.ip, host.info.port), this.creds);
     return new Promise<void>((resolve, reject) => {
       f(client, (err) => (err ? reject(err) : resolve()));

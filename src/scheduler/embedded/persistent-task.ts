@@ -58,11 +58,17 @@ const PERSISTENT_WIRE: PersistentWire = {
   },
   normal: (parents) => ({ normalPersistentTaskResponse: { candidateParents: parents } }),
   empty: { emptyPersistentTaskResponse: {} },
-  noParents: { needBackToSourceResponse: { description: 'no peer holds the task: fetch it from its object store' } },
+  noParents: {
+    needBackToSourceResponse: { description: 'no peer holds the task: fetch it from its object store' },
+  },
 };
 
 /** The registry of persistent tasks (replicas placed with DfdaemonUpload's persistent task RPCs). */
-export function persistentTasks(resources: Resources, log: Logger, creds: ChannelCredentials): PersistentCacheTasks {
+export function persistentTasks(
+  resources: Resources,
+  log: Logger,
+  creds: ChannelCredentials,
+): PersistentCacheTasks {
   return new PersistentCacheTasks(resources, log, creds, Date.now, PERSISTENT_RPCS);
 }
 

@@ -127,10 +127,7 @@ test('put writes a file as the object in concurrent parts (a multipart upload), 
   const parts = store.requests.slice(from).filter((r) => r.method === 'PUT');
   assert.equal(parts.length, 3, 'one PUT per part');
   assert.deepEqual(Buffer.from(await store.operator().read('put/f.bin')), bytes);
-  assert.equal(
-    await backend.exists({ ...base, url: 's3://b/put/f.bin', objectStorage: options() }),
-    true,
-  );
+  assert.equal(await backend.exists({ ...base, url: 's3://b/put/f.bin', objectStorage: options() }), true);
   assert.equal(
     await backend.exists({ ...base, url: 's3://b/put/none.bin', objectStorage: options() }),
     false,
