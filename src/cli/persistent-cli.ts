@@ -1,13 +1,22 @@
-// What dfcache and dfstore share: -e/-l/--console on every command, the import path's checks, and receiving an
-// export's stream (transfer mode writes the pieces itself; a failed export leaves nothing at the output path).
+// What dfcache and dfstore share: -e/-l/--console on every command, the import's and the export's common flags and
+// their checks, and receiving an export's stream (transfer mode writes the pieces itself; a failed export leaves
+// nothing at the output path).
 
 import type { ClientReadableStream } from '@grpc/grpc-js';
 import { open, rm as rmFile, stat as statFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
+import { parseDigest } from '../core/digest.js';
 import { DfError } from '../core/errors.js';
+import { parseDuration } from '../core/humantime.js';
+import {
+  checkPersistentCacheTtl,
+  checkPersistentReplicaCount,
+  DEFAULT_PERSISTENT_REPLICA_COUNT,
+} from '../core/persistent-cache.js';
 import type { Piece } from '../gen/common.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
+import { checkOutputPath, describeError } from './common.js';
 import { createProgress } from './progress.js';
 
 export interface CommonOptions {
@@ -28,6 +37,119 @@ export function withCommon(c: Command, env: string): Command {
         .env(`${env}_LOG_LEVEL`),
     )
     .addOption(new Option('--console', 'log to the console').default(false).env(`${env}_CONSOLE`));
+}
+
+/** The flags of `import` both commands have. */
+export interface ImportFlags {
+  persistentReplicaCount: string;
+  ttl: string;
+  timeout: string;
+  progress: boolean;
+}
+
+/** --persistent-replica-count, --ttl, --timeout and --no-progress, with upstream's defaults and variables. */
+export function addImportOptions(c: Command, env: string): Command {
+  return c
+    .addOption(
+      new Option('--persistent-replica-count <n>', 'peers that keep a copy, the importer included')
+        .default(String(DEFAULT_PERSISTENT_REPLICA_COUNT))
+        .env(`${env}_PERSISTENT_REPLICA_COUNT`),
+    )
+    .addOption(
+      new Option('--ttl <duration>', 'how long the cluster keeps the task, 5m to 7d')
+        .default('1h')
+        .env(`${env}_TTL`),
+    )
+    .addOption(
+      new Option('--timeout <duration>', 'give up after this long').default('30m').env(`${env}_TIMEOUT`),
+    )
+    .addOption(new Option('--no-progress', 'hide the progress display').env(`${env}_NO_PROGRESS`));
+}
+
+/** The import's limits checked as upstream's validate_args (and its path: checkImportPath). */
+export async function checkImport(
+  path: string,
+  o: ImportFlags,
+): Promise<{ abs: string; ttlMs: number; replicas: number; timeoutMs: number }> {
+  const ttlMs = parseDuration(o.ttl);
+  checkPersistentCacheTtl(ttlMs);
+  if (!/^\d+$/.test(o.persistentReplicaCount.trim())) {
+    throw new DfError(
+      'INVALID_ARGUMENT',
+      `persistent replica count must be a whole number, but got "${o.persistentReplicaCount}"`,
+    );
+  }
+  const replicas = Number(o.persistentReplicaCount);
+  checkPersistentReplicaCount(replicas);
+  return { abs: await checkImportPath(path), ttlMs, replicas, timeoutMs: parseDuration(o.timeout) };
+}
+
+/** Runs the import call with a dot a second on a terminal (the Rust clients' spinner), unless --no-progress. */
+export async function withSpinner<T>(progress: boolean, f: () => Promise<T>): Promise<T> {
+  const spinner =
+    progress && process.stderr.isTTY ? setInterval(() => process.stderr.write('.'), 1000) : undefined;
+  try {
+    const r = await f();
+    if (spinner) process.stderr.write('\n');
+    return r;
+  } finally {
+    if (spinner) clearInterval(spinner);
+  }
+}
+
+/** The flags of `export` both commands have. */
+export interface ExportFlags {
+  output: string;
+  transferFromDfdaemon: boolean;
+  overwrite: boolean;
+  forceHardLink: boolean;
+  timeout: string;
+  digest?: string;
+  progress: boolean;
+}
+
+/** -O, --transfer-from-dfdaemon, --overwrite, --force-hard-link, --timeout, --digest and --no-progress. */
+export function addExportOptions(c: Command, env: string): Command {
+  return c
+    .requiredOption('-O, --output <path>', 'where to write the file')
+    .addOption(
+      new Option('--transfer-from-dfdaemon', 'receive the bytes over the socket instead of a hard link/copy')
+        .default(false)
+        .env(`${env}_TRANSFER_FROM_DFDAEMON`),
+    )
+    .addOption(
+      new Option('--overwrite', 'replace the output file if it exists')
+        .default(false)
+        .env(`${env}_OVERWRITE`),
+    )
+    .addOption(
+      new Option('--force-hard-link', 'fail unless the output can be hard-linked to the stored content')
+        .default(false)
+        .env(`${env}_FORCE_HARD_LINK`),
+    )
+    .addOption(
+      new Option('--timeout <duration>', 'give up after this long').default('2h').env(`${env}_TIMEOUT`),
+    )
+    .addOption(
+      new Option('--digest <alg:hex>', 'verify the file: crc32, sha256 or sha512').env(`${env}_DIGEST`),
+    )
+    .addOption(new Option('--no-progress', 'hide the progress bar').env(`${env}_NO_PROGRESS`));
+}
+
+/** The export's flags checked before dfdaemon is asked; the output path as checkOutputPath answers it. */
+export async function checkExport(o: ExportFlags): Promise<{ output: string; timeoutMs: number }> {
+  const timeoutMs = parseDuration(o.timeout);
+  if (o.digest) parseDigest(o.digest);
+  if (o.overwrite && o.forceHardLink) {
+    throw new DfError('INVALID_ARGUMENT', '--overwrite cannot be used with --force-hard-link');
+  }
+  return { output: await checkOutputPath(o.output, o.overwrite), timeoutMs };
+}
+
+/** Prints the one-line error of a check that failed before dfdaemon was asked, and sets the exit code. */
+export function refuse(e: unknown): void {
+  process.stderr.write(`Error: ${describeError(e)}\n`);
+  process.exitCode = 1;
 }
 
 /** The file to import as an absolute path, checked as upstream's validate_args: it exists and is a file. */
