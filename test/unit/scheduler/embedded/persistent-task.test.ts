@@ -6,16 +6,10 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  Server,
-  ServerCredentials,
-  status as GrpcStatus,
-  type ServerWritableStream,
-  type ServiceError,
-} from '@grpc/grpc-js';
+import { Server, status as GrpcStatus, type ServerWritableStream } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import type { PersistentTask } from '../../../../src/gen/common.js';
-import { DfdaemonUploadService, type DownloadPersistentTaskRequest } from '../../../../src/gen/dfdaemon.js';
+import { type DownloadPersistentTaskRequest } from '../../../../src/gen/dfdaemon.js';
 import type { Empty } from '../../../../src/gen/google/protobuf/empty.js';
 import type {
   AnnouncePersistentPeerResponse,
@@ -25,6 +19,7 @@ import type {
 import { unary } from '../../../../src/cli/common.js';
 import { EmbeddedScheduler } from '../../../../src/scheduler/embedded/scheduler-server.js';
 import { announceHost, schedulerClient } from '../../../helpers/scheduler-client.js';
+import { rejection, startUploadStandIn } from '../../../helpers/upload-stand-in.js';
 
 const MiB = 1024 * 1024;
 const TTL = { seconds: 3600, nanos: 0 };
@@ -42,18 +37,12 @@ let peerPort: number;
 const placements: DownloadPersistentTaskRequest[] = [];
 
 before(async () => {
-  peer = new Server();
-  peer.addService(DfdaemonUploadService, {
+  ({ server: peer, port: peerPort } = await startUploadStandIn({
     downloadPersistentTask: (call: ServerWritableStream<DownloadPersistentTaskRequest, unknown>) => {
       placements.push(call.request);
       call.end();
     },
-  });
-  peerPort = await new Promise<number>((resolve, reject) =>
-    peer.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, port) =>
-      e ? reject(e) : resolve(port),
-    ),
-  );
+  }));
   scheduler = new EmbeddedScheduler({ ip: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
   client = schedulerClient(await scheduler.start());
   await announceHost(client, { id: 'importer', ip: '127.0.0.1', port: 1 });
@@ -65,15 +54,6 @@ after(async () => {
   await scheduler.stop();
   peer.forceShutdown();
 });
-
-async function rejection(p: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as ServiceError;
-  }
-  assert.fail('expected the call to fail');
-}
 
 let n = 0;
 function started(over: Partial<UploadPersistentTaskStartedRequest> = {}): UploadPersistentTaskStartedRequest {
