@@ -7,6 +7,7 @@ import { open, rm as rmFile, stat as statFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { parseDigest } from '../core/digest.js';
+import { msToDuration } from '../core/duration.js';
 import { DfError } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
 import {
@@ -144,6 +145,20 @@ export async function checkExport(o: ExportFlags): Promise<{ output: string; tim
     throw new DfError('INVALID_ARGUMENT', '--overwrite cannot be used with --force-hard-link');
   }
   return { output: await checkOutputPath(o.output, o.overwrite), timeoutMs };
+}
+
+/** The fields of a Download{PersistentCache,Persistent}TaskRequest that come from the export's flags. */
+export function exportRequestFields(o: ExportFlags, output: string, timeoutMs: number) {
+  const transfer = o.transferFromDfdaemon;
+  return {
+    persistent: false,
+    outputPath: transfer ? undefined : output,
+    timeout: msToDuration(timeoutMs),
+    needPieceContent: transfer,
+    forceHardLink: o.forceHardLink,
+    digest: transfer ? undefined : o.digest,
+    overwrite: o.overwrite,
+  };
 }
 
 /** Prints the one-line error of a check that failed before dfdaemon was asked, and sets the exit code. */
