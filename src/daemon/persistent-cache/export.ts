@@ -36,8 +36,6 @@ import { localTaskMessage } from './messages.js';
 
 /** common.v2.TrafficType.LOCAL_PEER */
 const LOCAL_PEER = 2;
-/** common.v2.TrafficType.BACK_TO_SOURCE */
-const BACK_TO_SOURCE = 0;
 
 export interface ExportDeps extends PersistentCacheDeps {
   /** storage.dir: no output may be inside it. */
@@ -184,11 +182,24 @@ export class PersistentExporter {
           { taskId: plan.id, flavour, missing, signal, onPiece },
         );
       } else {
-        // No scheduler, or one that knows no peer of it: the object store has every piece.
-        for (const span of missing) {
-          const piece = await flavour.backToSource!.piece(span, signal);
-          await onPiece({ ...piece, trafficType: BACK_TO_SOURCE });
-        }
+        // No scheduler, or one that knows no peer of it: the object store has every piece, read
+        // download.concurrentPieceCount at a time; the first failure stops the others.
+        const fromSource = flavour.backToSource!;
+        let next = 0;
+        let failed = false;
+        const worker = async () => {
+          while (next < missing.length && !failed) {
+            const span = missing[next++]!;
+            try {
+              await onPiece(await fromSource.piece(span, signal));
+            } catch (e) {
+              failed = true;
+              throw e;
+            }
+          }
+        };
+        const workers = Math.min(this.d.p2p?.concurrentPieceCount ?? 1, missing.length);
+        await Promise.all(Array.from({ length: workers }, worker));
       }
       await this.d.store.finishDownload(plan.id);
       this.d.log.info({ taskId: plan.id, persistent: req.persistent }, `${kind.noun} downloaded`);
