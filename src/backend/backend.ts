@@ -113,6 +113,25 @@ export interface GetResponse {
   body: AsyncIterable<Buffer> & Readable;
 }
 
+/**
+ * Write a local file as the object at `url` (dfstore import; upstream `Backend::put`): in chunks of `chunkSize`
+ * bytes, up to `concurrentChunkCount` of them in flight (a multipart upload where the store has one).
+ */
+export interface PutRequest {
+  taskId: string;
+  url: string;
+  /** The file to write (the daemon's stored copy). */
+  path: string;
+  /** backend.putChunkSize */
+  chunkSize: number;
+  /** backend.putConcurrentChunkCount */
+  concurrentChunkCount: number;
+  /** backend.putTimeout: bound on the whole upload. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  objectStorage?: ObjectStorageOptions;
+}
+
 /** One entry of a directory listing (upstream `DirEntry`), for recursive downloads. */
 export interface DirEntry {
   url: string;
@@ -130,6 +149,10 @@ export interface Backend {
    * directories (object storage, hdfs, hf) implement it; see `unsupportedDownloadDirectory`.
    */
   listEntries?(request: StatRequest): Promise<DirEntry[]>;
+  /** Writes a file as the object (object storage only: the backing store of dfstore's persistent tasks). */
+  put?(request: PutRequest): Promise<void>;
+  /** Whether the object exists (object storage only). */
+  exists?(request: StatRequest): Promise<boolean>;
   /** Releases connections; idempotent. */
   close(): Promise<void>;
 }
@@ -139,6 +162,13 @@ export type ListingBackend = Backend & Required<Pick<Backend, 'listEntries'>>;
 
 export function canListEntries(backend: Backend): backend is ListingBackend {
   return typeof backend.listEntries === 'function';
+}
+
+/** A backend that can write objects (dfstore's object storage). */
+export type WritableBackend = Backend & Required<Pick<Backend, 'put' | 'exists'>>;
+
+export function canPut(backend: Backend): backend is WritableBackend {
+  return typeof backend.put === 'function' && typeof backend.exists === 'function';
 }
 
 /** The schemes that have no notion of a directory, so a recursive download of them is refused (as upstream). */

@@ -34,8 +34,10 @@ import { createProgress, type Progress } from './progress.js';
 import type { TransferWriter } from './transfer-writer.js';
 import type { HubMessages } from './dfget-directory.js';
 import { isObjectStorageScheme } from '../core/object-storage-scheme.js';
+import { objectStorageFrom } from './object-storage-flags.js';
+import type { StorageFlags } from './storage-options.js';
 
-export interface DfgetOptions {
+export interface DfgetOptions extends StorageFlags {
   output: string;
   transferFromDfdaemon: boolean;
   overwrite: boolean;
@@ -59,15 +61,6 @@ export interface DfgetOptions {
   includeFiles: string[];
   maxFiles: string;
   maxConcurrentRequests: string;
-  storageRegion?: string;
-  storageEndpoint?: string;
-  storageAccessKeyId?: string;
-  storageAccessKeySecret?: string;
-  storageSecurityToken?: string;
-  storageSessionToken?: string;
-  storageCredentialPath?: string;
-  storagePredefinedAcl?: string;
-  storageInsecureSkipVerify?: boolean | string;
   hfRevision: string;
   hfToken?: string;
   hfBaseUrl?: string;
@@ -253,18 +246,7 @@ async function downloadOnce(
 function objectStorageOf(url: string, o: DfgetOptions): ObjectStorage | undefined {
   const scheme = url.slice(0, Math.max(0, url.indexOf(':')));
   if (!isObjectStorageScheme(scheme)) return undefined;
-  return {
-    region: o.storageRegion,
-    endpoint: o.storageEndpoint,
-    accessKeyId: o.storageAccessKeyId,
-    accessKeySecret: o.storageAccessKeySecret,
-    securityToken: o.storageSecurityToken,
-    sessionToken: o.storageSessionToken,
-    credentialPath: o.storageCredentialPath,
-    predefinedAcl: o.storagePredefinedAcl,
-    insecureSkipVerify:
-      o.storageInsecureSkipVerify === undefined ? undefined : parseBool(o.storageInsecureSkipVerify),
-  };
+  return objectStorageFrom(o);
 }
 
 /** --hdfs-delegation-token as common.v2.HDFS, for hdfs:// only (as upstream). */
@@ -284,16 +266,6 @@ export function hubOf(url: string, o: DfgetOptions): HubMessages {
   if (scheme === 'opencsg')
     return { openCsg: { revision: o.csgRevision, token: o.csgToken, baseUrl: o.csgBaseUrl } };
   return {};
-}
-
-function parseBool(v: boolean | string): boolean {
-  if (typeof v === 'boolean') return v;
-  if (v === 'true') return true;
-  if (v === 'false') return false;
-  throw new DfError(
-    'INVALID_ARGUMENT',
-    `invalid --storage-insecure-skip-verify "${v}": expected true or false`,
-  );
 }
 
 function positiveInteger(flag: string, value: string): number {

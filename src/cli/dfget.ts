@@ -6,6 +6,7 @@
 
 import { parseCommandLine, type CommandSpec, type OptionSpec } from './argv.js';
 import type { DfgetOptions } from './dfget-download.js';
+import { storageOptionSpecs } from './storage-options.js';
 import { packageVersion } from './version.js';
 
 /** dfget's options, with upstream's names, defaults and environment variables (docs/cli.md). */
@@ -85,52 +86,7 @@ export const DFGET_OPTIONS: OptionSpec[] = [
     default: '5',
     env: 'DFGET_MAX_CONCURRENT_REQUESTS',
   },
-  {
-    flags: '--storage-region <region>',
-    description: 'object storage region (s3)',
-    env: 'DFGET_STORAGE_REGION',
-  },
-  {
-    flags: '--storage-endpoint <url>',
-    description: 'object storage endpoint URL',
-    env: 'DFGET_STORAGE_ENDPOINT',
-  },
-  {
-    flags: '--storage-access-key-id <id>',
-    description: 'object storage access key id (abs: the account name)',
-    env: 'DFGET_STORAGE_ACCESS_KEY_ID',
-  },
-  {
-    flags: '--storage-access-key-secret <secret>',
-    description: 'object storage secret access key (abs: the account key)',
-    env: 'DFGET_STORAGE_ACCESS_KEY_SECRET',
-  },
-  {
-    flags: '--storage-security-token <token>',
-    description: 'object storage security token (oss)',
-    env: 'DFGET_STORAGE_SECURITY_TOKEN',
-  },
-  {
-    flags: '--storage-session-token <token>',
-    description: 'object storage session token (s3)',
-    env: 'DFGET_STORAGE_SESSION_TOKEN',
-  },
-  {
-    flags: '--storage-credential-path <path>',
-    description: 'service account credential file (gs)',
-    env: 'DFGET_STORAGE_CREDENTIAL_PATH',
-  },
-  {
-    flags: '--storage-predefined-acl <acl>',
-    description: 'predefined ACL (gs)',
-    default: 'publicRead',
-    env: 'DFGET_STORAGE_PREDEFINED_ACL',
-  },
-  {
-    flags: '--storage-insecure-skip-verify [bool]',
-    description: 'skip TLS verification of the object store',
-    env: 'DFGET_STORAGE_INSECURE_SKIP_VERIFY',
-  },
+  ...storageOptionSpecs('DFGET'),
   {
     flags: '--hf-revision <revision>',
     description: 'Hugging Face repository revision (branch, tag or commit)',

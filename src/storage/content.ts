@@ -31,10 +31,10 @@ export interface ContentStoreOptions {
   /** storage.readBufferSize, bytes */
   readBufferSize: number;
   /**
-   * The directory under `{dir}/content` holding this store's files: `tasks` (default) or `persistent-cache-tasks`,
-   * as upstream keeps each task kind in its own directory.
+   * The directory under `{dir}/content` holding this store's files: `tasks` (default), `persistent-cache-tasks` or
+   * `persistent-tasks`, as upstream keeps each task kind in its own directory.
    */
-  kind?: 'tasks' | 'persistent-cache-tasks';
+  kind?: 'tasks' | 'persistent-cache-tasks' | 'persistent-tasks';
 }
 
 export class ContentStore {

@@ -76,6 +76,8 @@ export interface VortexTcpServerOptions {
   storage: Storage;
   /** Persistent cache tasks (dfcache); absent: their pieces are not found here. */
   persistentCache?: PersistentCachePieces;
+  /** Persistent tasks (dfstore), kept alike; absent: their pieces are not found here. */
+  persistent?: PersistentCachePieces;
   ip: string;
   /** 0 picks a free port; listen() returns the one bound. */
   port: number;
@@ -137,6 +139,7 @@ class PieceUnavailable extends Error {
 export class VortexTcpServer {
   private readonly storage: Storage;
   private readonly persistentCache?: PersistentCachePieces;
+  private readonly persistent?: PersistentCachePieces;
   private readonly ip: string;
   private readonly port: number;
   private readonly uploadLimiter?: UploadLimiter;
@@ -161,6 +164,7 @@ export class VortexTcpServer {
   constructor(options: VortexTcpServerOptions) {
     this.storage = options.storage;
     this.persistentCache = options.persistentCache;
+    this.persistent = options.persistent;
     this.ip = options.ip;
     this.port = options.port;
     this.uploadLimiter = options.uploadLimiter;
@@ -396,7 +400,7 @@ export class VortexTcpServer {
   ): Promise<void> {
     if (socket.destroyed) return;
     const { taskId, number } = piece;
-    const cached = kind === 'persistent-cache' ? this.persistentCache : undefined;
+    const cached = this.persistentStore(kind);
     const contentStore = cached?.content ?? this.storage.content;
     const uploads = cached
       ? {
@@ -473,15 +477,23 @@ export class VortexTcpServer {
     this.log.debug({ remote, pieceId, length: piece.length }, 'vortex piece uploaded');
   }
 
+  /** Where the pieces of a persistent or persistent cache task are kept; undefined for standard tasks. */
+  private persistentStore(kind: PieceKind): PersistentCachePieces | undefined {
+    if (kind === 'persistent-cache') return this.persistentCache;
+    if (kind === 'persistent') return this.persistent;
+    return undefined;
+  }
+
   private async lookup(
     kind: PieceKind,
     taskId: string,
     number: number,
     pieceId: string,
   ): Promise<PieceRecord> {
-    if (kind === 'persistent-cache' && this.persistentCache) {
+    const persistentStore = this.persistentStore(kind);
+    if (persistentStore) {
       try {
-        return await this.persistentCache.servablePiece(taskId, number);
+        return await persistentStore.servablePiece(taskId, number);
       } catch (e) {
         const code = (e as DfError).code;
         throw new PieceUnavailable(
@@ -490,7 +502,6 @@ export class VortexTcpServer {
         );
       }
     }
-    // Persistent (object storage) tasks are not stored by this daemon: never found here.
     const piece = kind === 'standard' ? this.storage.getPiece(taskId, number) : undefined;
     if (!piece) throw new PieceUnavailable(VortexCode.NotFound, `piece ${pieceId} not found`);
     return piece;

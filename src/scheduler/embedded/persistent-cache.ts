@@ -7,11 +7,13 @@
 // persistent peers that hold or are fetching the task. Peers that merely cached it (an export) are promoted first
 // with DfdaemonUpload.UpdatePersistentCacheTask; the rest are placed on random other hosts with
 // DfdaemonUpload.DownloadPersistentCacheTask{persistent: true}, which fetch it P2P and register as persistent peers.
+// Persistent tasks (dfstore) use the same registry with their own host RPCs (ReplicaRpcs, persistent-task.ts).
 
 import { credentials, Metadata, type ChannelCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { msToDuration } from '../../core/duration.js';
 import type {
+  ObjectStorage,
   PersistentCachePeer as PeerMessage,
   PersistentCacheTask as TaskMessage,
 } from '../../gen/common.js';
@@ -27,6 +29,9 @@ export interface PersistentCacheTaskInit {
   persistentReplicaCount: number;
   tag?: string;
   application?: string;
+  /** A persistent task's object (dfstore): where replicas fetch what no peer has. */
+  url?: string;
+  objectStorage?: ObjectStorage;
   pieceLength: number;
   contentLength: number;
   pieceCount: number;
@@ -103,6 +108,44 @@ export class PersistentCachePeer {
   }
 }
 
+type Done = (err: Error | null) => void;
+
+/**
+ * The host-side RPCs of one task kind (DfdaemonUpload): persistent cache tasks (dfcache) by default; persistent
+ * tasks (dfstore, persistent-task.ts) have their own names and place replicas with the task's object.
+ */
+export interface ReplicaRpcs {
+  noun: string;
+  delete(c: DfdaemonUploadClient, taskId: string, deadline: number, cb: Done): void;
+  promote(c: DfdaemonUploadClient, taskId: string, deadline: number, cb: Done): void;
+  place(
+    c: DfdaemonUploadClient,
+    task: PersistentCacheTask,
+    deadline: number,
+  ): { on(e: string, f: (x?: unknown) => void): unknown; cancel(): void };
+}
+
+const PERSISTENT_CACHE_RPCS: ReplicaRpcs = {
+  noun: 'persistent cache task',
+  delete: (c, taskId, deadline, cb) =>
+    c.deletePersistentCacheTask({ taskId }, new Metadata(), { deadline }, cb),
+  promote: (c, taskId, deadline, cb) =>
+    c.updatePersistentCacheTask({ taskId, persistent: true }, new Metadata(), { deadline }, cb),
+  place: (c, task, deadline) =>
+    c.downloadPersistentCacheTask(
+      {
+        taskId: task.id,
+        persistent: true,
+        tag: task.init.tag,
+        application: task.init.application,
+        needPieceContent: false,
+        forceHardLink: false,
+        overwrite: false,
+      },
+      { deadline },
+    ),
+};
+
 /** How long a replica placement call may run (it streams until the replica holds the whole task). */
 const PLACEMENT_TIMEOUT_MS = 6 * 60 * 60 * 1000;
 const UPDATE_TIMEOUT_MS = 10_000;
@@ -117,6 +160,7 @@ export class PersistentCacheTasks {
     private readonly log: Logger,
     private readonly creds: ChannelCredentials = credentials.createInsecure(),
     private readonly now: () => number = Date.now,
+    private readonly rpcs: ReplicaRpcs = PERSISTENT_CACHE_RPCS,
   ) {
     resources.onHostDeleted((host) => this.hostLeft(host));
   }
@@ -132,7 +176,7 @@ export class PersistentCacheTasks {
     this.tasks.set(task.id, task);
     // Every record of the task expires at created_at + ttl (no other GC), as in Go; each peer's own TTL matches.
     task.expiry = setTimeout(() => {
-      this.log.info({ taskId: task.id }, 'persistent cache task expired');
+      this.log.info({ taskId: task.id }, `${this.rpcs.noun} expired`);
       this.delete(task.id);
     }, init.ttlMs);
     task.expiry.unref();
@@ -167,14 +211,9 @@ export class PersistentCacheTasks {
     const hosts = new Map([...task.peers.values()].map((p) => [p.host.id, p.host]));
     await Promise.all(
       [...hosts.values()].map((h) =>
-        this.unary(h, (c, cb) =>
-          c.deletePersistentCacheTask(
-            { taskId },
-            new Metadata(),
-            { deadline: Date.now() + UPDATE_TIMEOUT_MS },
-            cb,
-          ),
-        ).catch((e: Error) => this.log.info({ taskId, host: h.id, err: e.message }, 'delete on host failed')),
+        this.unary(h, (c, cb) => this.rpcs.delete(c, taskId, Date.now() + UPDATE_TIMEOUT_MS, cb)).catch(
+          (e: Error) => this.log.info({ taskId, host: h.id, err: e.message }, 'delete on host failed'),
+        ),
       ),
     );
   }
@@ -194,12 +233,7 @@ export class PersistentCacheTasks {
       peer.persistent = true;
       need--;
       void this.unary(peer.host, (c, cb) =>
-        c.updatePersistentCacheTask(
-          { taskId: task.id, persistent: true },
-          new Metadata(),
-          { deadline: Date.now() + UPDATE_TIMEOUT_MS },
-          cb,
-        ),
+        this.rpcs.promote(c, task.id, Date.now() + UPDATE_TIMEOUT_MS, cb),
       ).catch((e: Error) => {
         peer.persistent = false;
         this.log.warn(
@@ -224,7 +258,7 @@ export class PersistentCacheTasks {
     if (candidates.length < need) {
       this.log.warn(
         { taskId: task.id, need, hosts: candidates.length },
-        'not enough hosts for the persistent replica count of a persistent cache task',
+        `not enough hosts for the persistent replica count of a ${this.rpcs.noun}`,
       );
     }
   }
@@ -234,35 +268,25 @@ export class PersistentCacheTasks {
     const client = new DfdaemonUploadClient(hostTarget(host.info.ip, host.info.port), this.creds, {
       'grpc.max_receive_message_length': -1,
     });
-    const call = client.downloadPersistentCacheTask(
-      {
-        taskId: task.id,
-        persistent: true,
-        tag: task.init.tag,
-        application: task.init.application,
-        needPieceContent: false,
-        forceHardLink: false,
-        overwrite: false,
-      },
-      { deadline: Date.now() + PLACEMENT_TIMEOUT_MS },
-    );
+    const call = this.rpcs.place(client, task, Date.now() + PLACEMENT_TIMEOUT_MS);
     this.calls.add(call);
-    this.log.info({ taskId: task.id, host: host.id }, 'placing a persistent cache replica');
+    this.log.info({ taskId: task.id, host: host.id }, `placing a ${this.rpcs.noun} replica`);
     call.on('data', () => undefined);
-    const end = (err?: Error) => {
+    const end = (err?: unknown) => {
       this.calls.delete(call);
       client.close();
-      if (err)
-        this.log.warn({ taskId: task.id, host: host.id, err: err.message }, 'replica placement failed');
+      if (err) {
+        this.log.warn(
+          { taskId: task.id, host: host.id, err: (err as Error).message },
+          'replica placement failed',
+        );
+      }
     };
     call.on('error', end);
     call.on('end', () => end());
   }
 
-  private unary(
-    host: Host,
-    f: (c: DfdaemonUploadClient, cb: (err: Error | null) => void) => unknown,
-  ): Promise<void> {
+  private unary(host: Host, f: (c: DfdaemonUploadClient, cb: Done) => unknown): Promise<void> {
     const client = new DfdaemonUploadClient(hostTarget(host.info.ip, host.info.port), this.creds);
     return new Promise<void>((resolve, reject) => {
       f(client, (err) => (err ? reject(err) : resolve()));
