@@ -5,6 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DfError } from '../core/errors.js';
 import { statChanged, validatorOf } from '../core/validator.js';
+import { ArrivingPiece, ArrivingPieces } from './arriving-pieces.js';
 import { ContentStore } from './content.js';
 import { DiskSpace, isDiskFull } from './disk-space.js';
 import { MetadataStore, type PieceRecord, type TaskRecord } from './metadata.js';
@@ -37,6 +38,11 @@ export interface PieceOrigin {
   parentId?: string;
   /** Digest the piece must have (from a parent); a mismatch is never stored as finished. */
   expectedDigest?: string;
+  /**
+   * Relay the piece to children while it arrives (storage.server.cutThrough; needs expectedDigest): it is listed
+   * in `arriving` until stored or failed.
+   */
+  relay?: boolean;
 }
 
 export interface StorageLogger {
@@ -49,6 +55,8 @@ export class Storage {
   readonly content: ContentStore;
   /** Reservations of the downloads in progress, and the metadata reserve (disk-space.ts). */
   readonly space: DiskSpace;
+  /** Pieces from parents being written now that may be relayed (arriving-pieces.ts). */
+  readonly arriving = new ArrivingPieces();
   private readonly keep: boolean;
   private readonly log?: StorageLogger;
 
@@ -208,8 +216,46 @@ export class Storage {
     source: AsyncIterable<Buffer | Uint8Array>,
     origin: PieceOrigin,
   ): Promise<PieceRecord> {
+    const arriving =
+      origin.relay && origin.expectedDigest
+        ? new ArrivingPiece(
+            taskId,
+            piece.number,
+            piece.offset,
+            piece.length,
+            origin.expectedDigest,
+            origin.parentId ?? '',
+          )
+        : undefined;
+    if (!arriving || !this.arriving.start(arriving)) {
+      return this.writeAndRecord(taskId, piece, source, origin);
+    }
+    try {
+      const record = await this.writeAndRecord(taskId, piece, source, origin, (n) => arriving.progress(n));
+      arriving.finish();
+      return record;
+    } catch (e) {
+      arriving.fail(
+        new DfError('UNAVAILABLE', `piece ${piece.number} of task ${taskId} failed while relayed`, {
+          cause: e,
+          retryable: true,
+        }),
+      );
+      throw e;
+    } finally {
+      this.arriving.end(arriving);
+    }
+  }
+
+  private async writeAndRecord(
+    taskId: string,
+    piece: PieceToWrite,
+    source: AsyncIterable<Buffer | Uint8Array>,
+    origin: PieceOrigin,
+    onWritten?: (bytes: number) => void,
+  ): Promise<PieceRecord> {
     const started = performance.now();
-    const written = await this.content.writePiece(taskId, piece.offset, piece.length, source);
+    const written = await this.content.writePiece(taskId, piece.offset, piece.length, source, onWritten);
     this.space.written(taskId, written.length);
     if (origin.expectedDigest !== undefined) {
       if (!origin.expectedDigest) {

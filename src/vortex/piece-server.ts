@@ -15,8 +15,10 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { once } from 'node:events';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DfError } from '../core/errors.js';
+import { ArrivingPiece } from '../storage/arriving-pieces.js';
 import type { PieceRecord, Storage } from '../storage/storage.js';
 import {
   Tag,
@@ -30,6 +32,7 @@ import {
   type DownloadTag,
 } from './codec.js';
 import { FrameReader, readableChunks } from './frame-reader.js';
+import { relayedBody } from './relayed-body.js';
 import type { PieceKind } from './piece-transport.js';
 import { UploadBusy, type UploadSlots } from './upload-slots.js';
 
@@ -122,6 +125,27 @@ function closedSignal(socket: Socket): AbortSignal {
   const controller = new AbortController();
   socket.once('close', () => controller.abort(new DfError('CANCELLED', 'the child closed the connection')));
   return controller.signal;
+}
+
+/** Bytes read from the content file at a time for a piece relayed while it arrives. */
+const RELAY_READ_CHUNK = 256 * 1024;
+
+/** The Vortex metadata of an arriving piece: what its own parent told us, as a stored piece's record would. */
+function arrivingRecord(p: ArrivingPiece): PieceRecord {
+  const now = new Date();
+  return {
+    taskId: p.taskId,
+    number: p.number,
+    offset: p.offset,
+    length: p.length,
+    digest: p.digest,
+    parentId: p.parentId,
+    trafficType: TRAFFIC_TYPE_REMOTE_PEER,
+    costMs: 0,
+    createdAt: now,
+    updatedAt: now,
+    finishedAt: now,
+  };
 }
 
 /** A piece answer could not be given; `code` goes into the Error packet. */
@@ -355,7 +379,7 @@ export class VortexTcpServer {
 
     const { taskId, number } = packet;
     const pieceId = `${taskId}-${number}`;
-    let piece: PieceRecord;
+    let piece: PieceRecord | ArrivingPiece;
     let release: (() => void) | undefined;
     try {
       piece = await this.lookup(kind, taskId, number, pieceId);
@@ -364,6 +388,8 @@ export class VortexTcpServer {
       const waitedMs = performance.now() - queuedAt;
       if (waitedMs >= 1000)
         this.log.debug({ remote, pieceId, waitedMs }, 'vortex piece request waited for a slot');
+      // A piece that was arriving may have been stored while the request waited: send it from storage.
+      if (piece instanceof ArrivingPiece) piece = this.storage.getPiece(taskId, number) ?? piece;
       await this.uploadLimiter?.acquire(piece.length);
     } catch (e) {
       release?.();
@@ -385,16 +411,21 @@ export class VortexTcpServer {
     }
   }
 
-  /** Writes the piece's metadata and body to the child; failures end the connection. */
+  /**
+   * Writes the piece's metadata and body to the child; failures end the connection. An arriving piece (cut-through)
+   * is sent with the digest its own parent announced, its bytes as they reach the content file.
+   */
   private async send(
     socket: Socket,
     remote: string,
     tag: DownloadTag,
-    piece: PieceRecord,
+    served: PieceRecord | ArrivingPiece,
     pieceId: string,
     kind: PieceKind,
   ): Promise<void> {
     if (socket.destroyed) return;
+    const arriving = served instanceof ArrivingPiece ? served : undefined;
+    const piece = arriving ? arrivingRecord(arriving) : (served as PieceRecord);
     const { taskId, number } = piece;
     const cached = kind === 'persistent-cache' ? this.persistentCache : undefined;
     const contentStore = cached?.content ?? this.storage.content;
@@ -411,20 +442,25 @@ export class VortexTcpServer {
         };
 
     // The content file is opened before anything is written, so a storage failure can still be an Error packet.
-    const content = piece.length > 0 ? contentStore.readPiece(taskId, piece.offset, piece.length) : undefined;
-    if (content) {
-      try {
-        await once(content, 'ready');
-      } catch (e) {
-        content.destroy();
-        this.log.warn({ remote, pieceId, err: e }, 'failed to open piece content');
-        this.reject(
-          socket,
-          VortexCode.Internal,
-          `failed to get piece ${pieceId} content: ${(e as Error).message}`,
-        );
-        return;
+    let content: Readable | undefined;
+    try {
+      if (arriving) {
+        const reader = await this.storage.content.openReader(taskId);
+        content = relayedBody(arriving, reader, RELAY_READ_CHUNK, closedSignal(socket));
+      } else if (piece.length > 0) {
+        const file = contentStore.readPiece(taskId, piece.offset, piece.length);
+        content = file;
+        await once(file, 'ready');
       }
+    } catch (e) {
+      content?.destroy();
+      this.log.warn({ remote, pieceId, err: e }, 'failed to open piece content');
+      this.reject(
+        socket,
+        VortexCode.Internal,
+        `failed to get piece ${pieceId} content: ${(e as Error).message}`,
+      );
+      return;
     }
 
     const metadata = encodePieceContent({
@@ -461,10 +497,16 @@ export class VortexTcpServer {
       return;
     }
     uploads.finished();
-    if (content.bytesRead !== piece.length) {
+    if (arriving) {
+      // Its time measures the parent it came from, not our uplink: no serve-time sample (upload-pace.ts).
+      this.log.debug({ remote, pieceId, length: piece.length }, 'vortex piece relayed while arriving');
+      return;
+    }
+    const bytesRead = (content as ReturnType<typeof contentStore.readPiece>).bytesRead;
+    if (bytesRead !== piece.length) {
       // The peer sees a short body and fails the piece; the content file is shorter than its metadata says.
       this.log.warn(
-        { pieceId, sent: content.bytesRead, length: piece.length },
+        { pieceId, sent: bytesRead, length: piece.length },
         'piece content shorter than recorded',
       );
       return;
@@ -478,7 +520,7 @@ export class VortexTcpServer {
     taskId: string,
     number: number,
     pieceId: string,
-  ): Promise<PieceRecord> {
+  ): Promise<PieceRecord | ArrivingPiece> {
     if (kind === 'persistent-cache' && this.persistentCache) {
       try {
         return await this.persistentCache.servablePiece(taskId, number);
@@ -491,7 +533,8 @@ export class VortexTcpServer {
       }
     }
     // Persistent (object storage) tasks are not stored by this daemon: never found here.
-    const piece = kind === 'standard' ? this.storage.getPiece(taskId, number) : undefined;
+    if (kind !== 'standard') throw new PieceUnavailable(VortexCode.NotFound, `piece ${pieceId} not found`);
+    const piece = this.storage.getPiece(taskId, number) ?? this.storage.arriving.get(taskId, number);
     if (!piece) throw new PieceUnavailable(VortexCode.NotFound, `piece ${pieceId} not found`);
     return piece;
   }
