@@ -2,15 +2,18 @@
 // once its bytes are in the content file and its digest is known (and, for pieces from parents, matches).
 
 import { mkdir } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { DfError } from '../core/errors.js';
 import { statChanged, validatorOf } from '../core/validator.js';
 import { ArrivingPiece, ArrivingPieces } from './arriving-pieces.js';
 import { ContentStore } from './content.js';
+import { relayedBody } from './relayed-body.js';
 import { DiskSpace, isDiskFull } from './disk-space.js';
 import { MetadataStore, type PieceRecord, type TaskRecord } from './metadata.js';
 
 export type { PieceRecord, TaskRecord } from './metadata.js';
+export type { ArrivingPiece, PieceSpan } from './arriving-pieces.js';
 
 export interface StorageOptions {
   /** storage.dir */
@@ -199,6 +202,15 @@ export class Storage {
   /** The task's download ended: its unwritten reservation is given back. */
   releaseSpace(taskId: string): void {
     this.space.release(taskId);
+  }
+
+  /**
+   * The bytes of a piece still arriving (cut-through), `chunkSize` at most per read, as they reach the content
+   * file; the stream fails when the piece does, and stops waiting once `signal` aborts.
+   */
+  async readArriving(piece: ArrivingPiece, chunkSize: number, signal: AbortSignal): Promise<Readable> {
+    const reader = await this.content.openReader(piece.taskId);
+    return relayedBody(piece, reader, chunkSize, signal);
   }
 
   getPiece(taskId: string, number: number): PieceRecord | undefined {

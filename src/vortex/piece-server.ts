@@ -18,8 +18,7 @@ import { once } from 'node:events';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DfError } from '../core/errors.js';
-import { ArrivingPiece } from '../storage/arriving-pieces.js';
-import type { PieceRecord, Storage } from '../storage/storage.js';
+import type { ArrivingPiece, PieceRecord, Storage } from '../storage/storage.js';
 import {
   Tag,
   VortexCode,
@@ -32,7 +31,6 @@ import {
   type DownloadTag,
 } from './codec.js';
 import { FrameReader, readableChunks } from './frame-reader.js';
-import { relayedBody } from './relayed-body.js';
 import type { PieceKind } from './piece-transport.js';
 import { UploadBusy, type UploadSlots } from './upload-slots.js';
 
@@ -129,6 +127,11 @@ function closedSignal(socket: Socket): AbortSignal {
 
 /** Bytes read from the content file at a time for a piece relayed while it arrives. */
 const RELAY_READ_CHUNK = 256 * 1024;
+
+/** A piece still arriving (cut-through) rather than stored: only it can be waited on. */
+function isArriving(p: PieceRecord | ArrivingPiece): p is ArrivingPiece {
+  return 'waitBeyond' in p;
+}
 
 /** The Vortex metadata of an arriving piece: what its own parent told us, as a stored piece's record would. */
 function arrivingRecord(p: ArrivingPiece): PieceRecord {
@@ -389,7 +392,7 @@ export class VortexTcpServer {
       if (waitedMs >= 1000)
         this.log.debug({ remote, pieceId, waitedMs }, 'vortex piece request waited for a slot');
       // A piece that was arriving may have been stored while the request waited: send it from storage.
-      if (piece instanceof ArrivingPiece) piece = this.storage.getPiece(taskId, number) ?? piece;
+      if (isArriving(piece)) piece = this.storage.getPiece(taskId, number) ?? piece;
       await this.uploadLimiter?.acquire(piece.length);
     } catch (e) {
       release?.();
@@ -424,7 +427,7 @@ export class VortexTcpServer {
     kind: PieceKind,
   ): Promise<void> {
     if (socket.destroyed) return;
-    const arriving = served instanceof ArrivingPiece ? served : undefined;
+    const arriving = isArriving(served) ? served : undefined;
     const piece = arriving ? arrivingRecord(arriving) : (served as PieceRecord);
     const { taskId, number } = piece;
     const cached = kind === 'persistent-cache' ? this.persistentCache : undefined;
@@ -445,8 +448,7 @@ export class VortexTcpServer {
     let content: Readable | undefined;
     try {
       if (arriving) {
-        const reader = await this.storage.content.openReader(taskId);
-        content = relayedBody(arriving, reader, RELAY_READ_CHUNK, closedSignal(socket));
+        content = await this.storage.readArriving(arriving, RELAY_READ_CHUNK, closedSignal(socket));
       } else if (piece.length > 0) {
         const file = contentStore.readPiece(taskId, piece.offset, piece.length);
         content = file;

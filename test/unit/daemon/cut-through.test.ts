@@ -40,6 +40,29 @@ let taskSeq = 0;
 const newTaskId = (): string =>
   createHash('sha256').update(`cut-through-${process.pid}-${taskSeq++}`).digest('hex');
 
+/** Pieces from parents only: no source is ever asked. */
+function parentBackends(): BackendFactory {
+  return new BackendFactory({
+    maxRetries: 0,
+    requestHeader: {},
+    enableCacheTemporaryRedirect: false,
+    cacheTemporaryRedirectTTLMs: 0,
+  });
+}
+
+function piecePath(storage: Storage, backends: BackendFactory, relay: boolean): PiecePath {
+  return new PiecePath({
+    storage,
+    backends,
+    metrics: new DaemonMetrics({ gitVersion: 't', gitCommit: '', buildTime: '' }),
+    pieceTimeoutMs: 10_000,
+    maxRetries: 0,
+    downloadPiece: (r) => new TcpPieceTransport().downloadPiece(r),
+    relay,
+    log: quiet,
+  });
+}
+
 /** A peer: storage, a piece path that relays what it receives, and a Vortex server for its children. */
 class Peer {
   readonly dir = tempDir('dft-relay-');
@@ -56,22 +79,8 @@ class Peer {
       writeBufferSize: CHUNK,
       readBufferSize: CHUNK,
     });
-    this.backends = new BackendFactory({
-      maxRetries: 0,
-      requestHeader: {},
-      enableCacheTemporaryRedirect: false,
-      cacheTemporaryRedirectTTLMs: 0,
-    });
-    this.path = new PiecePath({
-      storage: this.storage,
-      backends: this.backends,
-      metrics: new DaemonMetrics({ gitVersion: 't', gitCommit: '', buildTime: '' }),
-      pieceTimeoutMs: 10_000,
-      maxRetries: 0,
-      downloadPiece: (r) => new TcpPieceTransport().downloadPiece(r),
-      relay: true,
-      log: quiet,
-    });
+    this.backends = parentBackends();
+    this.path = piecePath(this.storage, this.backends, true);
     this.server = new VortexTcpServer({ storage: this.storage, ip: '127.0.0.1', port: 0, log: quiet });
     this.port = await this.server.listen();
     return this;
@@ -302,23 +311,12 @@ test('a piece that is neither stored nor arriving is not found; with cut-through
   );
   let rest!: (o?: { end?: boolean }) => void;
   upstream.body = (s) => (rest = sendPart(s, DATA, PIECE / 2));
-  const off = new PiecePath({
-    storage: relay.storage,
-    backends: new BackendFactory({
-      maxRetries: 0,
-      requestHeader: {},
-      enableCacheTemporaryRedirect: false,
-      cacheTemporaryRedirectTTLMs: 0,
-    }),
-    metrics: new DaemonMetrics({ gitVersion: 't', gitCommit: '', buildTime: '' }),
-    pieceTimeoutMs: 10_000,
-    maxRetries: 0,
-    downloadPiece: (r) => new TcpPieceTransport().downloadPiece(r),
-    log: quiet,
-  });
+  const backends = parentBackends();
+  const off = piecePath(relay.storage, backends, false);
   const atRelay = off.fromParent(taskId, spec, upstream.parent, AbortSignal.timeout(10_000));
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(relay.storage.arriving.list(taskId).length, 0, 'not listed for relay');
   rest();
   await atRelay;
+  await backends.close();
 });
