@@ -130,7 +130,7 @@ export const DEFAULTS = {
   // Ours (no upstream keys): connections each TCP listener holds at once; lowered at start to fit the open-file
   // limit (daemon/connection-limits.ts).
   'storage.server.maxConnections': 2048,
-  'storage.server.cutThrough': true,
+  'storage.server.cutThrough': false,
   'upload.server.maxConnections': 1024,
   'proxy.server.maxConnections': 2048,
   'health.server.maxConnections': 64,
@@ -269,6 +269,7 @@ export interface StorageConfig {
     /**
      * Ours: relay a piece from a parent to children while it still arrives (cut-through), announcing it in
      * SyncPieces as soon as its Vortex header came; the last byte goes only once the piece is stored and verified.
+     * Off by default: in the swarm benchmark it helped at 10 Mbit/s and not at 100 Mbit/s (docs/benchmarks.md).
      */
     cutThrough: boolean;
   };

@@ -103,7 +103,7 @@ storage:
     tcpFastopen: true
     quicPort: 14006
     maxConnections: 300
-    cutThrough: false
+    cutThrough: true
   dir: /data/dragonfly
   keep: true
   writePieceTimeout: 20s
@@ -232,7 +232,7 @@ test('a full example file with every section loads without warnings', () => {
       tcpFastopen: true,
       quicPort: 14006,
       maxConnections: 300,
-      cutThrough: false,
+      cutThrough: true,
     },
     client: {},
     dir: '/data/dragonfly',
@@ -658,9 +658,9 @@ test('storage.server.queueLimit (ours): unset by default (no busy answers), a co
   assert.throws(() => parse('storage:\n  server:\n    queueLimit: -1\n'), /storage\.server\.queueLimit/);
 });
 
-test('storage.server.cutThrough (ours): on by default, false turns relaying off, a non-boolean refused', () => {
-  assert.equal(parse('').config.storage.server.cutThrough, true);
-  assert.equal(parse('storage:\n  server:\n    cutThrough: false\n').config.storage.server.cutThrough, false);
+test('storage.server.cutThrough (ours): off by default, true turns relaying on, a non-boolean refused', () => {
+  assert.equal(parse('').config.storage.server.cutThrough, false);
+  assert.equal(parse('storage:\n  server:\n    cutThrough: true\n').config.storage.server.cutThrough, true);
   assert.throws(
     () => parse('storage:\n  server:\n    cutThrough: sometimes\n'),
     /storage\.server\.cutThrough/,
