@@ -148,8 +148,8 @@ export function dfstoreCommand(): Command {
       '--url <url>',
       'the object to write, scheme://<bucket>/<path> (s3, gs, abs, oss, obs, cos)',
     );
-  addOptionSpecs(importCommand, storageOptionSpecs('DFSTORE_IMPORT')).action((path: string, o: ImportOptions) =>
-    importFile(path, o),
+  addOptionSpecs(importCommand, storageOptionSpecs('DFSTORE_IMPORT')).action(
+    (path: string, o: ImportOptions) => importFile(path, o),
   );
   const exportCommand = addExportOptions(
     withCommon(
@@ -160,8 +160,8 @@ export function dfstoreCommand(): Command {
     ),
     'DFSTORE_EXPORT',
   ).argument('<url>', 'the object, scheme://<bucket>/<path>');
-  addOptionSpecs(exportCommand, storageOptionSpecs('DFSTORE_EXPORT')).action((url: string, o: ExportOptions) =>
-    exportFile(url, o),
+  addOptionSpecs(exportCommand, storageOptionSpecs('DFSTORE_EXPORT')).action(
+    (url: string, o: ExportOptions) => exportFile(url, o),
   );
   return root;
 }

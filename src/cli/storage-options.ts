@@ -20,7 +20,11 @@ export interface StorageFlags {
 /** The flags; `env` is the variables' prefix (DFGET, DFSTORE_IMPORT, DFSTORE_EXPORT). */
 export function storageOptionSpecs(env: string): OptionSpec[] {
   return [
-    { flags: '--storage-region <region>', description: 'object storage region (s3)', env: `${env}_STORAGE_REGION` },
+    {
+      flags: '--storage-region <region>',
+      description: 'object storage region (s3)',
+      env: `${env}_STORAGE_REGION`,
+    },
     {
       flags: '--storage-endpoint <url>',
       description: 'object storage endpoint URL',

@@ -325,6 +325,7 @@ export class Dfdaemon {
       maxRetries: c.backend.maxRetries,
       downloadLimiter: new RateLimiter(c.download.bandwidthLimit),
       backToSourceLimiter: new RateLimiter(c.download.backToSourceBandwidthLimit),
+      cutThrough: c.storage.server.cutThrough,
       log: this.log.child({ component: 'task' }),
     });
     this.blockList = new TaskDownloadBlockList({

@@ -75,6 +75,8 @@ export interface PiecePathOptions {
   backToSourceLimiter?: ByteLimiter;
   /** Set once P2P is enabled (the transport starts after the task manager). */
   downloadPiece?: PieceDownloader;
+  /** storage.server.cutThrough: a piece from a parent may be relayed to children while it arrives. */
+  relay?: boolean;
   log: { warn(o: object, m: string): void };
 }
 
@@ -158,6 +160,7 @@ export class PiecePath {
         trafficType: TrafficType.REMOTE_PEER,
         parentId: parent.parentId,
         expectedDigest: res.metadata.digest,
+        relay: this.o.relay,
       });
       this.o.metrics.downloadTraffic('REMOTE_PEER', record.length);
       return record;

@@ -112,6 +112,8 @@ export interface TaskManagerOptions {
   downloadLimiter?: ByteLimiter;
   /** download.backToSourceBandwidthLimit: pieces from the source. */
   backToSourceLimiter?: ByteLimiter;
+  /** storage.server.cutThrough: pieces from parents may be relayed to children while they arrive. */
+  cutThrough?: boolean;
 }
 
 export interface StartedDownload {
@@ -161,6 +163,7 @@ export class TaskManager {
       maxRetries: options.maxRetries,
       backToSourceLimiter: options.backToSourceLimiter,
       downloadPiece: options.p2p?.downloadPiece,
+      relay: options.cutThrough,
       log: options.log,
     });
   }
