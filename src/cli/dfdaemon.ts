@@ -14,7 +14,7 @@ import { parseByteSize } from '../core/bytesize.js';
 import { Dfdaemon } from '../daemon/dfdaemon.js';
 import { describeError, stopOnSignals } from './common.js';
 import { packageVersion } from './version.js';
-import { activeLogFile, createLogger, logFlushed } from './logging.js';
+import { activeLogFile, createRotatingLogger, logFlushed } from './logging.js';
 
 interface DfdaemonArgs {
   config?: string;
@@ -28,13 +28,10 @@ interface DfdaemonArgs {
 
 async function main(a: DfdaemonArgs): Promise<void> {
   const { config, warnings, notes, logDir, dirs } = loadDfdaemonConfig(a.config);
-  const log = createLogger({
-    name: 'dfdaemon',
-    level: a.logLevel,
-    console: a.console,
-    logDir: a.logDir ?? logDir,
-    rotate: { maxFiles: Number(a.logMaxFiles), maxFileSize: parseByteSize(a.logMaxFileSize) },
-  });
+  const log = await createRotatingLogger(
+    { name: 'dfdaemon', level: a.logLevel, console: a.console, logDir: a.logDir ?? logDir },
+    { maxFiles: Number(a.logMaxFiles), maxFileSize: parseByteSize(a.logMaxFileSize) },
+  );
   for (const w of warnings) {
     log.warn({}, w);
     process.stderr.write(`dfdaemon: warning: ${w}\n`);
