@@ -48,7 +48,7 @@ export function createLogger(o: LoggingOptions): Logger {
 export async function createRotatingLogger(o: LoggingOptions, rotate: LogRotation): Promise<Logger> {
   const stderr = stderrUnlessLogDir(o);
   if (stderr) return pino(logBase(o), stderr);
-  const stream = await pinoRoll({
+  const stream = await loadPinoRoll()({
     file: join(o.logDir!, `${o.name}.log`),
     size: `${Math.max(1, Math.floor(rotate.maxFileSize / 1024))}k`,
     limit: { count: rotate.maxFiles },
@@ -79,12 +79,20 @@ export async function createRotatingLogger(o: LoggingOptions, rotate: LogRotatio
 
 /** pino-roll's factory (CommonJS, no type declarations): a sonic-boom stream that moves to a new file by size. */
 type RollStream = DestinationStream & NodeJS.EventEmitter & { flushSync(): void };
-const pinoRoll = createRequire(import.meta.url)('pino-roll') as (options: {
+type PinoRoll = (options: {
   file: string;
   size: string;
   limit: { count: number };
   mkdir: boolean;
 }) => Promise<RollStream>;
+
+/**
+ * Loaded only for a daemon that logs to files: pino-roll loads all of date-fns (304 modules, ≈12 MiB of RSS), which
+ * the CLIs and a daemon with --console must not pay for.
+ */
+function loadPinoRoll(): PinoRoll {
+  return createRequire(import.meta.url)('pino-roll') as PinoRoll;
+}
 
 function logBase(o: LoggingOptions) {
   return { level: checkLogLevel(o.level), base: { bin: o.name, pid: process.pid } };

@@ -123,3 +123,29 @@ test(
     assert.ok(text.includes('"i":99'), `the last line is missing:\n${text.slice(-300)}`);
   }),
 );
+
+// pino-roll loads all of date-fns (304 modules, ≈12 MiB of RSS): a daemon with --console and the CLIs, which share
+// this module, must not load it; it was loaded at import for a while.
+test(
+  'pino-roll and date-fns are loaded only for a logger that writes rotated files',
+  withDir((dir) => {
+    const logging = new URL('../../../src/cli/logging.js', import.meta.url).href;
+    const loaded = (console: boolean) => {
+      const script = `
+        import { createRequire } from 'node:module';
+        const { createRotatingLogger } = await import(${JSON.stringify(logging)});
+        await createRotatingLogger(
+          { name: 'dfdaemon', level: 'info', console: ${console}, logDir: ${JSON.stringify(dir)} },
+          { maxFiles: 3, maxFileSize: 1048576 },
+        );
+        const paths = Object.keys(createRequire(import.meta.url).cache);
+        console.log(['pino-roll', 'date-fns'].filter((p) => paths.some((x) => x.includes('/' + p + '/'))).join(','));
+        process.exit(0);`;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 20_000 });
+      assert.equal(r.status, 0, r.stderr.toString());
+      return r.stdout.toString().trim();
+    };
+    assert.equal(loaded(true), '');
+    assert.equal(loaded(false), 'pino-roll,date-fns');
+  }),
+);
