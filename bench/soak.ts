@@ -9,7 +9,8 @@
 // has not opened its connections to nginx and the scheduler yet).
 // With SOAK_HEAP_SNAPSHOTS=1 it also takes a heap snapshot of dfdaemon at 30 % of the run (just after the warm-up
 // window) and one at the end, and reports the V8 heap's size in each and the groups that grew most (heap-snapshot.ts):
-// what of the RSS growth is objects, and what is outside the heap.
+// what of the RSS growth is objects, and what is outside the heap. Writing a snapshot costs the daemon ~100 MiB of
+// RSS that it keeps, so such a run's RSS ratios are not the daemon's (the report says so).
 // Writes bench/results/soak-latest.{json,md} and soak-YYYY-MM-DD.md. Never fails on a number.
 // Every process (nginx, dfdaemon, each dfget and curl) is ended by PID and the temp dir removed, also on SIGINT/SIGTERM.
 
@@ -414,6 +415,7 @@ async function main(): Promise<void> {
     ...[...errors].map(([line, n]) => `error ×${n}: ${line}`),
     ...(heap
       ? [
+          "Writing a heap snapshot makes dfdaemon allocate ~100 MiB outside the heap, which glibc keeps: after the first snapshot (30 % of the run) the RSS figures of this run are not the daemon's own; run without SOAK_HEAP_SNAPSHOTS for the RSS ratio.",
           `Heap snapshots (SOAK_HEAP_SNAPSHOTS=1) at 30 % of the run and after the final RSS sample; groups that grew most: ${heapGrowth(
             heap.warm,
             heap.final,

@@ -8,7 +8,7 @@
 // over Vortex then spent 4 s of 10 in GC (0.5 s with 2 MiB).
 // MALLOC_ARENA_MAX=2: glibc gives each thread that allocates (libuv's pool, V8's GC and compiler threads) an arena
 // of its own, and memory freed in one is not reused by the others; with two, the peak while downloading 1 GiB
-// was 126-136 MiB against 138-152 (A/B, alternating, same run), CPU no worse. See docs/benchmarks.md.
+// was 126-136 MiB against 142-152 (A/B, alternating, same run), CPU no worse. See docs/benchmarks.md.
 
 import { Command, Option } from 'commander';
 import { defaultDynconfigPath } from '../config/dirs.js';
