@@ -7,7 +7,7 @@
 
 import { lookup as dnsLookup } from 'node:dns/promises';
 import type { buildConnector as Connector } from 'undici';
-import { buildConnector } from './undici-core.js';
+import { buildConnector } from '../http-client/undici-core.js';
 import { AddressList, normalizeIp, specialAddressKind } from '../core/addresses.js';
 import { DfError } from '../core/errors.js';
 

@@ -3,7 +3,6 @@
 // `--console` sends everything to stderr instead, as upstream's `--console`.
 
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import pino, { type DestinationStream, type Logger } from 'pino';
 
@@ -48,7 +47,8 @@ export function createLogger(o: LoggingOptions): Logger {
 export async function createRotatingLogger(o: LoggingOptions, rotate: LogRotation): Promise<Logger> {
   const stderr = stderrUnlessLogDir(o);
   if (stderr) return pino(logBase(o), stderr);
-  const stream = await loadPinoRoll()({
+  const { default: pinoRoll } = await import('pino-roll');
+  const stream = await pinoRoll({
     file: join(o.logDir!, `${o.name}.log`),
     size: `${Math.max(1, Math.floor(rotate.maxFileSize / 1024))}k`,
     limit: { count: rotate.maxFiles },
@@ -75,23 +75,6 @@ export async function createRotatingLogger(o: LoggingOptions, rotate: LogRotatio
     }
   });
   return pino(logBase(o), stream);
-}
-
-/** pino-roll's factory (CommonJS, no type declarations): a sonic-boom stream that moves to a new file by size. */
-type RollStream = DestinationStream & NodeJS.EventEmitter & { flushSync(): void };
-type PinoRoll = (options: {
-  file: string;
-  size: string;
-  limit: { count: number };
-  mkdir: boolean;
-}) => Promise<RollStream>;
-
-/**
- * Loaded only for a daemon that logs to files: pino-roll loads all of date-fns (304 modules, ≈12 MiB of RSS), which
- * the CLIs and a daemon with --console must not pay for.
- */
-function loadPinoRoll(): PinoRoll {
-  return createRequire(import.meta.url)('pino-roll') as PinoRoll;
 }
 
 function logBase(o: LoggingOptions) {

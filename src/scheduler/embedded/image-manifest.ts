@@ -9,7 +9,7 @@
 // address gate (backend/address-policy.ts, injected: the scheduler layer does not import the backend's).
 
 import type { Dispatcher, buildConnector } from 'undici';
-import { Agent, request } from '../../backend/undici-core.js';
+import { Agent, request } from '../../http-client/undici-core.js';
 import { isDfError } from '../../core/errors.js';
 import { blobUrl, manifestUrl, parseManifestUrl, type OciReference } from '../../core/oci-reference.js';
 

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Agent, request } from '../../../src/backend/undici-core.js';
+import { Agent, request } from '../../../src/http-client/undici-core.js';
 
 test('request() sends the path with its query, GET by default, through the given agent', async () => {
   const seen: string[] = [];

@@ -2,24 +2,23 @@
 // index, 110 modules (fetch, WebSocket, EventSource, the cache and mock agents, every interceptor): 20 MiB of the
 // daemon's RSS, of which the HTTP client the daemon uses (the agent, its request API and the connector) is 31
 // modules and 12 MiB (measured with `process.memoryUsage()` and VmRSS after each import, node 20). undici has no
-// "exports" map, so its files are importable; its own types describe them.
+// "exports" map, so its files are importable; undici-lib.d.ts types them from undici's own declarations.
 
-import { createRequire } from 'node:module';
 import type * as Undici from 'undici';
+import Dispatcher from 'undici/lib/dispatcher/dispatcher.js';
+import api from 'undici/lib/api/index.js';
+import AgentClass from 'undici/lib/dispatcher/agent.js';
+import build from 'undici/lib/core/connect.js';
+import { parseURL } from 'undici/lib/core/util.js';
 
-const require = createRequire(import.meta.url);
-
-const Dispatcher = require('undici/lib/dispatcher/dispatcher.js') as { prototype: object };
 // undici's index gives every dispatcher its request/stream/pipeline/upgrade/connect methods this way; without the
 // index, this module does it (idempotent: the same functions, should the index be loaded too).
-Object.assign(Dispatcher.prototype, require('undici/lib/api/index.js') as object);
+Object.assign(Dispatcher.prototype, api);
 
-export const Agent = require('undici/lib/dispatcher/agent.js') as typeof Undici.Agent;
+export const Agent = AgentClass;
 export type Agent = Undici.Agent;
 
-export const buildConnector = require('undici/lib/core/connect.js') as typeof Undici.buildConnector;
-
-const { parseURL } = require('undici/lib/core/util.js') as { parseURL(url: string): URL };
+export const buildConnector = build;
 
 type RequestOptions = Omit<Undici.Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & {
   dispatcher: Undici.Dispatcher;
