@@ -7,6 +7,10 @@
 // Reports peak and final RSS, RSS after warm-up (at 20 % of the run), fds at start and end, bytes on disk vs the
 // threshold, and GC evictions from /metrics. Target: final RSS within 10 % of RSS after warm-up; no fd growth after warm-up (the idle daemon at start
 // has not opened its connections to nginx and the scheduler yet).
+// With SOAK_HEAP_SNAPSHOTS=1 it also takes a heap snapshot of dfdaemon at 30 % of the run (just after the warm-up
+// window) and one at the end, and reports the V8 heap's size in each and the groups that grew most (heap-snapshot.ts):
+// what of the RSS growth is objects, and what is outside the heap. Writing a snapshot costs the daemon ~100 MiB of
+// RSS that it keeps, so such a run's RSS ratios are not the daemon's (the report says so).
 // Writes bench/results/soak-latest.{json,md} and soak-YYYY-MM-DD.md. Never fails on a number.
 // Every process (nginx, dfdaemon, each dfget and curl) is ended by PID and the temp dir removed, also on SIGINT/SIGTERM.
 
@@ -24,6 +28,13 @@ import {
   stopDaemon,
   type DaemonHandle,
 } from '../test/helpers/daemon.js';
+import {
+  heapGrowth,
+  heapSnapshotNodeOptions,
+  summarizeHeapSnapshot,
+  takeHeapSnapshot,
+  type HeapSummary,
+} from './heap-snapshot.js';
 import { machineInfo, machineLine } from './machine.js';
 import { NGINX, startNginx, type NginxHandle } from './nginx.js';
 import { median, procStatusBytes } from './proc.js';
@@ -46,6 +57,7 @@ const RUN_MS = MINUTES * 60_000;
 const SETTLE_MS = 10_000;
 const WATCHDOG_MS = RUN_MS + 5 * 60_000;
 const PREFIX = 'dragonfly_client_';
+const HEAP_SNAPSHOTS = process.env.SOAK_HEAP_SNAPSHOTS === '1';
 
 const log = (msg: string) => process.stderr.write(`[soak] ${msg}\n`);
 
@@ -185,8 +197,11 @@ async function main(): Promise<void> {
   log(`pool: ${pool.length} files, ${(poolBytes / MIB).toFixed(0)} MiB`);
 
   nginx = await startNginx(join(tmp, 'nginx'), www);
+  const snapshotDir = join(tmp, 'heap');
+  mkdirSync(snapshotDir);
   daemon = await startDaemon({
     dir: ddir,
+    ...(HEAP_SNAPSHOTS ? { env: { NODE_OPTIONS: heapSnapshotNodeOptions(snapshotDir) } } : {}),
     extraConfig: [
       'gc:',
       `  interval: ${GC_INTERVAL}`,
@@ -265,7 +280,17 @@ async function main(): Promise<void> {
       }
     }
   };
+  // The warm-up snapshot after the warm-up window (15-25 %), so that writing it does not touch those samples.
+  let heapWarm: Promise<HeapSummary> | undefined;
+  const snapshotTimer = HEAP_SNAPSHOTS
+    ? setTimeout(() => {
+        log('heap snapshot after warm-up');
+        heapWarm = takeHeapSnapshot(pid, snapshotDir).then(summarizeHeapSnapshot);
+        heapWarm.catch(() => undefined);
+      }, 0.3 * RUN_MS)
+    : undefined;
   await Promise.all(Array.from({ length: CONCURRENCY }, () => worker()));
+  clearTimeout(snapshotTimer);
   const loadMs = performance.now() - t0;
   const rssEndOfLoad = procStatusBytes(pid, 'VmRSS') ?? NaN;
   log(`load done after ${(loadMs / 1000).toFixed(0)} s; settling ${SETTLE_MS / 1000} s`);
@@ -274,6 +299,9 @@ async function main(): Promise<void> {
   clearInterval(diskSampler);
   const rssFinal = procStatusBytes(pid, 'VmRSS') ?? NaN;
   const fdEnd = fdCount(pid) ?? NaN;
+  const heap = heapWarm
+    ? { warm: await heapWarm, final: summarizeHeapSnapshot(await takeHeapSnapshot(pid, snapshotDir)) }
+    : undefined;
   const diskFinal = await contentBytes(daemon.storageDir);
   const metrics = await metricsText(daemon);
   const evictedTasks = metricValue(metrics, `${PREFIX}gc_evicted_tasks_total`);
@@ -363,12 +391,39 @@ async function main(): Promise<void> {
       note: `${evictedDiskTasks} for disk`,
     },
     { name: 'GC evicted bytes', value: mib(evictedBytes), unit: 'MiB', target: '' },
+    ...(heap
+      ? [
+          {
+            name: 'V8 heap (snapshot) after warm-up',
+            value: mib(heap.warm.totalBytes),
+            unit: 'MiB',
+            target: '',
+          },
+          {
+            name: 'V8 heap (snapshot) at the end',
+            value: mib(heap.final.totalBytes),
+            unit: 'MiB',
+            target: '',
+          },
+        ]
+      : []),
   ];
   const notes = [
     `Origin: nginx on loopback; ${pool.length} files of 1 KiB … 64 MiB (log-uniform), ${(poolBytes / MIB).toFixed(0)} MiB in all; ${CONCURRENCY} downloads at a time for ${MINUTES} min, alternately dfget and curl through the proxy (X-Dragonfly-Use-P2P: true); each output's size and first and last 64 KiB checked, then deleted.`,
     `GC every ${GC_INTERVAL} with gc.policy.diskThreshold ${THRESHOLD / MIB} MiB (only dfdaemon's content files count), high 80 %, low 60 %, taskTTL 24 h. The daemon's storage is on the ordinary disk (no tmpfs needed).`,
     'RSS and open fds sampled every second from /proc/PID/status and /proc/PID/fd; content bytes every 5 s. Disk peaks above the high mark between GC passes are the downloads in flight (up to 4 × 64 MiB).',
     ...[...errors].map(([line, n]) => `error ×${n}: ${line}`),
+    ...(heap
+      ? [
+          "Writing a heap snapshot makes dfdaemon allocate ~100 MiB outside the heap, which glibc keeps: after the first snapshot (30 % of the run) the RSS figures of this run are not the daemon's own; run without SOAK_HEAP_SNAPSHOTS for the RSS ratio.",
+          `Heap snapshots (SOAK_HEAP_SNAPSHOTS=1) at 30 % of the run and after the final RSS sample; groups that grew most: ${heapGrowth(
+            heap.warm,
+            heap.final,
+          )
+            .map((g) => `${g.group} ${(g.bytes / 1024).toFixed(0)} KiB`)
+            .join(', ')}.`,
+        ]
+      : []),
   ];
   publishReport(
     {

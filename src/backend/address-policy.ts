@@ -6,7 +6,8 @@
 // change), and every connection is checked, redirects included.
 
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { buildConnector } from 'undici';
+import type { buildConnector as Connector } from 'undici';
+import { buildConnector } from '../http-client/undici-core.js';
 import { AddressList, normalizeIp, specialAddressKind } from '../core/addresses.js';
 import { DfError } from '../core/errors.js';
 
@@ -95,7 +96,7 @@ export class SourceAddressPolicy {
    * An undici connector that resolves and checks every connection's host first and connects to the checked IP
    * (TLS still verifies the certificate against the host name, and sends it as SNI).
    */
-  connector(options: buildConnector.BuildOptions): buildConnector.connector {
+  connector(options: Connector.BuildOptions): Connector.connector {
     const base = buildConnector(options);
     return (opts, callback) => {
       const host = opts.hostname;

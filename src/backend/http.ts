@@ -13,7 +13,7 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
-import { Agent, request } from 'undici';
+import { Agent, request } from '../http-client/undici-core.js';
 import type { Dispatcher } from 'undici';
 import { DfError } from '../core/errors.js';
 import { answerChanged, hasValidator, preconditionHeaders, validatorOf } from '../core/validator.js';

@@ -1,11 +1,14 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=2
 // dfdaemon: the long-running peer. Loads dfdaemon.yaml (warning on unknown or renamed keys, refusing invalid
 // values), starts every server, and stops gracefully on SIGINT/SIGTERM.
 //
-// --max-semi-space-size=2 (MiB; V8 takes it only at start, hence the shebang, which `npm start` and the tests'
-// startDaemon repeat): V8's young generation otherwise grows to 3 x 16 MiB and stays committed. Measured: idle RSS
-// 112 -> 97 MiB, peak while downloading 1 GiB ~160 -> ~148 MiB, CPU no worse. Not 1 MiB: serving pieces over Vortex
-// then spent 4 s of 10 in GC (0.5 s with 2 MiB); see docs/benchmarks.md.
+// The shebang sets what must be set before the process starts (`npm start` and the tests' startDaemon repeat it):
+// --max-semi-space-size=2 (MiB): V8's young generation otherwise grows to 3 x 16 MiB and stays committed. Measured:
+// idle RSS 112 -> 97 MiB, peak while downloading 1 GiB ~160 -> ~148 MiB, CPU no worse. Not 1 MiB: serving pieces
+// over Vortex then spent 4 s of 10 in GC (0.5 s with 2 MiB).
+// MALLOC_ARENA_MAX=2: glibc gives each thread that allocates (libuv's pool, V8's GC and compiler threads) an arena
+// of its own, and memory freed in one is not reused by the others; with two, the peak while downloading 1 GiB
+// was 126-136 MiB against 142-152 (A/B, alternating, same run), CPU no worse. See docs/benchmarks.md.
 
 import { Command, Option } from 'commander';
 import { defaultDynconfigPath } from '../config/dirs.js';
@@ -14,7 +17,7 @@ import { parseByteSize } from '../core/bytesize.js';
 import { Dfdaemon } from '../daemon/dfdaemon.js';
 import { describeError, stopOnSignals } from './common.js';
 import { packageVersion } from './version.js';
-import { activeLogFile, createLogger, logFlushed } from './logging.js';
+import { activeLogFile, createRotatingLogger, logFlushed } from './logging.js';
 
 interface DfdaemonArgs {
   config?: string;
@@ -28,13 +31,10 @@ interface DfdaemonArgs {
 
 async function main(a: DfdaemonArgs): Promise<void> {
   const { config, warnings, notes, logDir, dirs } = loadDfdaemonConfig(a.config);
-  const log = createLogger({
-    name: 'dfdaemon',
-    level: a.logLevel,
-    console: a.console,
-    logDir: a.logDir ?? logDir,
-    rotate: { maxFiles: Number(a.logMaxFiles), maxFileSize: parseByteSize(a.logMaxFileSize) },
-  });
+  const log = await createRotatingLogger(
+    { name: 'dfdaemon', level: a.logLevel, console: a.console, logDir: a.logDir ?? logDir },
+    { maxFiles: Number(a.logMaxFiles), maxFileSize: parseByteSize(a.logMaxFileSize) },
+  );
   for (const w of warnings) {
     log.warn({}, w);
     process.stderr.write(`dfdaemon: warning: ${w}\n`);

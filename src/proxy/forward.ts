@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { rootCertificates } from 'node:tls';
 import { pipeline } from 'node:stream/promises';
-import { Agent } from 'undici';
+import { Agent } from '../http-client/undici-core.js';
 import { SourceAddressPolicy } from '../backend/address-policy.js';
 import { appendVia, endToEnd } from './headers.js';
 

@@ -43,15 +43,29 @@ interface StartedLine {
   hostId: string;
 }
 
+/** dfdaemon's shebang, `#!/usr/bin/env -S [NAME=VALUE ...] node [FLAGS]`: the environment and node flags it sets. */
+function dfdaemonShebang(): { env: Record<string, string>; flags: string[] } {
+  const first = readFileSync(DFDAEMON, 'utf8').split('\n', 1)[0]!;
+  const m = /^#!\/usr\/bin\/env -S((?: \w+=\S+)*) node((?: --?\S+)*)\s*$/.exec(first);
+  if (!m) return { env: {}, flags: [] };
+  const words = (s: string) => s.trim().split(/\s+/).filter(Boolean);
+  const env = Object.fromEntries(
+    words(m[1]!).map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]),
+  );
+  return { env, flags: words(m[2]!) };
+}
+
 /**
- * The node flags dfdaemon's shebang gives it (`#!/usr/bin/env -S node FLAGS`), so that a daemon the tests start as
- * `node dfdaemon.js` runs as the installed binary does.
+ * The node flags dfdaemon's shebang gives it, so that a daemon the tests start as `node dfdaemon.js` runs as the
+ * installed binary does.
  */
 export function dfdaemonNodeFlags(): string[] {
-  const first = readFileSync(DFDAEMON, 'utf8').split('\n', 1)[0]!;
-  const m = /^#!\/usr\/bin\/env -S node((?: --?\S+)*)\s*$/.exec(first);
-  if (!m) return [];
-  return m[1]!.trim().split(/\s+/).filter(Boolean);
+  return dfdaemonShebang().flags;
+}
+
+/** The environment dfdaemon's shebang sets (MALLOC_ARENA_MAX), for the same reason. */
+export function dfdaemonEnv(): Record<string, string> {
+  return dfdaemonShebang().env;
 }
 
 export function tempDir(prefix = 'dft-'): string {
@@ -155,7 +169,7 @@ export async function startDaemon(
     opts.bin ? args : [...dfdaemonNodeFlags(), DFDAEMON, ...args],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, HOME: dir, ...opts.env },
+      env: { ...process.env, ...(opts.bin ? {} : dfdaemonEnv()), HOME: dir, ...opts.env },
     },
   );
   const logs: string[] = [];

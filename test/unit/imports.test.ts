@@ -18,12 +18,14 @@ const SRC = join(REPO_ROOT, 'src');
  *   and proxy, a part that one binary drives.
  * - `grpc` (gRPC server helpers) is used by the daemon and by the embedded scheduler and uses core only: below the
  *   parts that serve gRPC, above config.
+ * - `http-client` (undici's agent without undici's index) is used by the backends, the proxy and the embedded
+ *   scheduler and uses nothing of ours: beside grpc.
  */
 const LAYERS: readonly (readonly string[])[] = [
   ['cli'],
   ['daemon', 'proxy', 'init'],
   ['scheduler', 'vortex', 'backend', 'storage'],
-  ['grpc'],
+  ['grpc', 'http-client'],
   ['config'],
   ['core'],
 ];

@@ -8,7 +8,8 @@
 // The scheduler fetches on a remote caller's behalf: every connection (the token realm's too) goes through the
 // address gate (backend/address-policy.ts, injected: the scheduler layer does not import the backend's).
 
-import { Agent, request, type Dispatcher, type buildConnector } from 'undici';
+import type { Dispatcher, buildConnector } from 'undici';
+import { Agent, request } from '../../http-client/undici-core.js';
 import { isDfError } from '../../core/errors.js';
 import { blobUrl, manifestUrl, parseManifestUrl, type OciReference } from '../../core/oci-reference.js';
 
