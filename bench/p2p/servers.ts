@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdirSync, readFileSync, writeFileSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { DFDAEMON } from '../../test/helpers/daemon.js';
+import { DFDAEMON, dfdaemonEnv, dfdaemonNodeFlags } from '../../test/helpers/daemon.js';
 import { DFSCHEDULER } from '../../test/helpers/scheduler-process.js';
 import { upstreamPath } from '../../test/helpers/upstream/programs.js';
 import { MIB } from './content.js';
@@ -211,7 +211,12 @@ function daemonCommand(
 ): { program?: string; args: string[]; ready: string | string[]; env: NodeJS.ProcessEnv } {
   const common = ['-c', conf, '--dynconfig', dyn, '--console', '-l', logLevel];
   if (kind === 'ours')
-    return { args: [DFDAEMON, ...common], ready: '"dfdaemon started"', env: { HOME: h.dir } };
+    // As the installed binary runs: its shebang's node flags and environment.
+    return {
+      args: [...dfdaemonNodeFlags(), DFDAEMON, ...common],
+      ready: '"dfdaemon started"',
+      env: { ...dfdaemonEnv(), HOME: h.dir },
+    };
   return {
     program: upstreamPath('dfdaemon'),
     args: [...common, '--log-dir', join(h.dir, 'logs')],
