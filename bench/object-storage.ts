@@ -134,7 +134,10 @@ async function benchStore(
       ...store.flags(),
     ];
     const d = await timed(process.execPath, args, TIMEOUT_MS);
-    if (d.code !== 0) throw new Error(`dfget failed: ${d.stderr}`);
+    if (d.code !== 0) {
+      const tail = daemon.logs.slice(-30).join('\n');
+      throw new Error(`dfget failed: ${d.stderr}\ndfdaemon's last log lines:\n${tail}`);
+    }
     dfgetMs.push(d.ms);
     requests = store.requests.length - before;
     rmSync(join(tmp!, `curl-${i}`));

@@ -10,13 +10,37 @@ import api from 'undici/lib/api/index.js';
 import AgentClass from 'undici/lib/dispatcher/agent.js';
 import build from 'undici/lib/core/connect.js';
 import { parseURL } from 'undici/lib/core/util.js';
+import type { Socket } from 'node:net';
+import { holdEndWhileParserPaused } from './socket-end-guard.js';
 
 // undici's index gives every dispatcher its request/stream/pipeline/upgrade/connect methods this way; without the
 // index, this module does it (idempotent: the same functions, should the index be loaded too).
 Object.assign(Dispatcher.prototype, api);
 
-export const Agent = AgentClass;
-export type Agent = Undici.Agent;
+/**
+ * undici's Agent whose every connection carries socket-end-guard.ts (a paused parser at the origin's close
+ * otherwise ends the process). `connect` as undici takes it: connector options, or a connector function.
+ */
+export class Agent extends AgentClass {
+  constructor(options: Undici.Agent.Options = {}) {
+    super({ ...options, connect: guardedConnector(options.connect, options.allowH2) });
+  }
+}
+
+function guardedConnector(
+  connect: Undici.Agent.Options['connect'],
+  allowH2: boolean | undefined,
+): Undici.buildConnector.connector {
+  const base =
+    typeof connect === 'function'
+      ? connect
+      : build({ ...(allowH2 === undefined ? {} : { allowH2 }), ...connect });
+  return (options, callback) =>
+    base(options, (error, socket) => {
+      if (socket) holdEndWhileParserPaused(socket as Socket);
+      callback(error, socket as never);
+    });
+}
 
 export const buildConnector = build;
 

@@ -21,3 +21,7 @@ declare module 'undici/lib/core/connect.js' {
 declare module 'undici/lib/core/util.js' {
   export function parseURL(url: string): URL;
 }
+declare module 'undici/lib/core/symbols.js' {
+  const symbols: { kParser: symbol };
+  export default symbols;
+}
