@@ -13,7 +13,7 @@ import { DfError } from '../core/errors.js';
 import { openFileLimit } from '../daemon/connection-limits.js';
 import { loadSchedulerConfig } from '../scheduler/embedded/config.js';
 import { EmbeddedScheduler } from '../scheduler/embedded/scheduler-server.js';
-import { SCHEDULER_STORE_FILE } from '../scheduler/embedded/scheduler-store.js';
+import { SCHEDULER_STORE_FILE, SqliteSchedulerStore } from '../storage/scheduler-store.js';
 import { describeError, stopOnSignals } from './common.js';
 import { packageVersion } from './version.js';
 import { createLogger, type Logger } from './logging.js';
@@ -56,7 +56,7 @@ async function main(a: DfschedulerArgs): Promise<void> {
     tls,
     seedPeerTls,
     maxConnections,
-    storePath,
+    store: new SqliteSchedulerStore(storePath),
     sourceGate: new SourceAddressPolicy({
       allow: new AddressList(config.allowedPrivateSources, 'security.allowedPrivateSources', {
         hostNames: true,

@@ -11,7 +11,7 @@
 import { Metadata, type ChannelCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { DfdaemonUploadClient } from '../../gen/dfdaemon.js';
-import type { PersistentCachePeer, PersistentCacheTask } from './persistent-cache.js';
+import type { PersistentCachePeer, PersistentCacheTask } from './persistent-cache-task.js';
 import type { Host, Resources } from './resources.js';
 import { hostTarget } from './seed-peer.js';
 

@@ -6,109 +6,23 @@
 
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { msToDuration } from '../../core/duration.js';
-import type {
-  PersistentCachePeer as PeerMessage,
-  PersistentCacheTask as TaskMessage,
-} from '../../gen/common.js';
-import { hostMessage } from './messages.js';
+import type { SchedulerStateStore } from '../../core/scheduler-state.js';
 import { PersistentCacheReplicas, type ReplicaRetryPolicy } from './persistent-cache-replicas.js';
+import {
+  PersistentCachePeer,
+  PersistentCacheTask,
+  type PersistentCachePeerState,
+  type PersistentCacheTaskInit,
+  type PersistentCacheTaskState,
+} from './persistent-cache-task.js';
 import type { Host, Resources } from './resources.js';
-import type { SchedulerStore } from './scheduler-store.js';
 
-export type PersistentCachePeerState = 'Pending' | 'Uploading' | 'Running' | 'Succeeded' | 'Failed';
-
-export interface PersistentCacheTaskInit {
-  id: string;
-  persistentReplicaCount: number;
-  tag?: string;
-  application?: string;
-  pieceLength: number;
-  contentLength: number;
-  pieceCount: number;
-  ttlMs: number;
-}
-
-export type PersistentCacheTaskState = 'Uploading' | 'Succeeded' | 'Failed';
-
-export class PersistentCacheTask {
-  state: PersistentCacheTaskState = 'Uploading';
-  readonly peers = new Map<string, PersistentCachePeer>();
-  updatedAt: Date;
-  expiry?: NodeJS.Timeout;
-  /** Replica placement retries in a row, the pending one, and the hosts whose placement failed (tried last). */
-  placementRetries = 0;
-  placementRetry?: NodeJS.Timeout;
-  readonly failedPlacementHosts = new Set<string>();
-
-  constructor(
-    readonly init: PersistentCacheTaskInit,
-    readonly createdAt = new Date(),
-  ) {
-    this.updatedAt = createdAt;
-  }
-
-  get id(): string {
-    return this.init.id;
-  }
-
-  /** Peers that hold the task or are fetching it as persistent replicas. */
-  persistentPeers(): PersistentCachePeer[] {
-    return [...this.peers.values()].filter(
-      (p) => p.persistent && (p.state === 'Succeeded' || p.state === 'Running' || p.state === 'Uploading'),
-    );
-  }
-
-  message(): TaskMessage {
-    const peers = [...this.peers.values()].filter((p) => p.state === 'Succeeded');
-    return {
-      id: this.id,
-      persistentReplicaCount: this.init.persistentReplicaCount,
-      currentPersistentReplicaCount: peers.filter((p) => p.persistent).length,
-      currentReplicaCount: peers.length,
-      tag: this.init.tag,
-      application: this.init.application,
-      pieceLength: this.init.pieceLength,
-      contentLength: this.init.contentLength,
-      pieceCount: this.init.pieceCount,
-      state: this.state,
-      ttl: msToDuration(this.init.ttlMs),
-      createdAt: this.createdAt,
-      updatedAt: this.updatedAt,
-    };
-  }
-}
-
-export class PersistentCachePeer {
-  state: PersistentCachePeerState;
-  updatedAt: Date;
-
-  constructor(
-    readonly id: string,
-    readonly task: PersistentCacheTask,
-    readonly host: Host,
-    public persistent: boolean,
-    state: PersistentCachePeerState,
-    readonly createdAt = new Date(),
-  ) {
-    this.state = state;
-    this.updatedAt = createdAt;
-  }
-
-  message(): PeerMessage {
-    return {
-      id: this.id,
-      persistent: this.persistent,
-      cost: undefined,
-      state: this.state,
-      task: this.task.message(),
-      host: hostMessage(this.host),
-      createdAt: this.createdAt,
-      updatedAt: this.updatedAt,
-      concurrentPieceCount: 0,
-    };
-  }
-}
+export {
+  PersistentCachePeer,
+  PersistentCacheTask,
+  type PersistentCachePeerState,
+  type PersistentCacheTaskInit,
+} from './persistent-cache-task.js';
 
 /** Peer states a restarted scheduler keeps: the others belonged to announce streams that ended with it. */
 const KEPT_PEER_STATES: ReadonlySet<string> = new Set<PersistentCachePeerState>(['Uploading', 'Succeeded']);
@@ -116,8 +30,8 @@ const KEPT_PEER_STATES: ReadonlySet<string> = new Set<PersistentCachePeerState>(
 export interface PersistentCacheTasksInit {
   resources: Resources;
   log: Logger;
-  /** Where tasks and peers are written through to, and read back from at start. */
-  store: SchedulerStore;
+  /** Where tasks and peers are written through to, and read back from at start; none: memory only. */
+  store?: SchedulerStateStore;
   /** How hosts' upload ports are reached (replica placement, delete). */
   creds?: ChannelCredentials;
   replicaRetry?: ReplicaRetryPolicy;
@@ -132,7 +46,7 @@ export class PersistentCacheTasks {
   private readonly tasks = new Map<string, PersistentCacheTask>();
   private readonly replicas: PersistentCacheReplicas;
   private readonly resources: Resources;
-  private readonly store: SchedulerStore;
+  private readonly store?: SchedulerStateStore;
   private readonly log: Logger;
   private readonly now: () => number;
 
@@ -188,14 +102,14 @@ export class PersistentCacheTasks {
     clearTimeout(task.expiry);
     clearTimeout(task.placementRetry);
     this.tasks.delete(taskId);
-    this.store.deleteTask(taskId);
+    this.store?.deleteTask(taskId);
     return task;
   }
 
   /** Records the task's state and time. */
   saveTask(task: PersistentCacheTask): void {
     if (this.tasks.get(task.id) !== task) return;
-    this.store.saveTask({
+    this.store?.saveTask({
       ...task.init,
       id: task.id,
       state: task.state,
@@ -208,7 +122,7 @@ export class PersistentCacheTasks {
   savePeer(peer: PersistentCachePeer): void {
     if (this.tasks.get(peer.task.id) !== peer.task) return;
     peer.task.peers.set(peer.id, peer);
-    this.store.savePeer({
+    this.store?.savePeer({
       id: peer.id,
       taskId: peer.task.id,
       hostId: peer.host.id,
@@ -222,7 +136,7 @@ export class PersistentCacheTasks {
   removePeer(peer: PersistentCachePeer): void {
     if (peer.task.peers.get(peer.id) !== peer) return;
     peer.task.peers.delete(peer.id);
-    this.store.deletePeer(peer.task.id, peer.id);
+    this.store?.deletePeer(peer.task.id, peer.id);
   }
 
   /** A host left (DeleteHost or host GC): its copies are gone; tasks below their replica count get new ones. */
@@ -256,10 +170,11 @@ export class PersistentCacheTasks {
    * and peers of streams that ended with the last run are dropped. Returns how many tasks came back.
    */
   restore(): number {
+    if (!this.store) return 0;
     const now = this.now();
     for (const t of this.store.tasks()) {
       if (t.createdAt.getTime() + t.ttlMs <= now || t.state === 'Failed') {
-        this.store.deleteTask(t.id);
+        this.store?.deleteTask(t.id);
         continue;
       }
       const task = new PersistentCacheTask(
@@ -283,7 +198,7 @@ export class PersistentCacheTasks {
       const task = this.tasks.get(p.taskId);
       const host = this.resources.hosts.get(p.hostId);
       if (!task || !host || !KEPT_PEER_STATES.has(p.state)) {
-        this.store.deletePeer(p.taskId, p.id);
+        this.store?.deletePeer(p.taskId, p.id);
         continue;
       }
       const peer = new PersistentCachePeer(

@@ -1,6 +1,6 @@
 // The embedded scheduler: a scheduler.v2.Scheduler gRPC server (with grpc.health.v1 and reflection) over an
 // in-memory model, so a handful of peers need no Dragonfly control plane. Wire-compatible with upstream peers.
-// Hosts and persistent cache tasks are written through to a store (scheduler-store.ts) and read back at start.
+// Hosts and persistent cache tasks are written through to a store (core/scheduler-state.ts) and read back at start.
 
 import type { Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -16,7 +16,8 @@ import { resolveSchedulerOptions, type PartialSchedulerOptions, type SchedulerOp
 import { PersistentCacheTasks } from './persistent-cache.js';
 import { PersistentCacheService } from './persistent-cache-service.js';
 import { Host, Resources } from './resources.js';
-import { SchedulerStore } from './scheduler-store.js';
+import { Host as HostCodec } from '../../gen/common.js';
+import type { SchedulerStateStore } from '../../core/scheduler-state.js';
 import { Scheduling } from './scheduling.js';
 import { SeedPeerTrigger } from './seed-peer.js';
 import { SchedulerService } from './service.js';
@@ -57,10 +58,11 @@ export interface EmbeddedSchedulerInit {
    */
   sourceGate?: SourceGate;
   /**
-   * The SQLite file the scheduler keeps hosts and persistent cache tasks in across restarts (dfscheduler:
-   * `<server.dataDir>/scheduler.db`; dfdaemon: `<storage.dir>/metadata/scheduler.db`). Default: memory only.
+   * Where the scheduler keeps hosts and persistent cache tasks across restarts (storage/scheduler-store.ts:
+   * dfscheduler `<server.dataDir>/scheduler/scheduler.db`, dfdaemon `<storage.dir>/metadata/scheduler.db`);
+   * stop() closes it. Without one they live in memory only.
    */
-  storePath?: string;
+  store?: SchedulerStateStore;
 }
 
 export class EmbeddedScheduler {
@@ -77,7 +79,7 @@ export class EmbeddedScheduler {
   private readonly service: SchedulerService;
   private readonly preheat: PreheatJobs;
   private readonly gc: ResourceGc;
-  private readonly store: SchedulerStore;
+  private readonly store?: SchedulerStateStore;
   private server?: Server;
   private boundPort?: number;
   private stopping?: Promise<void>;
@@ -88,16 +90,17 @@ export class EmbeddedScheduler {
     this.log = init.log;
     this.init = init;
     this.options = resolveSchedulerOptions(init.options);
-    this.store = new SchedulerStore(init.storePath ?? ':memory:');
+    this.store = init.store;
     const hosts = this.restoreHosts();
     this.resources.onHostAnnounced((host) =>
-      this.store.saveHost({
-        info: host.info,
+      this.store?.saveHost({
+        id: host.id,
+        info: HostCodec.encode(host.info).finish(),
         intervalMs: host.intervalMs,
         announcedFrom: host.announcedFrom,
       }),
     );
-    this.resources.onHostDeleted((host) => this.store.deleteHost(host.id));
+    this.resources.onHostDeleted((host) => this.store?.deleteHost(host.id));
     this.seedPeer = new SeedPeerTrigger(
       this.resources,
       this.log,
@@ -187,7 +190,7 @@ export class EmbeddedScheduler {
       this.persistentCacheTasks.close();
       this.service.closeStreams();
       if (this.server) await shutdownGrpcServer(this.server, SHUTDOWN_GRACE_MS);
-      this.store.close();
+      this.store?.close();
       this.log.info({}, 'scheduler stopped');
     })();
     return this.stopping;
@@ -199,9 +202,9 @@ export class EmbeddedScheduler {
    */
   private restoreHosts(): number {
     const now = new Date();
-    const stored = this.store.hosts();
+    const stored = this.store?.hosts() ?? [];
     for (const h of stored) {
-      const host = new Host(h.info, now);
+      const host = new Host(HostCodec.decode(h.info), now);
       host.intervalMs = h.intervalMs;
       host.announcedFrom = h.announcedFrom;
       this.resources.hosts.set(host.id, host);

@@ -16,7 +16,7 @@ import {
   replicaRetryDelayMs,
 } from '../../../../src/scheduler/embedded/persistent-cache-replicas.js';
 import { Host, Resources } from '../../../../src/scheduler/embedded/resources.js';
-import { SchedulerStore } from '../../../../src/scheduler/embedded/scheduler-store.js';
+import { SqliteSchedulerStore } from '../../../../src/storage/scheduler-store.js';
 
 /** A host's upload server refusing every placement; `asked` lists the hosts asked, in order. */
 const asked: string[] = [];
@@ -68,7 +68,7 @@ test('delays double from the base up to the cap, jittered ×[0.8, 1.2)', () => {
 
 test('a refused placement is retried, on the other host first, and stops after the limit', async () => {
   asked.length = 0;
-  const store = new SchedulerStore(':memory:');
+  const store = new SqliteSchedulerStore(':memory:');
   const tasks = new PersistentCacheTasks({
     resources,
     log: pino({ level: 'silent' }),

@@ -29,7 +29,7 @@ import {
 import { unary } from '../../../../src/cli/common.js';
 import { PersistentCacheTasks } from '../../../../src/scheduler/embedded/persistent-cache.js';
 import { Resources } from '../../../../src/scheduler/embedded/resources.js';
-import { SchedulerStore } from '../../../../src/scheduler/embedded/scheduler-store.js';
+import { SqliteSchedulerStore } from '../../../../src/storage/scheduler-store.js';
 import { EmbeddedScheduler } from '../../../../src/scheduler/embedded/scheduler-server.js';
 import { announceHost, schedulerClient } from '../../../helpers/scheduler-client.js';
 
@@ -190,7 +190,7 @@ test('replicas: a second host gets DownloadPersistentCacheTask{persistent}; agai
 });
 
 test('TTL: a task is forgotten at created_at + ttl', async () => {
-  const store = new SchedulerStore(':memory:');
+  const store = new SqliteSchedulerStore(':memory:');
   const tasks = new PersistentCacheTasks({
     resources: new Resources(),
     log: pino({ level: 'silent' }),

@@ -1,5 +1,5 @@
-// What the embedded scheduler keeps across a restart: the announced hosts and the persistent cache tasks with their
-// peers (which host holds which task, the replica target, the TTL). Go keeps the same in Redis
+// What the embedded scheduler keeps across a restart (core/scheduler-state.ts), in SQLite: the announced hosts and
+// the persistent cache tasks with their peers (which host holds which task, the replica target, the TTL). Go keeps the same in Redis
 // (scheduler/resource/persistentcache); here it is one SQLite file in WAL mode, opened like the daemon's metadata
 // (storage/metadata.ts openDatabase). Without it a restarted scheduler knew no persistent cache task: peers still
 // held the bytes, yet `dfcache stat`/`export` answered NOT_FOUND and a replica lost was never replaced.
@@ -8,38 +8,13 @@
 // Every write is one short synchronous statement (better-sqlite3), made when the model changes.
 
 import type Database from 'better-sqlite3';
-import { Host as HostCodec, type Host as HostMessage } from '../../gen/common.js';
-import { openDatabase } from '../../storage/metadata.js';
-
-export interface StoredHost {
-  info: HostMessage;
-  intervalMs: number;
-  announcedFrom?: string;
-}
-
-export interface StoredPersistentCacheTask {
-  id: string;
-  persistentReplicaCount: number;
-  tag?: string;
-  application?: string;
-  pieceLength: number;
-  contentLength: number;
-  pieceCount: number;
-  ttlMs: number;
-  state: string;
-  createdAt: Date;
-  updatedAt: Date;
-}
-
-export interface StoredPersistentCachePeer {
-  id: string;
-  taskId: string;
-  hostId: string;
-  persistent: boolean;
-  state: string;
-  createdAt: Date;
-  updatedAt: Date;
-}
+import type {
+  SchedulerStateStore,
+  StoredHost,
+  StoredPersistentCachePeer,
+  StoredPersistentCacheTask,
+} from '../core/scheduler-state.js';
+import { openDatabase } from './metadata.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS hosts (
@@ -107,11 +82,10 @@ interface PeerRow {
 /** The file the embedded scheduler keeps its state in, under its data directory. */
 export const SCHEDULER_STORE_FILE = 'scheduler.db';
 
-export class SchedulerStore {
+export class SqliteSchedulerStore implements SchedulerStateStore {
   private readonly db: Database.Database;
   private readonly stmts;
 
-  /** `path` ":memory:" keeps nothing across restarts (a scheduler built in-process, e.g. by a test). */
   constructor(path: string) {
     this.db = openDatabase(path, SCHEMA);
     const db = this.db;
@@ -140,12 +114,7 @@ export class SchedulerStore {
   }
 
   saveHost(h: StoredHost): void {
-    this.stmts.saveHost.run(
-      h.info.id,
-      Buffer.from(HostCodec.encode(h.info).finish()),
-      h.intervalMs,
-      h.announcedFrom ?? null,
-    );
+    this.stmts.saveHost.run(h.id, Buffer.from(h.info), h.intervalMs, h.announcedFrom ?? null);
   }
 
   deleteHost(id: string): void {
@@ -154,7 +123,8 @@ export class SchedulerStore {
 
   hosts(): StoredHost[] {
     return this.stmts.hosts.all().map((r) => ({
-      info: HostCodec.decode(r.info),
+      id: r.id,
+      info: new Uint8Array(r.info),
       intervalMs: r.interval_ms,
       announcedFrom: r.announced_from ?? undefined,
     }));

@@ -1,4 +1,4 @@
-// The embedded scheduler's store (scheduler-store.ts): a second EmbeddedScheduler on the same file knows the first
+// The embedded scheduler's store (storage/scheduler-store.ts): a second EmbeddedScheduler on the same file knows the first
 // one's hosts and persistent cache tasks (state, counts, created_at, TTL), drops what cannot have survived (peers of
 // streams that ended, tasks past their TTL), and a deleted task or host stays deleted.
 
@@ -6,15 +6,15 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SchedulerClient } from '../../../../src/gen/scheduler.js';
-import type { PersistentCacheTask } from '../../../../src/gen/common.js';
-import type { Empty } from '../../../../src/gen/google/protobuf/empty.js';
-import { unary } from '../../../../src/cli/common.js';
+import type { SchedulerClient } from '../../../src/gen/scheduler.js';
+import type { PersistentCacheTask } from '../../../src/gen/common.js';
+import type { Empty } from '../../../src/gen/google/protobuf/empty.js';
+import { unary } from '../../../src/cli/common.js';
 import { pino } from 'pino';
-import { EmbeddedScheduler } from '../../../../src/scheduler/embedded/scheduler-server.js';
-import { SchedulerStore } from '../../../../src/scheduler/embedded/scheduler-store.js';
-import { tempDir } from '../../../helpers/daemon.js';
-import { announceHost, rpc, schedulerClient } from '../../../helpers/scheduler-client.js';
+import { EmbeddedScheduler } from '../../../src/scheduler/embedded/scheduler-server.js';
+import { SqliteSchedulerStore } from '../../../src/storage/scheduler-store.js';
+import { tempDir } from '../../helpers/daemon.js';
+import { announceHost, rpc, schedulerClient } from '../../helpers/scheduler-client.js';
 
 const MiB = 1024 * 1024;
 let dir: string;
@@ -32,7 +32,7 @@ async function withScheduler(f: (c: SchedulerClient, s: EmbeddedScheduler) => Pr
     ip: '127.0.0.1',
     port: 0,
     log: pino({ level: 'silent' }),
-    storePath: path,
+    store: new SqliteSchedulerStore(path),
   });
   const c = schedulerClient(await s.start());
   try {
@@ -105,7 +105,7 @@ test('hosts and persistent cache tasks come back after a restart; deletions stay
 });
 
 test('a task past its TTL while the scheduler was down is not restored, and leaves the store', async () => {
-  const store = new SchedulerStore(path);
+  const store = new SqliteSchedulerStore(path);
   store.saveTask({
     id: 'expired',
     persistentReplicaCount: 1,
@@ -135,7 +135,7 @@ test('a task past its TTL while the scheduler was down is not restored, and leav
       'a peer whose stream ended with the last run is dropped',
     );
   });
-  const after = new SchedulerStore(path);
+  const after = new SqliteSchedulerStore(path);
   try {
     assert.deepEqual(
       after.tasks().map((t) => t.id),
