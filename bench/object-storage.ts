@@ -1,13 +1,16 @@
 // `npm run bench:objstore`: a cold dfget of one object from an object store against curl of the same object (a
 // presigned URL, from the same store), measured in one run, and the store's requests per GiB for the dfget.
-// Stores: MinIO when scripts/install-object-stores.sh built it (s3:// as most self-hosted stores serve it), and
-// s3rver (always; a Node server, so it measures s3rver more than us). OBJSTORE_BENCH_MIB sets the size (1024).
+// Stores: MinIO when scripts/install-object-stores.sh built it (s3:// as most self-hosted stores serve it), HDFS
+// (Hadoop's MiniDFSCluster when scripts/install-hdfs.sh built it; curl follows WebHDFS's OPEN redirect to the
+// DataNode), and s3rver (always; a Node server, so it measures s3rver more than us). OBJSTORE_BENCH_MIB sets the
+// size (1024).
 
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Operator } from 'opendal';
 import { DFGET, startDaemon, stopDaemon, type DaemonHandle } from '../test/helpers/daemon.js';
+import { HdfsMiniCluster } from '../test/helpers/hdfs-mini-cluster.js';
 import { MinioStore } from '../test/helpers/minio.js';
 import { toolsDir, type ObjectStoreUnderTest } from '../test/helpers/object-store.js';
 import { S3rverStore } from '../test/helpers/s3rver.js';
@@ -32,19 +35,72 @@ async function cleanup(): Promise<void> {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 }
 
-/** Writes SIZE pseudo-random bytes to `key` in 64 MiB chunks (opendal multipart): never the whole in memory. */
-async function putLarge(op: Operator, key: string): Promise<void> {
-  const w = await op.writer(key);
+/** SIZE pseudo-random bytes in 64 MiB chunks (one buffer, reused): never the whole object in memory. */
+async function* benchBytes(): AsyncGenerator<Buffer> {
   const chunk = Buffer.alloc(64 * MIB);
   for (let off = 0; off < SIZE; off += chunk.length) {
     for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE(((off + i) * 2654435761) >>> 0, i);
-    await w.write(chunk.subarray(0, Math.min(chunk.length, SIZE - off)));
+    yield chunk.subarray(0, Math.min(chunk.length, SIZE - off));
   }
-  await w.close();
+}
+
+/** What the benchmark needs of a source: start it, write the object, and the URLs dfget and curl read it at. */
+interface BenchedSource {
+  readonly server: string;
+  /** How curl reads the object, for the report. */
+  readonly curlReads: string;
+  readonly requests: unknown[];
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  writeObject(): Promise<void>;
+  /** The dfget URL and flags. */
+  readonly url: string;
+  flags(): string[];
+  /** A URL curl (following redirects) reads the same bytes from. */
+  curlUrl(): Promise<string>;
+}
+
+function objectStoreSource(store: ObjectStoreUnderTest & { operator(): Operator }): BenchedSource {
+  return {
+    server: store.server,
+    curlReads: 'presigned GET',
+    get requests() {
+      return store.requests;
+    },
+    start: () => store.start(),
+    stop: () => store.stop(),
+    // opendal multipart, 64 MiB at a time.
+    async writeObject() {
+      const w = await store.operator().writer('bench.bin');
+      for await (const chunk of benchBytes()) await w.write(chunk);
+      await w.close();
+    },
+    url: `${store.scheme}://${store.bucket}/bench.bin`,
+    flags: () => store.flags(),
+    curlUrl: async () => (await store.operator().presignRead('bench.bin', 3600)).url,
+  };
+}
+
+function hdfsSource(hdfs: HdfsMiniCluster): BenchedSource {
+  return {
+    server: 'HDFS',
+    curlReads: 'WebHDFS OPEN, redirect followed',
+    get requests() {
+      return hdfs.requests;
+    },
+    start: () => hdfs.start(),
+    stop: () => hdfs.stop(),
+    writeObject: () => hdfs.put('/bench.bin', benchBytes(), SIZE),
+    get url() {
+      return `hdfs://${hdfs.namenode}/bench.bin`;
+    },
+    flags: () => [],
+    curlUrl: () => Promise.resolve(`http://${hdfs.namenode}/webhdfs/v1/bench.bin?op=OPEN`),
+  };
 }
 
 async function benchStore(
-  store: ObjectStoreUnderTest & { operator(): Operator },
+  store: BenchedSource,
   figures: Figure[],
   samples: Record<string, number[]>,
 ): Promise<void> {
@@ -52,16 +108,15 @@ async function benchStore(
   running.push(store);
   const daemon: DaemonHandle = await startDaemon({ dir: mkdtempSync(join(tmp!, 'daemon-')) });
   running.push({ stop: () => stopDaemon(daemon) });
-  const op = store.operator();
   log(`${store.server}: writing ${SIZE / MIB} MiB`);
-  await putLarge(op, 'bench.bin');
-  const url = `${store.scheme}://${store.bucket}/bench.bin`;
+  await store.writeObject();
+  const url = store.url;
   const curlMs: number[] = [];
   const dfgetMs: number[] = [];
   let requests = 0;
   for (let i = 0; i < RUNS; i++) {
-    const signed = await op.presignRead('bench.bin', 3600);
-    const c = await timed('curl', ['-s', '-f', '-o', join(tmp!, `curl-${i}`), signed.url], TIMEOUT_MS);
+    const source = await store.curlUrl();
+    const c = await timed('curl', ['-s', '-f', '-L', '-o', join(tmp!, `curl-${i}`), source], TIMEOUT_MS);
     if (c.code !== 0) throw new Error(`curl failed: ${c.stderr}`);
     curlMs.push(c.ms);
     const before = store.requests.length;
@@ -91,7 +146,7 @@ async function benchStore(
   const ratio = median(dfgetMs) / median(curlMs);
   figures.push(
     {
-      name: `${store.server}: curl ${SIZE / MIB} MiB (presigned GET)`,
+      name: `${store.server}: curl ${SIZE / MIB} MiB (${store.curlReads})`,
       value: median(curlMs) / 1000,
       unit: 's',
       target: 'baseline',
@@ -131,10 +186,12 @@ async function main(): Promise<void> {
   const notes = [
     `${RUNS} runs per store, medians; the object is ${SIZE / MIB} MiB; dfget and curl write to ${tmpdir()}.`,
   ];
-  const stores: Array<ObjectStoreUnderTest & { operator(): Operator }> = [];
-  if (existsSync(join(toolsDir(), 'bin/minio'))) stores.push(new MinioStore('bench'));
-  else notes.push('MinIO is not installed (scripts/install-object-stores.sh): s3rver only.');
-  stores.push(new S3rverStore('bench'));
+  const stores: BenchedSource[] = [];
+  if (existsSync(join(toolsDir(), 'bin/minio'))) stores.push(objectStoreSource(new MinioStore('bench')));
+  else notes.push('MinIO is not installed (scripts/install-object-stores.sh).');
+  if (existsSync(join(toolsDir(), 'hdfs-minicluster/stamp'))) stores.push(hdfsSource(new HdfsMiniCluster()));
+  else notes.push('The hdfs mini cluster is not built (scripts/install-hdfs.sh).');
+  stores.push(objectStoreSource(new S3rverStore('bench')));
   for (const s of stores) await benchStore(s, figures, samples);
   publishReport(
     { began, machine: machineInfo(NGINX), figures, samples, notes },
@@ -142,7 +199,8 @@ async function main(): Promise<void> {
       prefix: 'objstore-',
       log,
       title: 'Object storage benchmark',
-      origin: 'the store on loopback; curl reads a presigned URL of the same object.',
+      origin:
+        'the store on loopback; curl reads a presigned URL of the same object (HDFS: its WebHDFS OPEN, redirect followed).',
     },
   );
 }

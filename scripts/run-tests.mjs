@@ -6,8 +6,7 @@
 //   TEST_TIMEOUT_MS     each test's default timeout (a test or suite may set its own), default 10 min;
 //   TEST_WALL_LIMIT_S   the whole run, default 30 min: past it, the processes still running (which test files,
 //                       which servers and clients they started) are printed, all of them are killed, and the run
-//                       fails. node:test waits for a test file's process to exit, so a file whose tests are done
-//                       but which leaves a handle open would otherwise hang the run for ever.
+//                       fails.
 // The runner is started in its own process group so that everything the tests start can be ended at once.
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -48,6 +47,10 @@ const runner = spawn(
   process.execPath,
   [
     '--test',
+    // A test file whose tests are done but whose process keeps a handle open would hold its slot (and the report
+    // of every later file) for ever: node:test waits for the process to exit. Processes such a file started are
+    // named and ended below, when the run is over.
+    '--test-force-exit',
     `--test-concurrency=${concurrency}`,
     `--test-timeout=${testTimeoutMs}`,
     '--test-reporter=spec',

@@ -387,7 +387,7 @@ export function renderMarkdown(o: {
       'shaped with tbf at the rate below in both directions. Each repeat starts a fresh dfscheduler and fresh ' +
       'dfdaemons on empty storage and a file nobody has: every peer runs dfget at once; the seed is cold (the ' +
       `scheduler makes it fetch from the origin). ${st.repeats} repeat(s) per scenario, medians shown; dfdaemon ` +
-      `log level ${st.logLevel}, upload.bandwidthLimit ${st.uploadLimit ?? 'default'}, storage.server.queueLimit ${st.queueLimit ?? 'unset'}. Run took ${o.durationS.toFixed(0)} s.`,
+      `log level ${st.logLevel}, upload.bandwidthLimit ${st.uploadLimit ?? 'default'}, storage.server.queueLimit ${st.queueLimit ?? 'unset'}, storage.server.cutThrough ${st.cutThrough ?? 'default'}. Run took ${o.durationS.toFixed(0)} s.`,
     '',
     'Bound (Kumar–Ross, with a cold seed): T = max(S/u_s, S/d_min, N·S/(u_s+Σu_i), S/min(u_o,d_s)); with every ' +
       'link at R it is the one-link time S·8/R. "raw" uses the tbf rate, "goodput" the rate curl reached over one ' +

@@ -309,6 +309,7 @@ async function runRepeat(
       logLevel: st.logLevel,
       uploadLimit: st.uploadLimit,
       queueLimit: queueLimitIn(mode, sc.peers, st),
+      cutThrough: st.cutThrough,
       startConcurrency: Math.max(2, cpus().length),
     });
     log(`  ${daemons.length} dfdaemons up in ${((performance.now() - t1) / 1000).toFixed(1)} s`);

@@ -97,8 +97,19 @@ export interface Settings {
   queueLimit?: number;
   /** P2P_QUEUE_LIMIT was given: then it applies in mixed modes too. */
   queueLimitGiven: boolean;
+  /** Our daemons' storage.server.cutThrough (P2P_CUT_THROUGH 1 or 0); undefined: dfdaemon's default. */
+  cutThrough?: boolean;
   keepLogsDir?: string;
   resultsDir?: string;
+}
+
+/** An on/off variable: 1/true or 0/false; unset or empty: undefined. */
+function flag(env: NodeJS.ProcessEnv, name: string): boolean | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  if (v === '1' || v === 'true') return true;
+  if (v === '0' || v === 'false') return false;
+  throw new Error(`${name} must be 1 or 0 (true or false), got "${v}"`);
 }
 
 /** What an entry point chooses when the environment does not: the scenarios and the modes. */
@@ -163,6 +174,7 @@ export function settingsFromEnv(
     // Where every peer is ours busy answers are on (2 waiting) unless P2P_QUEUE_LIMIT says otherwise ('' = unset).
     queueLimit: env.P2P_QUEUE_LIMIT === '' ? undefined : int('P2P_QUEUE_LIMIT', 2, 0, 1_000_000),
     queueLimitGiven: env.P2P_QUEUE_LIMIT !== undefined,
+    cutThrough: flag(env, 'P2P_CUT_THROUGH'),
     keepLogsDir: env.P2P_KEEP_LOGS || undefined,
     resultsDir: env.P2P_RESULTS_DIR || undefined,
   };

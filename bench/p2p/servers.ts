@@ -135,7 +135,7 @@ export function startScheduler(topo: Topology, logDir: string, logLevel: string)
 
 /**
  * dfdaemon.yaml of a bench host, the same file for ours and the Rust dfdaemon (each ignores the other's keys:
- * embeddedScheduler, queueLimit and security.allowedPrivateSources are ours). The seed fetches from the origin on
+ * embeddedScheduler, queueLimit, cutThrough and security.allowedPrivateSources are ours). The seed fetches from the origin on
  * the scheduler's behalf, and the origin is on a private address (10.x): ours needs
  * security.allowedPrivateSources to name it (docs/security.md). The plugin and cache dirs are the host's own
  * (the Rust client's defaults are shared system paths). The Vortex port changes from run to run (vortexPort):
@@ -144,9 +144,16 @@ export function startScheduler(topo: Topology, logDir: string, logLevel: string)
  */
 export function daemonConfig(
   h: Host,
-  o: { seed: boolean; vortexPort: number; uploadLimit?: string; originIp?: string; queueLimit?: number },
+  o: {
+    seed: boolean;
+    vortexPort: number;
+    uploadLimit?: string;
+    originIp?: string;
+    queueLimit?: number;
+    cutThrough?: boolean;
+  },
 ): string {
-  const { seed, uploadLimit, originIp, queueLimit } = o;
+  const { seed, uploadLimit, originIp, queueLimit, cutThrough } = o;
   return `host:
   ip: ${h.ip}
   hostname: ${h.ns}
@@ -171,7 +178,9 @@ ${uploadLimit ? `  bandwidthLimit: ${uploadLimit}\n` : ''}storage:
   server:
     ip: ${h.ip}
     tcpPort: ${o.vortexPort}
-${queueLimit !== undefined ? `    queueLimit: ${queueLimit}\n` : ''}embeddedScheduler:
+${queueLimit !== undefined ? `    queueLimit: ${queueLimit}\n` : ''}${
+    cutThrough !== undefined ? `    cutThrough: ${cutThrough}\n` : ''
+  }embeddedScheduler:
   enable: false
 ${seed ? 'seedPeer:\n  enable: true\n  type: super\n' : ''}${
     seed && originIp ? `security:\n  allowedPrivateSources: [${originIp}]\n` : ''
@@ -229,6 +238,7 @@ export async function startDaemons(
     logLevel: string;
     uploadLimit?: string;
     queueLimit?: number;
+    cutThrough?: boolean;
     startConcurrency: number;
   },
 ): Promise<Server[]> {
@@ -245,6 +255,7 @@ export async function startDaemons(
         uploadLimit: o.uploadLimit,
         originIp: topo.origin.ip,
         queueLimit: o.queueLimit,
+        cutThrough: o.cutThrough,
       }),
     );
     writeFileSync(dyn, `scheduler:\n  addrs:\n    - ${schedulerAddr}\n`);

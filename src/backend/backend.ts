@@ -1,12 +1,12 @@
 // The Backend interface: how the daemon reaches a task's source (back-to-source). One implementation per source
-// family (http.ts for http/https, object-storage.ts for s3/gs/abs/oss/obs/cos, hub.ts for hf/modelscope/opencsg;
-// JS plugins from plugins.ts), chosen by URL scheme in factory.ts.
+// family (http.ts for http/https, object-storage.ts for s3/gs/abs/oss/obs/cos, hdfs.ts for hdfs, hub.ts for
+// hf/modelscope/opencsg; JS plugins from plugins.ts), chosen by URL scheme in factory.ts.
 // Mirrors upstream `dragonfly-client-backend/src/lib.rs` (`trait Backend`), keeping only what the daemon calls:
 // `stat` before a task starts, `get` per piece, and directory listing for the schemes that have directories.
 
 import type { Readable } from 'node:stream';
 import type { SourceValidator } from '../core/validator.js';
-import type { HuggingFace } from '../gen/common.js';
+import type { HDFS, HuggingFace } from '../gen/common.js';
 
 /**
  * Revision, token and mirror base URL of a model hub download: common.v2 HuggingFace, ModelScope and OpenCSG have
@@ -22,6 +22,9 @@ export function hubOptionsOf(m: {
 }): HubOptions | undefined {
   return m.huggingFace ?? m.modelScope ?? m.openCsg;
 }
+
+/** The delegation token of an hdfs:// download (common.v2.HDFS: dfget's --hdfs-delegation-token). */
+export type HdfsOptions = HDFS;
 
 /**
  * How to reach an object store (common.v2.ObjectStorage, field for field): dfget's `--storage-*` flags, carried in
@@ -57,6 +60,8 @@ export interface StatRequest {
   objectStorage?: ObjectStorageOptions;
   /** Revision, token and mirror base URL for the model hub schemes (hf, modelscope, opencsg); ignored by the others. */
   hub?: HubOptions;
+  /** The WebHDFS delegation token for hdfs; ignored by the others. */
+  hdfs?: HdfsOptions;
 }
 
 export interface StatResponse {
@@ -94,6 +99,8 @@ export interface GetRequest {
   objectStorage?: ObjectStorageOptions;
   /** As StatRequest.hub. */
   hub?: HubOptions;
+  /** As StatRequest.hdfs. */
+  hdfs?: HdfsOptions;
 }
 
 export interface GetResponse {
@@ -104,6 +111,25 @@ export interface GetResponse {
    * a short or overlong body never looks like a finished piece.
    */
   body: AsyncIterable<Buffer> & Readable;
+}
+
+/**
+ * Write a local file as the object at `url` (dfstore import; upstream `Backend::put`): in chunks of `chunkSize`
+ * bytes, up to `concurrentChunkCount` of them in flight (a multipart upload where the store has one).
+ */
+export interface PutRequest {
+  taskId: string;
+  url: string;
+  /** The file to write (the daemon's stored copy). */
+  path: string;
+  /** backend.putChunkSize */
+  chunkSize: number;
+  /** backend.putConcurrentChunkCount */
+  concurrentChunkCount: number;
+  /** backend.putTimeout: bound on the whole upload. */
+  timeoutMs: number;
+  signal?: AbortSignal;
+  objectStorage?: ObjectStorageOptions;
 }
 
 /** One entry of a directory listing (upstream `DirEntry`), for recursive downloads. */
@@ -123,6 +149,10 @@ export interface Backend {
    * directories (object storage, hdfs, hf) implement it; see `unsupportedDownloadDirectory`.
    */
   listEntries?(request: StatRequest): Promise<DirEntry[]>;
+  /** Writes a file as the object (object storage only: the backing store of dfstore's persistent tasks). */
+  put?(request: PutRequest): Promise<void>;
+  /** Whether the object exists (object storage only). */
+  exists?(request: StatRequest): Promise<boolean>;
   /** Releases connections; idempotent. */
   close(): Promise<void>;
 }
@@ -132,6 +162,13 @@ export type ListingBackend = Backend & Required<Pick<Backend, 'listEntries'>>;
 
 export function canListEntries(backend: Backend): backend is ListingBackend {
   return typeof backend.listEntries === 'function';
+}
+
+/** A backend that can write objects (dfstore's object storage). */
+export type WritableBackend = Backend & Required<Pick<Backend, 'put' | 'exists'>>;
+
+export function canPut(backend: Backend): backend is WritableBackend {
+  return typeof backend.put === 'function' && typeof backend.exists === 'function';
 }
 
 /** The schemes that have no notion of a directory, so a recursive download of them is refused (as upstream). */

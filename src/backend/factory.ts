@@ -8,6 +8,7 @@ import { HttpBackend } from './http.js';
 import type { HttpBackendOptions } from './http.js';
 import { ObjectStorageBackend } from './object-storage.js';
 import { HubBackend } from './hub.js';
+import { HdfsBackend } from './hdfs.js';
 import { HUBS } from './hub-url.js';
 import { OBJECT_STORAGE_SERVICES } from '../core/object-storage-scheme.js';
 
@@ -21,6 +22,7 @@ export type BackendConstructor = (scheme: string, options: BackendFactoryOptions
 const BUILTIN_BACKENDS: Readonly<Record<string, BackendConstructor>> = {
   http: (scheme, options) => new HttpBackend(scheme, options),
   https: (scheme, options) => new HttpBackend(scheme, options),
+  hdfs: (scheme, options) => new HdfsBackend(scheme, options),
   ...Object.fromEntries(
     Object.keys(OBJECT_STORAGE_SERVICES).map((scheme): [string, BackendConstructor] => [
       scheme,

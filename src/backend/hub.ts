@@ -16,6 +16,7 @@ import type {
   StatResponse,
 } from './backend.js';
 import { HttpBackend, type HttpBackendOptions } from './http.js';
+import { readBoundedText } from './bounded-text.js';
 import { checkRevision, downloadUrl, listingUrl, parseHubUrl, type HubUrl } from './hub-url.js';
 
 /** A repository listing larger than this is refused rather than held in memory. */
@@ -81,7 +82,9 @@ export class HubBackend implements Backend {
         signal: req.signal,
         remoteCaller: req.remoteCaller,
       });
-      body = JSON.parse(await readListing(res.body, req.url));
+      body = JSON.parse(
+        await readBoundedText(res.body, MAX_LISTING_BYTES, `list ${req.url}: the repository listing`),
+      );
     } catch (e) {
       if (e instanceof SyntaxError) {
         throw new DfError(
@@ -134,22 +137,6 @@ function withToken(headers: Record<string, string>, options: HubOptions): Record
   );
   out.authorization = `Bearer ${options.token}`;
   return out;
-}
-
-async function readListing(body: AsyncIterable<Buffer>, url: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of body) {
-    length += chunk.length;
-    if (length > MAX_LISTING_BYTES) {
-      throw new DfError(
-        'BACKEND',
-        `list ${url}: the repository listing is larger than ${MAX_LISTING_BYTES} bytes`,
-      );
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**

@@ -1,10 +1,10 @@
-// What every binary shares: the daemon's socket, the gRPC client to it, and one-line errors.
+// What every binary shares: the daemon's socket, why it cannot be reached, and one-line errors. No gRPC library
+// here: dfget talks to dfdaemon through grpc/http2-client.ts, the other binaries through grpc-js
+// (daemon-client.ts), and both report failures with these functions.
 
 import { existsSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { credentials, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import {
   defaultSocketPath as daemonSocketPath,
   homeDirs,
@@ -13,9 +13,8 @@ import {
   SYSTEM_DIRS,
 } from '../config/dirs.js';
 import { parseByteSize } from '../core/bytesize.js';
-import { DfError, isDfError } from '../core/errors.js';
+import { DfError, GrpcCode, grpcCodeName, isDfError } from '../core/errors.js';
 import { validatePieceLength } from '../core/piece.js';
-import { DfdaemonDownloadClient, DfdaemonUploadClient } from '../gen/dfdaemon.js';
 
 /**
  * The download socket to use when `-e` is not given: the system one if it exists (a root dfdaemon), else the
@@ -45,121 +44,69 @@ async function configuredSocketPath(): Promise<string> {
 }
 
 /**
- * A DfdaemonDownload client on the unix socket, with unlimited message sizes (pieces travel in messages) and
- * upstream dfget's 4 MiB HTTP/2 window (Node's default, 64 KiB, makes transfer mode ack every few frames).
- */
-export function downloadClient(socketPath: string): DfdaemonDownloadClient {
-  return new DfdaemonDownloadClient(`unix:${socketPath}`, credentials.createInsecure(), {
-    'grpc.max_receive_message_length': -1,
-    'grpc.max_send_message_length': -1,
-    'grpc-node.flow_control_window': 4 * 1024 * 1024,
-  });
-}
-
-/**
  * How long a client waits for dfdaemon to answer on a socket that someone listens on. A busy machine (a hundred
  * dfget starting at once on two cores) can take seconds; a socket nobody listens on fails at once instead.
  */
 export const CONNECT_TIMEOUT_MS = 30_000;
 
+/** Upstream dfget's HTTP/2 window (Node's default, 64 KiB, makes transfer mode ack every few frames). */
+export const DAEMON_WINDOW_BYTES = 4 * 1024 * 1024;
+
+/** Why dfdaemon's socket could not be reached for a connection that was accepted and closed before a byte. */
+export const CLOSED_AT_ONCE = 'CLOSED_AT_ONCE';
+/** Why, for a dfdaemon that accepted the connection but did not answer in time. */
+export const NO_ANSWER = 'NO_ANSWER';
+
 /**
- * Waits until the channel is connected. A missing socket, or one nobody listens on, fails at once with the hint
- * upstream's dfget prints ("Is dfdaemon running?"); a dfdaemon that accepts the connection but does not answer in
- * time is reported as busy, not as absent.
+ * The one-line error for a socket that cannot be reached: `reason` is an errno (ENOENT, ECONNREFUSED: nobody
+ * listens), CLOSED_AT_ONCE (dfdaemon's connection cap) or NO_ANSWER (busy), with upstream dfget's hint.
  */
-export async function connectDaemon(
-  client: DfdaemonDownloadClient,
-  socketPath: string,
-  timeoutMs = CONNECT_TIMEOUT_MS,
-) {
-  if (!existsSync(socketPath)) throw notRunning(socketPath, 'socket does not exist');
-  const refused = await probeSocket(socketPath, timeoutMs);
-  if (refused === CLOSED_AT_ONCE) {
-    throw new DfError(
+export function connectFailure(socketPath: string, reason: string, timeoutMs: number, detail = ''): DfError {
+  if (reason === CLOSED_AT_ONCE) {
+    return new DfError(
       'UNAVAILABLE',
       `Connect Dfdaemon Failed! ${socketPath}: dfdaemon closed the connection at once: it holds as many ` +
         `connections as download.server.maxConnections allows; try again, or raise it in dfdaemon.yaml`,
     );
   }
-  if (refused) throw notRunning(socketPath, refused);
-  await new Promise<void>((resolve, reject) =>
-    client.waitForReady(Date.now() + timeoutMs, (err) =>
-      err
-        ? reject(
-            new DfError(
-              'UNAVAILABLE',
-              `Connect Dfdaemon Failed! ${socketPath}: dfdaemon accepted the connection but did not answer ` +
-                `within ${timeoutMs / 1000}s (${err.message}); it may be overloaded, try again`,
-            ),
-          )
-        : resolve(),
-    ),
-  );
-}
-
-/** probeSocket's answer for a connection accepted and closed before dfdaemon said anything (its cap). */
-const CLOSED_AT_ONCE = 'closed at once';
-/** How long the probe waits for dfdaemon's first bytes once connected. */
-const FIRST_BYTES_MS = 1_000;
-
-/**
- * Connects to the socket once: undefined when something accepts, else why not (ECONNREFUSED: nobody listens;
- * CLOSED_AT_ONCE: accepted and closed before a byte, as dfdaemon does beyond download.server.maxConnections). An
- * HTTP/2 server speaks first (its SETTINGS), so a live dfdaemon sends bytes at once; one too busy to within
- * FIRST_BYTES_MS is left to waitForReady.
- */
-function probeSocket(socketPath: string, timeoutMs: number): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    const socket = createConnection(socketPath);
-    let settled = false;
-    const done = (why: string | undefined) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(why);
-    };
-    // A full accept queue: let waitForReady wait and report it.
-    let timer = setTimeout(() => done(undefined), timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      timer = setTimeout(() => done(undefined), FIRST_BYTES_MS);
-    });
-    socket.once('data', () => done(undefined));
-    socket.once('end', () => done(CLOSED_AT_ONCE));
-    socket.once('close', () => done(CLOSED_AT_ONCE));
-    socket.once('error', (e: NodeJS.ErrnoException) =>
-      done(
-        e.code === 'EAGAIN' ? undefined : e.code === 'ECONNRESET' ? CLOSED_AT_ONCE : `${e.code ?? e.message}`,
-      ),
+  if (reason === NO_ANSWER) {
+    return new DfError(
+      'UNAVAILABLE',
+      `Connect Dfdaemon Failed! ${socketPath}: dfdaemon accepted the connection but did not answer ` +
+        `within ${timeoutMs / 1000}s${detail ? ` (${detail})` : ''}; it may be overloaded, try again`,
     );
-  });
-}
-
-function notRunning(socketPath: string, why: string): DfError {
+  }
   return new DfError(
     'UNAVAILABLE',
-    `Connect Dfdaemon Failed! ${socketPath}: ${why}. Is dfdaemon running? Start it with \`dfdaemon\` ` +
+    `Connect Dfdaemon Failed! ${socketPath}: ${reason}. Is dfdaemon running? Start it with \`dfdaemon\` ` +
       `(or point -e at its socket, download.server.socketPath in dfdaemon.yaml)`,
   );
 }
 
-const STATUS_NAMES = Object.fromEntries(Object.entries(GrpcStatus).map(([k, v]) => [v, k])) as Record<
-  number,
-  string
->;
+/** What both gRPC clients' errors have: grpc-js's ServiceError and http2-client's GrpcCallError. */
+interface CallError {
+  code: number;
+  details: string;
+  metadata: { get(key: string): unknown[] };
+  transport?: boolean;
+}
+
+function isCallError(e: unknown): e is CallError {
+  const c = e as Partial<CallError> | null;
+  return typeof c?.code === 'number' && typeof c.metadata?.get === 'function';
+}
 
 /**
- * Whether a gRPC error is grpc-js's own word that the connection to dfdaemon failed or broke (the daemon stopped,
- * crashed or never listened), rather than a status dfdaemon sent (which may be UNAVAILABLE too: an origin that
- * cannot be reached).
+ * Whether a gRPC error is the client's own word that the connection to dfdaemon failed or broke (the daemon
+ * stopped, crashed or never listened), rather than a status dfdaemon sent (which may be UNAVAILABLE too: an
+ * origin that cannot be reached). http2-client says so with `transport`; grpc-js only in its message.
  */
 export function isTransportFailure(e: unknown): boolean {
-  const se = e as Partial<ServiceError>;
+  if (!isCallError(e) || e.code !== GrpcCode.UNAVAILABLE) return false;
   return (
-    se.code === GrpcStatus.UNAVAILABLE &&
+    e.transport === true ||
     /^(Connection dropped|No connection established|Stream refused by server|Subchannel not ready|Write failed|Channel closed)/.test(
-      se.details ?? '',
+      e.details ?? '',
     )
   );
 }
@@ -177,25 +124,24 @@ export function backendLine(status: number, message: string): string {
 
 /** One line for a person: no stack, no byte arrays; an origin's status is spelled out (errordetails.v2.Backend). */
 export function describeError(e: unknown): string {
-  const se = e as Partial<ServiceError>;
-  if (typeof se.code === 'number' && se.metadata instanceof Metadata) {
-    const raw = se.metadata.get('grpc-status-details-bin')[0];
+  if (isCallError(e)) {
+    const raw = e.metadata.get('grpc-status-details-bin')[0];
     if (raw) {
       try {
         const b = JSON.parse(Buffer.from(raw as Buffer).toString('utf8')) as {
           message?: string;
           status_code?: number;
         };
-        if (b.status_code) return backendLine(b.status_code, b.message ?? se.details ?? '');
+        if (b.status_code) return backendLine(b.status_code, b.message ?? e.details ?? '');
       } catch {
         // Not JSON: fall through to the status message.
       }
     }
-    if (se.code === GrpcStatus.DEADLINE_EXCEEDED) return 'timed out (see --timeout)';
-    if (se.code === GrpcStatus.UNAVAILABLE && isTransportFailure(e)) {
-      return `Connect Dfdaemon Failed! ${se.details}`;
+    if (e.code === GrpcCode.DEADLINE_EXCEEDED) return 'timed out (see --timeout)';
+    if (e.code === GrpcCode.UNAVAILABLE && isTransportFailure(e)) {
+      return `Connect Dfdaemon Failed! ${e.details}`;
     }
-    return `${se.details || STATUS_NAMES[se.code] || 'error'}`;
+    return `${e.details || grpcCodeName(e.code) || 'error'}`;
   }
   if (isDfError(e)) return e.message;
   return e instanceof Error ? e.message : String(e);
@@ -244,24 +190,6 @@ export function parsePieceLength(text: string | undefined): number | undefined {
   return text === undefined ? undefined : validatePieceLength(parseByteSize(text));
 }
 
-/** A unary call of a generated client (`(req, cb)` bound by the caller) as a promise. */
-export function unary<Res>(f: (cb: (err: ServiceError | null, res?: Res) => void) => unknown): Promise<Res> {
-  return new Promise((resolve, reject) => f((err, res) => (err ? reject(err) : resolve(res as Res))));
-}
-
-/**
- * Deletes a persistent cache task from every peer holding it: DfdaemonUpload.DeletePersistentCacheTask, which our
- * dfdaemon serves on its download socket too (`dfcache rm`, `dfctl persistent-cache-task rm`).
- */
-export async function removePersistentCacheTask(socketPath: string, taskId: string): Promise<void> {
-  const upload = new DfdaemonUploadClient(`unix:${socketPath}`, credentials.createInsecure());
-  try {
-    await unary((cb) => upload.deletePersistentCacheTask({ taskId }, cb));
-  } finally {
-    upload.close();
-  }
-}
-
 /** The output's directory must exist (dfget does not create it, as upstream): say which way it is wrong. */
 async function checkOutputDirectory(dir: string): Promise<void> {
   let st: Awaited<ReturnType<typeof stat>>;
@@ -293,30 +221,4 @@ export async function checkOutputPath(path: string, overwrite: boolean): Promise
     throw new DfError('ALREADY_EXISTS', `output path ${path} already exists (use --overwrite to replace it)`);
   }
   return output;
-}
-
-/**
- * Runs `fn` with a client connected to dfdaemon's socket (-e, else the default one); any failure becomes one
- * `Error:` line on stderr and exit code 1 (dfctl, dfcache).
- */
-export async function withDaemon(
-  o: { endpoint?: string; console?: boolean; logLevel?: string },
-  name: string,
-  fn: (client: DfdaemonDownloadClient, socket: string) => Promise<void>,
-): Promise<void> {
-  const socket = o.endpoint ?? (await defaultSocketPath());
-  const client = downloadClient(socket);
-  try {
-    if (o.console) {
-      const { createLogger } = await import('./logging.js');
-      createLogger({ name, level: o.logLevel ?? 'info', console: true }).debug({ socket }, 'connecting');
-    }
-    await connectDaemon(client, socket);
-    await fn(client, socket);
-  } catch (e) {
-    process.stderr.write(`Error: ${describeError(e)}\n`);
-    process.exitCode = 1;
-  } finally {
-    client.close();
-  }
 }

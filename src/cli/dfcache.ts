@@ -4,61 +4,41 @@
 // `export` fetches one to a path, `stat` describes one, `rm` (ours) deletes one everywhere. Everything goes over the
 // local dfdaemon's socket; flags, defaults and environment variables are upstream's.
 
-import { open, rm as rmFile, stat as statFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { Metadata } from '@grpc/grpc-js';
 import { formatByteSize } from '../core/bytesize.js';
-import { parseDigest } from '../core/digest.js';
 import { durationToMs, msToDuration } from '../core/duration.js';
-import { DfError } from '../core/errors.js';
-import { formatDuration, parseDuration } from '../core/humantime.js';
-import {
-  checkPersistentCacheTtl,
-  checkPersistentReplicaCount,
-  DEFAULT_PERSISTENT_REPLICA_COUNT,
-} from '../core/persistent-cache.js';
+import { formatDuration } from '../core/humantime.js';
 import type { PersistentCacheTask } from '../gen/common.js';
 import type { DfdaemonDownloadClient, DownloadPersistentCacheTaskResponse } from '../gen/dfdaemon.js';
-import { verifyFileDigest } from '../storage/file-digest.js';
+import { parsePieceLength } from './common.js';
+import { removePersistentCacheTask, unary, withDaemon as withConnectedDaemon } from './daemon-client.js';
 import {
-  checkOutputPath,
-  describeError,
-  parsePieceLength,
-  removePersistentCacheTask,
-  unary,
-  withDaemon as withConnectedDaemon,
-} from './common.js';
-import { createProgress } from './progress.js';
+  addExportOptions,
+  addImportOptions,
+  checkExport,
+  checkImport,
+  exportRequestFields,
+  receiveExport,
+  refuse,
+  withCommon,
+  withSpinner,
+  type CommonOptions,
+  type ExportFlags,
+  type ImportFlags,
+} from './persistent-cli.js';
 import { packageVersion } from './version.js';
 
-interface CommonOptions {
-  endpoint?: string;
-  logLevel: string;
-  console: boolean;
-}
-
-interface ImportOptions extends CommonOptions {
+interface ImportOptions extends CommonOptions, ImportFlags {
   contentForCalculatingTaskId?: string;
-  persistentReplicaCount: string;
   pieceLength?: string;
   application?: string;
   tag?: string;
-  ttl: string;
-  timeout: string;
-  progress: boolean;
 }
 
-interface ExportOptions extends CommonOptions {
-  output: string;
-  transferFromDfdaemon: boolean;
-  overwrite: boolean;
-  forceHardLink: boolean;
+interface ExportOptions extends CommonOptions, ExportFlags {
   application: string;
   tag: string;
-  timeout: string;
-  digest?: string;
-  progress: boolean;
 }
 
 function withDaemon(
@@ -70,26 +50,8 @@ function withDaemon(
 
 /** Checks the arguments before dfdaemon is asked, as upstream's validate_args (which also checks the path). */
 async function validateImport(path: string, o: ImportOptions) {
-  const ttlMs = parseDuration(o.ttl);
-  checkPersistentCacheTtl(ttlMs);
-  const replicas = Number(o.persistentReplicaCount);
-  if (!/^\d+$/.test(o.persistentReplicaCount.trim())) {
-    throw new DfError(
-      'INVALID_ARGUMENT',
-      `persistent replica count must be a whole number, but got "${o.persistentReplicaCount}"`,
-    );
-  }
-  checkPersistentReplicaCount(replicas);
-  const pieceLength = parsePieceLength(o.pieceLength);
-  const abs = resolve(path);
-  const st = await statFile(abs).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT' || e.code === 'ENOTDIR')
-      throw new DfError('INVALID_ARGUMENT', `path ${path} does not exist`);
-    throw new DfError('INVALID_ARGUMENT', `path ${path}: ${e.message}`);
-  });
-  if (st.isDirectory()) throw new DfError('INVALID_ARGUMENT', `path ${path} is a directory`);
-  if (!st.isFile()) throw new DfError('INVALID_ARGUMENT', `path ${path} is not a regular file`);
-  return { abs, ttlMs, replicas, pieceLength, timeoutMs: parseDuration(o.timeout) };
+  const checked = await checkImport(path, o);
+  return { ...checked, pieceLength: parsePieceLength(o.pieceLength) };
 }
 
 async function importFile(path: string, o: ImportOptions): Promise<void> {
@@ -97,9 +59,7 @@ async function importFile(path: string, o: ImportOptions): Promise<void> {
   try {
     v = await validateImport(path, o);
   } catch (e) {
-    process.stderr.write(`Error: ${describeError(e)}\n`);
-    process.exitCode = 1;
-    return;
+    return refuse(e);
   }
   if (o.contentForCalculatingTaskId === undefined) {
     process.stderr.write(
@@ -108,10 +68,8 @@ async function importFile(path: string, o: ImportOptions): Promise<void> {
     );
   }
   await withDaemon(o, async (client) => {
-    const spinner =
-      o.progress && process.stderr.isTTY ? setInterval(() => process.stderr.write('.'), 1000) : undefined;
-    try {
-      const task = await unary<PersistentCacheTask>((cb) =>
+    const task = await withSpinner(o.progress, () =>
+      unary<PersistentCacheTask>((cb) =>
         client.uploadPersistentCacheTask(
           {
             contentForCalculatingTaskId: o.contentForCalculatingTaskId,
@@ -127,90 +85,42 @@ async function importFile(path: string, o: ImportOptions): Promise<void> {
           { deadline: Date.now() + v.timeoutMs },
           cb,
         ),
-      );
-      if (spinner) process.stderr.write('\n');
-      process.stdout.write(`${task.id}\n`);
-    } finally {
-      if (spinner) clearInterval(spinner);
-    }
+      ),
+    );
+    process.stdout.write(`${task.id}\n`);
   });
 }
 
 async function exportFile(id: string, o: ExportOptions): Promise<void> {
-  const timeoutMs = parseDuration(o.timeout);
-  let output: string;
+  let checked: Awaited<ReturnType<typeof checkExport>>;
   try {
-    if (o.digest) parseDigest(o.digest);
-    if (o.overwrite && o.forceHardLink) {
-      throw new DfError('INVALID_ARGUMENT', '--overwrite cannot be used with --force-hard-link');
-    }
-    output = await checkOutputPath(o.output, o.overwrite);
+    checked = await checkExport(o);
   } catch (e) {
-    process.stderr.write(`Error: ${describeError(e)}\n`);
-    process.exitCode = 1;
-    return;
+    return refuse(e);
   }
+  const { output, timeoutMs } = checked;
   await withDaemon(o, async (client) => {
     const transfer = o.transferFromDfdaemon;
-    const progress = await createProgress(id, o.progress);
     const stream = client.downloadPersistentCacheTask(
       {
         taskId: id,
-        persistent: false,
         tag: o.tag || undefined,
         application: o.application || undefined,
-        outputPath: transfer ? undefined : output,
-        timeout: msToDuration(timeoutMs),
-        needPieceContent: transfer,
-        forceHardLink: o.forceHardLink,
-        digest: transfer ? undefined : o.digest,
-        overwrite: o.overwrite,
+        ...exportRequestFields(o, output, timeoutMs),
       },
       new Metadata(),
       { deadline: Date.now() + timeoutMs },
     );
-    const file = transfer ? await open(output, o.overwrite ? 'w' : 'wx', 0o644) : undefined;
-    let received = 0;
-    let expected = -1;
-    // Once dfdaemon started the export, the output path may be a hard link to its copy: an export that fails
-    // afterwards removes it, as dfget does, so no half-written or unverified file is left at the user's path.
-    let touched = !!file;
-    try {
-      for await (const res of stream as AsyncIterable<DownloadPersistentCacheTaskResponse>) {
-        const started = res.downloadPersistentCacheTaskStartedResponse;
-        if (started) {
-          touched = true;
-          expected = started.contentLength;
-          progress.start(expected);
-          await file?.truncate(expected);
-          continue;
-        }
-        const p = res.downloadPieceFinishedResponse?.piece;
-        if (!p) continue;
-        if (file) {
-          if (!p.content || p.content.length !== p.length) {
-            throw new DfError('INTERNAL', `piece ${p.number} came without its ${p.length} bytes`);
-          }
-          await file.write(p.content, 0, p.length, p.offset);
-        }
-        received += p.length;
-        progress.advance(p.length);
-      }
-      progress.stop();
-      if (file) {
-        await file.close();
-        if (received !== expected) {
-          throw new DfError('INTERNAL', `export ended after ${received} of ${expected} bytes`);
-        }
-        if (o.digest) await verifyFileDigest(output, o.digest);
-      }
-    } catch (e) {
-      progress.stop();
-      stream.cancel();
-      await file?.close().catch(() => undefined);
-      if (touched) await rmFile(output, { force: true });
-      throw e;
-    }
+    await receiveExport(stream, {
+      output,
+      overwrite: o.overwrite,
+      transfer,
+      digest: o.digest,
+      progress: o.progress,
+      label: id,
+      started: (res: DownloadPersistentCacheTaskResponse) =>
+        res.downloadPersistentCacheTaskStartedResponse?.contentLength,
+    });
   });
 }
 
@@ -243,26 +153,15 @@ async function removeTask(id: string, o: CommonOptions): Promise<void> {
   });
 }
 
-/** -e, -l and --console on every command, each with its own environment variable as upstream. */
-function withCommon(c: Command, env: string): Command {
-  return c
-    .addOption(
-      new Option('-e, --endpoint <socket>', "dfdaemon's download socket").env(`${env}_DFDAEMON_ENDPOINT`),
-    )
-    .addOption(
-      new Option('-l, --log-level <level>', 'log level [trace, debug, info, warn, error]')
-        .default('info')
-        .env(`${env}_LOG_LEVEL`),
-    )
-    .addOption(new Option('--console', 'log to the console').default(false).env(`${env}_CONSOLE`));
-}
-
 export function dfcacheCommand(): Command {
   const root = new Command('dfcache')
     .description('Import files into the P2P cluster as persistent cache tasks, and export them by task id.')
     .version(`dfcache ${packageVersion()}`, '-V, --version');
-  withCommon(
-    root.command('import').description('Import a local file into the P2P cluster; prints its task id'),
+  addImportOptions(
+    withCommon(
+      root.command('import').description('Import a local file into the P2P cluster; prints its task id'),
+      'DFCACHE_IMPORT',
+    ),
     'DFCACHE_IMPORT',
   )
     .argument('<path>', 'the file to import')
@@ -271,11 +170,6 @@ export function dfcacheCommand(): Command {
         '--content-for-calculating-task-id <str>',
         'compute the task id from this string instead of the file content',
       ).env('DFCACHE_IMPORT_CONTENT_FOR_CALCULATING_TASK_ID'),
-    )
-    .addOption(
-      new Option('--persistent-replica-count <n>', 'peers that keep a copy, the importer included')
-        .default(String(DEFAULT_PERSISTENT_REPLICA_COUNT))
-        .env('DFCACHE_IMPORT_PERSISTENT_REPLICA_COUNT'),
     )
     .addOption(
       new Option('--piece-length <size>', 'piece length, at least 4MiB (default: from the file size)').env(
@@ -288,51 +182,19 @@ export function dfcacheCommand(): Command {
       ),
     )
     .addOption(new Option('--tag <tag>', 'tag, part of the task id').env('DFCACHE_IMPORT_TAG'))
-    .addOption(
-      new Option('--ttl <duration>', 'how long the cluster keeps the task, 5m to 7d')
-        .default('1h')
-        .env('DFCACHE_IMPORT_TTL'),
-    )
-    .addOption(
-      new Option('--timeout <duration>', 'give up after this long')
-        .default('30m')
-        .env('DFCACHE_IMPORT_TIMEOUT'),
-    )
-    .addOption(new Option('--no-progress', 'hide the progress display').env('DFCACHE_IMPORT_NO_PROGRESS'))
     .action((path: string, o: ImportOptions) => importFile(path, o));
-  withCommon(root.command('export').description('Export a persistent cache task to a file'), 'DFCACHE_EXPORT')
+  addExportOptions(
+    withCommon(
+      root.command('export').description('Export a persistent cache task to a file'),
+      'DFCACHE_EXPORT',
+    ),
+    'DFCACHE_EXPORT',
+  )
     .argument('<id>', 'the persistent cache task id')
-    .requiredOption('-O, --output <path>', 'where to write the file')
-    .addOption(
-      new Option('--transfer-from-dfdaemon', 'receive the bytes over the socket instead of a hard link/copy')
-        .default(false)
-        .env('DFCACHE_EXPORT_TRANSFER_FROM_DFDAEMON'),
-    )
-    .addOption(
-      new Option('--overwrite', 'replace the output file if it exists')
-        .default(false)
-        .env('DFCACHE_EXPORT_OVERWRITE'),
-    )
-    .addOption(
-      new Option('--force-hard-link', 'fail unless the output can be hard-linked to the stored content')
-        .default(false)
-        .env('DFCACHE_EXPORT_FORCE_HARD_LINK'),
-    )
     .addOption(
       new Option('--application <name>', 'caller application').default('').env('DFCACHE_EXPORT_APPLICATION'),
     )
     .addOption(new Option('--tag <tag>', 'tag').default('').env('DFCACHE_EXPORT_TAG'))
-    .addOption(
-      new Option('--timeout <duration>', 'give up after this long')
-        .default('2h')
-        .env('DFCACHE_EXPORT_TIMEOUT'),
-    )
-    .addOption(
-      new Option('--digest <alg:hex>', 'verify the file: crc32, sha256 or sha512').env(
-        'DFCACHE_EXPORT_DIGEST',
-      ),
-    )
-    .addOption(new Option('--no-progress', 'hide the progress bar').env('DFCACHE_EXPORT_NO_PROGRESS'))
     .action((id: string, o: ExportOptions) => exportFile(id, o));
   withCommon(
     root.command('stat').description('Show a persistent cache task as the scheduler knows it'),

@@ -12,7 +12,7 @@ import type {
   ListLocalPersistentCacheTasksResponse,
   StatLocalPersistentCacheTaskResponse,
 } from '../gen/dfdaemon.js';
-import { removePersistentCacheTask, unary } from './common.js';
+import { removePersistentCacheTask, unary } from './daemon-client.js';
 
 /** One task as `-o json` prints it. */
 export interface PersistentCacheTaskView {

@@ -10,7 +10,7 @@ import { formatByteSize } from '../core/bytesize.js';
 import type { Task } from '../gen/common.js';
 import type { DfdaemonDownloadClient, StatLocalTaskResponse } from '../gen/dfdaemon.js';
 import { addPreheatCommand } from './dfctl-preheat.js';
-import { unary as unaryCall, withDaemon as withConnectedDaemon } from './common.js';
+import { unary as unaryCall, withDaemon as withConnectedDaemon } from './daemon-client.js';
 import { addPersistentCacheTaskCommands } from './dfctl-persistent-cache.js';
 import { packageVersion } from './version.js';
 

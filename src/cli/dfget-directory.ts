@@ -6,7 +6,7 @@
 
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { join, relative, resolve, sep } from 'node:path';
-import type { Download, ObjectStorage } from '../gen/common.js';
+import type { Download, HDFS, ObjectStorage } from '../gen/common.js';
 
 /** A Download's (and ListTaskEntries request's) model hub messages; at most one is set. */
 export type HubMessages = Pick<Download, 'huggingFace' | 'modelScope' | 'openCsg'>;
@@ -26,6 +26,8 @@ export interface DirectoryDownloadOptions {
   objectStorage?: ObjectStorage;
   /** The hub's revision, token and base URL, for the model hub schemes. */
   hub: HubMessages;
+  /** The delegation token, for hdfs. */
+  hdfs?: HDFS;
   timeoutMs: number;
   client: DfdaemonDownloadClient;
   /** Downloads one file of the directory to its output path. */
@@ -115,6 +117,7 @@ async function listEntries(o: DirectoryDownloadOptions, url: string): Promise<En
         timeout: { seconds: Math.floor(o.timeoutMs / 1000), nanos: (o.timeoutMs % 1000) * 1e6 },
         certificateChain: [],
         objectStorage: o.objectStorage,
+        hdfs: o.hdfs,
         ...o.hub,
       },
       (err, r) => (err ? fail(err) : ok(r)),

@@ -1,32 +1,43 @@
 // What dfget does once its arguments are parsed: check them, ask dfdaemon over the unix socket (DownloadTask),
 // show progress and, in transfer mode, write the bytes. dfget.ts loads this module only to download, so that
-// `dfget --version` and `--help` load neither gRPC nor the generated protobuf code.
+// `dfget --version` and `--help` load no gRPC client. The download itself goes through the small HTTP/2 client
+// (grpc/http2-client.ts) and the hand-written DownloadTask codec, not grpc-js and the generated code: loading
+// those took longer than the whole download of a cached file (docs/benchmarks.md, "Start-up"). Only a directory
+// download, which lists entries first, loads grpc-js (daemon-client.ts).
 
 import { rm } from 'node:fs/promises';
-import { Metadata, status as GrpcStatus, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
-import { DfError } from '../core/errors.js';
+import { DfError, GrpcCode } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
 import { PIECE_CHUNKS_METADATA } from '../core/piece-chunks.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
-import { Priority, SchedulingPolicy, TaskType, type Download, type ObjectStorage } from '../gen/common.js';
-import type { DownloadTaskResponse } from '../gen/dfdaemon.js';
+import type { Download, HDFS, ObjectStorage, Priority } from '../gen/common.js';
+import type { GrpcHttp2Client, ServerStreamCall } from '../grpc/http2-client.js';
+import type { PendingConnection } from '../grpc/pending-connection.js';
 import {
   checkOutputPath,
   CONNECT_TIMEOUT_MS,
-  connectDaemon,
   defaultSocketPath,
   describeError,
-  downloadClient,
   isTransportFailure,
   parseHeaders,
   parsePieceLength,
 } from './common.js';
+import { openDaemonChannel } from './daemon-channel.js';
+import {
+  decodeDownloadTaskResponse,
+  DOWNLOAD_TASK_PATH,
+  encodeDownloadTaskRequest,
+  SCHEDULING_POLICY,
+  TASK_TYPE_STANDARD,
+} from './download-task-codec.js';
 import { createProgress, type Progress } from './progress.js';
 import type { TransferWriter } from './transfer-writer.js';
-import { downloadDirectory, type HubMessages } from './dfget-directory.js';
+import type { HubMessages } from './dfget-directory.js';
 import { isObjectStorageScheme } from '../core/object-storage-scheme.js';
+import { objectStorageFrom } from './object-storage-flags.js';
+import type { StorageFlags } from './storage-options.js';
 
-export interface DfgetOptions {
+export interface DfgetOptions extends StorageFlags {
   output: string;
   transferFromDfdaemon: boolean;
   overwrite: boolean;
@@ -50,15 +61,6 @@ export interface DfgetOptions {
   includeFiles: string[];
   maxFiles: string;
   maxConcurrentRequests: string;
-  storageRegion?: string;
-  storageEndpoint?: string;
-  storageAccessKeyId?: string;
-  storageAccessKeySecret?: string;
-  storageSecurityToken?: string;
-  storageSessionToken?: string;
-  storageCredentialPath?: string;
-  storagePredefinedAcl?: string;
-  storageInsecureSkipVerify?: boolean | string;
   hfRevision: string;
   hfToken?: string;
   hfBaseUrl?: string;
@@ -68,6 +70,7 @@ export interface DfgetOptions {
   csgRevision: string;
   csgToken?: string;
   csgBaseUrl?: string;
+  hdfsDelegationToken?: string;
 }
 
 /** Checks the arguments before contacting dfdaemon, as upstream's validate_args. */
@@ -118,23 +121,21 @@ async function consoleLogger(o: DfgetOptions) {
  */
 const SOURCE_CHANGED_RETRIES = 1;
 
-async function download(url: string, o: DfgetOptions): Promise<void> {
+async function download(url: string, o: DfgetOptions, pending?: PendingConnection): Promise<void> {
   const { output, pieceLength, timeoutMs } = await validate(url, o);
   const log = await consoleLogger(o);
   const socket = o.endpoint ?? (await defaultSocketPath());
   log?.debug({ socket, url, output }, 'connecting to dfdaemon');
-  const client = downloadClient(socket);
-  const progress = await createProgress(url, o.progress);
   const deadline = Date.now() + timeoutMs;
+  const client = await openDaemonChannel(socket, Math.min(CONNECT_TIMEOUT_MS, timeoutMs), pending);
+  const progress = await createProgress(url, o.progress);
   try {
-    await connectDaemon(client, socket, Math.min(CONNECT_TIMEOUT_MS, timeoutMs));
     for (let attempt = 0; ; attempt++) {
       try {
         await downloadOnce(client, url, o, { output, pieceLength, timeoutMs, deadline }, progress, log);
         return;
       } catch (e) {
-        if ((e as Partial<ServiceError>).code !== GrpcStatus.ABORTED || attempt >= SOURCE_CHANGED_RETRIES)
-          throw e;
+        if ((e as { code?: unknown }).code !== GrpcCode.ABORTED || attempt >= SOURCE_CHANGED_RETRIES) throw e;
         log?.warn({ err: describeError(e) }, 'the source changed during the download; downloading again');
       }
     }
@@ -145,7 +146,7 @@ async function download(url: string, o: DfgetOptions): Promise<void> {
 }
 
 async function downloadOnce(
-  client: ReturnType<typeof downloadClient>,
+  client: GrpcHttp2Client,
   url: string,
   o: DfgetOptions,
   args: { output: string; pieceLength?: number; timeoutMs: number; deadline: number },
@@ -159,12 +160,12 @@ async function downloadOnce(
   // Set once the output may hold our bytes (a link made by dfdaemon, or our own file): only then is it ours to
   // remove on failure. Before that, an existing file the user allowed us to --overwrite is left alone.
   let touched = false;
-  let stream: ClientReadableStream<DownloadTaskResponse> | undefined;
+  let stream: ServerStreamCall | undefined;
   try {
     const req: Download = {
       url,
       digest: o.digest,
-      type: TaskType.STANDARD,
+      type: TASK_TYPE_STANDARD,
       tag: o.tag || undefined,
       application: o.application || undefined,
       priority: Number(o.priority) as Priority,
@@ -175,7 +176,7 @@ async function downloadOnce(
       timeout: { seconds: Math.floor(timeoutMs / 1000), nanos: (timeoutMs % 1000) * 1e6 },
       disableBackToSource: o.disableBackToSource,
       needBackToSource: false,
-      schedulingPolicy: o.schedulingPolicy === 'always' ? SchedulingPolicy.ALWAYS : SchedulingPolicy.AUTO,
+      schedulingPolicy: SCHEDULING_POLICY[o.schedulingPolicy],
       certificateChain: [],
       prefetch: false,
       isPrefetch: false,
@@ -186,6 +187,7 @@ async function downloadOnce(
       enableTaskIdBasedBlobDigest: false,
       metadataOnly: false,
       objectStorage: objectStorageOf(url, o),
+      hdfs: hdfsOf(url, o),
       ...hubOf(url, o),
     };
     if (transfer) {
@@ -193,11 +195,11 @@ async function downloadOnce(
       touched = true;
     }
     // In transfer mode we take pieces in parts, so that dfdaemon never holds a whole piece for us.
-    const metadata = new Metadata();
-    if (transfer) metadata.set(PIECE_CHUNKS_METADATA, 'true');
-    stream = client.downloadTask({ download: req }, metadata, { deadline });
-    for await (const res of stream as AsyncIterable<DownloadTaskResponse>) {
-      const s = res.downloadTaskStartedResponse;
+    const metadata = transfer ? { [PIECE_CHUNKS_METADATA]: 'true' } : undefined;
+    stream = client.serverStream(DOWNLOAD_TASK_PATH, encodeDownloadTaskRequest(req), { metadata, deadline });
+    for await (const message of stream) {
+      const res = decodeDownloadTaskResponse(message);
+      const s = res.started;
       if (s) {
         log?.info(
           { taskId: res.taskId, peerId: res.peerId, contentLength: s.contentLength, pieces: s.pieces.length },
@@ -208,7 +210,7 @@ async function downloadOnce(
         await transfer?.started(s.contentLength, s.pieces);
         continue;
       }
-      const p = res.downloadPieceFinishedResponse?.piece;
+      const p = res.piece;
       if (p) {
         log?.debug({ piece: p.number, length: p.length, trafficType: p.trafficType }, 'piece finished');
         await transfer?.piece(p);
@@ -233,7 +235,7 @@ async function downloadOnce(
       throw new DfError(
         'UNAVAILABLE',
         `dfdaemon closed the connection ${touched ? 'during' : 'before the start of'} the download ` +
-          `(${(e as ServiceError).details}): did it stop or crash? See its log`,
+          `(${(e as { details: string }).details}): did it stop or crash? See its log`,
       );
     }
     throw e;
@@ -244,18 +246,13 @@ async function downloadOnce(
 function objectStorageOf(url: string, o: DfgetOptions): ObjectStorage | undefined {
   const scheme = url.slice(0, Math.max(0, url.indexOf(':')));
   if (!isObjectStorageScheme(scheme)) return undefined;
-  return {
-    region: o.storageRegion,
-    endpoint: o.storageEndpoint,
-    accessKeyId: o.storageAccessKeyId,
-    accessKeySecret: o.storageAccessKeySecret,
-    securityToken: o.storageSecurityToken,
-    sessionToken: o.storageSessionToken,
-    credentialPath: o.storageCredentialPath,
-    predefinedAcl: o.storagePredefinedAcl,
-    insecureSkipVerify:
-      o.storageInsecureSkipVerify === undefined ? undefined : parseBool(o.storageInsecureSkipVerify),
-  };
+  return objectStorageFrom(o);
+}
+
+/** --hdfs-delegation-token as common.v2.HDFS, for hdfs:// only (as upstream). */
+function hdfsOf(url: string, o: DfgetOptions): HDFS | undefined {
+  if (!url.startsWith('hdfs:')) return undefined;
+  return { delegationToken: o.hdfsDelegationToken };
 }
 
 /** The --hf-*, --ms-* or --csg-* flags as the Download's hub message, for that hub's scheme only (as upstream). */
@@ -269,16 +266,6 @@ export function hubOf(url: string, o: DfgetOptions): HubMessages {
   if (scheme === 'opencsg')
     return { openCsg: { revision: o.csgRevision, token: o.csgToken, baseUrl: o.csgBaseUrl } };
   return {};
-}
-
-function parseBool(v: boolean | string): boolean {
-  if (typeof v === 'boolean') return v;
-  if (v === 'true') return true;
-  if (v === 'false') return false;
-  throw new DfError(
-    'INVALID_ARGUMENT',
-    `invalid --storage-insecure-skip-verify "${v}": expected true or false`,
-  );
 }
 
 function positiveInteger(flag: string, value: string): number {
@@ -320,6 +307,8 @@ async function downloadDir(url: string, o: DfgetOptions): Promise<void> {
   const timeoutMs = parseDuration(o.timeout);
   const log = await consoleLogger(o);
   const socket = o.endpoint ?? (await defaultSocketPath());
+  const { connectDaemon, downloadClient } = await import('./daemon-client.js');
+  const { downloadDirectory } = await import('./dfget-directory.js');
   const client = downloadClient(socket);
   try {
     await connectDaemon(client, socket, Math.min(CONNECT_TIMEOUT_MS, timeoutMs));
@@ -332,6 +321,7 @@ async function downloadDir(url: string, o: DfgetOptions): Promise<void> {
       requestHeader: parseHeaders(o.header),
       objectStorage: objectStorageOf(url, o),
       hub: hubOf(url, o),
+      hdfs: hdfsOf(url, o),
       timeoutMs,
       client,
       log,
@@ -343,17 +333,25 @@ async function downloadDir(url: string, o: DfgetOptions): Promise<void> {
   }
 }
 
-/** The download of `dfget URL -O PATH`: on failure one line on stderr and exit code 1. */
-export async function runDfget(url: string, o: DfgetOptions): Promise<void> {
+/**
+ * The download of `dfget URL -O PATH`: on failure one line on stderr and exit code 1. `pending` is the connection
+ * to dfdaemon's socket dfget.ts opened while this module loaded; a single file's download speaks on it.
+ */
+export async function runDfget(url: string, o: DfgetOptions, pending?: PendingConnection): Promise<void> {
   try {
     const target = directoryUrl(url, o.recursive);
-    if (isDirectoryUrl(target)) await downloadDir(target, o);
-    else await download(target, o);
+    if (isDirectoryUrl(target)) {
+      pending?.destroy();
+      await downloadDir(target, o);
+    } else await download(target, o, pending);
   } catch (e) {
     process.stderr.write(`Error: ${describeError(e)}\n`);
     process.exitCode = 1;
     // Nothing should be left running after an error; should anything still hold the event loop, exit anyway
     // (the timer is unref'd: it fires only in that case, after stderr had time to drain).
     setTimeout(() => process.exit(1), 1000).unref();
+  } finally {
+    // Taken over by the download (and closed with it) or never used: an argument was wrong.
+    pending?.destroy();
   }
 }

@@ -1,156 +1,160 @@
 #!/usr/bin/env node
 // dfget: download a URL through the local dfdaemon (dragonfly-client/src/bin/dfget/main.rs). dfdaemon does
 // the work; dfget asks over the unix socket, shows progress and, in transfer mode, writes the bytes itself.
-// This file only parses the command line: the download (gRPC, the generated protobuf code) is loaded when there is
-// one, so `dfget --version` and `--help` cost little more than starting Node.
+// This file only parses the command line (argv.ts, from the table below) and connects to dfdaemon's socket; the
+// download is loaded when there is one, so `dfget --version` and `--help` cost little more than starting Node.
 
-import { Command, Option } from 'commander';
+import { parseCommandLine, type CommandSpec, type OptionSpec } from './argv.js';
 import type { DfgetOptions } from './dfget-download.js';
+import { storageOptionSpecs } from './storage-options.js';
 import { packageVersion } from './version.js';
 
-function collect(value: string, previous: string[] = []): string[] {
-  return [...previous, value];
-}
-
-export function dfgetCommand(): Command {
-  return new Command('dfget')
-    .description('Download a file through dfdaemon (P2P, with back-to-source).')
-    .argument('<url>', 'URL of the file to download')
-    .requiredOption('-O, --output <path>', 'where to write the file')
-    .addOption(
-      new Option('--transfer-from-dfdaemon', 'receive the bytes over the socket instead of a hard link/copy')
-        .env('DFGET_TRANSFER_FROM_DFDAEMON')
-        .default(false),
-    )
-    .option('--overwrite', 'replace the output file if it exists', false)
-    .option('--force-hard-link', 'fail unless the output can be hard-linked to the stored content', false)
-    .option(
-      '--content-for-calculating-task-id <str>',
-      'compute the task id from this string instead of the URL',
-    )
-    .option('--timeout <duration>', 'give up after this long (humantime, e.g. 30m)', '2h')
-    .option('--digest <alg:hex>', 'verify the file: crc32:<decimal>, sha256:<hex> or sha512:<hex>')
-    .option('-p, --priority <n>', 'task priority, 0 to 6', '6')
-    .option('--piece-length <size>', 'piece length, at least 4MiB (e.g. 16MiB)')
-    .option('--application <name>', 'caller application, part of the task id', '')
-    .option('--tag <tag>', 'task tag, part of the task id', '')
-    .option('-H, --header <header>', "request header 'Key: Value' for the source (repeatable)", collect, [])
-    .option(
-      '--filtered-query-param <param>',
+/** dfget's options, with upstream's names, defaults and environment variables (docs/cli.md). */
+export const DFGET_OPTIONS: OptionSpec[] = [
+  { flags: '-O, --output <path>', description: 'where to write the file', required: true },
+  {
+    flags: '--transfer-from-dfdaemon',
+    description: 'receive the bytes over the socket instead of a hard link/copy',
+    default: false,
+    env: 'DFGET_TRANSFER_FROM_DFDAEMON',
+  },
+  { flags: '--overwrite', description: 'replace the output file if it exists', default: false },
+  {
+    flags: '--force-hard-link',
+    description: 'fail unless the output can be hard-linked to the stored content',
+    default: false,
+  },
+  {
+    flags: '--content-for-calculating-task-id <str>',
+    description: 'compute the task id from this string instead of the URL',
+  },
+  {
+    flags: '--timeout <duration>',
+    description: 'give up after this long (humantime, e.g. 30m)',
+    default: '2h',
+  },
+  {
+    flags: '--digest <alg:hex>',
+    description: 'verify the file: crc32:<decimal>, sha256:<hex> or sha512:<hex>',
+  },
+  { flags: '-p, --priority <n>', description: 'task priority, 0 to 6', default: '6' },
+  { flags: '--piece-length <size>', description: 'piece length, at least 4MiB (e.g. 16MiB)' },
+  { flags: '--application <name>', description: 'caller application, part of the task id', default: '' },
+  { flags: '--tag <tag>', description: 'task tag, part of the task id', default: '' },
+  {
+    flags: '-H, --header <header>',
+    description: "request header 'Key: Value' for the source (repeatable)",
+    default: [],
+    repeatable: true,
+  },
+  {
+    flags: '--filtered-query-param <param>',
+    description:
       'query parameter left out of the task id (repeatable; default: the built-in signing parameters)',
-      collect,
-    )
-    .option('--disable-back-to-source', 'never fetch from the source', false)
-    .addOption(
-      new Option(
-        '--scheduling-policy <policy>',
-        'auto: a file of one piece (4 MiB) or less comes straight from the source; always: through the scheduler ' +
-          'anyway, so other peers can take it from this one',
-      )
-        .choices(['auto', 'always'])
-        .env('DFGET_SCHEDULING_POLICY')
-        .default('auto'),
-    )
-    .option('-r, --recursive', 'download the directory the URL names (appends / to its path)', false)
-    .option(
-      '-I, --include-files <pattern>',
-      'in a directory download, only this path or glob relative to the URL (repeatable)',
-      collect,
-      [],
-    )
-    .addOption(
-      new Option('--max-files <n>', 'refuse a directory download of more files than this')
-        .env('DFGET_MAX_FILES')
-        .default('100'),
-    )
-    .addOption(
-      new Option('--max-concurrent-requests <n>', 'files of a directory downloaded at once')
-        .env('DFGET_MAX_CONCURRENT_REQUESTS')
-        .default('5'),
-    )
-    .addOption(
-      new Option('--storage-region <region>', 'object storage region (s3)').env('DFGET_STORAGE_REGION'),
-    )
-    .addOption(
-      new Option('--storage-endpoint <url>', 'object storage endpoint URL').env('DFGET_STORAGE_ENDPOINT'),
-    )
-    .addOption(
-      new Option('--storage-access-key-id <id>', 'object storage access key id (abs: the account name)').env(
-        'DFGET_STORAGE_ACCESS_KEY_ID',
-      ),
-    )
-    .addOption(
-      new Option(
-        '--storage-access-key-secret <secret>',
-        'object storage secret access key (abs: the account key)',
-      ).env('DFGET_STORAGE_ACCESS_KEY_SECRET'),
-    )
-    .addOption(
-      new Option('--storage-security-token <token>', 'object storage security token (oss)').env(
-        'DFGET_STORAGE_SECURITY_TOKEN',
-      ),
-    )
-    .addOption(
-      new Option('--storage-session-token <token>', 'object storage session token (s3)').env(
-        'DFGET_STORAGE_SESSION_TOKEN',
-      ),
-    )
-    .addOption(
-      new Option('--storage-credential-path <path>', 'service account credential file (gs)').env(
-        'DFGET_STORAGE_CREDENTIAL_PATH',
-      ),
-    )
-    .addOption(
-      new Option('--storage-predefined-acl <acl>', 'predefined ACL (gs)')
-        .env('DFGET_STORAGE_PREDEFINED_ACL')
-        .default('publicRead'),
-    )
-    .addOption(
-      new Option('--storage-insecure-skip-verify [bool]', 'skip TLS verification of the object store').env(
-        'DFGET_STORAGE_INSECURE_SKIP_VERIFY',
-      ),
-    )
-    .addOption(
-      new Option('--hf-revision <revision>', 'Hugging Face repository revision (branch, tag or commit)')
-        .env('DFGET_HF_REVISION')
-        .default('main'),
-    )
-    .addOption(new Option('--hf-token <token>', 'Hugging Face access token').env('DFGET_HF_TOKEN'))
-    .addOption(
-      new Option(
-        '--hf-base-url <url>',
-        'Hugging Face endpoint or mirror (default https://huggingface.co)',
-      ).env('DFGET_HF_BASE_URL'),
-    )
-    .addOption(
-      new Option('--ms-revision <revision>', 'ModelScope repository revision (branch, tag or commit)')
-        .env('DFGET_MS_REVISION')
-        .default('master'),
-    )
-    .addOption(new Option('--ms-token <token>', 'ModelScope access token').env('DFGET_MS_TOKEN'))
-    .addOption(
-      new Option('--ms-base-url <url>', 'ModelScope endpoint or mirror (default https://modelscope.cn)').env(
-        'DFGET_MS_BASE_URL',
-      ),
-    )
-    .addOption(
-      new Option('--csg-revision <revision>', 'OpenCSG repository revision (branch, tag or commit)')
-        .env('DFGET_CSG_REVISION')
-        .default('main'),
-    )
-    .addOption(new Option('--csg-token <token>', 'OpenCSG access token').env('DFGET_CSG_TOKEN'))
-    .addOption(
-      new Option(
-        '--csg-base-url <url>',
-        'OpenCSG endpoint or mirror (default https://hub.opencsg.com/csg/)',
-      ).env('DFGET_CSG_BASE_URL'),
-    )
-    .option('--no-progress', 'hide the progress bar')
-    .option('-e, --endpoint <socket>', 'dfdaemon download socket')
-    .option('-l, --log-level <level>', 'log level', 'info')
-    .option('--console', 'log to the console', false)
-    .version(`dfget ${packageVersion()}`, '-V, --version')
-    .action(async (url: string, o: DfgetOptions) => (await import('./dfget-download.js')).runDfget(url, o));
+    repeatable: true,
+  },
+  { flags: '--disable-back-to-source', description: 'never fetch from the source', default: false },
+  {
+    flags: '--scheduling-policy <policy>',
+    description:
+      'auto: a file of one piece (4 MiB) or less comes straight from the source; always: through the scheduler ' +
+      'anyway, so other peers can take it from this one',
+    default: 'auto',
+    env: 'DFGET_SCHEDULING_POLICY',
+    choices: ['auto', 'always'],
+  },
+  {
+    flags: '-r, --recursive',
+    description: 'download the directory the URL names (appends / to its path)',
+    default: false,
+  },
+  {
+    flags: '-I, --include-files <pattern>',
+    description: 'in a directory download, only this path or glob relative to the URL (repeatable)',
+    default: [],
+    repeatable: true,
+  },
+  {
+    flags: '--max-files <n>',
+    description: 'refuse a directory download of more files than this',
+    default: '100',
+    env: 'DFGET_MAX_FILES',
+  },
+  {
+    flags: '--max-concurrent-requests <n>',
+    description: 'files of a directory downloaded at once',
+    default: '5',
+    env: 'DFGET_MAX_CONCURRENT_REQUESTS',
+  },
+  ...storageOptionSpecs('DFGET'),
+  {
+    flags: '--hf-revision <revision>',
+    description: 'Hugging Face repository revision (branch, tag or commit)',
+    default: 'main',
+    env: 'DFGET_HF_REVISION',
+  },
+  { flags: '--hf-token <token>', description: 'Hugging Face access token', env: 'DFGET_HF_TOKEN' },
+  {
+    flags: '--hf-base-url <url>',
+    description: 'Hugging Face endpoint or mirror (default https://huggingface.co)',
+    env: 'DFGET_HF_BASE_URL',
+  },
+  {
+    flags: '--ms-revision <revision>',
+    description: 'ModelScope repository revision (branch, tag or commit)',
+    default: 'master',
+    env: 'DFGET_MS_REVISION',
+  },
+  { flags: '--ms-token <token>', description: 'ModelScope access token', env: 'DFGET_MS_TOKEN' },
+  {
+    flags: '--ms-base-url <url>',
+    description: 'ModelScope endpoint or mirror (default https://modelscope.cn)',
+    env: 'DFGET_MS_BASE_URL',
+  },
+  {
+    flags: '--csg-revision <revision>',
+    description: 'OpenCSG repository revision (branch, tag or commit)',
+    default: 'main',
+    env: 'DFGET_CSG_REVISION',
+  },
+  { flags: '--csg-token <token>', description: 'OpenCSG access token', env: 'DFGET_CSG_TOKEN' },
+  {
+    flags: '--csg-base-url <url>',
+    description: 'OpenCSG endpoint or mirror (default https://hub.opencsg.com/csg/)',
+    env: 'DFGET_CSG_BASE_URL',
+  },
+  {
+    flags: '--hdfs-delegation-token <token>',
+    description: 'WebHDFS delegation token (hdfs)',
+    env: 'DFGET_HDFS_DELEGATION_TOKEN',
+  },
+  { flags: '--no-progress', description: 'hide the progress bar' },
+  { flags: '-e, --endpoint <socket>', description: 'dfdaemon download socket' },
+  { flags: '-l, --log-level <level>', description: 'log level', default: 'info' },
+  { flags: '--console', description: 'log to the console', default: false },
+];
+
+export function dfgetCommand(): CommandSpec {
+  return {
+    name: 'dfget',
+    description: 'Download a file through dfdaemon (P2P, with back-to-source).',
+    argument: { name: 'url', description: 'URL of the file to download' },
+    options: DFGET_OPTIONS,
+    version: `dfget ${packageVersion()}`,
+  };
 }
 
-await dfgetCommand().parseAsync(process.argv);
+const parsed = parseCommandLine(dfgetCommand(), process.argv.slice(2));
+if (parsed.kind === 'exit') {
+  if (parsed.stdout) process.stdout.write(parsed.stdout);
+  if (parsed.stderr) process.stderr.write(parsed.stderr);
+  process.exitCode = parsed.code;
+} else {
+  const o = parsed.options as unknown as DfgetOptions;
+  // Connect before loading the download's modules: dfdaemon accepts and starts identifying the caller
+  // meanwhile (docs/benchmarks.md, "Start-up").
+  const { defaultSocketPath } = await import('./common.js');
+  const { PendingConnection } = await import('../grpc/pending-connection.js');
+  const pending = new PendingConnection(o.endpoint ?? (await defaultSocketPath()));
+  await (await import('./dfget-download.js')).runDfget(parsed.argument, o, pending);
+}

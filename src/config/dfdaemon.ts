@@ -130,6 +130,7 @@ export const DEFAULTS = {
   // Ours (no upstream keys): connections each TCP listener holds at once; lowered at start to fit the open-file
   // limit (daemon/connection-limits.ts).
   'storage.server.maxConnections': 2048,
+  'storage.server.cutThrough': false,
   'upload.server.maxConnections': 1024,
   'proxy.server.maxConnections': 2048,
   'health.server.maxConnections': 64,
@@ -265,6 +266,12 @@ export interface StorageConfig {
      * the answer as a failed piece (and may be sent to the origin): set it only where every peer is ours.
      */
     queueLimit?: number;
+    /**
+     * Ours: relay a piece from a parent to children while it still arrives (cut-through), announcing it in
+     * SyncPieces as soon as its Vortex header came; the last byte goes only once the piece is stored and verified.
+     * Off by default: in the swarm benchmark it helped at 10 Mbit/s and not at 100 Mbit/s (docs/benchmarks.md).
+     */
+    cutThrough: boolean;
   };
   /**
    * Ours: the Vortex client (pieces from parents). `caCert` fetches pieces over TLS, checking each parent's
@@ -583,6 +590,7 @@ export function dfdaemonConfigSchema(defaults: SchemaDefaults) {
           quicPort: port(D['storage.server.quicPort']),
           maxConnections: int(D['storage.server.maxConnections'], 1, U32_MAX),
           queueLimit: optionalInt(0, U32_MAX),
+          cutThrough: bool(D['storage.server.cutThrough']),
           ...tlsFiles(),
         },
         tlsKeysRefine('storage.server', 'server'),

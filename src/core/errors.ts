@@ -44,6 +44,15 @@ export const GrpcCode = {
   UNAUTHENTICATED: 16,
 } as const;
 
+const GRPC_CODE_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(GrpcCode).map(([name, code]) => [code, name]),
+);
+
+/** A gRPC status code's name ("NOT_FOUND"), or undefined for a number outside the spec. */
+export function grpcCodeName(code: number): string | undefined {
+  return GRPC_CODE_NAMES[code];
+}
+
 /** The one table from error code to gRPC status and HTTP status, used only at the edges. */
 export const ERROR_STATUS: Record<ErrorCode, { grpc: number; http: number }> = {
   INVALID_ARGUMENT: { grpc: GrpcCode.INVALID_ARGUMENT, http: 400 },

@@ -60,7 +60,11 @@ import { AddressList } from '../core/addresses.js';
 import { UploadCallers } from './grpc/upload-callers.js';
 import { PersistentCacheService } from './grpc/persistent-cache-service.js';
 import { PersistentCacheImporter, type PersistentCacheDeps } from './persistent-cache/import.js';
-import { PersistentCacheExporter } from './persistent-cache/export.js';
+import { PersistentCacheExporter, type ExportDeps } from './persistent-cache/export.js';
+import { PersistentTaskService } from './grpc/persistent-task-service.js';
+import { PersistentTaskExporter } from './persistent-task/export.js';
+import { PersistentTaskImporter } from './persistent-task/import.js';
+import { ObjectStore } from './persistent-task/object-store.js';
 import { peerId as makePeerId } from '../core/ids.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
@@ -100,6 +104,8 @@ export class Dfdaemon {
   private readonly grpcKeepalive?: { timeMs: number; timeoutMs: number };
   private storage?: Storage;
   private persistentCache?: PersistentCacheStore;
+  /** Persistent tasks (dfstore), kept like persistent cache tasks. */
+  private persistentTasks?: PersistentCacheStore;
   private backends?: BackendFactory;
   private taskManager?: TaskManager;
   private grpcDownload?: Server;
@@ -169,6 +175,14 @@ export class Dfdaemon {
       readBufferSize: c.storage.readBufferSize,
       space: this.storage.space,
     });
+    this.persistentTasks = await PersistentCacheStore.open({
+      dir: c.storage.dir,
+      kind: 'persistent',
+      keep: c.storage.keep,
+      writeBufferSize: c.storage.writeBufferSize,
+      readBufferSize: c.storage.readBufferSize,
+      space: this.storage.space,
+    });
     // proxy.registryMirror.cert: trusted, next to the root store, by the proxy's forwarding and by source fetches.
     const mirrorCa = c.proxy.registryMirror.cert
       ? await readCertificate(c.proxy.registryMirror.cert)
@@ -229,6 +243,7 @@ export class Dfdaemon {
     this.vortex = new VortexTcpServer({
       storage: this.storage,
       persistentCache: this.persistentCache,
+      persistent: this.persistentTasks,
       ip: c.storage.server.ip ?? '0.0.0.0',
       port: c.storage.server.tcpPort,
       // upload.bandwidthLimit across every piece this peer serves, and the meter SyncHost reports.
@@ -313,6 +328,7 @@ export class Dfdaemon {
       maxRetries: c.backend.maxRetries,
       downloadLimiter: new RateLimiter(c.download.bandwidthLimit),
       backToSourceLimiter: new RateLimiter(c.download.backToSourceBandwidthLimit),
+      cutThrough: c.storage.server.cutThrough,
       log: this.log.child({ component: 'task' }),
     });
     this.blockList = new TaskDownloadBlockList({
@@ -350,6 +366,7 @@ export class Dfdaemon {
       log: this.log.child({ component: 'upload' }),
     });
     const persistentCache = this.persistentCacheService(ip, download, uploadCallers, vortexClientTls);
+    const persistentTasks = this.persistentTaskService(ip, download, uploadCallers, vortexClientTls);
     // Request limits: adaptive load shedding (server.adaptiveRateLimit) and each server's
     // requestRateLimit/requestBufferSize wrap the services' handlers (health and reflection are not limited).
     const adaptive = c.server.adaptiveRateLimit;
@@ -377,7 +394,11 @@ export class Dfdaemon {
           definition: DfdaemonUploadService,
           implementation: limitImplementation(
             DfdaemonUploadService,
-            { ...upload.handlers(), ...persistentCache.uploadHandlers() },
+            {
+              ...upload.handlers(),
+              ...persistentCache.uploadHandlers(),
+              ...persistentTasks.uploadHandlers(),
+            },
             gates('upload'),
           ),
           name: 'dfdaemon.v2.DfdaemonUpload',
@@ -404,7 +425,7 @@ export class Dfdaemon {
       policy: c.gc.policy,
       intervalMs: c.gc.interval,
       metrics: this.metrics,
-      persistentCache: this.persistentCache,
+      persistentCache: bothPersistentStores(this.persistentCache!, this.persistentTasks),
       deleteFromScheduler: selectorForGc
         ? schedulerTaskDeleter({
             schedulerFor: (taskId) =>
@@ -447,7 +468,11 @@ export class Dfdaemon {
           definition: acceptEncodedResponses(DfdaemonDownloadService, 'downloadTask'),
           implementation: limitImplementation(
             DfdaemonDownloadService,
-            { ...download.handlers(), ...persistentCache.downloadHandlers() },
+            {
+              ...download.handlers(),
+              ...persistentCache.downloadHandlers(),
+              ...persistentTasks.downloadHandlers(),
+            },
             downloadGates,
           ),
           name: 'dfdaemon.v2.DfdaemonDownload',
@@ -466,11 +491,16 @@ export class Dfdaemon {
       { keepalive: this.grpcKeepalive },
     );
     await mkdir(dirname(c.download.server.socketPath), { recursive: true });
-    this.downloadSocket = await bindUnixSocket(this.grpcDownload, c.download.server.socketPath, {
-      maxConnections: caps.download,
-      onRefused: refusals('download', 'download.server.maxConnections'),
-    });
     const socketCallers = new UnixSocketCallers();
+    this.downloadSocket = await bindUnixSocket(
+      this.grpcDownload,
+      c.download.server.socketPath,
+      {
+        maxConnections: caps.download,
+        onRefused: refusals('download', 'download.server.maxConnections'),
+      },
+      (socket) => socketCallers.prefetch(socket),
+    );
     const listener = this.downloadSocket;
     download.callerOf = (peer) => socketCallers.callerOf(listener.socketOf(peer));
     await this.startProxy(download.sessions, ip, {
@@ -579,6 +609,40 @@ export class Dfdaemon {
     return { ...host, network: { ...network, txBandwidth: this.uploadMeter.rateBps() } };
   }
 
+  /** What the persistent cache (dfcache) and persistent task (dfstore) RPCs are built from. */
+  private persistentDeps(
+    ip: string,
+    store: PersistentCacheStore,
+    defaultTtlMs: number,
+    component: string,
+    vortexTls: VortexClientTls | undefined,
+  ) {
+    const c = this.config;
+    const selector = this.selector;
+    const deps: PersistentCacheDeps = {
+      store,
+      schedulerFor: (taskId) =>
+        selector && selector.addresses().length > 0 ? selector.forTask(taskId) : undefined,
+      host: () => ({ id: this.hostInfo?.id ?? '', ip, hostname: c.host.hostname }),
+      defaultTtlMs,
+      log: this.log.child({ component }),
+    };
+    const uploadClients = this.uploadClients!;
+    const exportDeps: ExportDeps = {
+      ...deps,
+      storageDir: c.storage.dir,
+      p2p: {
+        uploadClient: (peerIp, port) => uploadClients.get(peerIp, port),
+        transport: new TcpPieceTransport({ tls: vortexTls }),
+        concurrentPieceCount: c.download.concurrentPieceCount,
+        pieceTimeoutMs: c.download.pieceTimeout,
+        scheduleTimeoutMs: c.scheduler.scheduleTimeout,
+        maxScheduleCount: c.scheduler.maxScheduleCount,
+      },
+    };
+    return { deps, exportDeps };
+  }
+
   /**
    * dfcache's import and export and the persistent cache RPCs of both services. Built before the host id is known:
    * the host and the scheduler are looked up at each call.
@@ -590,32 +654,51 @@ export class Dfdaemon {
     vortexTls: VortexClientTls | undefined,
   ): PersistentCacheService {
     const c = this.config;
-    const selector = this.selector;
-    const deps: PersistentCacheDeps = {
-      store: this.persistentCache!,
-      schedulerFor: (taskId) =>
-        selector && selector.addresses().length > 0 ? selector.forTask(taskId) : undefined,
-      host: () => ({ id: this.hostInfo?.id ?? '', ip, hostname: c.host.hostname }),
-      defaultTtlMs: c.gc.policy.persistentCacheTaskTTL,
-      log: this.log.child({ component: 'persistent-cache' }),
-    };
-    const uploadClients = this.uploadClients!;
-    const exporter = new PersistentCacheExporter({
-      ...deps,
-      storageDir: c.storage.dir,
-      p2p: {
-        uploadClient: (peerIp, port) => uploadClients.get(peerIp, port),
-        transport: new TcpPieceTransport({ tls: vortexTls }),
-        concurrentPieceCount: c.download.concurrentPieceCount,
-        pieceTimeoutMs: c.download.pieceTimeout,
-        scheduleTimeoutMs: c.scheduler.scheduleTimeout,
-        maxScheduleCount: c.scheduler.maxScheduleCount,
-      },
-    });
+    const { deps, exportDeps } = this.persistentDeps(
+      ip,
+      this.persistentCache!,
+      c.gc.policy.persistentCacheTaskTTL,
+      'persistent-cache',
+      vortexTls,
+    );
     return new PersistentCacheService({
       ...deps,
       importer: new PersistentCacheImporter(deps, () => makePeerId(ip, c.host.hostname)),
-      exporter,
+      exporter: new PersistentCacheExporter(exportDeps),
+      callerOf: (peer) => download.callerOf(peer),
+      callers,
+      pieceServer: () => ({ ip, tcpPort: this.bound.vortex }),
+      metrics: this.metrics,
+    });
+  }
+
+  /** dfstore's import and export and the persistent task RPCs of both services, as persistentCacheService. */
+  private persistentTaskService(
+    ip: string,
+    download: DfdaemonDownloadServiceImpl,
+    callers: UploadCallers,
+    vortexTls: VortexClientTls | undefined,
+  ): PersistentTaskService {
+    const c = this.config;
+    const { deps, exportDeps } = this.persistentDeps(
+      ip,
+      this.persistentTasks!,
+      c.gc.policy.persistentTaskTTL,
+      'persistent-task',
+      vortexTls,
+    );
+    const backends = this.backends!;
+    const objects = new ObjectStore({
+      backendFor: (url) => backends.get(url),
+      putChunkSize: c.backend.putChunkSize,
+      putConcurrentChunkCount: c.backend.putConcurrentChunkCount,
+      putTimeoutMs: c.backend.putTimeout,
+      pieceTimeoutMs: c.download.pieceTimeout,
+    });
+    return new PersistentTaskService({
+      ...deps,
+      importer: new PersistentTaskImporter({ ...deps, objects }, () => makePeerId(ip, c.host.hostname)),
+      exporter: new PersistentTaskExporter({ ...exportDeps, objects }),
       callerOf: (peer) => download.callerOf(peer),
       callers,
       pieceServer: () => ({ ip, tcpPort: this.bound.vortex }),
@@ -649,6 +732,7 @@ export class Dfdaemon {
       this.loadShedder?.stop();
       this.storage?.close();
       this.persistentCache?.close();
+      this.persistentTasks?.close();
       this.log.info({}, 'dfdaemon stopped');
     })();
     return this.stopping;
@@ -711,4 +795,14 @@ async function readCertificate(path: string): Promise<string> {
   } catch (e) {
     throw new DfError('INVALID_CONFIG', `cannot read certificate ${path}: ${(e as Error).message}`);
   }
+}
+
+/** GC's view of the two persistent stores: both expire tasks past their TTL. */
+function bothPersistentStores(
+  a: PersistentCacheStore,
+  b: PersistentCacheStore | undefined,
+): { deleteExpired(): Promise<Array<{ taskId: string; bytes: number }>> } {
+  return {
+    deleteExpired: async () => [...(await a.deleteExpired()), ...((await b?.deleteExpired()) ?? [])],
+  };
 }

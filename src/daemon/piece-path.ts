@@ -3,7 +3,7 @@
 // length and digest checks of a parent's piece, and the metrics. Everything that decides *which* piece and *from
 // whom* lives elsewhere (task-manager.ts, peer-task.ts, piece-picker.ts); this only moves bytes.
 
-import type { HubOptions, ObjectStorageOptions } from '../backend/backend.js';
+import type { HdfsOptions, HubOptions, ObjectStorageOptions } from '../backend/backend.js';
 import type { BackendFactory } from '../backend/factory.js';
 import { pieceDigest } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
@@ -40,6 +40,8 @@ export interface SourceTask {
   objectStorage?: ObjectStorageOptions;
   /** The model hub's revision, token and base URL (Download.hugging_face / model_scope / open_csg). */
   hub?: HubOptions;
+  /** The WebHDFS delegation token (Download.hdfs), for hdfs. */
+  hdfs?: HdfsOptions;
 }
 
 /** A parent that announced a piece: where its piece server listens. */
@@ -73,6 +75,8 @@ export interface PiecePathOptions {
   backToSourceLimiter?: ByteLimiter;
   /** Set once P2P is enabled (the transport starts after the task manager). */
   downloadPiece?: PieceDownloader;
+  /** storage.server.cutThrough: a piece from a parent may be relayed to children while it arrives. */
+  relay?: boolean;
   log: { warn(o: object, m: string): void };
 }
 
@@ -114,6 +118,7 @@ export class PiecePath {
           remoteCaller: task.remoteCaller,
           objectStorage: task.objectStorage,
           hub: task.hub,
+          hdfs: task.hdfs,
           timeoutMs: this.o.pieceTimeoutMs,
           signal,
         });
@@ -155,6 +160,7 @@ export class PiecePath {
         trafficType: TrafficType.REMOTE_PEER,
         parentId: parent.parentId,
         expectedDigest: res.metadata.digest,
+        relay: this.o.relay,
       });
       this.o.metrics.downloadTraffic('REMOTE_PEER', record.length);
       return record;

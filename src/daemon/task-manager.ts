@@ -112,6 +112,8 @@ export interface TaskManagerOptions {
   downloadLimiter?: ByteLimiter;
   /** download.backToSourceBandwidthLimit: pieces from the source. */
   backToSourceLimiter?: ByteLimiter;
+  /** storage.server.cutThrough: pieces from parents may be relayed to children while they arrive. */
+  cutThrough?: boolean;
 }
 
 export interface StartedDownload {
@@ -161,6 +163,7 @@ export class TaskManager {
       maxRetries: options.maxRetries,
       backToSourceLimiter: options.backToSourceLimiter,
       downloadPiece: options.p2p?.downloadPiece,
+      relay: options.cutThrough,
       log: options.log,
     });
   }
@@ -362,6 +365,7 @@ export class TaskManager {
           remoteCaller: req.remoteCaller,
           objectStorage: req.download?.objectStorage,
           hub: req.download && hubOptionsOf(req.download),
+          hdfs: req.download?.hdfs,
           timeoutMs: req.timeoutMs ?? DEFAULT_STAT_TIMEOUT_MS,
           signal: AbortSignal.any([signal, this.closing.signal]),
         });
@@ -644,6 +648,7 @@ export class TaskManager {
       remoteCaller: req.remoteCaller,
       objectStorage: req.download?.objectStorage,
       hub: req.download && hubOptionsOf(req.download),
+      hdfs: req.download?.hdfs,
     };
     const p2p = this.o.p2p;
     const length = req.range?.length ?? started.task.contentLength;

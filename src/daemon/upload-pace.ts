@@ -1,6 +1,8 @@
-// How many piece bodies the piece server sends at once, from how fast this host's uplink turned out to be. A
-// piece is relayed only once it is whole (store and forward), so a swarm spreads a fresh piece one hop per time
-// its holder takes to send it: on a slow uplink, four bodies at once make every hop four times as long. Measured
+// How many piece bodies the piece server sends at once, from how fast this host's uplink turned out to be. Without
+// cut-through (storage.server.cutThrough) a piece is relayed only once it is whole, so a swarm spreads a fresh
+// piece one hop per time its holder takes to send it: on a slow uplink, four bodies at once make every hop four
+// times as long (with cut-through, a relayed body still moves at a quarter of the rate). Relayed bodies give no
+// sample: their pace is their parent's. Measured
 // at 10 Mbit/s with 4 MiB pieces in a 32-peer swarm: four at once, no download finished in 120 s; one at a time,
 // all in 101 s. On a fast uplink a piece takes a fraction of a second and Vortex opens one connection per piece,
 // so several at once keep the link busy between pieces.

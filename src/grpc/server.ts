@@ -149,11 +149,13 @@ export interface UnixSocketListener {
 /**
  * Binds to a unix socket, replacing a stale socket file, and opens it to every user (0777) as upstream. With a
  * `cap`, a connection beyond `maxConnections` is closed as soon as it is accepted (download.server.maxConnections).
+ * `onAccepted` sees each connection served, before its first byte is read.
  */
 export async function bindUnixSocket(
   server: Server,
   socketPath: string,
   cap?: ConnectionCap,
+  onAccepted?: (socket: Socket) => void,
 ): Promise<UnixSocketListener> {
   await rm(socketPath, { force: true });
   const injector = server.createConnectionInjector(ServerCredentials.createInsecure());
@@ -165,6 +167,7 @@ export async function bindUnixSocket(
     Object.defineProperty(socket, 'remoteAddress', { value: name, configurable: true });
     sockets.set(name, socket);
     socket.once('close', () => sockets.delete(name));
+    onAccepted?.(socket);
     injector.injectConnection(socket);
   });
   if (cap) {

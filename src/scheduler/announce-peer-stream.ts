@@ -9,6 +9,8 @@ import type {
   AnnouncePeerResponse,
   AnnouncePersistentCachePeerRequest,
   AnnouncePersistentCachePeerResponse,
+  AnnouncePersistentPeerRequest,
+  AnnouncePersistentPeerResponse,
   SchedulerClient,
 } from '../gen/scheduler.js';
 
@@ -22,10 +24,10 @@ export interface PeerIds {
 export type AnnouncePeerMessage = Omit<AnnouncePeerRequest, keyof PeerIds>;
 
 /**
- * One announce stream of either kind (AnnouncePeer, AnnouncePersistentCachePeer): the same lifecycle, only the
- * messages differ. `rpc` names it in errors.
+ * One announce stream of any kind (AnnouncePeer, AnnouncePersistentPeer, AnnouncePersistentCachePeer): the same
+ * lifecycle, only the messages differ. `rpc` names it in errors.
  */
-class AnnounceStream<Req extends PeerIds, Res> {
+export class AnnounceStream<Req extends PeerIds, Res> {
   readonly ids: PeerIds;
   private readonly call: ClientDuplexStream<Req, Res>;
   private readonly replies: Res[] = [];
@@ -125,5 +127,15 @@ export class AnnouncePersistentCachePeerStream extends AnnounceStream<
 > {
   constructor(client: SchedulerClient, ids: PeerIds, scheduleTimeoutMs: number) {
     super(client.announcePersistentCachePeer(), ids, scheduleTimeoutMs, 'AnnouncePersistentCachePeer');
+  }
+}
+
+/** The stream of a persistent task's export or replica (AnnouncePersistentPeer, dfstore). */
+export class AnnouncePersistentPeerStream extends AnnounceStream<
+  AnnouncePersistentPeerRequest,
+  AnnouncePersistentPeerResponse
+> {
+  constructor(client: SchedulerClient, ids: PeerIds, scheduleTimeoutMs: number) {
+    super(client.announcePersistentPeer(), ids, scheduleTimeoutMs, 'AnnouncePersistentPeer');
   }
 }

@@ -31,10 +31,10 @@ export interface ContentStoreOptions {
   /** storage.readBufferSize, bytes */
   readBufferSize: number;
   /**
-   * The directory under `{dir}/content` holding this store's files: `tasks` (default) or `persistent-cache-tasks`,
-   * as upstream keeps each task kind in its own directory.
+   * The directory under `{dir}/content` holding this store's files: `tasks` (default), `persistent-cache-tasks` or
+   * `persistent-tasks`, as upstream keeps each task kind in its own directory.
    */
-  kind?: 'tasks' | 'persistent-cache-tasks';
+  kind?: 'tasks' | 'persistent-cache-tasks' | 'persistent-tasks';
 }
 
 export class ContentStore {
@@ -131,13 +131,15 @@ export class ContentStore {
   /**
    * Streams `source` into the task file at `offset`, computing the CRC-32 as bytes pass. Fails if the source
    * yields more or fewer than `length` bytes. The caller records the piece as finished only after this
-   * resolves, so a crash mid-write leaves the piece missing, never wrong.
+   * resolves, so a crash mid-write leaves the piece missing, never wrong. `onWritten` hears how many bytes from
+   * the piece's start are in the file after each write (a piece may be relayed as it arrives: arriving-pieces.ts).
    */
   async writePiece(
     taskId: string,
     offset: number,
     length: number,
     source: AsyncIterable<Buffer | Uint8Array>,
+    onWritten?: (bytes: number) => void,
   ): Promise<WrittenPiece> {
     const crc = new Crc32();
     let fh;
@@ -175,6 +177,7 @@ export class ContentStore {
         }
       }
       written += total;
+      onWritten?.(written);
     };
     try {
       for await (const chunk of source) {

@@ -1,5 +1,7 @@
 // Persistent cache tasks on disk (dfcache import/export): content files under `{dir}/content/persistent-cache-tasks`
-// and their records (persistent-cache-metadata.ts). An import is staged first, under a temporary name, because a
+// and their records (persistent-cache-metadata.ts). Persistent tasks (dfstore: the same life, with a copy in object
+// storage and an id from the object's URL) are kept by a second store of kind `persistent`, in
+// `{dir}/content/persistent-tasks` and their own database. An import is staged first, under a temporary name, because a
 // file-content-based id is only known once the file was read; it is committed under its id once the scheduler
 // accepted it, or discarded. Upstream (resource/persistent_cache_task.rs) hashes the file in one pass and copies it
 // in another; staging does both in one.
@@ -31,6 +33,17 @@ export type {
   PersistentCachePieceRecord,
   PersistentCacheTaskRecord,
 } from './persistent-cache-metadata.js';
+
+export type PersistentStoreKind = 'persistent-cache' | 'persistent';
+
+const STORE_FILES = {
+  'persistent-cache': {
+    db: 'persistent-cache.db',
+    content: 'persistent-cache-tasks',
+    noun: 'persistent cache',
+  },
+  persistent: { db: 'persistent.db', content: 'persistent-tasks', noun: 'persistent' },
+} as const;
 
 /** How an import puts the file into storage. */
 export type ImportMode = 'link' | 'copy';
@@ -77,13 +90,17 @@ export class PersistentCacheStore {
   readonly content: ContentStore;
   private readonly space: DiskSpace;
   private readonly now: () => number;
+  /** "persistent cache" or "persistent", for messages. */
+  readonly noun: string;
 
   private constructor(
     metadata: PersistentCacheMetadata,
     content: ContentStore,
     space: DiskSpace,
     now: () => number,
+    noun: string,
   ) {
+    this.noun = noun;
     this.metadata = metadata;
     this.content = content;
     this.space = space;
@@ -93,6 +110,8 @@ export class PersistentCacheStore {
   /** Opens the store under `dir` (storage.dir), wiping it when `keep` is false, as Storage does. */
   static async open(o: {
     dir: string;
+    /** Which tasks it keeps: dfcache's (default) or dfstore's. */
+    kind?: PersistentStoreKind;
     keep: boolean;
     writeBufferSize: number;
     readBufferSize: number;
@@ -101,10 +120,11 @@ export class PersistentCacheStore {
   }): Promise<PersistentCacheStore> {
     const metadataDir = join(o.dir, 'metadata');
     await mkdir(metadataDir, { recursive: true });
-    const metadata = new PersistentCacheMetadata(join(metadataDir, 'persistent-cache.db'), { now: o.now });
-    const content = new ContentStore({ ...o, kind: 'persistent-cache-tasks' });
+    const files = STORE_FILES[o.kind ?? 'persistent-cache'];
+    const metadata = new PersistentCacheMetadata(join(metadataDir, files.db), { now: o.now });
+    const content = new ContentStore({ ...o, kind: files.content });
     await content.init();
-    const store = new PersistentCacheStore(metadata, content, o.space, o.now ?? Date.now);
+    const store = new PersistentCacheStore(metadata, content, o.space, o.now ?? Date.now, files.noun);
     if (!o.keep) {
       metadata.clear();
       await content.clear();
@@ -265,7 +285,7 @@ export class PersistentCacheStore {
       await rename(staged.path, dest);
     } catch (e) {
       await rm(staged.path, { force: true });
-      throw toDfError(e, `store persistent cache task ${staged.taskId}`);
+      throw toDfError(e, `store ${this.noun} task ${staged.taskId}`);
     }
     const ranges = pieceRanges(staged.contentLength, staged.pieceLength);
     this.metadata.create({
@@ -307,7 +327,7 @@ export class PersistentCacheStore {
       return this.metadata.create(t);
     } catch (e) {
       this.space.release(t.id);
-      throw toDfError(e, `create persistent cache task ${t.id}`);
+      throw toDfError(e, `create ${this.noun} task ${t.id}`);
     }
   }
 
@@ -368,7 +388,7 @@ export class PersistentCacheStore {
     const task = await this.get(taskId);
     const piece = task ? this.metadata.getPiece(taskId, number) : undefined;
     if (!task || !piece) {
-      throw new DfError('PIECE_NOT_FOUND', `persistent cache piece ${taskId}-${number} not found`);
+      throw new DfError('PIECE_NOT_FOUND', `${this.noun} piece ${taskId}-${number} not found`);
     }
     if (task.identity) {
       const now = await fileStat(this.content.taskPath(taskId)).catch(() => undefined);
@@ -376,7 +396,7 @@ export class PersistentCacheStore {
         this.metadata.fail(taskId);
         throw new DfError(
           'DIGEST_MISMATCH',
-          `persistent cache task ${taskId} is not served: its imported file was modified after the import`,
+          `${this.noun} task ${taskId} is not served: its imported file was modified after the import`,
         );
       }
     }

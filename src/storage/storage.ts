@@ -2,14 +2,18 @@
 // once its bytes are in the content file and its digest is known (and, for pieces from parents, matches).
 
 import { mkdir } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { DfError } from '../core/errors.js';
 import { statChanged, validatorOf } from '../core/validator.js';
+import { ArrivingPiece, ArrivingPieces } from './arriving-pieces.js';
 import { ContentStore } from './content.js';
+import { relayedBody } from './relayed-body.js';
 import { DiskSpace, isDiskFull } from './disk-space.js';
 import { MetadataStore, type PieceRecord, type TaskRecord } from './metadata.js';
 
 export type { PieceRecord, TaskRecord } from './metadata.js';
+export type { ArrivingPiece, PieceSpan } from './arriving-pieces.js';
 
 export interface StorageOptions {
   /** storage.dir */
@@ -37,6 +41,11 @@ export interface PieceOrigin {
   parentId?: string;
   /** Digest the piece must have (from a parent); a mismatch is never stored as finished. */
   expectedDigest?: string;
+  /**
+   * Relay the piece to children while it arrives (storage.server.cutThrough; needs expectedDigest): it is listed
+   * in `arriving` until stored or failed.
+   */
+  relay?: boolean;
 }
 
 export interface StorageLogger {
@@ -49,6 +58,8 @@ export class Storage {
   readonly content: ContentStore;
   /** Reservations of the downloads in progress, and the metadata reserve (disk-space.ts). */
   readonly space: DiskSpace;
+  /** Pieces from parents being written now that may be relayed (arriving-pieces.ts). */
+  readonly arriving = new ArrivingPieces();
   private readonly keep: boolean;
   private readonly log?: StorageLogger;
 
@@ -193,6 +204,15 @@ export class Storage {
     this.space.release(taskId);
   }
 
+  /**
+   * The bytes of a piece still arriving (cut-through), `chunkSize` at most per read, as they reach the content
+   * file; the stream fails when the piece does, and stops waiting once `signal` aborts.
+   */
+  async readArriving(piece: ArrivingPiece, chunkSize: number, signal: AbortSignal): Promise<Readable> {
+    const reader = await this.content.openReader(piece.taskId);
+    return relayedBody(piece, reader, chunkSize, signal);
+  }
+
   getPiece(taskId: string, number: number): PieceRecord | undefined {
     return this.metadata.getPiece(taskId, number);
   }
@@ -208,8 +228,46 @@ export class Storage {
     source: AsyncIterable<Buffer | Uint8Array>,
     origin: PieceOrigin,
   ): Promise<PieceRecord> {
+    const arriving =
+      origin.relay && origin.expectedDigest
+        ? new ArrivingPiece(
+            taskId,
+            piece.number,
+            piece.offset,
+            piece.length,
+            origin.expectedDigest,
+            origin.parentId ?? '',
+          )
+        : undefined;
+    if (!arriving || !this.arriving.start(arriving)) {
+      return this.writeAndRecord(taskId, piece, source, origin);
+    }
+    try {
+      const record = await this.writeAndRecord(taskId, piece, source, origin, (n) => arriving.progress(n));
+      arriving.finish();
+      return record;
+    } catch (e) {
+      arriving.fail(
+        new DfError('UNAVAILABLE', `piece ${piece.number} of task ${taskId} failed while relayed`, {
+          cause: e,
+          retryable: true,
+        }),
+      );
+      throw e;
+    } finally {
+      this.arriving.end(arriving);
+    }
+  }
+
+  private async writeAndRecord(
+    taskId: string,
+    piece: PieceToWrite,
+    source: AsyncIterable<Buffer | Uint8Array>,
+    origin: PieceOrigin,
+    onWritten?: (bytes: number) => void,
+  ): Promise<PieceRecord> {
     const started = performance.now();
-    const written = await this.content.writePiece(taskId, piece.offset, piece.length, source);
+    const written = await this.content.writePiece(taskId, piece.offset, piece.length, source, onWritten);
     this.space.written(taskId, written.length);
     if (origin.expectedDigest !== undefined) {
       if (!origin.expectedDigest) {

@@ -15,9 +15,10 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { once } from 'node:events';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DfError } from '../core/errors.js';
-import type { PieceRecord, Storage } from '../storage/storage.js';
+import type { ArrivingPiece, PieceRecord, Storage } from '../storage/storage.js';
 import {
   Tag,
   VortexCode,
@@ -76,6 +77,8 @@ export interface VortexTcpServerOptions {
   storage: Storage;
   /** Persistent cache tasks (dfcache); absent: their pieces are not found here. */
   persistentCache?: PersistentCachePieces;
+  /** Persistent tasks (dfstore), kept alike; absent: their pieces are not found here. */
+  persistent?: PersistentCachePieces;
   ip: string;
   /** 0 picks a free port; listen() returns the one bound. */
   port: number;
@@ -124,6 +127,32 @@ function closedSignal(socket: Socket): AbortSignal {
   return controller.signal;
 }
 
+/** Bytes read from the content file at a time for a piece relayed while it arrives. */
+const RELAY_READ_CHUNK = 256 * 1024;
+
+/** A piece still arriving (cut-through) rather than stored: only it can be waited on. */
+function isArriving(p: PieceRecord | ArrivingPiece): p is ArrivingPiece {
+  return 'waitBeyond' in p;
+}
+
+/** The Vortex metadata of an arriving piece: what its own parent told us, as a stored piece's record would. */
+function arrivingRecord(p: ArrivingPiece): PieceRecord {
+  const now = new Date();
+  return {
+    taskId: p.taskId,
+    number: p.number,
+    offset: p.offset,
+    length: p.length,
+    digest: p.digest,
+    parentId: p.parentId,
+    trafficType: TRAFFIC_TYPE_REMOTE_PEER,
+    costMs: 0,
+    createdAt: now,
+    updatedAt: now,
+    finishedAt: now,
+  };
+}
+
 /** A piece answer could not be given; `code` goes into the Error packet. */
 class PieceUnavailable extends Error {
   constructor(
@@ -137,6 +166,7 @@ class PieceUnavailable extends Error {
 export class VortexTcpServer {
   private readonly storage: Storage;
   private readonly persistentCache?: PersistentCachePieces;
+  private readonly persistent?: PersistentCachePieces;
   private readonly ip: string;
   private readonly port: number;
   private readonly uploadLimiter?: UploadLimiter;
@@ -161,6 +191,7 @@ export class VortexTcpServer {
   constructor(options: VortexTcpServerOptions) {
     this.storage = options.storage;
     this.persistentCache = options.persistentCache;
+    this.persistent = options.persistent;
     this.ip = options.ip;
     this.port = options.port;
     this.uploadLimiter = options.uploadLimiter;
@@ -355,7 +386,7 @@ export class VortexTcpServer {
 
     const { taskId, number } = packet;
     const pieceId = `${taskId}-${number}`;
-    let piece: PieceRecord;
+    let piece: PieceRecord | ArrivingPiece;
     let release: (() => void) | undefined;
     try {
       piece = await this.lookup(kind, taskId, number, pieceId);
@@ -364,6 +395,8 @@ export class VortexTcpServer {
       const waitedMs = performance.now() - queuedAt;
       if (waitedMs >= 1000)
         this.log.debug({ remote, pieceId, waitedMs }, 'vortex piece request waited for a slot');
+      // A piece that was arriving may have been stored while the request waited: send it from storage.
+      if (isArriving(piece)) piece = this.storage.getPiece(taskId, number) ?? piece;
       await this.uploadLimiter?.acquire(piece.length);
     } catch (e) {
       release?.();
@@ -385,18 +418,23 @@ export class VortexTcpServer {
     }
   }
 
-  /** Writes the piece's metadata and body to the child; failures end the connection. */
+  /**
+   * Writes the piece's metadata and body to the child; failures end the connection. An arriving piece (cut-through)
+   * is sent with the digest its own parent announced, its bytes as they reach the content file.
+   */
   private async send(
     socket: Socket,
     remote: string,
     tag: DownloadTag,
-    piece: PieceRecord,
+    served: PieceRecord | ArrivingPiece,
     pieceId: string,
     kind: PieceKind,
   ): Promise<void> {
     if (socket.destroyed) return;
+    const arriving = isArriving(served) ? served : undefined;
+    const piece = arriving ? arrivingRecord(arriving) : (served as PieceRecord);
     const { taskId, number } = piece;
-    const cached = kind === 'persistent-cache' ? this.persistentCache : undefined;
+    const cached = this.persistentStore(kind);
     const contentStore = cached?.content ?? this.storage.content;
     const uploads = cached
       ? {
@@ -411,20 +449,24 @@ export class VortexTcpServer {
         };
 
     // The content file is opened before anything is written, so a storage failure can still be an Error packet.
-    const content = piece.length > 0 ? contentStore.readPiece(taskId, piece.offset, piece.length) : undefined;
-    if (content) {
-      try {
-        await once(content, 'ready');
-      } catch (e) {
-        content.destroy();
-        this.log.warn({ remote, pieceId, err: e }, 'failed to open piece content');
-        this.reject(
-          socket,
-          VortexCode.Internal,
-          `failed to get piece ${pieceId} content: ${(e as Error).message}`,
-        );
-        return;
+    let content: Readable | undefined;
+    try {
+      if (arriving) {
+        content = await this.storage.readArriving(arriving, RELAY_READ_CHUNK, closedSignal(socket));
+      } else if (piece.length > 0) {
+        const file = contentStore.readPiece(taskId, piece.offset, piece.length);
+        content = file;
+        await once(file, 'ready');
       }
+    } catch (e) {
+      content?.destroy();
+      this.log.warn({ remote, pieceId, err: e }, 'failed to open piece content');
+      this.reject(
+        socket,
+        VortexCode.Internal,
+        `failed to get piece ${pieceId} content: ${(e as Error).message}`,
+      );
+      return;
     }
 
     const metadata = encodePieceContent({
@@ -461,10 +503,16 @@ export class VortexTcpServer {
       return;
     }
     uploads.finished();
-    if (content.bytesRead !== piece.length) {
+    if (arriving) {
+      // Its time measures the parent it came from, not our uplink: no serve-time sample (upload-pace.ts).
+      this.log.debug({ remote, pieceId, length: piece.length }, 'vortex piece relayed while arriving');
+      return;
+    }
+    const bytesRead = (content as ReturnType<typeof contentStore.readPiece>).bytesRead;
+    if (bytesRead !== piece.length) {
       // The peer sees a short body and fails the piece; the content file is shorter than its metadata says.
       this.log.warn(
-        { pieceId, sent: content.bytesRead, length: piece.length },
+        { pieceId, sent: bytesRead, length: piece.length },
         'piece content shorter than recorded',
       );
       return;
@@ -473,15 +521,23 @@ export class VortexTcpServer {
     this.log.debug({ remote, pieceId, length: piece.length }, 'vortex piece uploaded');
   }
 
+  /** Where the pieces of a persistent or persistent cache task are kept; undefined for standard tasks. */
+  private persistentStore(kind: PieceKind): PersistentCachePieces | undefined {
+    if (kind === 'persistent-cache') return this.persistentCache;
+    if (kind === 'persistent') return this.persistent;
+    return undefined;
+  }
+
   private async lookup(
     kind: PieceKind,
     taskId: string,
     number: number,
     pieceId: string,
-  ): Promise<PieceRecord> {
-    if (kind === 'persistent-cache' && this.persistentCache) {
+  ): Promise<PieceRecord | ArrivingPiece> {
+    const persistentStore = this.persistentStore(kind);
+    if (persistentStore) {
       try {
-        return await this.persistentCache.servablePiece(taskId, number);
+        return await persistentStore.servablePiece(taskId, number);
       } catch (e) {
         const code = (e as DfError).code;
         throw new PieceUnavailable(
@@ -490,8 +546,10 @@ export class VortexTcpServer {
         );
       }
     }
-    // Persistent (object storage) tasks are not stored by this daemon: never found here.
-    const piece = kind === 'standard' ? this.storage.getPiece(taskId, number) : undefined;
+    const piece =
+      kind === 'standard'
+        ? (this.storage.getPiece(taskId, number) ?? this.storage.arriving.get(taskId, number))
+        : undefined;
     if (!piece) throw new PieceUnavailable(VortexCode.NotFound, `piece ${pieceId} not found`);
     return piece;
   }

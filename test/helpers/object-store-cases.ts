@@ -21,7 +21,7 @@ import {
 import { startScheduler, stopScheduler, type SchedulerHandle } from './scheduler-process.js';
 import { LOOPBACK_SEED_CONFIG } from './small-cluster.js';
 import type { ObjectStoreUnderTest } from './object-store.js';
-import { downloadClient } from '../../src/cli/common.js';
+import { downloadClient } from '../../src/cli/daemon-client.js';
 import type { ListTaskEntriesRequest, ListTaskEntriesResponse } from '../../src/gen/dfdaemon.js';
 
 const MiB = 1024 * 1024;

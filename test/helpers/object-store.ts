@@ -15,6 +15,8 @@ export interface StoreRequest {
   method: string;
   /** The decoded path. */
   path: string;
+  /** The query as sent (`?op=OPEN&offset=...` for WebHDFS); '' when there is none. */
+  query: string;
   range?: string;
 }
 
@@ -61,6 +63,7 @@ export class RecordingProxy {
       const r: StoreRequest = {
         method: req.method ?? '',
         path: decodeURIComponent(url.pathname),
+        query: url.search,
         range: req.headers.range,
       };
       this.requests.push(r);

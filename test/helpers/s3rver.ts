@@ -47,6 +47,7 @@ export class S3rverStore implements ObjectStoreUnderTest {
       const r: StoreRequest = {
         method: req.method ?? '',
         path: decodeURIComponent(url.pathname),
+        query: url.search,
         range: req.headers.range,
       };
       this.requests.push(r);

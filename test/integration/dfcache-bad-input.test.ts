@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
-import { downloadClient, unary } from '../../src/cli/common.js';
+import { downloadClient, unary } from '../../src/cli/daemon-client.js';
 import type { PersistentCacheTask } from '../../src/gen/common.js';
 import type { UploadPersistentCacheTaskRequest } from '../../src/gen/dfdaemon.js';
 import { DIST, run, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';

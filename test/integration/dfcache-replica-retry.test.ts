@@ -17,7 +17,7 @@ const MiB = 1024 * 1024;
 /** The hosts the scheduler asked to fetch a replica of `taskId`, in order. */
 function placements(scheduler: SchedulerHandle, taskId: string): string[] {
   return scheduler.logs
-    .filter((l) => l.includes('"msg":"placing a persistent cache replica"') && l.includes(taskId))
+    .filter((l) => l.includes('"msg":"placing a persistent cache task replica"') && l.includes(taskId))
     .map((l) => (JSON.parse(l) as { host: string }).host);
 }
 

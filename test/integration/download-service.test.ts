@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { downloadClient } from '../../src/cli/common.js';
+import { downloadClient } from '../../src/cli/daemon-client.js';
 import { pieceDigest } from '../../src/core/digest.js';
 import { type Download, type Task } from '../../src/gen/common.js';
 import type { DfdaemonDownloadClient, DownloadTaskResponse } from '../../src/gen/dfdaemon.js';

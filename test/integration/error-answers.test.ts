@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { downloadClient } from '../../src/cli/common.js';
+import { downloadClient } from '../../src/cli/daemon-client.js';
 import type { Download } from '../../src/gen/common.js';
 import type { DownloadTaskResponse } from '../../src/gen/dfdaemon.js';
 import { Origin } from '../helpers/origin.js';

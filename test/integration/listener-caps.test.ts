@@ -12,7 +12,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Metadata, type ServiceError } from '@grpc/grpc-js';
-import { downloadClient } from '../../src/cli/common.js';
+import { downloadClient } from '../../src/cli/daemon-client.js';
 import type { DfdaemonDownloadClient } from '../../src/gen/dfdaemon.js';
 import type { SchedulerClient } from '../../src/gen/scheduler.js';
 import { EmbeddedScheduler } from '../../src/scheduler/embedded/scheduler-server.js';

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentials, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
-import { downloadClient } from '../../src/cli/common.js';
+import { downloadClient } from '../../src/cli/daemon-client.js';
 import { detectHostIp } from '../../src/config/load.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS, normalizeUrl, taskIdFromUrl } from '../../src/core/task-id.js';
 import type { Download } from '../../src/gen/common.js';

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { connectDaemon, downloadClient } from '../../src/cli/common.js';
+import { connectDaemon, downloadClient } from '../../src/cli/daemon-client.js';
 import { metricsText, startDaemon, stopDaemon, type DaemonHandle } from '../helpers/daemon.js';
 
 describe('gRPC request limits', () => {

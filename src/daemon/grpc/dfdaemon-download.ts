@@ -303,6 +303,7 @@ export class DfdaemonDownloadServiceImpl {
       requestHeader: req.requestHeader,
       objectStorage: req.objectStorage,
       hub: hubOptionsOf(req),
+      hdfs: req.hdfs,
       timeoutMs,
     });
     this.o.log.info({ url: req.url, entries: entries.length }, 'task entries listed');

@@ -20,6 +20,7 @@ import {
   type SyncPiecesRequest,
   type SyncPiecesResponse,
 } from '../../gen/dfdaemon.js';
+import type { PieceSpan } from '../../storage/arriving-pieces.js';
 import type { PieceRecord } from '../../storage/storage.js';
 import type { SuperSeeding } from '../super-seeding.js';
 import type { TaskRun } from '../task-run.js';
@@ -106,8 +107,9 @@ export class DfdaemonUploadServiceImpl {
   }
 
   /**
-   * Streams the interested pieces we have, then each one as our own download finishes it, until every interested
-   * piece was sent or our run of the task ends. An unknown task is NOT_FOUND, as upstream.
+   * Streams the interested pieces we have, then each one as our own download finishes it (with cut-through: as it
+   * starts arriving from a parent), until every interested piece was sent or our run of the task ends. An unknown
+   * task is NOT_FOUND, as upstream.
    */
   async syncPieces(call: ServerWritableStream<SyncPiecesRequest, SyncPiecesResponse>): Promise<void> {
     const { taskId, interestedPieceNumbers } = call.request;
@@ -118,7 +120,7 @@ export class DfdaemonUploadServiceImpl {
       if (!task) throw new DfError('TASK_NOT_FOUND', `task ${taskId} not found`);
       const where = this.o.pieceServer();
       const wanted = new Set(interestedPieceNumbers);
-      const send = async (p: PieceRecord): Promise<void> => {
+      const send = async (p: PieceSpan): Promise<void> => {
         if (!wanted.delete(p.number)) return;
         const msg: SyncPiecesResponse = {
           number: p.number,
@@ -133,10 +135,10 @@ export class DfdaemonUploadServiceImpl {
 
       // Subscribe before reading storage, so a piece finishing in between is not missed (send() dedups).
       const run = this.o.taskManager.activeRun(taskId);
-      const queue: PieceRecord[] = [];
+      const queue: PieceSpan[] = [];
       let wake: (() => void) | undefined;
       let ended = !run;
-      const push = (p: PieceRecord): void => {
+      const push = (p: PieceSpan): void => {
         queue.push(p);
         wake?.();
       };
@@ -155,6 +157,10 @@ export class DfdaemonUploadServiceImpl {
         cleanups.push(this.announceGated(taskId, run, wanted, push));
       } else {
         if (run) cleanups.push(run.subscribe((ev) => ev.piece && push(ev.piece)));
+        // Cut-through (storage.server.cutThrough): a piece is announced once it starts arriving from a parent, as
+        // it can be relayed from then on (arriving-pieces.ts); send() announces each piece once.
+        cleanups.push(storage.arriving.subscribe(taskId, push));
+        for (const p of storage.arriving.list(taskId)) if (wanted.has(p.number)) push(p);
         for (const p of storage.listPieces(taskId)) if (wanted.has(p.number)) push(p);
       }
       const onCancel = () => {

@@ -28,6 +28,44 @@ export interface ReplicaRetryPolicy {
   limit: number;
 }
 
+type Done = (err: Error | null) => void;
+
+/**
+ * The host-side RPCs of one task kind (DfdaemonUpload): persistent cache tasks (dfcache) by default; persistent
+ * tasks (dfstore, persistent-task.ts) have their own names and place replicas with the task's object.
+ */
+export interface ReplicaRpcs {
+  noun: string;
+  delete(c: DfdaemonUploadClient, taskId: string, deadline: number, cb: Done): void;
+  promote(c: DfdaemonUploadClient, taskId: string, deadline: number, cb: Done): void;
+  place(
+    c: DfdaemonUploadClient,
+    task: PersistentCacheTask,
+    deadline: number,
+  ): { on(e: string, f: (x?: unknown) => void): unknown; cancel(): void };
+}
+
+export const PERSISTENT_CACHE_RPCS: ReplicaRpcs = {
+  noun: 'persistent cache task',
+  delete: (c, taskId, deadline, cb) =>
+    c.deletePersistentCacheTask({ taskId }, new Metadata(), { deadline }, cb),
+  promote: (c, taskId, deadline, cb) =>
+    c.updatePersistentCacheTask({ taskId, persistent: true }, new Metadata(), { deadline }, cb),
+  place: (c, task, deadline) =>
+    c.downloadPersistentCacheTask(
+      {
+        taskId: task.id,
+        persistent: true,
+        tag: task.init.tag,
+        application: task.init.application,
+        needPieceContent: false,
+        forceHardLink: false,
+        overwrite: false,
+      },
+      { deadline },
+    ),
+};
+
 export const DEFAULT_REPLICA_RETRY: ReplicaRetryPolicy = { baseMs: 1000, maxMs: 30_000, limit: 6 };
 
 /** The delay before retry `attempt` (0-based): base·2^attempt, capped, jittered ×[0.8, 1.2) so hosts spread. */
@@ -58,6 +96,7 @@ export class PersistentCacheReplicas {
     private readonly log: Logger,
     private readonly creds: ChannelCredentials,
     private readonly retry: ReplicaRetryPolicy = DEFAULT_REPLICA_RETRY,
+    private readonly rpcs: ReplicaRpcs = PERSISTENT_CACHE_RPCS,
   ) {}
 
   /**
@@ -101,7 +140,7 @@ export class PersistentCacheReplicas {
     if (candidates.length < need) {
       this.log.warn(
         { taskId: task.id, need, hosts: candidates.length },
-        'not enough hosts for the persistent replica count of a persistent cache task',
+        `not enough hosts for the persistent replica count of a ${this.rpcs.noun}`,
       );
       this.retryLater(task);
     }
@@ -111,12 +150,7 @@ export class PersistentCacheReplicas {
     peer.persistent = true;
     this.registry.savePeer(peer);
     void this.unary(peer.host, (c, cb) =>
-      c.updatePersistentCacheTask(
-        { taskId: peer.task.id, persistent: true },
-        new Metadata(),
-        { deadline: Date.now() + UPDATE_TIMEOUT_MS },
-        cb,
-      ),
+      this.rpcs.promote(c, peer.task.id, Date.now() + UPDATE_TIMEOUT_MS, cb),
     ).catch((e: Error) => {
       peer.persistent = false;
       this.registry.savePeer(peer);
@@ -136,30 +170,22 @@ export class PersistentCacheReplicas {
     const client = new DfdaemonUploadClient(hostTarget(host.info.ip, host.info.port), this.creds, {
       'grpc.max_receive_message_length': -1,
     });
-    const call = client.downloadPersistentCacheTask(
-      {
-        taskId: task.id,
-        persistent: true,
-        tag: task.init.tag,
-        application: task.init.application,
-        needPieceContent: false,
-        forceHardLink: false,
-        overwrite: false,
-      },
-      { deadline: Date.now() + PLACEMENT_TIMEOUT_MS },
-    );
+    const call = this.rpcs.place(client, task, Date.now() + PLACEMENT_TIMEOUT_MS);
     this.calls.add(call);
-    this.log.info({ taskId: task.id, host: host.id }, 'placing a persistent cache replica');
+    this.log.info({ taskId: task.id, host: host.id }, `placing a ${this.rpcs.noun} replica`);
     call.on('data', () => undefined);
     let ended = false;
-    const end = (err?: Error) => {
+    const end = (err?: unknown) => {
       if (ended) return;
       ended = true;
       this.calls.delete(call);
       client.close();
       if (err) {
         task.failedPlacementHosts.add(host.id);
-        this.log.warn({ taskId: task.id, host: host.id, err: err.message }, 'replica placement failed');
+        this.log.warn(
+          { taskId: task.id, host: host.id, err: (err as Error).message },
+          'replica placement failed',
+        );
       }
       this.retryLater(task);
     };
@@ -189,10 +215,7 @@ export class PersistentCacheReplicas {
     task.placementRetry = timer;
   }
 
-  private unary(
-    host: Host,
-    f: (c: DfdaemonUploadClient, cb: (err: Error | null) => void) => unknown,
-  ): Promise<void> {
+  private unary(host: Host, f: (c: DfdaemonUploadClient, cb: Done) => unknown): Promise<void> {
     const client = new DfdaemonUploadClient(hostTarget(host.info.ip, host.info.port), this.creds);
     return new Promise<void>((resolve, reject) => {
       f(client, (err) => (err ? reject(err) : resolve()));
@@ -203,14 +226,9 @@ export class PersistentCacheReplicas {
   async deleteOn(taskId: string, hosts: Iterable<Host>): Promise<void> {
     await Promise.all(
       [...hosts].map((h) =>
-        this.unary(h, (c, cb) =>
-          c.deletePersistentCacheTask(
-            { taskId },
-            new Metadata(),
-            { deadline: Date.now() + UPDATE_TIMEOUT_MS },
-            cb,
-          ),
-        ).catch((e: Error) => this.log.info({ taskId, host: h.id, err: e.message }, 'delete on host failed')),
+        this.unary(h, (c, cb) => this.rpcs.delete(c, taskId, Date.now() + UPDATE_TIMEOUT_MS, cb)).catch(
+          (e: Error) => this.log.info({ taskId, host: h.id, err: e.message }, 'delete on host failed'),
+        ),
       ),
     );
   }

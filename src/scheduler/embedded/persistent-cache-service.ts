@@ -16,7 +16,6 @@ import type {
 import type { Empty } from '../../gen/google/protobuf/empty.js';
 import type {
   AnnouncePersistentCachePeerRequest,
-  AnnouncePersistentCachePeerResponse,
   DeletePersistentCachePeerRequest,
   DeletePersistentCacheTaskRequest,
   SchedulerServer,
@@ -31,6 +30,7 @@ import { idcAffinityScore, locationAffinityScore } from './evaluator.js';
 import {
   PersistentCachePeer,
   type PersistentCacheTask,
+  type PersistentCacheTaskInit,
   type PersistentCacheTasks,
 } from './persistent-cache.js';
 import type { Host, Resources } from './resources.js';
@@ -40,17 +40,65 @@ import { resetAfterTrailers } from './reset-after-trailers.js';
 /** Candidate parents in one answer (Go: the best 3). */
 const CANDIDATE_PARENT_LIMIT = 3;
 
-type PersistentCacheMethods = Pick<
-  SchedulerServer,
-  | 'uploadPersistentCacheTaskStarted'
-  | 'uploadPersistentCacheTaskFinished'
-  | 'uploadPersistentCacheTaskFailed'
-  | 'statPersistentCacheTask'
-  | 'deletePersistentCacheTask'
-  | 'announcePersistentCachePeer'
-  | 'statPersistentCachePeer'
-  | 'deletePersistentCachePeer'
->;
+/** The request of an UploadPersistent{Cache,}TaskStarted, in the fields both kinds have. */
+export interface UploadStartedRequest {
+  hostId: string;
+  taskId: string;
+  peerId: string;
+  persistentReplicaCount: number;
+  contentLength: number;
+  pieceCount: number;
+  ttl?: { seconds: number; nanos: number };
+}
+
+/** One message of an announce stream, as the kind names it. */
+type AnnounceRequest = { hostId: string; taskId: string; peerId: string } & Record<string, unknown>;
+
+/**
+ * What differs between the persistent cache RPCs (dfcache) and the persistent RPCs (dfstore,
+ * persistent-task-service.ts): the RPC names, the announce stream's message names, what an upload names besides
+ * the common fields, and what a peer hears when no peer can give the task.
+ */
+export interface PersistentWire {
+  /** `PersistentCacheTask` / `PersistentTask`, `PersistentCachePeer` / `PersistentPeer`: the RPC names. */
+  task: string;
+  peer: string;
+  noun: string;
+  /** The task's fields besides the common ones, checked as the Go validator does. */
+  init(
+    r: UploadStartedRequest,
+  ): Pick<PersistentCacheTaskInit, 'tag' | 'application' | 'pieceLength' | 'url' | 'objectStorage'>;
+  register(r: AnnounceRequest): { persistent: boolean } | undefined;
+  reschedule(r: AnnounceRequest): { candidateParents: Array<{ host?: { id: string } }> } | undefined;
+  /** The peer holds the whole task (from parents, or from the source). */
+  finished(r: AnnounceRequest): boolean;
+  failed(r: AnnounceRequest): boolean;
+  normal(parents: PeerMessage[]): object;
+  empty: object;
+  /** No peer can give the task: an answer (a persistent task's: back to its object store), or undefined to fail. */
+  noParents?: object;
+}
+
+const PERSISTENT_CACHE_WIRE: PersistentWire = {
+  task: 'PersistentCacheTask',
+  peer: 'PersistentCachePeer',
+  noun: 'persistent cache task',
+  init: (r) => {
+    const c = r as UploadPersistentCacheTaskStartedRequest;
+    if (c.pieceLength < MIN_PIECE_LENGTH) {
+      throw invalidArgument(
+        `invalid PieceLength: value must be at least ${MIN_PIECE_LENGTH}, got ${c.pieceLength}`,
+      );
+    }
+    return { tag: c.tag, application: c.application, pieceLength: c.pieceLength };
+  },
+  register: (r) => (r as AnnouncePersistentCachePeerRequest).registerPersistentCachePeerRequest,
+  reschedule: (r) => (r as AnnouncePersistentCachePeerRequest).reschedulePersistentCachePeerRequest,
+  finished: (r) => !!(r as AnnouncePersistentCachePeerRequest).downloadPersistentCachePeerFinishedRequest,
+  failed: (r) => !!(r as AnnouncePersistentCachePeerRequest).downloadPersistentCachePeerFailedRequest,
+  normal: (parents) => ({ normalPersistentCacheTaskResponse: { candidateCacheParents: parents } }),
+  empty: { emptyPersistentCacheTaskResponse: {} },
+};
 
 function checkIds(r: { hostId: string; taskId: string; peerId?: string }): void {
   if (!r.hostId) throw invalidArgument('invalid HostId: value length must be at least 1');
@@ -76,6 +124,7 @@ export class PersistentCacheService {
     private readonly resources: Resources,
     private readonly tasks: PersistentCacheTasks,
     private readonly log: Logger,
+    private readonly wire: PersistentWire = PERSISTENT_CACHE_WIRE,
   ) {}
 
   private unary<Req, Res>(
@@ -96,47 +145,47 @@ export class PersistentCacheService {
     };
   }
 
-  methods(): PersistentCacheMethods {
-    return {
-      uploadPersistentCacheTaskStarted: this.unary('UploadPersistentCacheTaskStarted', (r, ip) =>
+  /** The kind's eight RPCs, under its names. */
+  methods(): Partial<SchedulerServer> {
+    const { task: T, peer: P } = this.wire;
+    const named = {
+      [`upload${T}Started`]: this.unary(`Upload${T}Started`, (r: UploadStartedRequest, ip) =>
         this.started(r, ip),
       ),
-      uploadPersistentCacheTaskFinished: this.unary('UploadPersistentCacheTaskFinished', (r, ip) =>
-        this.finished(r, ip),
+      [`upload${T}Finished`]: this.unary(
+        `Upload${T}Finished`,
+        (r: UploadPersistentCacheTaskFinishedRequest, ip) => this.finished(r, ip),
       ),
-      uploadPersistentCacheTaskFailed: this.unary('UploadPersistentCacheTaskFailed', (r, ip) =>
+      [`upload${T}Failed`]: this.unary(`Upload${T}Failed`, (r: UploadPersistentCacheTaskFailedRequest, ip) =>
         this.failed(r, ip),
       ),
-      statPersistentCacheTask: this.unary('StatPersistentCacheTask', (r: StatPersistentCacheTaskRequest) =>
+      [`stat${T}`]: this.unary(`Stat${T}`, (r: StatPersistentCacheTaskRequest) =>
         this.task(r.taskId).message(),
       ),
-      deletePersistentCacheTask: this.unary(
-        'DeletePersistentCacheTask',
+      [`delete${T}`]: this.unary(
+        `Delete${T}`,
         async (r: DeletePersistentCacheTaskRequest, ip): Promise<Empty> => {
           checkIds(r);
-          ownHost(this.host(r.hostId), ip, 'DeletePersistentCacheTask');
+          ownHost(this.host(r.hostId), ip, `Delete${T}`);
           this.task(r.taskId);
           await this.tasks.deleteEverywhere(r.taskId);
-          this.log.info({ taskId: r.taskId, hostId: r.hostId }, 'persistent cache task deleted');
+          this.log.info({ taskId: r.taskId, hostId: r.hostId }, `${this.wire.noun} deleted`);
           return {};
         },
       ),
-      statPersistentCachePeer: this.unary(
-        'StatPersistentCachePeer',
-        (r: StatPersistentCachePeerRequest): PeerMessage => this.peer(r.taskId, r.peerId).message(),
+      [`stat${P}`]: this.unary(`Stat${P}`, (r: StatPersistentCachePeerRequest): PeerMessage =>
+        this.peer(r.taskId, r.peerId).message(),
       ),
-      deletePersistentCachePeer: this.unary(
-        'DeletePersistentCachePeer',
-        (r: DeletePersistentCachePeerRequest, ip): Empty => {
-          const peer = this.peer(r.taskId, r.peerId);
-          ownHost(peer.host, ip, 'DeletePersistentCachePeer');
-          this.tasks.removePeer(peer);
-          if (peer.persistent) this.tasks.replicate(peer.task, new Set([peer.host.id]));
-          return {};
-        },
-      ),
-      announcePersistentCachePeer: (call) => this.announce(call),
+      [`delete${P}`]: this.unary(`Delete${P}`, (r: DeletePersistentCachePeerRequest, ip): Empty => {
+        const peer = this.peer(r.taskId, r.peerId);
+        ownHost(peer.host, ip, `Delete${P}`);
+        this.tasks.removePeer(peer);
+        if (peer.persistent) this.tasks.replicate(peer.task, new Set([peer.host.id]));
+        return {};
+      }),
+      [`announce${P}`]: (call: ServerDuplexStream<AnnounceRequest, object>) => this.announce(call),
     };
+    return named as Partial<SchedulerServer>;
   }
 
   private host(hostId: string): Host {
@@ -147,36 +196,31 @@ export class PersistentCacheService {
 
   private task(taskId: string): PersistentCacheTask {
     const task = this.tasks.get(taskId);
-    if (!task) throw notFound(`persistent cache task ${taskId} not found`);
+    if (!task) throw notFound(`${this.wire.noun} ${taskId} not found`);
     return task;
   }
 
   private peer(taskId: string, peerId: string): PersistentCachePeer {
     const peer = this.task(taskId).peers.get(peerId);
-    if (!peer) throw notFound(`persistent cache peer ${peerId} not found`);
+    if (!peer) throw notFound(`${this.wire.noun.replace(/task$/, 'peer')} ${peerId} not found`);
     return peer;
   }
 
-  private started(r: UploadPersistentCacheTaskStartedRequest, ip: string): Empty {
+  private started(r: UploadStartedRequest, ip: string): Empty {
     checkIds(r);
     validated(() => checkPersistentReplicaCount(r.persistentReplicaCount));
-    if (r.pieceLength < MIN_PIECE_LENGTH) {
-      throw invalidArgument(
-        `invalid PieceLength: value must be at least ${MIN_PIECE_LENGTH}, got ${r.pieceLength}`,
-      );
-    }
+    const fields = this.wire.init(r);
     validated(() => checkPersistentCacheTtl(durationToMs(r.ttl)));
-    const host = ownHost(this.host(r.hostId), ip, 'UploadPersistentCacheTaskStarted');
+    const T = this.wire.task;
+    const host = ownHost(this.host(r.hostId), ip, `Upload${T}Started`);
     const existing = this.tasks.get(r.taskId);
     if (existing && existing.state !== 'Failed') {
-      throw alreadyExists(`persistent cache task ${r.taskId} already exists (${existing.state})`);
+      throw alreadyExists(`${this.wire.noun} ${r.taskId} already exists (${existing.state})`);
     }
     const task = this.tasks.create({
       id: r.taskId,
       persistentReplicaCount: r.persistentReplicaCount,
-      tag: r.tag,
-      application: r.application,
-      pieceLength: r.pieceLength,
+      ...fields,
       contentLength: r.contentLength,
       pieceCount: r.pieceCount,
       ttlMs: durationToMs(r.ttl),
@@ -184,14 +228,14 @@ export class PersistentCacheService {
     this.tasks.savePeer(new PersistentCachePeer(r.peerId, task, host, true, 'Uploading'));
     this.log.info(
       { taskId: r.taskId, hostId: r.hostId, replicas: r.persistentReplicaCount },
-      'persistent cache upload started',
+      `${this.wire.noun} upload started`,
     );
     return {};
   }
 
   private finished(r: UploadPersistentCacheTaskFinishedRequest, ip: string): TaskMessage {
     checkIds(r);
-    ownHost(this.host(r.hostId), ip, 'UploadPersistentCacheTaskFinished');
+    ownHost(this.host(r.hostId), ip, `Upload${this.wire.task}Finished`);
     const peer = this.peer(r.taskId, r.peerId);
     peer.state = 'Succeeded';
     peer.updatedAt = new Date();
@@ -206,13 +250,13 @@ export class PersistentCacheService {
 
   private failed(r: UploadPersistentCacheTaskFailedRequest, ip: string): Empty {
     checkIds(r);
-    ownHost(this.host(r.hostId), ip, 'UploadPersistentCacheTaskFailed');
+    ownHost(this.host(r.hostId), ip, `Upload${this.wire.task}Failed`);
     const peer = this.peer(r.taskId, r.peerId);
     peer.state = 'Failed';
     this.tasks.savePeer(peer);
     // Go marks the task Succeeded here (a bug, spec §6); a failed import leaves a task nobody holds: it goes.
     if (peer.task.state === 'Uploading') this.tasks.delete(r.taskId);
-    this.log.info({ taskId: r.taskId, description: r.description }, 'persistent cache upload failed');
+    this.log.info({ taskId: r.taskId, description: r.description }, `${this.wire.noun} upload failed`);
     return {};
   }
 
@@ -235,10 +279,10 @@ export class PersistentCacheService {
   }
 
   /** One export or replica fetch: register → parents, reschedule → other parents, finished / failed. */
-  private announce(
-    call: ServerDuplexStream<AnnouncePersistentCachePeerRequest, AnnouncePersistentCachePeerResponse>,
-  ): void {
+  private announce(call: ServerDuplexStream<AnnounceRequest, object>): void {
     const ip = callerIpOf(call);
+    const wire = this.wire;
+    const rpc = `Announce${wire.peer}`;
     let peer: PersistentCachePeer | undefined;
     const blocked = new Set<string>();
     let done = false;
@@ -250,52 +294,51 @@ export class PersistentCacheService {
       // The Rust client waits for its request stream to be dropped after its last request, as on AnnouncePeer.
       resetAfterTrailers(call);
       if (e !== undefined) {
-        this.log.info({ caller: ip, err: (e as Error).message }, 'AnnouncePersistentCachePeer failed');
+        this.log.info({ caller: ip, err: (e as Error).message }, `${rpc} failed`);
         call.emit('error', toServiceError(e));
       } else call.end();
     };
     const answer = (task: PersistentCacheTask, child: Host) => {
       const parents = this.candidates(task, child, blocked);
-      if (parents.length === 0) {
-        throw failedPrecondition(`no peer holds persistent cache task ${task.id} for host ${child.id}`);
-      }
-      call.write({
-        normalPersistentCacheTaskResponse: { candidateCacheParents: parents.map((p) => p.message()) },
-      });
+      if (parents.length > 0) call.write(wire.normal(parents.map((p) => p.message())));
+      else if (wire.noParents) call.write(wire.noParents);
+      else throw failedPrecondition(`no peer holds ${wire.noun} ${task.id} for host ${child.id}`);
     };
-    call.on('data', (r: AnnouncePersistentCachePeerRequest) => {
+    call.on('data', (r: AnnounceRequest) => {
       if (done) return;
       try {
         checkIds(r);
-        if (r.registerPersistentCachePeerRequest) {
-          const reg = r.registerPersistentCachePeerRequest;
-          const host = ownHost(this.host(r.hostId), ip, 'AnnouncePersistentCachePeer');
+        const reg = wire.register(r);
+        if (reg) {
+          const host = ownHost(this.host(r.hostId), ip, rpc);
           const task = this.task(r.taskId);
           if (task.state !== 'Succeeded')
-            throw failedPrecondition(`persistent cache task ${task.id} is ${task.state}`);
+            throw failedPrecondition(`${wire.noun} ${task.id} is ${task.state}`);
           peer = new PersistentCachePeer(r.peerId, task, host, reg.persistent, 'Running');
           this.tasks.savePeer(peer);
-          if (task.init.contentLength === 0) call.write({ emptyPersistentCacheTaskResponse: {} });
+          if (task.init.contentLength === 0) call.write(wire.empty);
           else answer(task, host);
           return;
         }
-        if (!peer || peer.id !== r.peerId)
-          throw failedPrecondition(`persistent cache peer ${r.peerId} is not registered`);
-        if (r.reschedulePersistentCachePeerRequest) {
-          for (const p of r.reschedulePersistentCachePeerRequest.candidateParents) {
+        if (!peer || peer.id !== r.peerId) {
+          throw failedPrecondition(`${wire.noun.replace(/task$/, 'peer')} ${r.peerId} is not registered`);
+        }
+        const reschedule = wire.reschedule(r);
+        if (reschedule) {
+          for (const p of reschedule.candidateParents) {
             if (p.host?.id) blocked.add(p.host.id);
           }
           answer(peer.task, peer.host);
-        } else if (r.downloadPersistentCachePeerFinishedRequest) {
+        } else if (wire.finished(r)) {
           peer.state = 'Succeeded';
           peer.updatedAt = new Date();
           this.tasks.savePeer(peer);
           this.log.info(
             { taskId: peer.task.id, peerId: peer.id, persistent: peer.persistent },
-            'persistent cache peer finished',
+            `${wire.noun.replace(/task$/, 'peer')} finished`,
           );
           end();
-        } else if (r.downloadPersistentCachePeerFailedRequest) {
+        } else if (wire.failed(r)) {
           peer.state = 'Failed';
           end();
         }

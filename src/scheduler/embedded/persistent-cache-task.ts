@@ -4,6 +4,7 @@
 
 import { msToDuration } from '../../core/duration.js';
 import type {
+  ObjectStorage,
   PersistentCachePeer as PeerMessage,
   PersistentCacheTask as TaskMessage,
 } from '../../gen/common.js';
@@ -17,6 +18,9 @@ export interface PersistentCacheTaskInit {
   persistentReplicaCount: number;
   tag?: string;
   application?: string;
+  /** A persistent task's object (dfstore): where replicas fetch what no peer has. */
+  url?: string;
+  objectStorage?: ObjectStorage;
   pieceLength: number;
   contentLength: number;
   pieceCount: number;

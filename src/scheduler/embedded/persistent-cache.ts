@@ -1,13 +1,18 @@
 // Persistent cache tasks in the embedded scheduler (spec/scheduler.md §6; Go scheduler/resource/persistentcache and
 // service_v2.go *PersistentCache*): which hosts hold each task, its TTL, and the replicas
-// (persistent-cache-replicas.ts places them). Go keeps this in Redis; here it is in memory, written through to the
+// (persistent-cache-replicas.ts places them). Persistent tasks (dfstore) use the same registry with their own host
+// RPCs (ReplicaRpcs, persistent-task.ts), without a store. Go keeps this in Redis; here it is in memory, written through to the
 // scheduler's store (scheduler-store.ts) and read back at start, so a restarted scheduler still knows every task,
 // its holders and its replica target. A timer per task ends it at created_at + ttl.
 
 import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { SchedulerStateStore } from '../../core/scheduler-state.js';
-import { PersistentCacheReplicas, type ReplicaRetryPolicy } from './persistent-cache-replicas.js';
+import {
+  PersistentCacheReplicas,
+  type ReplicaRetryPolicy,
+  type ReplicaRpcs,
+} from './persistent-cache-replicas.js';
 import {
   PersistentCachePeer,
   PersistentCacheTask,
@@ -17,6 +22,7 @@ import {
 } from './persistent-cache-task.js';
 import type { Host, Resources } from './resources.js';
 
+export type { ReplicaRpcs } from './persistent-cache-replicas.js';
 export {
   PersistentCachePeer,
   PersistentCacheTask,
@@ -35,6 +41,8 @@ export interface PersistentCacheTasksInit {
   /** How hosts' upload ports are reached (replica placement, delete). */
   creds?: ChannelCredentials;
   replicaRetry?: ReplicaRetryPolicy;
+  /** The host RPCs of the task kind: persistent cache tasks' by default (persistent tasks: persistent-task.ts). */
+  rpcs?: ReplicaRpcs;
   now?: () => number;
 }
 
@@ -49,6 +57,7 @@ export class PersistentCacheTasks {
   private readonly store?: SchedulerStateStore;
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly noun: string;
 
   constructor(init: PersistentCacheTasksInit) {
     this.resources = init.resources;
@@ -61,7 +70,9 @@ export class PersistentCacheTasks {
       init.log,
       init.creds ?? credentials.createInsecure(),
       init.replicaRetry,
+      init.rpcs,
     );
+    this.noun = init.rpcs?.noun ?? 'persistent cache task';
     init.resources.onHostDeleted((host) => this.hostLeft(host));
   }
 
@@ -88,7 +99,7 @@ export class PersistentCacheTasks {
     this.tasks.set(task.id, task);
     task.expiry = setTimeout(
       () => {
-        this.log.info({ taskId: task.id }, 'persistent cache task expired');
+        this.log.info({ taskId: task.id }, `${this.noun} expired`);
         this.delete(task.id);
       },
       Math.max(0, task.createdAt.getTime() + task.init.ttlMs - this.now()),

@@ -15,6 +15,7 @@ import { PreheatJobs } from './preheat.js';
 import { resolveSchedulerOptions, type PartialSchedulerOptions, type SchedulerOptions } from './options.js';
 import { PersistentCacheTasks } from './persistent-cache.js';
 import { PersistentCacheService } from './persistent-cache-service.js';
+import { persistentTasks, persistentTaskService } from './persistent-task.js';
 import { Host, Resources } from './resources.js';
 import { Host as HostCodec } from '../../gen/common.js';
 import type { SchedulerStateStore } from '../../core/scheduler-state.js';
@@ -76,6 +77,8 @@ export class EmbeddedScheduler {
   private readonly seedPeer: SeedPeerTrigger;
   /** Persistent cache tasks (dfcache), exposed for tests and diagnostics. */
   readonly persistentCacheTasks: PersistentCacheTasks;
+  /** Persistent tasks (dfstore), exposed for tests and diagnostics. */
+  readonly persistentTasks: PersistentCacheTasks;
   private readonly service: SchedulerService;
   private readonly preheat: PreheatJobs;
   private readonly gc: ResourceGc;
@@ -125,6 +128,7 @@ export class EmbeddedScheduler {
     });
     const tasks = this.persistentCacheTasks.restore();
     if (hosts + tasks > 0) this.log.info({ hosts, persistentCacheTasks: tasks }, 'scheduler state restored');
+    this.persistentTasks = persistentTasks(this.resources, this.log, channelCredentials(init.seedPeerTls));
     this.service = new SchedulerService({
       resources: this.resources,
       scheduling,
@@ -133,6 +137,7 @@ export class EmbeddedScheduler {
       options: this.options,
       log: this.log,
       persistentCache: new PersistentCacheService(this.resources, this.persistentCacheTasks, this.log),
+      persistent: persistentTaskService(this.resources, this.persistentTasks, this.log),
     });
     this.gc = new ResourceGc(this.resources, this.options.gc, this.log);
   }
@@ -188,6 +193,7 @@ export class EmbeddedScheduler {
       this.preheat.close();
       this.seedPeer.close();
       this.persistentCacheTasks.close();
+      this.persistentTasks.close();
       this.service.closeStreams();
       if (this.server) await shutdownGrpcServer(this.server, SHUTDOWN_GRACE_MS);
       this.store?.close();

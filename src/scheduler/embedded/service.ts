@@ -1,6 +1,7 @@
 // The scheduler.v2.Scheduler service of the embedded scheduler (upstream `scheduler/service/service_v2.go`,
 // spec/scheduler.md §1, §5). Preheat RPCs are served by preheat.ts, persistent cache RPCs by
-// persistent-cache-service.ts; cache and persistent RPCs answer UNIMPLEMENTED.
+// persistent-cache-service.ts, persistent RPCs by persistent-task.ts over the same code; cache RPCs answer
+// UNIMPLEMENTED.
 
 import { isIP } from 'node:net';
 import {
@@ -38,6 +39,8 @@ export interface SchedulerServiceDeps {
   probe?: PortProbe;
   /** The persistent cache RPCs (dfcache). */
   persistentCache: PersistentCacheService;
+  /** The persistent RPCs (dfstore). */
+  persistent: PersistentCacheService;
 }
 
 function unary<Req, Res>(
@@ -69,14 +72,6 @@ const UNIMPLEMENTED_METHODS = [
   'deleteCachePeer',
   'statCacheTask',
   'deleteCacheTask',
-  'announcePersistentPeer',
-  'statPersistentPeer',
-  'deletePersistentPeer',
-  'uploadPersistentTaskStarted',
-  'uploadPersistentTaskFinished',
-  'uploadPersistentTaskFailed',
-  'statPersistentTask',
-  'deletePersistentTask',
 ] as const;
 
 function unimplemented(method: string): UntypedHandleCall {
@@ -102,6 +97,7 @@ export class SchedulerService {
     this.implementation = {
       ...(stubs as unknown as SchedulerServer),
       ...d.persistentCache.methods(),
+      ...d.persistent.methods(),
       announcePeer: (call) => {
         const session = new AnnouncePeerSession(call, this.handler, log, (s) => this.sessions.delete(s));
         this.sessions.add(session);

@@ -32,6 +32,7 @@ export type UpstreamProgram =
   | 'dfdaemon'
   | 'dfget'
   | 'dfcache'
+  | 'dfstore'
   | 'dfctl'
   | 'mariadbd'
   | 'mariadb-install-db'
@@ -60,6 +61,11 @@ const HOW: Record<UpstreamProgram, { dir?: () => string; install: string; what: 
     what: `the Rust client, dragonfly-client ${RUST_VERSION}`,
   },
   dfcache: {
+    dir: cargoBinDir,
+    install: 'scripts/install-upstream.sh rust',
+    what: `the Rust client, dragonfly-client ${RUST_VERSION}`,
+  },
+  dfstore: {
     dir: cargoBinDir,
     install: 'scripts/install-upstream.sh rust',
     what: `the Rust client, dragonfly-client ${RUST_VERSION}`,

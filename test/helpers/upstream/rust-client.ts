@@ -259,6 +259,10 @@ export function rustDfcache(args: string[]): Promise<RunResult> {
   return runCommand(upstreamPath('dfcache'), args, { timeoutMs: 120_000 });
 }
 
+export function rustDfstore(args: string[]): Promise<RunResult> {
+  return runCommand(upstreamPath('dfstore'), args, { timeoutMs: 120_000 });
+}
+
 /**
  * The task id the Rust `dfcache import` prints. It prints it only in its progress spinner ("Done: <id>"), which it
  * draws on a terminal alone: without one (and with --no-progress) a successful import prints nothing. So the import

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StatLocalTaskResponse } from '../../../src/gen/dfdaemon.js';
-import { downloadClient } from '../../../src/cli/common.js';
+import { downloadClient } from '../../../src/cli/daemon-client.js';
 import { DEFAULT_FILTERED_QUERY_PARAMS, taskIdFromUrl } from '../../../src/core/task-id.js';
 import { Origin, contentSha256 } from '../../helpers/origin.js';
 import {

@@ -6,6 +6,7 @@ import type { Backend } from '../../../src/backend/backend.js';
 import { BackendFactory } from '../../../src/backend/factory.js';
 import { HttpBackend } from '../../../src/backend/http.js';
 import { ObjectStorageBackend } from '../../../src/backend/object-storage.js';
+import { HdfsBackend } from '../../../src/backend/hdfs.js';
 import { HubBackend } from '../../../src/backend/hub.js';
 
 const OPTIONS = {
@@ -19,7 +20,7 @@ describe('BackendFactory', () => {
   const factory = new BackendFactory(OPTIONS);
   after(() => factory.close());
 
-  it('serves http, https, the object storage and the model hub schemes with one backend per scheme, built once', () => {
+  it('serves http, https, the object storage, hdfs and the model hub schemes with one backend per scheme, built once', () => {
     const http = factory.get('http://example.com/a');
     const https = factory.get('HTTPS://example.com/b');
     assert.ok(http instanceof HttpBackend);
@@ -30,6 +31,7 @@ describe('BackendFactory', () => {
       'abs',
       'cos',
       'gs',
+      'hdfs',
       'hf',
       'http',
       'https',
@@ -43,6 +45,9 @@ describe('BackendFactory', () => {
     assert.ok(s3 instanceof ObjectStorageBackend);
     assert.equal(factory.get('s3://other/key'), s3);
     assert.ok(canListEntries(s3));
+    const hdfs = factory.get('hdfs://namenode:9870/data/file');
+    assert.ok(hdfs instanceof HdfsBackend);
+    assert.ok(canListEntries(hdfs));
     for (const url of ['hf://o/r/f', 'modelscope://o/r/f', 'opencsg://o/r/f']) {
       const hub = factory.get(url);
       assert.ok(hub instanceof HubBackend);
@@ -57,7 +62,7 @@ describe('BackendFactory', () => {
         e instanceof DfError &&
         e.code === 'BACKEND_UNSUPPORTED' &&
         e.message ===
-          'unsupported scheme "ftp" in ftp://host/key; supported: abs, cos, gs, hf, http, https, modelscope, obs, opencsg, oss, s3',
+          'unsupported scheme "ftp" in ftp://host/key; supported: abs, cos, gs, hdfs, hf, http, https, modelscope, obs, opencsg, oss, s3',
     );
   });
 

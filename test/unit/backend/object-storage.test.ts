@@ -1,10 +1,13 @@
 // object-storage.ts against a real S3 server (s3rver): stat tells size and ETag, a piece is exactly its range
 // (streamed from a presigned GET), a piece of another version is SOURCE_CHANGED, listing is recursive, and a
-// remote caller cannot point the daemon at a loopback endpoint.
+// remote caller cannot point the daemon at a loopback endpoint; put (dfstore import) is a concurrent multipart upload.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ObjectStorageBackend } from '../../../src/backend/object-storage.js';
 import { validatorOf } from '../../../src/core/validator.js';
 import { S3rverStore, S3RVER_KEY } from '../../helpers/s3rver.js';
@@ -101,4 +104,55 @@ test('a slow store answers TIMEOUT within the request bound', async () => {
   } finally {
     store.beforeRequest = undefined;
   }
+});
+
+test('put writes a file as the object in concurrent parts (a multipart upload), byte-exact', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dft-put-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // S3's smallest part is 5 MiB: three parts, the last one short.
+  const chunkSize = 5 * 1024 * 1024;
+  const bytes = randomBytes(2 * chunkSize + 12_345);
+  const path = join(dir, 'f.bin');
+  writeFileSync(path, bytes);
+  const from = store.requests.length;
+  await backend.put({
+    taskId: 't',
+    url: 's3://b/put/f.bin',
+    path,
+    chunkSize,
+    concurrentChunkCount: 2,
+    timeoutMs: 30_000,
+    objectStorage: options(),
+  });
+  const parts = store.requests.slice(from).filter((r) => r.method === 'PUT');
+  assert.equal(parts.length, 3, 'one PUT per part');
+  assert.deepEqual(Buffer.from(await store.operator().read('put/f.bin')), bytes);
+  assert.equal(await backend.exists({ ...base, url: 's3://b/put/f.bin', objectStorage: options() }), true);
+  assert.equal(
+    await backend.exists({ ...base, url: 's3://b/put/none.bin', objectStorage: options() }),
+    false,
+  );
+});
+
+test('put with a wrong key id is one permission line naming the flags, without the secret', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'dft-put-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'f.bin');
+  writeFileSync(path, 'x');
+  await assert.rejects(
+    backend.put({
+      taskId: 't',
+      url: 's3://b/put/denied.bin',
+      path,
+      chunkSize: 5 * 1024 * 1024,
+      concurrentChunkCount: 2,
+      timeoutMs: 30_000,
+      objectStorage: { ...options(), accessKeyId: 'WRONGKEYID4242', accessKeySecret: 'hidden-secret-99' },
+    }),
+    (e: Error) => {
+      assert.match(e.message, /^put s3:\/\/b\/put\/denied\.bin: permission denied by the s3 store/);
+      assert.doesNotMatch(e.message, /hidden-secret-99|\n/);
+      return true;
+    },
+  );
 });

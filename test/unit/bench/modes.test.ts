@@ -72,5 +72,19 @@ test('the bench dfdaemon.yaml loads in ours without a warning and says what both
   assert.equal(config.server.cacheDir, '/tmp/h0/cache');
   assert.equal(config.seedPeer.enable, true);
   const peer = daemonConfig(h, { seed: false, vortexPort: 4100 });
-  assert.doesNotMatch(peer, /seedPeer|allowedPrivateSources|queueLimit/);
+  assert.doesNotMatch(peer, /seedPeer|allowedPrivateSources|queueLimit|cutThrough/);
+});
+
+test('P2P_CUT_THROUGH sets storage.server.cutThrough in our daemons; unset leaves dfdaemon’s default', () => {
+  assert.equal(settingsFromEnv({}).cutThrough, undefined);
+  assert.equal(settingsFromEnv({ P2P_CUT_THROUGH: '1' }).cutThrough, true);
+  assert.equal(settingsFromEnv({ P2P_CUT_THROUGH: 'false' }).cutThrough, false);
+  assert.throws(() => settingsFromEnv({ P2P_CUT_THROUGH: 'yes' }), /P2P_CUT_THROUGH must be 1 or 0/);
+  const h = { name: 'peer1', ns: 'dfp2p-x-0-h1', ip: '10.77.1.11', dir: '/tmp/h1', port: 'v1' };
+  for (const cutThrough of [true, false]) {
+    const yaml = daemonConfig(h, { seed: false, vortexPort: 4100, cutThrough });
+    const { config, warnings } = parseDfdaemonConfig(yaml, 'dfdaemon.yaml', { dirs: SYSTEM_DIRS });
+    assert.deepEqual(warnings, []);
+    assert.equal(config.storage.server.cutThrough, cutThrough);
+  }
 });

@@ -103,6 +103,7 @@ storage:
     tcpFastopen: true
     quicPort: 14006
     maxConnections: 300
+    cutThrough: true
   dir: /data/dragonfly
   keep: true
   writePieceTimeout: 20s
@@ -225,7 +226,14 @@ test('a full example file with every section loads without warnings', () => {
   assert.deepEqual(config.seedPeer, { enable: true, type: 'super' });
   assert.equal(config.dynconfig.refreshInterval, 300_000);
   assert.deepEqual(config.storage, {
-    server: { ip: '127.0.0.1', tcpPort: 14005, tcpFastopen: true, quicPort: 14006, maxConnections: 300 },
+    server: {
+      ip: '127.0.0.1',
+      tcpPort: 14005,
+      tcpFastopen: true,
+      quicPort: 14006,
+      maxConnections: 300,
+      cutThrough: true,
+    },
     client: {},
     dir: '/data/dragonfly',
     keep: true,
@@ -648,4 +656,13 @@ test('storage.server.queueLimit (ours): unset by default (no busy answers), a co
   assert.equal(parse('').config.storage.server.queueLimit, undefined);
   assert.equal(parse('storage:\n  server:\n    queueLimit: 2\n').config.storage.server.queueLimit, 2);
   assert.throws(() => parse('storage:\n  server:\n    queueLimit: -1\n'), /storage\.server\.queueLimit/);
+});
+
+test('storage.server.cutThrough (ours): off by default, true turns relaying on, a non-boolean refused', () => {
+  assert.equal(parse('').config.storage.server.cutThrough, false);
+  assert.equal(parse('storage:\n  server:\n    cutThrough: true\n').config.storage.server.cutThrough, true);
+  assert.throws(
+    () => parse('storage:\n  server:\n    cutThrough: sometimes\n'),
+    /storage\.server\.cutThrough/,
+  );
 });

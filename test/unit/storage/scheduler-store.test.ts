@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { SchedulerClient } from '../../../src/gen/scheduler.js';
 import type { PersistentCacheTask } from '../../../src/gen/common.js';
 import type { Empty } from '../../../src/gen/google/protobuf/empty.js';
-import { unary } from '../../../src/cli/common.js';
+import { unary } from '../../../src/cli/daemon-client.js';
 import { pino } from 'pino';
 import { EmbeddedScheduler } from '../../../src/scheduler/embedded/scheduler-server.js';
 import { SqliteSchedulerStore } from '../../../src/storage/scheduler-store.js';

@@ -6,19 +6,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
-import {
-  Server,
-  ServerCredentials,
-  status as GrpcStatus,
-  type ServerWritableStream,
-  type ServiceError,
-} from '@grpc/grpc-js';
+import { Server, status as GrpcStatus, type ServerWritableStream, type ServiceError } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import type { PersistentCacheTask } from '../../../../src/gen/common.js';
-import {
-  DfdaemonUploadService,
-  type DownloadPersistentCacheTaskRequest,
-} from '../../../../src/gen/dfdaemon.js';
+import { type DownloadPersistentCacheTaskRequest } from '../../../../src/gen/dfdaemon.js';
 import type { Empty } from '../../../../src/gen/google/protobuf/empty.js';
 import {
   AnnouncePersistentCachePeerRequest,
@@ -26,12 +17,13 @@ import {
   type SchedulerClient,
   type UploadPersistentCacheTaskStartedRequest,
 } from '../../../../src/gen/scheduler.js';
-import { unary } from '../../../../src/cli/common.js';
+import { unary } from '../../../../src/cli/daemon-client.js';
 import { PersistentCacheTasks } from '../../../../src/scheduler/embedded/persistent-cache.js';
 import { Resources } from '../../../../src/scheduler/embedded/resources.js';
 import { SqliteSchedulerStore } from '../../../../src/storage/scheduler-store.js';
 import { EmbeddedScheduler } from '../../../../src/scheduler/embedded/scheduler-server.js';
 import { announceHost, schedulerClient } from '../../../helpers/scheduler-client.js';
+import { rejection, startUploadStandIn } from '../../../helpers/upload-stand-in.js';
 
 const MiB = 1024 * 1024;
 const TTL = { seconds: 3600, nanos: 0 };
@@ -44,20 +36,14 @@ let peerPort: number;
 const placements: DownloadPersistentCacheTaskRequest[] = [];
 
 before(async () => {
-  peer = new Server();
-  peer.addService(DfdaemonUploadService, {
+  ({ server: peer, port: peerPort } = await startUploadStandIn({
     downloadPersistentCacheTask: (
       call: ServerWritableStream<DownloadPersistentCacheTaskRequest, unknown>,
     ) => {
       placements.push(call.request);
       call.end();
     },
-  });
-  peerPort = await new Promise<number>((resolve, reject) =>
-    peer.bindAsync('127.0.0.1:0', ServerCredentials.createInsecure(), (e, port) =>
-      e ? reject(e) : resolve(port),
-    ),
-  );
+  }));
   scheduler = new EmbeddedScheduler({ ip: '127.0.0.1', port: 0, log: pino({ level: 'silent' }) });
   client = schedulerClient(await scheduler.start());
   await announceHost(client, { id: 'importer', ip: '127.0.0.1', port: 1 });
@@ -68,15 +54,6 @@ after(async () => {
   await scheduler.stop();
   peer.forceShutdown();
 });
-
-async function rejection(p: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as ServiceError;
-  }
-  assert.fail('expected the call to fail');
-}
 
 let n = 0;
 function started(

@@ -3,11 +3,12 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import type { SchedulerClient } from '../../../../src/gen/scheduler.js';
 import { EmbeddedScheduler } from '../../../../src/scheduler/embedded/scheduler-server.js';
 import { announceHost, rpc, schedulerClient } from '../../../helpers/scheduler-client.js';
+import { rejection } from '../../../helpers/upload-stand-in.js';
 
 let scheduler: EmbeddedScheduler;
 let client: SchedulerClient;
@@ -21,15 +22,6 @@ after(async () => {
   client.close();
   await scheduler.stop();
 });
-
-async function rejection(p: Promise<unknown>): Promise<ServiceError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as ServiceError;
-  }
-  assert.fail('expected the call to fail');
-}
 
 test('regression (fuzz): AnnounceHost refuses a host no peer could reach (an ip that is not an IP, port 0)', async () => {
   // A host name as Host.ip made seed triggers resolve it; port 0 was accepted and offered to peers as a parent.
