@@ -119,7 +119,11 @@ export function startOrigin(topo: Topology, entryFile: string, logDir: string): 
 
 export function startScheduler(topo: Topology, logDir: string, logLevel: string): Promise<Server> {
   const conf = join(topo.origin.dir, 'scheduler.yaml');
-  writeFileSync(conf, `server:\n  listenIP: ${topo.origin.ip}\n  port: ${SCHEDULER_PORT}\n`);
+  // Its state (server.dataDir) beside its config: each bench run starts from none.
+  writeFileSync(
+    conf,
+    `server:\n  listenIP: ${topo.origin.ip}\n  port: ${SCHEDULER_PORT}\n  dataDir: ${topo.origin.dir}\n`,
+  );
   return startInNs({
     name: 'dfscheduler',
     ns: topo.origin.ns,

@@ -2,16 +2,21 @@
 // dfscheduler: the embedded scheduler as a program of its own, for a small cluster without a Dragonfly control
 // plane. Reads scheduler.yaml (scheduler/embedded/config.ts). Stops gracefully on SIGINT/SIGTERM.
 
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { SourceAddressPolicy } from '../backend/address-policy.js';
+import { resolveDirs } from '../config/dirs.js';
 import { loadTlsFiles } from '../config/tls-files.js';
 import { AddressList } from '../core/addresses.js';
+import { DfError } from '../core/errors.js';
 import { openFileLimit } from '../daemon/connection-limits.js';
 import { loadSchedulerConfig } from '../scheduler/embedded/config.js';
 import { EmbeddedScheduler } from '../scheduler/embedded/scheduler-server.js';
+import { SCHEDULER_STORE_FILE, SqliteSchedulerStore } from '../storage/scheduler-store.js';
 import { describeError, stopOnSignals } from './common.js';
 import { packageVersion } from './version.js';
-import { createLogger } from './logging.js';
+import { createLogger, type Logger } from './logging.js';
 
 interface DfschedulerArgs {
   config?: string;
@@ -27,6 +32,7 @@ async function main(a: DfschedulerArgs): Promise<void> {
     log.warn({}, w);
     process.stderr.write(`dfscheduler: warning: ${w}\n`);
   }
+  const storePath = schedulerStorePath(config.dataDir, log);
   const tls = await loadTlsFiles('server.tls', config.tls, 'server');
   const seedPeerTls = await loadTlsFiles('seedPeer.tls', config.seedPeerTls, 'client');
   // Nothing else of ours holds descriptors here: half the open-file limit for peers' connections.
@@ -50,6 +56,7 @@ async function main(a: DfschedulerArgs): Promise<void> {
     tls,
     seedPeerTls,
     maxConnections,
+    store: new SqliteSchedulerStore(storePath),
     sourceGate: new SourceAddressPolicy({
       allow: new AddressList(config.allowedPrivateSources, 'security.allowedPrivateSources', {
         hostNames: true,
@@ -70,6 +77,26 @@ async function main(a: DfschedulerArgs): Promise<void> {
     await scheduler.stop().catch(() => undefined);
     throw e;
   }
+}
+
+/**
+ * `<server.dataDir>/scheduler/scheduler.db`, the directory made if missing. Without server.dataDir:
+ * /var/lib/dragonfly, or ~/.dragonfly/storage when that cannot be written (said once in the log).
+ */
+function schedulerStorePath(dataDir: string | undefined, log: Logger): string {
+  let base = dataDir;
+  if (base === undefined) {
+    const { dirs, note } = resolveDirs();
+    if (note) log.info({}, note);
+    base = dirs.storageDir;
+  }
+  const dir = join(base, 'scheduler');
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new DfError('IO', `server.dataDir: cannot create ${dir}: ${(e as Error).message}`, { cause: e });
+  }
+  return join(dir, SCHEDULER_STORE_FILE);
 }
 
 const program = new Command('dfscheduler')

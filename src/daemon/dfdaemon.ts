@@ -17,6 +17,7 @@ import { DfdaemonDownloadService, DfdaemonUploadService } from '../gen/dfdaemon.
 import type { Host } from '../gen/common.js';
 import { SchedulerAnnouncer } from '../scheduler/announcer.js';
 import { EmbeddedScheduler } from '../scheduler/embedded/scheduler-server.js';
+import { SCHEDULER_STORE_FILE, SqliteSchedulerStore } from '../storage/scheduler-store.js';
 import { HostInfo } from '../scheduler/host-info.js';
 import { SchedulerSelector } from '../scheduler/scheduler-selector.js';
 import { schedulerSourceFromConfig } from '../scheduler/scheduler-source.js';
@@ -288,6 +289,8 @@ export class Dfdaemon {
         onRefused: refusals('scheduler', 'embeddedScheduler.maxConnections'),
         // Preheat fetches image manifests for its callers: under the same policy as this daemon's remote callers.
         sourceGate: sourcePolicy,
+        // Beside the daemon's own metadata: its hosts and persistent cache tasks survive a restart.
+        store: new SqliteSchedulerStore(join(c.storage.dir, 'metadata', SCHEDULER_STORE_FILE)),
       });
       const port = await this.embedded.start();
       this.bound.scheduler = port;

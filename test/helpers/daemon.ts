@@ -98,7 +98,7 @@ metrics:
     ip: 127.0.0.1
     port: 0
 upload:
-  server:
+${more(opts.upload, '  ')}  server:
     ip: 127.0.0.1
     port: 0
 ${more(opts.uploadServer, '    ')}${opts.uploadClient ? `  client:\n${more(opts.uploadClient, '    ')}` : ''}storage:
@@ -118,6 +118,8 @@ export interface SectionOptions {
   downloadServer?: string;
   /** `download`, e.g. "bandwidthLimit: 10MiB". */
   download?: string;
+  /** `upload`, e.g. "bandwidthLimit: 4MiB". */
+  upload?: string;
   /** `upload.server`, e.g. "caCert: /path/ca.crt". */
   uploadServer?: string;
   /** `upload.client`. */

@@ -1,4 +1,5 @@
-// Starts the dfscheduler binary on a free (or given) port for multi-peer tests; ended by PID.
+// Starts the dfscheduler binary on a free (or given) port for multi-peer tests; ended by PID. Its state
+// (server.dataDir) is in its own temp dir, which a restart may reuse.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -22,25 +23,40 @@ export interface SchedulerHandle {
  * more keys of `server:` (e.g. "maxConnections: 2"); `extra` more top-level sections (e.g. "seedPeer: ...").
  */
 export async function startScheduler(
-  opts: { port?: number; retryInterval?: string; scheduler?: string; server?: string; extra?: string } = {},
+  opts: {
+    port?: number;
+    retryInterval?: string;
+    scheduler?: string;
+    server?: string;
+    extra?: string;
+    /** The dir of a scheduler stopped with keepDir: this one starts from its state. */
+    dir?: string;
+    env?: NodeJS.ProcessEnv;
+  } = {},
 ): Promise<SchedulerHandle> {
-  const dir = tempDir('dfsched-');
+  const dir = opts.dir ?? tempDir('dfsched-');
   const conf = join(dir, 'scheduler.yaml');
   const indent = (lines: string | undefined) => (lines ? lines.replace(/^/gm, '  ') + '\n' : '');
   writeFileSync(
     conf,
-    `server:\n  listenIP: 127.0.0.1\n  port: ${opts.port ?? 0}\n${indent(opts.server)}` +
+    `server:\n  listenIP: 127.0.0.1\n  port: ${opts.port ?? 0}\n  dataDir: ${dir}\n${indent(opts.server)}` +
       `scheduler:\n  retryInterval: ${opts.retryInterval ?? '500ms'}\n${indent(opts.scheduler)}${opts.extra ?? ''}`,
   );
   const proc = spawn(process.execPath, [DFSCHEDULER, '-c', conf, '--console'], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: opts.env ? { ...process.env, ...opts.env } : undefined,
   });
   const logs: string[] = [];
   const { port } = await waitForLogLine<{ port: number }>(proc, 'scheduler started', logs, 'dfscheduler');
   return { proc, port, addr: `127.0.0.1:${port}`, dir, logs };
 }
 
-export async function stopScheduler(s: SchedulerHandle, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+/** Ends the scheduler by PID; removes its dir (config and state) unless `keepDir`, for a restart from it. */
+export async function stopScheduler(
+  s: SchedulerHandle,
+  signal: NodeJS.Signals = 'SIGTERM',
+  opts: { keepDir?: boolean } = {},
+): Promise<void> {
   await stopByPid(s.proc, 5000, signal);
-  rmSync(s.dir, { recursive: true, force: true });
+  if (!opts.keepDir) rmSync(s.dir, { recursive: true, force: true });
 }

@@ -6,52 +6,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DIST, run, startDaemon, stopDaemon, tempDir, type DaemonHandle } from '../helpers/daemon.js';
+import { dfcache, holds, stat, waitForReplicas } from '../helpers/dfcache.js';
 import { sha256File } from '../helpers/files.js';
 import { startScheduler, stopScheduler, type SchedulerHandle } from '../helpers/scheduler-process.js';
 import { createHash } from 'node:crypto';
 
-const DFCACHE = join(DIST, 'src/cli/dfcache.js');
 const DFCTL = join(DIST, 'src/cli/dfctl.js');
 const MiB = 1024 * 1024;
-
-function dfcache(d: DaemonHandle, args: string[]) {
-  return run([DFCACHE, ...args, '-e', d.socket], { timeoutMs: 60_000 });
-}
-
-/** `dfcache stat` as fields. */
-async function stat(d: DaemonHandle, id: string): Promise<Record<string, string>> {
-  const r = await dfcache(d, ['stat', id]);
-  assert.equal(r.code, 0, r.stderr);
-  return Object.fromEntries(
-    r.stdout
-      .trim()
-      .split('\n')
-      .map((l) => {
-        const at = l.indexOf(':');
-        return [l.slice(0, at), l.slice(at + 1).trim()];
-      }),
-  );
-}
-
-/** Polls `dfcache stat` until the persistent replica count reads `want` (e.g. "2/2"). */
-async function waitForReplicas(d: DaemonHandle, id: string, want: string, timeoutMs = 30_000) {
-  const until = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < until) {
-    last = (await stat(d, id))['Persistent replicas'] ?? '';
-    if (last === want) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.fail(`persistent replicas stayed ${last}, expected ${want}`);
-}
-
-/** Whether the daemon stores the task's content file. */
-function holds(d: DaemonHandle, id: string): boolean {
-  return existsSync(join(d.storageDir, 'content', 'persistent-cache-tasks', id.slice(0, 3), id));
-}
 
 describe('dfcache: import, replicas, export P2P, importer gone, rm everywhere', () => {
   let scheduler: SchedulerHandle;

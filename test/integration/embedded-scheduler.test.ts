@@ -521,7 +521,16 @@ function startBinary(
 ): Promise<{ port?: number; stderr: () => string; stop: () => Promise<RunResult> }> {
   const dir = mkdtempSync(join(tmpdir(), 'dfscheduler-'));
   const path = join(dir, 'scheduler.yaml');
-  writeFileSync(path, config);
+  // Its state goes to its own dir (the default, /var/lib/dragonfly, is shared), unless the test sets server.dataDir.
+  const dataDir = `  dataDir: ${dir}\n`;
+  writeFileSync(
+    path,
+    /dataDir:/.test(config)
+      ? config
+      : config.includes('server:\n')
+        ? config.replace('server:\n', `server:\n${dataDir}`)
+        : `server:\n${dataDir}${config}`,
+  );
   const proc = spawn(process.execPath, [DFSCHEDULER, '-c', path, '--console', '-l', 'info'], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -701,6 +710,16 @@ describe('dfscheduler binary', () => {
       const r = await run.stop();
       assert.equal(r.code, 0, r.stderr);
     }
+  });
+
+  test('a server.dataDir that cannot be made is an error naming it', async () => {
+    const run = await startBinary('server:\n  listenIP: 127.0.0.1\n  port: 0\n  dataDir: /dev/null/state\n');
+    const r = await run.stop();
+    assert.equal(r.code, 1);
+    assert.match(
+      r.stderr,
+      /^dfscheduler: server\.dataDir: cannot create \/dev\/null\/state\/scheduler: ENOTDIR/m,
+    );
   });
 
   test('an invalid port is an error naming server.port', async () => {

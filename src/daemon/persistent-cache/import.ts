@@ -109,6 +109,12 @@ export class PersistentCacheImporter {
       }
     }
     const record = await this.commit(staged, fields, scheduler, ids);
+    // A hard-linked import read nothing: its piece digests are computed now, in the background, before the
+    // replicas and exports ask for its pieces (they would otherwise be read twice on their way out).
+    void this.d.store.fillDigests(taskId).then(
+      (n) => n > 0 && this.d.log.debug({ taskId, pieces: n }, 'persistent cache piece digests computed'),
+      (e: Error) => this.d.log.warn({ taskId, err: e.message }, 'could not compute piece digests'),
+    );
     this.d.log.info(
       { taskId, mode: staged.mode, contentLength: staged.contentLength, pieceLength, path: req.path },
       'persistent cache task imported',

@@ -57,6 +57,9 @@ export function schedulerConfigSchema() {
       // Upstream's scheduler serves TLS with server.tls; caCert here also requires client certificates (mTLS).
       tls: tlsSection('server.tls', 'server'),
       maxConnections: int(DEFAULT_MAX_CONNECTIONS, 1, U32_MAX),
+      // Upstream's key: where the scheduler keeps its state (here hosts and persistent cache tasks, which Go
+      // keeps in Redis) across restarts. Default /var/lib/dragonfly, or ~/.dragonfly/storage without root.
+      dataDir: optionalPath(),
     }),
     // Upstream's: how the scheduler reaches seed peers' upload ports (their mTLS asks for a client certificate).
     seedPeer: section({ tls: tlsSection('seedPeer.tls', 'client') }),
@@ -92,6 +95,8 @@ export interface SchedulerConfig {
   listenIP: string;
   port: number;
   maxConnections: number;
+  /** server.dataDir; undefined: the default data directory. */
+  dataDir?: string;
   tls: TlsFiles;
   seedPeerTls: TlsFiles;
   /** security.allowedPrivateSources */
@@ -118,6 +123,7 @@ export function parseSchedulerConfig(
       listenIP: c.server.listenIP ?? '0.0.0.0',
       port: c.server.port,
       maxConnections: c.server.maxConnections,
+      dataDir: c.server.dataDir,
       tls: c.server.tls,
       seedPeerTls: c.seedPeer.tls,
       allowedPrivateSources: c.security.allowedPrivateSources,

@@ -179,7 +179,7 @@ export class PersistentCacheService {
       [`delete${P}`]: this.unary(`Delete${P}`, (r: DeletePersistentCachePeerRequest, ip): Empty => {
         const peer = this.peer(r.taskId, r.peerId);
         ownHost(peer.host, ip, `Delete${P}`);
-        peer.task.peers.delete(peer.id);
+        this.tasks.removePeer(peer);
         if (peer.persistent) this.tasks.replicate(peer.task, new Set([peer.host.id]));
         return {};
       }),
@@ -225,7 +225,7 @@ export class PersistentCacheService {
       pieceCount: r.pieceCount,
       ttlMs: durationToMs(r.ttl),
     });
-    task.peers.set(r.peerId, new PersistentCachePeer(r.peerId, task, host, true, 'Uploading'));
+    this.tasks.savePeer(new PersistentCachePeer(r.peerId, task, host, true, 'Uploading'));
     this.log.info(
       { taskId: r.taskId, hostId: r.hostId, replicas: r.persistentReplicaCount },
       `${this.wire.noun} upload started`,
@@ -239,8 +239,10 @@ export class PersistentCacheService {
     const peer = this.peer(r.taskId, r.peerId);
     peer.state = 'Succeeded';
     peer.updatedAt = new Date();
+    this.tasks.savePeer(peer);
     peer.task.state = 'Succeeded';
     peer.task.updatedAt = new Date();
+    this.tasks.saveTask(peer.task);
     const message = peer.task.message();
     this.tasks.replicate(peer.task);
     return message;
@@ -251,6 +253,7 @@ export class PersistentCacheService {
     ownHost(this.host(r.hostId), ip, `Upload${this.wire.task}Failed`);
     const peer = this.peer(r.taskId, r.peerId);
     peer.state = 'Failed';
+    this.tasks.savePeer(peer);
     // Go marks the task Succeeded here (a bug, spec §6); a failed import leaves a task nobody holds: it goes.
     if (peer.task.state === 'Uploading') this.tasks.delete(r.taskId);
     this.log.info({ taskId: r.taskId, description: r.description }, `${this.wire.noun} upload failed`);
@@ -287,7 +290,7 @@ export class PersistentCacheService {
       if (done) return;
       done = true;
       // A peer that did not finish holds nothing to give: it leaves the task.
-      if (peer && peer.state !== 'Succeeded') peer.task.peers.delete(peer.id);
+      if (peer && peer.state !== 'Succeeded') this.tasks.removePeer(peer);
       // The Rust client waits for its request stream to be dropped after its last request, as on AnnouncePeer.
       resetAfterTrailers(call);
       if (e !== undefined) {
@@ -312,7 +315,7 @@ export class PersistentCacheService {
           if (task.state !== 'Succeeded')
             throw failedPrecondition(`${wire.noun} ${task.id} is ${task.state}`);
           peer = new PersistentCachePeer(r.peerId, task, host, reg.persistent, 'Running');
-          task.peers.set(peer.id, peer);
+          this.tasks.savePeer(peer);
           if (task.init.contentLength === 0) call.write(wire.empty);
           else answer(task, host);
           return;
@@ -329,6 +332,7 @@ export class PersistentCacheService {
         } else if (wire.finished(r)) {
           peer.state = 'Succeeded';
           peer.updatedAt = new Date();
+          this.tasks.savePeer(peer);
           this.log.info(
             { taskId: peer.task.id, peerId: peer.id, persistent: peer.persistent },
             `${wire.noun.replace(/task$/, 'peer')} finished`,

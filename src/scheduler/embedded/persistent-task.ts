@@ -69,7 +69,8 @@ export function persistentTasks(
   log: Logger,
   creds: ChannelCredentials,
 ): PersistentCacheTasks {
-  return new PersistentCacheTasks(resources, log, creds, Date.now, PERSISTENT_RPCS);
+  // Not written to the scheduler's store: persistent tasks come back from their object store, not from peers.
+  return new PersistentCacheTasks({ resources, log, creds, rpcs: PERSISTENT_RPCS });
 }
 
 /** The scheduler's persistent task RPCs over that registry. */

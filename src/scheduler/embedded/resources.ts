@@ -427,6 +427,7 @@ export class Resources {
   readonly tasks = new Map<string, Task>();
   readonly peers = new Map<string, Peer>();
   private readonly hostDeletedListeners = new Set<(host: Host) => void>();
+  private readonly hostAnnouncedListeners = new Set<(host: Host) => void>();
 
   seedHosts(): Host[] {
     return [...this.hosts.values()].filter((h) => h.type === HostType.SUPER_SEED);
@@ -452,6 +453,16 @@ export class Resources {
     for (const peer of [...host.peers.values()]) this.deletePeer(peer);
     this.hosts.delete(host.id);
     for (const listener of this.hostDeletedListeners) listener(host);
+  }
+
+  /** Tells the listeners that an AnnounceHost registered or refreshed the host. */
+  hostAnnounced(host: Host): void {
+    for (const listener of this.hostAnnouncedListeners) listener(host);
+  }
+
+  /** Runs `listener` whenever an AnnounceHost registered or refreshed a host: the store keeps it. */
+  onHostAnnounced(listener: (host: Host) => void): void {
+    this.hostAnnouncedListeners.add(listener);
   }
 
   /** Runs `listener` whenever a host is deleted (DeleteHost or host GC): persistent cache replicas follow it. */

@@ -1,5 +1,6 @@
 // The embedded scheduler: a scheduler.v2.Scheduler gRPC server (with grpc.health.v1 and reflection) over an
 // in-memory model, so a handful of peers need no Dragonfly control plane. Wire-compatible with upstream peers.
+// Hosts and persistent cache tasks are written through to a store (core/scheduler-state.ts) and read back at start.
 
 import type { Server } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -15,7 +16,9 @@ import { resolveSchedulerOptions, type PartialSchedulerOptions, type SchedulerOp
 import { PersistentCacheTasks } from './persistent-cache.js';
 import { PersistentCacheService } from './persistent-cache-service.js';
 import { persistentTasks, persistentTaskService } from './persistent-task.js';
-import { Resources } from './resources.js';
+import { Host, Resources } from './resources.js';
+import { Host as HostCodec } from '../../gen/common.js';
+import type { SchedulerStateStore } from '../../core/scheduler-state.js';
 import { Scheduling } from './scheduling.js';
 import { SeedPeerTrigger } from './seed-peer.js';
 import { SchedulerService } from './service.js';
@@ -55,6 +58,12 @@ export interface EmbeddedSchedulerInit {
    * Without one, preheat reaches no source at all.
    */
   sourceGate?: SourceGate;
+  /**
+   * Where the scheduler keeps hosts and persistent cache tasks across restarts (storage/scheduler-store.ts:
+   * dfscheduler `<server.dataDir>/scheduler/scheduler.db`, dfdaemon `<storage.dir>/metadata/scheduler.db`);
+   * stop() closes it. Without one they live in memory only.
+   */
+  store?: SchedulerStateStore;
 }
 
 export class EmbeddedScheduler {
@@ -73,6 +82,7 @@ export class EmbeddedScheduler {
   private readonly service: SchedulerService;
   private readonly preheat: PreheatJobs;
   private readonly gc: ResourceGc;
+  private readonly store?: SchedulerStateStore;
   private server?: Server;
   private boundPort?: number;
   private stopping?: Promise<void>;
@@ -83,6 +93,17 @@ export class EmbeddedScheduler {
     this.log = init.log;
     this.init = init;
     this.options = resolveSchedulerOptions(init.options);
+    this.store = init.store;
+    const hosts = this.restoreHosts();
+    this.resources.onHostAnnounced((host) =>
+      this.store?.saveHost({
+        id: host.id,
+        info: HostCodec.encode(host.info).finish(),
+        intervalMs: host.intervalMs,
+        announcedFrom: host.announcedFrom,
+      }),
+    );
+    this.resources.onHostDeleted((host) => this.store?.deleteHost(host.id));
     this.seedPeer = new SeedPeerTrigger(
       this.resources,
       this.log,
@@ -99,11 +120,14 @@ export class EmbeddedScheduler {
       log: this.log.child({ component: 'preheat' }),
     });
     // Replicas are placed through hosts' upload ports, reached like seed peers (seedPeerTls).
-    this.persistentCacheTasks = new PersistentCacheTasks(
-      this.resources,
-      this.log,
-      channelCredentials(init.seedPeerTls),
-    );
+    this.persistentCacheTasks = new PersistentCacheTasks({
+      resources: this.resources,
+      log: this.log,
+      store: this.store,
+      creds: channelCredentials(init.seedPeerTls),
+    });
+    const tasks = this.persistentCacheTasks.restore();
+    if (hosts + tasks > 0) this.log.info({ hosts, persistentCacheTasks: tasks }, 'scheduler state restored');
     this.persistentTasks = persistentTasks(this.resources, this.log, channelCredentials(init.seedPeerTls));
     this.service = new SchedulerService({
       resources: this.resources,
@@ -153,6 +177,8 @@ export class EmbeddedScheduler {
     this.server = server;
     this.boundPort = port;
     this.gc.start();
+    // Placements in flight when the last run stopped ended with it.
+    this.persistentCacheTasks.replicateAll();
     this.log.info(
       { ip: this.ip, port, tls: tls ? (tls.caCert ? 'mTLS' : 'TLS') : 'off', maxConnections },
       'scheduler started',
@@ -170,8 +196,25 @@ export class EmbeddedScheduler {
       this.persistentTasks.close();
       this.service.closeStreams();
       if (this.server) await shutdownGrpcServer(this.server, SHUTDOWN_GRACE_MS);
+      this.store?.close();
       this.log.info({}, 'scheduler stopped');
     })();
     return this.stopping;
+  }
+
+  /**
+   * The hosts of the last run, back in the model. Each is taken as just announced: it has its announce interval to
+   * announce again before host GC drops it (and its replicas with it).
+   */
+  private restoreHosts(): number {
+    const now = new Date();
+    const stored = this.store?.hosts() ?? [];
+    for (const h of stored) {
+      const host = new Host(HostCodec.decode(h.info), now);
+      host.intervalMs = h.intervalMs;
+      host.announcedFrom = h.announcedFrom;
+      this.resources.hosts.set(host.id, host);
+    }
+    return stored.length;
   }
 }

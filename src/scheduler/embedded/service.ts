@@ -257,6 +257,7 @@ export class SchedulerService {
     }
     host.announcedVia = from;
     if (interval) host.intervalMs = durationToMs(interval);
+    this.d.resources.hostAnnounced(host);
     return {};
   }
 

@@ -107,6 +107,41 @@ test('with a given id the hard link is not read at import; digests are computed 
   }
 });
 
+// An export of a fresh hard-linked import was 1.3 × a dfget of the same bytes: the parent read every piece twice on
+// the request path (once for its CRC-32 in a buffer of its own, once to send it). fillDigests computes them after the
+// import, in one pass.
+test('fillDigests computes the digests a hard-linked import left empty, in one pass; not for a file edited since', async () => {
+  const { store } = await openStore();
+  try {
+    const data = Buffer.from('abcdefghij');
+    const t = await store.commit(
+      await store.stage({ path: file('fill', data), pieceLength: 4, taskId: 'b'.repeat(64), idFields: {} }),
+      FIELDS,
+    );
+    assert.equal(await store.fillDigests(t.id), 3);
+    assert.deepEqual(
+      store.metadata.listPieces(t.id).map((p) => p.digest),
+      [data.subarray(0, 4), data.subarray(4, 8), data.subarray(8)].map((b) => pieceDigest(b)),
+    );
+    assert.equal(await store.fillDigests(t.id), 0, 'nothing left to compute');
+
+    const src = file('fill-edited', data);
+    const edited = await store.commit(
+      await store.stage({ path: src, pieceLength: 4, taskId: 'c'.repeat(64), idFields: {} }),
+      FIELDS,
+    );
+    fs.writeFileSync(src, 'ABCDEFGHIJ');
+    assert.equal(await store.fillDigests(edited.id), 0);
+    assert.deepEqual(
+      store.metadata.listPieces(edited.id).map((p) => p.digest),
+      ['', '', ''],
+    );
+    assert.equal(await store.fillDigests('d'.repeat(64)), 0, 'an unknown task');
+  } finally {
+    store.close();
+  }
+});
+
 test('copy mode (no hard link): the content is a copy, and editing the source later changes nothing stored', async () => {
   const { store } = await openStore();
   try {

@@ -20,6 +20,7 @@ import {
 import { unary } from '../../../../src/cli/daemon-client.js';
 import { PersistentCacheTasks } from '../../../../src/scheduler/embedded/persistent-cache.js';
 import { Resources } from '../../../../src/scheduler/embedded/resources.js';
+import { SqliteSchedulerStore } from '../../../../src/storage/scheduler-store.js';
 import { EmbeddedScheduler } from '../../../../src/scheduler/embedded/scheduler-server.js';
 import { announceHost, schedulerClient } from '../../../helpers/scheduler-client.js';
 import { rejection, startUploadStandIn } from '../../../helpers/upload-stand-in.js';
@@ -166,7 +167,12 @@ test('replicas: a second host gets DownloadPersistentCacheTask{persistent}; agai
 });
 
 test('TTL: a task is forgotten at created_at + ttl', async () => {
-  const tasks = new PersistentCacheTasks(new Resources(), pino({ level: 'silent' }));
+  const store = new SqliteSchedulerStore(':memory:');
+  const tasks = new PersistentCacheTasks({
+    resources: new Resources(),
+    log: pino({ level: 'silent' }),
+    store,
+  });
   try {
     tasks.create({
       id: 'short',
@@ -179,8 +185,10 @@ test('TTL: a task is forgotten at created_at + ttl', async () => {
     assert.ok(tasks.get('short'));
     await new Promise((res) => setTimeout(res, 120));
     assert.equal(tasks.get('short'), undefined);
+    assert.deepEqual(store.tasks(), [], 'the store forgets it too');
   } finally {
     tasks.close();
+    store.close();
   }
 });
 
