@@ -29,6 +29,10 @@ export class HdfsMiniCluster {
     return this.proxy?.requests ?? [];
   }
 
+  get beforeRequest(): ((r: StoreRequest) => Promise<void> | void) | undefined {
+    return this.proxy?.beforeRequest;
+  }
+
   set beforeRequest(hook: ((r: StoreRequest) => Promise<void> | void) | undefined) {
     this.proxy!.beforeRequest = hook;
   }
