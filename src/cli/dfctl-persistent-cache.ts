@@ -1,5 +1,7 @@
 // `dfctl persistent-cache-task ls | stat | rm` (dragonfly-client/src/bin/dfctl/persistent_cache_task.rs): the
-// persistent cache tasks (dfcache imports, exports and replicas) this dfdaemon stores, over the download socket.
+// persistent cache tasks (dfcache imports, exports and replicas) this dfdaemon stores, over the download socket;
+// and `dfctl persistent-task ls` (persistent_task.rs: upstream has only `ls`), dfstore's tasks in the same table
+// (StatLocalPersistentTaskResponse has the fields of the cache kind's).
 // `ls` has upstream's columns; `rm` deletes the task from every peer, as `dfcache rm` (a persistent cache task is
 // one object of the cluster: a copy deleted here alone would still be counted by the scheduler).
 
@@ -10,6 +12,7 @@ import { formatDuration } from '../core/humantime.js';
 import type {
   DfdaemonDownloadClient,
   ListLocalPersistentCacheTasksResponse,
+  ListLocalPersistentTasksResponse,
   StatLocalPersistentCacheTaskResponse,
 } from '../gen/dfdaemon.js';
 import { removePersistentCacheTask, unary } from './daemon-client.js';
@@ -113,24 +116,12 @@ export function addPersistentCacheTaskCommands<O extends { output?: 'table' | 'j
   const cmd = root
     .command('persistent-cache-task')
     .description('Manage the persistent cache tasks (dfcache) in the local dfdaemon');
-  parts
-    .withCommonOptions(
-      cmd.command('ls').description('List the persistent cache tasks stored by the local dfdaemon'),
-    )
-    .addOption(parts.outputOption())
-    .action((o: O) =>
-      parts.withDaemon(o, async (client) => {
-        const { tasks } = await unary<ListLocalPersistentCacheTasksResponse>((cb) =>
-          client.listLocalPersistentCacheTasks({}, cb),
-        );
-        const views = tasks.map(persistentCacheTaskView);
-        process.stdout.write(
-          o.output === 'json'
-            ? JSON.stringify(views, null, 2) + '\n'
-            : renderPersistentCacheTaskTable(views, parts.table),
-        );
-      }),
+  addLs(cmd, parts, 'List the persistent cache tasks stored by the local dfdaemon', async (client) => {
+    const { tasks } = await unary<ListLocalPersistentCacheTasksResponse>((cb) =>
+      client.listLocalPersistentCacheTasks({}, cb),
     );
+    return tasks;
+  });
   parts
     .withCommonOptions(
       cmd.command('stat').description('Show one stored persistent cache task').argument('<id>', 'task id'),
@@ -156,6 +147,44 @@ export function addPersistentCacheTaskCommands<O extends { output?: 'table' | 'j
       parts.withDaemon(o, async (_client, socket) => {
         await removePersistentCacheTask(socket, id);
         process.stdout.write(`Persistent cache task ${id} removed\n`);
+      }),
+    );
+}
+
+/** Adds `persistent-task ls` (dfstore's tasks) to dfctl. */
+export function addPersistentTaskCommands<O extends { output?: 'table' | 'json' }>(
+  root: Command,
+  parts: DfctlParts<O>,
+): void {
+  const cmd = root
+    .command('persistent-task')
+    .description('Manage the persistent tasks (dfstore) in the local dfdaemon');
+  addLs(cmd, parts, 'List the persistent tasks stored by the local dfdaemon', async (client) => {
+    const { tasks } = await unary<ListLocalPersistentTasksResponse>((cb) =>
+      client.listLocalPersistentTasks({}, cb),
+    );
+    return tasks;
+  });
+}
+
+/** `ls` under `cmd`: the tasks `list` returns, as upstream's table or as JSON. */
+function addLs<O extends { output?: 'table' | 'json' }>(
+  cmd: Command,
+  parts: DfctlParts<O>,
+  description: string,
+  list: (client: DfdaemonDownloadClient) => Promise<StatLocalPersistentCacheTaskResponse[]>,
+): void {
+  parts
+    .withCommonOptions(cmd.command('ls').description(description))
+    .addOption(parts.outputOption())
+    .action((o: O) =>
+      parts.withDaemon(o, async (client) => {
+        const views = (await list(client)).map(persistentCacheTaskView);
+        process.stdout.write(
+          o.output === 'json'
+            ? JSON.stringify(views, null, 2) + '\n'
+            : renderPersistentCacheTaskTable(views, parts.table),
+        );
       }),
     );
 }

@@ -11,7 +11,7 @@ import type { Task } from '../gen/common.js';
 import type { DfdaemonDownloadClient, StatLocalTaskResponse } from '../gen/dfdaemon.js';
 import { addPreheatCommand } from './dfctl-preheat.js';
 import { unary as unaryCall, withDaemon as withConnectedDaemon } from './daemon-client.js';
-import { addPersistentCacheTaskCommands } from './dfctl-persistent-cache.js';
+import { addPersistentCacheTaskCommands, addPersistentTaskCommands } from './dfctl-persistent-cache.js';
 import { packageVersion } from './version.js';
 
 interface CommonOptions {
@@ -220,7 +220,9 @@ export function dfctlCommand(): Command {
     task.command('rm').description("Remove a task's content and metadata").argument('<id>', 'task id'),
   ).action((id: string, o: CommonOptions) => rm(id, o));
   addPreheatCommand(task);
-  addPersistentCacheTaskCommands<OutputOptions>(root, { withCommonOptions, outputOption, withDaemon, table });
+  const parts = { withCommonOptions, outputOption, withDaemon, table };
+  addPersistentCacheTaskCommands<OutputOptions>(root, parts);
+  addPersistentTaskCommands<OutputOptions>(root, parts);
   return root;
 }
 

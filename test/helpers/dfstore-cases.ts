@@ -18,6 +18,7 @@ import { startScheduler, stopScheduler, type SchedulerHandle } from './scheduler
 import { persistentTaskId } from '../../src/core/task-id.js';
 
 const DFSTORE = join(DIST, 'src/cli/dfstore.js');
+const DFCTL = join(DIST, 'src/cli/dfctl.js');
 const MiB = 1024 * 1024;
 const REGION = 'us-east-1';
 
@@ -106,6 +107,27 @@ export function dfstoreCases(store: DfstoreStore): void {
       assert.equal(r.code, 0, r.stderr);
       assert.equal(await sha256File(out), digest);
       assert.equal(pieceReads(key), 0);
+    });
+
+    test('dfctl persistent-task ls shows the copy B holds, as JSON and as the upstream table', async () => {
+      const ls = await run([DFCTL, 'persistent-task', 'ls', '-o', 'json', '-e', b.socket]);
+      assert.equal(ls.code, 0, ls.stderr);
+      const views = JSON.parse(ls.stdout) as Array<{
+        id: string;
+        contentLength: number;
+        finishedAt?: string;
+      }>;
+      const v = views.find((x) => x.id === id);
+      assert.ok(v, ls.stdout);
+      assert.equal(v.contentLength, bytes.length);
+      assert.ok(v.finishedAt);
+      const table = await run([DFCTL, 'persistent-task', 'ls', '-e', b.socket]);
+      assert.equal(table.code, 0, table.stderr);
+      assert.match(
+        table.stdout,
+        /^ID +PERSISTENT +TTL +PIECE LENGTH +CONTENT LENGTH +CREATED +FINISHED +FAILED +UPDATED\n/,
+      );
+      assert.match(table.stdout, new RegExp(`^${id} +(true|false) +`, 'm'));
     });
 
     test('the importer gone, C exports (--transfer-from-dfdaemon) from the replica, not the store', async () => {
