@@ -13,7 +13,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DfError } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
 import { manifestUrl, OCI_SCHEME, parseImageReference } from '../core/oci-reference.js';
-import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
+import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/filtered-query-params.js';
 import type { Priority } from '../gen/common.js';
 import type { Duration } from '../gen/google/protobuf/duration.js';
 import {

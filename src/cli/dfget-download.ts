@@ -9,7 +9,7 @@ import { rm } from 'node:fs/promises';
 import { DfError, GrpcCode } from '../core/errors.js';
 import { parseDuration } from '../core/humantime.js';
 import { PIECE_CHUNKS_METADATA } from '../core/piece-chunks.js';
-import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/task-id.js';
+import { DEFAULT_FILTERED_QUERY_PARAMS } from '../core/filtered-query-params.js';
 import type { Download, HDFS, ObjectStorage, Priority } from '../gen/common.js';
 import type { GrpcHttp2Client, ServerStreamCall } from '../grpc/http2-client.js';
 import type { PendingConnection } from '../grpc/pending-connection.js';
