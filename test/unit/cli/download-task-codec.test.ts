@@ -13,25 +13,9 @@ import {
   TASK_TYPE_STANDARD,
 } from '../../../src/cli/download-task-codec.js';
 import { ProtoReader, ProtoWriter } from '../../../src/core/protobuf-wire.js';
+import { testDownload } from '../../helpers/download.js';
 
-const MINIMAL: Download = {
-  url: 'http://example.com/f',
-  type: TaskType.STANDARD,
-  priority: Priority.LEVEL0,
-  filteredQueryParams: [],
-  requestHeader: {},
-  certificateChain: [],
-  disableBackToSource: false,
-  needBackToSource: false,
-  prefetch: false,
-  isPrefetch: false,
-  needPieceContent: false,
-  forceHardLink: false,
-  overwrite: false,
-  enableTaskIdBasedBlobDigest: false,
-  metadataOnly: false,
-  schedulingPolicy: SchedulingPolicy.AUTO,
-};
+const MINIMAL: Download = testDownload('http://example.com/f', { priority: Priority.LEVEL0 });
 
 /** Every field set, optional ones to their zero values too (proto3 `optional` keeps them on the wire). */
 const FULL: Download = {

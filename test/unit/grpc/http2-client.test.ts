@@ -26,6 +26,7 @@ import {
 import { frameMessage } from '../../../src/grpc/message-framing.js';
 import { stopByPid } from '../../helpers/child-process.js';
 import { tempDir } from '../../helpers/daemon.js';
+import { testDownload } from '../../helpers/download.js';
 import {
   LARGE_PIECE,
   LARGE_PIECES,
@@ -40,25 +41,7 @@ const dir = tempDir('dft-h2c-');
 function request(url: string, outputPath?: string): Buffer {
   return Buffer.from(
     DownloadTaskRequest.encode({
-      download: {
-        url,
-        outputPath,
-        type: 0,
-        priority: 6,
-        filteredQueryParams: [],
-        requestHeader: {},
-        certificateChain: [],
-        disableBackToSource: false,
-        needBackToSource: false,
-        prefetch: false,
-        isPrefetch: false,
-        needPieceContent: false,
-        forceHardLink: false,
-        overwrite: false,
-        enableTaskIdBasedBlobDigest: false,
-        metadataOnly: false,
-        schedulingPolicy: 0,
-      },
+      download: testDownload(url, { outputPath }),
     }).finish(),
   );
 }
