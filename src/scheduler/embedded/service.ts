@@ -66,6 +66,8 @@ function unary<Req, Res>(
   };
 }
 
+// The cache-task RPCs (TaskType CACHE): neither our dfdaemon nor the upstream Rust client (1.5.10) calls them, so
+// the embedded scheduler answers them UNIMPLEMENTED, naming the method, rather than keep state no client reads.
 const UNIMPLEMENTED_METHODS = [
   'announceCachePeer',
   'statCachePeer',
