@@ -8,6 +8,7 @@ import { DfError, toDfError } from '../core/errors.js';
 import type { P2PDownloader, P2PSession } from '../proxy/p2p.js';
 import type { DownloadSession, DownloadSessions } from './download-session.js';
 import type { ByteLimiter } from './piece-path.js';
+import { sendFileRange } from '../core/range-sender.js';
 
 export interface ProxyDownloadsOptions {
   sessions: DownloadSessions;
@@ -44,7 +45,14 @@ export class ProxyDownloads implements P2PDownloader {
       isFinished: s.isFinished,
       selectRange: (r) => s.selectRange(r),
       pieces: () => pieceSpans(s),
-      read: (offset, length) => content.readPiece(s.taskId, offset, length),
+      send: async (offset, length, out) => {
+        const file = await content.openFile(s.taskId);
+        try {
+          return await sendFileRange(file, offset, length, out, content.readBuffers);
+        } finally {
+          await file.close();
+        }
+      },
       writeOutput: async () => {
         await s.linkOutput();
         for await (const _ of s.pieces({ inOrder: true })) void _;

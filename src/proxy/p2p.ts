@@ -3,7 +3,7 @@
 // content file as soon as it and every piece before it are stored, so memory does not grow with the file.
 
 import type { ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import type { Download } from '../gen/common.js';
 import type { Caller } from '../core/caller.js';
 import { toDfError, type DfError } from '../core/errors.js';
@@ -28,8 +28,11 @@ export interface P2PSession {
   selectRange(range: { start: number; length: number }): void;
   /** The selected pieces as they are stored (stored ones first, then in completion order). */
   pieces(): AsyncIterable<P2PPiece>;
-  /** A stream of stored bytes of the task. */
-  read(offset: number, length: number): Readable;
+  /**
+   * Writes `length` stored bytes of the task from `offset` to `out` with backpressure, leaving `out` open; returns
+   * the bytes written (fewer when the stored content is shorter).
+   */
+  send(offset: number, length: number, out: Writable): Promise<number>;
   /**
    * Writes the whole task to the Download's output path (X-Dragonfly-Output-Path), before any byte of the answer:
    * every piece is stored, the output linked or copied, the digest checked. A failure is the answer's status.
@@ -67,6 +70,9 @@ export function sendError(
   extraHeaders: Record<string, string | string[]> = {},
 ): void {
   if (res.headersSent) {
+    // The bytes already written go out before the cut: http corks the socket until the next tick, and destroy()
+    // drops what is still corked.
+    res.socket?.uncork();
     res.destroy();
     return;
   }
@@ -169,7 +175,7 @@ export async function streamSession(
       const from = Math.max(p.offset, start);
       const to = Math.min(p.offset + p.length, end);
       if (next === last) await o.beforeLastPiece?.();
-      if (to > from) sent += await copyInto(session.read(from, to - from), res);
+      if (to > from) sent += await session.send(from, to - from, res);
       next++;
     }
   }
@@ -183,34 +189,4 @@ export async function streamSession(
     throw toDfError(new Error(`sent ${sent} of ${end - start} bytes: the stored content is shorter`));
   }
   res.end();
-}
-
-/**
- * Writes `src` into `res` with backpressure and leaves `res` open; returns the number of bytes. (Not pipeline(..., { end: false }): each call
- * leaves its close and error listeners on `res`, three per piece for the whole response.)
- */
-async function copyInto(src: Readable, res: ServerResponse): Promise<number> {
-  let n = 0;
-  for await (const chunk of src) {
-    if (res.destroyed) throw new Error('the response was closed');
-    n += (chunk as Buffer).length;
-    if (!res.write(chunk)) await drained(res);
-  }
-  return n;
-}
-
-/** Resolves on `drain`, rejects if the response closes first; removes its listeners either way. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onDrain = () => {
-      res.off('close', onClose);
-      resolve();
-    };
-    const onClose = () => {
-      res.off('drain', onDrain);
-      reject(new Error('the response was closed'));
-    };
-    res.once('drain', onDrain);
-    res.once('close', onClose);
-  });
 }

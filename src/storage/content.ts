@@ -2,11 +2,15 @@
 // offsets, as upstream (dragonfly-client-storage/src/content_linux.rs). Bytes stream through: a piece is never
 // held whole in memory; writes are coalesced up to `writeBufferSize` so a piece costs a few large pwrites.
 
-import { chmodSync, createReadStream, utimesSync, type ReadStream } from 'node:fs';
-import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
+import { chmodSync, utimesSync } from 'node:fs';
+import { chmod, mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Crc32 } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
+import { ReadBufferPool } from '../core/range-sender.js';
+
+/** Read buffers kept for reuse: 8 bodies at once, one read ahead of the socket each (range-sender.ts). */
+const POOLED_READ_BUFFERS = 8;
 
 /** Chunks gathered for one pwritev, below the kernel's IOV_MAX (1024). */
 const MAX_IOVECS = 256;
@@ -39,13 +43,14 @@ export interface ContentStoreOptions {
 
 export class ContentStore {
   readonly tasksDir: string;
+  /** Read buffers (storage.readBufferSize each) reused by whoever sends this store's bytes to a socket. */
+  readonly readBuffers: ReadBufferPool;
   private readonly writeBufferSize: number;
-  private readonly readBufferSize: number;
 
   constructor(options: ContentStoreOptions) {
     this.tasksDir = join(options.dir, 'content', options.kind ?? 'tasks');
     this.writeBufferSize = options.writeBufferSize;
-    this.readBufferSize = options.readBufferSize;
+    this.readBuffers = new ReadBufferPool(options.readBufferSize, POOLED_READ_BUFFERS);
   }
 
   async init(): Promise<void> {
@@ -208,15 +213,6 @@ export class ContentStore {
     return { length: written, digest: crc.digest() };
   }
 
-  /** A stream of `length` bytes at `offset` of the task file. */
-  readPiece(taskId: string, offset: number, length: number): ReadStream {
-    return createReadStream(this.taskPath(taskId), {
-      start: offset,
-      end: offset + length - 1,
-      highWaterMark: this.readBufferSize,
-    });
-  }
-
   /** Reads a piece into one buffer. */
   async readPieceBuffer(taskId: string, offset: number, length: number): Promise<Buffer> {
     const buf = Buffer.allocUnsafe(length);
@@ -232,6 +228,11 @@ export class ContentStore {
     } finally {
       await reader.close();
     }
+  }
+
+  /** The task's content file open for reading (sendFileRange); the caller closes it. */
+  openFile(taskId: string): Promise<FileHandle> {
+    return open(this.taskPath(taskId), 'r');
   }
 
   /**

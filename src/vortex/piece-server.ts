@@ -16,9 +16,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { once } from 'node:events';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { DfError } from '../core/errors.js';
 import type { ArrivingPiece, PieceRecord, Storage } from '../storage/storage.js';
+import { sendFileRange } from '../core/range-sender.js';
 import {
   Tag,
   VortexCode,
@@ -57,7 +59,7 @@ const SERVED_KINDS: Partial<Record<number, PieceKind>> = {
  */
 export interface PersistentCachePieces {
   servablePiece(taskId: string, number: number): Promise<PieceRecord>;
-  readonly content: { readPiece: Storage['content']['readPiece'] };
+  readonly content: Pick<Storage['content'], 'openFile' | 'readBuffers'>;
   readonly metadata: { uploadStarted(taskId: string): void; uploadEnded(taskId: string, ok: boolean): void };
 }
 
@@ -450,13 +452,12 @@ export class VortexTcpServer {
 
     // The content file is opened before anything is written, so a storage failure can still be an Error packet.
     let content: Readable | undefined;
+    let file: FileHandle | undefined;
     try {
       if (arriving) {
         content = await this.storage.readArriving(arriving, RELAY_READ_CHUNK, closedSignal(socket));
       } else if (piece.length > 0) {
-        const file = contentStore.readPiece(taskId, piece.offset, piece.length);
-        content = file;
-        await once(file, 'ready');
+        file = await contentStore.openFile(taskId);
       }
     } catch (e) {
       content?.destroy();
@@ -486,21 +487,31 @@ export class VortexTcpServer {
     });
     socket.setTimeout(this.idleTimeoutMs);
     socket.write(Buffer.concat([header, metadata]));
-    if (!content) {
+    if (!content && !file) {
       socket.end();
       return;
     }
-    // The bytes flow file → socket with backpressure; pipeline ends the socket when the piece is sent. The task
+    // The bytes flow file → socket with backpressure, and the socket is ended when the piece is sent. The task
     // counts as uploading meanwhile, so GC never evicts a task a child is reading.
     uploads.started();
     const started = performance.now();
+    let bytesSent = piece.length;
     try {
-      await pipeline(content, socket);
+      if (file) {
+        bytesSent = await sendFileRange(file, piece.offset, piece.length, socket, contentStore.readBuffers);
+        // Done when the kernel has the last byte, as pipeline's was: the serve time paces uploads and releases.
+        socket.end();
+        await finished(socket, { readable: false });
+      } else {
+        await pipeline(content!, socket);
+      }
     } catch (e) {
       uploads.failed();
       this.log.debug({ remote, pieceId, err: e }, 'vortex piece upload interrupted');
       socket.destroy();
       return;
+    } finally {
+      await file?.close().catch(() => undefined);
     }
     uploads.finished();
     if (arriving) {
@@ -508,11 +519,10 @@ export class VortexTcpServer {
       this.log.debug({ remote, pieceId, length: piece.length }, 'vortex piece relayed while arriving');
       return;
     }
-    const bytesRead = (content as ReturnType<typeof contentStore.readPiece>).bytesRead;
-    if (bytesRead !== piece.length) {
+    if (bytesSent !== piece.length) {
       // The peer sees a short body and fails the piece; the content file is shorter than its metadata says.
       this.log.warn(
-        { pieceId, sent: bytesRead, length: piece.length },
+        { pieceId, sent: bytesSent, length: piece.length },
         'piece content shorter than recorded',
       );
       return;

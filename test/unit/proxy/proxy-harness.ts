@@ -12,7 +12,7 @@ import {
 import net, { type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { once } from 'node:events';
 import tls from 'node:tls';
 import type { ProxyConfig } from '../../../src/config/dfdaemon.js';
 import { DfError } from '../../../src/core/errors.js';
@@ -92,8 +92,13 @@ export class FakeDownloader implements P2PDownloader {
           yield p;
         }
       },
-      read: (offset, length) =>
-        Readable.from([content.subarray(offset, offset + Math.max(0, length - (o.shortReadBy ?? 0)))]),
+      send: async (offset, length, out) => {
+        // A real send reads the content file first, which completes on another turn of the event loop.
+        await new Promise((resolve) => setImmediate(resolve));
+        const bytes = content.subarray(offset, offset + Math.max(0, length - (o.shortReadBy ?? 0)));
+        if (!out.write(bytes)) await once(out, 'drain');
+        return bytes.length;
+      },
       writeOutput: async () => {
         if (o.outputError) throw o.outputError;
         this.outputsWritten.push(download.outputPath!);
