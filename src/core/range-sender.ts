@@ -32,8 +32,12 @@ export class ReadBufferPool {
   }
 }
 
-/** Resolves when the stream can take more, rejects when it closed or failed first. */
+const closedEarly = (): DfError => new DfError('IO', 'the receiving end closed before the range was sent');
+
+/** Resolves when the stream can take more, rejects when it closed or failed first (or already had). */
 function writable(out: Writable): Promise<void> {
+  // A stream destroyed before we listen has emitted its 'close' already: waiting for one would never end.
+  if (out.destroyed) return Promise.reject(closedEarly());
   return new Promise((resolve, reject) => {
     const done = (err?: Error): void => {
       out.off('drain', onDrain);
@@ -43,7 +47,7 @@ function writable(out: Writable): Promise<void> {
       else resolve();
     };
     const onDrain = (): void => done();
-    const onClose = (): void => done(new DfError('IO', 'the receiving end closed before the range was sent'));
+    const onClose = (): void => done(closedEarly());
     const onError = (e: Error): void => done(e);
     out.on('drain', onDrain);
     out.on('close', onClose);
@@ -65,7 +69,7 @@ export async function sendFileRange(
 ): Promise<number> {
   let sent = 0;
   while (sent < length) {
-    if (out.destroyed) throw new DfError('IO', 'the receiving end closed before the range was sent');
+    if (out.destroyed) throw closedEarly();
     const buf = pool.take();
     let n: number;
     try {
@@ -77,6 +81,11 @@ export async function sendFileRange(
     if (n === 0) {
       pool.give(buf);
       break;
+    }
+    if (out.destroyed) {
+      // It went away while we read.
+      pool.give(buf);
+      throw closedEarly();
     }
     sent += n;
     const more = out.write(n === buf.length ? buf : buf.subarray(0, n), () => pool.give(buf));

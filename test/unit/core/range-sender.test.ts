@@ -106,3 +106,24 @@ test('over a real socket, with the reader slower than the writer', async () => {
     await fh.close();
   }
 });
+
+test('a destination destroyed while the file is read fails the send at once, instead of waiting for a drain', async () => {
+  const pool = new ReadBufferPool(8, 2);
+  const out = new Writable({ highWaterMark: 1, write: (_c, _e, cb) => setTimeout(cb, 1) });
+  // A file whose every read ends after the destination went away (as a child hanging up mid-piece).
+  const vanishing = {
+    read: async (buf: Buffer, off: number, len: number, pos: number) => {
+      const r = await file.read(buf, off, len, pos);
+      out.destroy();
+      await new Promise((resolve) => setImmediate(resolve)); // its 'close' has been emitted
+      return r;
+    },
+  } as unknown as FileHandle;
+  await assert.rejects(
+    Promise.race([
+      sendFileRange(vanishing, 0, 1000, out, pool),
+      new Promise((_r, reject) => setTimeout(() => reject(new Error('hung')), 2000)),
+    ]),
+    /closed before the range was sent/,
+  );
+});
