@@ -181,8 +181,11 @@ export class PeerTask implements PieceSource {
       interested,
       uploadClient: options.uploadClient,
       onPiece: (number, holder) => {
+        // Known to the picker before it counts toward releasing the seeds: the release picks at once, and the
+        // piece that completed the count would otherwise look like the seed's alone.
+        const fresh = !options.run.finished.has(number) && this.picker.announce(number, holder);
         this.heardFrom(holder.parentId, 1);
-        if (options.run.finished.has(number) || !this.picker.announce(number, holder)) return;
+        if (!fresh) return;
         this.lastProgress = performance.now();
         this.wake();
       },

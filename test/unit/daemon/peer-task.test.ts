@@ -438,6 +438,23 @@ test('a piece is requested only from a parent that announced it, and only once a
   assert.deepEqual(w.path.calls[2], { number: 2, from: 'parent-b' });
 });
 
+test('a seed and a peer that finished the task: every piece from the peer, the last one announced too', async (t) => {
+  const seed = new FakeParent('seed-1', true);
+  const peer = new FakeParent('peer-done');
+  peer.peer.state = 'Succeeded';
+  const w = await world(t, 4, [peer, seed], registerWith(peer, seed));
+  await waitFor('SyncPieces to both parents', () => seed.stream !== undefined && peer.stream !== undefined);
+  // The seed's announcements come first; the seeds are held until the finished peer has announced every piece,
+  // and the last of them must already be the peer's when the hold ends (it was the seed's once, in CI).
+  seed.announce(0, 1, 2, 3);
+  await settle();
+  assert.deepEqual(w.path.calls, [], 'nothing from the seed while a finished peer is still announcing');
+  peer.announce(0, 1, 2, 3);
+  await finished(w, 'downloadPeerFinishedRequest');
+  assert.deepEqual(w.path.from('seed-1'), [], 'no piece from the seed');
+  assert.deepEqual(w.path.from('peer-done').sort(), [0, 1, 2, 3]);
+});
+
 test('a parent that fails a piece: DownloadPieceFailed, and the piece comes from another holder, no error', async (t) => {
   const a = new FakeParent('parent-a');
   const b = new FakeParent('parent-b');
