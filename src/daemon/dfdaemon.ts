@@ -253,8 +253,8 @@ export class Dfdaemon {
           await this.uploadMeter.acquire(bytes);
         },
       },
-      onPieceServed: (taskId, _number, ms, length) => {
-        this.superSeeding?.served(taskId, ms);
+      onPieceServed: (taskId, number, ms, length) => {
+        this.superSeeding?.served(taskId, number, ms);
         uploadPace.observe(length, ms, uploadSlots.inUse);
       },
       uploadSlots,

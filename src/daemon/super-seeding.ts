@@ -1,6 +1,10 @@
 // Announcement control on a seed peer (BitTorrent's super-seeding, within SyncPieces as it is): while the seed's
 // own download of a task runs, a fresh piece is announced to one child only — the child told the fewest pieces —
-// and to every child once it was stored a while ago (a few times the time the seed takes to send one piece).
+// and to every child once its first copy left the seed a while ago (a few times the time the seed takes to send
+// one piece). The clock starts at that first copy, not at the store: with a busy uplink (a 32-peer seed at
+// 10 Mbit/s) a piece released by its age alone was asked of the seed by every child before any child held it —
+// up to seven seed copies of one piece, while fresher pieces waited 100 s for their first. A piece nobody has
+// asked for yet is told to one more child every release time (its child may be busy with other parents).
 // Streams opened while the download ran keep this pace after it finished (telling everyone everything at that
 // moment made every child take the last pieces from the seed); streams opened later hear of everything at once,
 // and so does everyone if the seed's download fails. The other children learn of it from the child that took it, whose parents
@@ -36,6 +40,8 @@ export const DEFAULT_SUPER_SEEDING: SuperSeedingOptions = {
   unmeasuredReleaseMs: 10_000,
 };
 
+/** A piece no copy of which left the seed is told to everyone this many release times after it was stored. */
+const UNSERVED_RELEASE_FACTOR = 4;
 /** How often stored pieces are checked against the release time while children listen. */
 const TICK_MS = 250;
 const EWMA_ALPHA = 0.3;
@@ -46,6 +52,8 @@ interface StoredPiece {
   told: Set<ChildStream>;
   /** Told to everyone once: a release is never taken back when the release time grows with the serve time. */
   released: boolean;
+  /** When the seed finished sending its first copy. */
+  servedAt?: number;
 }
 
 /** The announcement state of one task while its run is active on this seed. */
@@ -87,19 +95,22 @@ export class TaskAnnouncements {
     this.distribute(this.pieces.get(piece.number)!);
   }
 
-  /** The piece server finished sending a piece to some child in `ms`: the release time follows it. */
-  served(ms: number): void {
+  /** The piece server finished sending piece `number` to some child in `ms`: the release time follows it. */
+  served(number: number, ms: number): void {
     this.serveMs = ewma(this.serveMs, ms, EWMA_ALPHA);
+    const p = this.pieces.get(number);
+    if (p && p.servedAt === undefined) p.servedAt = this.now();
   }
 
   /**
-   * Upload priority of a piece (lower first): while our download runs, pieces only one child has heard of, which
-   * the swarm waits on. Once it finished there are no fresh pieces: every request ranks the same (children that
-   * connect now hear of everything at once, and their requests must not outrank anyone's).
+   * Upload priority of a piece (lower first): while our download runs, pieces no copy of which has left the seed
+   * yet, which the swarm waits on; a second copy of anything never goes before them. Once it finished there are
+   * no fresh pieces: every request ranks the same (children that connect now hear of everything at once, and
+   * their requests must not outrank anyone's).
    */
   priority(number: number): number {
     const p = this.pieces.get(number);
-    return p && !this.runFinished && this.audience(p) !== Infinity ? 0 : 1;
+    return p && !this.runFinished && !this.complete && p.servedAt === undefined ? 0 : 1;
   }
 
   /** The seed's download finished: it holds every piece (see priority). */
@@ -137,14 +148,24 @@ export class TaskAnnouncements {
 
   /** How many children may know of the piece now. */
   private audience(p: StoredPiece): number {
-    if (p.released || this.complete || this.now() - p.at >= this.releaseMs()) {
+    const now = this.now();
+    const release = this.releaseMs();
+    const sinceServed = p.servedAt === undefined ? -Infinity : now - p.servedAt;
+    if (
+      p.released ||
+      this.complete ||
+      sinceServed >= release ||
+      // Nobody asked the seed for it at all (the children found it elsewhere): nobody is kept waiting for ever.
+      (p.servedAt === undefined && now - p.at >= UNSERVED_RELEASE_FACTOR * release)
+    ) {
       // Sticky: before any piece was served the release time is its 2 s floor, and it grows once serving is
       // measured (to 46 s at 10 Mbit); taking releases back made the children that had heard of a piece
       // outrank the one child told of the next fresh piece, which waited a minute at a 32-peer seed.
       p.released = true;
       return Infinity;
     }
-    return 1;
+    // One child, and one more for every release time the piece waited for its first copy to leave.
+    return 1 + Math.floor((Math.min(now, p.servedAt ?? now) - p.at) / release);
   }
 
   /** Tells every piece to as many children as it may reach now (the timer calls this; so do events). */
@@ -217,7 +238,7 @@ export class SuperSeeding {
     return this.tasks.get(taskId)?.announcements.priority(number) ?? 1;
   }
 
-  served(taskId: string, ms: number): void {
-    this.tasks.get(taskId)?.announcements.served(ms);
+  served(taskId: string, number: number, ms: number): void {
+    this.tasks.get(taskId)?.announcements.served(number, ms);
   }
 }

@@ -47,7 +47,7 @@ test('a fresh piece stays with its one child until the release time, which follo
   const now = { t: 10_000 };
   const { a, kids, close } = setup(now);
   a.stored(piece(0, now.t));
-  a.served(1000); // one piece took 1 s to send: the release is 4 s
+  a.served(0, 1000); // its first copy took 1 s to send: the release is 4 s from now
   now.t += 3000;
   a.releaseDue();
   assert.equal(kids.filter((k) => k.told.includes(0)).length, 1, 'not yet released at 3 s');
@@ -66,6 +66,8 @@ test("after the release time, or once the seed's download is abandoned, every ch
   const { a, kids, close } = setup(now);
   a.stored(piece(0, now.t));
   a.stored(piece(1, now.t));
+  a.served(0, 100);
+  a.served(1, 100);
   now.t += 2500;
   a.stored(piece(2, now.t));
   a.releaseDue();
@@ -114,11 +116,12 @@ test('a release is never taken back when the release time grows with the measure
   const now = { t: 10_000 };
   const { a, kids, close } = setup(now);
   a.stored(piece(0, now.t));
-  now.t += 2500; // no serve measured yet: the release is its 2 s floor
+  a.served(0, 400); // the release is its 2 s floor
+  now.t += 2500;
   a.releaseDue();
   assert.equal(kids.filter((k) => k.told.includes(0)).length, 5, 'released after 2 s');
   assert.equal(a.priority(0), 1);
-  a.served(12_000); // serving measured: the release time is now 48 s
+  a.served(0, 12_000); // another copy was slow: the release time is now 48 s
   assert.equal(a.priority(0), 1, 'still released: its requests do not outrank a fresh piece');
   a.stored(piece(1, now.t));
   assert.equal(a.priority(1), 0, 'a fresh piece ranks first');
@@ -150,9 +153,46 @@ test('before any piece was served the release waits up to unmeasuredReleaseMs, t
   now.t += 5000;
   a.releaseDue();
   assert.equal(told(), 1, 'not released at 5 s: nothing measured yet');
-  a.served(500); // measured: the release is max(2 s, 4 × 0.5 s)
+  a.served(0, 500); // measured: the release is max(2 s, 4 × 0.5 s) after this first copy
+  now.t += 2000;
   a.releaseDue();
   assert.equal(told(), 3);
   removes.forEach((r) => r());
   a.close();
+});
+
+test('the release clock starts when the first copy left the seed; until then one more child per release time', () => {
+  const now = { t: 10_000 };
+  const { a, kids, close } = setup(now);
+  const told = () => kids.filter((k) => k.told.includes(0)).length;
+  a.stored(piece(0, now.t)); // release: the 2 s floor
+  now.t += 2500;
+  a.releaseDue();
+  assert.equal(told(), 2, 'nobody took it after one release time: a second child hears of it');
+  now.t += 2000;
+  a.releaseDue();
+  assert.equal(told(), 3);
+  a.served(0, 300);
+  now.t += 1900;
+  a.releaseDue();
+  assert.equal(told(), 3, 'its first copy left 1.9 s ago: not released yet, and no more children');
+  now.t += 200;
+  a.releaseDue();
+  assert.equal(told(), 5, 'released a release time after its first copy');
+  close();
+});
+
+test('a piece no copy of which left the seed ranks first, released or not; a second copy never does', () => {
+  const now = { t: 10_000 };
+  const { a, kids, close } = setup(now);
+  a.stored(piece(0, now.t));
+  a.stored(piece(1, now.t));
+  assert.equal(a.priority(0), 0);
+  a.served(0, 300);
+  assert.equal(a.priority(0), 1, 'its first copy left: a second one waits behind fresh pieces');
+  now.t += 8500; // piece 1: four release times unasked — told to everyone, and still fresh
+  a.releaseDue();
+  assert.equal(kids.filter((k) => k.told.includes(1)).length, 5);
+  assert.equal(a.priority(1), 0);
+  close();
 });
