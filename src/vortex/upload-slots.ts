@@ -2,12 +2,12 @@
 // requested piece at once splits the uplink between them: all finish late and together, so a child that will
 // relay a piece gets it only when everyone does. A few at a time, the same bytes leave at the same rate, but each
 // piece is complete sooner and its holder can pass it on sooner (store-and-forward pipelines are only as fast as
-// a piece's time through one hop). Waiting requests go by priority — a seed ranks the pieces only one child has
-// heard of first, since the swarm waits on them — then in arrival order.
+// a piece's time through one hop). Waiting requests go by priority — a seed ranks the pieces no copy of which has
+// left it first, since the swarm waits on them — then in arrival order.
 // The queue is short (maxWaiting): a request beyond it is refused at once as busy (UploadBusy), so the child asks
 // another holder now or this one again shortly, instead of waiting behind every other child. In a 32-peer swarm
 // every child asked the first holder of each fresh piece and waited there up to 100 s while later holders idled.
-// Requests the priority ranks 0 while others rank higher (a seed's pieces only one child has heard of) are never
+// Requests the priority ranks 0 while others rank higher (a seed's pieces no copy of which has left it) are never
 // refused: that child has nowhere else to go.
 
 /** How the busy answer's message begins: the piece client knows a busy parent by it. */

@@ -202,7 +202,6 @@ export class DfdaemonUploadServiceImpl {
         unsubscribe();
         unEnd();
         if (!run.isFinished) announcements.abandoned();
-        else announcements.finished();
         superSeeding.runEnded(taskId);
       });
     }

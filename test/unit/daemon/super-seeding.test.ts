@@ -128,13 +128,15 @@ test('a release is never taken back when the release time grows with the measure
   close();
 });
 
-test('once the seed’s download finished, every piece ranks the same', () => {
+test('a piece never sent ranks first until its first copy left, also once the seed’s download finished', () => {
   const now = { t: 10_000 };
   const { a, close } = setup(now);
   a.stored(piece(0, now.t));
+  a.stored(piece(1, now.t)); // the last piece: the seed's download finishes with it
+  assert.equal(a.priority(1), 0);
+  a.served(1, 300);
+  assert.equal(a.priority(1), 1);
   assert.equal(a.priority(0), 0);
-  a.finished();
-  assert.equal(a.priority(0), 1);
   close();
 });
 
