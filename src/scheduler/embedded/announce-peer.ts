@@ -175,6 +175,7 @@ export class AnnouncePeerHandler {
       contentLength: download.actualContentLength ?? 0,
       pieceCount: download.actualPieceCount ?? 0,
       backToSourceLimit: options.backToSourceCount,
+      peersTradeBothWays: options.swarm,
     });
     resources.tasks.set(taskId, task);
     return task;

@@ -1,6 +1,7 @@
 // The per-task graph of peers, edges parent → child (upstream `pkg/graph/dag/dag.go`). An edge is refused when it is
-// a self-edge, a duplicate, or would close a cycle (the parent is reachable from the child). No degree limits:
-// how many children a parent serves is the evaluator's business, not the graph's.
+// a self-edge, a duplicate, or would close a cycle (the parent is reachable from the child) unless the caller
+// allows cycles for it. No degree limits: how many children a parent serves is the evaluator's business, not the
+// graph's.
 
 interface Vertex<V> {
   value: V;
@@ -88,18 +89,21 @@ export class Dag<V> {
     return false;
   }
 
-  /** Whether parent → child may be added: both exist, distinct, not yet linked, and no cycle would form. */
-  canAddEdge(parent: string, child: string): boolean {
+  /**
+   * Whether parent → child may be added: both exist, distinct, not yet linked, and no cycle would form (unless
+   * `allowCycle`).
+   */
+  canAddEdge(parent: string, child: string, allowCycle = false): boolean {
     if (parent === child) return false;
     const p = this.vertices.get(parent);
     const c = this.vertices.get(child);
     if (!p || !c) return false;
     if (p.children.has(child)) return false;
-    return !this.reachable(child, parent);
+    return allowCycle || !this.reachable(child, parent);
   }
 
-  addEdge(parent: string, child: string): boolean {
-    if (!this.canAddEdge(parent, child)) return false;
+  addEdge(parent: string, child: string, allowCycle = false): boolean {
+    if (!this.canAddEdge(parent, child, allowCycle)) return false;
     this.vertices.get(parent)!.children.add(child);
     this.vertices.get(child)!.parents.add(parent);
     return true;

@@ -140,6 +140,12 @@ export interface TaskInit {
   contentLength: number;
   pieceCount: number;
   backToSourceLimit: number;
+  /**
+   * Ours (the `swarm` option): two normal peers may be each other's parents. Upstream's graph is acyclic, so a
+   * peer never takes pieces from its descendants: in a 32-peer swarm the first peers to register had 14–15
+   * children each and sent up to 31 pieces, while the last ones, everyone's descendants, sent 0–2.
+   */
+  peersTradeBothWays?: boolean;
 }
 
 export class Task {
@@ -156,6 +162,7 @@ export class Task {
   contentLength: number;
   pieceCount: number;
   readonly backToSourceLimit: number;
+  readonly peersTradeBothWays: boolean;
   state: TaskState = 'Pending';
   readonly backToSourcePeers = new Set<string>();
   /** Pieces reported by back-to-source downloads only (StatTask). */
@@ -181,6 +188,7 @@ export class Task {
     this.contentLength = init.contentLength;
     this.pieceCount = init.pieceCount;
     this.backToSourceLimit = init.backToSourceLimit;
+    this.peersTradeBothWays = init.peersTradeBothWays ?? false;
     this.createdAt = now;
     this.updatedAt = now;
   }
@@ -233,12 +241,12 @@ export class Task {
   }
 
   canAddPeerEdge(parentId: string, childId: string): boolean {
-    return this.dag.canAddEdge(parentId, childId);
+    return this.dag.canAddEdge(parentId, childId, this.mayCycle(parentId, childId));
   }
 
   /** Adds parent → child and charges the parent's host with the child's expected load. */
   addPeerEdge(parent: Peer, child: Peer): boolean {
-    if (!this.dag.addEdge(parent.id, child.id)) return false;
+    if (!this.dag.addEdge(parent.id, child.id, this.mayCycle(parent.id, child.id))) return false;
     const load: EdgeLoad = {
       host: parent.host,
       tx: this.pieceLength * child.concurrentPieceCount * 8,
@@ -250,6 +258,16 @@ export class Task {
     parent.host.concurrentUploadPieceCount += load.pieces;
     this.edgeLoads.set(edgeKey(parent.id, child.id), load);
     return true;
+  }
+
+  /**
+   * Whether the edge may close a cycle: with peersTradeBothWays, between two normal-host peers. Never into a
+   * seed: a seed that took pieces from its own children would wait on them for pieces only it can fetch.
+   */
+  private mayCycle(parentId: string, childId: string): boolean {
+    if (!this.peersTradeBothWays) return false;
+    const normal = (id: string) => this.dag.get(id)?.host.type === HostType.NORMAL;
+    return normal(parentId) && normal(childId);
   }
 
   deletePeerInEdges(childId: string): void {

@@ -24,6 +24,19 @@ test('refuses self-edges, duplicates, unknown vertices and cycles', () => {
   assert.equal(d.inDegree('x'), undefined);
 });
 
+test('allowCycle: an edge that closes a cycle is added when the caller allows it; self-edges and duplicates never', () => {
+  const d = dag('a', 'b');
+  assert.equal(d.addEdge('a', 'b'), true);
+  assert.equal(d.addEdge('b', 'a'), false);
+  assert.equal(d.addEdge('b', 'a', true), true);
+  assert.deepEqual(d.parents('a'), ['b']);
+  assert.equal(d.addEdge('b', 'a', true), false);
+  assert.equal(d.addEdge('a', 'a', true), false);
+  // Reachability follows the cycle without looping.
+  assert.equal(d.reachable('a', 'b'), true);
+  assert.equal(d.reachable('b', 'a'), true);
+});
+
 test('no degree limit', () => {
   const d = dag('p');
   for (let i = 0; i < 100; i++) {

@@ -1,7 +1,14 @@
 // Builds small models (hosts, a task, peers in given states) for the pure scheduling tests.
 
 import { Host as HostMessage, TaskType } from '../../../../src/gen/common.js';
-import { Host, Peer, Resources, Task, type PeerState } from '../../../../src/scheduler/embedded/resources.js';
+import {
+  Host,
+  Peer,
+  Resources,
+  Task,
+  type PeerState,
+  type TaskInit,
+} from '../../../../src/scheduler/embedded/resources.js';
 
 export const PIECE = 4 * 1024 * 1024;
 
@@ -29,7 +36,7 @@ export function host(
   );
 }
 
-export function task(id = 't'.repeat(64), contentLength = 10 * PIECE): Task {
+export function task(id = 't'.repeat(64), contentLength = 10 * PIECE, init: Partial<TaskInit> = {}): Task {
   return new Task({
     id,
     type: TaskType.STANDARD,
@@ -42,6 +49,7 @@ export function task(id = 't'.repeat(64), contentLength = 10 * PIECE): Task {
     contentLength,
     pieceCount: Math.ceil(contentLength / PIECE),
     backToSourceLimit: 200,
+    ...init,
   });
 }
 

@@ -59,6 +59,29 @@ test('filter: a descendant of the peer is never its parent', () => {
   );
 });
 
+test("filter, swarm: normal peers may be each other's parents; a seed never takes its descendants", () => {
+  const r = new Resources();
+  const t = task(undefined, undefined, { peersTradeBothWays: true });
+  const seed = peer(r, 'seed', t, host('s', { type: 1 }), 'Running');
+  const a = peer(r, 'a', t, host('a'), 'Running');
+  const b = peer(r, 'b', t, host('b'), 'Running');
+  t.addPeerEdge(seed, a);
+  t.addPeerEdge(a, b);
+  // a reschedules: b descends from it, and is offered all the same (they trade pieces both ways).
+  assert.deepEqual(
+    ids(filterCandidateParents(a, new Set(['a', 'seed']), { filterParentLimit: 100, swarm: true })),
+    ['b'],
+  );
+  assert.equal(t.addPeerEdge(b, a), true);
+  assert.deepEqual(t.dag.parents('a').sort(), ['b', 'seed']);
+  // The seed asks for parents: its descendants are never offered.
+  assert.deepEqual(
+    ids(filterCandidateParents(seed, new Set(['seed']), { filterParentLimit: 100, swarm: true })),
+    [],
+  );
+  assert.equal(t.addPeerEdge(a, seed), false);
+});
+
 test('find: at most candidateParentLimit, and nothing unless the peer is ReceivedNormal or Running', () => {
   const r = new Resources();
   const t = task();
