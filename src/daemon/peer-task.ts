@@ -650,6 +650,7 @@ export class PeerTask implements PieceSource {
     const n = lowest(c.inOrder.size > 0 ? c.inOrder : c.queued);
     if (n === undefined) return undefined;
     this.sourceInFlight++;
+    this.pacer.started();
     return { number: n, fetch: (piece, signal) => this.fromSource(piece, signal) };
   }
 

@@ -1,5 +1,6 @@
 // The back-to-source pacer (src/daemon/source-pacer.ts): one more source connection only while the previous step
-// raised the throughput, turns around when it falls, stays within [1, max]. The clock is injected.
+// raised the throughput, turns around when it falls, one fewer when it held above the initial count, stays within
+// [1, max]. The clock is injected.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,23 +42,36 @@ test('one more connection after each phase whose throughput rose by more than th
   assert.equal(pacer.limit, 4);
 });
 
-test('stays while a step does not change the throughput; turns around when the throughput falls', () => {
+test('a step up that did not change the throughput is taken back, down to the initial count; a fall turns around', () => {
   const c = clock();
   const pacer = new SourcePacer({ initial: 1, max: 8, now: c.now });
   phase(pacer, c, 1000, 20); // 100 B/ms
   assert.equal(pacer.limit, 2);
   phase(pacer, c, 1000, 28); // 3000 B in 28 ms ≈ 107 B/ms: not 15% better (the link is the bottleneck)
-  assert.equal(pacer.limit, 2, 'no gain: stays');
-  phase(pacer, c, 1000, 28);
-  assert.equal(pacer.limit, 2, 'the same rate: stays');
-  phase(pacer, c, 1000, 60); // 50 B/ms: the link got slower per connection (our uplink is busy)
-  assert.equal(pacer.limit, 1, 'fell: turned around (one step down)');
-  phase(pacer, c, 1000, 40); // 2000 B in 40 ms = 50 B/ms at 1: the same
-  assert.equal(pacer.limit, 1);
-  phase(pacer, c, 1000, 80); // 25 B/ms: fell again → turns around, up
-  assert.equal(pacer.limit, 2);
-  phase(pacer, c, 1000, 30); // 100 B/ms: better → keeps going up
+  assert.equal(pacer.limit, 1, 'no gain: the step is taken back');
+  phase(pacer, c, 1000, 20); // 2000 B in 20 ms = 100 B/ms at 1: the same
+  assert.equal(pacer.limit, 1, 'the same rate at the initial count: stays');
+  phase(pacer, c, 1000, 40); // 50 B/ms: the origin got slower per connection
+  assert.equal(pacer.limit, 2, 'fell: turned around (one step up)');
+  phase(pacer, c, 1000, 30); // 3000 B in 30 ms = 100 B/ms: better → keeps going up
   assert.equal(pacer.limit, 3);
+  phase(pacer, c, 1000, 40); // 4000 B in 40 ms = 100 B/ms: the same → one fewer
+  assert.equal(pacer.limit, 2);
+  phase(pacer, c, 1000, 30); // 100 B/ms: held → one fewer, to the initial count
+  assert.equal(pacer.limit, 1);
+  phase(pacer, c, 1000, 20);
+  assert.equal(pacer.limit, 1);
+});
+
+test('never below the initial count for a throughput that only held', () => {
+  const c = clock();
+  const pacer = new SourcePacer({ initial: 2, max: 8, now: c.now });
+  phase(pacer, c, 1000, 30); // 100 B/ms: the first measure → 3
+  phase(pacer, c, 1000, 40); // 100 B/ms: no gain → back to 2
+  assert.equal(pacer.limit, 2);
+  phase(pacer, c, 1000, 30);
+  phase(pacer, c, 1000, 30);
+  assert.equal(pacer.limit, 2, 'held at 2: stays (one connection waits for each piece to be stored)');
 });
 
 test('never above max, even when every step helps, and initial is clamped into [1, max]', () => {
@@ -83,4 +97,16 @@ test('a phase time is measured from the previous decision, not from the start', 
   assert.equal(pacer.limit, 2);
   phase(pacer, c, 1000, 30); // 3000 B in 30 ms: far better than the first phase
   assert.equal(pacer.limit, 3);
+});
+
+test('the first phase starts with the first source piece: the wait before it does not make the next look faster', () => {
+  const c = clock();
+  const pacer = new SourcePacer({ initial: 2, max: 8, now: c.now });
+  c.advance(5000); // registration and the scheduler's answer
+  pacer.started();
+  phase(pacer, c, 1000, 30); // 3000 B in 30 ms = 100 B/ms
+  assert.equal(pacer.limit, 3, 'the first measure: one more, to see');
+  pacer.started(); // later starts do not move the phase clock
+  phase(pacer, c, 1000, 40); // 4000 B in 40 ms = 100 B/ms: the link is full
+  assert.equal(pacer.limit, 2, 'no gain: taken back (it went up to 4 when the wait counted)');
 });
