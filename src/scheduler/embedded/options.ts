@@ -33,7 +33,8 @@ export interface SchedulerOptions {
   /**
    * Our parent selection for swarms (docs/cluster.md, "Scheduling a swarm"): the task's seed peers are always candidates,
    * Running peers that hold pieces are parents, a seed's children are capped, peers holding pieces rank above
-   * seeds, and empty rounds while a triggered seed starts do not lead to back-to-source. false = upstream's rules.
+   * seeds, two normal peers may be each other's parents, and empty rounds while a triggered seed starts do not
+   * lead to back-to-source. false = upstream's rules.
    */
   swarm: boolean;
   /** With `swarm`: a seed peer takes at most this many children while other parents exist (0 = no cap). */
