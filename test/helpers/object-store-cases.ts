@@ -189,11 +189,13 @@ export function sourceCases(source: SourceUnderTest): void {
       // Every time the second piece is asked for, the object is replaced first: each attempt (dfget retries once)
       // sees a new version. The source's other requests for it wait for the replacement: an emulator may write in
       // place, and a half-written object would answer 416, not a new version.
-      let replacing: Promise<void> | undefined;
+      // Replacements run one after another: two overlapping overwrites of one HDFS file make the first writer's
+      // DataNode half answer 404.
+      let replacing: Promise<void> = Promise.resolve();
       source.beforeRequest = async (r) => {
         const start = source.pieceReadStart(r, key);
         if (start === undefined) return;
-        if (start === 4 * MiB) replacing = source.put(key, randomBytes(10 * MiB));
+        if (start === 4 * MiB) replacing = replacing.then(() => source.put(key, randomBytes(10 * MiB)));
         await replacing;
       };
       try {
@@ -209,6 +211,8 @@ export function sourceCases(source: SourceUnderTest): void {
         }
       } finally {
         source.beforeRequest = undefined;
+        // A replacement still under way when dfget gave up must not outlive the test.
+        await replacing.catch(() => undefined);
       }
     });
 

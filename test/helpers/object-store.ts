@@ -67,7 +67,18 @@ export class RecordingProxy {
         range: req.headers.range,
       };
       this.requests.push(r);
-      void Promise.resolve(this.beforeRequest?.(r)).then(() => {
+      // A hook that fails answers this request 502 naming why, rather than leave a rejection nobody handles.
+      const held = Promise.resolve()
+        .then(() => this.beforeRequest?.(r))
+        .then(
+          () => true,
+          (err: unknown) => {
+            res.writeHead(502, { 'content-type': 'text/plain' }).end(`test hook failed: ${String(err)}`);
+            return false;
+          },
+        );
+      void held.then((go) => {
+        if (!go) return;
         const upstream = httpRequest(
           {
             host: '127.0.0.1',
