@@ -4,8 +4,9 @@
 // whatever is still missing (unless back-to-source is disabled).
 //
 // It is the run's PieceSource: the run says which pieces are wanted and bounds those in flight; this decides
-// which one starts next and from where — a parent that announced it (piece-picker.ts), or the source in piece
-// order at a paced concurrency (source-pacer.ts). The bytes move through the piece path (piece-path.ts).
+// which one starts next and from where — a parent that announced it (piece-picker.ts), as many at once as the
+// downlink carries well (downlink-pace.ts), or the source in piece order at a paced concurrency (source-pacer.ts).
+// The bytes move through the piece path (piece-path.ts).
 
 import { DfError, toDfError } from '../core/errors.js';
 import type { Download, Peer } from '../gen/common.js';
@@ -19,6 +20,7 @@ import { pieceMessage } from './piece-message.js';
 import { TrafficType, type PiecePath, type SourceTask } from './piece-path.js';
 import { PiecePicker, type PickedPiece, type PieceHolder } from './piece-picker.js';
 import { SourcePacer } from './source-pacer.js';
+import { DownlinkPace } from './downlink-pace.js';
 import {
   RetryPiece,
   lowest,
@@ -62,6 +64,8 @@ export interface PeerTaskOptions {
   /** A fresh peer id, for registering again on a new stream. */
   newPeerId?: () => string;
   random?: () => number;
+  /** The downlink's pace (default: a new one, measured as pieces arrive; tests give one measured already). */
+  downlink?: DownlinkPace;
   log: {
     info(o: object, m: string): void;
     warn(o: object, m: string): void;
@@ -132,6 +136,8 @@ export class PeerTask implements PieceSource {
   private readonly collector: PieceCollector;
   private readonly picker: PiecePicker;
   private readonly pacer: SourcePacer;
+  /** How many parent bodies at once the downlink carries well (one at a time on a slow link). */
+  private readonly downlink: DownlinkPace;
   private mode: Mode | undefined;
   private scheduleCount = 0;
   private proactiveCount = 0;
@@ -169,6 +175,7 @@ export class PeerTask implements PieceSource {
       targetInFlight: options.concurrentPieceCount,
       random: options.random,
     });
+    this.downlink = options.downlink ?? new DownlinkPace();
     this.pacer = new SourcePacer({
       initial: INITIAL_SOURCE_CONNECTIONS,
       max: options.concurrentPieceCount,
@@ -216,10 +223,11 @@ export class PeerTask implements PieceSource {
   maxInFlight(): number {
     const base = this.o.concurrentPieceCount;
     if (this.mode !== 'parents') return base;
-    return Math.max(
+    const open = Math.max(
       base,
       Math.min(MAX_PARENT_IN_FLIGHT, this.picker.perParentLimit * this.picker.liveParents),
     );
+    return Math.min(open, this.downlink.limit(this.o.pieceLength));
   }
 
   /** PieceSource: the next piece and where it comes from, or nothing for now. */
@@ -492,6 +500,7 @@ export class PeerTask implements PieceSource {
 
   private parentJob(picked: PickedPiece): PieceJob {
     const { parent } = picked;
+    this.downlink.starting(this.parentInFlight, this.o.pieceLength);
     this.picker.started(parent.parentId);
     this.parentInFlight++;
     this.o.log.debug(
@@ -515,6 +524,7 @@ export class PeerTask implements PieceSource {
             piece,
             parent,
             AbortSignal.any([signal, entry.race.signal]),
+            this.downlink,
           );
           entry.settle('stored');
           const ms = performance.now() - started;
@@ -623,6 +633,7 @@ export class PeerTask implements PieceSource {
           piece,
           second,
           AbortSignal.any([entry.runSignal, abort.signal]),
+          this.downlink,
         );
         this.picker.ended(second.parentId, { bytes: piece.length, ms: performance.now() - started });
       } catch {

@@ -10,6 +10,7 @@ import { DfError, toDfError } from '../core/errors.js';
 import type { SourceValidator } from '../core/validator.js';
 import type { PieceRecord, Storage } from '../storage/storage.js';
 import type { DownloadedPiece, PieceTransport } from '../vortex/piece-transport.js';
+import type { BodyMeter, ReceivingBody } from './downlink-pace.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { PieceSpec } from './task-run.js';
 
@@ -152,19 +153,24 @@ export class PiecePath {
     piece: PieceSpec,
     parent: PieceParent,
     runSignal: AbortSignal,
+    downlink?: BodyMeter,
   ): Promise<PieceRecord> {
     const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
+    let body: ReceivingBody | undefined;
     try {
       const res = await this.openParentPiece(taskId, piece, parent, signal);
+      body = downlink?.began();
       const record = await this.o.storage.writePiece(taskId, piece, res.body, {
         trafficType: TrafficType.REMOTE_PEER,
         parentId: parent.parentId,
         expectedDigest: res.metadata.digest,
         relay: this.o.relay,
       });
+      body?.ended(record.length);
       this.o.metrics.downloadTraffic('REMOTE_PEER', record.length);
       return record;
     } catch (e) {
+      body?.ended();
       throw this.timedOut(e, signal, runSignal, `piece ${piece.number} from parent ${parent.parentId}`);
     }
   }
@@ -178,11 +184,14 @@ export class PiecePath {
     piece: PieceSpec,
     parent: PieceParent,
     runSignal: AbortSignal,
+    downlink?: BodyMeter,
   ): Promise<VerifiedPiece> {
     const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
     const what = `piece ${piece.number} from parent ${parent.parentId}`;
+    let body: ReceivingBody | undefined;
     try {
       const res = await this.openParentPiece(taskId, piece, parent, signal);
+      body = downlink?.began();
       const data = Buffer.allocUnsafe(piece.length);
       let at = 0;
       for await (const chunk of res.body) {
@@ -192,6 +201,7 @@ export class PiecePath {
         at += chunk.length;
       }
       if (at !== data.length) throw new DfError('INVALID_ARGUMENT', `${what}: ${at} of ${data.length} bytes`);
+      body?.ended(at);
       const digest = pieceDigest(data);
       if (!res.metadata.digest || res.metadata.digest !== digest) {
         throw new DfError(
@@ -201,6 +211,7 @@ export class PiecePath {
       }
       return { data, digest, parentId: parent.parentId };
     } catch (e) {
+      body?.ended();
       throw this.timedOut(e, signal, runSignal, what);
     }
   }

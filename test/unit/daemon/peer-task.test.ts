@@ -24,6 +24,7 @@ import {
   type AnnouncePeerRequest,
 } from '../../../src/gen/scheduler.js';
 import { PeerTask, type PeerTaskOptions } from '../../../src/daemon/peer-task.js';
+import { DownlinkPace } from '../../../src/daemon/downlink-pace.js';
 import type { PiecePath, PieceParent, SourceTask, VerifiedPiece } from '../../../src/daemon/piece-path.js';
 import { TaskRun, type PieceEvent, type PieceSpec } from '../../../src/daemon/task-run.js';
 import type { PieceRecord } from '../../../src/storage/storage.js';
@@ -232,6 +233,11 @@ class FakePiecePath {
   /** An error for a parent's piece, or undefined to store it. */
   parentFails: (number: number, parentId: string) => Error | undefined = () => undefined;
 
+  /** How long a parent's piece takes (ms; 0: at once), and the most parent pieces that were in flight at once. */
+  holdMs = 0;
+  private inFlight = 0;
+  maxInFlight = 0;
+
   /** Parents whose pieces never come: their fetch ends only when its signal aborts. */
   readonly stalled = new Set<string>();
   readonly stored: { number: number; parentId: string }[] = [];
@@ -248,7 +254,15 @@ class FakePiecePath {
       return new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason)));
     }
     const err = this.parentFails(piece.number, parent.parentId);
-    return err ? Promise.reject(err) : Promise.resolve(record(piece, 1, parent.parentId));
+    if (err) return Promise.reject(err);
+    if (this.holdMs === 0) return Promise.resolve(record(piece, 1, parent.parentId));
+    this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
+    return new Promise((resolve) =>
+      setTimeout(() => {
+        this.inFlight--;
+        resolve(record(piece, 1, parent.parentId));
+      }, this.holdMs),
+    );
   }
 
   fromParentToMemory(_taskId: string, piece: PieceSpec, parent: PieceParent): Promise<VerifiedPiece> {
@@ -453,6 +467,25 @@ test('a seed and a peer that finished the task: every piece from the peer, the l
   await finished(w, 'downloadPeerFinishedRequest');
   assert.deepEqual(w.path.from('seed-1'), [], 'no piece from the seed');
   assert.deepEqual(w.path.from('peer-done').sort(), [0, 1, 2, 3]);
+});
+
+test('a downlink measured slow takes one parent body at a time; unmeasured, several', async (t) => {
+  // Measured on its own clock: a 1 KiB piece took 3 s alone, so a piece takes seconds at this downlink's rate.
+  let clock = 0;
+  const slow = new DownlinkPace(() => clock);
+  const body = slow.began();
+  clock = 3000;
+  body.ended(PIECE_LENGTH);
+  for (const downlink of [slow, undefined]) {
+    const parents = [new FakeParent('parent-a'), new FakeParent('parent-b'), new FakeParent('parent-c')];
+    const w = await world(t, 6, parents, registerWith(...parents), downlink ? { downlink } : {});
+    w.path.holdMs = 30;
+    await waitFor('SyncPieces to every parent', () => parents.every((p) => p.stream !== undefined));
+    for (const p of parents) for (let n = 0; n < 6; n++) p.announce(n);
+    await finished(w, 'downloadPeerFinishedRequest');
+    if (downlink) assert.equal(w.path.maxInFlight, 1, 'one body at a time on the slow downlink');
+    else assert.ok(w.path.maxInFlight > 1, `several at once unmeasured (${w.path.maxInFlight})`);
+  }
 });
 
 test('a parent that fails a piece: DownloadPieceFailed, and the piece comes from another holder, no error', async (t) => {
