@@ -100,6 +100,11 @@ export class DownlinkPace implements BodyMeter {
     if (out >= this.baseLimit(pieceLength)) this.sinceProbe = 0;
   }
 
+  /** How long a piece of `pieceLength` bytes takes at the downlink's rate (ms; 0 before anything was measured). */
+  pieceMs(pieceLength: number): number {
+    return this.rate === undefined ? 0 : pieceLength / this.rate;
+  }
+
   private baseLimit(pieceLength: number): number {
     if (this.rate === undefined) return Infinity;
     if (

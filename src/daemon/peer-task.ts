@@ -20,7 +20,7 @@ import { pieceMessage } from './piece-message.js';
 import { TrafficType, type PiecePath, type SourceTask } from './piece-path.js';
 import { PiecePicker, type PickedPiece, type PieceHolder } from './piece-picker.js';
 import { SourcePacer } from './source-pacer.js';
-import { DownlinkPace } from './downlink-pace.js';
+import { DownlinkPace, type BodyMeter } from './downlink-pace.js';
 import {
   RetryPiece,
   lowest,
@@ -227,7 +227,17 @@ export class PeerTask implements PieceSource {
       base,
       Math.min(MAX_PARENT_IN_FLIGHT, this.picker.perParentLimit * this.picker.liveParents),
     );
-    return Math.min(open, this.downlink.limit(this.o.pieceLength));
+    // A request still waiting in a parent's upload queue after a piece's time at our downlink's rate no longer
+    // holds a place: with queues at the parents (queueLimit unset or above 0), one request per downlink would
+    // otherwise leave the link idle behind every other child of that parent.
+    const limit = this.downlink.limit(this.o.pieceLength);
+    if (limit === Infinity) return open;
+    const patience = this.downlink.pieceMs(this.o.pieceLength);
+    const now = performance.now();
+    let waitedLong = 0;
+    for (const entry of this.inFlight.values())
+      if (!entry.receiving && now - entry.started > patience) waitedLong++;
+    return Math.min(open, limit + waitedLong);
   }
 
   /** PieceSource: the next piece and where it comes from, or nothing for now. */
@@ -501,6 +511,10 @@ export class PeerTask implements PieceSource {
   private parentJob(picked: PickedPiece): PieceJob {
     const { parent } = picked;
     this.downlink.starting(this.parentInFlight, this.o.pieceLength);
+    // Under a downlink limit, look again once this request could have waited too long (maxInFlight).
+    if (this.downlink.limit(this.o.pieceLength) < Infinity) {
+      this.wakeAfter(this.downlink.pieceMs(this.o.pieceLength));
+    }
     this.picker.started(parent.parentId);
     this.parentInFlight++;
     this.o.log.debug(
@@ -524,7 +538,7 @@ export class PeerTask implements PieceSource {
             piece,
             parent,
             AbortSignal.any([signal, entry.race.signal]),
-            this.downlink,
+            entry.meter(this.downlink),
           );
           entry.settle('stored');
           const ms = performance.now() - started;
@@ -749,6 +763,8 @@ class InFlightPiece {
   readonly settled: Promise<'stored' | 'failed'>;
   private resolveSettled!: (o: 'stored' | 'failed') => void;
   copy?: { parentId: string; abort: AbortController; result: Promise<PieceRecord | undefined> };
+  /** The parent's body is arriving (its header came): the request no longer waits in its queue. */
+  receiving = false;
 
   constructor(
     readonly piece: PieceSpec,
@@ -757,6 +773,16 @@ class InFlightPiece {
     readonly started: number,
   ) {
     this.settled = new Promise((resolve) => (this.resolveSettled = resolve));
+  }
+
+  /** The downlink's meter, noting on the way that this request's body began. */
+  meter(downlink: BodyMeter): BodyMeter {
+    return {
+      began: () => {
+        this.receiving = true;
+        return downlink.began();
+      },
+    };
   }
 
   /** This fetch ended (its bytes are stored, or it stopped writing): the first call decides. */

@@ -24,7 +24,7 @@ import {
   type AnnouncePeerRequest,
 } from '../../../src/gen/scheduler.js';
 import { PeerTask, type PeerTaskOptions } from '../../../src/daemon/peer-task.js';
-import { DownlinkPace } from '../../../src/daemon/downlink-pace.js';
+import { DownlinkPace, type BodyMeter } from '../../../src/daemon/downlink-pace.js';
 import type { PiecePath, PieceParent, SourceTask, VerifiedPiece } from '../../../src/daemon/piece-path.js';
 import { TaskRun, type PieceEvent, type PieceSpec } from '../../../src/daemon/task-run.js';
 import type { PieceRecord } from '../../../src/storage/storage.js';
@@ -247,19 +247,23 @@ class FakePiecePath {
     piece: PieceSpec,
     parent: PieceParent,
     signal?: AbortSignal,
+    downlink?: BodyMeter,
   ): Promise<PieceRecord> {
     assert.equal(taskId, TASK_ID);
     this.calls.push({ number: piece.number, from: parent.parentId });
     if (this.stalled.has(parent.parentId)) {
+      // Waiting in the parent's upload queue: no body begins.
       return new Promise((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason)));
     }
     const err = this.parentFails(piece.number, parent.parentId);
     if (err) return Promise.reject(err);
     if (this.holdMs === 0) return Promise.resolve(record(piece, 1, parent.parentId));
+    const body = downlink?.began();
     this.maxInFlight = Math.max(this.maxInFlight, ++this.inFlight);
     return new Promise((resolve) =>
       setTimeout(() => {
         this.inFlight--;
+        body?.ended(); // no sample: the test's pace keeps what it was given
         resolve(record(piece, 1, parent.parentId));
       }, this.holdMs),
     );
@@ -486,6 +490,31 @@ test('a downlink measured slow takes one parent body at a time; unmeasured, seve
     if (downlink) assert.equal(w.path.maxInFlight, 1, 'one body at a time on the slow downlink');
     else assert.ok(w.path.maxInFlight > 1, `several at once unmeasured (${w.path.maxInFlight})`);
   }
+});
+
+test('under a downlink limit, a request waiting in a parent’s queue longer than a piece takes frees its place', async (t) => {
+  let clock = 0;
+  const slow = new DownlinkPace(() => clock);
+  const body = slow.began();
+  clock = 2000; // a piece in 2 s at this downlink's rate: one body at a time
+  body.ended(PIECE_LENGTH);
+  const a = new FakeParent('parent-a');
+  const b = new FakeParent('parent-b');
+  const w = await world(t, 2, [a, b], registerWith(a, b), { downlink: slow });
+  w.path.stalled.add('parent-a');
+  w.path.holdMs = 10;
+  await waitFor('SyncPieces to both parents', () => a.stream !== undefined && b.stream !== undefined);
+  a.announce(0);
+  await waitFor('piece 0 asked of parent-a', () => w.path.from('parent-a').includes(0));
+  b.announce(1);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.deepEqual(
+    w.path.from('parent-b'),
+    [],
+    'one request out: piece 1 waits while piece 0 may still come',
+  );
+  await waitFor('piece 1 from parent-b', () => w.run.finished.has(1), 3000);
+  assert.equal(w.run.finished.has(0), false, 'piece 0 still waits at parent-a');
 });
 
 test('a parent that fails a piece: DownloadPieceFailed, and the piece comes from another holder, no error', async (t) => {
