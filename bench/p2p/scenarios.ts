@@ -171,8 +171,9 @@ export function settingsFromEnv(
     timeoutFactor: int('P2P_TIMEOUT_FACTOR', 5, 2, 50),
     logLevel,
     uploadLimit: env.P2P_UPLOAD_LIMIT || undefined,
-    // Where every peer is ours busy answers are on (2 waiting) unless P2P_QUEUE_LIMIT says otherwise ('' = unset).
-    queueLimit: env.P2P_QUEUE_LIMIT === '' ? undefined : int('P2P_QUEUE_LIMIT', 2, 0, 1_000_000),
+    // Where every peer is ours busy answers are on (none waiting: a child on a slow link takes one body at a time
+    // and asks another holder at once) unless P2P_QUEUE_LIMIT says otherwise ('' = unset).
+    queueLimit: env.P2P_QUEUE_LIMIT === '' ? undefined : int('P2P_QUEUE_LIMIT', 0, 0, 1_000_000),
     queueLimitGiven: env.P2P_QUEUE_LIMIT !== undefined,
     cutThrough: flag(env, 'P2P_CUT_THROUGH'),
     keepLogsDir: env.P2P_KEEP_LOGS || undefined,

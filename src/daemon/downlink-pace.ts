@@ -26,6 +26,8 @@ const ALONE = 1.3;
 const SHARED = 1.7;
 /** Bodies beside others that keep this share of the rate alone show the downlink has room: no limit. */
 const ROOM = 0.75;
+/** Before anything was measured, a request that got no body this long makes room for another. */
+const UNMEASURED_PATIENCE_MS = 500;
 const EWMA_ALPHA = 0.3;
 
 /** One body being received: ended() when it is stored (a sample) or failed (none). */
@@ -100,13 +102,19 @@ export class DownlinkPace implements BodyMeter {
     if (out >= this.baseLimit(pieceLength)) this.sinceProbe = 0;
   }
 
-  /** How long a piece of `pieceLength` bytes takes at the downlink's rate (ms; 0 before anything was measured). */
-  pieceMs(pieceLength: number): number {
-    return this.rate === undefined ? 0 : pieceLength / this.rate;
+  /**
+   * How long a request may wait in a parent's queue before it no longer holds its place under the limit: a piece's
+   * time at the downlink's rate (ms), UNMEASURED_PATIENCE_MS before anything was measured.
+   */
+  patienceMs(pieceLength: number): number {
+    return this.rate === undefined ? UNMEASURED_PATIENCE_MS : pieceLength / this.rate;
   }
 
   private baseLimit(pieceLength: number): number {
-    if (this.rate === undefined) return Infinity;
+    // Before anything was measured: one body (a request that waits in a parent's queue makes room for another
+    // after UNMEASURED_PATIENCE_MS). On a fast link the first body is measured in a fraction of a second and the
+    // limit opens.
+    if (this.rate === undefined) return 1;
     if (
       this.aloneRate !== undefined &&
       this.sharedRate !== undefined &&

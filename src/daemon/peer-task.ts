@@ -232,7 +232,7 @@ export class PeerTask implements PieceSource {
     // otherwise leave the link idle behind every other child of that parent.
     const limit = this.downlink.limit(this.o.pieceLength);
     if (limit === Infinity) return open;
-    const patience = this.downlink.pieceMs(this.o.pieceLength);
+    const patience = this.downlink.patienceMs(this.o.pieceLength);
     const now = performance.now();
     let waitedLong = 0;
     for (const entry of this.inFlight.values())
@@ -513,7 +513,7 @@ export class PeerTask implements PieceSource {
     this.downlink.starting(this.parentInFlight, this.o.pieceLength);
     // Under a downlink limit, look again once this request could have waited too long (maxInFlight).
     if (this.downlink.limit(this.o.pieceLength) < Infinity) {
-      this.wakeAfter(this.downlink.pieceMs(this.o.pieceLength));
+      this.wakeAfter(this.downlink.patienceMs(this.o.pieceLength));
     }
     this.picker.started(parent.parentId);
     this.parentInFlight++;

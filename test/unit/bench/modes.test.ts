@@ -53,7 +53,7 @@ test('settings: bench:p2p runs ours alone; an entry gives its own defaults; the 
 
 test('queueLimit (busy answers, ours alone) only where every host is ours, unless P2P_QUEUE_LIMIT says so', () => {
   const st = settingsFromEnv({});
-  assert.equal(queueLimitIn(MODES.ours!, 7, st), 2);
+  assert.equal(queueLimitIn(MODES.ours!, 7, st), 0);
   assert.equal(queueLimitIn(MODES.mixed!, 7, st), undefined);
   assert.equal(queueLimitIn(MODES.rust!, 7, st), undefined);
   const given = settingsFromEnv({ P2P_QUEUE_LIMIT: '4' });

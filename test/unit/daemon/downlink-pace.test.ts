@@ -14,8 +14,18 @@ function paced(): { pace: DownlinkPace; at: (ms: number) => void } {
   return { pace, at: (ms) => (t = ms) };
 }
 
-test('no limit before a body was measured', () => {
-  assert.equal(new DownlinkPace().limit(4 * MIB), Infinity);
+test('one body before anything was measured; a request waits half a second for its body before making room', () => {
+  const pace = new DownlinkPace();
+  assert.equal(pace.limit(4 * MIB), 1);
+  assert.equal(pace.patienceMs(4 * MIB), 500);
+});
+
+test('a request may wait a piece’s time at the measured rate', () => {
+  const { pace, at } = paced();
+  const b = pace.began();
+  at(3_400);
+  b.ended(4 * MIB);
+  assert.equal(Math.round(pace.patienceMs(4 * MIB)), 3_400);
 });
 
 test('a slow downlink shared by three bodies (10 Mbit/s) takes one body at a time', () => {
@@ -109,5 +119,5 @@ test('a failed or repeated end changes nothing', () => {
   b.ended();
   b.ended(4 * MIB);
   assert.equal(pace.receiving, 0);
-  assert.equal(pace.limit(4 * MIB), Infinity);
+  assert.equal(pace.patienceMs(4 * MIB), 500, 'still unmeasured');
 });
