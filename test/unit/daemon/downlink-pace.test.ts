@@ -7,11 +7,23 @@ import { DownlinkPace } from '../../../src/daemon/downlink-pace.js';
 
 const MIB = 1024 * 1024;
 
-/** A pace on a clock the test moves. */
-function paced(): { pace: DownlinkPace; at: (ms: number) => void } {
+/**
+ * A pace on a clock the test moves: `at` sets the clock; `bodies` receives that many 4 MiB bodies side by side,
+ * all ending `ms` later.
+ */
+function paced(): {
+  pace: DownlinkPace;
+  at: (ms: number) => void;
+  bodies: (company: number, ms: number) => void;
+} {
   let t = 0;
   const pace = new DownlinkPace(() => t);
-  return { pace, at: (ms) => (t = ms) };
+  const bodies = (company: number, ms: number): void => {
+    const receiving = Array.from({ length: company }, () => pace.began());
+    t += ms;
+    for (const b of receiving) b.ended(4 * MIB);
+  };
+  return { pace, at: (ms) => (t = ms), bodies };
 }
 
 test('one body before anything was measured; a request waits half a second for its body before making room', () => {
@@ -76,14 +88,7 @@ test('a body alone for part of its time counts its company by time', () => {
 });
 
 test('every few bodies under a limit one more is let through, and a downlink faster than it looked is found', () => {
-  const { pace, at } = paced();
-  let t = 0;
-  const bodies = (company: number, ms: number) => {
-    const receiving = Array.from({ length: company }, () => pace.began());
-    t += ms;
-    at(t);
-    for (const b of receiving) b.ended(4 * MIB);
-  };
+  const { pace, bodies } = paced();
   bodies(1, 3_400); // one slow parent first: the link looks like 10 Mbit/s
   assert.equal(pace.limit(4 * MIB), 1);
   for (let i = 0; i < 7; i++) bodies(1, 3_400);
@@ -97,14 +102,7 @@ test('every few bodies under a limit one more is let through, and a downlink fas
 });
 
 test('bodies that share a slow downlink keep the limit when probed', () => {
-  const { pace, at } = paced();
-  let t = 0;
-  const bodies = (company: number, ms: number) => {
-    const receiving = Array.from({ length: company }, () => pace.began());
-    t += ms;
-    at(t);
-    for (const b of receiving) b.ended(4 * MIB);
-  };
+  const { pace, bodies } = paced();
   for (let i = 0; i < 8; i++) bodies(1, 3_400);
   assert.equal(pace.limit(4 * MIB), 2);
   pace.starting(1, 4 * MIB);
