@@ -26,8 +26,11 @@ const ALONE = 1.3;
 const SHARED = 1.7;
 /** Bodies beside others that keep this share of the rate alone show the downlink has room: no limit. */
 const ROOM = 0.75;
-/** Before anything was measured, a request that got no body this long makes room for another. */
-const UNMEASURED_PATIENCE_MS = 500;
+/**
+ * A request that got no body this long waits in a parent's queue: it makes room for another (a parent answering
+ * busy at once, queueLimit 0, never gets here; one that queues is asked beside others, the first body wins).
+ */
+const QUEUED_PATIENCE_MS = 500;
 const EWMA_ALPHA = 0.3;
 
 /** One body being received: ended() when it is stored (a sample) or failed (none). */
@@ -103,16 +106,18 @@ export class DownlinkPace implements BodyMeter {
   }
 
   /**
-   * How long a request may wait in a parent's queue before it no longer holds its place under the limit: a piece's
-   * time at the downlink's rate (ms), UNMEASURED_PATIENCE_MS before anything was measured.
+   * How long a request may wait in a parent's queue before it no longer holds its place under the limit (ms): a
+   * piece's time at the downlink's rate, at most QUEUED_PATIENCE_MS.
    */
   patienceMs(pieceLength: number): number {
-    return this.rate === undefined ? UNMEASURED_PATIENCE_MS : pieceLength / this.rate;
+    return this.rate === undefined
+      ? QUEUED_PATIENCE_MS
+      : Math.min(QUEUED_PATIENCE_MS, pieceLength / this.rate);
   }
 
   private baseLimit(pieceLength: number): number {
     // Before anything was measured: one body (a request that waits in a parent's queue makes room for another
-    // after UNMEASURED_PATIENCE_MS). On a fast link the first body is measured in a fraction of a second and the
+    // after QUEUED_PATIENCE_MS). On a fast link the first body is measured in a fraction of a second and the
     // limit opens.
     if (this.rate === undefined) return 1;
     if (

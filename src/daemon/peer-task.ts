@@ -227,9 +227,10 @@ export class PeerTask implements PieceSource {
       base,
       Math.min(MAX_PARENT_IN_FLIGHT, this.picker.perParentLimit * this.picker.liveParents),
     );
-    // A request still waiting in a parent's upload queue after a piece's time at our downlink's rate no longer
-    // holds a place: with queues at the parents (queueLimit unset or above 0), one request per downlink would
-    // otherwise leave the link idle behind every other child of that parent.
+    // A request still waiting in a parent's upload queue after a moment no longer holds a place: with queues at
+    // the parents (queueLimit unset or above 0), one request per downlink would otherwise leave the link idle
+    // behind every other child of that parent. Once a body begins, the requests still waiting are taken back
+    // (bodyBegan), so the bodies do not overlap when those are served later.
     const limit = this.downlink.limit(this.o.pieceLength);
     if (limit === Infinity) return open;
     const patience = this.downlink.patienceMs(this.o.pieceLength);
@@ -538,7 +539,7 @@ export class PeerTask implements PieceSource {
             piece,
             parent,
             AbortSignal.any([signal, entry.race.signal]),
-            entry.meter(this.downlink),
+            entry.meter(this.downlink, () => this.bodyBegan(entry)),
           );
           entry.settle('stored');
           const ms = performance.now() - started;
@@ -552,6 +553,8 @@ export class PeerTask implements PieceSource {
           entry.settle('failed');
           this.picker.ended(parent.parentId);
           if (signal.aborted) throw e;
+          // Taken back while it waited in the parent's queue: nothing failed, it is asked for again.
+          if (entry.deferred) throw new RetryPiece('taken back: another body filled the downlink');
           // An endgame copy from another parent is on its way (or won, and stopped this one): its record is ours.
           const copy = entry.copy ? await entry.copy.result : undefined;
           if (copy) return copy;
@@ -566,6 +569,16 @@ export class PeerTask implements PieceSource {
         }
       },
     };
+  }
+
+  /**
+   * A parent's body began: once the downlink has all the bodies it carries well, the requests still waiting in
+   * parents' queues are taken back, to be asked for again when a body ends.
+   */
+  private bodyBegan(begun: InFlightPiece): void {
+    const limit = this.downlink.limit(this.o.pieceLength);
+    if (limit === Infinity || this.downlink.receiving < limit) return;
+    for (const entry of this.inFlight.values()) if (entry !== begun) entry.takeBack();
   }
 
   /** Looks for work again once a parent's pause for a piece is over (a little after: timers may fire early). */
@@ -775,14 +788,26 @@ class InFlightPiece {
     this.settled = new Promise((resolve) => (this.resolveSettled = resolve));
   }
 
-  /** The downlink's meter, noting on the way that this request's body began. */
-  meter(downlink: BodyMeter): BodyMeter {
+  /** Taken back while waiting in the parent's queue (takeBack). */
+  deferred = false;
+
+  /** The downlink's meter, noting on the way that this request's body began, then telling `began`. */
+  meter(downlink: BodyMeter, began: () => void): BodyMeter {
     return {
       began: () => {
         this.receiving = true;
-        return downlink.began();
+        const body = downlink.began();
+        began();
+        return body;
       },
     };
+  }
+
+  /** Stops the request if it still waits for its body (the parent gives its queue place up when we close). */
+  takeBack(): void {
+    if (this.receiving || this.outcome || this.deferred) return;
+    this.deferred = true;
+    this.race.abort(new DfError('CANCELLED', `piece ${this.piece.number}: taken back from ${this.parentId}`));
   }
 
   /** This fetch ended (its bytes are stored, or it stopped writing): the first call decides. */

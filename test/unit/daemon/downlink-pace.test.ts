@@ -32,12 +32,15 @@ test('one body before anything was measured; a request waits half a second for i
   assert.equal(pace.patienceMs(4 * MIB), 500);
 });
 
-test('a request may wait a piece’s time at the measured rate', () => {
+test('a request may wait a piece’s time at the measured rate, at most half a second', () => {
   const { pace, at } = paced();
   const b = pace.began();
-  at(3_400);
+  at(300);
   b.ended(4 * MIB);
-  assert.equal(Math.round(pace.patienceMs(4 * MIB)), 3_400);
+  assert.equal(Math.round(pace.patienceMs(4 * MIB)), 300);
+  const { pace: slow, bodies } = paced();
+  bodies(1, 3_400);
+  assert.equal(slow.patienceMs(4 * MIB), 500);
 });
 
 test('a slow downlink shared by three bodies (10 Mbit/s) takes one body at a time', () => {

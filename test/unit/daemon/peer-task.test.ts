@@ -499,7 +499,7 @@ test('a downlink measured slow takes one parent body at a time; measured fast, s
   }
 });
 
-test('under a downlink limit, a request waiting in a parent’s queue longer than a piece takes frees its place', async (t) => {
+test('under a downlink limit, a request waiting in a parent’s queue makes room after half a second, and is taken back once a body begins', async (t) => {
   let clock = 0;
   const slow = new DownlinkPace(() => clock);
   const body = slow.began();
@@ -509,19 +509,25 @@ test('under a downlink limit, a request waiting in a parent’s queue longer tha
   const b = new FakeParent('parent-b');
   const w = await world(t, 2, [a, b], registerWith(a, b), { downlink: slow });
   w.path.stalled.add('parent-a');
-  w.path.holdMs = 10;
+  w.path.holdMs = 200;
   await waitFor('SyncPieces to both parents', () => a.stream !== undefined && b.stream !== undefined);
   a.announce(0);
   await waitFor('piece 0 asked of parent-a', () => w.path.from('parent-a').includes(0));
   b.announce(1);
-  await new Promise((r) => setTimeout(r, 1000));
+  await new Promise((r) => setTimeout(r, 250));
   assert.deepEqual(
     w.path.from('parent-b'),
     [],
     'one request out: piece 1 waits while piece 0 may still come',
   );
-  await waitFor('piece 1 from parent-b', () => w.run.finished.has(1), 3000);
+  await waitFor('piece 1 asked of parent-b', () => w.path.from('parent-b').includes(1), 2000);
+  // parent-b's body began: the request still waiting at parent-a was taken back, and is asked again only after.
+  await waitFor('piece 1', () => w.run.finished.has(1), 2000);
+  assert.equal(w.path.maxInFlight, 1);
+  await waitFor('piece 0 asked of parent-a again', () => w.path.from('parent-a').length === 2, 2000);
   assert.equal(w.run.finished.has(0), false, 'piece 0 still waits at parent-a');
+  const failures = w.scheduler.streams[0]!.kinds.filter((k) => k === 'downloadPieceFailedRequest');
+  assert.deepEqual(failures, [], 'a request taken back is no failed piece');
 });
 
 test('a parent that fails a piece: DownloadPieceFailed, and the piece comes from another holder, no error', async (t) => {
