@@ -22,6 +22,7 @@ import type { SchedulerStateStore } from '../../core/scheduler-state.js';
 import { Scheduling } from './scheduling.js';
 import { SeedPeerTrigger } from './seed-peer.js';
 import { SchedulerService } from './service.js';
+import { bestEffortWrites } from './state-writes.js';
 
 /** The largest request the scheduler accepts (gRPC's default; ours are a few KiB). */
 const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
@@ -93,7 +94,7 @@ export class EmbeddedScheduler {
     this.log = init.log;
     this.init = init;
     this.options = resolveSchedulerOptions(init.options);
-    this.store = init.store;
+    this.store = init.store && bestEffortWrites(init.store, this.log);
     const hosts = this.restoreHosts();
     this.resources.onHostAnnounced((host) =>
       this.store?.saveHost({
