@@ -20,6 +20,7 @@ import { pieceMessage } from './piece-message.js';
 import { TrafficType, type PiecePath, type SourceTask } from './piece-path.js';
 import { PiecePicker, type PickedPiece, type PieceHolder } from './piece-picker.js';
 import { SourcePacer } from './source-pacer.js';
+import { SourceFlights, type SourceFlight } from './source-flights.js';
 import { DownlinkPace, type BodyMeter } from './downlink-pace.js';
 import {
   RetryPiece,
@@ -101,8 +102,11 @@ const SEED_HOLD_MS = 500;
 const SEED_HOLD_SUCCEEDED_MS = 3000;
 /** How often the run's progress is checked for stalls and proactive reschedules. */
 const CHECK_INTERVAL_MS = 250;
-/** Source connections a run starts with (source-pacer.ts ramps up from here). */
-const INITIAL_SOURCE_CONNECTIONS = 2;
+/**
+ * Source connections a run starts with (source-pacer.ts ramps up from here): one, pieces back to back, each next
+ * request sent during the previous body's tail (source-flights.ts).
+ */
+const INITIAL_SOURCE_CONNECTIONS = 1;
 
 /**
  * The Download a peer registers with: the user's request without what concerns only the local caller (output
@@ -145,7 +149,7 @@ export class PeerTask implements PieceSource {
   /** No more reports to the scheduler (the stream ended or failed). */
   private streamDone = false;
   private closed = false;
-  private sourceInFlight = 0;
+  private readonly sourceFlights = new SourceFlights({ onTail: () => this.wake() });
   private parentInFlight = 0;
   /** Pieces being fetched from parents (endgame copies are started from here). */
   private readonly inFlight = new Map<number, InFlightPiece>();
@@ -684,15 +688,20 @@ export class PeerTask implements PieceSource {
 
   /** The source, in piece order (in-order consumers first), at the pacer's concurrency. */
   private sourceJob(c: PieceCandidates): PieceJob | undefined {
-    if (this.sourceInFlight >= this.pacer.limit) return undefined;
+    // Pieces in their tail do not hold a connection: the next request goes out while they end.
+    if (this.sourceFlights.busy >= this.pacer.limit) return undefined;
     const n = lowest(c.inOrder.size > 0 ? c.inOrder : c.queued);
     if (n === undefined) return undefined;
-    this.sourceInFlight++;
+    const flight = this.sourceFlights.begin();
     this.pacer.started();
-    return { number: n, fetch: (piece, signal) => this.fromSource(piece, signal) };
+    return { number: n, fetch: (piece, signal) => this.fromSource(piece, signal, flight) };
   }
 
-  private async fromSource(piece: PieceSpec, signal: AbortSignal): Promise<PieceRecord> {
+  private async fromSource(
+    piece: PieceSpec,
+    signal: AbortSignal,
+    flight: SourceFlight,
+  ): Promise<PieceRecord> {
     const reported = this.mode === 'source';
     try {
       if (this.o.download.disableBackToSource) {
@@ -701,7 +710,7 @@ export class PeerTask implements PieceSource {
           `no parent could give piece ${piece.number} and back-to-source is disabled`,
         );
       }
-      const record = await this.o.piecePath.fromSource(this.o.source, piece, signal);
+      const record = await this.o.piecePath.fromSource(this.o.source, piece, signal, flight);
       this.pacer.finished(record.length);
       if (reported) {
         this.send({
@@ -732,7 +741,7 @@ export class PeerTask implements PieceSource {
       }
       throw e;
     } finally {
-      this.sourceInFlight--;
+      flight.end();
       this.wake();
     }
   }

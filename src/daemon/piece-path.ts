@@ -83,6 +83,27 @@ export interface PiecePathOptions {
 
 const RETRY_BACKOFF_MS = 200;
 
+/** What watches a source piece's body arrive. */
+export interface SourceBodyWatch {
+  /** The body of `length` bytes begins (again, when a broken body is retried). */
+  bodyBegan(length: number): void;
+  /** `total` bytes of the body have arrived (a retried body starts again from 0). */
+  progress(total: number): void;
+}
+
+/** `body` as it is, telling `progress` the running total after each chunk. */
+async function* counted(
+  body: AsyncIterable<Buffer | Uint8Array>,
+  progress: (total: number) => void,
+): AsyncGenerator<Buffer | Uint8Array> {
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.length;
+    progress(total);
+    yield chunk;
+  }
+}
+
 export class PiecePath {
   private readonly o: PiecePathOptions;
 
@@ -95,8 +116,16 @@ export class PiecePath {
     this.o.downloadPiece = d;
   }
 
-  /** A ranged GET for exactly the piece, streamed into storage. */
-  async fromSource(task: SourceTask, piece: PieceSpec, runSignal: AbortSignal): Promise<PieceRecord> {
+  /**
+   * A ranged GET for exactly the piece, streamed into storage. `watch` hears when the body begins and how many
+   * bytes of it arrived (source-flights.ts: the next piece's request goes out during this one's tail).
+   */
+  async fromSource(
+    task: SourceTask,
+    piece: PieceSpec,
+    runSignal: AbortSignal,
+    watch?: SourceBodyWatch,
+  ): Promise<PieceRecord> {
     const backend = this.o.backends.get(task.url);
     // download.backToSourceBandwidthLimit, taken once a piece (as upstream).
     await this.o.backToSourceLimiter?.acquire(piece.length);
@@ -124,7 +153,9 @@ export class PiecePath {
           signal,
         });
         bodyStarted = true;
-        const record = await this.o.storage.writePiece(task.taskId, piece, res.body, {
+        watch?.bodyBegan(piece.length);
+        const body = watch ? counted(res.body, (n) => watch.progress(n)) : res.body;
+        const record = await this.o.storage.writePiece(task.taskId, piece, body, {
           trafficType: TrafficType.BACK_TO_SOURCE,
         });
         this.o.metrics.downloadTraffic('BACK_TO_SOURCE', record.length);

@@ -9,9 +9,10 @@
 // previous phase's, keep moving the same way; if it fell, turn around. If it held above the initial count, a step
 // up that bought nothing is taken back: staying there kept three pieces in flight over a link two connections
 // fill, and on a shaped 10 Mbit/s link one of the three flows starved — a 32-peer seed stored pieces 5 and 10
-// after 27-37 s instead of 3.4 s, the last the swarm waited for. (Going on down to one connection lost 8 % at
-// 100 Mbit/s: each piece's request then waits for the previous piece to be stored.) Conditions change during a
-// run (children start pulling from this peer), so the climb never stops.
+// after 27-37 s instead of 3.4 s, the last the swarm waited for. A P2P run starts at one: the next piece's request
+// goes out during the previous body's tail (source-flights.ts), so one connection does not idle a request's wait
+// after each piece (which had cost 8 % at 100 Mbit/s). Conditions change during a run (children start pulling
+// from this peer), so the climb never stops.
 
 export interface SourcePacerOptions {
   /** Connections at first. */

@@ -25,7 +25,13 @@ import {
 } from '../../../src/gen/scheduler.js';
 import { PeerTask, type PeerTaskOptions } from '../../../src/daemon/peer-task.js';
 import { DownlinkPace, type BodyMeter } from '../../../src/daemon/downlink-pace.js';
-import type { PiecePath, PieceParent, SourceTask, VerifiedPiece } from '../../../src/daemon/piece-path.js';
+import type {
+  PiecePath,
+  PieceParent,
+  SourceBodyWatch,
+  SourceTask,
+  VerifiedPiece,
+} from '../../../src/daemon/piece-path.js';
 import { TaskRun, type PieceEvent, type PieceSpec } from '../../../src/daemon/task-run.js';
 import type { PieceRecord } from '../../../src/storage/storage.js';
 
@@ -283,10 +289,22 @@ class FakePiecePath {
     return Promise.resolve(record(piece, 1, verified.parentId));
   }
 
-  fromSource(task: SourceTask, piece: PieceSpec): Promise<PieceRecord> {
+  /** Source pieces whose bodies the test drives (`holdSource`): their watch, and how to end them. */
+  holdSource = false;
+  readonly sourceHeld = new Map<number, { watch?: SourceBodyWatch; end: () => void }>();
+
+  fromSource(
+    task: SourceTask,
+    piece: PieceSpec,
+    _signal?: AbortSignal,
+    watch?: SourceBodyWatch,
+  ): Promise<PieceRecord> {
     assert.equal(task.url, URL);
     this.calls.push({ number: piece.number, from: 'source' });
-    return Promise.resolve(record(piece, 0));
+    if (!this.holdSource) return Promise.resolve(record(piece, 0));
+    return new Promise((resolve) =>
+      this.sourceHeld.set(piece.number, { watch, end: () => resolve(record(piece, 0)) }),
+    );
   }
 
   from(who: string): number[] {
@@ -660,6 +678,37 @@ test('NeedBackToSource on register → back-to-source, pieces in order, each rep
     reported.every((p) => p.trafficType === 0 && p.parentId === undefined),
     'BACK_TO_SOURCE',
   );
+});
+
+test('back-to-source takes one source piece at a time; the next request goes out during the previous body’s tail', async (t) => {
+  const w = await world(
+    t,
+    3,
+    [],
+    (req, stream) => {
+      if (req.registerPeerRequest) stream.backToSource();
+    },
+    { concurrentPieceCount: 4 },
+  );
+  w.path.holdSource = true;
+  await waitFor('piece 0 from the source', () => w.path.sourceHeld.has(0));
+  await settle();
+  assert.deepEqual(w.path.from('source'), [0], 'one piece at a time, not the run’s four');
+  const p0 = w.path.sourceHeld.get(0)!;
+  assert.ok(p0.watch, 'the source body is watched');
+  p0.watch.bodyBegan(PIECE_LENGTH);
+  await settle();
+  assert.deepEqual(w.path.from('source'), [0], 'a body begun is not yet in its tail');
+  p0.watch.progress(PIECE_LENGTH); // every byte arrived: storing it is what remains
+  await waitFor('piece 1 requested while piece 0 ends', () => w.path.sourceHeld.has(1));
+  await settle();
+  assert.deepEqual(w.path.from('source'), [0, 1], 'only the next one');
+  p0.end();
+  w.path.sourceHeld.get(1)!.end();
+  await waitFor('piece 2', () => w.path.sourceHeld.has(2));
+  w.path.sourceHeld.get(2)!.end();
+  await finished(w, 'downloadPeerBackToSourceFinishedRequest');
+  assert.deepEqual(w.path.from('source'), [0, 1, 2]);
 });
 
 test('a proactive reschedule answered with NeedBackToSource while a parent still streams: stay with the parents', async (t) => {
