@@ -241,7 +241,7 @@ export class PeerTask implements PieceSource {
     const now = performance.now();
     let waitedLong = 0;
     for (const entry of this.inFlight.values())
-      if (!entry.receiving && now - entry.started > patience) waitedLong++;
+      if (!entry.receiving && !entry.keepsPlace && now - entry.started > patience) waitedLong++;
     return Math.min(open, limit + waitedLong);
   }
 
@@ -520,6 +520,11 @@ export class PeerTask implements PieceSource {
     if (this.downlink.limit(this.o.pieceLength) < Infinity) {
       this.wakeAfter(this.downlink.patienceMs(this.o.pieceLength));
     }
+    // A fresh piece only a seed holds: the swarm waits for it, and the seed tells it to one child at a time
+    // (super-seeding.ts). Its request keeps its place while it waits in the seed's queue, and the seed's body
+    // then comes to a downlink that has room for it. Taken back whenever another body began, it was asked for
+    // again only after that body: at 32 peers a seed's fresh piece waited 15-33 s for its first copy.
+    const keepsPlace = parent.seed && this.picker.onlySeedsHold(picked.number);
     this.picker.started(parent.parentId);
     this.parentInFlight++;
     this.o.log.debug(
@@ -535,7 +540,7 @@ export class PeerTask implements PieceSource {
       number: picked.number,
       fetch: async (piece: PieceSpec, signal: AbortSignal): Promise<PieceRecord> => {
         const started = performance.now();
-        const entry = new InFlightPiece(piece, parent.parentId, signal, started);
+        const entry = new InFlightPiece(piece, parent.parentId, signal, started, keepsPlace);
         this.inFlight.set(piece.number, entry);
         try {
           const record = await this.o.piecePath.fromParent(
@@ -793,6 +798,8 @@ class InFlightPiece {
     readonly parentId: string,
     readonly runSignal: AbortSignal,
     readonly started: number,
+    /** Never taken back, nor making room while it waits (a fresh piece at a seed: see parentJob). */
+    readonly keepsPlace = false,
   ) {
     this.settled = new Promise((resolve) => (this.resolveSettled = resolve));
   }
@@ -814,7 +821,7 @@ class InFlightPiece {
 
   /** Stops the request if it still waits for its body (the parent gives its queue place up when we close). */
   takeBack(): void {
-    if (this.receiving || this.outcome || this.deferred) return;
+    if (this.receiving || this.outcome || this.deferred || this.keepsPlace) return;
     this.deferred = true;
     this.race.abort(new DfError('CANCELLED', `piece ${this.piece.number}: taken back from ${this.parentId}`));
   }

@@ -170,6 +170,12 @@ export class PiecePicker {
     return holders.every((h) => h.seed) ? 0 : holders.length;
   }
 
+  /** Whether seeds are the only parents that announced the piece (a fresh piece a seed told us of). */
+  onlySeedsHold(number: number): boolean {
+    const holders = this.holdersOf(number);
+    return holders.length > 0 && this.rarity(holders) === 0;
+  }
+
   /**
    * Takes nothing from seeds while held: new normal-peer parents have not told us yet what they hold, and the
    * seed's announcements arrive first.

@@ -548,6 +548,27 @@ test('under a downlink limit, a request waiting in a parent’s queue makes room
   assert.deepEqual(failures, [], 'a request taken back is no failed piece');
 });
 
+test('under a downlink limit, a request for a piece only a seed holds keeps its place while it waits at the seed', async (t) => {
+  let clock = 0;
+  const slow = new DownlinkPace(() => clock);
+  const body = slow.began();
+  clock = 2000; // one body at a time
+  body.ended(PIECE_LENGTH);
+  const seed = new FakeParent('seed-1', true);
+  const b = new FakeParent('parent-b');
+  const w = await world(t, 2, [seed, b], registerWith(seed, b), { downlink: slow });
+  w.path.stalled.add('seed-1'); // the seed is sending another child its fresh piece: ours waits in its queue
+  await waitFor('SyncPieces to both parents', () => seed.stream !== undefined && b.stream !== undefined);
+  seed.announce(0);
+  b.announce(1);
+  await waitFor('piece 0 asked of the seed', () => w.path.from('seed-1').includes(0));
+  // Well past the half second after which another request waiting would make room.
+  await new Promise((r) => setTimeout(r, 1200));
+  assert.deepEqual(w.path.from('parent-b'), [], 'piece 1 waits: the seed’s body will need the downlink');
+  assert.deepEqual(w.path.from('seed-1'), [0], 'asked once, not taken back');
+  assert.equal(w.run.finished.size, 0);
+});
+
 test('a parent that fails a piece: DownloadPieceFailed, and the piece comes from another holder, no error', async (t) => {
   const a = new FakeParent('parent-a');
   const b = new FakeParent('parent-b');
