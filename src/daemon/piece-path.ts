@@ -85,6 +85,8 @@ const RETRY_BACKOFF_MS = 200;
 
 /** What watches a source piece's body arrive. */
 export interface SourceBodyWatch {
+  /** The request goes out (after download.backToSourceBandwidthLimit let it; again for a retry). */
+  requested(): void;
   /** The body of `length` bytes begins (again, when a broken body is retried). */
   bodyBegan(length: number): void;
   /** `total` bytes of the body have arrived (a retried body starts again from 0). */
@@ -133,6 +135,7 @@ export class PiecePath {
       const signal = AbortSignal.any([runSignal, AbortSignal.timeout(this.o.pieceTimeoutMs)]);
       const started = performance.now();
       this.o.metrics.backendRequest(backend.scheme, 'GET');
+      watch?.requested();
       // The backend already retries failures before the body starts (backend.maxRetries); only a body that
       // breaks off (short, reset, timed out while streaming) is retried here, so a 5xx costs 1 + maxRetries
       // requests, not their square.

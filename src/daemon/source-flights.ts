@@ -17,7 +17,7 @@ const TTFB_WEIGHT = 0.3;
 
 export class SourceFlight {
   /** When its request went out, when its body began (ms). */
-  private readonly requestedAt: number;
+  private requestedAt: number;
   private bodyAt?: number;
   private received = 0;
   private length = Infinity;
@@ -26,6 +26,11 @@ export class SourceFlight {
 
   constructor(private readonly flights: SourceFlights) {
     this.requestedAt = flights.now();
+  }
+
+  /** The request went out (a bandwidth limit may have held it since the piece was started). */
+  requested(): void {
+    if (this.bodyAt === undefined) this.requestedAt = this.flights.now();
   }
 
   /** The response's body of `length` bytes began: its wait is the time to first byte. */

@@ -71,3 +71,14 @@ test('the lead follows the measured time to first byte (a running average)', () 
   // 100 + 0.3 × (10 − 100) = 73 → 1.5 × 73 + 5
   assert.equal(flights.leadMs(), 1.5 * 73 + 5);
 });
+
+test('the time to first byte counts from the request, not from when the piece was started', () => {
+  const c = clock();
+  const flights = new SourceFlights({ onTail: () => undefined, now: c.now });
+  const f = flights.begin();
+  c.advance(1000); // held by download.backToSourceBandwidthLimit
+  f.requested();
+  c.advance(20);
+  f.bodyBegan(KiB);
+  assert.equal(flights.leadMs(), 35);
+});
