@@ -402,7 +402,7 @@ export function renderMarkdown(o: {
     out.push(
       `## ${resultName(res, modes)}: ${sc.what}${modes ? `; ${MODES[res.mode]?.what ?? res.mode}` : ''}`,
       '',
-      `${res.hosts} hosts (seed + ${sc.peers} peer${sc.peers === 1 ? '' : 's'}), tbf ${sc.rate} burst ${sc.burst}, ` +
+      `${res.hosts} hosts (seed + ${sc.peers} peer${sc.peers === 1 ? '' : 's'}), tbf ${sc.rate} burst ${sc.burst} latency ${sc.latency}, ` +
         `S = ${(sc.size / MIB).toFixed(0)} MiB${sc.overridden.length ? ` (preset overridden: ${sc.overridden.join(', ')})` : ''}; took ${res.durationS.toFixed(0)} s.`,
       '',
     );

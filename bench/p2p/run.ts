@@ -185,6 +185,7 @@ export async function runScenario(sc: Scenario, ctx: RunContext): Promise<Scenar
       peers: sc.peers,
       rate: sc.rate,
       burst: sc.burst,
+      latency: sc.latency,
       dir,
     });
     const logDir = join(ctx.tmp, 'logs', sc.name);

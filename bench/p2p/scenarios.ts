@@ -12,6 +12,8 @@ export interface Scenario {
   rateBits: number;
   /** tc burst. */
   burst: string;
+  /** tbf latency: how long a packet may queue at a link (P2P_TBF_LATENCY, default 400ms). */
+  latency: string;
   size: number;
   /** Target for the slowest peer / distribution bound (raw link rate). */
   target: number;
@@ -157,7 +159,10 @@ export function settingsFromEnv(
     if (size !== p.size) overridden.push(`size ${(size / MIB).toFixed(size % MIB ? 1 : 0)} MiB`);
     const rateBits = parseRate(rate);
     const burst = env.P2P_BURST || `${Math.max(16 * 1024, Math.round(rateBits / 8 / 200))}b`;
-    return { name, peers, rate, rateBits, burst, size, target: p.target, what: p.what, overridden };
+    // A non-default queue makes the figures incomparable with the targets' runs: the report says so.
+    const latency = env.P2P_TBF_LATENCY || '400ms';
+    if (latency !== '400ms') overridden.push(`tbf latency ${latency}`);
+    return { name, peers, rate, rateBits, burst, latency, size, target: p.target, what: p.what, overridden };
   });
   const logLevel = env.P2P_LOG_LEVEL || 'info';
   if (!['trace', 'debug', 'info', 'warn', 'error'].includes(logLevel)) {

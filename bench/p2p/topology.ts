@@ -1,6 +1,7 @@
 // The network: one namespace holding a bridge `br0`, and one namespace per host (the origin, the seed, the
 // peers) with a veth `eth0` whose other end is a port of br0. Every eth0 (the host's egress) and every bridge
-// port (the host's ingress) gets `tbf rate R burst B latency 400ms`, so each host has R up and R down.
+// port (the host's ingress) gets `tbf rate R burst B latency L` (L 400ms unless P2P_TBF_LATENCY says otherwise), so
+// each host has R up and R down.
 // All addresses live only inside these namespaces; names carry the run's random suffix.
 
 import { mkdirSync } from 'node:fs';
@@ -25,13 +26,22 @@ export interface Topology {
   hosts: Host[];
   rate: string;
   burst: string;
+  /** How long a packet may wait in a tbf queue: the queue's length at the rate. */
+  latency: string;
 }
 
-async function shape(ns: string, dev: string, rate: string, burst: string): Promise<void> {
+async function shape(ns: string, dev: string, link: Link): Promise<void> {
   await must('ip', [
     ...['netns', 'exec', ns, 'tc', 'qdisc', 'add', 'dev', dev, 'root', 'tbf'],
-    ...['rate', rate, 'burst', burst, 'latency', '400ms'],
+    ...['rate', link.rate, 'burst', link.burst, 'latency', link.latency],
   ]);
+}
+
+/** One host link's shape. */
+interface Link {
+  rate: string;
+  burst: string;
+  latency: string;
 }
 
 async function makeBridge(ns: string): Promise<void> {
@@ -42,7 +52,7 @@ async function makeBridge(ns: string): Promise<void> {
   await must('ip', ['-n', ns, 'link', 'set', 'br0', 'up']);
 }
 
-async function makeHost(h: Host, bridgeNs: string, rate: string, burst: string): Promise<void> {
+async function makeHost(h: Host, bridgeNs: string, link: Link): Promise<void> {
   await must('ip', ['netns', 'add', h.ns]);
   namespaces.push(h.ns);
   await must('ip', ['-n', h.ns, 'link', 'set', 'lo', 'up']);
@@ -64,8 +74,8 @@ async function makeHost(h: Host, bridgeNs: string, rate: string, burst: string):
   await must('ip', ['-n', h.ns, 'link', 'set', 'eth0', 'up']);
   await must('ip', ['-n', bridgeNs, 'link', 'set', h.port, 'master', 'br0']);
   await must('ip', ['-n', bridgeNs, 'link', 'set', h.port, 'up']);
-  await shape(h.ns, 'eth0', rate, burst);
-  await shape(bridgeNs, h.port, rate, burst);
+  await shape(h.ns, 'eth0', link);
+  await shape(bridgeNs, h.port, link);
 }
 
 /**
@@ -78,6 +88,7 @@ export async function makeTopology(o: {
   peers: number;
   rate: string;
   burst: string;
+  latency: string;
   dir: string;
 }): Promise<Topology> {
   const t0 = performance.now();
@@ -99,10 +110,10 @@ export async function makeTopology(o: {
   }));
   for (const h of [origin, ...hosts]) {
     mkdirSync(h.dir, { recursive: true });
-    await makeHost(h, bridgeNs, o.rate, o.burst);
+    await makeHost(h, bridgeNs, o);
   }
   log(`network: ${hosts.length + 2} namespaces in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  return { bridgeNs, origin, hosts, rate: o.rate, burst: o.burst };
+  return { bridgeNs, origin, hosts, rate: o.rate, burst: o.burst, latency: o.latency };
 }
 
 /** Bytes through a namespace's eth0 so far (NaN when unreadable). */

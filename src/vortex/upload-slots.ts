@@ -40,6 +40,8 @@ interface Waiting {
   number: number;
   length: number;
   grant: () => void;
+  /** Refused after all, as busy (see grantNext). */
+  refuse: (e: UploadBusy) => void;
   signal?: AbortSignal;
 }
 
@@ -87,6 +89,10 @@ export class UploadSlots {
           signal?.removeEventListener('abort', onAbort);
           resolve(this.releaser());
         },
+        refuse: (e) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(e);
+        },
       };
       const onAbort = (): void => {
         this.waiting = this.waiting.filter((x) => x !== w);
@@ -95,6 +101,28 @@ export class UploadSlots {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.waiting.push(w);
     });
+  }
+
+  /**
+   * A request let in past maxWaiting because it ranked first may have lost that rank while it waited: a seed's
+   * fresh piece whose first copy went to another child meanwhile. Every later fresh piece would go before it — a
+   * 32-peer child waited 34 s at the seed — while the piece is now to be had elsewhere. Beyond maxWaiting such a
+   * request is refused as busy now, as it would be on arrival.
+   */
+  private refuseOutranked(rank: (w: Waiting) => number): void {
+    if (this.maxWaiting === Infinity || this.priority === undefined) return;
+    let kept = 0;
+    const refused: Waiting[] = [];
+    this.waiting = this.waiting.filter((w) => {
+      if (rank(w) === 0) return true;
+      if (kept < this.maxWaiting) {
+        kept++;
+        return true;
+      }
+      refused.push(w);
+      return false;
+    });
+    for (const w of refused) w.refuse(new UploadBusy(this.waiting.length));
   }
 
   /** A piece ranked first by a priority that ranks others lower: its child can take it nowhere else. */
@@ -117,9 +145,10 @@ export class UploadSlots {
   }
 
   private grantNext(): void {
+    // Priorities can change while a request waits (a seed releases a piece to everyone): rank now.
+    const rank = (w: Waiting): number => this.priority?.(w.taskId, w.number) ?? 0;
+    this.refuseOutranked(rank);
     while (this.waiting.length > 0 && this.busy < this.slots(this.waiting[0]!.length)) {
-      // Priorities can change while a request waits (a seed releases a piece to everyone): rank now.
-      const rank = (w: Waiting): number => this.priority?.(w.taskId, w.number) ?? 0;
       let best = 0;
       let bestRank = rank(this.waiting[0]!);
       for (let i = 1; i < this.waiting.length; i++) {

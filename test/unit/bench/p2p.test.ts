@@ -79,6 +79,9 @@ test('scenarios: all presets by default, a list selects, overrides are recorded'
     ],
   );
   assert.equal(few.repeats, 1);
+  assert.ok(all.scenarios.every((s) => s.latency === '400ms'));
+  const shortQueues = settingsFromEnv({ P2P_SCENARIOS: '32x64M', P2P_TBF_LATENCY: '50ms' }).scenarios[0]!;
+  assert.deepEqual([shortQueues.latency, shortQueues.overridden], ['50ms', ['tbf latency 50ms']]);
   assert.throws(() => settingsFromEnv({ P2P_SCENARIOS: '9x9G' }), /unknown "9x9G"/);
   assert.throws(() => settingsFromEnv({ P2P_REPEATS: '0' }), /P2P_REPEATS/);
 });

@@ -100,6 +100,27 @@ test('beyond maxWaiting a request is refused at once as busy, unless the priorit
   assert.equal(slots.inUse, 0);
 });
 
+test('a request let in because it ranked first, whose rank fell while it waited, is refused as busy when a slot frees', async () => {
+  // A seed with queueLimit 0: fresh pieces (rank 0) wait, the others are refused at once.
+  const fresh = new Set<number>([5, 6, 7]);
+  const slots = new UploadSlots({ slots: 1, maxWaiting: 0, priority: (_t, n) => (fresh.has(n) ? 0 : 1) });
+  const release = await slots.acquire('t', 0, 4);
+  const five = slots.acquire('t', 5, 4);
+  const six = slots.acquire('t', 6, 4);
+  assert.equal(slots.queued, 2, 'both fresh: both wait');
+  // Piece 5's first copy left for another child meanwhile: it is no longer fresh here, and a later fresh piece
+  // arrives.
+  fresh.delete(5);
+  const seven = slots.acquire('t', 7, 4);
+  release();
+  await assert.rejects(five, (e: unknown) => e instanceof UploadBusy);
+  const releaseSix = await six;
+  assert.equal(slots.queued, 1, 'piece 7 waits; piece 5 does not');
+  releaseSix();
+  (await seven)();
+  assert.equal(slots.inUse, 0);
+});
+
 test('without maxWaiting nothing is refused', async () => {
   const slots = new UploadSlots({ slots: 1 });
   const release = await slots.acquire('t', 0, 4);
