@@ -7,8 +7,9 @@
 // The queue is short (maxWaiting): a request beyond it is refused at once as busy (UploadBusy), so the child asks
 // another holder now or this one again shortly, instead of waiting behind every other child. In a 32-peer swarm
 // every child asked the first holder of each fresh piece and waited there up to 100 s while later holders idled.
-// Requests the priority ranks 0 while others rank higher (a seed's pieces no copy of which has left it) are never
-// refused: that child has nowhere else to go.
+// Requests the priority ranks 0 while others rank higher (a seed's pieces no copy of which has left it) are not
+// refused while they rank 0: that child has nowhere else to go. One whose rank fell while it waited is refused
+// then, beyond the queue, as on arrival (refuseOutranked).
 
 /** How the busy answer's message begins: the piece client knows a busy parent by it. */
 export const BUSY_PREFIX = 'busy: ';
