@@ -104,12 +104,13 @@ async function task(): Promise<string> {
   return id;
 }
 
-test('the watch hears the request, the body with its length, then its bytes arrive up to the length', async () => {
+/** Piece `number` of a new task from the origin, watched; the origin breaks off its first `breaks` bodies. */
+async function fetchWatched(number: number, breaks: number): Promise<ReturnType<typeof recorder>> {
   const taskId = await task();
   const r = recorder();
   requests = 0;
-  breakFirst = 0;
-  const piece = { number: 1, offset: PIECE, length: PIECE };
+  breakFirst = breaks;
+  const piece = { number, offset: number * PIECE, length: PIECE };
   const record = await path.fromSource(
     { taskId, url, requestHeader: {} },
     piece,
@@ -117,6 +118,11 @@ test('the watch hears the request, the body with its length, then its bytes arri
     r.watch,
   );
   assert.equal(record.length, PIECE);
+  return r;
+}
+
+test('the watch hears the request, the body with its length, then its bytes arrive up to the length', async () => {
+  const r = await fetchWatched(1, 0);
   assert.deepEqual(r.events, ['requested', `began ${PIECE}`, 'progress']);
   const totals = r.totals[0]!;
   assert.ok(totals.length > 1, `several chunks (${totals.length})`);
@@ -128,18 +134,7 @@ test('the watch hears the request, the body with its length, then its bytes arri
 });
 
 test('a body that breaks off is retried: the watch hears the new request and the body again from 0', async () => {
-  const taskId = await task();
-  const r = recorder();
-  requests = 0;
-  breakFirst = 1;
-  const piece = { number: 0, offset: 0, length: PIECE };
-  const record = await path.fromSource(
-    { taskId, url, requestHeader: {} },
-    piece,
-    new AbortController().signal,
-    r.watch,
-  );
-  assert.equal(record.length, PIECE);
+  const r = await fetchWatched(0, 1);
   assert.equal(requests, 2);
   assert.deepEqual(r.events, [
     'requested',
