@@ -6,6 +6,8 @@
 // starve one flow (a 32-peer seed's pieces 5 and 10 came 10-20 s late). Without the overlap, one connection
 // idled a request's wait after every piece (8 % at 100 Mbit/s), which is why the pacer had started at two.
 
+import { ewma } from '../core/ewma.js';
+
 /** How long ahead of a body's end the next request goes out: this many times the measured time to first byte. */
 const LEAD_FACTOR = 1.5;
 /** Added to the lead: the next response's first bytes also need the sender's window to open again. */
@@ -99,7 +101,7 @@ export class SourceFlights {
 
   /** @internal */
   measuredWait(ms: number): void {
-    this.waitMs = this.waitMs === undefined ? ms : this.waitMs + TTFB_WEIGHT * (ms - this.waitMs);
+    this.waitMs = ewma(this.waitMs, ms, TTFB_WEIGHT);
   }
 
   /** @internal */
