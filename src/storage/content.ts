@@ -7,6 +7,7 @@ import { chmod, mkdir, open, rm, stat, type FileHandle } from 'node:fs/promises'
 import { dirname, join } from 'node:path';
 import { Crc32 } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
+import { KeyedTurns } from '../core/keyed-turns.js';
 import { ReadBufferPool } from '../core/range-sender.js';
 
 /** Read buffers kept for reuse: 8 bodies at once, one read ahead of the socket each (range-sender.ts). */
@@ -46,6 +47,8 @@ export class ContentStore {
   /** Read buffers (storage.readBufferSize each) reused by whoever sends this store's bytes to a socket. */
   readonly readBuffers: ReadBufferPool;
   private readonly writeBufferSize: number;
+  /** Writes to one task file take turns (keyed-turns.ts says why). */
+  private readonly writeTurns = new KeyedTurns<string>();
 
   constructor(options: ContentStoreOptions) {
     this.tasksDir = join(options.dir, 'content', options.kind ?? 'tasks');
@@ -164,7 +167,8 @@ export class ContentStore {
       const total = pendingBytes;
       pending = [];
       pendingBytes = 0;
-      let done = (await fh.writev(bufs, offset + written)).bytesWritten;
+      const at = offset + written;
+      let done = (await this.writeTurns.run(taskId, () => fh.writev(bufs, at))).bytesWritten;
       // A short write (rare on regular files): write the rest buffer by buffer.
       let skip = done;
       for (const b of bufs) {
