@@ -3,7 +3,7 @@
 // in dragonfly-client-storage (see spec §3).
 
 import { createHash, type Hash } from 'node:crypto';
-import { crc32 } from 'node:zlib';
+import { crc32 } from './crc32.js';
 import { DfError } from './errors.js';
 
 export type DigestAlgorithm = 'crc32' | 'sha256' | 'sha512';
@@ -27,8 +27,8 @@ export function formatDigest(digest: Digest): string {
 }
 
 /**
- * Incremental CRC-32/IEEE (ISO-HDLC, the same polynomial as crc32fast and zlib). zlib.crc32 takes the running
- * value as its second argument, so feeding chunks gives the same result as one call over the whole buffer.
+ * Incremental CRC-32/IEEE (ISO-HDLC, the same polynomial as crc32fast and zlib; crc32.ts): feeding chunks gives
+ * the same result as one call over the whole buffer.
  */
 export class Crc32 {
   private value = 0;

@@ -149,6 +149,19 @@ describe('the packed package, installed without dev dependencies', { timeout: 12
     assert.ok(existsSync(join(installed, 'node_modules/better-sqlite3/build/Release/better_sqlite3.node')));
   });
 
+  test('the installed daemon checksums pieces with the native CRC-32 (core/crc32.ts), not the zlib fallback', async () => {
+    if (process.platform !== 'linux' || process.arch !== 'x64') return;
+    const script =
+      "import('./dist/src/core/crc32.js').then((m) => { m.crc32('x'); console.log(m.crc32Implementation()); })";
+    const r = await runCommand(process.execPath, ['-e', script], {
+      cwd: installed,
+      env: cleanEnv(),
+      timeoutMs: 30_000,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'crc32fast');
+  });
+
   for (const name of Object.keys(pkg.bin)) {
     test(`${name} --version from the install's bin/`, async () => {
       const r = await runCommand(bin(name), ['--version'], { env: cleanEnv(), timeoutMs: 30_000 });

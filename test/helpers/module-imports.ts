@@ -15,7 +15,7 @@ export type ImportKind =
   | 'static'
   /** `import type …`, `export type … from`, `typeof import('…')` in a type: gone from the compiled output. */
   | 'type'
-  /** `import('…')` with a literal specifier. */
+  /** `import('…')` or `require('…')` (a `createRequire` function named require) with a literal specifier. */
   | 'dynamic'
   /** A module loaded by name at run time: `pino.transport({ target: '…' })`. */
   | 'by-name';
@@ -114,6 +114,8 @@ export function moduleImports(fileName: string, text: string): ModuleImport[] {
       if (ts.isLiteralTypeNode(arg)) add(arg.literal, 'type');
     } else if (ts.isCallExpression(node)) {
       if (node.expression.kind === ts.SyntaxKind.ImportKeyword && node.arguments[0]) {
+        add(node.arguments[0], 'dynamic');
+      } else if (calleeName(node) === 'require' && node.arguments[0]) {
         add(node.arguments[0], 'dynamic');
       } else if (calleeName(node) === 'transport') {
         const targets: Array<{ text: string; node: ts.Node }> = [];

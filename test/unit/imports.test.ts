@@ -183,6 +183,7 @@ test('the import parser sees every form of import and nothing in comments or str
     "// import x from './comment.js';",
     'const s = "import y from \'./string.js\'";',
     "const t = `export * from './template.js'`;",
+    "const j = require('./j.js');",
   ].join('\n');
   assert.deepEqual(
     moduleImports('x.ts', text).map((i) => `${i.line} ${i.kind} ${i.specifier}`),
@@ -196,6 +197,7 @@ test('the import parser sees every form of import and nothing in comments or str
       '7 dynamic ./g.js',
       '8 type ./h.js',
       '9 static ./i.js',
+      '13 dynamic ./j.js',
     ],
   );
 });
