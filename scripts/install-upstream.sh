@@ -8,7 +8,8 @@
 #          `go install` would put them: $(go env GOPATH)/bin/{scheduler,manager}
 #   rust   the Rust client, crate dragonfly-client $DF_RUST_VERSION (dfdaemon, dfget, dfcache, dfctl, dfstore),
 #          with `cargo install --locked`: ~/.cargo/bin; first the Debian packages its build needs
-#          (protobuf-compiler, clang, libclang-dev, cmake)
+#          (protobuf-compiler and libprotobuf-dev, whose google/protobuf/*.proto the dragonfly-api crate's build
+#          imports; clang, libclang-dev, cmake)
 #
 #   scripts/install-upstream.sh              all three
 #   scripts/install-upstream.sh apt go       only those (CI: the Rust build does not fit its time budget)
@@ -20,7 +21,7 @@ DF_GO_VERSION="${DF_GO_VERSION:-v2.5.1}"
 DF_RUST_VERSION="${DF_RUST_VERSION:-1.5.10}"
 GO_MODULE=d7y.io/dragonfly/v2
 APT_PACKAGES=(mariadb-server redis-server)
-RUST_BUILD_PACKAGES=(protobuf-compiler clang libclang-dev cmake)
+RUST_BUILD_PACKAGES=(protobuf-compiler libprotobuf-dev clang libclang-dev cmake)
 
 say() { printf 'install-upstream: %s\n' "$*" >&2; }
 die() {
