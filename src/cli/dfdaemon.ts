@@ -55,7 +55,7 @@ async function main(a: DfdaemonArgs): Promise<void> {
     throw e;
   }
   if (!a.console) {
-    // The file itself (pino-roll numbers it: dfdaemon.1.log), so that `tail -f` on what this line names works.
+    // The file itself (the rotating logger numbers it: dfdaemon.1.log), so that `tail -f` on what this line names works.
     const logFile = activeLogFile(a.logDir ?? logDir, 'dfdaemon');
     await logFlushed(log, logFile);
     process.stderr.write(

@@ -1,10 +1,11 @@
-// Logger construction for the binaries. dfdaemon logs to rotated files under its log dir (pino-roll, on the main
-// thread); the short-lived CLIs write one file synchronously-enough (sonic-boom) so start-up stays fast.
+// Logger construction for the binaries. dfdaemon logs to rotated files under its log dir (rotating-log-file.ts, on
+// the main thread); the short-lived CLIs write one file synchronously-enough (sonic-boom) so start-up stays fast.
 // `--console` sends everything to stderr instead, as upstream's `--console`.
 
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { RotatingLogFile } from './rotating-log-file.js';
 
 export type { Logger } from 'pino';
 
@@ -38,24 +39,25 @@ export function createLogger(o: LoggingOptions): Logger {
 }
 
 /**
- * dfdaemon's logger: rotated files under `logDir` (pino-roll), or the console as createLogger does.
+ * dfdaemon's logger: rotated files under `logDir` (rotating-log-file.ts), or the console as createLogger does.
  *
- * pino-roll runs on the main thread rather than as a pino transport: a transport is a worker thread, a second V8
- * isolate that held ~15 MiB of the daemon's idle RSS (measured: 110 against 95 MiB with --console) to format
- * nothing, since pino serialises lines on the calling thread anyway. Writes stay asynchronous (sonic-boom).
+ * The files are written on the main thread rather than by a pino transport: a transport is a worker thread, a
+ * second V8 isolate that held ~15 MiB of the daemon's idle RSS (measured: 110 against 95 MiB with --console) to
+ * format nothing, since pino serialises lines on the calling thread anyway. Writes stay asynchronous (sonic-boom).
  */
 export async function createRotatingLogger(o: LoggingOptions, rotate: LogRotation): Promise<Logger> {
   const stderr = stderrUnlessLogDir(o);
   if (stderr) return pino(logBase(o), stderr);
-  const { default: pinoRoll } = await import('pino-roll');
-  const stream = await pinoRoll({
-    file: join(o.logDir!, `${o.name}.log`),
-    size: `${Math.max(1, Math.floor(rotate.maxFileSize / 1024))}k`,
-    limit: { count: rotate.maxFiles },
-    mkdir: true,
+  const live = activeLogFile(o.logDir!, o.name);
+  const stream = new RotatingLogFile({
+    dir: o.logDir!,
+    name: o.name,
+    number: Number(/\.(\d+)\.log$/.exec(live)![1]),
+    maxFileSize: Math.max(1, rotate.maxFileSize),
+    maxFiles: rotate.maxFiles,
   });
   // sonic-boom opens the file asynchronously and cannot flush synchronously before that: wait for the file, so
-  // that a line logged at start-up survives an exit right after. pino-roll returns before the open completes.
+  // that a line logged at start-up survives an exit right after.
   // A write error (disk full, the file removed) must not end the daemon: it is reported once on stderr.
   let reported = false;
   stream.on('error', (e: Error) => {
@@ -123,17 +125,16 @@ export async function logFlushed(log: Logger, file: string): Promise<void> {
 }
 
 /**
- * The file a rotating logger writes to now. pino-roll appends a number to `<name>.log` (`dfdaemon.1.log`) and, at
- * start, continues from the highest number of any `*<n>.log` in the directory; rotation moves on to the next
- * number. So the live file is the highest-numbered `<name>.<n>.log`, or, before it exists, the one pino-roll
- * would open.
+ * The file a rotating logger writes to now: the highest-numbered `<name>.<n>.log`, or, before one exists, number
+ * 1 — or, in a directory pino-roll wrote (which numbered from any `*<n>.log` there), the highest number of those,
+ * so an upgraded daemon goes on where the old one stopped. Rotation moves on to the next number.
  */
 export function activeLogFile(logDir: string, name: string): string {
   let files: string[] = [];
   try {
     files = readdirSync(logDir);
   } catch {
-    // No directory yet: pino-roll starts at 1.
+    // No directory yet: start at 1.
   }
   const numbered = (re: RegExp) =>
     files.map((f) => re.exec(f)).reduce((max, m) => (m ? Math.max(max, Number(m[1])) : max), 0);

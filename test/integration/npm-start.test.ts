@@ -2,7 +2,7 @@
 // It used to be `npm run build && node dist/src/cli/dfdaemon.js`: npm forwards SIGTERM to its shell, the shell
 // died, and dfdaemon lived on as an orphan holding the socket and every port (issue 17). Now the script execs
 // dfdaemon, so npm's child is dfdaemon itself and gets the signal. Also: the start-up line names the log file that
-// exists (it used to name dfdaemon.log; pino-roll writes dfdaemon.1.log).
+// exists (it used to name dfdaemon.log; the rotating logger writes dfdaemon.1.log).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -99,7 +99,7 @@ embeddedScheduler: { enable: true, ip: 127.0.0.1, port: ${ports.scheduler} }
     assert.equal(line[1], socket);
     const logFile = line[3]!;
     assert.equal(logFile, join(dir, 'logs', 'dfdaemon.1.log'));
-    // The log file is written by pino-roll's worker thread, which may lag the start-up line on stdout: wait for it.
+    // The log file is opened asynchronously and may lag the start-up line on stdout: wait for it.
     const startedLine = () =>
       existsSync(logFile)
         ? readFileSync(logFile, 'utf8')
