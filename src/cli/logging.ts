@@ -2,10 +2,10 @@
 // the main thread); the short-lived CLIs write one file synchronously-enough (sonic-boom) so start-up stays fast.
 // `--console` sends everything to stderr instead, as upstream's `--console`.
 
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { RotatingLogFile } from './rotating-log-file.js';
+import { liveLogNumber, logFilePath, RotatingLogFile } from './rotating-log-file.js';
 
 export type { Logger } from 'pino';
 
@@ -48,11 +48,10 @@ export function createLogger(o: LoggingOptions): Logger {
 export async function createRotatingLogger(o: LoggingOptions, rotate: LogRotation): Promise<Logger> {
   const stderr = stderrUnlessLogDir(o);
   if (stderr) return pino(logBase(o), stderr);
-  const live = activeLogFile(o.logDir!, o.name);
   const stream = new RotatingLogFile({
     dir: o.logDir!,
     name: o.name,
-    number: Number(/\.(\d+)\.log$/.exec(live)![1]),
+    number: liveLogNumber(o.logDir!, o.name),
     maxFileSize: Math.max(1, rotate.maxFileSize),
     maxFiles: rotate.maxFiles,
   });
@@ -124,21 +123,7 @@ export async function logFlushed(log: Logger, file: string): Promise<void> {
   }
 }
 
-/**
- * The file a rotating logger writes to now: the highest-numbered `<name>.<n>.log`, or, before one exists, number
- * 1 — or, in a directory pino-roll wrote (which numbered from any `*<n>.log` there), the highest number of those,
- * so an upgraded daemon goes on where the old one stopped. Rotation moves on to the next number.
- */
+/** The file a rotating logger writes to now (rotating-log-file.ts numbers the files). */
 export function activeLogFile(logDir: string, name: string): string {
-  let files: string[] = [];
-  try {
-    files = readdirSync(logDir);
-  } catch {
-    // No directory yet: start at 1.
-  }
-  const numbered = (re: RegExp) =>
-    files.map((f) => re.exec(f)).reduce((max, m) => (m ? Math.max(max, Number(m[1])) : max), 0);
-  const own = numbered(new RegExp(`^${name}\\.(\\d+)\\.log$`)); // our binaries' names: letters only
-  const n = own > 0 ? own : Math.max(1, numbered(/(\d+)\.log$/));
-  return join(logDir, `${name}.${n}.log`);
+  return logFilePath(logDir, name, liveLogNumber(logDir, name));
 }

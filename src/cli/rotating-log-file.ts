@@ -1,6 +1,6 @@
 // dfdaemon's log files, rotated by size: `<name>.<n>.log`, moving to n + 1 once the live file reaches
 // `maxFileSize`, keeping the `maxFiles` newest rotated files beside the live one (older numbers are deleted). At
-// start it continues the highest-numbered file (activeLogFile). This is what pino-roll did for us with size and
+// start it continues the highest-numbered file (liveLogNumber). This is what pino-roll did for us with size and
 // count — its time-based rotation was never used — without loading it and date-fns (304 modules: 54.5-55.4 MiB
 // of RSS in a bare node against 49.7-49.9 with this, measured 2026-12-07), in every daemon that logs to files,
 // which is the default.
@@ -17,7 +17,7 @@ import pino from 'pino';
 export interface RotatingLogFileOptions {
   dir: string;
   name: string;
-  /** The live file's number (activeLogFile's). */
+  /** The live file's number (liveLogNumber's). */
   number: number;
   maxFileSize: number;
   /** Rotated files kept beside the live one. */
@@ -25,6 +25,42 @@ export interface RotatingLogFileOptions {
 }
 
 type SonicBoom = ReturnType<typeof pino.destination>;
+
+/** `<dir>/<name>.<n>.log`. */
+export function logFilePath(dir: string, name: string, n: number): string {
+  return join(dir, `${name}.${n}.log`);
+}
+
+/** n of a `<name>.<n>.log` file name, else undefined. Our binaries' names are letters only. */
+function ownLogNumber(name: string, file: string): number | undefined {
+  const m = new RegExp(`^${name}\\.(\\d+)\\.log$`).exec(file);
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * The number of the file a rotating logger writes to now: the highest of `<name>.<n>.log` in `dir`, or, before
+ * one exists, 1 — or, in a directory pino-roll wrote (which numbered from any `*<n>.log` there), the highest
+ * number of those, so an upgraded daemon goes on where the old one stopped.
+ */
+export function liveLogNumber(dir: string, name: string): number {
+  let files: string[] = [];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    // No directory yet: start at 1.
+  }
+  const highest = (numberOf: (f: string) => number | undefined) =>
+    files.reduce((max, f) => Math.max(max, numberOf(f) ?? 0), 0);
+  const own = highest((f) => ownLogNumber(name, f));
+  if (own > 0) return own;
+  return Math.max(
+    1,
+    highest((f) => {
+      const m = /(\d+)\.log$/.exec(f);
+      return m ? Number(m[1]) : undefined;
+    }),
+  );
+}
 
 /**
  * A pino destination over the numbered files. Emits 'ready' once the first file is open and 'error' for a file
@@ -41,11 +77,6 @@ export class RotatingLogFile extends EventEmitter {
     this.size = sizeOf(this.path(this.number));
     this.current = this.open(this.number);
     this.current.once('ready', () => this.emit('ready'));
-  }
-
-  /** The file written now. */
-  get file(): string {
-    return this.path(this.number);
   }
 
   write(data: string): boolean {
@@ -86,7 +117,7 @@ export class RotatingLogFile extends EventEmitter {
   }
 
   private path(n: number): string {
-    return join(this.o.dir, `${this.o.name}.${n}.log`);
+    return logFilePath(this.o.dir, this.o.name, n);
   }
 }
 
@@ -106,9 +137,8 @@ function removeOlderThan(o: RotatingLogFileOptions, oldestKept: number): void {
   } catch {
     return;
   }
-  const own = new RegExp(`^${o.name}\\.(\\d+)\\.log$`); // our binaries' names: letters only
   for (const f of files) {
-    const m = own.exec(f);
-    if (m && Number(m[1]) < oldestKept) unlink(join(o.dir, f), () => {});
+    const n = ownLogNumber(o.name, f);
+    if (n !== undefined && n < oldestKept) unlink(join(o.dir, f), () => {});
   }
 }
