@@ -168,23 +168,7 @@ export class ContentStore {
       pending = [];
       pendingBytes = 0;
       const at = offset + written;
-      let done = (await this.writeTurns.run(taskId, () => fh.writev(bufs, at))).bytesWritten;
-      // A short write (rare on regular files): write the rest buffer by buffer.
-      let skip = done;
-      for (const b of bufs) {
-        if (done >= total) break;
-        if (skip >= b.length) {
-          skip -= b.length;
-          continue;
-        }
-        let at = skip;
-        skip = 0;
-        while (at < b.length) {
-          const { bytesWritten } = await fh.write(b, at, b.length - at, offset + written + done);
-          at += bytesWritten;
-          done += bytesWritten;
-        }
-      }
+      await this.writeTurns.run(taskId, () => writeAllAt(fh, bufs, total, at));
       written += total;
       onWritten?.(written);
     };
@@ -266,5 +250,25 @@ export class ContentStore {
   async clear(): Promise<void> {
     await rm(this.tasksDir, { recursive: true, force: true });
     await mkdir(this.tasksDir, { recursive: true });
+  }
+}
+
+/** Writes `bufs` (`total` bytes) at `position`: one pwritev, then buffer by buffer after a short write (rare). */
+async function writeAllAt(fh: FileHandle, bufs: Buffer[], total: number, position: number): Promise<void> {
+  let done = (await fh.writev(bufs, position)).bytesWritten;
+  let skip = done;
+  for (const b of bufs) {
+    if (done >= total) break;
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    let from = skip;
+    skip = 0;
+    while (from < b.length) {
+      const { bytesWritten } = await fh.write(b, from, b.length - from, position + done);
+      from += bytesWritten;
+      done += bytesWritten;
+    }
   }
 }
