@@ -4,7 +4,6 @@
 // Mirrors upstream `dragonfly-client-backend/src/lib.rs` (`trait Backend`), keeping only what the daemon calls:
 // `stat` before a task starts, `get` per piece, and directory listing for the schemes that have directories.
 
-import type { Readable } from 'node:stream';
 import type { SourceValidator } from '../core/validator.js';
 import type { HDFS, HuggingFace } from '../gen/common.js';
 
@@ -107,10 +106,11 @@ export interface GetResponse {
   statusCode: number;
   responseHeader: Record<string, string>;
   /**
-   * The body, streamed. It yields exactly the requested bytes or ends with an error (a DfError):
-   * a short or overlong body never looks like a finished piece.
+   * The body, streamed, read once. It yields exactly the requested bytes or ends with an error (a DfError):
+   * a short or overlong body never looks like a finished piece. A chunk is valid only until the next one is asked
+   * for (a backend may read into a buffer it reuses); a reader that keeps bytes copies them.
    */
-  body: AsyncIterable<Buffer> & Readable;
+  body: AsyncIterable<Buffer>;
 }
 
 /**

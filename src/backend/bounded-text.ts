@@ -14,7 +14,7 @@ export async function readBoundedText(
   for await (const chunk of body) {
     length += chunk.length;
     if (length > limit) throw new DfError('BACKEND', `${what} is larger than ${limit} bytes`);
-    chunks.push(chunk);
+    chunks.push(Buffer.from(chunk)); // a body's chunk is valid only until the next one is asked for
   }
   return Buffer.concat(chunks).toString('utf8');
 }

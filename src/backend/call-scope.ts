@@ -1,5 +1,5 @@
-// The deadline and cancellation of one backend call, and the mapping of whatever undici or Node throws during it
-// to one DfError a person can read: which host, what went wrong, and whether trying again may help.
+// The deadline and cancellation of one backend call, and the mapping of whatever undici, http1-agent.ts or Node
+// throws during it to one DfError a person can read: which host, what went wrong, and whether trying again may help.
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DfError } from '../core/errors.js';
@@ -17,12 +17,16 @@ const RETRYABLE_CONNECTION_ERRORS: Readonly<Record<string, string>> = {
   EAI_AGAIN: 'temporary DNS failure',
   UND_ERR_SOCKET: 'connection closed by the origin',
   UND_ERR_CLOSED: 'connection closed',
+  HTTP1_CLOSED: 'connection closed by the origin',
 };
 
 const TIMEOUT_ERRORS: Readonly<Record<string, string>> = {
   UND_ERR_CONNECT_TIMEOUT: 'connect timeout',
   UND_ERR_HEADERS_TIMEOUT: 'no response headers in time',
   UND_ERR_BODY_TIMEOUT: 'body stalled',
+  HTTP1_CONNECT_TIMEOUT: 'connect timeout',
+  HTTP1_HEADERS_TIMEOUT: 'no response headers in time',
+  HTTP1_BODY_TIMEOUT: 'body stalled',
 };
 
 /**

@@ -13,7 +13,6 @@
 // - the delegation token (`--hdfs-delegation-token`, Download.hdfs) goes as `delegation=` on every call; the
 //   NameNode copies it into the DataNode's redirect. It never appears in a message: messages name the hdfs URL.
 
-import { Readable } from 'node:stream';
 import { DfError } from '../core/errors.js';
 import { answerChanged } from '../core/validator.js';
 import type {
@@ -42,9 +41,6 @@ const MAX_STATUS_BYTES = 1024 * 1024;
 
 /** One directory's LISTSTATUS answer larger than this is refused rather than held in memory (~300 B per entry). */
 const MAX_LISTING_BYTES = 64 * 1024 * 1024;
-
-/** The streamed piece is handed on in chunks up to this size (as the http backend's source body). */
-const BODY_HIGH_WATER_MARK = 64 * 1024;
 
 export class HdfsBackend implements Backend {
   readonly scheme = 'hdfs';
@@ -120,10 +116,9 @@ export class HdfsBackend implements Backend {
         );
       }
     };
-    const body = Readable.from(exactBytes(res.body, req.range?.length, parsed, operation, checkVersion), {
-      objectMode: false,
-      highWaterMark: BODY_HIGH_WATER_MARK,
-    });
+    // Passed through as it comes, not through a stream's buffer: the DataNode's chunks are valid only until the
+    // next one is asked for (backend.ts, GetResponse.body).
+    const body = exactBytes(res.body, req.range?.length, parsed, operation, checkVersion);
     return { statusCode: req.range ? 206 : 200, responseHeader: {}, body };
   }
 

@@ -2,18 +2,24 @@
 // the few header parsers both need.
 
 import { STATUS_CODES } from 'node:http';
-import type { Dispatcher } from 'undici';
 import { DfError } from '../core/errors.js';
 import type { ByteRange } from './backend.js';
 import { redactUrl } from './call-scope.js';
+
+/** A response body as both HTTP clients give it (undici's for https, http1-agent.ts's for http). */
+export interface ExchangeBody extends AsyncIterable<Buffer> {
+  /** Reads a small rest to its end (the connection is kept) or ends the connection. */
+  dump(options: { limit: number }): Promise<unknown>;
+}
 
 /** One response, after redirects, with the URL that produced it. */
 export interface Exchange {
   url: string;
   statusCode: number;
   statusText: string;
-  headers: Dispatcher.ResponseData['headers'];
-  body: Dispatcher.ResponseData['body'];
+  /** Lower-case names; a field sent more than once is an array. */
+  headers: Record<string, string | string[] | undefined>;
+  body: ExchangeBody;
 }
 
 export function statusError(ex: Exchange, url: string): DfError {

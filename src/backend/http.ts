@@ -1,4 +1,5 @@
-// The http/https backend (upstream `dragonfly-client-backend/src/http.rs`), on one undici Agent per backend.
+// The http/https backend (upstream `dragonfly-client-backend/src/http.rs`): http on our own HTTP/1.1 agent
+// (http1-agent.ts: no buffer, stream or promise per socket read on the path every cold byte takes), https on undici.
 //
 // What it keeps from upstream:
 // - stat is a GET with `Range: bytes=0-0` (a signed object-storage URL is signed for GET, so HEAD may be refused);
@@ -14,7 +15,7 @@ import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import { Agent, request } from '../http-client/undici-core.js';
-import type { Dispatcher } from 'undici';
+import { Http1Agent } from '../http-client/http1-agent.js';
 import { DfError } from '../core/errors.js';
 import { answerChanged, hasValidator, preconditionHeaders, validatorOf } from '../core/validator.js';
 import type { Backend, ByteRange, GetRequest, GetResponse, StatRequest, StatResponse } from './backend.js';
@@ -32,7 +33,7 @@ import {
   statusError,
   validateRange,
 } from './http-response.js';
-import type { Exchange } from './http-response.js';
+import type { Exchange, ExchangeBody } from './http-response.js';
 import { SourceBody } from './source-body.js';
 import { TemporaryRedirectCache } from './temporary-redirect-cache.js';
 import { SourceAddressPolicy } from './address-policy.js';
@@ -108,9 +109,13 @@ export interface HttpBackendOptions {
 
 export class HttpBackend implements Backend {
   readonly scheme: string;
+  /** https: undici (TLS). */
   private readonly agent: Agent;
   /** The agent of requests made on a remote caller's behalf: every connection checked by the source policy. */
   private readonly remoteAgent: Agent;
+  /** http: our own HTTP/1.1 agent, whose bodies come without a buffer per socket read (http1-agent.ts). */
+  private readonly plainAgent: Http1Agent;
+  private readonly remotePlainAgent: Http1Agent;
   private readonly maxRetries: number;
   private readonly defaultHeaders: Record<string, string>;
   private readonly redirects: TemporaryRedirectCache | undefined;
@@ -143,6 +148,15 @@ export class HttpBackend implements Backend {
     this.agent = new Agent({ ...agentOptions, connect });
     const policy = options.sourcePolicy ?? SourceAddressPolicy.denyPrivate();
     this.remoteAgent = new Agent({ ...agentOptions, connect: policy.connector(connect) });
+    const plainOptions = {
+      connectTimeoutMs: options.connectTimeoutMs,
+      keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+    };
+    this.plainAgent = new Http1Agent(plainOptions);
+    this.remotePlainAgent = new Http1Agent({
+      ...plainOptions,
+      resolveHost: (host, port) => policy.resolve(host, port),
+    });
   }
 
   async stat(req: StatRequest): Promise<StatResponse> {
@@ -243,9 +257,9 @@ export class HttpBackend implements Backend {
   }
 
   close(): Promise<void> {
-    this.closing ??= Promise.all([closeAgent(this.agent), closeAgent(this.remoteAgent)]).then(
-      () => undefined,
-    );
+    this.closing ??= Promise.all(
+      [this.agent, this.remoteAgent, this.plainAgent, this.remotePlainAgent].map(closeAgent),
+    ).then(() => undefined);
     return this.closing;
   }
 
@@ -303,15 +317,7 @@ export class HttpBackend implements Backend {
         currentHeaders = headersForRedirect(currentHeaders, current, cached);
         current = cached;
       }
-      const res = await request(current, {
-        dispatcher: scope.remoteCaller ? this.remoteAgent : this.agent,
-        method,
-        headers: currentHeaders,
-        signal: scope.signal,
-        headersTimeout: scope.timeoutMs,
-        bodyTimeout: scope.timeoutMs,
-      });
-      const ex: Exchange = { ...res, url: current };
+      const ex: Exchange = { ...(await this.request(method, current, currentHeaders, scope)), url: current };
 
       if (!REDIRECT_STATUSES.has(ex.statusCode) || header(ex.headers, 'location') === undefined) {
         if (ex.statusCode >= 400 && usedCacheEntries.length > 0) {
@@ -353,9 +359,37 @@ export class HttpBackend implements Backend {
       current = target;
     }
   }
+
+  /** One request and its answer's head: http on our own agent, https on undici. */
+  private async request(
+    method: 'GET' | 'HEAD',
+    url: string,
+    headers: Record<string, string>,
+    scope: CallScope,
+  ): Promise<Omit<Exchange, 'url'>> {
+    if (url.startsWith('http:')) {
+      return (scope.remoteCaller ? this.remotePlainAgent : this.plainAgent).request(url, {
+        method,
+        headers,
+        signal: scope.signal,
+        headersTimeoutMs: scope.timeoutMs,
+        bodyTimeoutMs: scope.timeoutMs,
+      });
+    }
+    const res = await request(url, {
+      dispatcher: scope.remoteCaller ? this.remoteAgent : this.agent,
+      method,
+      headers,
+      signal: scope.signal,
+      headersTimeout: scope.timeoutMs,
+      bodyTimeout: scope.timeoutMs,
+    });
+    return { ...res, body: res.body };
+  }
 }
 
 /** `if-match` → `If-Match`, for messages. */
+
 function headerCase(name: string): string {
   return name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
 }
@@ -398,7 +432,7 @@ function retryDelay(attempt: number): number {
 }
 
 /** Reads a small body to its end (keeping the connection) or closes a large one; never throws. */
-async function discard(body: Dispatcher.ResponseData['body']): Promise<void> {
+async function discard(body: ExchangeBody): Promise<void> {
   try {
     await body.dump({ limit: DISCARD_BODY_LIMIT });
   } catch {
@@ -416,8 +450,8 @@ function toPem(cert: Buffer): string | Buffer {
   }
 }
 
-async function closeAgent(agent: Agent): Promise<void> {
-  const timer = setTimeout(() => void agent.destroy().catch(() => {}), CLOSE_GRACE_MS);
+async function closeAgent(agent: Agent | Http1Agent): Promise<void> {
+  const timer = setTimeout(() => void Promise.resolve(agent.destroy()).catch(() => {}), CLOSE_GRACE_MS);
   timer.unref();
   try {
     await agent.close();

@@ -127,8 +127,7 @@ export class PluginBackend implements Backend {
     if (!(body instanceof Readable) && !isAsyncIterable(body)) {
       throw this.broken('get() returned no body: expected a Readable or an async iterable of Buffers');
     }
-    const source = body instanceof Readable ? body : Readable.from(body as AsyncIterable<Buffer>);
-    const counted = new SourceBody(source, {
+    const counted = new SourceBody(body as AsyncIterable<Buffer>, {
       expectedLength: request.range?.length,
       description: `${this.scheme} plugin ${request.url.split('?')[0]}`,
       mapError: (e) => this.wrap('get', e),

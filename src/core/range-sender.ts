@@ -9,8 +9,8 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { DfError } from './errors.js';
 
-/** Read buffers of one size, kept for reuse up to `keep` of them; more are allocated when all are in flight. */
-export class ReadBufferPool {
+/** Buffers of one size (file reads, piece writes), kept for reuse up to `keep` of them; more are allocated when all are in use. */
+export class BufferPool {
   private readonly free: Buffer[] = [];
 
   constructor(
@@ -65,7 +65,7 @@ export async function sendFileRange(
   offset: number,
   length: number,
   out: Writable,
-  pool: ReadBufferPool,
+  pool: BufferPool,
 ): Promise<number> {
   let sent = 0;
   while (sent < length) {

@@ -90,9 +90,10 @@ export function serveRanges(data: Buffer): Handler {
   };
 }
 
+/** A body's bytes; each chunk is copied, as a chunk is valid only until the next one is asked for. */
 export async function readAll(body: AsyncIterable<Buffer>): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(chunk);
+  for await (const chunk of body) chunks.push(Buffer.from(chunk));
   return Buffer.concat(chunks);
 }
 

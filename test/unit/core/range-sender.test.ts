@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { ReadBufferPool, sendFileRange } from '../../../src/core/range-sender.js';
+import { BufferPool, sendFileRange } from '../../../src/core/range-sender.js';
 
 let dir: string;
 let path: string;
@@ -43,7 +43,7 @@ function slowSink(highWaterMark = 16): { out: Writable; got: () => Buffer } {
 }
 
 test('sends the exact range through reused buffers, a buffer never refilled under bytes still queued', async () => {
-  const pool = new ReadBufferPool(7, 2);
+  const pool = new BufferPool(7, 2);
   const sink = slowSink();
   assert.equal(await sendFileRange(file, 13, 900, sink.out, pool), 900);
   await new Promise<void>((resolve) => sink.out.end(resolve));
@@ -54,7 +54,7 @@ test('sends the exact range through reused buffers, a buffer never refilled unde
 });
 
 test('a file shorter than the range: the bytes there are, and their count', async () => {
-  const pool = new ReadBufferPool(64, 4);
+  const pool = new BufferPool(64, 4);
   const sink = slowSink(1024);
   assert.equal(await sendFileRange(file, 990, 50, sink.out, pool), 10);
   await new Promise<void>((resolve) => sink.out.end(resolve));
@@ -62,7 +62,7 @@ test('a file shorter than the range: the bytes there are, and their count', asyn
 });
 
 test('a destination destroyed while waiting for drain fails the send, naming why', async () => {
-  const pool = new ReadBufferPool(8, 2);
+  const pool = new BufferPool(8, 2);
   const out = new Writable({ highWaterMark: 8, write: () => undefined /* never completes */ });
   const sending = sendFileRange(file, 0, 1000, out, pool);
   setTimeout(() => out.destroy(), 5);
@@ -78,7 +78,7 @@ test('over a real socket, with the reader slower than the writer', async () => {
   const server = createServer();
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const pool = new ReadBufferPool(64 * 1024, 4);
+  const pool = new BufferPool(64 * 1024, 4);
   const sent = new Promise<number>((resolve, reject) => {
     server.once('connection', (socket: Socket) => {
       sendFileRange(fh, 4096, big.length - 4096, socket, pool)
@@ -108,7 +108,7 @@ test('over a real socket, with the reader slower than the writer', async () => {
 });
 
 test('a destination destroyed while the file is read fails the send at once, instead of waiting for a drain', async () => {
-  const pool = new ReadBufferPool(8, 2);
+  const pool = new BufferPool(8, 2);
   const out = new Writable({ highWaterMark: 1, write: (_c, _e, cb) => setTimeout(cb, 1) });
   // A file whose every read ends after the destination went away (as a child hanging up mid-piece).
   const vanishing = {
