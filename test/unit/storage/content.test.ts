@@ -67,6 +67,23 @@ test('writePiece streams chunks to the offset and returns length and crc32 diges
   assert.deepEqual(Buffer.concat(read), data);
 });
 
+test('writePiece keeps a chunk only until it asks for the next: a source that reuses one buffer stores right', async () => {
+  // As the HTTP agent does: every chunk is the same buffer, refilled once the reader asks for more.
+  const data = Buffer.from('the quick brown fox jumps over the lazy dog');
+  async function* reused(): AsyncGenerator<Buffer> {
+    const buf = Buffer.alloc(3);
+    for (let at = 0; at < data.length; at += 3) {
+      const n = data.copy(buf, 0, at, at + 3);
+      yield buf.subarray(0, n);
+      buf.fill(0x58); // scribbled as soon as the reader comes back
+    }
+  }
+  await store.createTask('reuse1', data.length);
+  const w = await store.writePiece('reuse1', 0, data.length, reused());
+  assert.deepEqual(w, { length: data.length, digest: pieceDigest(data) });
+  assert.deepEqual(fs.readFileSync(store.taskPath('reuse1')), data);
+});
+
 test('writePiece fails on a short source and on an overlong one, without writing past the piece', async () => {
   await store.createTask('short1', 12);
   await assert.rejects(store.writePiece('short1', 0, 6, chunks(Buffer.from('abc'))), (e: unknown) => {
