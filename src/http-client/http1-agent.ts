@@ -559,7 +559,7 @@ class Connection {
       const waiter = this.headWaiter;
       this.headWaiter = undefined;
       // Nothing of the answer came on a connection that served before: the server closed it while idle.
-      const stale = !this.answered && this.headBytes === 0 && this.uses > 1 && !isAbort(error);
+      const stale = !this.answered && this.headBytes === 0 && this.uses > 1 && isConnectionLoss(error);
       waiter.reject(stale ? new StaleConnectionError(error) : error);
     }
     if (this.bodyWaiter) {
@@ -656,6 +656,8 @@ function abortError(signal: AbortSignal | undefined): Error {
   return reason instanceof Error ? reason : new DOMException('This operation was aborted', 'AbortError');
 }
 
-function isAbort(e: Error): boolean {
-  return e.name === 'AbortError';
+/** The server closed or reset the connection (not a timeout, a parse error or our own abort). */
+function isConnectionLoss(e: Error): boolean {
+  const code = (e as { code?: unknown }).code;
+  return code === 'HTTP1_CLOSED' || code === 'ECONNRESET' || code === 'EPIPE';
 }

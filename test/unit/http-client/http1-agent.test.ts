@@ -208,6 +208,21 @@ describe('Http1Agent', () => {
     assert.equal(connections, 2);
   });
 
+  it('does not send again after a timeout on a kept connection (only a closed one is stale)', async () => {
+    let connections = 0;
+    const base = await rawOrigin((_head, socket, n) => {
+      if (n === 0) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx');
+    });
+    (servers[servers.length - 1] as Server).on('connection', () => connections++);
+    const a = agent();
+    await readAll((await a.request(`${base}/`, GET)).body);
+    await assert.rejects(
+      a.request(`${base}/`, { ...GET, headersTimeoutMs: 100 }),
+      code('HTTP1_HEADERS_TIMEOUT'),
+    );
+    assert.equal(connections, 1);
+  });
+
   it('fails, not retries, when a new connection closes before an answer', async () => {
     const base = await rawOrigin((_head, socket) => socket.destroy());
     await assert.rejects(agent().request(`${base}/`, GET), (e: unknown) => {
