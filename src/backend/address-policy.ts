@@ -7,7 +7,7 @@
 
 import { lookup as dnsLookup } from 'node:dns/promises';
 import type { buildConnector as Connector } from 'undici';
-import { buildConnector } from '../http-client/undici-core.js';
+import { loadUndici } from '../http-client/lazy-undici.js';
 import { AddressList, normalizeIp, specialAddressKind } from '../core/addresses.js';
 import { DfError } from '../core/errors.js';
 
@@ -97,12 +97,16 @@ export class SourceAddressPolicy {
    * (TLS still verifies the certificate against the host name, and sends it as SNI).
    */
   connector(options: Connector.BuildOptions): Connector.connector {
-    const base = buildConnector(options);
+    let base: Connector.connector | undefined;
     return (opts, callback) => {
       const host = opts.hostname;
-      this.resolve(host, opts.port).then(
+      // undici is loaded already when its agent calls this (lazy-undici.ts hands out the same module).
+      Promise.all([this.resolve(host, opts.port), loadUndici()]).then(
         // undici takes the TLS server name from opts.host (the URL's), not from the hostname connected to.
-        (ip) => base({ ...opts, hostname: ip }, callback),
+        ([ip, undici]) => {
+          base ??= undici.buildConnector(options);
+          base({ ...opts, hostname: ip }, callback);
+        },
         (e: unknown) => callback(e as Error, null),
       );
     };

@@ -14,7 +14,8 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
-import { Agent, request } from '../http-client/undici-core.js';
+import type { Agent } from '../http-client/undici-core.js';
+import { loadUndici } from '../http-client/lazy-undici.js';
 import { Http1Agent } from '../http-client/http1-agent.js';
 import { DfError } from '../core/errors.js';
 import { answerChanged, hasValidator, preconditionHeaders, validatorOf } from '../core/validator.js';
@@ -37,6 +38,8 @@ import type { Exchange, ExchangeBody } from './http-response.js';
 import { SourceBody } from './source-body.js';
 import { TemporaryRedirectCache } from './temporary-redirect-cache.js';
 import { SourceAddressPolicy } from './address-policy.js';
+
+type UndiciRequest = (typeof import('../http-client/undici-core.js'))['request'];
 
 /** Upstream sends `dragonfly/<client version>`; we announce the upstream version we are a drop-in for. */
 export const DEFAULT_USER_AGENT = 'dragonfly/1.5.1';
@@ -109,10 +112,12 @@ export interface HttpBackendOptions {
 
 export class HttpBackend implements Backend {
   readonly scheme: string;
-  /** https: undici (TLS). */
-  private readonly agent: Agent;
-  /** The agent of requests made on a remote caller's behalf: every connection checked by the source policy. */
-  private readonly remoteAgent: Agent;
+  /**
+   * https: undici's agents (TLS), made on the first https request (lazy-undici.ts); the second one serves requests
+   * made on a remote caller's behalf, every connection checked by the source policy.
+   */
+  private tlsAgents: Promise<{ agent: Agent; remoteAgent: Agent; request: UndiciRequest }> | undefined;
+  private readonly makeTlsAgents: () => Promise<{ agent: Agent; remoteAgent: Agent; request: UndiciRequest }>;
   /** http: our own HTTP/1.1 agent, whose bodies come without a buffer per socket read (http1-agent.ts). */
   private readonly plainAgent: Http1Agent;
   private readonly remotePlainAgent: Http1Agent;
@@ -145,9 +150,15 @@ export class HttpBackend implements Backend {
       allowH2: false,
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     };
-    this.agent = new Agent({ ...agentOptions, connect });
     const policy = options.sourcePolicy ?? SourceAddressPolicy.denyPrivate();
-    this.remoteAgent = new Agent({ ...agentOptions, connect: policy.connector(connect) });
+    this.makeTlsAgents = async () => {
+      const undici = await loadUndici();
+      return {
+        agent: new undici.Agent({ ...agentOptions, connect }),
+        remoteAgent: new undici.Agent({ ...agentOptions, connect: policy.connector(connect) }),
+        request: undici.request,
+      };
+    };
     const plainOptions = {
       connectTimeoutMs: options.connectTimeoutMs,
       keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
@@ -257,9 +268,10 @@ export class HttpBackend implements Backend {
   }
 
   close(): Promise<void> {
-    this.closing ??= Promise.all(
-      [this.agent, this.remoteAgent, this.plainAgent, this.remotePlainAgent].map(closeAgent),
-    ).then(() => undefined);
+    const tls = this.tlsAgents?.then((a) => [a.agent, a.remoteAgent]).catch(() => []) ?? Promise.resolve([]);
+    this.closing ??= tls
+      .then((agents) => Promise.all([...agents, this.plainAgent, this.remotePlainAgent].map(closeAgent)))
+      .then(() => undefined);
     return this.closing;
   }
 
@@ -376,8 +388,9 @@ export class HttpBackend implements Backend {
         bodyTimeoutMs: scope.timeoutMs,
       });
     }
-    const res = await request(url, {
-      dispatcher: scope.remoteCaller ? this.remoteAgent : this.agent,
+    const tls = await (this.tlsAgents ??= this.makeTlsAgents());
+    const res = await tls.request(url, {
+      dispatcher: scope.remoteCaller ? tls.remoteAgent : tls.agent,
       method,
       headers,
       signal: scope.signal,

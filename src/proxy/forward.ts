@@ -6,7 +6,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { rootCertificates } from 'node:tls';
 import { pipeline } from 'node:stream/promises';
-import { Agent } from '../http-client/undici-core.js';
+import type { Agent } from '../http-client/undici-core.js';
+import { loadUndici } from '../http-client/lazy-undici.js';
 import { SourceAddressPolicy } from '../backend/address-policy.js';
 import { appendVia, endToEnd } from './headers.js';
 
@@ -31,9 +32,12 @@ export function hostHeader(url: URL): string {
 export class ForwardError extends Error {}
 
 export class Forwarder {
-  private readonly agent: Agent;
-  /** The agent of requests from clients on other hosts: every connection checked by the source policy. */
-  private readonly remoteAgent: Agent;
+  /**
+   * undici's agents, made on the first forwarded request (lazy-undici.ts); the second serves clients on other
+   * hosts, every connection checked by the source policy.
+   */
+  private agents: Promise<{ agent: Agent; remoteAgent: Agent }> | undefined;
+  private readonly makeAgents: () => Promise<{ agent: Agent; remoteAgent: Agent }>;
   private readonly via?: string;
 
   constructor(o: ForwarderOptions = {}) {
@@ -42,9 +46,14 @@ export class Forwarder {
       timeout: o.connectTimeoutMs ?? 30_000,
       ca: o.ca && o.ca.length > 0 ? [...rootCertificates, ...o.ca] : undefined,
     };
-    this.agent = new Agent({ keepAliveTimeout: 30_000, connect });
     const policy = o.sourcePolicy ?? SourceAddressPolicy.denyPrivate();
-    this.remoteAgent = new Agent({ keepAliveTimeout: 30_000, connect: policy.connector(connect) });
+    this.makeAgents = async () => {
+      const { Agent } = await loadUndici();
+      return {
+        agent: new Agent({ keepAliveTimeout: 30_000, connect }),
+        remoteAgent: new Agent({ keepAliveTimeout: 30_000, connect: policy.connector(connect) }),
+      };
+    };
   }
 
   /**
@@ -73,7 +82,8 @@ export class Forwarder {
     try {
       let answer;
       try {
-        answer = await (opts.remoteCaller ? this.remoteAgent : this.agent).request({
+        const agents = await (this.agents ??= this.makeAgents());
+        answer = await (opts.remoteCaller ? agents.remoteAgent : agents.agent).request({
           origin: target.origin,
           path: target.pathname + target.search,
           method: req.method as 'GET',
@@ -99,6 +109,7 @@ export class Forwarder {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.agent.close(), this.remoteAgent.close()]);
+    const agents = await this.agents?.catch(() => undefined);
+    if (agents) await Promise.all([agents.agent.close(), agents.remoteAgent.close()]);
   }
 }

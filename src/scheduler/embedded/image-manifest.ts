@@ -9,7 +9,8 @@
 // address gate (backend/address-policy.ts, injected: the scheduler layer does not import the backend's).
 
 import type { Dispatcher, buildConnector } from 'undici';
-import { Agent, request } from '../../http-client/undici-core.js';
+import type { request as undiciRequest } from '../../http-client/undici-core.js';
+import { loadUndici } from '../../http-client/lazy-undici.js';
 import { isDfError } from '../../core/errors.js';
 import { blobUrl, manifestUrl, parseManifestUrl, type OciReference } from '../../core/oci-reference.js';
 
@@ -152,11 +153,12 @@ export class ImageManifestResolver {
     const ref = parseManifestUrl(req.url);
     const platform = parsePlatform(req.platform);
     await this.gate.checkUrl(req.url);
-    const agent = new Agent({
+    const undici = await loadUndici();
+    const agent = new undici.Agent({
       connect: this.gate.connector({ rejectUnauthorized: !req.insecureSkipVerify }),
     });
     const signal = AbortSignal.timeout(Math.min(req.timeoutMs, REGISTRY_TIMEOUT_MS));
-    const session = new RegistrySession(agent, signal, ref, req);
+    const session = new RegistrySession(agent, undici.request, signal, ref, req);
     try {
       const top = await session.manifest(ref.reference);
       const manifests: ManifestJson[] = [];
@@ -235,6 +237,7 @@ class RegistrySession {
 
   constructor(
     private readonly agent: Dispatcher,
+    private readonly request: typeof undiciRequest,
     private readonly signal: AbortSignal,
     private readonly ref: OciReference,
     private readonly req: ImageRequest,
@@ -315,7 +318,12 @@ class RegistrySession {
       if (k.toLowerCase() !== 'authorization') headers[k] = v;
     Object.assign(headers, extra);
     if (withAuth && this.authorization) headers['Authorization'] = this.authorization;
-    const res = await request(url, { method: 'GET', headers, dispatcher: this.agent, signal: this.signal });
+    const res = await this.request(url, {
+      method: 'GET',
+      headers,
+      dispatcher: this.agent,
+      signal: this.signal,
+    });
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of res.body as AsyncIterable<Buffer>) {

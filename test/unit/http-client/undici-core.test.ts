@@ -1,5 +1,5 @@
 // undici-core.ts loads undici's agent, request API and connector without undici's index (110 modules, ~8 MiB of
-// the daemon's idle RSS more). These keep both halves: request() still splits a URL as undici's own request()
+// the daemon's idle RSS more), and lazy-undici.ts loads even that only on first use. These keep both halves: request() still splits a URL as undici's own request()
 // does, and nothing of the daemon loads undici's index again (a plain `from 'undici'` import would).
 
 import { test } from 'node:test';
@@ -31,17 +31,26 @@ test('request() sends the path with its query, GET by default, through the given
   }
 });
 
-test("the daemon's modules load undici's agent but not undici's index", () => {
+test("the daemon's modules load no undici at start; the first use loads undici's agent, not its index", () => {
   const root = new URL('../../../src/', import.meta.url).href;
   const script = `
     import { createRequire } from 'node:module';
+    const undiciFiles = () =>
+      Object.keys(createRequire(import.meta.url).cache).filter((p) => p.includes('/undici/'));
     for (const m of ['daemon/dfdaemon.js', 'proxy/server.js', 'scheduler/embedded/scheduler-server.js'])
       await import(${JSON.stringify(root)} + m);
-    const loaded = Object.keys(createRequire(import.meta.url).cache).filter((p) => p.includes('/undici/'));
-    console.log(JSON.stringify(loaded));`;
+    const atStart = undiciFiles();
+    await (await import(${JSON.stringify(root)} + 'http-client/lazy-undici.js')).loadUndici();
+    console.log(JSON.stringify({ atStart, afterUse: undiciFiles() }));`;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
   assert.equal(r.status, 0, r.stderr.toString());
-  const loaded = (JSON.parse(r.stdout.toString()) as string[]).map((p) => p.replace(/.*\/undici\//, ''));
+  const { atStart, afterUse } = JSON.parse(r.stdout.toString()) as { atStart: string[]; afterUse: string[] };
+  assert.deepEqual(
+    atStart,
+    [],
+    'undici is loaded only when an https source, a forward or a registry asks for it',
+  );
+  const loaded = afterUse.map((p) => p.replace(/.*\/undici\//, ''));
   assert.ok(loaded.includes('lib/dispatcher/agent.js'), `undici files loaded: ${loaded.join(' ')}`);
   assert.ok(!loaded.includes('index.js'), "undici's index was loaded");
 });
