@@ -6,7 +6,7 @@ import { DfError } from '../core/errors.js';
 import type { ByteRange } from './backend.js';
 import { redactUrl } from './call-scope.js';
 
-/** A response body as both HTTP clients give it (undici's for https, http1-agent.ts's for http). */
+/** A response body as the HTTP/1.1 agent gives it (http1-agent.ts): async-iterable once, with dump(). */
 export interface ExchangeBody extends AsyncIterable<Buffer> {
   /** Reads a small rest to its end (the connection is kept) or ends the connection. */
   dump(options: { limit: number }): Promise<unknown>;

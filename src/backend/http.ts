@@ -1,5 +1,5 @@
-// The http/https backend (upstream `dragonfly-client-backend/src/http.rs`): http on our own HTTP/1.1 agent
-// (http1-agent.ts: no buffer, stream or promise per socket read on the path every cold byte takes), https on undici.
+// The http/https backend (upstream `dragonfly-client-backend/src/http.rs`), on our own HTTP/1.1 agent
+// (http1-agent.ts: no new buffer or stream per socket read on the path every cold byte takes).
 //
 // What it keeps from upstream:
 // - stat is a GET with `Range: bytes=0-0` (a signed object-storage URL is signed for GET, so HEAD may be refused);
@@ -14,8 +14,6 @@
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import { X509Certificate } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
-import type { Agent } from '../http-client/undici-core.js';
-import { loadUndici } from '../http-client/lazy-undici.js';
 import { Http1Agent } from '../http-client/http1-agent.js';
 import { DfError } from '../core/errors.js';
 import { answerChanged, hasValidator, preconditionHeaders, validatorOf } from '../core/validator.js';
@@ -39,8 +37,6 @@ import { SourceBody } from './source-body.js';
 import { TemporaryRedirectCache } from './temporary-redirect-cache.js';
 import { SourceAddressPolicy } from './address-policy.js';
 
-type UndiciRequest = (typeof import('../http-client/undici-core.js'))['request'];
-
 /** Upstream sends `dragonfly/<client version>`; we announce the upstream version we are a drop-in for. */
 export const DEFAULT_USER_AGENT = 'dragonfly/1.5.1';
 
@@ -62,7 +58,7 @@ const CLOSE_GRACE_MS = 5_000;
 
 const REDIRECT_STATUSES: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 
-/** Headers that describe one hop or a request body; never forwarded to the origin (undici refuses most anyway). */
+/** Headers that describe one hop or a request body; never forwarded to the origin. */
 const HOP_BY_HOP_HEADERS: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
@@ -112,15 +108,10 @@ export interface HttpBackendOptions {
 
 export class HttpBackend implements Backend {
   readonly scheme: string;
-  /**
-   * https: undici's agents (TLS), made on the first https request (lazy-undici.ts); the second one serves requests
-   * made on a remote caller's behalf, every connection checked by the source policy.
-   */
-  private tlsAgents: Promise<{ agent: Agent; remoteAgent: Agent; request: UndiciRequest }> | undefined;
-  private readonly makeTlsAgents: () => Promise<{ agent: Agent; remoteAgent: Agent; request: UndiciRequest }>;
-  /** http: our own HTTP/1.1 agent, whose bodies come without a buffer per socket read (http1-agent.ts). */
-  private readonly plainAgent: Http1Agent;
-  private readonly remotePlainAgent: Http1Agent;
+  /** Our own HTTP/1.1 agent (http and https), whose bodies come without a buffer per socket read (http1-agent.ts). */
+  private readonly agent: Http1Agent;
+  /** The agent of requests made on a remote caller's behalf: every connection checked by the source policy. */
+  private readonly remoteAgent: Http1Agent;
   private readonly maxRetries: number;
   private readonly defaultHeaders: Record<string, string>;
   private readonly redirects: TemporaryRedirectCache | undefined;
@@ -137,35 +128,19 @@ export class HttpBackend implements Backend {
     this.redirects = options.enableCacheTemporaryRedirect
       ? new TemporaryRedirectCache({ ttlMs: options.cacheTemporaryRedirectTTLMs, now: options.now })
       : undefined;
-    const connect = {
-      timeout: options.connectTimeoutMs,
-      rejectUnauthorized: options.insecureSkipVerify !== true,
-      // Node's `ca` replaces the system roots; the configured chain is meant to extend them.
-      ca: options.ca && options.ca.length > 0 ? [...rootCertificates, ...options.ca.map(toPem)] : undefined,
-      noDelay: true,
-    };
     const agentOptions = {
-      // HTTP/1.1, one request per connection at a time: pipelining would put pieces behind each other.
-      pipelining: 1,
-      allowH2: false,
-      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-    };
-    const policy = options.sourcePolicy ?? SourceAddressPolicy.denyPrivate();
-    this.makeTlsAgents = async () => {
-      const undici = await loadUndici();
-      return {
-        agent: new undici.Agent({ ...agentOptions, connect }),
-        remoteAgent: new undici.Agent({ ...agentOptions, connect: policy.connector(connect) }),
-        request: undici.request,
-      };
-    };
-    const plainOptions = {
       connectTimeoutMs: options.connectTimeoutMs,
       keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+      tls: {
+        rejectUnauthorized: options.insecureSkipVerify !== true,
+        // Node's `ca` replaces the system roots; the configured chain is meant to extend them.
+        ca: options.ca && options.ca.length > 0 ? [...rootCertificates, ...options.ca.map(toPem)] : undefined,
+      },
     };
-    this.plainAgent = new Http1Agent(plainOptions);
-    this.remotePlainAgent = new Http1Agent({
-      ...plainOptions,
+    const policy = options.sourcePolicy ?? SourceAddressPolicy.denyPrivate();
+    this.agent = new Http1Agent(agentOptions);
+    this.remoteAgent = new Http1Agent({
+      ...agentOptions,
       resolveHost: (host, port) => policy.resolve(host, port),
     });
   }
@@ -268,10 +243,7 @@ export class HttpBackend implements Backend {
   }
 
   close(): Promise<void> {
-    const tls = this.tlsAgents?.then((a) => [a.agent, a.remoteAgent]).catch(() => []) ?? Promise.resolve([]);
-    this.closing ??= tls
-      .then((agents) => Promise.all([...agents, this.plainAgent, this.remotePlainAgent].map(closeAgent)))
-      .then(() => undefined);
+    this.closing ??= Promise.all([this.agent, this.remoteAgent].map(closeAgent)).then(() => undefined);
     return this.closing;
   }
 
@@ -372,32 +344,20 @@ export class HttpBackend implements Backend {
     }
   }
 
-  /** One request and its answer's head: http on our own agent, https on undici. */
-  private async request(
+  /** One request and its answer's head. */
+  private request(
     method: 'GET' | 'HEAD',
     url: string,
     headers: Record<string, string>,
     scope: CallScope,
   ): Promise<Omit<Exchange, 'url'>> {
-    if (url.startsWith('http:')) {
-      return (scope.remoteCaller ? this.remotePlainAgent : this.plainAgent).request(url, {
-        method,
-        headers,
-        signal: scope.signal,
-        headersTimeoutMs: scope.timeoutMs,
-        bodyTimeoutMs: scope.timeoutMs,
-      });
-    }
-    const tls = await (this.tlsAgents ??= this.makeTlsAgents());
-    const res = await tls.request(url, {
-      dispatcher: scope.remoteCaller ? tls.remoteAgent : tls.agent,
+    return (scope.remoteCaller ? this.remoteAgent : this.agent).request(url, {
       method,
       headers,
       signal: scope.signal,
-      headersTimeout: scope.timeoutMs,
-      bodyTimeout: scope.timeoutMs,
+      headersTimeoutMs: scope.timeoutMs,
+      bodyTimeoutMs: scope.timeoutMs,
     });
-    return { ...res, body: res.body };
   }
 }
 
@@ -463,8 +423,8 @@ function toPem(cert: Buffer): string | Buffer {
   }
 }
 
-async function closeAgent(agent: Agent | Http1Agent): Promise<void> {
-  const timer = setTimeout(() => void Promise.resolve(agent.destroy()).catch(() => {}), CLOSE_GRACE_MS);
+async function closeAgent(agent: Http1Agent): Promise<void> {
+  const timer = setTimeout(() => agent.destroy(), CLOSE_GRACE_MS);
   timer.unref();
   try {
     await agent.close();

@@ -4,16 +4,17 @@
 // to parse it, and hands it on through a stream, so a cold 1 GiB download made ~16 000 buffers, promises and
 // stream objects, and the garbage collector and that machinery took more CPU than the kernel's copy of the bytes
 // (measured reading 1 GiB of 4 MiB ranged answers from nginx on loopback: undici 0.77-1.4 CPU-s, a socket read
-// into one reused buffer 0.31-0.33). This agent reads every connection into one buffer of its own (net's
-// `onread`), parses the head and the framing itself (http1-response.ts), and gives the body as views of that
-// buffer: a chunk is valid until the next one is asked for; the socket does not read again before that.
-// https stays on undici (TLS).
+// into one reused buffer 0.31-0.33). This agent reads every connection into buffers of its own (net's and tls's
+// `onread`), parses the head and the framing itself (http1-response.ts), and gives the body as views of those
+// buffers: a chunk is valid until the next one is asked for; the socket does not read again before that. http and
+// https (TLS with the backend's trusted certificates, SNI and the identity check against the URL's host).
 //
 // Connections are kept alive per host and port and reused one request at a time (no pipelining); a request that
 // finds its kept connection closed by the server before any byte of the answer is sent again on a new one, once
 // (GET and HEAD are idempotent).
 
 import net from 'node:net';
+import tls from 'node:tls';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
 import {
   bodyFraming,
@@ -27,14 +28,29 @@ import {
   type ResponseHead,
 } from './http1-response.js';
 
-/** Bytes a connection reads at once into its own buffer. */
+/** Bytes a plain connection reads at once into a buffer of its own. */
 const READ_BUFFER_BYTES = 256 * 1024;
+
+/** A TLS connection hands over one record (at most 16 KiB) per read; its buffers need not be larger than this. */
+const TLS_READ_BUFFER_BYTES = 64 * 1024;
+
+/** Read buffers a connection keeps for reuse beyond the ones holding views. */
+const SPARE_READ_BUFFERS = 2;
 
 /** A server's `Keep-Alive: timeout` hint is shortened by this much, so we never send into a closing socket. */
 const KEEP_ALIVE_MARGIN_MS = 1000;
 
+/** How https connections check the server (the http backend's `ca` and `insecureSkipVerify`). */
+export interface Http1TlsOptions {
+  /** Trusted certificates (PEM); absent: Node's roots. */
+  ca?: Array<string | Buffer>;
+  rejectUnauthorized: boolean;
+}
+
 export interface Http1AgentOptions {
   connectTimeoutMs?: number;
+  /** For https URLs; absent: Node's defaults (the system roots, certificates checked). */
+  tls?: Http1TlsOptions;
   /** How long an idle connection is kept, unless the server asks for less. */
   keepAliveTimeoutMs: number;
   /**
@@ -94,10 +110,12 @@ export class Http1Agent {
   async request(url: string, o: Http1RequestOptions): Promise<Http1Response> {
     if (this.closed) throw new Http1Error('HTTP1_AGENT_CLOSED', 'the HTTP agent is closed');
     const u = new URL(url);
-    if (u.protocol !== 'http:') throw new TypeError(`the HTTP/1.1 agent speaks http:, not ${u.protocol}`);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      throw new TypeError(`the HTTP/1.1 agent speaks http: and https:, not ${u.protocol}`);
+    }
     const head = requestHead(o.method, u, o.headers);
     o.signal?.throwIfAborted();
-    const key = `${u.hostname}:${u.port || '80'}`;
+    const key = `${u.protocol}//${u.hostname}:${defaultPort(u)}`;
     const kept = this.takeIdle(key);
     if (kept) {
       try {
@@ -156,13 +174,24 @@ export class Http1Agent {
   }
 
   private async connect(key: string, u: URL, signal: AbortSignal | undefined): Promise<Connection> {
-    const port = Number(u.port || '80');
+    const port = defaultPort(u);
     // URL keeps an IPv6 literal's brackets; net wants the bare address.
     const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
     const host = this.options.resolveHost ? await this.options.resolveHost(hostname, port) : hostname;
     signal?.throwIfAborted();
-    const conn = new Connection(key, host, port, this.options.connectTimeoutMs, (c, reusable, hintMs) =>
-      this.release(c, reusable, hintMs),
+    // TLS checks the certificate against the URL's host and sends it as SNI (not an IP literal), whatever
+    // address the connection goes to.
+    const secure =
+      u.protocol === 'https:'
+        ? { ...this.options.tls, servername: net.isIP(hostname) ? undefined : hostname, hostname }
+        : undefined;
+    const conn = new Connection(
+      key,
+      host,
+      port,
+      secure,
+      this.options.connectTimeoutMs,
+      (c, reusable, hintMs) => this.release(c, reusable, hintMs),
     );
     this.active.add(conn);
     try {
@@ -223,13 +252,20 @@ const enum Phase {
 }
 
 /**
- * One connection and the exchange on it. Its socket reads into `buf`; body bytes go out as views of `buf`, and
- * the socket is paused from the read that produced them until the reader asks for more.
+ * One connection and the exchange on it. Its socket reads into buffers of its own; body bytes go out as views of
+ * them, and the socket is paused from the read that produced them until the reader asks for more.
  */
 class Connection {
   readonly key: string;
   private readonly socket: net.Socket;
-  private readonly buf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  /**
+   * The socket reads into buffers of this connection's own, one per read (net's `onread` asks for the next one after
+   * each read). A buffer whose views the reader may still hold is not given out again until the reader has asked
+   * past them: TLS can hand over several records in a row before a pause takes effect.
+   */
+  private readonly bufferSize: number;
+  private readonly spare: Buffer[] = [];
+  private held: Buffer[] = [];
   private readonly onRelease: (c: Connection, reusable: boolean, hintMs: number | undefined) => void;
   private phase = Phase.Connecting;
   private failure: Error | undefined;
@@ -258,24 +294,50 @@ class Connection {
   private signal: AbortSignal | undefined;
   private readonly onAbort = () => this.destroy(abortError(this.signal));
   private answered = false;
+  /** The event that says the connection is ready for a request. */
+  private connectEvent: 'connect' | 'secureConnect' = 'connect';
 
   constructor(
     key: string,
     host: string,
     port: number,
+    secure: (Partial<Http1TlsOptions> & { servername?: string; hostname: string }) | undefined,
     connectTimeoutMs: number | undefined,
     onRelease: (c: Connection, reusable: boolean, hintMs: number | undefined) => void,
   ) {
     this.key = key;
     this.onRelease = onRelease;
-    this.socket = net.connect({
-      host,
-      port,
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: 60_000,
-      onread: { buffer: this.buf, callback: (n) => this.onRead(n) },
-    });
+    this.bufferSize = secure ? TLS_READ_BUFFER_BYTES : READ_BUFFER_BYTES;
+    const onread = {
+      buffer: () => this.spare.pop() ?? Buffer.allocUnsafe(this.bufferSize),
+      callback: (n: number, buf: Buffer) => this.onRead(n, buf),
+    };
+    if (secure) {
+      const { hostname, ...options } = secure;
+      // tls.connect takes `onread` as net.connect does (Node's docs); @types/node leaves it out of its options.
+      const connectOptions: tls.ConnectionOptions & { onread: typeof onread } = {
+        ...options,
+        host,
+        port,
+        ALPNProtocols: ['http/1.1'],
+        // The certificate is for the URL's host, also when the connection goes to an address resolved for it.
+        checkServerIdentity: (_host, cert) => tls.checkServerIdentity(hostname, cert),
+        onread,
+      };
+      this.socket = tls.connect(connectOptions);
+      this.socket.setNoDelay(true);
+      this.socket.setKeepAlive(true, 60_000);
+      this.connectEvent = 'secureConnect';
+    } else {
+      this.socket = net.connect({
+        host,
+        port,
+        noDelay: true,
+        keepAlive: true,
+        keepAliveInitialDelay: 60_000,
+        onread,
+      });
+    }
     if (connectTimeoutMs !== undefined) {
       this.arm(
         connectTimeoutMs,
@@ -300,7 +362,7 @@ class Connection {
       signal?.addEventListener('abort', onAbort, { once: true });
       const settle = (e?: Error) => {
         signal?.removeEventListener('abort', onAbort);
-        this.socket.off('connect', onConnect);
+        this.socket.off(this.connectEvent, onConnect);
         this.socket.off('error', onError);
         this.socket.off('close', onClose);
         this.disarm();
@@ -313,7 +375,7 @@ class Connection {
       const onConnect = () => settle();
       const onError = (e: Error) => settle(this.failure ?? e);
       const onClose = () => settle(this.failure ?? new Http1Error('HTTP1_CLOSED', 'the connection closed'));
-      this.socket.once('connect', onConnect);
+      this.socket.once(this.connectEvent, onConnect);
       this.socket.once('error', onError);
       this.socket.once('close', onClose);
     });
@@ -328,6 +390,7 @@ class Connection {
     this.headBytes = 0;
     this.views = [];
     this.viewAt = 0;
+    this.recycle();
     this.bodyComplete = false;
     this.answered = false;
     this.bodyTimeoutMs = o.bodyTimeoutMs;
@@ -372,6 +435,7 @@ class Connection {
     }
     this.views = [];
     this.viewAt = 0;
+    this.recycle();
     if (this.bodyComplete) {
       this.finish();
       return Promise.resolve({ value: undefined, done: true });
@@ -394,27 +458,38 @@ class Connection {
     } else if (this.phase === Phase.Body) this.finish();
   }
 
-  private onRead(n: number): boolean {
+  private onRead(n: number, buf: Buffer): boolean {
+    const viewsBefore = this.views.length;
     try {
-      return this.consume(n);
+      return this.consume(n, buf);
     } catch (e) {
       this.fail(e as Error);
       return false;
+    } finally {
+      // The buffer goes round again unless views of it are out.
+      if (this.views.length > viewsBefore) this.held.push(buf);
+      else if (this.spare.length < SPARE_READ_BUFFERS) this.spare.push(buf);
     }
   }
 
+  /** Every view handed out has been passed: their buffers may be read into again. */
+  private recycle(): void {
+    for (const b of this.held) if (this.spare.length < SPARE_READ_BUFFERS) this.spare.push(b);
+    this.held = [];
+  }
+
   /** Handles `n` bytes just read into `buf`; false pauses the socket (views of `buf` are out). */
-  private consume(n: number): boolean {
+  private consume(n: number, buf: Buffer): boolean {
     let at = 0;
     if (this.phase === Phase.Head) {
-      at = this.readHead(n);
+      at = this.readHead(n, buf);
       if (at < 0) return true;
     }
     if (this.phase !== Phase.Body) {
       // Bytes nobody asked for: an idle connection spoke, or the answer ran on past its end.
       throw new ResponseParseError('bytes after the end of the response');
     }
-    if (at < n) this.readBody(at, n);
+    if (at < n) this.readBody(buf, at, n);
     if (this.views.length > this.viewAt && this.bodyWaiter) {
       const waiter = this.bodyWaiter;
       this.bodyWaiter = undefined;
@@ -433,11 +508,11 @@ class Connection {
   }
 
   /** Gathers the head; returns where the body starts in `buf`, or -1 when the head is not complete yet. */
-  private readHead(n: number): number {
+  private readHead(n: number, buf: Buffer): number {
     let from = 0;
     for (;;) {
       const before = this.headBytes;
-      this.headParts.push(Buffer.from(this.buf.subarray(from, n)));
+      this.headParts.push(Buffer.from(buf.subarray(from, n)));
       this.headBytes += n - from;
       const all = this.headParts.length === 1 ? this.headParts[0]! : Buffer.concat(this.headParts);
       this.headParts = [all];
@@ -491,12 +566,12 @@ class Connection {
     });
   }
 
-  private readBody(from: number, n: number): void {
+  private readBody(buf: Buffer, from: number, n: number): void {
     if (this.bodyComplete) throw new ResponseParseError('bytes after the end of the response');
     switch (this.framing.kind) {
       case 'length': {
         const take = Math.min(this.lengthLeft, n - from);
-        this.views.push(this.buf.subarray(from, from + take));
+        this.views.push(buf.subarray(from, from + take));
         this.lengthLeft -= take;
         if (this.lengthLeft === 0) {
           this.bodyComplete = true;
@@ -505,7 +580,7 @@ class Connection {
         break;
       }
       case 'chunked': {
-        const end = this.chunked!.feed(this.buf, from, n, (view) => this.views.push(view));
+        const end = this.chunked!.feed(buf, from, n, (view) => this.views.push(view));
         if (this.chunked!.done) {
           this.bodyComplete = true;
           if (end < n) this.reusable = false;
@@ -513,7 +588,7 @@ class Connection {
         break;
       }
       case 'close':
-        this.views.push(this.buf.subarray(from, n));
+        this.views.push(buf.subarray(from, n));
         break;
       case 'none':
         throw new ResponseParseError('bytes after the end of the response');
@@ -637,6 +712,10 @@ export class Http1Body implements AsyncIterable<Buffer> {
     this.iterated = true;
     this.conn.abandon();
   }
+}
+
+function defaultPort(u: URL): number {
+  return Number(u.port || (u.protocol === 'https:' ? '443' : '80'));
 }
 
 /** The request head: request line, Host, the caller's fields (checked), the blank line. */

@@ -2,11 +2,13 @@ import { after, afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { Http1Agent, Http1Error, type Http1Body } from '../../../src/http-client/http1-agent.js';
+import { selfSignedCertificate } from '../backend/origin.js';
 
 const DATA = randomBytes(6 * 1024 * 1024);
 
@@ -389,6 +391,53 @@ describe('Http1Agent', () => {
     assert.ok((await readAll(res.body)).equals(DATA.subarray(0, 10)));
     await assert.rejects(a.request(`http://denied.example:${port}/f`, GET), /not allowed here/);
     assert.deepEqual(asked, ['origin.example', 'denied.example']);
+  });
+
+  it('https: bodies whole to a slow reader (TLS hands over several records before a pause holds), one connection', async () => {
+    const { cert, key } = selfSignedCertificate();
+    let connections = 0;
+    const server = createHttpsServer({ cert, key }, (req, res) => {
+      const m = /bytes=(\d+)-(\d+)/.exec(req.headers.range ?? '');
+      const start = m ? Number(m[1]) : 0;
+      const end = m ? Number(m[2]) : DATA.length - 1;
+      res.writeHead(206, { 'content-length': end - start + 1 }).end(DATA.subarray(start, end + 1));
+    });
+    server.on('secureConnection', () => connections++);
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    servers.push(server);
+    const port = (server.address() as AddressInfo).port;
+    const a = agent({ tls: { rejectUnauthorized: true, ca: [cert] } });
+    for (const [start, length] of [
+      [0, 4 * 1024 * 1024],
+      [1000, 2 * 1024 * 1024],
+    ] as const) {
+      // localhost: the certificate names it; the check is against the URL's host.
+      const res = await a.request(`https://localhost:${port}/f`, range(start, length));
+      const hash = createHash('sha256');
+      let n = 0;
+      for await (const chunk of res.body) {
+        hash.update(chunk);
+        if (n++ % 8 === 0) await new Promise((r) => setTimeout(r, 1));
+      }
+      const want = createHash('sha256')
+        .update(DATA.subarray(start, start + length))
+        .digest('hex');
+      assert.equal(hash.digest('hex'), want);
+    }
+    assert.equal(connections, 1);
+    // Without the certificate among the trusted ones, the handshake fails with the reason.
+    await assert.rejects(
+      agent({ tls: { rejectUnauthorized: true } }).request(`https://localhost:${port}/f`, GET),
+      (e: unknown) => /SELF_SIGNED|UNABLE_TO_VERIFY/.test(String((e as { code?: string }).code)),
+    );
+    // A name the certificate does not carry fails the identity check, also when connected by address.
+    const byAddress = agent({
+      tls: { rejectUnauthorized: true, ca: [cert] },
+      resolveHost: async () => '127.0.0.1',
+    });
+    await assert.rejects(byAddress.request(`https://origin.example:${port}/f`, GET), {
+      code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+    });
   });
 
   it('close() ends idle connections and waits for the request in flight', async () => {
