@@ -45,11 +45,7 @@ test("the daemon's modules load no undici at start; the first use loads undici's
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
   assert.equal(r.status, 0, r.stderr.toString());
   const { atStart, afterUse } = JSON.parse(r.stdout.toString()) as { atStart: string[]; afterUse: string[] };
-  assert.deepEqual(
-    atStart,
-    [],
-    'undici is loaded only when a forward or a registry request asks for it',
-  );
+  assert.deepEqual(atStart, [], 'undici is loaded only when a forward or a registry request asks for it');
   const loaded = afterUse.map((p) => p.replace(/.*\/undici\//, ''));
   assert.ok(loaded.includes('lib/dispatcher/agent.js'), `undici files loaded: ${loaded.join(' ')}`);
   assert.ok(!loaded.includes('index.js'), "undici's index was loaded");
