@@ -376,6 +376,20 @@ describe('Http1Agent', () => {
     assert.equal(origin.connections(), 0);
   });
 
+  it('reaches an IPv6 literal, sending its bracketed form as Host', async () => {
+    let host: string | undefined;
+    const server = createHttpServer((req, res) => {
+      host = req.headers.host;
+      res.end('v6');
+    });
+    await new Promise<void>((ok) => server.listen(0, '::1', ok));
+    servers.push(server);
+    const port = (server.address() as AddressInfo).port;
+    const res = await agent().request(`http://[::1]:${port}/x`, GET);
+    assert.equal((await readAll(res.body)).toString(), 'v6');
+    assert.equal(host, `[::1]:${port}`);
+  });
+
   it('connects where resolveHost says, and fails with its error', async () => {
     const origin = await rangeOrigin();
     const port = Number(new URL(origin.base).port);
