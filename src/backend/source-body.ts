@@ -3,8 +3,8 @@
 // Upstream relies on the storage layer noticing a short read; counting here puts the check next to the request that
 // knows how many bytes were asked for.
 //
-// Chunks are passed on as the source gives them and are valid until the next one is asked for (the plain-HTTP
-// agent reuses its read buffer: http1-agent.ts); the one reader, ContentStore.writePiece, copies what it keeps.
+// Chunks are passed on as the source gives them and are valid until the next one is asked for (the HTTP agent
+// reads into buffers it uses again: http1-agent.ts); the one reader, ContentStore.writePiece, copies what it keeps.
 
 import { DfError } from '../core/errors.js';
 

@@ -70,6 +70,30 @@ test('a body shorter than the piece fails instead of looking finished', async ()
   }, /5 of 8 bytes|ended after 5|short/);
 });
 
+test('a body that yields something other than bytes fails naming the plugin, not with a TypeError', async () => {
+  const plugin = `export default ({ scheme }) => ({
+  scheme,
+  async stat() { return { statusCode: 200, contentLength: 2, responseHeader: {} }; },
+  async get() { return { responseHeader: {}, body: (async function* () { yield 'ab'; })() }; },
+});`;
+  const [p] = await loadBackendPlugins(pluginDir({ 'text.mjs': plugin }));
+  const res = await p!.backend.get({
+    taskId: 't',
+    pieceNumber: 0,
+    url: 'text://x/a',
+    requestHeader: {},
+    timeoutMs: 1000,
+    range: { start: 0, length: 2 },
+  });
+  await assert.rejects(
+    async () => {
+      for await (const chunk of res.body) void chunk;
+    },
+    (e: unknown) =>
+      /text plugin text:\/\/x\/a gave a string where bytes were expected/.test((e as Error).message),
+  );
+});
+
 test('a plugin error becomes a one-line BACKEND error naming the plugin', async () => {
   const [p] = await loadBackendPlugins(
     pluginDir({
