@@ -19,9 +19,12 @@ const SIZE = 32 * MiB;
 const SEED = 91;
 /**
  * Our dfget takes pieces in parts: test/integration/transfer-memory.test.ts's PARTS_ALLOWANCE. With 100 real
- * processes sharing two cores the transfer daemon peaked at or below the hard-link daemon (147 vs 150 MiB).
+ * processes sharing two cores the transfer daemon peaked at or below the hard-link daemon (147 vs 150 MiB) while
+ * the origin download went through undici; since it goes through our own agent (2026-12-07) the hard-link daemon
+ * peaks at ~101 MiB (no socket buffers left over), the transfer daemon still at ~144 (grpc-js frames every message
+ * in a buffer of its own: docs/benchmarks.md, `--transfer-from-dfdaemon`).
  */
-const ALLOWANCE = 40 * MiB;
+const ALLOWANCE = 52 * MiB;
 
 function peakRss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
