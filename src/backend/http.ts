@@ -362,7 +362,6 @@ export class HttpBackend implements Backend {
 }
 
 /** `if-match` → `If-Match`, for messages. */
-
 function headerCase(name: string): string {
   return name.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
 }

@@ -1,4 +1,4 @@
-// A plain-HTTP/1.1 client for the source path: ranged GETs whose bodies go straight to a piece's file.
+// An HTTP/1.1 client (http and https) for the source path: ranged GETs whose bodies go straight to a piece's file.
 //
 // Why not undici here: undici reads each socket chunk into a new 64 KiB buffer, copies it into WebAssembly memory
 // to parse it, and hands it on through a stream, so a cold 1 GiB download made ~16 000 buffers, promises and
@@ -36,6 +36,9 @@ const TLS_READ_BUFFER_BYTES = 64 * 1024;
 
 /** Read buffers a connection keeps for reuse beyond the ones holding views. */
 const SPARE_READ_BUFFERS = 2;
+
+/** TCP keep-alive probes start after a connection has been quiet this long (undici's default too). */
+const TCP_KEEPALIVE_DELAY_MS = 60_000;
 
 /** A server's `Keep-Alive: timeout` hint is shortened by this much, so we never send into a closing socket. */
 const KEEP_ALIVE_MARGIN_MS = 1000;
@@ -285,7 +288,7 @@ class Connection {
   private reusable = false;
   private hintMs: number | undefined;
   private bodyComplete = false;
-  /** Views of `buf` from the last read, not yet handed to the reader. */
+  /** Views of the read buffers from the last reads, not all handed to the reader yet (`viewAt` is the next). */
   private views: Buffer[] = [];
   private viewAt = 0;
   private bodyWaiter:
@@ -326,7 +329,7 @@ class Connection {
       };
       this.socket = tls.connect(connectOptions);
       this.socket.setNoDelay(true);
-      this.socket.setKeepAlive(true, 60_000);
+      this.socket.setKeepAlive(true, TCP_KEEPALIVE_DELAY_MS);
       this.connectEvent = 'secureConnect';
     } else {
       this.socket = net.connect({
@@ -334,7 +337,7 @@ class Connection {
         port,
         noDelay: true,
         keepAlive: true,
-        keepAliveInitialDelay: 60_000,
+        keepAliveInitialDelay: TCP_KEEPALIVE_DELAY_MS,
         onread,
       });
     }
@@ -517,15 +520,10 @@ class Connection {
       const all = this.headParts.length === 1 ? this.headParts[0]! : Buffer.concat(this.headParts);
       this.headParts = [all];
       const end = all.indexOf('\r\n\r\n', Math.max(0, before - 3), 'latin1');
-      if (end === -1) {
-        if (this.headBytes > MAX_HEAD_BYTES) {
-          throw new Http1Error('HTTP1_HEAD_TOO_LARGE', `response head larger than ${MAX_HEAD_BYTES} bytes`);
-        }
-        return -1;
-      }
-      if (end > MAX_HEAD_BYTES) {
+      if ((end === -1 ? this.headBytes : end) > MAX_HEAD_BYTES) {
         throw new Http1Error('HTTP1_HEAD_TOO_LARGE', `response head larger than ${MAX_HEAD_BYTES} bytes`);
       }
+      if (end === -1) return -1;
       const head = parseResponseHead(all.toString('latin1', 0, end));
       const bodyAt = from + (end + 4 - before);
       this.headParts = [];
@@ -705,12 +703,6 @@ export class Http1Body implements AsyncIterable<Buffer> {
       return;
     }
     await it.return!();
-  }
-
-  /** Ends the connection without reading the rest. */
-  destroy(): void {
-    this.iterated = true;
-    this.conn.abandon();
   }
 }
 

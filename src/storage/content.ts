@@ -158,7 +158,7 @@ export class ContentStore {
       throw toDfError(e, `open content of task ${taskId}`);
     }
     // The bytes are copied into a write buffer of our own and written from there when it is full. A source's chunk
-    // is valid only until the next one is asked for (the HTTP agent reads every chunk into the same buffer), and a
+    // is valid only until the next one is asked for (the HTTP agent reads into buffers it uses again), and a
     // buffer used again makes no garbage: handing the network's chunks to pwritev as they were kept every chunk
     // alive across a write, so they outlived the young generation and the daemon spent more CPU in full garbage
     // collections than the copy costs (a memcpy is ~20x faster than the page-cache write that follows it).
