@@ -7,30 +7,8 @@
 
 import type { FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
+import type { BufferPool } from './buffer-pool.js';
 import { DfError } from './errors.js';
-
-/** Buffers of one size (file reads, piece writes), kept for reuse up to `keep` of them; more are allocated when all are in use. */
-export class BufferPool {
-  private readonly free: Buffer[] = [];
-
-  constructor(
-    readonly size: number,
-    private readonly keep: number,
-  ) {}
-
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
-  }
-
-  give(buf: Buffer): void {
-    if (this.free.length < this.keep) this.free.push(buf);
-  }
-
-  /** Buffers waiting for reuse (tests). */
-  get idle(): number {
-    return this.free.length;
-  }
-}
 
 const closedEarly = (): DfError => new DfError('IO', 'the receiving end closed before the range was sent');
 

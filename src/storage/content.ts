@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { Crc32 } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
 import { KeyedTurns } from '../core/keyed-turns.js';
-import { BufferPool } from '../core/range-sender.js';
+import { BufferPool } from '../core/buffer-pool.js';
 
 /** Read buffers kept for reuse: 8 bodies at once, one read ahead of the socket each (range-sender.ts). */
 const POOLED_READ_BUFFERS = 8;

@@ -1,7 +1,8 @@
 // Streaming Vortex decoder over a byte stream (a socket, a QUIC stream, or chunks in a test). It reads a header,
 // checks the announced length against a bound chosen per tag before allocating anything, reads the value, and for
 // PieceContent hands back the metadata with an iterable of exactly `metadata.length` raw bytes that follow
-// unframed. The piece bytes are passed through chunk by chunk, never gathered.
+// unframed. The piece bytes are passed through chunk by chunk, never gathered; a body chunk is valid until the next
+// one is asked for, as the source's chunks are.
 
 import type { Readable } from 'node:stream';
 import { DfError } from '../core/errors.js';
@@ -66,9 +67,14 @@ export class FrameReader {
     this.maxControlValueSize = options.maxControlValueSize ?? DEFAULT_MAX_CONTROL_VALUE_SIZE;
   }
 
-  /** Pulls one more chunk into `pending`; false at the end of the stream. */
+  /**
+   * Pulls one more chunk into `pending`; false at the end of the stream. A source's chunk need only stay valid until
+   * the next pull (core/socket-reads.ts reads into buffers it uses again), so bytes still pending are copied first:
+   * only a header or metadata split across reads, a few bytes; a body pulls with nothing pending.
+   */
   private async pull(): Promise<boolean> {
     if (this.ended) return false;
+    for (let i = 0; i < this.pending.length; i++) this.pending[i] = Buffer.from(this.pending[i]!);
     let next: IteratorResult<Buffer | Uint8Array | string>;
     try {
       next = await this.iterator.next();

@@ -13,7 +13,9 @@
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { once } from 'node:events';
+import { BufferPool } from '../core/buffer-pool.js';
 import { DfError } from '../core/errors.js';
+import { SocketReads } from '../core/socket-reads.js';
 import {
   Tag,
   VortexCode,
@@ -24,7 +26,7 @@ import {
   type DownloadTag,
   type PieceMetadata,
 } from './codec.js';
-import { FrameReader, readableChunks } from './frame-reader.js';
+import { FrameReader } from './frame-reader.js';
 import { BUSY_PREFIX } from './upload-slots.js';
 import type {
   DownloadedPiece,
@@ -38,6 +40,15 @@ import type {
 export const CONNECT_TIMEOUT_MS = 2_000;
 /** client/mod.rs DEFAULT_KEEPALIVE_TIME (Node sets neither the 3 s interval nor the 3 retries). */
 export const KEEPALIVE_TIME_MS = 5_000;
+
+/**
+ * A piece connection reads into buffers of this size from its transport's pool (core/socket-reads.ts); a TLS
+ * connection hands over one record (at most 16 KiB) per read, so its buffers need not be larger.
+ */
+const READ_BUFFER_BYTES = 256 * 1024;
+const TLS_READ_BUFFER_BYTES = 64 * 1024;
+/** Read buffers a transport keeps for the next connections (a few per piece in flight). */
+const KEPT_READ_BUFFERS = 16;
 
 const DOWNLOAD_TAG: Record<PieceKind, DownloadTag> = {
   standard: Tag.DownloadPiece,
@@ -186,10 +197,15 @@ export class TcpPieceTransport implements PieceTransport {
   readonly protocol = 'tcp' as const;
   private readonly connectTimeoutMs: number;
   private readonly tls?: VortexClientTls;
+  private readonly readBuffers: BufferPool;
 
   constructor(options: TcpPieceClientOptions = {}) {
     this.connectTimeoutMs = options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
     this.tls = options.tls;
+    this.readBuffers = new BufferPool(
+      options.tls ? TLS_READ_BUFFER_BYTES : READ_BUFFER_BYTES,
+      KEPT_READ_BUFFERS,
+    );
   }
 
   async downloadPiece(request: PieceRequest): Promise<DownloadedPiece> {
@@ -203,23 +219,35 @@ export class TcpPieceTransport implements PieceTransport {
     if (signal?.aborted)
       throw new DfError('CANCELLED', `download of ${what} cancelled`, { cause: signal.reason });
 
-    const tcp: Socket = connect({
-      host: ip,
-      port,
-      noDelay: true,
-      keepAlive: true,
-      keepAliveInitialDelay: KEEPALIVE_TIME_MS,
-    });
+    const reads = new SocketReads(this.readBuffers);
     // The parent's certificate is checked against the CA and `ip` (an IP subjectAltName), as upstream's gRPC
     // clients check their servers' against the address's host.
     const tls = this.tls;
     const socket: Socket = tls
-      ? tlsConnect({ socket: tcp, host: ip, ca: tls.caCert, cert: tls.cert, key: tls.key })
-      : tcp;
+      ? tlsConnect({
+          host: ip,
+          port,
+          ca: tls.caCert,
+          cert: tls.cert,
+          key: tls.key,
+          // tls.connect takes `onread` as net.connect does (Node's docs); @types/node leaves it out of its options.
+          ...({ onread: reads.onread } as object),
+        })
+      : connect({
+          host: ip,
+          port,
+          noDelay: true,
+          keepAlive: true,
+          keepAliveInitialDelay: KEEPALIVE_TIME_MS,
+          onread: reads.onread,
+        });
+    if (tls) {
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, KEEPALIVE_TIME_MS);
+    }
     let secured = !tls;
-    // Errors reach the pulls of the frame reader; without a listener an error between pulls would crash.
+    // Errors reach the reads of the frame reader; without a listener an error before them would crash.
     socket.on('error', () => {});
-    if (socket !== tcp) tcp.on('error', () => {});
     let failure: DfError | undefined;
     const fail = (err: DfError): void => {
       failure ??= err;
@@ -255,15 +283,16 @@ export class TcpPieceTransport implements PieceTransport {
       clearTimeout(connectTimer);
       signal?.removeEventListener('abort', onAbort);
       socket.destroy();
-      tcp.destroy();
+      reads.release();
     };
 
     try {
       await once(socket, tls ? 'secureConnect' : 'connect');
       secured = true;
       clearTimeout(connectTimer);
+      reads.attach(socket);
       socket.write(packet);
-      const reader = new FrameReader(readableChunks(socket));
+      const reader = new FrameReader(reads);
       const frame = await reader.readFrame();
       if (frame === null) {
         throw new DfError('IO', `parent ${parent} closed the connection without answering for ${what}`, {

@@ -7,7 +7,8 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { BufferPool, sendFileRange } from '../../../src/core/range-sender.js';
+import { BufferPool } from '../../../src/core/buffer-pool.js';
+import { sendFileRange } from '../../../src/core/range-sender.js';
 
 let dir: string;
 let path: string;

@@ -57,20 +57,27 @@ function metadataOf(d: VortexVectors[string]): PieceMetadata {
   };
 }
 
-/** Splits bytes into chunks at the given sizes (cycled), as a socket might deliver them. */
+/**
+ * Splits bytes into chunks at the given sizes (cycled), as a socket might deliver them, and, as the socket reader
+ * does (core/socket-reads.ts), into one buffer used again: a chunk is valid only until the next is asked for, and
+ * is scribbled over then, so a reader that keeps a view past its next pull sees wrong bytes.
+ */
 async function* chunked(bytes: Buffer, sizes: number[]): AsyncGenerator<Buffer> {
+  const reused = Buffer.alloc(Math.max(1, ...sizes));
   let at = 0;
   let i = 0;
   while (at < bytes.length) {
-    const n = Math.max(1, sizes[i++ % sizes.length]!);
-    yield bytes.subarray(at, at + n);
+    const n = Math.min(Math.max(1, sizes[i++ % sizes.length]!), bytes.length - at);
+    bytes.copy(reused, 0, at, at + n);
+    yield reused.subarray(0, n);
+    reused.fill(0xee);
     at += n;
   }
 }
 
 async function collect(body: AsyncIterable<Buffer>): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const c of body) parts.push(c);
+  for await (const c of body) parts.push(Buffer.from(c));
   return Buffer.concat(parts);
 }
 

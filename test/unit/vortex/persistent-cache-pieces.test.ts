@@ -52,7 +52,7 @@ after(async () => {
 async function fetch(number: number, kind: 'standard' | 'persistent-cache' = 'persistent-cache') {
   const got = await transport.downloadPiece({ ip: '127.0.0.1', port, taskId, number, timeoutMs: 5000, kind });
   const chunks: Buffer[] = [];
-  for await (const c of got.body) chunks.push(c);
+  for await (const c of got.body) chunks.push(Buffer.from(c)); // a chunk is valid until the next
   return { metadata: got.metadata, body: Buffer.concat(chunks) };
 }
 

@@ -68,7 +68,7 @@ describe('Vortex over TLS', () => {
       timeoutMs: 10_000,
     });
     const chunks: Buffer[] = [];
-    for await (const c of piece.body) chunks.push(c);
+    for await (const c of piece.body) chunks.push(Buffer.from(c)); // a chunk is valid until the next
     return Buffer.concat(chunks);
   }
 
