@@ -13,6 +13,7 @@ import { DEFAULTS, type DfdaemonConfig } from '../config/dfdaemon.js';
 import { loadTlsFiles, type TlsMaterial } from '../config/tls-files.js';
 import { channelCredentials } from '../grpc/credentials.js';
 import { deadlineSparesStreams, LONG_LIVED_UPLOAD_STREAMS } from '../grpc/stream-deadline.js';
+import { acceptFramedResponses, passFramedResponses } from '../grpc/framed-responses.js';
 import { DfdaemonDownloadService, DfdaemonUploadService } from '../gen/dfdaemon.js';
 import type { Host } from '../gen/common.js';
 import { SchedulerAnnouncer } from '../scheduler/announcer.js';
@@ -28,7 +29,6 @@ import { PersistentCacheStore } from '../storage/persistent-cache-store.js';
 import { TcpPieceTransport, type VortexClientTls } from '../vortex/piece-client.js';
 import { VortexTcpServer } from '../vortex/piece-server.js';
 import { DfdaemonDownloadServiceImpl } from './grpc/dfdaemon-download.js';
-import { acceptEncodedResponses } from './grpc/piece-content.js';
 import { DfdaemonUploadServiceImpl } from './grpc/dfdaemon-upload.js';
 import {
   bindTcp,
@@ -69,6 +69,8 @@ import { peerId as makePeerId } from '../core/ids.js';
 
 /** How long shutdown waits for in-flight calls before cutting them. */
 const SHUTDOWN_GRACE_MS = 5_000;
+/** The download service's calls whose responses may be framed by hand (piece content in transfer mode). */
+const FRAMED_RESPONSE_PATHS: ReadonlySet<string> = new Set(['/dfdaemon.v2.DfdaemonDownload/DownloadTask']);
 
 export interface DfdaemonOptions {
   config: DfdaemonConfig;
@@ -464,8 +466,8 @@ export class Dfdaemon {
     this.grpcDownload = createGrpcServer(
       [
         {
-          // DownloadTask also takes responses encoded by hand around piece content (grpc/piece-content.ts).
-          definition: acceptEncodedResponses(DfdaemonDownloadService, 'downloadTask'),
+          // DownloadTask also takes messages framed by hand around piece content (grpc/piece-content.ts).
+          definition: acceptFramedResponses(DfdaemonDownloadService, 'downloadTask'),
           implementation: limitImplementation(
             DfdaemonDownloadService,
             {
@@ -488,7 +490,8 @@ export class Dfdaemon {
           name: 'dfdaemon.v2.DfdaemonUpload',
         },
       ],
-      { keepalive: this.grpcKeepalive },
+      // DownloadTask's piece content goes to HTTP/2 in the frames it was read into (grpc/framed-responses.ts).
+      { keepalive: this.grpcKeepalive, interceptors: [passFramedResponses(FRAMED_RESPONSE_PATHS)] },
     );
     await mkdir(dirname(c.download.server.socketPath), { recursive: true });
     const socketCallers = new UnixSocketCallers();

@@ -8,8 +8,9 @@
 //   (one budget for all calls, first come first served), and the bytes are given back when grpc-js reports the
 //   message written to the transport (its write callback), or when the call ends;
 // - a stream has one such message in flight at a time, and nothing is read ahead;
-// - the message is encoded by hand around the content, so the file is read straight into the message buffer and
-//   grpc-js's framing copy is the only other one (`acceptEncodedResponses` lets the method take a Buffer);
+// - the message is encoded by hand around the content in a pooled buffer with room for the gRPC prefix in front, so
+//   the file is read straight into the frame that goes to HTTP/2 (grpc/framed-responses.ts lets it past grpc-js's
+//   framing copy) and the buffer is used again once HTTP/2 has written it: no garbage per message;
 // - a client that says it takes pieces in parts (gRPC metadata `x-dragonfly-piece-content-chunks: true`, which
 //   our dfget sends) gets each piece as messages of at most `chunkSize` bytes (storage.readBufferSize): the same
 //   `number` and `digest` (of the whole piece), the part's own `offset` and `length`, in order, one piece after
@@ -17,9 +18,10 @@
 //   clients that did not ask get whole pieces, as from upstream.
 
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import type { Metadata, ServerWritableStream, ServiceDefinition } from '@grpc/grpc-js';
+import type { Metadata, ServerWritableStream } from '@grpc/grpc-js';
 import { DfError } from '../../core/errors.js';
 import { PIECE_CHUNKS_METADATA } from '../../core/piece-chunks.js';
+import { FRAME_PREFIX_BYTES, framedMessage } from '../../grpc/framed-responses.js';
 import { Piece } from '../../gen/common.js';
 import type { DownloadTaskResponse } from '../../gen/dfdaemon.js';
 
@@ -99,34 +101,6 @@ function toError(reason: unknown): Error {
   return reason instanceof Error ? reason : new DfError('CANCELLED', 'the download was cancelled');
 }
 
-/**
- * The method's responses may also be given already encoded (a Buffer goes out as it is). Returns a copy of the
- * definition; the other methods are unchanged.
- */
-export function acceptEncodedResponses<D extends ServiceDefinition>(
-  definition: D,
-  method: keyof D & string,
-): D {
-  const m = definition[method]!;
-  const serialize = m.responseSerialize;
-  return {
-    ...definition,
-    [method]: {
-      ...m,
-      responseSerialize: (value: unknown) => {
-        if (!Buffer.isBuffer(value)) return serialize(value);
-        const onCopied = copiedCallbacks.get(value);
-        // grpc-js copies the returned bytes into its frame right after this returns, in the same tick.
-        if (onCopied) queueMicrotask(onCopied);
-        return value;
-      },
-    },
-  };
-}
-
-/** Called once grpc-js has copied an encoded message into its own frame: the message's buffer is free again. */
-const copiedCallbacks = new WeakMap<Buffer, () => void>();
-
 /** DownloadTaskResponse field tags (field << 3 | wire type 2) and Piece.content's. */
 const TAG_DOWNLOAD_PIECE_FINISHED_RESPONSE = (5 << 3) | 2;
 const TAG_PIECE = (1 << 3) | 2;
@@ -169,9 +143,9 @@ function varintLength(n: number): number {
 export type DownloadTaskCall = ServerWritableStream<unknown, DownloadTaskResponse>;
 
 /**
- * Writes one message and resolves once grpc-js has handed it to HTTP/2 (the write callback), so a stream never
- * has more than this message queued. Rejects when `signal` aborts first (a cancelled call's write never calls
- * back).
+ * Writes one message and resolves once HTTP/2 has written it to the socket (the write callback), so a stream never
+ * has more than this message queued and a framed message's buffer may then be used again. Rejects when `signal`
+ * aborts first (a cancelled call's write never calls back).
  */
 export function writeFlushed(call: DownloadTaskCall, message: Buffer, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -181,7 +155,7 @@ export function writeFlushed(call: DownloadTaskCall, message: Buffer, signal: Ab
     }
     const onAbort = () => reject(toError(signal.reason));
     signal.addEventListener('abort', onAbort, { once: true });
-    // The method accepts encoded messages (acceptEncodedResponses); the stream's type names the decoded form.
+    // The method accepts framed messages (acceptFramedResponses); the stream's type names the decoded form.
     call.write(message as unknown as DownloadTaskResponse, (err: Error | null | undefined) => {
       signal.removeEventListener('abort', onAbort);
       if (err) reject(err);
@@ -194,7 +168,7 @@ export function writeFlushed(call: DownloadTaskCall, message: Buffer, signal: Ab
 const POOL_IDLE_MS = 1000;
 /** Free message buffers kept for reuse. */
 const POOL_SIZE = 8;
-/** Room for a message's head (ids, piece fields) beside a part's bytes in a pooled buffer. */
+/** Room for the gRPC prefix and a message's head (ids, piece fields) beside a part's bytes in a pooled buffer. */
 const HEAD_ROOM = 4096;
 
 export interface PieceContentSenderOptions {
@@ -206,9 +180,9 @@ export interface PieceContentSenderOptions {
 
 /**
  * Sends pieces with their bytes (see the top of this file). A message holds its share of the budget from before
- * its bytes are read until grpc-js has written its frame to the transport. The message itself is built in a buffer
- * reused from a small pool, given back as soon as grpc-js has copied it into its frame; a whole piece for a client
- * that takes no parts gets a buffer of its own.
+ * its bytes are read until HTTP/2 has written it. The message is framed in a buffer reused from a small pool, given
+ * back once written (a message whose write failed or was cancelled keeps its buffer: HTTP/2 may still hold it); a
+ * whole piece for a client that takes no parts gets a buffer of its own.
  */
 export class PieceContentSender {
   readonly budget: ByteBudget;
@@ -241,20 +215,21 @@ export class PieceContentSender {
       const head = encodePieceResponseHead(ids, { ...piece, offset, length }, length);
       const release = await this.budget.acquire(length, signal);
       try {
-        const pooled = head.length <= HEAD_ROOM && length <= this.chunkSize;
+        const contentAt = FRAME_PREFIX_BYTES + head.length;
+        const pooled = contentAt <= HEAD_ROOM && length <= this.chunkSize;
         const buffer = pooled
           ? (this.free.pop() ?? Buffer.allocUnsafeSlow(this.chunkSize + HEAD_ROOM))
-          : Buffer.allocUnsafe(head.length + length);
-        const message = buffer.subarray(0, head.length + length);
-        message.set(head, 0);
+          : Buffer.allocUnsafe(contentAt + length);
+        const frame = buffer.subarray(0, contentAt + length);
+        frame.set(head, FRAME_PREFIX_BYTES);
         try {
-          await reader.read(offset, message.subarray(head.length));
+          await reader.read(offset, frame.subarray(contentAt));
         } catch (e) {
           if (pooled) this.giveBack(buffer);
           throw e;
         }
-        if (pooled) copiedCallbacks.set(message, () => this.giveBack(buffer));
-        await writeFlushed(call, message, signal);
+        await writeFlushed(call, framedMessage(frame), signal);
+        if (pooled) this.giveBack(buffer);
       } finally {
         release();
         this.dropPoolWhenIdle();

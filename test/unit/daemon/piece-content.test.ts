@@ -5,12 +5,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { credentials, Server, ServerCredentials, type ServerWritableStream } from '@grpc/grpc-js';
+import { BaseServerInterceptingCall } from '@grpc/grpc-js/build/src/server-interceptors.js';
 import {
-  acceptEncodedResponses,
   ByteBudget,
   encodePieceResponseHead,
   PieceContentSender,
 } from '../../../src/daemon/grpc/piece-content.js';
+import {
+  acceptFramedResponses,
+  FRAME_PREFIX_BYTES,
+  framedMessage,
+  passFramedResponses,
+} from '../../../src/grpc/framed-responses.js';
 import {
   DfdaemonDownloadClient,
   DfdaemonDownloadService,
@@ -103,10 +109,13 @@ test('a piece message encoded around its content decodes as DownloadTaskResponse
   }
 });
 
-test('acceptEncodedResponses: DownloadTask passes a Buffer through and still encodes messages; others unchanged', () => {
-  const def = acceptEncodedResponses(DfdaemonDownloadService, 'downloadTask');
+test('acceptFramedResponses: DownloadTask passes a Buffer through, a framed one without its prefix, and still encodes messages; others unchanged', () => {
+  const def = acceptFramedResponses(DfdaemonDownloadService, 'downloadTask');
   const raw = Buffer.from([1, 2, 3]);
   assert.equal(def.downloadTask.responseSerialize(raw as never), raw);
+  const frame = framedMessage(Buffer.from([9, 9, 9, 9, 9, 1, 2, 3]));
+  assert.deepEqual([...frame.subarray(0, FRAME_PREFIX_BYTES)], [0, 0, 0, 0, 3]);
+  assert.deepEqual([...def.downloadTask.responseSerialize(frame as never)], [1, 2, 3]);
   const msg = { hostId: 'h', taskId: 't', peerId: 'p' };
   assert.deepEqual(
     def.downloadTask.responseSerialize(msg),
@@ -142,8 +151,18 @@ test('a decoded piece content is a view of the message buffer, not a copy', () =
 
 // PieceContentSender over a real gRPC stream: the parts of a piece arrive whole and in order, and a stream reads no
 // part before grpc-js has taken the one before (reading one part ahead was tried for issue 12: it cost dfdaemon
-// ~1.4 CPU-s more per cold GiB in --transfer-from-dfdaemon, measured A/B, and was dropped).
-test('PieceContentSender: parts arrive in order over a real gRPC stream, none read before the last was taken', async () => {
+// ~1.4 CPU-s more per cold GiB in --transfer-from-dfdaemon, measured A/B, and was dropped). The sender uses one
+// pooled frame again for every part: a part that reached the client wrong would show a buffer reused too early.
+// With passFramedResponses the frames go to HTTP/2 as they are (grpc-js frames none itself: counted; this fails if
+// a grpc-js update moves the method grpc/framed-responses.ts replaces);
+// without it, grpc-js's serializer gets the message without its prefix and frames a copy.
+for (const passThrough of [true, false]) {
+  test(`PieceContentSender: parts arrive in order over a real gRPC stream, none read before the last was taken (${passThrough ? 'frames passed through' : "grpc-js's framing"})`, async () => {
+    await sendPieceOverGrpc(passThrough);
+  });
+}
+
+async function sendPieceOverGrpc(passThrough: boolean): Promise<void> {
   const chunk = 64 * 1024;
   const content = Buffer.alloc(10 * chunk + 123);
   for (let i = 0; i < content.length; i++) content[i] = (i * 7 + (i >> 12)) & 0xff;
@@ -159,8 +178,12 @@ test('PieceContentSender: parts arrive in order over a real gRPC stream, none re
       content.copy(target, 0, offset, offset + target.length);
     },
   };
-  const server = new Server();
-  server.addService(acceptEncodedResponses(DfdaemonDownloadService, 'downloadTask'), {
+  const server = new Server(
+    passThrough
+      ? { interceptors: [passFramedResponses(new Set(['/dfdaemon.v2.DfdaemonDownload/DownloadTask']))] }
+      : {},
+  );
+  server.addService(acceptFramedResponses(DfdaemonDownloadService, 'downloadTask'), {
     downloadTask: (call: ServerWritableStream<unknown, DownloadTaskResponse>) => {
       const ids = { hostId: 'h', taskId: 't', peerId: 'p' };
       const piece = {
@@ -192,6 +215,14 @@ test('PieceContentSender: parts arrive in order over a real gRPC stream, none re
     ),
   );
   const client = new DfdaemonDownloadClient(`127.0.0.1:${port}`, credentials.createInsecure());
+  // grpc-js frames each message in a new buffer in its base call's serializeMessage: count the parts it framed.
+  const proto = BaseServerInterceptingCall.prototype as unknown as { serializeMessage(v: unknown): Buffer };
+  const serializeMessage = proto.serializeMessage;
+  let grpcFrames = 0;
+  proto.serializeMessage = function (this: unknown, v: unknown) {
+    if (Buffer.isBuffer(v)) grpcFrames++;
+    return serializeMessage.call(this, v);
+  };
   try {
     const got: Buffer[] = [];
     const offsets: number[] = [];
@@ -209,8 +240,11 @@ test('PieceContentSender: parts arrive in order over a real gRPC stream, none re
     assert.ok(Buffer.concat(got).equals(content));
     assert.ok(maxAhead <= 1, `read ${maxAhead} parts ahead of the writes`);
     assert.equal(sender.budget.used, 0);
+    if (passThrough) assert.equal(grpcFrames, 0, 'grpc-js framed no part itself');
+    else assert.ok(grpcFrames >= 10, `grpc-js framed ${grpcFrames} parts`);
   } finally {
+    proto.serializeMessage = serializeMessage;
     client.close();
     server.forceShutdown();
   }
-});
+}
