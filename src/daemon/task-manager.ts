@@ -13,6 +13,9 @@ import { DfError, toDfError } from '../core/errors.js';
 import { validatorOf } from '../core/validator.js';
 import { typedIdEnding, type TaskIdDerivation, type TaskIdentity } from '../core/task-id.js';
 import { verifyFileDigest } from '../storage/file-digest.js';
+import { OrderedContentDigest } from '../storage/ordered-digest.js';
+import { parseDigest, verifyDigest, type DigestAlgorithm } from '../core/digest.js';
+import { HashWorker } from '../storage/hash-worker.js';
 import { calculatePieceLength, interestedPieces, pieceRanges, type ContentRange } from '../core/piece.js';
 import type { PieceRecord, Storage, TaskRecord } from '../storage/storage.js';
 import type { DaemonMetrics } from './metrics.js';
@@ -145,6 +148,10 @@ export class TaskManager {
   private readonly draining = new Map<string, TaskRun>();
   /** How each run's task id was derived (the request that created the run). */
   private readonly runIdentities = new WeakMap<TaskRun, Omit<TaskIdentity, 'id'>>();
+  /** The digest of the whole content, computed as the run stores pieces, for a task whose identity names it. */
+  private readonly runDigests = new WeakMap<TaskRun, OrderedContentDigest>();
+  /** The thread those digests are computed in, started with the first. */
+  private hashWorker: HashWorker | undefined;
   /** Finished runs whose content is being checked before the task is marked finished (finishIfComplete). */
   private readonly finishing = new Map<string, Promise<void>>();
   private readonly o: TaskManagerOptions;
@@ -417,6 +424,8 @@ export class TaskManager {
       if ((this.runs.get(taskId) ?? this.draining.get(taskId)) === run) void this.evictTask(taskId, ev.error);
     });
     this.runIdentities.set(run, identity);
+    if (task!.knownDigest && !task!.finishedAt)
+      this.digestAsStored(run, task!.knownDigest, contentLength, pieceLength);
     this.runs.set(taskId, run);
     return run;
   }
@@ -560,6 +569,34 @@ export class TaskManager {
   }
 
   /**
+   * Hashes the run's content in piece order as its pieces are stored, in a worker thread (storage/ordered-digest.ts),
+   * so that checking it against the digest its identity names neither reads the whole file again at the end nor
+   * holds the main thread. A digest this daemon cannot compute is left to the check at the end, which names it.
+   */
+  private digestAsStored(
+    run: TaskRun,
+    knownDigest: string,
+    contentLength: number,
+    pieceLength: number,
+  ): void {
+    let algorithm: DigestAlgorithm;
+    try {
+      algorithm = parseDigest(knownDigest).algorithm;
+    } catch {
+      return;
+    }
+    this.hashWorker ??= new HashWorker();
+    const job = this.hashWorker.job(this.o.storage.content.taskPath(run.taskId), algorithm);
+    const digest = new OrderedContentDigest(pieceRanges(contentLength, pieceLength), job);
+    run.subscribe((ev) => {
+      if (ev.piece) digest.pieceStored(ev.piece.number);
+    });
+    for (const n of run.finished.keys()) digest.pieceStored(n);
+    run.onEnd(() => digest.close());
+    this.runDigests.set(run, digest);
+  }
+
+  /**
    * Marks the task finished in storage once every piece is there — after its content passed the checks its
    * identity asks for (verifyBeforeFinish). A content that fails them drops the task (DIGEST_MISMATCH).
    */
@@ -571,7 +608,7 @@ export class TaskManager {
     let pending = this.finishing.get(taskId);
     if (!pending) {
       pending = (async () => {
-        await this.verifyBeforeFinish(task);
+        await this.verifyBeforeFinish(task, this.runDigests.get(started.run));
         this.o.storage.finishTask(taskId);
         this.o.log.info({ taskId }, 'task finished');
       })().finally(() => this.finishing.delete(taskId));
@@ -587,12 +624,15 @@ export class TaskManager {
    * would have an id equal to a URL's task id. Pieces from parents or the source alike: a parent's pieces match
    * the CRCs the parent computed, which proves nothing about what the task should hold.
    */
-  private async verifyBeforeFinish(task: TaskRecord): Promise<void> {
+  private async verifyBeforeFinish(task: TaskRecord, ordered?: OrderedContentDigest): Promise<void> {
     const content = this.o.storage.content;
     let why: string | undefined;
     if (task.knownDigest) {
       try {
-        await verifyFileDigest(content.taskPath(task.id), task.knownDigest);
+        // The digest computed as the pieces were stored; the whole file again if it could not be.
+        const actual = await ordered?.digest().catch(() => undefined);
+        if (actual !== undefined) verifyDigest(task.knownDigest, actual);
+        else await verifyFileDigest(content.taskPath(task.id), task.knownDigest);
       } catch (e) {
         const err = toDfError(e);
         if (err.code !== 'DIGEST_MISMATCH') throw err;
@@ -760,6 +800,7 @@ export class TaskManager {
   /** Stops every download (shutdown). */
   close(): void {
     this.closed = true;
+    void this.hashWorker?.close();
     this.closing.abort(new DfError('UNAVAILABLE', 'dfdaemon is shutting down'));
     for (const run of this.draining.values())
       run.abort(new DfError('UNAVAILABLE', 'dfdaemon is shutting down'));
