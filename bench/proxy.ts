@@ -1,7 +1,8 @@
 // `npm run bench:proxy`: dfdaemon's proxy as a registry mirror against the registry itself, on loopback, one run.
 //   1. one image layer of PROXY_BENCH_SIZE (default 512 MiB) as a blob: curl of /v2/REPO/blobs/DIGEST from the
 //      registry directly vs through the proxy as a mirror (…?ns=REGISTRY, as containerd asks), cold (a fresh
-//      dfdaemon, empty storage; median of 3) and warm (the same request again: a cache hit); ratios proxy/direct
+//      dfdaemon, empty storage; median of 3) and warm (the same request again: a cache hit); ratios proxy/direct;
+//      and curl of the blob from the registry to a file, what storing it costs any client, beside the cold proxy
 //   2. skopeo copy of the image into an OCI layout (digests checked by skopeo), directly vs through the mirror
 //      (registries.conf), cold and warm; ratios
 //   3. small requests, wrk -d 5s each: a 4 KiB Range of the cached layer (a cache hit through the proxy) and the
@@ -75,8 +76,8 @@ function check(what: string, r: Timed): Timed {
   return r;
 }
 
-function curl(url: string): Promise<Timed> {
-  return timed('curl', ['-s', '-f', '-o', '/dev/null', url], BIG_TIMEOUT_MS);
+function curl(url: string, out = '/dev/null'): Promise<Timed> {
+  return timed('curl', ['-s', '-f', '-o', out, url], BIG_TIMEOUT_MS);
 }
 
 async function sync(): Promise<void> {
@@ -240,6 +241,25 @@ async function main(): Promise<void> {
   });
   samples.curlDirectMs = direct.map(round);
 
+  // The floor of any client that keeps the blob (dfdaemon stores every task it serves): the same request written to
+  // a file, a page-cache write per byte, where /dev/null takes the registry's sendfile alone.
+  const toFile: number[] = [];
+  for (let i = 0; i < CURL_RUNS; i++) {
+    const out = join(tmp, `direct-${i}.blob`);
+    await sync();
+    toFile.push(check('curl direct to a file', await curl(directUrl, out)).ms);
+    rmSync(out);
+  }
+  log(`curl direct to a file: ${toFile.map((m) => m.toFixed(0)).join(', ')} ms`);
+  figures.push({
+    name: `curl blob from the registry to a file (median of ${CURL_RUNS})`,
+    value: median(toFile) / 1000,
+    unit: 's',
+    target: '',
+    note: `${mbps(layer.size, median(toFile))}; what storing the blob costs any client`,
+  });
+  samples.curlDirectToFileMs = toFile.map(round);
+
   // Is there a proxy at all?
   const probe = await freshDaemon('daemon-probe');
   const hasProxy = probe.proxyPort !== undefined;
@@ -291,6 +311,13 @@ async function main(): Promise<void> {
         warmNote: 'cache hit',
       }),
     );
+    figures.push({
+      name: 'cold proxy / curl from the registry to a file',
+      value: median(cold) / median(toFile),
+      unit: 'ratio',
+      target: '',
+      note: 'both store the blob; the proxy also checks its digest and sends it on',
+    });
     samples.curlProxyColdMs = cold.map(round);
     samples.curlProxyWarmMs = warm.map(round);
   }
