@@ -148,8 +148,8 @@ export class TaskManager {
   private readonly draining = new Map<string, TaskRun>();
   /** How each run's task id was derived (the request that created the run). */
   private readonly runIdentities = new WeakMap<TaskRun, Omit<TaskIdentity, 'id'>>();
-  /** The digest of the whole content, computed as the run stores pieces, for a task whose identity names it. */
-  private readonly runDigests = new WeakMap<TaskRun, OrderedContentDigest>();
+  /** Digests of the run's whole content, computed as it stores pieces (orderedDigest), by algorithm. */
+  private readonly runDigests = new WeakMap<TaskRun, Map<DigestAlgorithm, OrderedContentDigest>>();
   /** The thread those digests are computed in, started with the first. */
   private hashWorker: HashWorker | undefined;
   /** Finished runs whose content is being checked before the task is marked finished (finishIfComplete). */
@@ -425,7 +425,7 @@ export class TaskManager {
     });
     this.runIdentities.set(run, identity);
     if (task!.knownDigest && !task!.finishedAt)
-      this.digestAsStored(run, task!.knownDigest, contentLength, pieceLength);
+      this.orderedDigestFor(run, task!.knownDigest, contentLength, pieceLength);
     this.runs.set(taskId, run);
     return run;
   }
@@ -569,31 +569,47 @@ export class TaskManager {
   }
 
   /**
-   * Hashes the run's content in piece order as its pieces are stored, in a worker thread (storage/ordered-digest.ts),
-   * so that checking it against the digest its identity names neither reads the whole file again at the end nor
-   * holds the main thread. A digest this daemon cannot compute is left to the check at the end, which names it.
+   * The digest in `algorithm` of the run's whole content, hashed in piece order as its pieces are stored, in a
+   * worker thread (storage/ordered-digest.ts), so that checking it against the digest its identity names, or the
+   * one a download asks for (`--digest`), neither reads the whole file again at the end nor holds the main thread.
+   * Made on the first ask for the algorithm; pieces already stored are hashed at once.
    */
-  private digestAsStored(
+  orderedDigest(
     run: TaskRun,
-    knownDigest: string,
+    algorithm: DigestAlgorithm,
     contentLength: number,
     pieceLength: number,
-  ): void {
-    let algorithm: DigestAlgorithm;
-    try {
-      algorithm = parseDigest(knownDigest).algorithm;
-    } catch {
-      return;
-    }
+  ): OrderedContentDigest {
+    let byAlgorithm = this.runDigests.get(run);
+    if (!byAlgorithm) this.runDigests.set(run, (byAlgorithm = new Map()));
+    let digest = byAlgorithm.get(algorithm);
+    if (digest) return digest;
     this.hashWorker ??= new HashWorker();
     const job = this.hashWorker.job(this.o.storage.content.taskPath(run.taskId), algorithm);
-    const digest = new OrderedContentDigest(pieceRanges(contentLength, pieceLength), job);
+    const made = new OrderedContentDigest(pieceRanges(contentLength, pieceLength), job);
     run.subscribe((ev) => {
-      if (ev.piece) digest.pieceStored(ev.piece.number);
+      if (ev.piece) made.pieceStored(ev.piece.number);
     });
-    for (const n of run.finished.keys()) digest.pieceStored(n);
-    run.onEnd(() => digest.close());
-    this.runDigests.set(run, digest);
+    for (const n of run.finished.keys()) made.pieceStored(n);
+    run.onEnd(() => made.close());
+    byAlgorithm.set(algorithm, (digest = made));
+    return digest;
+  }
+
+  /** The run's ordered digest in the algorithm of `expected`, if this daemon can compute it. */
+  private orderedDigestFor(
+    run: TaskRun,
+    expected: string,
+    contentLength: number,
+    pieceLength: number,
+  ): OrderedContentDigest | undefined {
+    let algorithm: DigestAlgorithm;
+    try {
+      algorithm = parseDigest(expected).algorithm;
+    } catch {
+      return undefined; // The check at the end names what is wrong with it.
+    }
+    return this.orderedDigest(run, algorithm, contentLength, pieceLength);
   }
 
   /**
@@ -608,7 +624,11 @@ export class TaskManager {
     let pending = this.finishing.get(taskId);
     if (!pending) {
       pending = (async () => {
-        await this.verifyBeforeFinish(task, this.runDigests.get(started.run));
+        const ordered =
+          task.knownDigest && task.contentLength !== undefined && task.pieceLength !== undefined
+            ? this.orderedDigestFor(started.run, task.knownDigest, task.contentLength, task.pieceLength)
+            : undefined;
+        await this.verifyBeforeFinish(task, ordered);
         this.o.storage.finishTask(taskId);
         this.o.log.info({ taskId }, 'task finished');
       })().finally(() => this.finishing.delete(taskId));

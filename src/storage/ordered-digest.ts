@@ -19,6 +19,7 @@ export class OrderedContentDigest {
   private readonly pieces: OrderedDigestPiece[];
   private next = 0;
   private readonly stored = new Set<number>();
+  private result: Promise<string | undefined> | undefined;
 
   constructor(
     pieces: readonly OrderedDigestPiece[],
@@ -40,7 +41,13 @@ export class OrderedContentDigest {
    * The digest of the whole content (`algorithm:encoded`); undefined if a piece was never reported stored.
    * Rejects if the job could not read or hash the content.
    */
-  async digest(): Promise<string | undefined> {
+  digest(): Promise<string | undefined> {
+    // Asked once of the job; every caller (the task's known digest, a download's --digest) gets that answer.
+    this.result ??= this.finish();
+    return this.result;
+  }
+
+  private async finish(): Promise<string | undefined> {
     if (this.next < this.pieces.length) {
       this.job.close();
       return undefined;
