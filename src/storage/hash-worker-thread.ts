@@ -4,7 +4,7 @@
 
 import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort } from 'node:worker_threads';
-import { createDigester, type DigestAlgorithm, type Digester } from '../core/digest.js';
+import { createDigester, type Digester } from '../core/digest.js';
 import type { HashReply, HashRequest } from './hash-worker.js';
 
 const READ_BYTES = 1 << 20;
@@ -52,7 +52,7 @@ port.on('message', (m: HashRequest) => {
       try {
         jobs.set(m.id, {
           fd: openSync(m.path, 'r'),
-          digester: createDigester(m.algorithm as DigestAlgorithm),
+          digester: createDigester(m.algorithm),
         });
       } catch (e) {
         // Reported when the digest is asked for.

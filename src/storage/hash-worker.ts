@@ -25,7 +25,7 @@ export interface HashJob {
   range(offset: number, length: number): void;
   /** The digest of every range given (`algorithm:encoded`); rejects if one could not be read. Ends the job. */
   digest(): Promise<string>;
-  /** Ends the job without a digest (a digest asked for meanwhile rejects). */
+  /** Ends the job without a digest (digest() after it rejects; one already asked for is answered). */
   close(): void;
 }
 
