@@ -4,15 +4,13 @@
 
 import { isAbsolute, resolve, sep } from 'node:path';
 import type { Caller } from '../core/caller.js';
-import { parseDigest, verifyDigest, type DigestAlgorithm } from '../core/digest.js';
+import { parseDigest } from '../core/digest.js';
 import { DfError, toDfError } from '../core/errors.js';
 import { peerId as makePeerId } from '../core/ids.js';
 import { interestedPieces, validatePieceLength, type ContentRange } from '../core/piece.js';
 import { taskIdentity } from '../core/task-id.js';
 import { SourceAddressPolicy } from '../backend/address-policy.js';
 import { Priority, TaskType, type Download } from '../gen/common.js';
-import { verifyFileDigest } from '../storage/file-digest.js';
-import type { OrderedContentDigest } from '../storage/ordered-digest.js';
 import type { DaemonMetrics, TaskLabels } from './metrics.js';
 import { OutputFile } from './output-file.js';
 import type { DeliveredPiece, DownloadRequest, StartedDownload, TaskManager } from './task-manager.js';
@@ -241,19 +239,7 @@ export class DownloadSession {
     this.output = init.output;
     // A whole-file digest to check (--digest) is computed as the pieces are stored, not read back at the end.
     const d = this.download;
-    if (d.digest && !d.range) this.orderedDigest();
-  }
-
-  /** The run's digest in the algorithm of download.digest, computed as its pieces are stored. */
-  private orderedDigest(): OrderedContentDigest | undefined {
-    const { contentLength, pieceLength } = this.started.task;
-    let algorithm: DigestAlgorithm;
-    try {
-      algorithm = parseDigest(this.download.digest!).algorithm;
-    } catch {
-      return undefined;
-    }
-    return this.owner.taskManager.orderedDigest(this.started.run, algorithm, contentLength, pieceLength);
+    if (d.digest && !d.range) owner.taskManager.digestContentAsStored(this.started, d.digest);
   }
 
   get task(): StartedDownload['task'] {
@@ -374,14 +360,8 @@ export class DownloadSession {
   private async verifyDigest(): Promise<void> {
     const d = this.download;
     if (!d.digest || d.range) return;
-    const content = this.owner.taskManager.storage.content;
     try {
-      // The digest computed as the pieces were stored; the whole file again if it could not be.
-      const actual = await this.orderedDigest()
-        ?.digest()
-        .catch(() => undefined);
-      if (actual !== undefined) verifyDigest(d.digest, actual);
-      else await verifyFileDigest(content.taskPath(this.taskId), d.digest);
+      await this.owner.taskManager.checkContentDigest(this.started, d.digest);
     } catch (e) {
       const err = toDfError(e);
       if (err.code === 'DIGEST_MISMATCH') await this.owner.taskManager.evictTask(this.taskId, err);

@@ -148,7 +148,7 @@ export class TaskManager {
   private readonly draining = new Map<string, TaskRun>();
   /** How each run's task id was derived (the request that created the run). */
   private readonly runIdentities = new WeakMap<TaskRun, Omit<TaskIdentity, 'id'>>();
-  /** Digests of the run's whole content, computed as it stores pieces (orderedDigest), by algorithm. */
+  /** Digests of the run's whole content, computed as it stores pieces (digestContentAsStored), by algorithm. */
   private readonly runDigests = new WeakMap<TaskRun, Map<DigestAlgorithm, OrderedContentDigest>>();
   /** The thread those digests are computed in, started with the first. */
   private hashWorker: HashWorker | undefined;
@@ -424,8 +424,9 @@ export class TaskManager {
       if ((this.runs.get(taskId) ?? this.draining.get(taskId)) === run) void this.evictTask(taskId, ev.error);
     });
     this.runIdentities.set(run, identity);
-    if (task!.knownDigest && !task!.finishedAt)
-      this.orderedDigestFor(run, task!.knownDigest, contentLength, pieceLength);
+    if (task!.knownDigest && !task!.finishedAt) {
+      this.digestContentAsStored({ run, task: { ...task!, contentLength, pieceLength } }, task!.knownDigest);
+    }
     this.runs.set(taskId, run);
     return run;
   }
@@ -569,47 +570,50 @@ export class TaskManager {
   }
 
   /**
-   * The digest in `algorithm` of the run's whole content, hashed in piece order as its pieces are stored, in a
-   * worker thread (storage/ordered-digest.ts), so that checking it against the digest its identity names, or the
-   * one a download asks for (`--digest`), neither reads the whole file again at the end nor holds the main thread.
-   * Made on the first ask for the algorithm; pieces already stored are hashed at once.
+   * Starts hashing the run's whole content in the algorithm of `expected`, in piece order as its pieces are
+   * stored, in a worker thread (storage/ordered-digest.ts), so that checkContentDigest neither reads the whole
+   * file again at the end nor holds the main thread. One digest per run and algorithm, made on the first ask;
+   * pieces already stored are hashed at once. A digest this daemon cannot parse is left to checkContentDigest,
+   * whose whole-file check names what is wrong with it.
    */
-  orderedDigest(
-    run: TaskRun,
-    algorithm: DigestAlgorithm,
-    contentLength: number,
-    pieceLength: number,
-  ): OrderedContentDigest {
-    let byAlgorithm = this.runDigests.get(run);
-    if (!byAlgorithm) this.runDigests.set(run, (byAlgorithm = new Map()));
-    let digest = byAlgorithm.get(algorithm);
-    if (digest) return digest;
-    this.hashWorker ??= new HashWorker();
-    const job = this.hashWorker.job(this.o.storage.content.taskPath(run.taskId), algorithm);
-    const made = new OrderedContentDigest(pieceRanges(contentLength, pieceLength), job);
-    run.subscribe((ev) => {
-      if (ev.piece) made.pieceStored(ev.piece.number);
-    });
-    for (const n of run.finished.keys()) made.pieceStored(n);
-    run.onEnd(() => made.close());
-    byAlgorithm.set(algorithm, (digest = made));
-    return digest;
-  }
-
-  /** The run's ordered digest in the algorithm of `expected`, if this daemon can compute it. */
-  private orderedDigestFor(
-    run: TaskRun,
+  digestContentAsStored(
+    started: Pick<StartedDownload, 'run' | 'task'>,
     expected: string,
-    contentLength: number,
-    pieceLength: number,
   ): OrderedContentDigest | undefined {
     let algorithm: DigestAlgorithm;
     try {
       algorithm = parseDigest(expected).algorithm;
     } catch {
-      return undefined; // The check at the end names what is wrong with it.
+      return undefined;
     }
-    return this.orderedDigest(run, algorithm, contentLength, pieceLength);
+    const { run, task } = started;
+    let byAlgorithm = this.runDigests.get(run);
+    if (!byAlgorithm) this.runDigests.set(run, (byAlgorithm = new Map()));
+    const known = byAlgorithm.get(algorithm);
+    if (known) return known;
+    this.hashWorker ??= new HashWorker();
+    const job = this.hashWorker.job(this.o.storage.content.taskPath(run.taskId), algorithm);
+    const digest = new OrderedContentDigest(pieceRanges(task.contentLength, task.pieceLength), job);
+    run.subscribe((ev) => {
+      if (ev.piece) digest.pieceStored(ev.piece.number);
+    });
+    for (const n of run.finished.keys()) digest.pieceStored(n);
+    run.onEnd(() => digest.close());
+    byAlgorithm.set(algorithm, digest);
+    return digest;
+  }
+
+  /**
+   * Throws DIGEST_MISMATCH unless the run's stored content has the digest `expected` (the task's known digest, or
+   * a download's --digest): the digest computed as the pieces were stored, or the whole file read again if that
+   * one could not be computed.
+   */
+  async checkContentDigest(started: Pick<StartedDownload, 'run' | 'task'>, expected: string): Promise<void> {
+    const actual = await this.digestContentAsStored(started, expected)
+      ?.digest()
+      .catch(() => undefined);
+    if (actual !== undefined) verifyDigest(expected, actual);
+    else await verifyFileDigest(this.o.storage.content.taskPath(started.run.taskId), expected);
   }
 
   /**
@@ -624,11 +628,7 @@ export class TaskManager {
     let pending = this.finishing.get(taskId);
     if (!pending) {
       pending = (async () => {
-        const ordered =
-          task.knownDigest && task.contentLength !== undefined && task.pieceLength !== undefined
-            ? this.orderedDigestFor(started.run, task.knownDigest, task.contentLength, task.pieceLength)
-            : undefined;
-        await this.verifyBeforeFinish(task, ordered);
+        await this.verifyBeforeFinish(task, started);
         this.o.storage.finishTask(taskId);
         this.o.log.info({ taskId }, 'task finished');
       })().finally(() => this.finishing.delete(taskId));
@@ -644,15 +644,12 @@ export class TaskManager {
    * would have an id equal to a URL's task id. Pieces from parents or the source alike: a parent's pieces match
    * the CRCs the parent computed, which proves nothing about what the task should hold.
    */
-  private async verifyBeforeFinish(task: TaskRecord, ordered?: OrderedContentDigest): Promise<void> {
+  private async verifyBeforeFinish(task: TaskRecord, started: StartedDownload): Promise<void> {
     const content = this.o.storage.content;
     let why: string | undefined;
     if (task.knownDigest) {
       try {
-        // The digest computed as the pieces were stored; the whole file again if it could not be.
-        const actual = await ordered?.digest().catch(() => undefined);
-        if (actual !== undefined) verifyDigest(task.knownDigest, actual);
-        else await verifyFileDigest(content.taskPath(task.id), task.knownDigest);
+        await this.checkContentDigest(started, task.knownDigest);
       } catch (e) {
         const err = toDfError(e);
         if (err.code !== 'DIGEST_MISMATCH') throw err;
