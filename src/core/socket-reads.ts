@@ -5,22 +5,24 @@
 // receiving process about a third of the CPU of `readable.read()` per 'readable' event (fresh buffers, listeners
 // and promises per read, and the collector's work on the buffers that outlive the young generation).
 //
-// Which buffers may be read into again: a read's buffer is `held` while views of it are out (TLS can hand over
-// several records before a pause takes effect, each into the buffer the socket asked for next), and becomes spare
-// once the reader asks past its views. Every buffer goes back to the pool when the owner calls release(), after
-// the socket is destroyed and the reader is done with the last chunk.
+// Which buffers may be read into again is read-buffers.ts's job. Every buffer goes back to the pool when the owner
+// calls release(), after the socket is destroyed and the reader is done with the last chunk.
 
 import type { Socket } from 'node:net';
 import type { BufferPool } from './buffer-pool.js';
 import { DfError } from './errors.js';
+import { ReadBuffers } from './read-buffers.js';
 
 const DONE: IteratorResult<Buffer> = { done: true, value: undefined };
 
 export class SocketReads implements AsyncIterable<Buffer> {
   /** Every buffer taken from the pool, given back at release(). */
   private readonly owned: Buffer[] = [];
-  private readonly spare: Buffer[] = [];
-  private held: Buffer[] = [];
+  private readonly buffers = new ReadBuffers(() => {
+    const buf = this.pool.take();
+    this.owned.push(buf);
+    return buf;
+  });
   /** Views of the last reads not handed to the reader yet (`viewAt` is the next). */
   private views: Buffer[] = [];
   private viewAt = 0;
@@ -32,7 +34,7 @@ export class SocketReads implements AsyncIterable<Buffer> {
 
   /** Give as `onread` to net.connect or tls.connect (tls ignores it when it wraps an existing `socket`). */
   readonly onread = {
-    buffer: (): Buffer => this.nextBuffer(),
+    buffer: (): Buffer => this.buffers.next(),
     callback: (n: number, buf: Buffer): boolean => this.onRead(n, buf),
   };
 
@@ -67,8 +69,7 @@ export class SocketReads implements AsyncIterable<Buffer> {
       return Promise.resolve({ done: false, value: this.views[this.viewAt++]! });
     this.views = [];
     this.viewAt = 0;
-    for (const b of this.held) this.spare.push(b);
-    this.held = [];
+    this.buffers.recycle();
     if (this.ended) return Promise.resolve(DONE);
     if (this.released) return Promise.reject(new DfError('IO', 'connection closed', { retryable: true }));
     return new Promise((resolve, reject) => {
@@ -85,25 +86,15 @@ export class SocketReads implements AsyncIterable<Buffer> {
     this.socket?.destroy();
     for (const b of this.owned) this.pool.give(b);
     this.owned.length = 0;
-    this.spare.length = 0;
-    this.held = [];
     this.views = [];
     this.settle();
-  }
-
-  private nextBuffer(): Buffer {
-    const spare = this.spare.pop();
-    if (spare) return spare;
-    const buf = this.pool.take();
-    this.owned.push(buf);
-    return buf;
   }
 
   /** Handles `n` bytes just read into `buf`; false pauses the socket (a view of `buf` is out). */
   private onRead(n: number, buf: Buffer): boolean {
     if (this.released) return false;
     this.views.push(buf.subarray(0, n));
-    this.held.push(buf);
+    this.buffers.filled(buf, true);
     this.settle();
     return false;
   }

@@ -16,6 +16,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { validateHeaderName, validateHeaderValue } from 'node:http';
+import { ReadBuffers } from '../core/read-buffers.js';
 import {
   bodyFraming,
   ChunkedDecoder,
@@ -261,14 +262,8 @@ const enum Phase {
 class Connection {
   readonly key: string;
   private readonly socket: net.Socket;
-  /**
-   * The socket reads into buffers of this connection's own, one per read (net's `onread` asks for the next one after
-   * each read). A buffer whose views the reader may still hold is not given out again until the reader has asked
-   * past them: TLS can hand over several records in a row before a pause takes effect.
-   */
-  private readonly bufferSize: number;
-  private readonly spare: Buffer[] = [];
-  private held: Buffer[] = [];
+  /** The buffers of this connection's own that the socket reads into (core/read-buffers.ts). */
+  private readonly buffers: ReadBuffers;
   private readonly onRelease: (c: Connection, reusable: boolean, hintMs: number | undefined) => void;
   private phase = Phase.Connecting;
   private failure: Error | undefined;
@@ -310,9 +305,10 @@ class Connection {
   ) {
     this.key = key;
     this.onRelease = onRelease;
-    this.bufferSize = secure ? TLS_READ_BUFFER_BYTES : READ_BUFFER_BYTES;
+    const bufferSize = secure ? TLS_READ_BUFFER_BYTES : READ_BUFFER_BYTES;
+    this.buffers = new ReadBuffers(() => Buffer.allocUnsafe(bufferSize), SPARE_READ_BUFFERS);
     const onread = {
-      buffer: () => this.spare.pop() ?? Buffer.allocUnsafe(this.bufferSize),
+      buffer: () => this.buffers.next(),
       callback: (n: number, buf: Buffer) => this.onRead(n, buf),
     };
     if (secure) {
@@ -393,7 +389,7 @@ class Connection {
     this.headBytes = 0;
     this.views = [];
     this.viewAt = 0;
-    this.recycle();
+    this.buffers.recycle();
     this.bodyComplete = false;
     this.answered = false;
     this.bodyTimeoutMs = o.bodyTimeoutMs;
@@ -438,7 +434,7 @@ class Connection {
     }
     this.views = [];
     this.viewAt = 0;
-    this.recycle();
+    this.buffers.recycle();
     if (this.bodyComplete) {
       this.finish();
       return Promise.resolve({ value: undefined, done: true });
@@ -470,15 +466,8 @@ class Connection {
       return false;
     } finally {
       // The buffer goes round again unless views of it are out.
-      if (this.views.length > viewsBefore) this.held.push(buf);
-      else if (this.spare.length < SPARE_READ_BUFFERS) this.spare.push(buf);
+      this.buffers.filled(buf, this.views.length > viewsBefore);
     }
-  }
-
-  /** Every view handed out has been passed: their buffers may be read into again. */
-  private recycle(): void {
-    for (const b of this.held) if (this.spare.length < SPARE_READ_BUFFERS) this.spare.push(b);
-    this.held = [];
   }
 
   /** Handles `n` bytes just read into `buf`; false pauses the socket (views of `buf` are out). */
