@@ -7,13 +7,24 @@
 // security, while generating one costs more than signing the certificate. Concurrent requests for one host share one
 // signing; hosts are checked against hostname/IP syntax first, since they come from clients.
 
-import { generateKeyPair, webcrypto } from 'node:crypto';
+import { generateKeyPair } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { DfError } from '../core/errors.js';
 import { BACKDATE_MS, randomSerialNumber, type ProxyCa } from './proxy-ca.js';
-import * as x509 from './x509.js';
+import {
+  authorityKeyIdentifier,
+  basicConstraints,
+  createCertificate,
+  encodeName,
+  keyIdentifier,
+  KEY_USAGE,
+  keyUsage,
+  serverAuthUsage,
+  subjectAltName,
+  subjectKeyIdentifier,
+} from './certificate-der.js';
 
 export { loadOrCreateProxyCa, type ProxyCa, type ProxyCaOptions, type ProxyCaLogger } from './proxy-ca.js';
 
@@ -53,7 +64,8 @@ export interface LeafCertificatesOptions {
 interface LeafKey {
   spki: Buffer;
   pem: string;
-  subjectKeyId: x509.SubjectKeyIdentifierExtension;
+  /** The subjectKeyIdentifier extension, DER. */
+  subjectKeyId: Buffer;
 }
 
 export class LeafCertificates {
@@ -63,7 +75,8 @@ export class LeafCertificates {
   private readonly cache = new Map<string, LeafCertificate>();
   private readonly pending = new Map<string, Promise<LeafCertificate>>();
   private leafKey?: Promise<LeafKey>;
-  private readonly authorityKeyId?: x509.AuthorityKeyIdentifierExtension;
+  /** The authorityKeyIdentifier extension, DER. */
+  private readonly authorityKeyId?: Buffer;
 
   constructor(
     private readonly ca: ProxyCa,
@@ -79,8 +92,8 @@ export class LeafCertificates {
     this.capacity = capacity;
     this.now = options.now ?? Date.now;
     // Only with the CA's own key id: a computed one that differs from what the CA says makes OpenSSL reject.
-    const caKeyId = ca.signer.cert.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
-    if (caKeyId) this.authorityKeyId = new x509.AuthorityKeyIdentifierExtension(caKeyId, false);
+    const caKeyId = ca.signer.keyId;
+    if (caKeyId) this.authorityKeyId = authorityKeyIdentifier(caKeyId);
   }
 
   /** How many hosts' certificates are cached. */
@@ -138,32 +151,27 @@ export class LeafCertificates {
     const now = this.now();
     const notAfter = new Date(Math.min(now + LEAF_VALIDITY_MS, signer.notAfter.getTime()));
     const withCommonName = name.host.length <= MAX_COMMON_NAME_LENGTH;
-    const extensions: x509.Extension[] = [
-      new x509.BasicConstraintsExtension(false, undefined, true),
+    const extensions: Buffer[] = [
+      basicConstraints(false, true),
       // An ECDSA key signs the handshake (digitalSignature); it never encrypts a key (no keyEncipherment).
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth], false),
+      keyUsage(KEY_USAGE.digitalSignature, true),
+      serverAuthUsage(false),
       // RFC 5280 4.2.1.6: critical when the subject is empty (a name too long for a commonName).
-      new x509.SubjectAlternativeNameExtension([{ type: name.kind, value: name.sanValue }], !withCommonName),
+      subjectAltName({ kind: name.kind, value: name.sanValue }, !withCommonName),
       key.subjectKeyId,
     ];
     if (this.authorityKeyId) extensions.push(this.authorityKeyId);
-    const cert = await x509.X509CertificateGenerator.create(
-      {
-        serialNumber: randomSerialNumber(),
-        subject: withCommonName ? [{ CN: [name.host] }] : [],
-        // The CA's subject as it is encoded: Go matches issuer to subject byte for byte.
-        issuer: signer.cert.subjectName,
-        notBefore: new Date(now - BACKDATE_MS),
-        notAfter,
-        publicKey: key.spki,
-        signingKey: signer.key,
-        signingAlgorithm: signer.algorithm,
-        extensions,
-      },
-      webcrypto,
-    );
-    const certPem = cert.toString('pem') + '\n';
+    const certPem = await createCertificate({
+      serialNumber: randomSerialNumber(),
+      subject: encodeName(withCommonName ? [{ CN: name.host }] : []),
+      // The CA's subject as it is encoded: Go matches issuer to subject byte for byte.
+      issuer: signer.subject,
+      notBefore: new Date(now - BACKDATE_MS),
+      notAfter,
+      publicKey: key.spki,
+      signingKey: signer.key,
+      extensions,
+    });
     return {
       host: name.host,
       cert: certPem,
@@ -180,7 +188,7 @@ export class LeafCertificates {
       return {
         spki,
         pem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-        subjectKeyId: await x509.SubjectKeyIdentifierExtension.create(spki, false, webcrypto),
+        subjectKeyId: subjectKeyIdentifier(keyIdentifier(spki)),
       };
     })();
     return this.leafKey;
@@ -191,7 +199,7 @@ export interface HostName {
   /** Lower case, no trailing dot; IPv6 without brackets. */
   host: string;
   kind: 'dns' | 'ip';
-  /** What goes in the subjectAltName (IPv6 written out in full, which @peculiar/x509 parses). */
+  /** What goes in the subjectAltName (IPv6 written out in full, eight groups, which certificate-der.ts encodes). */
   sanValue: string;
 }
 

@@ -14,12 +14,20 @@ import {
   randomBytes,
 } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { webcrypto } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { DfError, type ErrorCode } from '../core/errors.js';
-import * as x509 from './x509.js';
+import {
+  basicConstraints,
+  createCertificate,
+  encodeName,
+  keyIdentifier,
+  KEY_USAGE,
+  keyUsage,
+  readCaFields,
+  subjectKeyIdentifier,
+} from './certificate-der.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -31,7 +39,7 @@ export const BACKDATE_MS = DAY_MS;
 
 export const CA_CERT_FILE = 'ca.crt';
 export const CA_KEY_FILE = 'ca.key';
-const CA_SUBJECT: x509.JsonName = [{ O: ['Dragonfly'] }, { CN: ['Dragonfly Proxy CA'] }];
+const CA_SUBJECT = [{ O: 'Dragonfly' }, { CN: 'Dragonfly Proxy CA' }];
 
 export interface ProxyCaLogger {
   info(obj: object, msg: string): void;
@@ -50,11 +58,14 @@ export interface ProxyCaOptions {
   now?: () => number;
 }
 
-/** What signs leaf certificates: the CA certificate, its private key and the signature algorithm for that key. */
+/** What signs leaf certificates: the CA's private key and what leaves copy from the CA certificate. */
 export interface CaSigner {
-  readonly cert: x509.X509Certificate;
-  readonly key: webcrypto.CryptoKey;
-  readonly algorithm: webcrypto.AlgorithmIdentifier | webcrypto.EcdsaParams;
+  /** RSA or EC (P-256, P-384, P-521); certificate-der.ts picks the signature algorithm from it. */
+  readonly key: KeyObject;
+  /** The CA's subject Name as encoded in its certificate: the leaves' issuer. */
+  readonly subject: Buffer;
+  /** The CA's subjectKeyIdentifier, if it has one: the leaves' authorityKeyIdentifier. */
+  readonly keyId?: Buffer;
   readonly notAfter: Date;
 }
 
@@ -126,7 +137,12 @@ export async function loadOrCreateProxyCa(o: ProxyCaOptions): Promise<ProxyCa> {
     { certPath },
     'generated a proxy CA; clients must trust this certificate for HTTPS through the proxy',
   );
-  const signer = await signerFrom(generated.certPem, generated.key);
+  const signer: CaSigner = {
+    key: generated.key,
+    subject: encodeName(CA_SUBJECT),
+    keyId: keyIdentifier(generated.spki),
+    notAfter: new Date(new NodeX509Certificate(generated.certPem).validTo),
+  };
   return { certPem: generated.certPem, signer, certPath, keyPath, source: 'generated' };
 }
 
@@ -167,8 +183,11 @@ async function loadPair(
   if (!cert.checkPrivateKey(key)) {
     throw fail(`${l.key}: ${keyPath} is not the private key of the certificate in ${l.cert} (${certPath})`);
   }
+  // OpenSSL's check (X509_check_ca) wants basicConstraints CA:TRUE and, when there is a keyUsage, keyCertSign.
   if (!cert.ca) {
-    throw fail(`${l.cert}: ${certPath} is not a CA certificate (its basicConstraints lack CA:TRUE)`);
+    throw fail(
+      `${l.cert}: ${certPath} is not a CA certificate (its basicConstraints lack CA:TRUE or its keyUsage lacks keyCertSign)`,
+    );
   }
   const notAfter = new Date(cert.validTo);
   if (notAfter.getTime() <= now) throw fail(`${l.cert}: ${certPath} expired on ${notAfter.toISOString()}`);
@@ -177,43 +196,30 @@ async function loadPair(
     throw fail(`${l.cert}: ${certPath} is not valid before ${notBefore.toISOString()}`);
   }
 
-  let signer: CaSigner;
   try {
-    signer = await signerFrom(certPem, key);
+    checkSigningKey(key);
+    const fields = readCaFields(cert.raw);
+    return { certPem, signer: { key, subject: fields.subject, keyId: fields.subjectKeyId, notAfter } };
   } catch (e) {
     if (e instanceof DfError) throw fail(`${l.key}: ${keyPath} ${e.message}`, e);
     throw fail(`${l.cert}: ${certPath} cannot be used (${(e as Error).message})`, e);
   }
-  const keyUsage = signer.cert.getExtension(x509.KeyUsagesExtension);
-  if (keyUsage && (keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
-    throw fail(`${l.cert}: ${certPath} may not sign certificates (its keyUsage lacks keyCertSign)`);
-  }
-  return { certPem, signer };
 }
 
-/** Imports the CA key into WebCrypto for signing and picks the matching signature algorithm. */
-async function signerFrom(certPem: string, key: KeyObject): Promise<CaSigner> {
-  const pkcs8 = key.export({ type: 'pkcs8', format: 'der' });
-  let importAlg: webcrypto.RsaHashedImportParams | webcrypto.EcKeyImportParams;
-  let algorithm: webcrypto.AlgorithmIdentifier | webcrypto.EcdsaParams;
+/** Refuses a CA key that leaves cannot be signed with: RSA and EC on P-256, P-384 or P-521 can. */
+function checkSigningKey(key: KeyObject): void {
   switch (key.asymmetricKeyType) {
     case 'rsa':
-      // The hash is part of an RSA CryptoKey; @peculiar/x509 takes it from there.
-      importAlg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
-      algorithm = { name: 'RSASSA-PKCS1-v1_5' };
-      break;
+      return;
     case 'ec': {
-      const curve = EC_CURVES[key.asymmetricKeyDetails?.namedCurve ?? ''];
-      if (!curve) {
+      const curve = key.asymmetricKeyDetails?.namedCurve ?? '';
+      if (!EC_CURVES.has(curve)) {
         throw new DfError(
           'INVALID_CONFIG',
-          `is an EC key on curve ${key.asymmetricKeyDetails?.namedCurve ?? 'unknown'}; P-256, P-384 and P-521 are supported`,
+          `is an EC key on curve ${curve || 'unknown'}; P-256, P-384 and P-521 are supported`,
         );
       }
-      importAlg = { name: 'ECDSA', namedCurve: curve.name };
-      // The hash that matches the curve's strength (RFC 5480 section 4).
-      algorithm = { name: 'ECDSA', hash: curve.hash } as webcrypto.EcdsaParams;
-      break;
+      return;
     }
     default:
       throw new DfError(
@@ -221,54 +227,39 @@ async function signerFrom(certPem: string, key: KeyObject): Promise<CaSigner> {
         `is an unsupported ${key.asymmetricKeyType ?? 'secret'} key; RSA and EC (P-256, P-384, P-521) keys are supported`,
       );
   }
-  const cryptoKey = await webcrypto.subtle.importKey('pkcs8', pkcs8, importAlg, false, ['sign']);
-  const cert = new x509.X509Certificate(certPem);
-  return { cert, key: cryptoKey, algorithm, notAfter: cert.notAfter };
 }
 
-const EC_CURVES: Record<string, { name: string; hash: string }> = {
-  prime256v1: { name: 'P-256', hash: 'SHA-256' },
-  secp384r1: { name: 'P-384', hash: 'SHA-384' },
-  secp521r1: { name: 'P-521', hash: 'SHA-512' },
-};
+/** OpenSSL's names of the curves whose ECDSA signatures leaves may carry. */
+const EC_CURVES: ReadonlySet<string> = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
 
 interface GeneratedCa {
   certPem: string;
   key: KeyObject;
   keyPem: string;
+  spki: Buffer;
 }
 
 /** A self-signed ECDSA P-256 CA: small, fast to sign with, and accepted by every current TLS client. */
 async function generateCa(now: number): Promise<GeneratedCa> {
   const { publicKey, privateKey } = await generateKeyPairAsync('ec', { namedCurve: 'P-256' });
   const spki = publicKey.export({ type: 'spki', format: 'der' });
-  const signingKey = await webcrypto.subtle.importKey(
-    'pkcs8',
-    privateKey.export({ type: 'pkcs8', format: 'der' }),
-    { name: 'ECDSA', namedCurve: 'P-256' },
-    false,
-    ['sign'],
-  );
-  const cert = await x509.X509CertificateGenerator.create(
-    {
-      serialNumber: randomSerialNumber(),
-      subject: CA_SUBJECT,
-      issuer: CA_SUBJECT,
-      notBefore: new Date(now - BACKDATE_MS),
-      notAfter: new Date(now + CA_VALIDITY_MS),
-      publicKey: spki,
-      signingKey,
-      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } as webcrypto.EcdsaParams,
-      extensions: [
-        new x509.BasicConstraintsExtension(true, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-        await x509.SubjectKeyIdentifierExtension.create(spki, false, webcrypto),
-      ],
-    },
-    webcrypto,
-  );
+  const name = encodeName(CA_SUBJECT);
+  const certPem = await createCertificate({
+    serialNumber: randomSerialNumber(),
+    subject: name,
+    issuer: name,
+    notBefore: new Date(now - BACKDATE_MS),
+    notAfter: new Date(now + CA_VALIDITY_MS),
+    publicKey: spki,
+    signingKey: privateKey,
+    extensions: [
+      basicConstraints(true, true),
+      keyUsage(KEY_USAGE.keyCertSign | KEY_USAGE.cRLSign, true),
+      subjectKeyIdentifier(keyIdentifier(spki)),
+    ],
+  });
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  return { certPem: cert.toString('pem') + '\n', key: privateKey, keyPem };
+  return { certPem, key: privateKey, keyPem, spki };
 }
 
 /** A random positive 128-bit serial number in hex (RFC 5280 allows up to 20 octets; CAs use 64+ random bits). */

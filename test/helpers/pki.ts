@@ -6,7 +6,7 @@ import { generateKeyPairSync, webcrypto } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomSerialNumber } from '../../src/proxy/proxy-ca.js';
-import * as x509 from '../../src/proxy/x509.js';
+import * as x509 from './x509.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as webcrypto.EcdsaParams;

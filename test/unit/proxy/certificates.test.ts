@@ -11,7 +11,7 @@ import {
   type ProxyCa,
 } from '../../../src/proxy/certificates.js';
 import { DfError } from '../../../src/core/errors.js';
-import * as x509 from '../../../src/proxy/x509.js';
+import * as x509 from '../../helpers/x509.js';
 import { fetchHello, log, opensslVerify, startSniServer, startTlsServer } from './tls-check.js';
 
 const DAY = 24 * 3600 * 1000;

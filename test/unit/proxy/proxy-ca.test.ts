@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { LeafCertificates, loadOrCreateProxyCa, type ProxyCa } from '../../../src/proxy/certificates.js';
 import { DfError } from '../../../src/core/errors.js';
-import * as x509 from '../../../src/proxy/x509.js';
+import * as x509 from '../../helpers/x509.js';
 import { fetchHello, log, openssl, opensslVerify, rawNames, startSniServer } from './tls-check.js';
 
 const DAY = 24 * 3600 * 1000;
@@ -181,6 +181,17 @@ describe('CA from proxy.server.caCert / caKey, made by the openssl CLI', () => {
     await assertLeafVerifies(await loadOrCreateProxyCa({ ...files, dir, log }), 'registry.example.test');
   });
 
+  test('EC P-521: leaves signed with ECDSA and SHA-512', async () => {
+    const files = makeCa('ec521', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-521']);
+    const ca = await loadOrCreateProxyCa({ ...files, dir, log });
+    await assertLeafVerifies(ca, 'registry.example.test');
+    fs.writeFileSync(
+      path.join(dir, 'leaf521.pem'),
+      (await new LeafCertificates(ca).certificateFor('a.test')).cert,
+    );
+    assert.match(openssl(['x509', '-in', 'leaf521.pem', '-noout', '-text'], dir), /ecdsa-with-SHA512/);
+  });
+
   describe('errors name the key and the file', () => {
     test('missing file', async () => {
       const files = makeCa('rsa', ['-newkey', 'rsa:2048']);
@@ -275,6 +286,33 @@ describe('CA from proxy.server.caCert / caKey, made by the openssl CLI', () => {
         'INVALID_CONFIG',
         'proxy.server.caCert',
         'not a CA certificate',
+      );
+    });
+
+    test('a CA certificate whose keyUsage lacks keyCertSign', async () => {
+      const files = makeCa('nosign', [
+        '-newkey',
+        'rsa:2048',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+        '-addext',
+        'keyUsage=critical,digitalSignature',
+      ]);
+      await rejectsWith(
+        loadOrCreateProxyCa({ ...files, dir, log }),
+        'INVALID_CONFIG',
+        'proxy.server.caCert',
+        'not a CA certificate',
+      );
+    });
+
+    test('an EC key on a curve leaves cannot be signed with', async () => {
+      const files = makeCa('k1', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:secp256k1']);
+      await rejectsWith(
+        loadOrCreateProxyCa({ ...files, dir, log }),
+        'INVALID_CONFIG',
+        'proxy.server.caKey',
+        'curve secp256k1',
       );
     });
 
