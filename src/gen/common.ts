@@ -21,43 +21,6 @@ export enum SizeScope {
   UNRECOGNIZED = -1,
 }
 
-export function sizeScopeFromJSON(object: any): SizeScope {
-  switch (object) {
-    case 0:
-    case "NORMAL":
-      return SizeScope.NORMAL;
-    case 1:
-    case "SMALL":
-      return SizeScope.SMALL;
-    case 2:
-    case "TINY":
-      return SizeScope.TINY;
-    case 3:
-    case "EMPTY":
-      return SizeScope.EMPTY;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return SizeScope.UNRECOGNIZED;
-  }
-}
-
-export function sizeScopeToJSON(object: SizeScope): string {
-  switch (object) {
-    case SizeScope.NORMAL:
-      return "NORMAL";
-    case SizeScope.SMALL:
-      return "SMALL";
-    case SizeScope.TINY:
-      return "TINY";
-    case SizeScope.EMPTY:
-      return "EMPTY";
-    case SizeScope.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
-}
-
 export enum TaskType {
   STANDARD = 0,
   PERSISTENT = 1,
@@ -66,80 +29,11 @@ export enum TaskType {
   UNRECOGNIZED = -1,
 }
 
-export function taskTypeFromJSON(object: any): TaskType {
-  switch (object) {
-    case 0:
-    case "STANDARD":
-      return TaskType.STANDARD;
-    case 1:
-    case "PERSISTENT":
-      return TaskType.PERSISTENT;
-    case 2:
-    case "PERSISTENT_CACHE":
-      return TaskType.PERSISTENT_CACHE;
-    case 3:
-    case "CACHE":
-      return TaskType.CACHE;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return TaskType.UNRECOGNIZED;
-  }
-}
-
-export function taskTypeToJSON(object: TaskType): string {
-  switch (object) {
-    case TaskType.STANDARD:
-      return "STANDARD";
-    case TaskType.PERSISTENT:
-      return "PERSISTENT";
-    case TaskType.PERSISTENT_CACHE:
-      return "PERSISTENT_CACHE";
-    case TaskType.CACHE:
-      return "CACHE";
-    case TaskType.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
-}
-
 export enum TrafficType {
   BACK_TO_SOURCE = 0,
   REMOTE_PEER = 1,
   LOCAL_PEER = 2,
   UNRECOGNIZED = -1,
-}
-
-export function trafficTypeFromJSON(object: any): TrafficType {
-  switch (object) {
-    case 0:
-    case "BACK_TO_SOURCE":
-      return TrafficType.BACK_TO_SOURCE;
-    case 1:
-    case "REMOTE_PEER":
-      return TrafficType.REMOTE_PEER;
-    case 2:
-    case "LOCAL_PEER":
-      return TrafficType.LOCAL_PEER;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return TrafficType.UNRECOGNIZED;
-  }
-}
-
-export function trafficTypeToJSON(object: TrafficType): string {
-  switch (object) {
-    case TrafficType.BACK_TO_SOURCE:
-      return "BACK_TO_SOURCE";
-    case TrafficType.REMOTE_PEER:
-      return "REMOTE_PEER";
-    case TrafficType.LOCAL_PEER:
-      return "LOCAL_PEER";
-    case TrafficType.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
 }
 
 export enum Priority {
@@ -153,58 +47,6 @@ export enum Priority {
   UNRECOGNIZED = -1,
 }
 
-export function priorityFromJSON(object: any): Priority {
-  switch (object) {
-    case 0:
-    case "LEVEL0":
-      return Priority.LEVEL0;
-    case 1:
-    case "LEVEL1":
-      return Priority.LEVEL1;
-    case 2:
-    case "LEVEL2":
-      return Priority.LEVEL2;
-    case 3:
-    case "LEVEL3":
-      return Priority.LEVEL3;
-    case 4:
-    case "LEVEL4":
-      return Priority.LEVEL4;
-    case 5:
-    case "LEVEL5":
-      return Priority.LEVEL5;
-    case 6:
-    case "LEVEL6":
-      return Priority.LEVEL6;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return Priority.UNRECOGNIZED;
-  }
-}
-
-export function priorityToJSON(object: Priority): string {
-  switch (object) {
-    case Priority.LEVEL0:
-      return "LEVEL0";
-    case Priority.LEVEL1:
-      return "LEVEL1";
-    case Priority.LEVEL2:
-      return "LEVEL2";
-    case Priority.LEVEL3:
-      return "LEVEL3";
-    case Priority.LEVEL4:
-      return "LEVEL4";
-    case Priority.LEVEL5:
-      return "LEVEL5";
-    case Priority.LEVEL6:
-      return "LEVEL6";
-    case Priority.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
-}
-
 /**
  * Added in v2.3.8 (dragonfly-client 1.5.10, dfget --scheduling-policy). AUTO: a file shorter than the smallest
  * piece goes straight to the source without the scheduler; ALWAYS: through the scheduler anyway, so the peer
@@ -214,33 +56,6 @@ export enum SchedulingPolicy {
   AUTO = 0,
   ALWAYS = 1,
   UNRECOGNIZED = -1,
-}
-
-export function schedulingPolicyFromJSON(object: any): SchedulingPolicy {
-  switch (object) {
-    case 0:
-    case "AUTO":
-      return SchedulingPolicy.AUTO;
-    case 1:
-    case "ALWAYS":
-      return SchedulingPolicy.ALWAYS;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return SchedulingPolicy.UNRECOGNIZED;
-  }
-}
-
-export function schedulingPolicyToJSON(object: SchedulingPolicy): string {
-  switch (object) {
-    case SchedulingPolicy.AUTO:
-      return "AUTO";
-    case SchedulingPolicy.ALWAYS:
-      return "ALWAYS";
-    case SchedulingPolicy.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
 }
 
 export interface Peer {
@@ -758,80 +573,6 @@ export const Peer: MessageFns<Peer> = {
     }
   },
 
-  fromJSON(object: any): Peer {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      range: isSet(object.range) ? Range.fromJSON(object.range) : undefined,
-      priority: isSet(object.priority) ? priorityFromJSON(object.priority) : 0,
-      pieces: globalThis.Array.isArray(object?.pieces) ? object.pieces.map((e: any) => Piece.fromJSON(e)) : [],
-      cost: isSet(object.cost) ? Duration.fromJSON(object.cost) : undefined,
-      state: isSet(object.state) ? globalThis.String(object.state) : "",
-      task: isSet(object.task) ? Task.fromJSON(object.task) : undefined,
-      host: isSet(object.host) ? Host.fromJSON(object.host) : undefined,
-      needBackToSource: isSet(object.needBackToSource)
-        ? globalThis.Boolean(object.needBackToSource)
-        : isSet(object.need_back_to_source)
-        ? globalThis.Boolean(object.need_back_to_source)
-        : false,
-      createdAt: isSet(object.createdAt)
-        ? fromJsonTimestamp(object.createdAt)
-        : isSet(object.created_at)
-        ? fromJsonTimestamp(object.created_at)
-        : undefined,
-      updatedAt: isSet(object.updatedAt)
-        ? fromJsonTimestamp(object.updatedAt)
-        : isSet(object.updated_at)
-        ? fromJsonTimestamp(object.updated_at)
-        : undefined,
-      concurrentPieceCount: isSet(object.concurrentPieceCount)
-        ? globalThis.Number(object.concurrentPieceCount)
-        : isSet(object.concurrent_piece_count)
-        ? globalThis.Number(object.concurrent_piece_count)
-        : undefined,
-    };
-  },
-
-  toJSON(message: Peer): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.range !== undefined) {
-      obj.range = Range.toJSON(message.range);
-    }
-    if (message.priority !== 0) {
-      obj.priority = priorityToJSON(message.priority);
-    }
-    if (message.pieces?.length) {
-      obj.pieces = message.pieces.map((e) => Piece.toJSON(e));
-    }
-    if (message.cost !== undefined) {
-      obj.cost = Duration.toJSON(message.cost);
-    }
-    if (message.state !== "") {
-      obj.state = message.state;
-    }
-    if (message.task !== undefined) {
-      obj.task = Task.toJSON(message.task);
-    }
-    if (message.host !== undefined) {
-      obj.host = Host.toJSON(message.host);
-    }
-    if (message.needBackToSource !== false) {
-      obj.needBackToSource = message.needBackToSource;
-    }
-    if (message.createdAt !== undefined) {
-      obj.createdAt = message.createdAt.toISOString();
-    }
-    if (message.updatedAt !== undefined) {
-      obj.updatedAt = message.updatedAt.toISOString();
-    }
-    if (message.concurrentPieceCount !== undefined) {
-      obj.concurrentPieceCount = Math.round(message.concurrentPieceCount);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<Peer>, I>>(base?: I): Peer {
     return Peer.fromPartial(base ?? ({} as any));
   },
@@ -1032,80 +773,6 @@ export const CachePeer: MessageFns<CachePeer> = {
     }
   },
 
-  fromJSON(object: any): CachePeer {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      range: isSet(object.range) ? Range.fromJSON(object.range) : undefined,
-      priority: isSet(object.priority) ? priorityFromJSON(object.priority) : 0,
-      pieces: globalThis.Array.isArray(object?.pieces) ? object.pieces.map((e: any) => Piece.fromJSON(e)) : [],
-      cost: isSet(object.cost) ? Duration.fromJSON(object.cost) : undefined,
-      state: isSet(object.state) ? globalThis.String(object.state) : "",
-      task: isSet(object.task) ? CacheTask.fromJSON(object.task) : undefined,
-      host: isSet(object.host) ? Host.fromJSON(object.host) : undefined,
-      needBackToSource: isSet(object.needBackToSource)
-        ? globalThis.Boolean(object.needBackToSource)
-        : isSet(object.need_back_to_source)
-        ? globalThis.Boolean(object.need_back_to_source)
-        : false,
-      createdAt: isSet(object.createdAt)
-        ? fromJsonTimestamp(object.createdAt)
-        : isSet(object.created_at)
-        ? fromJsonTimestamp(object.created_at)
-        : undefined,
-      updatedAt: isSet(object.updatedAt)
-        ? fromJsonTimestamp(object.updatedAt)
-        : isSet(object.updated_at)
-        ? fromJsonTimestamp(object.updated_at)
-        : undefined,
-      concurrentPieceCount: isSet(object.concurrentPieceCount)
-        ? globalThis.Number(object.concurrentPieceCount)
-        : isSet(object.concurrent_piece_count)
-        ? globalThis.Number(object.concurrent_piece_count)
-        : undefined,
-    };
-  },
-
-  toJSON(message: CachePeer): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.range !== undefined) {
-      obj.range = Range.toJSON(message.range);
-    }
-    if (message.priority !== 0) {
-      obj.priority = priorityToJSON(message.priority);
-    }
-    if (message.pieces?.length) {
-      obj.pieces = message.pieces.map((e) => Piece.toJSON(e));
-    }
-    if (message.cost !== undefined) {
-      obj.cost = Duration.toJSON(message.cost);
-    }
-    if (message.state !== "") {
-      obj.state = message.state;
-    }
-    if (message.task !== undefined) {
-      obj.task = CacheTask.toJSON(message.task);
-    }
-    if (message.host !== undefined) {
-      obj.host = Host.toJSON(message.host);
-    }
-    if (message.needBackToSource !== false) {
-      obj.needBackToSource = message.needBackToSource;
-    }
-    if (message.createdAt !== undefined) {
-      obj.createdAt = message.createdAt.toISOString();
-    }
-    if (message.updatedAt !== undefined) {
-      obj.updatedAt = message.updatedAt.toISOString();
-    }
-    if (message.concurrentPieceCount !== undefined) {
-      obj.concurrentPieceCount = Math.round(message.concurrentPieceCount);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<CachePeer>, I>>(base?: I): CachePeer {
     return CachePeer.fromPartial(base ?? ({} as any));
   },
@@ -1270,64 +937,6 @@ export const PersistentPeer: MessageFns<PersistentPeer> = {
     }
   },
 
-  fromJSON(object: any): PersistentPeer {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      persistent: isSet(object.persistent) ? globalThis.Boolean(object.persistent) : false,
-      cost: isSet(object.cost) ? Duration.fromJSON(object.cost) : undefined,
-      state: isSet(object.state) ? globalThis.String(object.state) : "",
-      task: isSet(object.task) ? PersistentTask.fromJSON(object.task) : undefined,
-      host: isSet(object.host) ? Host.fromJSON(object.host) : undefined,
-      createdAt: isSet(object.createdAt)
-        ? fromJsonTimestamp(object.createdAt)
-        : isSet(object.created_at)
-        ? fromJsonTimestamp(object.created_at)
-        : undefined,
-      updatedAt: isSet(object.updatedAt)
-        ? fromJsonTimestamp(object.updatedAt)
-        : isSet(object.updated_at)
-        ? fromJsonTimestamp(object.updated_at)
-        : undefined,
-      concurrentPieceCount: isSet(object.concurrentPieceCount)
-        ? globalThis.Number(object.concurrentPieceCount)
-        : isSet(object.concurrent_piece_count)
-        ? globalThis.Number(object.concurrent_piece_count)
-        : 0,
-    };
-  },
-
-  toJSON(message: PersistentPeer): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.persistent !== false) {
-      obj.persistent = message.persistent;
-    }
-    if (message.cost !== undefined) {
-      obj.cost = Duration.toJSON(message.cost);
-    }
-    if (message.state !== "") {
-      obj.state = message.state;
-    }
-    if (message.task !== undefined) {
-      obj.task = PersistentTask.toJSON(message.task);
-    }
-    if (message.host !== undefined) {
-      obj.host = Host.toJSON(message.host);
-    }
-    if (message.createdAt !== undefined) {
-      obj.createdAt = message.createdAt.toISOString();
-    }
-    if (message.updatedAt !== undefined) {
-      obj.updatedAt = message.updatedAt.toISOString();
-    }
-    if (message.concurrentPieceCount !== 0) {
-      obj.concurrentPieceCount = Math.round(message.concurrentPieceCount);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<PersistentPeer>, I>>(base?: I): PersistentPeer {
     return PersistentPeer.fromPartial(base ?? ({} as any));
   },
@@ -1489,64 +1098,6 @@ export const PersistentCachePeer: MessageFns<PersistentCachePeer> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): PersistentCachePeer {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      persistent: isSet(object.persistent) ? globalThis.Boolean(object.persistent) : false,
-      cost: isSet(object.cost) ? Duration.fromJSON(object.cost) : undefined,
-      state: isSet(object.state) ? globalThis.String(object.state) : "",
-      task: isSet(object.task) ? PersistentCacheTask.fromJSON(object.task) : undefined,
-      host: isSet(object.host) ? Host.fromJSON(object.host) : undefined,
-      createdAt: isSet(object.createdAt)
-        ? fromJsonTimestamp(object.createdAt)
-        : isSet(object.created_at)
-        ? fromJsonTimestamp(object.created_at)
-        : undefined,
-      updatedAt: isSet(object.updatedAt)
-        ? fromJsonTimestamp(object.updatedAt)
-        : isSet(object.updated_at)
-        ? fromJsonTimestamp(object.updated_at)
-        : undefined,
-      concurrentPieceCount: isSet(object.concurrentPieceCount)
-        ? globalThis.Number(object.concurrentPieceCount)
-        : isSet(object.concurrent_piece_count)
-        ? globalThis.Number(object.concurrent_piece_count)
-        : 0,
-    };
-  },
-
-  toJSON(message: PersistentCachePeer): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.persistent !== false) {
-      obj.persistent = message.persistent;
-    }
-    if (message.cost !== undefined) {
-      obj.cost = Duration.toJSON(message.cost);
-    }
-    if (message.state !== "") {
-      obj.state = message.state;
-    }
-    if (message.task !== undefined) {
-      obj.task = PersistentCacheTask.toJSON(message.task);
-    }
-    if (message.host !== undefined) {
-      obj.host = Host.toJSON(message.host);
-    }
-    if (message.createdAt !== undefined) {
-      obj.createdAt = message.createdAt.toISOString();
-    }
-    if (message.updatedAt !== undefined) {
-      obj.updatedAt = message.updatedAt.toISOString();
-    }
-    if (message.concurrentPieceCount !== 0) {
-      obj.concurrentPieceCount = Math.round(message.concurrentPieceCount);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<PersistentCachePeer>, I>>(base?: I): PersistentCachePeer {
@@ -1811,150 +1362,6 @@ export const Task: MessageFns<Task> = {
     }
   },
 
-  fromJSON(object: any): Task {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      type: isSet(object.type) ? taskTypeFromJSON(object.type) : 0,
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      digest: isSet(object.digest) ? globalThis.String(object.digest) : undefined,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      filteredQueryParams: globalThis.Array.isArray(object?.filteredQueryParams)
-        ? object.filteredQueryParams.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.filtered_query_params)
-        ? object.filtered_query_params.map((e: any) => globalThis.String(e))
-        : [],
-      requestHeader: isObject(object.requestHeader)
-        ? (globalThis.Object.entries(object.requestHeader) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.request_header)
-        ? (globalThis.Object.entries(object.request_header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : 0,
-      pieceCount: isSet(object.pieceCount)
-        ? globalThis.Number(object.pieceCount)
-        : isSet(object.piece_count)
-        ? globalThis.Number(object.piece_count)
-        : 0,
-      sizeScope: isSet(object.sizeScope)
-        ? sizeScopeFromJSON(object.sizeScope)
-        : isSet(object.size_scope)
-        ? sizeScopeFromJSON(object.size_scope)
-        : 0,
-      pieces: globalThis.Array.isArray(object?.pieces)
-        ? object.pieces.map((e: any) => Piece.fromJSON(e))
-        : [],
-      state: isSet(object.state) ? globalThis.String(object.state) : "",
-      peerCount: isSet(object.peerCount)
-        ? globalThis.Number(object.peerCount)
-        : isSet(object.peer_count)
-        ? globalThis.Number(object.peer_count)
-        : 0,
-      hasAvailablePeer: isSet(object.hasAvailablePeer)
-        ? globalThis.Boolean(object.hasAvailablePeer)
-        : isSet(object.has_available_peer)
-        ? globalThis.Boolean(object.has_available_peer)
-        : false,
-      createdAt: isSet(object.createdAt)
-        ? fromJsonTimestamp(object.createdAt)
-        : isSet(object.created_at)
-        ? fromJsonTimestamp(object.created_at)
-        : undefined,
-      updatedAt: isSet(object.updatedAt)
-        ? fromJsonTimestamp(object.updatedAt)
-        : isSet(object.updated_at)
-        ? fromJsonTimestamp(object.updated_at)
-        : undefined,
-    };
-  },
-
-  toJSON(message: Task): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.type !== 0) {
-      obj.type = taskTypeToJSON(message.type);
-    }
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.digest !== undefined) {
-      obj.digest = message.digest;
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.filteredQueryParams?.length) {
-      obj.filteredQueryParams = message.filteredQueryParams;
-    }
-    if (message.requestHeader) {
-      const entries = globalThis.Object.entries(message.requestHeader) as [string, string][];
-      if (entries.length > 0) {
-        obj.requestHeader = {};
-        entries.forEach(([k, v]) => {
-          obj.requestHeader[k] = v;
-        });
-      }
-    }
-    if (message.contentLength !== 0) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    if (message.pieceCount !== 0) {
-      obj.pieceCount = Math.round(message.pieceCount);
-    }
-    if (message.sizeScope !== 0) {
-      obj.sizeScope = sizeScopeToJSON(message.sizeScope);
-    }
-    if (message.pieces?.length) {
-      obj.pieces = message.pieces.map((e) => Piece.toJSON(e));
-    }
-    if (message.state !== "") {
-      obj.state = message.state;
-    }
-    if (message.peerCount !== 0) {
-      obj.peerCount = Math.round(message.peerCount);
-    }
-    if (message.hasAvailablePeer !== false) {
-      obj.hasAvailablePeer = message.hasAvailablePeer;
-    }
-    if (message.createdAt !== undefined) {
-      obj.createdAt = message.createdAt.toISOString();
-    }
-    if (message.updatedAt !== undefined) {
-      obj.updatedAt = message.updatedAt.toISOString();
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<Task>, I>>(base?: I): Task {
     return Task.fromPartial(base ?? ({} as any));
   },
@@ -2043,24 +1450,6 @@ export const Task_RequestHeaderEntry: MessageFns<Task_RequestHeaderEntry> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): Task_RequestHeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: Task_RequestHeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<Task_RequestHeaderEntry>, I>>(base?: I): Task_RequestHeaderEntry {
@@ -2316,150 +1705,6 @@ export const CacheTask: MessageFns<CacheTask> = {
     }
   },
 
-  fromJSON(object: any): CacheTask {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      type: isSet(object.type) ? taskTypeFromJSON(object.type) : 0,
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      digest: isSet(object.digest) ? globalThis.String(object.digest) : undefined,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      filteredQueryParams: globalThis.Array.isArray(object?.filteredQueryParams)
-        ? object.filteredQueryParams.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.filtered_query_params)
-        ? object.filtered_query_params.map((e: any) => globalThis.String(e))
-        : [],
-      requestHeader: isObject(object.requestHeader)
-        ? (globalThis.Object.entries(object.requestHeader) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.request_header)
-        ? (globalThis.Object.entries(object.request_header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : 0,
-      pieceCount: isSet(object.pieceCount)
-        ? globalThis.Number(object.pieceCount)
-        : isSet(object.piece_count)
-        ? globalThis.Number(object.piece_count)
-        : 0,
-      sizeScope: isSet(object.sizeScope)
-        ? sizeScopeFromJSON(object.sizeScope)
-        : isSet(object.size_scope)
-        ? sizeScopeFromJSON(object.size_scope)
-        : 0,
-      pieces: globalThis.Array.isArray(object?.pieces)
-        ? object.pieces.map((e: any) => Piece.fromJSON(e))
-        : [],
-      state: isSet(object.state) ? globalThis.String(object.state) : "",
-      peerCount: isSet(object.peerCount)
-        ? globalThis.Number(object.peerCount)
-        : isSet(object.peer_count)
-        ? globalThis.Number(object.peer_count)
-        : 0,
-      hasAvailablePeer: isSet(object.hasAvailablePeer)
-        ? globalThis.Boolean(object.hasAvailablePeer)
-        : isSet(object.has_available_peer)
-        ? globalThis.Boolean(object.has_available_peer)
-        : false,
-      createdAt: isSet(object.createdAt)
-        ? fromJsonTimestamp(object.createdAt)
-        : isSet(object.created_at)
-        ? fromJsonTimestamp(object.created_at)
-        : undefined,
-      updatedAt: isSet(object.updatedAt)
-        ? fromJsonTimestamp(object.updatedAt)
-        : isSet(object.updated_at)
-        ? fromJsonTimestamp(object.updated_at)
-        : undefined,
-    };
-  },
-
-  toJSON(message: CacheTask): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.type !== 0) {
-      obj.type = taskTypeToJSON(message.type);
-    }
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.digest !== undefined) {
-      obj.digest = message.digest;
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.filteredQueryParams?.length) {
-      obj.filteredQueryParams = message.filteredQueryParams;
-    }
-    if (message.requestHeader) {
-      const entries = globalThis.Object.entries(message.requestHeader) as [string, string][];
-      if (entries.length > 0) {
-        obj.requestHeader = {};
-        entries.forEach(([k, v]) => {
-          obj.requestHeader[k] = v;
-        });
-      }
-    }
-    if (message.contentLength !== 0) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    if (message.pieceCount !== 0) {
-      obj.pieceCount = Math.round(message.pieceCount);
-    }
-    if (message.sizeScope !== 0) {
-      obj.sizeScope = sizeScopeToJSON(message.sizeScope);
-    }
-    if (message.pieces?.length) {
-      obj.pieces = message.pieces.map((e) => Piece.toJSON(e));
-    }
-    if (message.state !== "") {
-      obj.state = message.state;
-    }
-    if (message.peerCount !== 0) {
-      obj.peerCount = Math.round(message.peerCount);
-    }
-    if (message.hasAvailablePeer !== false) {
-      obj.hasAvailablePeer = message.hasAvailablePeer;
-    }
-    if (message.createdAt !== undefined) {
-      obj.createdAt = message.createdAt.toISOString();
-    }
-    if (message.updatedAt !== undefined) {
-      obj.updatedAt = message.updatedAt.toISOString();
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<CacheTask>, I>>(base?: I): CacheTask {
     return CacheTask.fromPartial(base ?? ({} as any));
   },
@@ -2548,24 +1793,6 @@ export const CacheTask_RequestHeaderEntry: MessageFns<CacheTask_RequestHeaderEnt
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): CacheTask_RequestHeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: CacheTask_RequestHeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<CacheTask_RequestHeaderEntry>, I>>(base?: I): CacheTask_RequestHeaderEntry {
@@ -2732,84 +1959,6 @@ export const PersistentTask: MessageFns<PersistentTask> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): PersistentTask {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      persistentReplicaCount: isSet(object.persistentReplicaCount)
-        ? globalThis.Number(object.persistentReplicaCount)
-        : isSet(object.persistent_replica_count)
-        ? globalThis.Number(object.persistent_replica_count)
-        : 0,
-      currentPersistentReplicaCount: isSet(object.currentPersistentReplicaCount)
-        ? globalThis.Number(object.currentPersistentReplicaCount)
-        : isSet(object.current_persistent_replica_count)
-        ? globalThis.Number(object.current_persistent_replica_count)
-        : 0,
-      currentReplicaCount: isSet(object.currentReplicaCount)
-        ? globalThis.Number(object.currentReplicaCount)
-        : isSet(object.current_replica_count)
-        ? globalThis.Number(object.current_replica_count)
-        : 0,
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : 0,
-      pieceCount: isSet(object.pieceCount)
-        ? globalThis.Number(object.pieceCount)
-        : isSet(object.piece_count)
-        ? globalThis.Number(object.piece_count)
-        : 0,
-      state: isSet(object.state) ? globalThis.String(object.state) : "",
-      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
-      createdAt: isSet(object.createdAt)
-        ? fromJsonTimestamp(object.createdAt)
-        : isSet(object.created_at)
-        ? fromJsonTimestamp(object.created_at)
-        : undefined,
-      updatedAt: isSet(object.updatedAt)
-        ? fromJsonTimestamp(object.updatedAt)
-        : isSet(object.updated_at)
-        ? fromJsonTimestamp(object.updated_at)
-        : undefined,
-    };
-  },
-
-  toJSON(message: PersistentTask): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.persistentReplicaCount !== 0) {
-      obj.persistentReplicaCount = Math.round(message.persistentReplicaCount);
-    }
-    if (message.currentPersistentReplicaCount !== 0) {
-      obj.currentPersistentReplicaCount = Math.round(message.currentPersistentReplicaCount);
-    }
-    if (message.currentReplicaCount !== 0) {
-      obj.currentReplicaCount = Math.round(message.currentReplicaCount);
-    }
-    if (message.contentLength !== 0) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    if (message.pieceCount !== 0) {
-      obj.pieceCount = Math.round(message.pieceCount);
-    }
-    if (message.state !== "") {
-      obj.state = message.state;
-    }
-    if (message.ttl !== undefined) {
-      obj.ttl = Duration.toJSON(message.ttl);
-    }
-    if (message.createdAt !== undefined) {
-      obj.createdAt = message.createdAt.toISOString();
-    }
-    if (message.updatedAt !== undefined) {
-      obj.updatedAt = message.updatedAt.toISOString();
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<PersistentTask>, I>>(base?: I): PersistentTask {
@@ -3020,100 +2169,6 @@ export const PersistentCacheTask: MessageFns<PersistentCacheTask> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): PersistentCacheTask {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      persistentReplicaCount: isSet(object.persistentReplicaCount)
-        ? globalThis.Number(object.persistentReplicaCount)
-        : isSet(object.persistent_replica_count)
-        ? globalThis.Number(object.persistent_replica_count)
-        : 0,
-      currentPersistentReplicaCount: isSet(object.currentPersistentReplicaCount)
-        ? globalThis.Number(object.currentPersistentReplicaCount)
-        : isSet(object.current_persistent_replica_count)
-        ? globalThis.Number(object.current_persistent_replica_count)
-        : 0,
-      currentReplicaCount: isSet(object.currentReplicaCount)
-        ? globalThis.Number(object.currentReplicaCount)
-        : isSet(object.current_replica_count)
-        ? globalThis.Number(object.current_replica_count)
-        : 0,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : 0,
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : 0,
-      pieceCount: isSet(object.pieceCount)
-        ? globalThis.Number(object.pieceCount)
-        : isSet(object.piece_count)
-        ? globalThis.Number(object.piece_count)
-        : 0,
-      state: isSet(object.state) ? globalThis.String(object.state) : "",
-      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
-      createdAt: isSet(object.createdAt)
-        ? fromJsonTimestamp(object.createdAt)
-        : isSet(object.created_at)
-        ? fromJsonTimestamp(object.created_at)
-        : undefined,
-      updatedAt: isSet(object.updatedAt)
-        ? fromJsonTimestamp(object.updatedAt)
-        : isSet(object.updated_at)
-        ? fromJsonTimestamp(object.updated_at)
-        : undefined,
-    };
-  },
-
-  toJSON(message: PersistentCacheTask): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.persistentReplicaCount !== 0) {
-      obj.persistentReplicaCount = Math.round(message.persistentReplicaCount);
-    }
-    if (message.currentPersistentReplicaCount !== 0) {
-      obj.currentPersistentReplicaCount = Math.round(message.currentPersistentReplicaCount);
-    }
-    if (message.currentReplicaCount !== 0) {
-      obj.currentReplicaCount = Math.round(message.currentReplicaCount);
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.pieceLength !== 0) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.contentLength !== 0) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    if (message.pieceCount !== 0) {
-      obj.pieceCount = Math.round(message.pieceCount);
-    }
-    if (message.state !== "") {
-      obj.state = message.state;
-    }
-    if (message.ttl !== undefined) {
-      obj.ttl = Duration.toJSON(message.ttl);
-    }
-    if (message.createdAt !== undefined) {
-      obj.createdAt = message.createdAt.toISOString();
-    }
-    if (message.updatedAt !== undefined) {
-      obj.updatedAt = message.updatedAt.toISOString();
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<PersistentCacheTask>, I>>(base?: I): PersistentCacheTask {
@@ -3413,124 +2468,6 @@ export const Host: MessageFns<Host> = {
     }
   },
 
-  fromJSON(object: any): Host {
-    return {
-      id: isSet(object.id) ? globalThis.String(object.id) : "",
-      type: isSet(object.type) ? globalThis.Number(object.type) : 0,
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
-      downloadPort: isSet(object.downloadPort)
-        ? globalThis.Number(object.downloadPort)
-        : isSet(object.download_port)
-        ? globalThis.Number(object.download_port)
-        : 0,
-      os: isSet(object.os) ? globalThis.String(object.os) : "",
-      platform: isSet(object.platform) ? globalThis.String(object.platform) : "",
-      platformFamily: isSet(object.platformFamily)
-        ? globalThis.String(object.platformFamily)
-        : isSet(object.platform_family)
-        ? globalThis.String(object.platform_family)
-        : "",
-      platformVersion: isSet(object.platformVersion)
-        ? globalThis.String(object.platformVersion)
-        : isSet(object.platform_version)
-        ? globalThis.String(object.platform_version)
-        : "",
-      kernelVersion: isSet(object.kernelVersion)
-        ? globalThis.String(object.kernelVersion)
-        : isSet(object.kernel_version)
-        ? globalThis.String(object.kernel_version)
-        : "",
-      cpu: isSet(object.cpu) ? CPU.fromJSON(object.cpu) : undefined,
-      memory: isSet(object.memory) ? Memory.fromJSON(object.memory) : undefined,
-      network: isSet(object.network) ? Network.fromJSON(object.network) : undefined,
-      disk: isSet(object.disk) ? Disk.fromJSON(object.disk) : undefined,
-      build: isSet(object.build) ? Build.fromJSON(object.build) : undefined,
-      schedulerClusterId: isSet(object.schedulerClusterId)
-        ? globalThis.Number(object.schedulerClusterId)
-        : isSet(object.scheduler_cluster_id)
-        ? globalThis.Number(object.scheduler_cluster_id)
-        : 0,
-      disableShared: isSet(object.disableShared)
-        ? globalThis.Boolean(object.disableShared)
-        : isSet(object.disable_shared)
-        ? globalThis.Boolean(object.disable_shared)
-        : false,
-      proxyPort: isSet(object.proxyPort)
-        ? globalThis.Number(object.proxyPort)
-        : isSet(object.proxy_port)
-        ? globalThis.Number(object.proxy_port)
-        : 0,
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-    };
-  },
-
-  toJSON(message: Host): unknown {
-    const obj: any = {};
-    if (message.id !== "") {
-      obj.id = message.id;
-    }
-    if (message.type !== 0) {
-      obj.type = Math.round(message.type);
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    if (message.port !== 0) {
-      obj.port = Math.round(message.port);
-    }
-    if (message.downloadPort !== 0) {
-      obj.downloadPort = Math.round(message.downloadPort);
-    }
-    if (message.os !== "") {
-      obj.os = message.os;
-    }
-    if (message.platform !== "") {
-      obj.platform = message.platform;
-    }
-    if (message.platformFamily !== "") {
-      obj.platformFamily = message.platformFamily;
-    }
-    if (message.platformVersion !== "") {
-      obj.platformVersion = message.platformVersion;
-    }
-    if (message.kernelVersion !== "") {
-      obj.kernelVersion = message.kernelVersion;
-    }
-    if (message.cpu !== undefined) {
-      obj.cpu = CPU.toJSON(message.cpu);
-    }
-    if (message.memory !== undefined) {
-      obj.memory = Memory.toJSON(message.memory);
-    }
-    if (message.network !== undefined) {
-      obj.network = Network.toJSON(message.network);
-    }
-    if (message.disk !== undefined) {
-      obj.disk = Disk.toJSON(message.disk);
-    }
-    if (message.build !== undefined) {
-      obj.build = Build.toJSON(message.build);
-    }
-    if (message.schedulerClusterId !== 0) {
-      obj.schedulerClusterId = Math.round(message.schedulerClusterId);
-    }
-    if (message.disableShared !== false) {
-      obj.disableShared = message.disableShared;
-    }
-    if (message.proxyPort !== 0) {
-      obj.proxyPort = Math.round(message.proxyPort);
-    }
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<Host>, I>>(base?: I): Host {
     return Host.fromPartial(base ?? ({} as any));
   },
@@ -3664,52 +2601,6 @@ export const CPU: MessageFns<CPU> = {
     }
   },
 
-  fromJSON(object: any): CPU {
-    return {
-      logicalCount: isSet(object.logicalCount)
-        ? globalThis.Number(object.logicalCount)
-        : isSet(object.logical_count)
-        ? globalThis.Number(object.logical_count)
-        : 0,
-      physicalCount: isSet(object.physicalCount)
-        ? globalThis.Number(object.physicalCount)
-        : isSet(object.physical_count)
-        ? globalThis.Number(object.physical_count)
-        : 0,
-      percent: isSet(object.percent) ? globalThis.Number(object.percent) : 0,
-      processPercent: isSet(object.processPercent)
-        ? globalThis.Number(object.processPercent)
-        : isSet(object.process_percent)
-        ? globalThis.Number(object.process_percent)
-        : 0,
-      times: isSet(object.times) ? CPUTimes.fromJSON(object.times) : undefined,
-      cgroup: isSet(object.cgroup) ? CgroupCPU.fromJSON(object.cgroup) : undefined,
-    };
-  },
-
-  toJSON(message: CPU): unknown {
-    const obj: any = {};
-    if (message.logicalCount !== 0) {
-      obj.logicalCount = Math.round(message.logicalCount);
-    }
-    if (message.physicalCount !== 0) {
-      obj.physicalCount = Math.round(message.physicalCount);
-    }
-    if (message.percent !== 0) {
-      obj.percent = floatToJson(message.percent);
-    }
-    if (message.processPercent !== 0) {
-      obj.processPercent = floatToJson(message.processPercent);
-    }
-    if (message.times !== undefined) {
-      obj.times = CPUTimes.toJSON(message.times);
-    }
-    if (message.cgroup !== undefined) {
-      obj.cgroup = CgroupCPU.toJSON(message.cgroup);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<CPU>, I>>(base?: I): CPU {
     return CPU.fromPartial(base ?? ({} as any));
   },
@@ -3794,32 +2685,6 @@ export const CgroupCPU: MessageFns<CgroupCPU> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): CgroupCPU {
-    return {
-      period: isSet(object.period) ? globalThis.Number(object.period) : 0,
-      quota: isSet(object.quota) ? globalThis.Number(object.quota) : 0,
-      usedPercent: isSet(object.usedPercent)
-        ? globalThis.Number(object.usedPercent)
-        : isSet(object.used_percent)
-        ? globalThis.Number(object.used_percent)
-        : 0,
-    };
-  },
-
-  toJSON(message: CgroupCPU): unknown {
-    const obj: any = {};
-    if (message.period !== 0) {
-      obj.period = Math.round(message.period);
-    }
-    if (message.quota !== 0) {
-      obj.quota = Math.round(message.quota);
-    }
-    if (message.usedPercent !== 0) {
-      obj.usedPercent = floatToJson(message.usedPercent);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<CgroupCPU>, I>>(base?: I): CgroupCPU {
@@ -3978,60 +2843,6 @@ export const CPUTimes: MessageFns<CPUTimes> = {
     }
   },
 
-  fromJSON(object: any): CPUTimes {
-    return {
-      user: isSet(object.user) ? globalThis.Number(object.user) : 0,
-      system: isSet(object.system) ? globalThis.Number(object.system) : 0,
-      idle: isSet(object.idle) ? globalThis.Number(object.idle) : 0,
-      nice: isSet(object.nice) ? globalThis.Number(object.nice) : 0,
-      iowait: isSet(object.iowait) ? globalThis.Number(object.iowait) : 0,
-      irq: isSet(object.irq) ? globalThis.Number(object.irq) : 0,
-      softirq: isSet(object.softirq) ? globalThis.Number(object.softirq) : 0,
-      steal: isSet(object.steal) ? globalThis.Number(object.steal) : 0,
-      guest: isSet(object.guest) ? globalThis.Number(object.guest) : 0,
-      guestNice: isSet(object.guestNice)
-        ? globalThis.Number(object.guestNice)
-        : isSet(object.guest_nice)
-        ? globalThis.Number(object.guest_nice)
-        : 0,
-    };
-  },
-
-  toJSON(message: CPUTimes): unknown {
-    const obj: any = {};
-    if (message.user !== 0) {
-      obj.user = floatToJson(message.user);
-    }
-    if (message.system !== 0) {
-      obj.system = floatToJson(message.system);
-    }
-    if (message.idle !== 0) {
-      obj.idle = floatToJson(message.idle);
-    }
-    if (message.nice !== 0) {
-      obj.nice = floatToJson(message.nice);
-    }
-    if (message.iowait !== 0) {
-      obj.iowait = floatToJson(message.iowait);
-    }
-    if (message.irq !== 0) {
-      obj.irq = floatToJson(message.irq);
-    }
-    if (message.softirq !== 0) {
-      obj.softirq = floatToJson(message.softirq);
-    }
-    if (message.steal !== 0) {
-      obj.steal = floatToJson(message.steal);
-    }
-    if (message.guest !== 0) {
-      obj.guest = floatToJson(message.guest);
-    }
-    if (message.guestNice !== 0) {
-      obj.guestNice = floatToJson(message.guestNice);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<CPUTimes>, I>>(base?: I): CPUTimes {
     return CPUTimes.fromPartial(base ?? ({} as any));
   },
@@ -4162,52 +2973,6 @@ export const Memory: MessageFns<Memory> = {
     }
   },
 
-  fromJSON(object: any): Memory {
-    return {
-      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
-      available: isSet(object.available) ? globalThis.Number(object.available) : 0,
-      used: isSet(object.used) ? globalThis.Number(object.used) : 0,
-      usedPercent: isSet(object.usedPercent)
-        ? globalThis.Number(object.usedPercent)
-        : isSet(object.used_percent)
-        ? globalThis.Number(object.used_percent)
-        : 0,
-      processUsedPercent: isSet(object.processUsedPercent)
-        ? globalThis.Number(object.processUsedPercent)
-        : isSet(object.process_used_percent)
-        ? globalThis.Number(object.process_used_percent)
-        : 0,
-      free: isSet(object.free) ? globalThis.Number(object.free) : 0,
-      cgroup: isSet(object.cgroup) ? CgroupMemory.fromJSON(object.cgroup) : undefined,
-    };
-  },
-
-  toJSON(message: Memory): unknown {
-    const obj: any = {};
-    if (message.total !== 0) {
-      obj.total = Math.round(message.total);
-    }
-    if (message.available !== 0) {
-      obj.available = Math.round(message.available);
-    }
-    if (message.used !== 0) {
-      obj.used = Math.round(message.used);
-    }
-    if (message.usedPercent !== 0) {
-      obj.usedPercent = floatToJson(message.usedPercent);
-    }
-    if (message.processUsedPercent !== 0) {
-      obj.processUsedPercent = floatToJson(message.processUsedPercent);
-    }
-    if (message.free !== 0) {
-      obj.free = Math.round(message.free);
-    }
-    if (message.cgroup !== undefined) {
-      obj.cgroup = CgroupMemory.toJSON(message.cgroup);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<Memory>, I>>(base?: I): Memory {
     return Memory.fromPartial(base ?? ({} as any));
   },
@@ -4291,32 +3056,6 @@ export const CgroupMemory: MessageFns<CgroupMemory> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): CgroupMemory {
-    return {
-      limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
-      usage: isSet(object.usage) ? globalThis.Number(object.usage) : 0,
-      usedPercent: isSet(object.usedPercent)
-        ? globalThis.Number(object.usedPercent)
-        : isSet(object.used_percent)
-        ? globalThis.Number(object.used_percent)
-        : 0,
-    };
-  },
-
-  toJSON(message: CgroupMemory): unknown {
-    const obj: any = {};
-    if (message.limit !== 0) {
-      obj.limit = Math.round(message.limit);
-    }
-    if (message.usage !== 0) {
-      obj.usage = Math.round(message.usage);
-    }
-    if (message.usedPercent !== 0) {
-      obj.usedPercent = floatToJson(message.usedPercent);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<CgroupMemory>, I>>(base?: I): CgroupMemory {
@@ -4460,72 +3199,6 @@ export const Network: MessageFns<Network> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): Network {
-    return {
-      tcpConnectionCount: isSet(object.tcpConnectionCount)
-        ? globalThis.Number(object.tcpConnectionCount)
-        : isSet(object.tcp_connection_count)
-        ? globalThis.Number(object.tcp_connection_count)
-        : 0,
-      uploadTcpConnectionCount: isSet(object.uploadTcpConnectionCount)
-        ? globalThis.Number(object.uploadTcpConnectionCount)
-        : isSet(object.upload_tcp_connection_count)
-        ? globalThis.Number(object.upload_tcp_connection_count)
-        : 0,
-      location: isSet(object.location) ? globalThis.String(object.location) : undefined,
-      idc: isSet(object.idc) ? globalThis.String(object.idc) : undefined,
-      maxRxBandwidth: isSet(object.maxRxBandwidth)
-        ? globalThis.Number(object.maxRxBandwidth)
-        : isSet(object.max_rx_bandwidth)
-        ? globalThis.Number(object.max_rx_bandwidth)
-        : 0,
-      rxBandwidth: isSet(object.rxBandwidth)
-        ? globalThis.Number(object.rxBandwidth)
-        : isSet(object.rx_bandwidth)
-        ? globalThis.Number(object.rx_bandwidth)
-        : undefined,
-      maxTxBandwidth: isSet(object.maxTxBandwidth)
-        ? globalThis.Number(object.maxTxBandwidth)
-        : isSet(object.max_tx_bandwidth)
-        ? globalThis.Number(object.max_tx_bandwidth)
-        : 0,
-      txBandwidth: isSet(object.txBandwidth)
-        ? globalThis.Number(object.txBandwidth)
-        : isSet(object.tx_bandwidth)
-        ? globalThis.Number(object.tx_bandwidth)
-        : undefined,
-    };
-  },
-
-  toJSON(message: Network): unknown {
-    const obj: any = {};
-    if (message.tcpConnectionCount !== 0) {
-      obj.tcpConnectionCount = Math.round(message.tcpConnectionCount);
-    }
-    if (message.uploadTcpConnectionCount !== 0) {
-      obj.uploadTcpConnectionCount = Math.round(message.uploadTcpConnectionCount);
-    }
-    if (message.location !== undefined) {
-      obj.location = message.location;
-    }
-    if (message.idc !== undefined) {
-      obj.idc = message.idc;
-    }
-    if (message.maxRxBandwidth !== 0) {
-      obj.maxRxBandwidth = Math.round(message.maxRxBandwidth);
-    }
-    if (message.rxBandwidth !== undefined) {
-      obj.rxBandwidth = Math.round(message.rxBandwidth);
-    }
-    if (message.maxTxBandwidth !== 0) {
-      obj.maxTxBandwidth = Math.round(message.maxTxBandwidth);
-    }
-    if (message.txBandwidth !== undefined) {
-      obj.txBandwidth = Math.round(message.txBandwidth);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<Network>, I>>(base?: I): Network {
@@ -4712,88 +3385,6 @@ export const Disk: MessageFns<Disk> = {
     }
   },
 
-  fromJSON(object: any): Disk {
-    return {
-      total: isSet(object.total) ? globalThis.Number(object.total) : 0,
-      free: isSet(object.free) ? globalThis.Number(object.free) : 0,
-      used: isSet(object.used) ? globalThis.Number(object.used) : 0,
-      usedPercent: isSet(object.usedPercent)
-        ? globalThis.Number(object.usedPercent)
-        : isSet(object.used_percent)
-        ? globalThis.Number(object.used_percent)
-        : 0,
-      inodesTotal: isSet(object.inodesTotal)
-        ? globalThis.Number(object.inodesTotal)
-        : isSet(object.inodes_total)
-        ? globalThis.Number(object.inodes_total)
-        : 0,
-      inodesUsed: isSet(object.inodesUsed)
-        ? globalThis.Number(object.inodesUsed)
-        : isSet(object.inodes_used)
-        ? globalThis.Number(object.inodes_used)
-        : 0,
-      inodesFree: isSet(object.inodesFree)
-        ? globalThis.Number(object.inodesFree)
-        : isSet(object.inodes_free)
-        ? globalThis.Number(object.inodes_free)
-        : 0,
-      inodesUsedPercent: isSet(object.inodesUsedPercent)
-        ? globalThis.Number(object.inodesUsedPercent)
-        : isSet(object.inodes_used_percent)
-        ? globalThis.Number(object.inodes_used_percent)
-        : 0,
-      readBandwidth: isSet(object.readBandwidth)
-        ? globalThis.Number(object.readBandwidth)
-        : isSet(object.read_bandwidth)
-        ? globalThis.Number(object.read_bandwidth)
-        : 0,
-      writeBandwidth: isSet(object.writeBandwidth)
-        ? globalThis.Number(object.writeBandwidth)
-        : isSet(object.write_bandwidth)
-        ? globalThis.Number(object.write_bandwidth)
-        : 0,
-      cgroup: isSet(object.cgroup) ? CgroupDisk.fromJSON(object.cgroup) : undefined,
-    };
-  },
-
-  toJSON(message: Disk): unknown {
-    const obj: any = {};
-    if (message.total !== 0) {
-      obj.total = Math.round(message.total);
-    }
-    if (message.free !== 0) {
-      obj.free = Math.round(message.free);
-    }
-    if (message.used !== 0) {
-      obj.used = Math.round(message.used);
-    }
-    if (message.usedPercent !== 0) {
-      obj.usedPercent = floatToJson(message.usedPercent);
-    }
-    if (message.inodesTotal !== 0) {
-      obj.inodesTotal = Math.round(message.inodesTotal);
-    }
-    if (message.inodesUsed !== 0) {
-      obj.inodesUsed = Math.round(message.inodesUsed);
-    }
-    if (message.inodesFree !== 0) {
-      obj.inodesFree = Math.round(message.inodesFree);
-    }
-    if (message.inodesUsedPercent !== 0) {
-      obj.inodesUsedPercent = floatToJson(message.inodesUsedPercent);
-    }
-    if (message.readBandwidth !== 0) {
-      obj.readBandwidth = Math.round(message.readBandwidth);
-    }
-    if (message.writeBandwidth !== 0) {
-      obj.writeBandwidth = Math.round(message.writeBandwidth);
-    }
-    if (message.cgroup !== undefined) {
-      obj.cgroup = CgroupDisk.toJSON(message.cgroup);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<Disk>, I>>(base?: I): Disk {
     return Disk.fromPartial(base ?? ({} as any));
   },
@@ -4870,32 +3461,6 @@ export const CgroupDisk: MessageFns<CgroupDisk> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): CgroupDisk {
-    return {
-      readBandwidth: isSet(object.readBandwidth)
-        ? globalThis.Number(object.readBandwidth)
-        : isSet(object.read_bandwidth)
-        ? globalThis.Number(object.read_bandwidth)
-        : 0,
-      writeBandwidth: isSet(object.writeBandwidth)
-        ? globalThis.Number(object.writeBandwidth)
-        : isSet(object.write_bandwidth)
-        ? globalThis.Number(object.write_bandwidth)
-        : 0,
-    };
-  },
-
-  toJSON(message: CgroupDisk): unknown {
-    const obj: any = {};
-    if (message.readBandwidth !== 0) {
-      obj.readBandwidth = Math.round(message.readBandwidth);
-    }
-    if (message.writeBandwidth !== 0) {
-      obj.writeBandwidth = Math.round(message.writeBandwidth);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<CgroupDisk>, I>>(base?: I): CgroupDisk {
@@ -4996,52 +3561,6 @@ export const Build: MessageFns<Build> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): Build {
-    return {
-      gitVersion: isSet(object.gitVersion)
-        ? globalThis.String(object.gitVersion)
-        : isSet(object.git_version)
-        ? globalThis.String(object.git_version)
-        : "",
-      gitCommit: isSet(object.gitCommit)
-        ? globalThis.String(object.gitCommit)
-        : isSet(object.git_commit)
-        ? globalThis.String(object.git_commit)
-        : undefined,
-      goVersion: isSet(object.goVersion)
-        ? globalThis.String(object.goVersion)
-        : isSet(object.go_version)
-        ? globalThis.String(object.go_version)
-        : undefined,
-      rustVersion: isSet(object.rustVersion)
-        ? globalThis.String(object.rustVersion)
-        : isSet(object.rust_version)
-        ? globalThis.String(object.rust_version)
-        : undefined,
-      platform: isSet(object.platform) ? globalThis.String(object.platform) : undefined,
-    };
-  },
-
-  toJSON(message: Build): unknown {
-    const obj: any = {};
-    if (message.gitVersion !== "") {
-      obj.gitVersion = message.gitVersion;
-    }
-    if (message.gitCommit !== undefined) {
-      obj.gitCommit = message.gitCommit;
-    }
-    if (message.goVersion !== undefined) {
-      obj.goVersion = message.goVersion;
-    }
-    if (message.rustVersion !== undefined) {
-      obj.rustVersion = message.rustVersion;
-    }
-    if (message.platform !== undefined) {
-      obj.platform = message.platform;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<Build>, I>>(base?: I): Build {
@@ -5504,272 +4023,6 @@ export const Download: MessageFns<Download> = {
     }
   },
 
-  fromJSON(object: any): Download {
-    return {
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      digest: isSet(object.digest) ? globalThis.String(object.digest) : undefined,
-      range: isSet(object.range) ? Range.fromJSON(object.range) : undefined,
-      type: isSet(object.type) ? taskTypeFromJSON(object.type) : 0,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      priority: isSet(object.priority) ? priorityFromJSON(object.priority) : 0,
-      filteredQueryParams: globalThis.Array.isArray(object?.filteredQueryParams)
-        ? object.filteredQueryParams.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.filtered_query_params)
-        ? object.filtered_query_params.map((e: any) => globalThis.String(e))
-        : [],
-      requestHeader: isObject(object.requestHeader)
-        ? (globalThis.Object.entries(object.requestHeader) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.request_header)
-        ? (globalThis.Object.entries(object.request_header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : undefined,
-      outputPath: isSet(object.outputPath)
-        ? globalThis.String(object.outputPath)
-        : isSet(object.output_path)
-        ? globalThis.String(object.output_path)
-        : undefined,
-      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
-      disableBackToSource: isSet(object.disableBackToSource)
-        ? globalThis.Boolean(object.disableBackToSource)
-        : isSet(object.disable_back_to_source)
-        ? globalThis.Boolean(object.disable_back_to_source)
-        : false,
-      needBackToSource: isSet(object.needBackToSource)
-        ? globalThis.Boolean(object.needBackToSource)
-        : isSet(object.need_back_to_source)
-        ? globalThis.Boolean(object.need_back_to_source)
-        : false,
-      certificateChain: globalThis.Array.isArray(object?.certificateChain)
-        ? object.certificateChain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : globalThis.Array.isArray(object?.certificate_chain)
-        ? object.certificate_chain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : [],
-      prefetch: isSet(object.prefetch) ? globalThis.Boolean(object.prefetch) : false,
-      objectStorage: isSet(object.objectStorage)
-        ? ObjectStorage.fromJSON(object.objectStorage)
-        : isSet(object.object_storage)
-        ? ObjectStorage.fromJSON(object.object_storage)
-        : undefined,
-      hdfs: isSet(object.hdfs) ? HDFS.fromJSON(object.hdfs) : undefined,
-      isPrefetch: isSet(object.isPrefetch)
-        ? globalThis.Boolean(object.isPrefetch)
-        : isSet(object.is_prefetch)
-        ? globalThis.Boolean(object.is_prefetch)
-        : false,
-      needPieceContent: isSet(object.needPieceContent)
-        ? globalThis.Boolean(object.needPieceContent)
-        : isSet(object.need_piece_content)
-        ? globalThis.Boolean(object.need_piece_content)
-        : false,
-      forceHardLink: isSet(object.forceHardLink)
-        ? globalThis.Boolean(object.forceHardLink)
-        : isSet(object.force_hard_link)
-        ? globalThis.Boolean(object.force_hard_link)
-        : false,
-      contentForCalculatingTaskId: isSet(object.contentForCalculatingTaskId)
-        ? globalThis.String(object.contentForCalculatingTaskId)
-        : isSet(object.content_for_calculating_task_id)
-        ? globalThis.String(object.content_for_calculating_task_id)
-        : undefined,
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-      concurrentPieceCount: isSet(object.concurrentPieceCount)
-        ? globalThis.Number(object.concurrentPieceCount)
-        : isSet(object.concurrent_piece_count)
-        ? globalThis.Number(object.concurrent_piece_count)
-        : undefined,
-      overwrite: isSet(object.overwrite) ? globalThis.Boolean(object.overwrite) : false,
-      actualPieceLength: isSet(object.actualPieceLength)
-        ? globalThis.Number(object.actualPieceLength)
-        : isSet(object.actual_piece_length)
-        ? globalThis.Number(object.actual_piece_length)
-        : undefined,
-      actualContentLength: isSet(object.actualContentLength)
-        ? globalThis.Number(object.actualContentLength)
-        : isSet(object.actual_content_length)
-        ? globalThis.Number(object.actual_content_length)
-        : undefined,
-      actualPieceCount: isSet(object.actualPieceCount)
-        ? globalThis.Number(object.actualPieceCount)
-        : isSet(object.actual_piece_count)
-        ? globalThis.Number(object.actual_piece_count)
-        : undefined,
-      enableTaskIdBasedBlobDigest: isSet(object.enableTaskIdBasedBlobDigest)
-        ? globalThis.Boolean(object.enableTaskIdBasedBlobDigest)
-        : isSet(object.enable_task_id_based_blob_digest)
-        ? globalThis.Boolean(object.enable_task_id_based_blob_digest)
-        : false,
-      huggingFace: isSet(object.huggingFace)
-        ? HuggingFace.fromJSON(object.huggingFace)
-        : isSet(object.hugging_face)
-        ? HuggingFace.fromJSON(object.hugging_face)
-        : undefined,
-      modelScope: isSet(object.modelScope)
-        ? ModelScope.fromJSON(object.modelScope)
-        : isSet(object.model_scope)
-        ? ModelScope.fromJSON(object.model_scope)
-        : undefined,
-      metadataOnly: isSet(object.metadataOnly)
-        ? globalThis.Boolean(object.metadataOnly)
-        : isSet(object.metadata_only)
-        ? globalThis.Boolean(object.metadata_only)
-        : false,
-      openCsg: isSet(object.openCsg)
-        ? OpenCSG.fromJSON(object.openCsg)
-        : isSet(object.open_csg)
-        ? OpenCSG.fromJSON(object.open_csg)
-        : undefined,
-      schedulingPolicy: isSet(object.schedulingPolicy)
-        ? schedulingPolicyFromJSON(object.schedulingPolicy)
-        : isSet(object.scheduling_policy)
-        ? schedulingPolicyFromJSON(object.scheduling_policy)
-        : 0,
-    };
-  },
-
-  toJSON(message: Download): unknown {
-    const obj: any = {};
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.digest !== undefined) {
-      obj.digest = message.digest;
-    }
-    if (message.range !== undefined) {
-      obj.range = Range.toJSON(message.range);
-    }
-    if (message.type !== 0) {
-      obj.type = taskTypeToJSON(message.type);
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.priority !== 0) {
-      obj.priority = priorityToJSON(message.priority);
-    }
-    if (message.filteredQueryParams?.length) {
-      obj.filteredQueryParams = message.filteredQueryParams;
-    }
-    if (message.requestHeader) {
-      const entries = globalThis.Object.entries(message.requestHeader) as [string, string][];
-      if (entries.length > 0) {
-        obj.requestHeader = {};
-        entries.forEach(([k, v]) => {
-          obj.requestHeader[k] = v;
-        });
-      }
-    }
-    if (message.pieceLength !== undefined) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.outputPath !== undefined) {
-      obj.outputPath = message.outputPath;
-    }
-    if (message.timeout !== undefined) {
-      obj.timeout = Duration.toJSON(message.timeout);
-    }
-    if (message.disableBackToSource !== false) {
-      obj.disableBackToSource = message.disableBackToSource;
-    }
-    if (message.needBackToSource !== false) {
-      obj.needBackToSource = message.needBackToSource;
-    }
-    if (message.certificateChain?.length) {
-      obj.certificateChain = message.certificateChain.map((e) => base64FromBytes(e));
-    }
-    if (message.prefetch !== false) {
-      obj.prefetch = message.prefetch;
-    }
-    if (message.objectStorage !== undefined) {
-      obj.objectStorage = ObjectStorage.toJSON(message.objectStorage);
-    }
-    if (message.hdfs !== undefined) {
-      obj.hdfs = HDFS.toJSON(message.hdfs);
-    }
-    if (message.isPrefetch !== false) {
-      obj.isPrefetch = message.isPrefetch;
-    }
-    if (message.needPieceContent !== false) {
-      obj.needPieceContent = message.needPieceContent;
-    }
-    if (message.forceHardLink !== false) {
-      obj.forceHardLink = message.forceHardLink;
-    }
-    if (message.contentForCalculatingTaskId !== undefined) {
-      obj.contentForCalculatingTaskId = message.contentForCalculatingTaskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    if (message.concurrentPieceCount !== undefined) {
-      obj.concurrentPieceCount = Math.round(message.concurrentPieceCount);
-    }
-    if (message.overwrite !== false) {
-      obj.overwrite = message.overwrite;
-    }
-    if (message.actualPieceLength !== undefined) {
-      obj.actualPieceLength = Math.round(message.actualPieceLength);
-    }
-    if (message.actualContentLength !== undefined) {
-      obj.actualContentLength = Math.round(message.actualContentLength);
-    }
-    if (message.actualPieceCount !== undefined) {
-      obj.actualPieceCount = Math.round(message.actualPieceCount);
-    }
-    if (message.enableTaskIdBasedBlobDigest !== false) {
-      obj.enableTaskIdBasedBlobDigest = message.enableTaskIdBasedBlobDigest;
-    }
-    if (message.huggingFace !== undefined) {
-      obj.huggingFace = HuggingFace.toJSON(message.huggingFace);
-    }
-    if (message.modelScope !== undefined) {
-      obj.modelScope = ModelScope.toJSON(message.modelScope);
-    }
-    if (message.metadataOnly !== false) {
-      obj.metadataOnly = message.metadataOnly;
-    }
-    if (message.openCsg !== undefined) {
-      obj.openCsg = OpenCSG.toJSON(message.openCsg);
-    }
-    if (message.schedulingPolicy !== 0) {
-      obj.schedulingPolicy = schedulingPolicyToJSON(message.schedulingPolicy);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<Download>, I>>(base?: I): Download {
     return Download.fromPartial(base ?? ({} as any));
   },
@@ -5885,24 +4138,6 @@ export const Download_RequestHeaderEntry: MessageFns<Download_RequestHeaderEntry
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): Download_RequestHeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: Download_RequestHeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<Download_RequestHeaderEntry>, I>>(base?: I): Download_RequestHeaderEntry {
@@ -6059,80 +4294,6 @@ export const ObjectStorage: MessageFns<ObjectStorage> = {
     }
   },
 
-  fromJSON(object: any): ObjectStorage {
-    return {
-      region: isSet(object.region) ? globalThis.String(object.region) : undefined,
-      endpoint: isSet(object.endpoint) ? globalThis.String(object.endpoint) : undefined,
-      accessKeyId: isSet(object.accessKeyId)
-        ? globalThis.String(object.accessKeyId)
-        : isSet(object.access_key_id)
-        ? globalThis.String(object.access_key_id)
-        : undefined,
-      accessKeySecret: isSet(object.accessKeySecret)
-        ? globalThis.String(object.accessKeySecret)
-        : isSet(object.access_key_secret)
-        ? globalThis.String(object.access_key_secret)
-        : undefined,
-      sessionToken: isSet(object.sessionToken)
-        ? globalThis.String(object.sessionToken)
-        : isSet(object.session_token)
-        ? globalThis.String(object.session_token)
-        : undefined,
-      credentialPath: isSet(object.credentialPath)
-        ? globalThis.String(object.credentialPath)
-        : isSet(object.credential_path)
-        ? globalThis.String(object.credential_path)
-        : undefined,
-      predefinedAcl: isSet(object.predefinedAcl)
-        ? globalThis.String(object.predefinedAcl)
-        : isSet(object.predefined_acl)
-        ? globalThis.String(object.predefined_acl)
-        : undefined,
-      securityToken: isSet(object.securityToken)
-        ? globalThis.String(object.securityToken)
-        : isSet(object.security_token)
-        ? globalThis.String(object.security_token)
-        : undefined,
-      insecureSkipVerify: isSet(object.insecureSkipVerify)
-        ? globalThis.Boolean(object.insecureSkipVerify)
-        : isSet(object.insecure_skip_verify)
-        ? globalThis.Boolean(object.insecure_skip_verify)
-        : undefined,
-    };
-  },
-
-  toJSON(message: ObjectStorage): unknown {
-    const obj: any = {};
-    if (message.region !== undefined) {
-      obj.region = message.region;
-    }
-    if (message.endpoint !== undefined) {
-      obj.endpoint = message.endpoint;
-    }
-    if (message.accessKeyId !== undefined) {
-      obj.accessKeyId = message.accessKeyId;
-    }
-    if (message.accessKeySecret !== undefined) {
-      obj.accessKeySecret = message.accessKeySecret;
-    }
-    if (message.sessionToken !== undefined) {
-      obj.sessionToken = message.sessionToken;
-    }
-    if (message.credentialPath !== undefined) {
-      obj.credentialPath = message.credentialPath;
-    }
-    if (message.predefinedAcl !== undefined) {
-      obj.predefinedAcl = message.predefinedAcl;
-    }
-    if (message.securityToken !== undefined) {
-      obj.securityToken = message.securityToken;
-    }
-    if (message.insecureSkipVerify !== undefined) {
-      obj.insecureSkipVerify = message.insecureSkipVerify;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ObjectStorage>, I>>(base?: I): ObjectStorage {
     return ObjectStorage.fromPartial(base ?? ({} as any));
   },
@@ -6194,24 +4355,6 @@ export const HDFS: MessageFns<HDFS> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): HDFS {
-    return {
-      delegationToken: isSet(object.delegationToken)
-        ? globalThis.String(object.delegationToken)
-        : isSet(object.delegation_token)
-        ? globalThis.String(object.delegation_token)
-        : undefined,
-    };
-  },
-
-  toJSON(message: HDFS): unknown {
-    const obj: any = {};
-    if (message.delegationToken !== undefined) {
-      obj.delegationToken = message.delegationToken;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<HDFS>, I>>(base?: I): HDFS {
@@ -6289,32 +4432,6 @@ export const HuggingFace: MessageFns<HuggingFace> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): HuggingFace {
-    return {
-      token: isSet(object.token) ? globalThis.String(object.token) : undefined,
-      revision: isSet(object.revision) ? globalThis.String(object.revision) : "",
-      baseUrl: isSet(object.baseUrl)
-        ? globalThis.String(object.baseUrl)
-        : isSet(object.base_url)
-        ? globalThis.String(object.base_url)
-        : undefined,
-    };
-  },
-
-  toJSON(message: HuggingFace): unknown {
-    const obj: any = {};
-    if (message.token !== undefined) {
-      obj.token = message.token;
-    }
-    if (message.revision !== "") {
-      obj.revision = message.revision;
-    }
-    if (message.baseUrl !== undefined) {
-      obj.baseUrl = message.baseUrl;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<HuggingFace>, I>>(base?: I): HuggingFace {
@@ -6396,32 +4513,6 @@ export const ModelScope: MessageFns<ModelScope> = {
     }
   },
 
-  fromJSON(object: any): ModelScope {
-    return {
-      token: isSet(object.token) ? globalThis.String(object.token) : undefined,
-      revision: isSet(object.revision) ? globalThis.String(object.revision) : "",
-      baseUrl: isSet(object.baseUrl)
-        ? globalThis.String(object.baseUrl)
-        : isSet(object.base_url)
-        ? globalThis.String(object.base_url)
-        : undefined,
-    };
-  },
-
-  toJSON(message: ModelScope): unknown {
-    const obj: any = {};
-    if (message.token !== undefined) {
-      obj.token = message.token;
-    }
-    if (message.revision !== "") {
-      obj.revision = message.revision;
-    }
-    if (message.baseUrl !== undefined) {
-      obj.baseUrl = message.baseUrl;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ModelScope>, I>>(base?: I): ModelScope {
     return ModelScope.fromPartial(base ?? ({} as any));
   },
@@ -6501,32 +4592,6 @@ export const OpenCSG: MessageFns<OpenCSG> = {
     }
   },
 
-  fromJSON(object: any): OpenCSG {
-    return {
-      token: isSet(object.token) ? globalThis.String(object.token) : undefined,
-      revision: isSet(object.revision) ? globalThis.String(object.revision) : "",
-      baseUrl: isSet(object.baseUrl)
-        ? globalThis.String(object.baseUrl)
-        : isSet(object.base_url)
-        ? globalThis.String(object.base_url)
-        : undefined,
-    };
-  },
-
-  toJSON(message: OpenCSG): unknown {
-    const obj: any = {};
-    if (message.token !== undefined) {
-      obj.token = message.token;
-    }
-    if (message.revision !== "") {
-      obj.revision = message.revision;
-    }
-    if (message.baseUrl !== undefined) {
-      obj.baseUrl = message.baseUrl;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<OpenCSG>, I>>(base?: I): OpenCSG {
     return OpenCSG.fromPartial(base ?? ({} as any));
   },
@@ -6593,24 +4658,6 @@ export const Range: MessageFns<Range> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): Range {
-    return {
-      start: isSet(object.start) ? globalThis.Number(object.start) : 0,
-      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
-    };
-  },
-
-  toJSON(message: Range): unknown {
-    const obj: any = {};
-    if (message.start !== 0) {
-      obj.start = Math.round(message.start);
-    }
-    if (message.length !== 0) {
-      obj.length = Math.round(message.length);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<Range>, I>>(base?: I): Range {
@@ -6767,64 +4814,6 @@ export const Piece: MessageFns<Piece> = {
     }
   },
 
-  fromJSON(object: any): Piece {
-    return {
-      number: isSet(object.number) ? globalThis.Number(object.number) : 0,
-      parentId: isSet(object.parentId)
-        ? globalThis.String(object.parentId)
-        : isSet(object.parent_id)
-        ? globalThis.String(object.parent_id)
-        : undefined,
-      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
-      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
-      digest: isSet(object.digest) ? globalThis.String(object.digest) : "",
-      content: isSet(object.content) ? Buffer.from(bytesFromBase64(object.content)) : undefined,
-      trafficType: isSet(object.trafficType)
-        ? trafficTypeFromJSON(object.trafficType)
-        : isSet(object.traffic_type)
-        ? trafficTypeFromJSON(object.traffic_type)
-        : undefined,
-      cost: isSet(object.cost) ? Duration.fromJSON(object.cost) : undefined,
-      createdAt: isSet(object.createdAt)
-        ? fromJsonTimestamp(object.createdAt)
-        : isSet(object.created_at)
-        ? fromJsonTimestamp(object.created_at)
-        : undefined,
-    };
-  },
-
-  toJSON(message: Piece): unknown {
-    const obj: any = {};
-    if (message.number !== 0) {
-      obj.number = Math.round(message.number);
-    }
-    if (message.parentId !== undefined) {
-      obj.parentId = message.parentId;
-    }
-    if (message.offset !== 0) {
-      obj.offset = Math.round(message.offset);
-    }
-    if (message.length !== 0) {
-      obj.length = Math.round(message.length);
-    }
-    if (message.digest !== "") {
-      obj.digest = message.digest;
-    }
-    if (message.content !== undefined) {
-      obj.content = base64FromBytes(message.content);
-    }
-    if (message.trafficType !== undefined) {
-      obj.trafficType = trafficTypeToJSON(message.trafficType);
-    }
-    if (message.cost !== undefined) {
-      obj.cost = Duration.toJSON(message.cost);
-    }
-    if (message.createdAt !== undefined) {
-      obj.createdAt = message.createdAt.toISOString();
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<Piece>, I>>(base?: I): Piece {
     return Piece.fromPartial(base ?? ({} as any));
   },
@@ -6842,18 +4831,6 @@ export const Piece: MessageFns<Piece> = {
     return message;
   },
 };
-
-function bytesFromBase64(b64: string): Uint8Array {
-  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
-}
-
-function base64FromBytes(arr: Uint8Array): string {
-  return globalThis.Buffer.from(arr).toString("base64");
-}
-
-function floatToJson(value: number | null | undefined): number | string | null | undefined {
-  return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
-}
 
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
@@ -6879,16 +4856,6 @@ function fromTimestamp(t: Timestamp): Date {
   return new globalThis.Date(millis);
 }
 
-function fromJsonTimestamp(o: any): Date {
-  if (o instanceof globalThis.Date) {
-    return o;
-  } else if (typeof o === "string") {
-    return new globalThis.Date(o);
-  } else {
-    return fromTimestamp(Timestamp.fromJSON(o));
-  }
-}
-
 function longToNumber(int64: { toString(): string }): number {
   // Patched by scripts/gen.mjs: saturate instead of throwing (a Go scheduler sends 2^64-1 for "unknown"), rounding
   // toward zero so that the number stays in the field's range and the message can be encoded again.
@@ -6906,19 +4873,9 @@ function longToNumber(int64: { toString(): string }): number {
   return n;
 }
 
-function isObject(value: any): boolean {
-  return typeof value === "object" && value !== null;
-}
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
 }

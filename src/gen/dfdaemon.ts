@@ -33,13 +33,9 @@ import {
   PersistentTask,
   Piece,
   Priority,
-  priorityFromJSON,
-  priorityToJSON,
   Range,
   Task,
   TaskType,
-  taskTypeFromJSON,
-  taskTypeToJSON,
 } from "./common.js";
 import { Duration } from "./google/protobuf/duration.js";
 import { Empty } from "./google/protobuf/empty.js";
@@ -507,18 +503,6 @@ export const DownloadTaskRequest: MessageFns<DownloadTaskRequest> = {
     }
   },
 
-  fromJSON(object: any): DownloadTaskRequest {
-    return { download: isSet(object.download) ? Download.fromJSON(object.download) : undefined };
-  },
-
-  toJSON(message: DownloadTaskRequest): unknown {
-    const obj: any = {};
-    if (message.download !== undefined) {
-      obj.download = Download.toJSON(message.download);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadTaskRequest>, I>>(base?: I): DownloadTaskRequest {
     return DownloadTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -624,76 +608,6 @@ export const DownloadTaskStartedResponse: MessageFns<DownloadTaskStartedResponse
     }
   },
 
-  fromJSON(object: any): DownloadTaskStartedResponse {
-    return {
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : 0,
-      range: isSet(object.range) ? Range.fromJSON(object.range) : undefined,
-      responseHeader: isObject(object.responseHeader)
-        ? (globalThis.Object.entries(object.responseHeader) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.response_header)
-        ? (globalThis.Object.entries(object.response_header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      pieces: globalThis.Array.isArray(object?.pieces) ? object.pieces.map((e: any) => Piece.fromJSON(e)) : [],
-      isFinished: isSet(object.isFinished)
-        ? globalThis.Boolean(object.isFinished)
-        : isSet(object.is_finished)
-        ? globalThis.Boolean(object.is_finished)
-        : false,
-    };
-  },
-
-  toJSON(message: DownloadTaskStartedResponse): unknown {
-    const obj: any = {};
-    if (message.contentLength !== 0) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    if (message.range !== undefined) {
-      obj.range = Range.toJSON(message.range);
-    }
-    if (message.responseHeader) {
-      const entries = globalThis.Object.entries(message.responseHeader) as [string, string][];
-      if (entries.length > 0) {
-        obj.responseHeader = {};
-        entries.forEach(([k, v]) => {
-          obj.responseHeader[k] = v;
-        });
-      }
-    }
-    if (message.pieces?.length) {
-      obj.pieces = message.pieces.map((e) => Piece.toJSON(e));
-    }
-    if (message.isFinished !== false) {
-      obj.isFinished = message.isFinished;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadTaskStartedResponse>, I>>(base?: I): DownloadTaskStartedResponse {
     return DownloadTaskStartedResponse.fromPartial(base ?? ({} as any));
   },
@@ -777,24 +691,6 @@ export const DownloadTaskStartedResponse_ResponseHeaderEntry: MessageFns<
     }
   },
 
-  fromJSON(object: any): DownloadTaskStartedResponse_ResponseHeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: DownloadTaskStartedResponse_ResponseHeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadTaskStartedResponse_ResponseHeaderEntry>, I>>(
     base?: I,
   ): DownloadTaskStartedResponse_ResponseHeaderEntry {
@@ -853,18 +749,6 @@ export const DownloadPieceFinishedResponse: MessageFns<DownloadPieceFinishedResp
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadPieceFinishedResponse {
-    return { piece: isSet(object.piece) ? Piece.fromJSON(object.piece) : undefined };
-  },
-
-  toJSON(message: DownloadPieceFinishedResponse): unknown {
-    const obj: any = {};
-    if (message.piece !== undefined) {
-      obj.piece = Piece.toJSON(message.piece);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPieceFinishedResponse>, I>>(base?: I): DownloadPieceFinishedResponse {
@@ -974,56 +858,6 @@ export const DownloadTaskResponse: MessageFns<DownloadTaskResponse> = {
     }
   },
 
-  fromJSON(object: any): DownloadTaskResponse {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-      downloadTaskStartedResponse: isSet(object.downloadTaskStartedResponse)
-        ? DownloadTaskStartedResponse.fromJSON(object.downloadTaskStartedResponse)
-        : isSet(object.download_task_started_response)
-        ? DownloadTaskStartedResponse.fromJSON(object.download_task_started_response)
-        : undefined,
-      downloadPieceFinishedResponse: isSet(object.downloadPieceFinishedResponse)
-        ? DownloadPieceFinishedResponse.fromJSON(object.downloadPieceFinishedResponse)
-        : isSet(object.download_piece_finished_response)
-        ? DownloadPieceFinishedResponse.fromJSON(object.download_piece_finished_response)
-        : undefined,
-    };
-  },
-
-  toJSON(message: DownloadTaskResponse): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    if (message.downloadTaskStartedResponse !== undefined) {
-      obj.downloadTaskStartedResponse = DownloadTaskStartedResponse.toJSON(message.downloadTaskStartedResponse);
-    }
-    if (message.downloadPieceFinishedResponse !== undefined) {
-      obj.downloadPieceFinishedResponse = DownloadPieceFinishedResponse.toJSON(message.downloadPieceFinishedResponse);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadTaskResponse>, I>>(base?: I): DownloadTaskResponse {
     return DownloadTaskResponse.fromPartial(base ?? ({} as any));
   },
@@ -1123,40 +957,6 @@ export const SyncPiecesRequest: MessageFns<SyncPiecesRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): SyncPiecesRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      interestedPieceNumbers: globalThis.Array.isArray(object?.interestedPieceNumbers)
-        ? object.interestedPieceNumbers.map((e: any) => globalThis.Number(e))
-        : globalThis.Array.isArray(object?.interested_piece_numbers)
-        ? object.interested_piece_numbers.map((e: any) => globalThis.Number(e))
-        : [],
-    };
-  },
-
-  toJSON(message: SyncPiecesRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.interestedPieceNumbers?.length) {
-      obj.interestedPieceNumbers = message.interestedPieceNumbers.map((e) => Math.round(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<SyncPiecesRequest>, I>>(base?: I): SyncPiecesRequest {
@@ -1271,48 +1071,6 @@ export const SyncPiecesResponse: MessageFns<SyncPiecesResponse> = {
     }
   },
 
-  fromJSON(object: any): SyncPiecesResponse {
-    return {
-      number: isSet(object.number) ? globalThis.Number(object.number) : 0,
-      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
-      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-      tcpPort: isSet(object.tcpPort)
-        ? globalThis.Number(object.tcpPort)
-        : isSet(object.tcp_port)
-        ? globalThis.Number(object.tcp_port)
-        : undefined,
-      quicPort: isSet(object.quicPort)
-        ? globalThis.Number(object.quicPort)
-        : isSet(object.quic_port)
-        ? globalThis.Number(object.quic_port)
-        : undefined,
-    };
-  },
-
-  toJSON(message: SyncPiecesResponse): unknown {
-    const obj: any = {};
-    if (message.number !== 0) {
-      obj.number = Math.round(message.number);
-    }
-    if (message.offset !== 0) {
-      obj.offset = Math.round(message.offset);
-    }
-    if (message.length !== 0) {
-      obj.length = Math.round(message.length);
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    if (message.tcpPort !== undefined) {
-      obj.tcpPort = Math.round(message.tcpPort);
-    }
-    if (message.quicPort !== undefined) {
-      obj.quicPort = Math.round(message.quicPort);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<SyncPiecesResponse>, I>>(base?: I): SyncPiecesResponse {
     return SyncPiecesResponse.fromPartial(base ?? ({} as any));
   },
@@ -1384,32 +1142,6 @@ export const StatTaskRequest: MessageFns<StatTaskRequest> = {
     }
   },
 
-  fromJSON(object: any): StatTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: StatTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatTaskRequest>, I>>(base?: I): StatTaskRequest {
     return StatTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -1475,32 +1207,6 @@ export const StatLocalTaskRequest: MessageFns<StatLocalTaskRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): StatLocalTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: StatLocalTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<StatLocalTaskRequest>, I>>(base?: I): StatLocalTaskRequest {
@@ -1684,132 +1390,6 @@ export const StatLocalTaskResponse: MessageFns<StatLocalTaskResponse> = {
     }
   },
 
-  fromJSON(object: any): StatLocalTaskResponse {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : undefined,
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : undefined,
-      responseHeader: isObject(object.responseHeader)
-        ? (globalThis.Object.entries(object.responseHeader) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.response_header)
-        ? (globalThis.Object.entries(object.response_header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      uploadingCount: isSet(object.uploadingCount)
-        ? globalThis.Number(object.uploadingCount)
-        : isSet(object.uploading_count)
-        ? globalThis.Number(object.uploading_count)
-        : 0,
-      uploadedCount: isSet(object.uploadedCount)
-        ? globalThis.Number(object.uploadedCount)
-        : isSet(object.uploaded_count)
-        ? globalThis.Number(object.uploaded_count)
-        : 0,
-      createdAt: isSet(object.createdAt)
-        ? fromJsonTimestamp(object.createdAt)
-        : isSet(object.created_at)
-        ? fromJsonTimestamp(object.created_at)
-        : undefined,
-      updatedAt: isSet(object.updatedAt)
-        ? fromJsonTimestamp(object.updatedAt)
-        : isSet(object.updated_at)
-        ? fromJsonTimestamp(object.updated_at)
-        : undefined,
-      prefetchedAt: isSet(object.prefetchedAt)
-        ? fromJsonTimestamp(object.prefetchedAt)
-        : isSet(object.prefetched_at)
-        ? fromJsonTimestamp(object.prefetched_at)
-        : undefined,
-      failedAt: isSet(object.failedAt)
-        ? fromJsonTimestamp(object.failedAt)
-        : isSet(object.failed_at)
-        ? fromJsonTimestamp(object.failed_at)
-        : undefined,
-      finishedAt: isSet(object.finishedAt)
-        ? fromJsonTimestamp(object.finishedAt)
-        : isSet(object.finished_at)
-        ? fromJsonTimestamp(object.finished_at)
-        : undefined,
-    };
-  },
-
-  toJSON(message: StatLocalTaskResponse): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.pieceLength !== undefined) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.contentLength !== undefined) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    if (message.responseHeader) {
-      const entries = globalThis.Object.entries(message.responseHeader) as [string, string][];
-      if (entries.length > 0) {
-        obj.responseHeader = {};
-        entries.forEach(([k, v]) => {
-          obj.responseHeader[k] = v;
-        });
-      }
-    }
-    if (message.uploadingCount !== 0) {
-      obj.uploadingCount = Math.round(message.uploadingCount);
-    }
-    if (message.uploadedCount !== 0) {
-      obj.uploadedCount = Math.round(message.uploadedCount);
-    }
-    if (message.createdAt !== undefined) {
-      obj.createdAt = message.createdAt.toISOString();
-    }
-    if (message.updatedAt !== undefined) {
-      obj.updatedAt = message.updatedAt.toISOString();
-    }
-    if (message.prefetchedAt !== undefined) {
-      obj.prefetchedAt = message.prefetchedAt.toISOString();
-    }
-    if (message.failedAt !== undefined) {
-      obj.failedAt = message.failedAt.toISOString();
-    }
-    if (message.finishedAt !== undefined) {
-      obj.finishedAt = message.finishedAt.toISOString();
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatLocalTaskResponse>, I>>(base?: I): StatLocalTaskResponse {
     return StatLocalTaskResponse.fromPartial(base ?? ({} as any));
   },
@@ -1894,24 +1474,6 @@ export const StatLocalTaskResponse_ResponseHeaderEntry: MessageFns<StatLocalTask
     }
   },
 
-  fromJSON(object: any): StatLocalTaskResponse_ResponseHeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: StatLocalTaskResponse_ResponseHeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatLocalTaskResponse_ResponseHeaderEntry>, I>>(
     base?: I,
   ): StatLocalTaskResponse_ResponseHeaderEntry {
@@ -1972,24 +1534,6 @@ export const ListLocalTasksRequest: MessageFns<ListLocalTasksRequest> = {
     }
   },
 
-  fromJSON(object: any): ListLocalTasksRequest {
-    return {
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: ListLocalTasksRequest): unknown {
-    const obj: any = {};
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ListLocalTasksRequest>, I>>(base?: I): ListLocalTasksRequest {
     return ListLocalTasksRequest.fromPartial(base ?? ({} as any));
   },
@@ -2043,22 +1587,6 @@ export const ListLocalTasksResponse: MessageFns<ListLocalTasksResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListLocalTasksResponse {
-    return {
-      tasks: globalThis.Array.isArray(object?.tasks)
-        ? object.tasks.map((e: any) => StatLocalTaskResponse.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: ListLocalTasksResponse): unknown {
-    const obj: any = {};
-    if (message.tasks?.length) {
-      obj.tasks = message.tasks.map((e) => StatLocalTaskResponse.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<ListLocalTasksResponse>, I>>(base?: I): ListLocalTasksResponse {
@@ -2241,120 +1769,6 @@ export const ListTaskEntriesRequest: MessageFns<ListTaskEntriesRequest> = {
     }
   },
 
-  fromJSON(object: any): ListTaskEntriesRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      requestHeader: isObject(object.requestHeader)
-        ? (globalThis.Object.entries(object.requestHeader) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.request_header)
-        ? (globalThis.Object.entries(object.request_header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
-      certificateChain: globalThis.Array.isArray(object?.certificateChain)
-        ? object.certificateChain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : globalThis.Array.isArray(object?.certificate_chain)
-        ? object.certificate_chain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : [],
-      objectStorage: isSet(object.objectStorage)
-        ? ObjectStorage.fromJSON(object.objectStorage)
-        : isSet(object.object_storage)
-        ? ObjectStorage.fromJSON(object.object_storage)
-        : undefined,
-      hdfs: isSet(object.hdfs) ? HDFS.fromJSON(object.hdfs) : undefined,
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-      huggingFace: isSet(object.huggingFace)
-        ? HuggingFace.fromJSON(object.huggingFace)
-        : isSet(object.hugging_face)
-        ? HuggingFace.fromJSON(object.hugging_face)
-        : undefined,
-      modelScope: isSet(object.modelScope)
-        ? ModelScope.fromJSON(object.modelScope)
-        : isSet(object.model_scope)
-        ? ModelScope.fromJSON(object.model_scope)
-        : undefined,
-      openCsg: isSet(object.openCsg)
-        ? OpenCSG.fromJSON(object.openCsg)
-        : isSet(object.open_csg)
-        ? OpenCSG.fromJSON(object.open_csg)
-        : undefined,
-    };
-  },
-
-  toJSON(message: ListTaskEntriesRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.requestHeader) {
-      const entries = globalThis.Object.entries(message.requestHeader) as [string, string][];
-      if (entries.length > 0) {
-        obj.requestHeader = {};
-        entries.forEach(([k, v]) => {
-          obj.requestHeader[k] = v;
-        });
-      }
-    }
-    if (message.timeout !== undefined) {
-      obj.timeout = Duration.toJSON(message.timeout);
-    }
-    if (message.certificateChain?.length) {
-      obj.certificateChain = message.certificateChain.map((e) => base64FromBytes(e));
-    }
-    if (message.objectStorage !== undefined) {
-      obj.objectStorage = ObjectStorage.toJSON(message.objectStorage);
-    }
-    if (message.hdfs !== undefined) {
-      obj.hdfs = HDFS.toJSON(message.hdfs);
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    if (message.huggingFace !== undefined) {
-      obj.huggingFace = HuggingFace.toJSON(message.huggingFace);
-    }
-    if (message.modelScope !== undefined) {
-      obj.modelScope = ModelScope.toJSON(message.modelScope);
-    }
-    if (message.openCsg !== undefined) {
-      obj.openCsg = OpenCSG.toJSON(message.openCsg);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ListTaskEntriesRequest>, I>>(base?: I): ListTaskEntriesRequest {
     return ListTaskEntriesRequest.fromPartial(base ?? ({} as any));
   },
@@ -2447,24 +1861,6 @@ export const ListTaskEntriesRequest_RequestHeaderEntry: MessageFns<ListTaskEntri
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListTaskEntriesRequest_RequestHeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ListTaskEntriesRequest_RequestHeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<ListTaskEntriesRequest_RequestHeaderEntry>, I>>(
@@ -2563,72 +1959,6 @@ export const ListTaskEntriesResponse: MessageFns<ListTaskEntriesResponse> = {
     }
   },
 
-  fromJSON(object: any): ListTaskEntriesResponse {
-    return {
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : 0,
-      responseHeader: isObject(object.responseHeader)
-        ? (globalThis.Object.entries(object.responseHeader) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.response_header)
-        ? (globalThis.Object.entries(object.response_header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      statusCode: isSet(object.statusCode)
-        ? globalThis.Number(object.statusCode)
-        : isSet(object.status_code)
-        ? globalThis.Number(object.status_code)
-        : undefined,
-      entries: globalThis.Array.isArray(object?.entries) ? object.entries.map((e: any) => Entry.fromJSON(e)) : [],
-    };
-  },
-
-  toJSON(message: ListTaskEntriesResponse): unknown {
-    const obj: any = {};
-    if (message.contentLength !== 0) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    if (message.responseHeader) {
-      const entries = globalThis.Object.entries(message.responseHeader) as [string, string][];
-      if (entries.length > 0) {
-        obj.responseHeader = {};
-        entries.forEach(([k, v]) => {
-          obj.responseHeader[k] = v;
-        });
-      }
-    }
-    if (message.statusCode !== undefined) {
-      obj.statusCode = Math.round(message.statusCode);
-    }
-    if (message.entries?.length) {
-      obj.entries = message.entries.map((e) => Entry.toJSON(e));
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ListTaskEntriesResponse>, I>>(base?: I): ListTaskEntriesResponse {
     return ListTaskEntriesResponse.fromPartial(base ?? ({} as any));
   },
@@ -2707,24 +2037,6 @@ export const ListTaskEntriesResponse_ResponseHeaderEntry: MessageFns<ListTaskEnt
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListTaskEntriesResponse_ResponseHeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: ListTaskEntriesResponse_ResponseHeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<ListTaskEntriesResponse_ResponseHeaderEntry>, I>>(
@@ -2809,36 +2121,6 @@ export const Entry: MessageFns<Entry> = {
     }
   },
 
-  fromJSON(object: any): Entry {
-    return {
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : 0,
-      isDir: isSet(object.isDir)
-        ? globalThis.Boolean(object.isDir)
-        : isSet(object.is_dir)
-        ? globalThis.Boolean(object.is_dir)
-        : false,
-    };
-  },
-
-  toJSON(message: Entry): unknown {
-    const obj: any = {};
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.contentLength !== 0) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    if (message.isDir !== false) {
-      obj.isDir = message.isDir;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<Entry>, I>>(base?: I): Entry {
     return Entry.fromPartial(base ?? ({} as any));
   },
@@ -2907,32 +2189,6 @@ export const DeleteTaskRequest: MessageFns<DeleteTaskRequest> = {
     }
   },
 
-  fromJSON(object: any): DeleteTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: DeleteTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DeleteTaskRequest>, I>>(base?: I): DeleteTaskRequest {
     return DeleteTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -2998,32 +2254,6 @@ export const DeleteLocalTaskRequest: MessageFns<DeleteLocalTaskRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DeleteLocalTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: DeleteLocalTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DeleteLocalTaskRequest>, I>>(base?: I): DeleteLocalTaskRequest {
@@ -3351,184 +2581,6 @@ export const DownloadCacheTaskRequest: MessageFns<DownloadCacheTaskRequest> = {
     }
   },
 
-  fromJSON(object: any): DownloadCacheTaskRequest {
-    return {
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      digest: isSet(object.digest) ? globalThis.String(object.digest) : undefined,
-      range: isSet(object.range) ? Range.fromJSON(object.range) : undefined,
-      type: isSet(object.type) ? taskTypeFromJSON(object.type) : 0,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      priority: isSet(object.priority) ? priorityFromJSON(object.priority) : 0,
-      filteredQueryParams: globalThis.Array.isArray(object?.filteredQueryParams)
-        ? object.filteredQueryParams.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.filtered_query_params)
-        ? object.filtered_query_params.map((e: any) => globalThis.String(e))
-        : [],
-      requestHeader: isObject(object.requestHeader)
-        ? (globalThis.Object.entries(object.requestHeader) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.request_header)
-        ? (globalThis.Object.entries(object.request_header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : undefined,
-      outputPath: isSet(object.outputPath)
-        ? globalThis.String(object.outputPath)
-        : isSet(object.output_path)
-        ? globalThis.String(object.output_path)
-        : undefined,
-      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
-      disableBackToSource: isSet(object.disableBackToSource)
-        ? globalThis.Boolean(object.disableBackToSource)
-        : isSet(object.disable_back_to_source)
-        ? globalThis.Boolean(object.disable_back_to_source)
-        : false,
-      needBackToSource: isSet(object.needBackToSource)
-        ? globalThis.Boolean(object.needBackToSource)
-        : isSet(object.need_back_to_source)
-        ? globalThis.Boolean(object.need_back_to_source)
-        : false,
-      certificateChain: globalThis.Array.isArray(object?.certificateChain)
-        ? object.certificateChain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : globalThis.Array.isArray(object?.certificate_chain)
-        ? object.certificate_chain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : [],
-      prefetch: isSet(object.prefetch) ? globalThis.Boolean(object.prefetch) : false,
-      objectStorage: isSet(object.objectStorage)
-        ? ObjectStorage.fromJSON(object.objectStorage)
-        : isSet(object.object_storage)
-        ? ObjectStorage.fromJSON(object.object_storage)
-        : undefined,
-      hdfs: isSet(object.hdfs) ? HDFS.fromJSON(object.hdfs) : undefined,
-      isPrefetch: isSet(object.isPrefetch)
-        ? globalThis.Boolean(object.isPrefetch)
-        : isSet(object.is_prefetch)
-        ? globalThis.Boolean(object.is_prefetch)
-        : false,
-      needPieceContent: isSet(object.needPieceContent)
-        ? globalThis.Boolean(object.needPieceContent)
-        : isSet(object.need_piece_content)
-        ? globalThis.Boolean(object.need_piece_content)
-        : false,
-      contentForCalculatingTaskId: isSet(object.contentForCalculatingTaskId)
-        ? globalThis.String(object.contentForCalculatingTaskId)
-        : isSet(object.content_for_calculating_task_id)
-        ? globalThis.String(object.content_for_calculating_task_id)
-        : undefined,
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-      overwrite: isSet(object.overwrite) ? globalThis.Boolean(object.overwrite) : false,
-    };
-  },
-
-  toJSON(message: DownloadCacheTaskRequest): unknown {
-    const obj: any = {};
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.digest !== undefined) {
-      obj.digest = message.digest;
-    }
-    if (message.range !== undefined) {
-      obj.range = Range.toJSON(message.range);
-    }
-    if (message.type !== 0) {
-      obj.type = taskTypeToJSON(message.type);
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.priority !== 0) {
-      obj.priority = priorityToJSON(message.priority);
-    }
-    if (message.filteredQueryParams?.length) {
-      obj.filteredQueryParams = message.filteredQueryParams;
-    }
-    if (message.requestHeader) {
-      const entries = globalThis.Object.entries(message.requestHeader) as [string, string][];
-      if (entries.length > 0) {
-        obj.requestHeader = {};
-        entries.forEach(([k, v]) => {
-          obj.requestHeader[k] = v;
-        });
-      }
-    }
-    if (message.pieceLength !== undefined) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.outputPath !== undefined) {
-      obj.outputPath = message.outputPath;
-    }
-    if (message.timeout !== undefined) {
-      obj.timeout = Duration.toJSON(message.timeout);
-    }
-    if (message.disableBackToSource !== false) {
-      obj.disableBackToSource = message.disableBackToSource;
-    }
-    if (message.needBackToSource !== false) {
-      obj.needBackToSource = message.needBackToSource;
-    }
-    if (message.certificateChain?.length) {
-      obj.certificateChain = message.certificateChain.map((e) => base64FromBytes(e));
-    }
-    if (message.prefetch !== false) {
-      obj.prefetch = message.prefetch;
-    }
-    if (message.objectStorage !== undefined) {
-      obj.objectStorage = ObjectStorage.toJSON(message.objectStorage);
-    }
-    if (message.hdfs !== undefined) {
-      obj.hdfs = HDFS.toJSON(message.hdfs);
-    }
-    if (message.isPrefetch !== false) {
-      obj.isPrefetch = message.isPrefetch;
-    }
-    if (message.needPieceContent !== false) {
-      obj.needPieceContent = message.needPieceContent;
-    }
-    if (message.contentForCalculatingTaskId !== undefined) {
-      obj.contentForCalculatingTaskId = message.contentForCalculatingTaskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    if (message.overwrite !== false) {
-      obj.overwrite = message.overwrite;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadCacheTaskRequest>, I>>(base?: I): DownloadCacheTaskRequest {
     return DownloadCacheTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -3630,24 +2682,6 @@ export const DownloadCacheTaskRequest_RequestHeaderEntry: MessageFns<DownloadCac
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadCacheTaskRequest_RequestHeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: DownloadCacheTaskRequest_RequestHeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadCacheTaskRequest_RequestHeaderEntry>, I>>(
@@ -3758,76 +2792,6 @@ export const DownloadCacheTaskStartedResponse: MessageFns<DownloadCacheTaskStart
     }
   },
 
-  fromJSON(object: any): DownloadCacheTaskStartedResponse {
-    return {
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : 0,
-      range: isSet(object.range) ? Range.fromJSON(object.range) : undefined,
-      responseHeader: isObject(object.responseHeader)
-        ? (globalThis.Object.entries(object.responseHeader) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.response_header)
-        ? (globalThis.Object.entries(object.response_header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      pieces: globalThis.Array.isArray(object?.pieces) ? object.pieces.map((e: any) => Piece.fromJSON(e)) : [],
-      isFinished: isSet(object.isFinished)
-        ? globalThis.Boolean(object.isFinished)
-        : isSet(object.is_finished)
-        ? globalThis.Boolean(object.is_finished)
-        : false,
-    };
-  },
-
-  toJSON(message: DownloadCacheTaskStartedResponse): unknown {
-    const obj: any = {};
-    if (message.contentLength !== 0) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    if (message.range !== undefined) {
-      obj.range = Range.toJSON(message.range);
-    }
-    if (message.responseHeader) {
-      const entries = globalThis.Object.entries(message.responseHeader) as [string, string][];
-      if (entries.length > 0) {
-        obj.responseHeader = {};
-        entries.forEach(([k, v]) => {
-          obj.responseHeader[k] = v;
-        });
-      }
-    }
-    if (message.pieces?.length) {
-      obj.pieces = message.pieces.map((e) => Piece.toJSON(e));
-    }
-    if (message.isFinished !== false) {
-      obj.isFinished = message.isFinished;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadCacheTaskStartedResponse>, I>>(
     base?: I,
   ): DownloadCacheTaskStartedResponse {
@@ -3913,24 +2877,6 @@ export const DownloadCacheTaskStartedResponse_ResponseHeaderEntry: MessageFns<
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadCacheTaskStartedResponse_ResponseHeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: DownloadCacheTaskStartedResponse_ResponseHeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadCacheTaskStartedResponse_ResponseHeaderEntry>, I>>(
@@ -4044,58 +2990,6 @@ export const DownloadCacheTaskResponse: MessageFns<DownloadCacheTaskResponse> = 
     }
   },
 
-  fromJSON(object: any): DownloadCacheTaskResponse {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-      downloadCacheTaskStartedResponse: isSet(object.downloadCacheTaskStartedResponse)
-        ? DownloadCacheTaskStartedResponse.fromJSON(object.downloadCacheTaskStartedResponse)
-        : isSet(object.download_cache_task_started_response)
-        ? DownloadCacheTaskStartedResponse.fromJSON(object.download_cache_task_started_response)
-        : undefined,
-      downloadPieceFinishedResponse: isSet(object.downloadPieceFinishedResponse)
-        ? DownloadPieceFinishedResponse.fromJSON(object.downloadPieceFinishedResponse)
-        : isSet(object.download_piece_finished_response)
-        ? DownloadPieceFinishedResponse.fromJSON(object.download_piece_finished_response)
-        : undefined,
-    };
-  },
-
-  toJSON(message: DownloadCacheTaskResponse): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    if (message.downloadCacheTaskStartedResponse !== undefined) {
-      obj.downloadCacheTaskStartedResponse = DownloadCacheTaskStartedResponse.toJSON(
-        message.downloadCacheTaskStartedResponse,
-      );
-    }
-    if (message.downloadPieceFinishedResponse !== undefined) {
-      obj.downloadPieceFinishedResponse = DownloadPieceFinishedResponse.toJSON(message.downloadPieceFinishedResponse);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadCacheTaskResponse>, I>>(base?: I): DownloadCacheTaskResponse {
     return DownloadCacheTaskResponse.fromPartial(base ?? ({} as any));
   },
@@ -4197,40 +3091,6 @@ export const SyncCachePiecesRequest: MessageFns<SyncCachePiecesRequest> = {
     }
   },
 
-  fromJSON(object: any): SyncCachePiecesRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      interestedCachePieceNumbers: globalThis.Array.isArray(object?.interestedCachePieceNumbers)
-        ? object.interestedCachePieceNumbers.map((e: any) => globalThis.Number(e))
-        : globalThis.Array.isArray(object?.interested_cache_piece_numbers)
-        ? object.interested_cache_piece_numbers.map((e: any) => globalThis.Number(e))
-        : [],
-    };
-  },
-
-  toJSON(message: SyncCachePiecesRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.interestedCachePieceNumbers?.length) {
-      obj.interestedCachePieceNumbers = message.interestedCachePieceNumbers.map((e) => Math.round(e));
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<SyncCachePiecesRequest>, I>>(base?: I): SyncCachePiecesRequest {
     return SyncCachePiecesRequest.fromPartial(base ?? ({} as any));
   },
@@ -4308,28 +3168,6 @@ export const SyncCachePiecesResponse: MessageFns<SyncCachePiecesResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): SyncCachePiecesResponse {
-    return {
-      number: isSet(object.number) ? globalThis.Number(object.number) : 0,
-      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
-      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
-    };
-  },
-
-  toJSON(message: SyncCachePiecesResponse): unknown {
-    const obj: any = {};
-    if (message.number !== 0) {
-      obj.number = Math.round(message.number);
-    }
-    if (message.offset !== 0) {
-      obj.offset = Math.round(message.offset);
-    }
-    if (message.length !== 0) {
-      obj.length = Math.round(message.length);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<SyncCachePiecesResponse>, I>>(base?: I): SyncCachePiecesResponse {
@@ -4411,40 +3249,6 @@ export const DownloadCachePieceRequest: MessageFns<DownloadCachePieceRequest> = 
     }
   },
 
-  fromJSON(object: any): DownloadCachePieceRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      pieceNumber: isSet(object.pieceNumber)
-        ? globalThis.Number(object.pieceNumber)
-        : isSet(object.piece_number)
-        ? globalThis.Number(object.piece_number)
-        : 0,
-    };
-  },
-
-  toJSON(message: DownloadCachePieceRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.pieceNumber !== 0) {
-      obj.pieceNumber = Math.round(message.pieceNumber);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadCachePieceRequest>, I>>(base?: I): DownloadCachePieceRequest {
     return DownloadCachePieceRequest.fromPartial(base ?? ({} as any));
   },
@@ -4511,24 +3315,6 @@ export const DownloadCachePieceResponse: MessageFns<DownloadCachePieceResponse> 
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadCachePieceResponse {
-    return {
-      piece: isSet(object.piece) ? Piece.fromJSON(object.piece) : undefined,
-      digest: isSet(object.digest) ? globalThis.String(object.digest) : undefined,
-    };
-  },
-
-  toJSON(message: DownloadCachePieceResponse): unknown {
-    const obj: any = {};
-    if (message.piece !== undefined) {
-      obj.piece = Piece.toJSON(message.piece);
-    }
-    if (message.digest !== undefined) {
-      obj.digest = message.digest;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadCachePieceResponse>, I>>(base?: I): DownloadCachePieceResponse {
@@ -4598,32 +3384,6 @@ export const StatCacheTaskRequest: MessageFns<StatCacheTaskRequest> = {
     }
   },
 
-  fromJSON(object: any): StatCacheTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: StatCacheTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatCacheTaskRequest>, I>>(base?: I): StatCacheTaskRequest {
     return StatCacheTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -4689,32 +3449,6 @@ export const DeleteCacheTaskRequest: MessageFns<DeleteCacheTaskRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DeleteCacheTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: DeleteCacheTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DeleteCacheTaskRequest>, I>>(base?: I): DeleteCacheTaskRequest {
@@ -4883,76 +3617,6 @@ export const DownloadPersistentTaskRequest: MessageFns<DownloadPersistentTaskReq
     }
   },
 
-  fromJSON(object: any): DownloadPersistentTaskRequest {
-    return {
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      objectStorage: isSet(object.objectStorage)
-        ? ObjectStorage.fromJSON(object.objectStorage)
-        : isSet(object.object_storage)
-        ? ObjectStorage.fromJSON(object.object_storage)
-        : undefined,
-      persistent: isSet(object.persistent) ? globalThis.Boolean(object.persistent) : false,
-      outputPath: isSet(object.outputPath)
-        ? globalThis.String(object.outputPath)
-        : isSet(object.output_path)
-        ? globalThis.String(object.output_path)
-        : undefined,
-      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
-      needPieceContent: isSet(object.needPieceContent)
-        ? globalThis.Boolean(object.needPieceContent)
-        : isSet(object.need_piece_content)
-        ? globalThis.Boolean(object.need_piece_content)
-        : false,
-      forceHardLink: isSet(object.forceHardLink)
-        ? globalThis.Boolean(object.forceHardLink)
-        : isSet(object.force_hard_link)
-        ? globalThis.Boolean(object.force_hard_link)
-        : false,
-      digest: isSet(object.digest) ? globalThis.String(object.digest) : undefined,
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-      overwrite: isSet(object.overwrite) ? globalThis.Boolean(object.overwrite) : false,
-    };
-  },
-
-  toJSON(message: DownloadPersistentTaskRequest): unknown {
-    const obj: any = {};
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.objectStorage !== undefined) {
-      obj.objectStorage = ObjectStorage.toJSON(message.objectStorage);
-    }
-    if (message.persistent !== false) {
-      obj.persistent = message.persistent;
-    }
-    if (message.outputPath !== undefined) {
-      obj.outputPath = message.outputPath;
-    }
-    if (message.timeout !== undefined) {
-      obj.timeout = Duration.toJSON(message.timeout);
-    }
-    if (message.needPieceContent !== false) {
-      obj.needPieceContent = message.needPieceContent;
-    }
-    if (message.forceHardLink !== false) {
-      obj.forceHardLink = message.forceHardLink;
-    }
-    if (message.digest !== undefined) {
-      obj.digest = message.digest;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    if (message.overwrite !== false) {
-      obj.overwrite = message.overwrite;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadPersistentTaskRequest>, I>>(base?: I): DownloadPersistentTaskRequest {
     return DownloadPersistentTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -5021,24 +3685,6 @@ export const DownloadPersistentTaskStartedResponse: MessageFns<DownloadPersisten
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadPersistentTaskStartedResponse {
-    return {
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : 0,
-    };
-  },
-
-  toJSON(message: DownloadPersistentTaskStartedResponse): unknown {
-    const obj: any = {};
-    if (message.contentLength !== 0) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPersistentTaskStartedResponse>, I>>(
@@ -5154,58 +3800,6 @@ export const DownloadPersistentTaskResponse: MessageFns<DownloadPersistentTaskRe
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadPersistentTaskResponse {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-      downloadPersistentTaskStartedResponse: isSet(object.downloadPersistentTaskStartedResponse)
-        ? DownloadPersistentTaskStartedResponse.fromJSON(object.downloadPersistentTaskStartedResponse)
-        : isSet(object.download_persistent_task_started_response)
-        ? DownloadPersistentTaskStartedResponse.fromJSON(object.download_persistent_task_started_response)
-        : undefined,
-      downloadPieceFinishedResponse: isSet(object.downloadPieceFinishedResponse)
-        ? DownloadPieceFinishedResponse.fromJSON(object.downloadPieceFinishedResponse)
-        : isSet(object.download_piece_finished_response)
-        ? DownloadPieceFinishedResponse.fromJSON(object.download_piece_finished_response)
-        : undefined,
-    };
-  },
-
-  toJSON(message: DownloadPersistentTaskResponse): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    if (message.downloadPersistentTaskStartedResponse !== undefined) {
-      obj.downloadPersistentTaskStartedResponse = DownloadPersistentTaskStartedResponse.toJSON(
-        message.downloadPersistentTaskStartedResponse,
-      );
-    }
-    if (message.downloadPieceFinishedResponse !== undefined) {
-      obj.downloadPieceFinishedResponse = DownloadPieceFinishedResponse.toJSON(message.downloadPieceFinishedResponse);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPersistentTaskResponse>, I>>(base?: I): DownloadPersistentTaskResponse {
@@ -5350,56 +3944,6 @@ export const UploadPersistentTaskRequest: MessageFns<UploadPersistentTaskRequest
     }
   },
 
-  fromJSON(object: any): UploadPersistentTaskRequest {
-    return {
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      objectStorage: isSet(object.objectStorage)
-        ? ObjectStorage.fromJSON(object.objectStorage)
-        : isSet(object.object_storage)
-        ? ObjectStorage.fromJSON(object.object_storage)
-        : undefined,
-      path: isSet(object.path) ? globalThis.String(object.path) : "",
-      persistentReplicaCount: isSet(object.persistentReplicaCount)
-        ? globalThis.Number(object.persistentReplicaCount)
-        : isSet(object.persistent_replica_count)
-        ? globalThis.Number(object.persistent_replica_count)
-        : 0,
-      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
-      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: UploadPersistentTaskRequest): unknown {
-    const obj: any = {};
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.objectStorage !== undefined) {
-      obj.objectStorage = ObjectStorage.toJSON(message.objectStorage);
-    }
-    if (message.path !== "") {
-      obj.path = message.path;
-    }
-    if (message.persistentReplicaCount !== 0) {
-      obj.persistentReplicaCount = Math.round(message.persistentReplicaCount);
-    }
-    if (message.ttl !== undefined) {
-      obj.ttl = Duration.toJSON(message.ttl);
-    }
-    if (message.timeout !== undefined) {
-      obj.timeout = Duration.toJSON(message.timeout);
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<UploadPersistentTaskRequest>, I>>(base?: I): UploadPersistentTaskRequest {
     return UploadPersistentTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -5487,36 +4031,6 @@ export const UpdatePersistentTaskRequest: MessageFns<UpdatePersistentTaskRequest
     }
   },
 
-  fromJSON(object: any): UpdatePersistentTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      persistent: isSet(object.persistent) ? globalThis.Boolean(object.persistent) : false,
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: UpdatePersistentTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.persistent !== false) {
-      obj.persistent = message.persistent;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<UpdatePersistentTaskRequest>, I>>(base?: I): UpdatePersistentTaskRequest {
     return UpdatePersistentTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -5585,32 +4099,6 @@ export const StatPersistentTaskRequest: MessageFns<StatPersistentTaskRequest> = 
     }
   },
 
-  fromJSON(object: any): StatPersistentTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: StatPersistentTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatPersistentTaskRequest>, I>>(base?: I): StatPersistentTaskRequest {
     return StatPersistentTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -5676,32 +4164,6 @@ export const StatLocalPersistentTaskRequest: MessageFns<StatLocalPersistentTaskR
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): StatLocalPersistentTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: StatLocalPersistentTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<StatLocalPersistentTaskRequest>, I>>(base?: I): StatLocalPersistentTaskRequest {
@@ -5884,96 +4346,6 @@ export const StatLocalPersistentTaskResponse: MessageFns<StatLocalPersistentTask
     }
   },
 
-  fromJSON(object: any): StatLocalPersistentTaskResponse {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      persistent: isSet(object.persistent) ? globalThis.Boolean(object.persistent) : false,
-      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : undefined,
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : undefined,
-      uploadingCount: isSet(object.uploadingCount)
-        ? globalThis.Number(object.uploadingCount)
-        : isSet(object.uploading_count)
-        ? globalThis.Number(object.uploading_count)
-        : 0,
-      uploadedCount: isSet(object.uploadedCount)
-        ? globalThis.Number(object.uploadedCount)
-        : isSet(object.uploaded_count)
-        ? globalThis.Number(object.uploaded_count)
-        : 0,
-      createdAt: isSet(object.createdAt)
-        ? fromJsonTimestamp(object.createdAt)
-        : isSet(object.created_at)
-        ? fromJsonTimestamp(object.created_at)
-        : undefined,
-      updatedAt: isSet(object.updatedAt)
-        ? fromJsonTimestamp(object.updatedAt)
-        : isSet(object.updated_at)
-        ? fromJsonTimestamp(object.updated_at)
-        : undefined,
-      failedAt: isSet(object.failedAt)
-        ? fromJsonTimestamp(object.failedAt)
-        : isSet(object.failed_at)
-        ? fromJsonTimestamp(object.failed_at)
-        : undefined,
-      finishedAt: isSet(object.finishedAt)
-        ? fromJsonTimestamp(object.finishedAt)
-        : isSet(object.finished_at)
-        ? fromJsonTimestamp(object.finished_at)
-        : undefined,
-    };
-  },
-
-  toJSON(message: StatLocalPersistentTaskResponse): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.persistent !== false) {
-      obj.persistent = message.persistent;
-    }
-    if (message.ttl !== undefined) {
-      obj.ttl = Duration.toJSON(message.ttl);
-    }
-    if (message.pieceLength !== undefined) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.contentLength !== undefined) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    if (message.uploadingCount !== 0) {
-      obj.uploadingCount = Math.round(message.uploadingCount);
-    }
-    if (message.uploadedCount !== 0) {
-      obj.uploadedCount = Math.round(message.uploadedCount);
-    }
-    if (message.createdAt !== undefined) {
-      obj.createdAt = message.createdAt.toISOString();
-    }
-    if (message.updatedAt !== undefined) {
-      obj.updatedAt = message.updatedAt.toISOString();
-    }
-    if (message.failedAt !== undefined) {
-      obj.failedAt = message.failedAt.toISOString();
-    }
-    if (message.finishedAt !== undefined) {
-      obj.finishedAt = message.finishedAt.toISOString();
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatLocalPersistentTaskResponse>, I>>(base?: I): StatLocalPersistentTaskResponse {
     return StatLocalPersistentTaskResponse.fromPartial(base ?? ({} as any));
   },
@@ -6041,24 +4413,6 @@ export const ListLocalPersistentTasksRequest: MessageFns<ListLocalPersistentTask
     }
   },
 
-  fromJSON(object: any): ListLocalPersistentTasksRequest {
-    return {
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: ListLocalPersistentTasksRequest): unknown {
-    const obj: any = {};
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ListLocalPersistentTasksRequest>, I>>(base?: I): ListLocalPersistentTasksRequest {
     return ListLocalPersistentTasksRequest.fromPartial(base ?? ({} as any));
   },
@@ -6114,22 +4468,6 @@ export const ListLocalPersistentTasksResponse: MessageFns<ListLocalPersistentTas
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListLocalPersistentTasksResponse {
-    return {
-      tasks: globalThis.Array.isArray(object?.tasks)
-        ? object.tasks.map((e: any) => StatLocalPersistentTaskResponse.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: ListLocalPersistentTasksResponse): unknown {
-    const obj: any = {};
-    if (message.tasks?.length) {
-      obj.tasks = message.tasks.map((e) => StatLocalPersistentTaskResponse.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<ListLocalPersistentTasksResponse>, I>>(
@@ -6200,32 +4538,6 @@ export const DeletePersistentTaskRequest: MessageFns<DeletePersistentTaskRequest
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DeletePersistentTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: DeletePersistentTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DeletePersistentTaskRequest>, I>>(base?: I): DeletePersistentTaskRequest {
@@ -6318,40 +4630,6 @@ export const SyncPersistentPiecesRequest: MessageFns<SyncPersistentPiecesRequest
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): SyncPersistentPiecesRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      interestedPieceNumbers: globalThis.Array.isArray(object?.interestedPieceNumbers)
-        ? object.interestedPieceNumbers.map((e: any) => globalThis.Number(e))
-        : globalThis.Array.isArray(object?.interested_piece_numbers)
-        ? object.interested_piece_numbers.map((e: any) => globalThis.Number(e))
-        : [],
-    };
-  },
-
-  toJSON(message: SyncPersistentPiecesRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.interestedPieceNumbers?.length) {
-      obj.interestedPieceNumbers = message.interestedPieceNumbers.map((e) => Math.round(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<SyncPersistentPiecesRequest>, I>>(base?: I): SyncPersistentPiecesRequest {
@@ -6464,48 +4742,6 @@ export const SyncPersistentPiecesResponse: MessageFns<SyncPersistentPiecesRespon
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): SyncPersistentPiecesResponse {
-    return {
-      number: isSet(object.number) ? globalThis.Number(object.number) : 0,
-      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
-      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-      tcpPort: isSet(object.tcpPort)
-        ? globalThis.Number(object.tcpPort)
-        : isSet(object.tcp_port)
-        ? globalThis.Number(object.tcp_port)
-        : undefined,
-      quicPort: isSet(object.quicPort)
-        ? globalThis.Number(object.quicPort)
-        : isSet(object.quic_port)
-        ? globalThis.Number(object.quic_port)
-        : undefined,
-    };
-  },
-
-  toJSON(message: SyncPersistentPiecesResponse): unknown {
-    const obj: any = {};
-    if (message.number !== 0) {
-      obj.number = Math.round(message.number);
-    }
-    if (message.offset !== 0) {
-      obj.offset = Math.round(message.offset);
-    }
-    if (message.length !== 0) {
-      obj.length = Math.round(message.length);
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    if (message.tcpPort !== undefined) {
-      obj.tcpPort = Math.round(message.tcpPort);
-    }
-    if (message.quicPort !== undefined) {
-      obj.quicPort = Math.round(message.quicPort);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<SyncPersistentPiecesResponse>, I>>(base?: I): SyncPersistentPiecesResponse {
@@ -6690,80 +4926,6 @@ export const DownloadPersistentCacheTaskRequest: MessageFns<DownloadPersistentCa
     }
   },
 
-  fromJSON(object: any): DownloadPersistentCacheTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      persistent: isSet(object.persistent) ? globalThis.Boolean(object.persistent) : false,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      outputPath: isSet(object.outputPath)
-        ? globalThis.String(object.outputPath)
-        : isSet(object.output_path)
-        ? globalThis.String(object.output_path)
-        : undefined,
-      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
-      needPieceContent: isSet(object.needPieceContent)
-        ? globalThis.Boolean(object.needPieceContent)
-        : isSet(object.need_piece_content)
-        ? globalThis.Boolean(object.need_piece_content)
-        : false,
-      forceHardLink: isSet(object.forceHardLink)
-        ? globalThis.Boolean(object.forceHardLink)
-        : isSet(object.force_hard_link)
-        ? globalThis.Boolean(object.force_hard_link)
-        : false,
-      digest: isSet(object.digest) ? globalThis.String(object.digest) : undefined,
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-      overwrite: isSet(object.overwrite) ? globalThis.Boolean(object.overwrite) : false,
-    };
-  },
-
-  toJSON(message: DownloadPersistentCacheTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.persistent !== false) {
-      obj.persistent = message.persistent;
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.outputPath !== undefined) {
-      obj.outputPath = message.outputPath;
-    }
-    if (message.timeout !== undefined) {
-      obj.timeout = Duration.toJSON(message.timeout);
-    }
-    if (message.needPieceContent !== false) {
-      obj.needPieceContent = message.needPieceContent;
-    }
-    if (message.forceHardLink !== false) {
-      obj.forceHardLink = message.forceHardLink;
-    }
-    if (message.digest !== undefined) {
-      obj.digest = message.digest;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    if (message.overwrite !== false) {
-      obj.overwrite = message.overwrite;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadPersistentCacheTaskRequest>, I>>(
     base?: I,
   ): DownloadPersistentCacheTaskRequest {
@@ -6833,24 +4995,6 @@ export const DownloadPersistentCacheTaskStartedResponse: MessageFns<DownloadPers
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadPersistentCacheTaskStartedResponse {
-    return {
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : 0,
-    };
-  },
-
-  toJSON(message: DownloadPersistentCacheTaskStartedResponse): unknown {
-    const obj: any = {};
-    if (message.contentLength !== 0) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPersistentCacheTaskStartedResponse>, I>>(
@@ -6966,58 +5110,6 @@ export const DownloadPersistentCacheTaskResponse: MessageFns<DownloadPersistentC
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadPersistentCacheTaskResponse {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-      downloadPersistentCacheTaskStartedResponse: isSet(object.downloadPersistentCacheTaskStartedResponse)
-        ? DownloadPersistentCacheTaskStartedResponse.fromJSON(object.downloadPersistentCacheTaskStartedResponse)
-        : isSet(object.download_persistent_cache_task_started_response)
-        ? DownloadPersistentCacheTaskStartedResponse.fromJSON(object.download_persistent_cache_task_started_response)
-        : undefined,
-      downloadPieceFinishedResponse: isSet(object.downloadPieceFinishedResponse)
-        ? DownloadPieceFinishedResponse.fromJSON(object.downloadPieceFinishedResponse)
-        : isSet(object.download_piece_finished_response)
-        ? DownloadPieceFinishedResponse.fromJSON(object.download_piece_finished_response)
-        : undefined,
-    };
-  },
-
-  toJSON(message: DownloadPersistentCacheTaskResponse): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    if (message.downloadPersistentCacheTaskStartedResponse !== undefined) {
-      obj.downloadPersistentCacheTaskStartedResponse = DownloadPersistentCacheTaskStartedResponse.toJSON(
-        message.downloadPersistentCacheTaskStartedResponse,
-      );
-    }
-    if (message.downloadPieceFinishedResponse !== undefined) {
-      obj.downloadPieceFinishedResponse = DownloadPieceFinishedResponse.toJSON(message.downloadPieceFinishedResponse);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPersistentCacheTaskResponse>, I>>(
@@ -7188,68 +5280,6 @@ export const UploadPersistentCacheTaskRequest: MessageFns<UploadPersistentCacheT
     }
   },
 
-  fromJSON(object: any): UploadPersistentCacheTaskRequest {
-    return {
-      contentForCalculatingTaskId: isSet(object.contentForCalculatingTaskId)
-        ? globalThis.String(object.contentForCalculatingTaskId)
-        : isSet(object.content_for_calculating_task_id)
-        ? globalThis.String(object.content_for_calculating_task_id)
-        : undefined,
-      path: isSet(object.path) ? globalThis.String(object.path) : "",
-      persistentReplicaCount: isSet(object.persistentReplicaCount)
-        ? globalThis.Number(object.persistentReplicaCount)
-        : isSet(object.persistent_replica_count)
-        ? globalThis.Number(object.persistent_replica_count)
-        : 0,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : undefined,
-      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
-      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: UploadPersistentCacheTaskRequest): unknown {
-    const obj: any = {};
-    if (message.contentForCalculatingTaskId !== undefined) {
-      obj.contentForCalculatingTaskId = message.contentForCalculatingTaskId;
-    }
-    if (message.path !== "") {
-      obj.path = message.path;
-    }
-    if (message.persistentReplicaCount !== 0) {
-      obj.persistentReplicaCount = Math.round(message.persistentReplicaCount);
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.pieceLength !== undefined) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.ttl !== undefined) {
-      obj.ttl = Duration.toJSON(message.ttl);
-    }
-    if (message.timeout !== undefined) {
-      obj.timeout = Duration.toJSON(message.timeout);
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<UploadPersistentCacheTaskRequest>, I>>(
     base?: I,
   ): UploadPersistentCacheTaskRequest {
@@ -7341,36 +5371,6 @@ export const UpdatePersistentCacheTaskRequest: MessageFns<UpdatePersistentCacheT
     }
   },
 
-  fromJSON(object: any): UpdatePersistentCacheTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      persistent: isSet(object.persistent) ? globalThis.Boolean(object.persistent) : false,
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: UpdatePersistentCacheTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.persistent !== false) {
-      obj.persistent = message.persistent;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<UpdatePersistentCacheTaskRequest>, I>>(
     base?: I,
   ): UpdatePersistentCacheTaskRequest {
@@ -7443,32 +5443,6 @@ export const StatPersistentCacheTaskRequest: MessageFns<StatPersistentCacheTaskR
     }
   },
 
-  fromJSON(object: any): StatPersistentCacheTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: StatPersistentCacheTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatPersistentCacheTaskRequest>, I>>(base?: I): StatPersistentCacheTaskRequest {
     return StatPersistentCacheTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -7536,32 +5510,6 @@ export const StatLocalPersistentCacheTaskRequest: MessageFns<StatLocalPersistent
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): StatLocalPersistentCacheTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: StatLocalPersistentCacheTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<StatLocalPersistentCacheTaskRequest>, I>>(
@@ -7746,96 +5694,6 @@ export const StatLocalPersistentCacheTaskResponse: MessageFns<StatLocalPersisten
     }
   },
 
-  fromJSON(object: any): StatLocalPersistentCacheTaskResponse {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      persistent: isSet(object.persistent) ? globalThis.Boolean(object.persistent) : false,
-      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : undefined,
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : undefined,
-      uploadingCount: isSet(object.uploadingCount)
-        ? globalThis.Number(object.uploadingCount)
-        : isSet(object.uploading_count)
-        ? globalThis.Number(object.uploading_count)
-        : 0,
-      uploadedCount: isSet(object.uploadedCount)
-        ? globalThis.Number(object.uploadedCount)
-        : isSet(object.uploaded_count)
-        ? globalThis.Number(object.uploaded_count)
-        : 0,
-      createdAt: isSet(object.createdAt)
-        ? fromJsonTimestamp(object.createdAt)
-        : isSet(object.created_at)
-        ? fromJsonTimestamp(object.created_at)
-        : undefined,
-      updatedAt: isSet(object.updatedAt)
-        ? fromJsonTimestamp(object.updatedAt)
-        : isSet(object.updated_at)
-        ? fromJsonTimestamp(object.updated_at)
-        : undefined,
-      failedAt: isSet(object.failedAt)
-        ? fromJsonTimestamp(object.failedAt)
-        : isSet(object.failed_at)
-        ? fromJsonTimestamp(object.failed_at)
-        : undefined,
-      finishedAt: isSet(object.finishedAt)
-        ? fromJsonTimestamp(object.finishedAt)
-        : isSet(object.finished_at)
-        ? fromJsonTimestamp(object.finished_at)
-        : undefined,
-    };
-  },
-
-  toJSON(message: StatLocalPersistentCacheTaskResponse): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.persistent !== false) {
-      obj.persistent = message.persistent;
-    }
-    if (message.ttl !== undefined) {
-      obj.ttl = Duration.toJSON(message.ttl);
-    }
-    if (message.pieceLength !== undefined) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.contentLength !== undefined) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    if (message.uploadingCount !== 0) {
-      obj.uploadingCount = Math.round(message.uploadingCount);
-    }
-    if (message.uploadedCount !== 0) {
-      obj.uploadedCount = Math.round(message.uploadedCount);
-    }
-    if (message.createdAt !== undefined) {
-      obj.createdAt = message.createdAt.toISOString();
-    }
-    if (message.updatedAt !== undefined) {
-      obj.updatedAt = message.updatedAt.toISOString();
-    }
-    if (message.failedAt !== undefined) {
-      obj.failedAt = message.failedAt.toISOString();
-    }
-    if (message.finishedAt !== undefined) {
-      obj.finishedAt = message.finishedAt.toISOString();
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatLocalPersistentCacheTaskResponse>, I>>(
     base?: I,
   ): StatLocalPersistentCacheTaskResponse {
@@ -7905,24 +5763,6 @@ export const ListLocalPersistentCacheTasksRequest: MessageFns<ListLocalPersisten
     }
   },
 
-  fromJSON(object: any): ListLocalPersistentCacheTasksRequest {
-    return {
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: ListLocalPersistentCacheTasksRequest): unknown {
-    const obj: any = {};
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ListLocalPersistentCacheTasksRequest>, I>>(
     base?: I,
   ): ListLocalPersistentCacheTasksRequest {
@@ -7980,22 +5820,6 @@ export const ListLocalPersistentCacheTasksResponse: MessageFns<ListLocalPersiste
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListLocalPersistentCacheTasksResponse {
-    return {
-      tasks: globalThis.Array.isArray(object?.tasks)
-        ? object.tasks.map((e: any) => StatLocalPersistentCacheTaskResponse.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: ListLocalPersistentCacheTasksResponse): unknown {
-    const obj: any = {};
-    if (message.tasks?.length) {
-      obj.tasks = message.tasks.map((e) => StatLocalPersistentCacheTaskResponse.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<ListLocalPersistentCacheTasksResponse>, I>>(
@@ -8066,32 +5890,6 @@ export const DeletePersistentCacheTaskRequest: MessageFns<DeletePersistentCacheT
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DeletePersistentCacheTaskRequest {
-    return {
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-    };
-  },
-
-  toJSON(message: DeletePersistentCacheTaskRequest): unknown {
-    const obj: any = {};
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DeletePersistentCacheTaskRequest>, I>>(
@@ -8188,40 +5986,6 @@ export const SyncPersistentCachePiecesRequest: MessageFns<SyncPersistentCachePie
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): SyncPersistentCachePiecesRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      interestedPieceNumbers: globalThis.Array.isArray(object?.interestedPieceNumbers)
-        ? object.interestedPieceNumbers.map((e: any) => globalThis.Number(e))
-        : globalThis.Array.isArray(object?.interested_piece_numbers)
-        ? object.interested_piece_numbers.map((e: any) => globalThis.Number(e))
-        : [],
-    };
-  },
-
-  toJSON(message: SyncPersistentCachePiecesRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.interestedPieceNumbers?.length) {
-      obj.interestedPieceNumbers = message.interestedPieceNumbers.map((e) => Math.round(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<SyncPersistentCachePiecesRequest>, I>>(
@@ -8340,48 +6104,6 @@ export const SyncPersistentCachePiecesResponse: MessageFns<SyncPersistentCachePi
     }
   },
 
-  fromJSON(object: any): SyncPersistentCachePiecesResponse {
-    return {
-      number: isSet(object.number) ? globalThis.Number(object.number) : 0,
-      offset: isSet(object.offset) ? globalThis.Number(object.offset) : 0,
-      length: isSet(object.length) ? globalThis.Number(object.length) : 0,
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-      tcpPort: isSet(object.tcpPort)
-        ? globalThis.Number(object.tcpPort)
-        : isSet(object.tcp_port)
-        ? globalThis.Number(object.tcp_port)
-        : undefined,
-      quicPort: isSet(object.quicPort)
-        ? globalThis.Number(object.quicPort)
-        : isSet(object.quic_port)
-        ? globalThis.Number(object.quic_port)
-        : undefined,
-    };
-  },
-
-  toJSON(message: SyncPersistentCachePiecesResponse): unknown {
-    const obj: any = {};
-    if (message.number !== 0) {
-      obj.number = Math.round(message.number);
-    }
-    if (message.offset !== 0) {
-      obj.offset = Math.round(message.offset);
-    }
-    if (message.length !== 0) {
-      obj.length = Math.round(message.length);
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    if (message.tcpPort !== undefined) {
-      obj.tcpPort = Math.round(message.tcpPort);
-    }
-    if (message.quicPort !== undefined) {
-      obj.quicPort = Math.round(message.quicPort);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<SyncPersistentCachePiecesResponse>, I>>(
     base?: I,
   ): SyncPersistentCachePiecesResponse {
@@ -8455,32 +6177,6 @@ export const SyncHostRequest: MessageFns<SyncHostRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): SyncHostRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-    };
-  },
-
-  toJSON(message: SyncHostRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<SyncHostRequest>, I>>(base?: I): SyncHostRequest {
@@ -8559,28 +6255,6 @@ export const IBVerbsQueuePairEndpoint: MessageFns<IBVerbsQueuePairEndpoint> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): IBVerbsQueuePairEndpoint {
-    return {
-      num: isSet(object.num) ? globalThis.Number(object.num) : 0,
-      lid: isSet(object.lid) ? globalThis.Number(object.lid) : 0,
-      gid: isSet(object.gid) ? Buffer.from(bytesFromBase64(object.gid)) : Buffer.alloc(0),
-    };
-  },
-
-  toJSON(message: IBVerbsQueuePairEndpoint): unknown {
-    const obj: any = {};
-    if (message.num !== 0) {
-      obj.num = Math.round(message.num);
-    }
-    if (message.lid !== 0) {
-      obj.lid = Math.round(message.lid);
-    }
-    if (message.gid.length !== 0) {
-      obj.gid = base64FromBytes(message.gid);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<IBVerbsQueuePairEndpoint>, I>>(base?: I): IBVerbsQueuePairEndpoint {
@@ -9695,14 +7369,6 @@ export const DfdaemonDownloadClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
-function bytesFromBase64(b64: string): Uint8Array {
-  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
-}
-
-function base64FromBytes(arr: Uint8Array): string {
-  return globalThis.Buffer.from(arr).toString("base64");
-}
-
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
 export type DeepPartial<T> = T extends Builtin ? T
@@ -9727,16 +7393,6 @@ function fromTimestamp(t: Timestamp): Date {
   return new globalThis.Date(millis);
 }
 
-function fromJsonTimestamp(o: any): Date {
-  if (o instanceof globalThis.Date) {
-    return o;
-  } else if (typeof o === "string") {
-    return new globalThis.Date(o);
-  } else {
-    return fromTimestamp(Timestamp.fromJSON(o));
-  }
-}
-
 function longToNumber(int64: { toString(): string }): number {
   // Patched by scripts/gen.mjs: saturate instead of throwing (a Go scheduler sends 2^64-1 for "unknown"), rounding
   // toward zero so that the number stays in the field's range and the message can be encoded again.
@@ -9754,19 +7410,9 @@ function longToNumber(int64: { toString(): string }): number {
   return n;
 }
 
-function isObject(value: any): boolean {
-  return typeof value === "object" && value !== null;
-}
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
 }

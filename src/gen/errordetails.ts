@@ -96,51 +96,6 @@ export const Backend: MessageFns<Backend> = {
     }
   },
 
-  fromJSON(object: any): Backend {
-    return {
-      message: isSet(object.message) ? globalThis.String(object.message) : "",
-      header: isObject(object.header)
-        ? (globalThis.Object.entries(object.header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      statusCode: isSet(object.statusCode)
-        ? globalThis.Number(object.statusCode)
-        : isSet(object.status_code)
-        ? globalThis.Number(object.status_code)
-        : undefined,
-    };
-  },
-
-  toJSON(message: Backend): unknown {
-    const obj: any = {};
-    if (message.message !== "") {
-      obj.message = message.message;
-    }
-    if (message.header) {
-      const entries = globalThis.Object.entries(message.header) as [string, string][];
-      if (entries.length > 0) {
-        obj.header = {};
-        entries.forEach(([k, v]) => {
-          obj.header[k] = v;
-        });
-      }
-    }
-    if (message.statusCode !== undefined) {
-      obj.statusCode = Math.round(message.statusCode);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<Backend>, I>>(base?: I): Backend {
     return Backend.fromPartial(base ?? ({} as any));
   },
@@ -217,24 +172,6 @@ export const Backend_HeaderEntry: MessageFns<Backend_HeaderEntry> = {
     }
   },
 
-  fromJSON(object: any): Backend_HeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: Backend_HeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<Backend_HeaderEntry>, I>>(base?: I): Backend_HeaderEntry {
     return Backend_HeaderEntry.fromPartial(base ?? ({} as any));
   },
@@ -291,18 +228,6 @@ export const Unknown: MessageFns<Unknown> = {
     }
   },
 
-  fromJSON(object: any): Unknown {
-    return { message: isSet(object.message) ? globalThis.String(object.message) : undefined };
-  },
-
-  toJSON(message: Unknown): unknown {
-    const obj: any = {};
-    if (message.message !== undefined) {
-      obj.message = message.message;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<Unknown>, I>>(base?: I): Unknown {
     return Unknown.fromPartial(base ?? ({} as any));
   },
@@ -325,19 +250,9 @@ type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
 
-function isObject(value: any): boolean {
-  return typeof value === "object" && value !== null;
-}
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
 }

@@ -20,7 +20,7 @@ import {
   type ServiceError,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import { Priority, priorityFromJSON, priorityToJSON } from "./common.js";
+import { Priority } from "./common.js";
 import { Empty } from "./google/protobuf/empty.js";
 
 export const protobufPackage = "manager.v2";
@@ -32,38 +32,6 @@ export enum SourceType {
   PEER_SOURCE = 1,
   SEED_PEER_SOURCE = 2,
   UNRECOGNIZED = -1,
-}
-
-export function sourceTypeFromJSON(object: any): SourceType {
-  switch (object) {
-    case 0:
-    case "SCHEDULER_SOURCE":
-      return SourceType.SCHEDULER_SOURCE;
-    case 1:
-    case "PEER_SOURCE":
-      return SourceType.PEER_SOURCE;
-    case 2:
-    case "SEED_PEER_SOURCE":
-      return SourceType.SEED_PEER_SOURCE;
-    case -1:
-    case "UNRECOGNIZED":
-    default:
-      return SourceType.UNRECOGNIZED;
-  }
-}
-
-export function sourceTypeToJSON(object: SourceType): string {
-  switch (object) {
-    case SourceType.SCHEDULER_SOURCE:
-      return "SCHEDULER_SOURCE";
-    case SourceType.PEER_SOURCE:
-      return "PEER_SOURCE";
-    case SourceType.SEED_PEER_SOURCE:
-      return "SEED_PEER_SOURCE";
-    case SourceType.UNRECOGNIZED:
-    default:
-      return "UNRECOGNIZED";
-  }
 }
 
 export interface SeedPeerCluster {
@@ -297,32 +265,6 @@ export const SeedPeerCluster: MessageFns<SeedPeerCluster> = {
     }
   },
 
-  fromJSON(object: any): SeedPeerCluster {
-    return {
-      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      bio: isSet(object.bio) ? globalThis.String(object.bio) : "",
-      config: isSet(object.config) ? Buffer.from(bytesFromBase64(object.config)) : Buffer.alloc(0),
-    };
-  },
-
-  toJSON(message: SeedPeerCluster): unknown {
-    const obj: any = {};
-    if (message.id !== 0) {
-      obj.id = Math.round(message.id);
-    }
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.bio !== "") {
-      obj.bio = message.bio;
-    }
-    if (message.config.length !== 0) {
-      obj.config = base64FromBytes(message.config);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<SeedPeerCluster>, I>>(base?: I): SeedPeerCluster {
     return SeedPeerCluster.fromPartial(base ?? ({} as any));
   },
@@ -515,78 +457,6 @@ export const SeedPeer: MessageFns<SeedPeer> = {
     }
   },
 
-  fromJSON(object: any): SeedPeer {
-    return {
-      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      type: isSet(object.type) ? globalThis.String(object.type) : "",
-      idc: isSet(object.idc) ? globalThis.String(object.idc) : undefined,
-      location: isSet(object.location) ? globalThis.String(object.location) : undefined,
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
-      downloadPort: isSet(object.downloadPort)
-        ? globalThis.Number(object.downloadPort)
-        : isSet(object.download_port)
-        ? globalThis.Number(object.download_port)
-        : 0,
-      state: isSet(object.state) ? globalThis.String(object.state) : "",
-      seedPeerClusterId: isSet(object.seedPeerClusterId)
-        ? globalThis.Number(object.seedPeerClusterId)
-        : isSet(object.seed_peer_cluster_id)
-        ? globalThis.Number(object.seed_peer_cluster_id)
-        : 0,
-      seedPeerCluster: isSet(object.seedPeerCluster)
-        ? SeedPeerCluster.fromJSON(object.seedPeerCluster)
-        : isSet(object.seed_peer_cluster)
-        ? SeedPeerCluster.fromJSON(object.seed_peer_cluster)
-        : undefined,
-      schedulers: globalThis.Array.isArray(object?.schedulers)
-        ? object.schedulers.map((e: any) => Scheduler.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: SeedPeer): unknown {
-    const obj: any = {};
-    if (message.id !== 0) {
-      obj.id = Math.round(message.id);
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.type !== "") {
-      obj.type = message.type;
-    }
-    if (message.idc !== undefined) {
-      obj.idc = message.idc;
-    }
-    if (message.location !== undefined) {
-      obj.location = message.location;
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    if (message.port !== 0) {
-      obj.port = Math.round(message.port);
-    }
-    if (message.downloadPort !== 0) {
-      obj.downloadPort = Math.round(message.downloadPort);
-    }
-    if (message.state !== "") {
-      obj.state = message.state;
-    }
-    if (message.seedPeerClusterId !== 0) {
-      obj.seedPeerClusterId = Math.round(message.seedPeerClusterId);
-    }
-    if (message.seedPeerCluster !== undefined) {
-      obj.seedPeerCluster = SeedPeerCluster.toJSON(message.seedPeerCluster);
-    }
-    if (message.schedulers?.length) {
-      obj.schedulers = message.schedulers.map((e) => Scheduler.toJSON(e));
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<SeedPeer>, I>>(base?: I): SeedPeer {
     return SeedPeer.fromPartial(base ?? ({} as any));
   },
@@ -686,40 +556,6 @@ export const GetSeedPeerRequest: MessageFns<GetSeedPeerRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): GetSeedPeerRequest {
-    return {
-      sourceType: isSet(object.sourceType)
-        ? sourceTypeFromJSON(object.sourceType)
-        : isSet(object.source_type)
-        ? sourceTypeFromJSON(object.source_type)
-        : 0,
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      seedPeerClusterId: isSet(object.seedPeerClusterId)
-        ? globalThis.Number(object.seedPeerClusterId)
-        : isSet(object.seed_peer_cluster_id)
-        ? globalThis.Number(object.seed_peer_cluster_id)
-        : 0,
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-    };
-  },
-
-  toJSON(message: GetSeedPeerRequest): unknown {
-    const obj: any = {};
-    if (message.sourceType !== 0) {
-      obj.sourceType = sourceTypeToJSON(message.sourceType);
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.seedPeerClusterId !== 0) {
-      obj.seedPeerClusterId = Math.round(message.seedPeerClusterId);
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<GetSeedPeerRequest>, I>>(base?: I): GetSeedPeerRequest {
@@ -824,40 +660,6 @@ export const ListSeedPeersRequest: MessageFns<ListSeedPeersRequest> = {
     }
   },
 
-  fromJSON(object: any): ListSeedPeersRequest {
-    return {
-      sourceType: isSet(object.sourceType)
-        ? sourceTypeFromJSON(object.sourceType)
-        : isSet(object.source_type)
-        ? sourceTypeFromJSON(object.source_type)
-        : 0,
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-      version: isSet(object.version) ? globalThis.String(object.version) : "",
-      commit: isSet(object.commit) ? globalThis.String(object.commit) : "",
-    };
-  },
-
-  toJSON(message: ListSeedPeersRequest): unknown {
-    const obj: any = {};
-    if (message.sourceType !== 0) {
-      obj.sourceType = sourceTypeToJSON(message.sourceType);
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    if (message.version !== "") {
-      obj.version = message.version;
-    }
-    if (message.commit !== "") {
-      obj.commit = message.commit;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ListSeedPeersRequest>, I>>(base?: I): ListSeedPeersRequest {
     return ListSeedPeersRequest.fromPartial(base ?? ({} as any));
   },
@@ -915,24 +717,6 @@ export const ListSeedPeersResponse: MessageFns<ListSeedPeersResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListSeedPeersResponse {
-    return {
-      seedPeers: globalThis.Array.isArray(object?.seedPeers)
-        ? object.seedPeers.map((e: any) => SeedPeer.fromJSON(e))
-        : globalThis.Array.isArray(object?.seed_peers)
-        ? object.seed_peers.map((e: any) => SeedPeer.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: ListSeedPeersResponse): unknown {
-    const obj: any = {};
-    if (message.seedPeers?.length) {
-      obj.seedPeers = message.seedPeers.map((e) => SeedPeer.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<ListSeedPeersResponse>, I>>(base?: I): ListSeedPeersResponse {
@@ -1088,64 +872,6 @@ export const UpdateSeedPeerRequest: MessageFns<UpdateSeedPeerRequest> = {
     }
   },
 
-  fromJSON(object: any): UpdateSeedPeerRequest {
-    return {
-      sourceType: isSet(object.sourceType)
-        ? sourceTypeFromJSON(object.sourceType)
-        : isSet(object.source_type)
-        ? sourceTypeFromJSON(object.source_type)
-        : 0,
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      type: isSet(object.type) ? globalThis.String(object.type) : "",
-      idc: isSet(object.idc) ? globalThis.String(object.idc) : undefined,
-      location: isSet(object.location) ? globalThis.String(object.location) : undefined,
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
-      downloadPort: isSet(object.downloadPort)
-        ? globalThis.Number(object.downloadPort)
-        : isSet(object.download_port)
-        ? globalThis.Number(object.download_port)
-        : 0,
-      seedPeerClusterId: isSet(object.seedPeerClusterId)
-        ? globalThis.Number(object.seedPeerClusterId)
-        : isSet(object.seed_peer_cluster_id)
-        ? globalThis.Number(object.seed_peer_cluster_id)
-        : 0,
-    };
-  },
-
-  toJSON(message: UpdateSeedPeerRequest): unknown {
-    const obj: any = {};
-    if (message.sourceType !== 0) {
-      obj.sourceType = sourceTypeToJSON(message.sourceType);
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.type !== "") {
-      obj.type = message.type;
-    }
-    if (message.idc !== undefined) {
-      obj.idc = message.idc;
-    }
-    if (message.location !== undefined) {
-      obj.location = message.location;
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    if (message.port !== 0) {
-      obj.port = Math.round(message.port);
-    }
-    if (message.downloadPort !== 0) {
-      obj.downloadPort = Math.round(message.downloadPort);
-    }
-    if (message.seedPeerClusterId !== 0) {
-      obj.seedPeerClusterId = Math.round(message.seedPeerClusterId);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<UpdateSeedPeerRequest>, I>>(base?: I): UpdateSeedPeerRequest {
     return UpdateSeedPeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -1240,40 +966,6 @@ export const DeleteSeedPeerRequest: MessageFns<DeleteSeedPeerRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DeleteSeedPeerRequest {
-    return {
-      sourceType: isSet(object.sourceType)
-        ? sourceTypeFromJSON(object.sourceType)
-        : isSet(object.source_type)
-        ? sourceTypeFromJSON(object.source_type)
-        : 0,
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      seedPeerClusterId: isSet(object.seedPeerClusterId)
-        ? globalThis.Number(object.seedPeerClusterId)
-        : isSet(object.seed_peer_cluster_id)
-        ? globalThis.Number(object.seed_peer_cluster_id)
-        : 0,
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-    };
-  },
-
-  toJSON(message: DeleteSeedPeerRequest): unknown {
-    const obj: any = {};
-    if (message.sourceType !== 0) {
-      obj.sourceType = sourceTypeToJSON(message.sourceType);
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.seedPeerClusterId !== 0) {
-      obj.seedPeerClusterId = Math.round(message.seedPeerClusterId);
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DeleteSeedPeerRequest>, I>>(base?: I): DeleteSeedPeerRequest {
@@ -1406,52 +1098,6 @@ export const SchedulerCluster: MessageFns<SchedulerCluster> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): SchedulerCluster {
-    return {
-      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      bio: isSet(object.bio) ? globalThis.String(object.bio) : "",
-      config: isSet(object.config) ? Buffer.from(bytesFromBase64(object.config)) : Buffer.alloc(0),
-      clientConfig: isSet(object.clientConfig)
-        ? Buffer.from(bytesFromBase64(object.clientConfig))
-        : isSet(object.client_config)
-        ? Buffer.from(bytesFromBase64(object.client_config))
-        : Buffer.alloc(0),
-      scopes: isSet(object.scopes) ? Buffer.from(bytesFromBase64(object.scopes)) : Buffer.alloc(0),
-      seedClientConfig: isSet(object.seedClientConfig)
-        ? Buffer.from(bytesFromBase64(object.seedClientConfig))
-        : isSet(object.seed_client_config)
-        ? Buffer.from(bytesFromBase64(object.seed_client_config))
-        : Buffer.alloc(0),
-    };
-  },
-
-  toJSON(message: SchedulerCluster): unknown {
-    const obj: any = {};
-    if (message.id !== 0) {
-      obj.id = Math.round(message.id);
-    }
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.bio !== "") {
-      obj.bio = message.bio;
-    }
-    if (message.config.length !== 0) {
-      obj.config = base64FromBytes(message.config);
-    }
-    if (message.clientConfig.length !== 0) {
-      obj.clientConfig = base64FromBytes(message.clientConfig);
-    }
-    if (message.scopes.length !== 0) {
-      obj.scopes = base64FromBytes(message.scopes);
-    }
-    if (message.seedClientConfig.length !== 0) {
-      obj.seedClientConfig = base64FromBytes(message.seedClientConfig);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<SchedulerCluster>, I>>(base?: I): SchedulerCluster {
@@ -1637,72 +1283,6 @@ export const Scheduler: MessageFns<Scheduler> = {
     }
   },
 
-  fromJSON(object: any): Scheduler {
-    return {
-      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      idc: isSet(object.idc) ? globalThis.String(object.idc) : undefined,
-      location: isSet(object.location) ? globalThis.String(object.location) : undefined,
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
-      state: isSet(object.state) ? globalThis.String(object.state) : "",
-      schedulerClusterId: isSet(object.schedulerClusterId)
-        ? globalThis.Number(object.schedulerClusterId)
-        : isSet(object.scheduler_cluster_id)
-        ? globalThis.Number(object.scheduler_cluster_id)
-        : 0,
-      schedulerCluster: isSet(object.schedulerCluster)
-        ? SchedulerCluster.fromJSON(object.schedulerCluster)
-        : isSet(object.scheduler_cluster)
-        ? SchedulerCluster.fromJSON(object.scheduler_cluster)
-        : undefined,
-      seedPeers: globalThis.Array.isArray(object?.seedPeers)
-        ? object.seedPeers.map((e: any) => SeedPeer.fromJSON(e))
-        : globalThis.Array.isArray(object?.seed_peers)
-        ? object.seed_peers.map((e: any) => SeedPeer.fromJSON(e))
-        : [],
-      features: isSet(object.features) ? Buffer.from(bytesFromBase64(object.features)) : Buffer.alloc(0),
-    };
-  },
-
-  toJSON(message: Scheduler): unknown {
-    const obj: any = {};
-    if (message.id !== 0) {
-      obj.id = Math.round(message.id);
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.idc !== undefined) {
-      obj.idc = message.idc;
-    }
-    if (message.location !== undefined) {
-      obj.location = message.location;
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    if (message.port !== 0) {
-      obj.port = Math.round(message.port);
-    }
-    if (message.state !== "") {
-      obj.state = message.state;
-    }
-    if (message.schedulerClusterId !== 0) {
-      obj.schedulerClusterId = Math.round(message.schedulerClusterId);
-    }
-    if (message.schedulerCluster !== undefined) {
-      obj.schedulerCluster = SchedulerCluster.toJSON(message.schedulerCluster);
-    }
-    if (message.seedPeers?.length) {
-      obj.seedPeers = message.seedPeers.map((e) => SeedPeer.toJSON(e));
-    }
-    if (message.features.length !== 0) {
-      obj.features = base64FromBytes(message.features);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<Scheduler>, I>>(base?: I): Scheduler {
     return Scheduler.fromPartial(base ?? ({} as any));
   },
@@ -1801,40 +1381,6 @@ export const GetSchedulerRequest: MessageFns<GetSchedulerRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): GetSchedulerRequest {
-    return {
-      sourceType: isSet(object.sourceType)
-        ? sourceTypeFromJSON(object.sourceType)
-        : isSet(object.source_type)
-        ? sourceTypeFromJSON(object.source_type)
-        : 0,
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      schedulerClusterId: isSet(object.schedulerClusterId)
-        ? globalThis.Number(object.schedulerClusterId)
-        : isSet(object.scheduler_cluster_id)
-        ? globalThis.Number(object.scheduler_cluster_id)
-        : 0,
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-    };
-  },
-
-  toJSON(message: GetSchedulerRequest): unknown {
-    const obj: any = {};
-    if (message.sourceType !== 0) {
-      obj.sourceType = sourceTypeToJSON(message.sourceType);
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.schedulerClusterId !== 0) {
-      obj.schedulerClusterId = Math.round(message.schedulerClusterId);
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<GetSchedulerRequest>, I>>(base?: I): GetSchedulerRequest {
@@ -1993,60 +1539,6 @@ export const UpdateSchedulerRequest: MessageFns<UpdateSchedulerRequest> = {
     }
   },
 
-  fromJSON(object: any): UpdateSchedulerRequest {
-    return {
-      sourceType: isSet(object.sourceType)
-        ? sourceTypeFromJSON(object.sourceType)
-        : isSet(object.source_type)
-        ? sourceTypeFromJSON(object.source_type)
-        : 0,
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      schedulerClusterId: isSet(object.schedulerClusterId)
-        ? globalThis.Number(object.schedulerClusterId)
-        : isSet(object.scheduler_cluster_id)
-        ? globalThis.Number(object.scheduler_cluster_id)
-        : 0,
-      idc: isSet(object.idc) ? globalThis.String(object.idc) : undefined,
-      location: isSet(object.location) ? globalThis.String(object.location) : undefined,
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-      port: isSet(object.port) ? globalThis.Number(object.port) : 0,
-      features: globalThis.Array.isArray(object?.features) ? object.features.map((e: any) => globalThis.String(e)) : [],
-      config: isSet(object.config) ? Buffer.from(bytesFromBase64(object.config)) : Buffer.alloc(0),
-    };
-  },
-
-  toJSON(message: UpdateSchedulerRequest): unknown {
-    const obj: any = {};
-    if (message.sourceType !== 0) {
-      obj.sourceType = sourceTypeToJSON(message.sourceType);
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.schedulerClusterId !== 0) {
-      obj.schedulerClusterId = Math.round(message.schedulerClusterId);
-    }
-    if (message.idc !== undefined) {
-      obj.idc = message.idc;
-    }
-    if (message.location !== undefined) {
-      obj.location = message.location;
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    if (message.port !== 0) {
-      obj.port = Math.round(message.port);
-    }
-    if (message.features?.length) {
-      obj.features = message.features;
-    }
-    if (message.config.length !== 0) {
-      obj.config = base64FromBytes(message.config);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<UpdateSchedulerRequest>, I>>(base?: I): UpdateSchedulerRequest {
     return UpdateSchedulerRequest.fromPartial(base ?? ({} as any));
   },
@@ -2196,56 +1688,6 @@ export const ListSchedulersRequest: MessageFns<ListSchedulersRequest> = {
     }
   },
 
-  fromJSON(object: any): ListSchedulersRequest {
-    return {
-      sourceType: isSet(object.sourceType)
-        ? sourceTypeFromJSON(object.sourceType)
-        : isSet(object.source_type)
-        ? sourceTypeFromJSON(object.source_type)
-        : 0,
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-      idc: isSet(object.idc) ? globalThis.String(object.idc) : undefined,
-      location: isSet(object.location) ? globalThis.String(object.location) : undefined,
-      version: isSet(object.version) ? globalThis.String(object.version) : "",
-      commit: isSet(object.commit) ? globalThis.String(object.commit) : "",
-      schedulerClusterId: isSet(object.schedulerClusterId)
-        ? globalThis.Number(object.schedulerClusterId)
-        : isSet(object.scheduler_cluster_id)
-        ? globalThis.Number(object.scheduler_cluster_id)
-        : 0,
-    };
-  },
-
-  toJSON(message: ListSchedulersRequest): unknown {
-    const obj: any = {};
-    if (message.sourceType !== 0) {
-      obj.sourceType = sourceTypeToJSON(message.sourceType);
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    if (message.idc !== undefined) {
-      obj.idc = message.idc;
-    }
-    if (message.location !== undefined) {
-      obj.location = message.location;
-    }
-    if (message.version !== "") {
-      obj.version = message.version;
-    }
-    if (message.commit !== "") {
-      obj.commit = message.commit;
-    }
-    if (message.schedulerClusterId !== 0) {
-      obj.schedulerClusterId = Math.round(message.schedulerClusterId);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ListSchedulersRequest>, I>>(base?: I): ListSchedulersRequest {
     return ListSchedulersRequest.fromPartial(base ?? ({} as any));
   },
@@ -2306,22 +1748,6 @@ export const ListSchedulersResponse: MessageFns<ListSchedulersResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListSchedulersResponse {
-    return {
-      schedulers: globalThis.Array.isArray(object?.schedulers)
-        ? object.schedulers.map((e: any) => Scheduler.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: ListSchedulersResponse): unknown {
-    const obj: any = {};
-    if (message.schedulers?.length) {
-      obj.schedulers = message.schedulers.map((e) => Scheduler.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<ListSchedulersResponse>, I>>(base?: I): ListSchedulersResponse {
@@ -2390,24 +1816,6 @@ export const URLPriority: MessageFns<URLPriority> = {
     }
   },
 
-  fromJSON(object: any): URLPriority {
-    return {
-      regex: isSet(object.regex) ? globalThis.String(object.regex) : "",
-      value: isSet(object.value) ? priorityFromJSON(object.value) : 0,
-    };
-  },
-
-  toJSON(message: URLPriority): unknown {
-    const obj: any = {};
-    if (message.regex !== "") {
-      obj.regex = message.regex;
-    }
-    if (message.value !== 0) {
-      obj.value = priorityToJSON(message.value);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<URLPriority>, I>>(base?: I): URLPriority {
     return URLPriority.fromPartial(base ?? ({} as any));
   },
@@ -2473,24 +1881,6 @@ export const ApplicationPriority: MessageFns<ApplicationPriority> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ApplicationPriority {
-    return {
-      value: isSet(object.value) ? priorityFromJSON(object.value) : 0,
-      urls: globalThis.Array.isArray(object?.urls) ? object.urls.map((e: any) => URLPriority.fromJSON(e)) : [],
-    };
-  },
-
-  toJSON(message: ApplicationPriority): unknown {
-    const obj: any = {};
-    if (message.value !== 0) {
-      obj.value = priorityToJSON(message.value);
-    }
-    if (message.urls?.length) {
-      obj.urls = message.urls.map((e) => URLPriority.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<ApplicationPriority>, I>>(base?: I): ApplicationPriority {
@@ -2593,36 +1983,6 @@ export const Application: MessageFns<Application> = {
     }
   },
 
-  fromJSON(object: any): Application {
-    return {
-      id: isSet(object.id) ? globalThis.Number(object.id) : 0,
-      name: isSet(object.name) ? globalThis.String(object.name) : "",
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      bio: isSet(object.bio) ? globalThis.String(object.bio) : "",
-      priority: isSet(object.priority) ? ApplicationPriority.fromJSON(object.priority) : undefined,
-    };
-  },
-
-  toJSON(message: Application): unknown {
-    const obj: any = {};
-    if (message.id !== 0) {
-      obj.id = Math.round(message.id);
-    }
-    if (message.name !== "") {
-      obj.name = message.name;
-    }
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.bio !== "") {
-      obj.bio = message.bio;
-    }
-    if (message.priority !== undefined) {
-      obj.priority = ApplicationPriority.toJSON(message.priority);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<Application>, I>>(base?: I): Application {
     return Application.fromPartial(base ?? ({} as any));
   },
@@ -2706,32 +2066,6 @@ export const ListApplicationsRequest: MessageFns<ListApplicationsRequest> = {
     }
   },
 
-  fromJSON(object: any): ListApplicationsRequest {
-    return {
-      sourceType: isSet(object.sourceType)
-        ? sourceTypeFromJSON(object.sourceType)
-        : isSet(object.source_type)
-        ? sourceTypeFromJSON(object.source_type)
-        : 0,
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-    };
-  },
-
-  toJSON(message: ListApplicationsRequest): unknown {
-    const obj: any = {};
-    if (message.sourceType !== 0) {
-      obj.sourceType = sourceTypeToJSON(message.sourceType);
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ListApplicationsRequest>, I>>(base?: I): ListApplicationsRequest {
     return ListApplicationsRequest.fromPartial(base ?? ({} as any));
   },
@@ -2787,22 +2121,6 @@ export const ListApplicationsResponse: MessageFns<ListApplicationsResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): ListApplicationsResponse {
-    return {
-      applications: globalThis.Array.isArray(object?.applications)
-        ? object.applications.map((e: any) => Application.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: ListApplicationsResponse): unknown {
-    const obj: any = {};
-    if (message.applications?.length) {
-      obj.applications = message.applications.map((e) => Application.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<ListApplicationsResponse>, I>>(base?: I): ListApplicationsResponse {
@@ -2891,40 +2209,6 @@ export const KeepAliveRequest: MessageFns<KeepAliveRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): KeepAliveRequest {
-    return {
-      sourceType: isSet(object.sourceType)
-        ? sourceTypeFromJSON(object.sourceType)
-        : isSet(object.source_type)
-        ? sourceTypeFromJSON(object.source_type)
-        : 0,
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      clusterId: isSet(object.clusterId)
-        ? globalThis.Number(object.clusterId)
-        : isSet(object.cluster_id)
-        ? globalThis.Number(object.cluster_id)
-        : 0,
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-    };
-  },
-
-  toJSON(message: KeepAliveRequest): unknown {
-    const obj: any = {};
-    if (message.sourceType !== 0) {
-      obj.sourceType = sourceTypeToJSON(message.sourceType);
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.clusterId !== 0) {
-      obj.clusterId = Math.round(message.clusterId);
-    }
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<KeepAliveRequest>, I>>(base?: I): KeepAliveRequest {
@@ -3188,14 +2472,6 @@ export const ManagerClient = makeGenericClientConstructor(ManagerService, "manag
   serviceName: string;
 };
 
-function bytesFromBase64(b64: string): Uint8Array {
-  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
-}
-
-function base64FromBytes(arr: Uint8Array): string {
-  return globalThis.Buffer.from(arr).toString("base64");
-}
-
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
 export type DeepPartial<T> = T extends Builtin ? T
@@ -3225,15 +2501,9 @@ function longToNumber(int64: { toString(): string }): number {
   return n;
 }
 
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
 }

@@ -34,13 +34,9 @@ import {
   PersistentTask,
   Piece,
   Priority,
-  priorityFromJSON,
-  priorityToJSON,
   Range,
   Task,
   TaskType,
-  taskTypeFromJSON,
-  taskTypeToJSON,
 } from "./common.js";
 import { Backend, Unknown } from "./errordetails.js";
 import { Duration } from "./google/protobuf/duration.js";
@@ -688,18 +684,6 @@ export const RegisterPeerRequest: MessageFns<RegisterPeerRequest> = {
     }
   },
 
-  fromJSON(object: any): RegisterPeerRequest {
-    return { download: isSet(object.download) ? Download.fromJSON(object.download) : undefined };
-  },
-
-  toJSON(message: RegisterPeerRequest): unknown {
-    const obj: any = {};
-    if (message.download !== undefined) {
-      obj.download = Download.toJSON(message.download);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<RegisterPeerRequest>, I>>(base?: I): RegisterPeerRequest {
     return RegisterPeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -744,15 +728,6 @@ export const DownloadPeerStartedRequest: MessageFns<DownloadPeerStartedRequest> 
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): DownloadPeerStartedRequest {
-    return {};
-  },
-
-  toJSON(_: DownloadPeerStartedRequest): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPeerStartedRequest>, I>>(base?: I): DownloadPeerStartedRequest {
@@ -807,18 +782,6 @@ export const DownloadPeerBackToSourceStartedRequest: MessageFns<DownloadPeerBack
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadPeerBackToSourceStartedRequest {
-    return { description: isSet(object.description) ? globalThis.String(object.description) : undefined };
-  },
-
-  toJSON(message: DownloadPeerBackToSourceStartedRequest): unknown {
-    const obj: any = {};
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPeerBackToSourceStartedRequest>, I>>(
@@ -891,28 +854,6 @@ export const ReschedulePeerRequest: MessageFns<ReschedulePeerRequest> = {
     }
   },
 
-  fromJSON(object: any): ReschedulePeerRequest {
-    return {
-      candidateParents: globalThis.Array.isArray(object?.candidateParents)
-        ? object.candidateParents.map((e: any) => Peer.fromJSON(e))
-        : globalThis.Array.isArray(object?.candidate_parents)
-        ? object.candidate_parents.map((e: any) => Peer.fromJSON(e))
-        : [],
-      description: isSet(object.description) ? globalThis.String(object.description) : undefined,
-    };
-  },
-
-  toJSON(message: ReschedulePeerRequest): unknown {
-    const obj: any = {};
-    if (message.candidateParents?.length) {
-      obj.candidateParents = message.candidateParents.map((e) => Peer.toJSON(e));
-    }
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ReschedulePeerRequest>, I>>(base?: I): ReschedulePeerRequest {
     return ReschedulePeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -958,15 +899,6 @@ export const DownloadPeerFinishedRequest: MessageFns<DownloadPeerFinishedRequest
     }
   },
 
-  fromJSON(_: any): DownloadPeerFinishedRequest {
-    return {};
-  },
-
-  toJSON(_: DownloadPeerFinishedRequest): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadPeerFinishedRequest>, I>>(base?: I): DownloadPeerFinishedRequest {
     return DownloadPeerFinishedRequest.fromPartial(base ?? ({} as any));
   },
@@ -1008,15 +940,6 @@ export const DownloadPeerBackToSourceFinishedRequest: MessageFns<DownloadPeerBac
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): DownloadPeerBackToSourceFinishedRequest {
-    return {};
-  },
-
-  toJSON(_: DownloadPeerBackToSourceFinishedRequest): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPeerBackToSourceFinishedRequest>, I>>(
@@ -1077,18 +1000,6 @@ export const DownloadPeerFailedRequest: MessageFns<DownloadPeerFailedRequest> = 
     }
   },
 
-  fromJSON(object: any): DownloadPeerFailedRequest {
-    return { description: isSet(object.description) ? globalThis.String(object.description) : undefined };
-  },
-
-  toJSON(message: DownloadPeerFailedRequest): unknown {
-    const obj: any = {};
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadPeerFailedRequest>, I>>(base?: I): DownloadPeerFailedRequest {
     return DownloadPeerFailedRequest.fromPartial(base ?? ({} as any));
   },
@@ -1142,18 +1053,6 @@ export const DownloadPeerBackToSourceFailedRequest: MessageFns<DownloadPeerBackT
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadPeerBackToSourceFailedRequest {
-    return { description: isSet(object.description) ? globalThis.String(object.description) : undefined };
-  },
-
-  toJSON(message: DownloadPeerBackToSourceFailedRequest): unknown {
-    const obj: any = {};
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPeerBackToSourceFailedRequest>, I>>(
@@ -1215,18 +1114,6 @@ export const DownloadPieceFinishedRequest: MessageFns<DownloadPieceFinishedReque
     }
   },
 
-  fromJSON(object: any): DownloadPieceFinishedRequest {
-    return { piece: isSet(object.piece) ? Piece.fromJSON(object.piece) : undefined };
-  },
-
-  toJSON(message: DownloadPieceFinishedRequest): unknown {
-    const obj: any = {};
-    if (message.piece !== undefined) {
-      obj.piece = Piece.toJSON(message.piece);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadPieceFinishedRequest>, I>>(base?: I): DownloadPieceFinishedRequest {
     return DownloadPieceFinishedRequest.fromPartial(base ?? ({} as any));
   },
@@ -1280,18 +1167,6 @@ export const DownloadPieceBackToSourceFinishedRequest: MessageFns<DownloadPieceB
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadPieceBackToSourceFinishedRequest {
-    return { piece: isSet(object.piece) ? Piece.fromJSON(object.piece) : undefined };
-  },
-
-  toJSON(message: DownloadPieceBackToSourceFinishedRequest): unknown {
-    const obj: any = {};
-    if (message.piece !== undefined) {
-      obj.piece = Piece.toJSON(message.piece);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPieceBackToSourceFinishedRequest>, I>>(
@@ -1375,36 +1250,6 @@ export const DownloadPieceFailedRequest: MessageFns<DownloadPieceFailedRequest> 
     }
   },
 
-  fromJSON(object: any): DownloadPieceFailedRequest {
-    return {
-      pieceNumber: isSet(object.pieceNumber)
-        ? globalThis.Number(object.pieceNumber)
-        : isSet(object.piece_number)
-        ? globalThis.Number(object.piece_number)
-        : undefined,
-      parentId: isSet(object.parentId)
-        ? globalThis.String(object.parentId)
-        : isSet(object.parent_id)
-        ? globalThis.String(object.parent_id)
-        : "",
-      temporary: isSet(object.temporary) ? globalThis.Boolean(object.temporary) : false,
-    };
-  },
-
-  toJSON(message: DownloadPieceFailedRequest): unknown {
-    const obj: any = {};
-    if (message.pieceNumber !== undefined) {
-      obj.pieceNumber = Math.round(message.pieceNumber);
-    }
-    if (message.parentId !== "") {
-      obj.parentId = message.parentId;
-    }
-    if (message.temporary !== false) {
-      obj.temporary = message.temporary;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadPieceFailedRequest>, I>>(base?: I): DownloadPieceFailedRequest {
     return DownloadPieceFailedRequest.fromPartial(base ?? ({} as any));
   },
@@ -1482,32 +1327,6 @@ export const DownloadPieceBackToSourceFailedRequest: MessageFns<DownloadPieceBac
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadPieceBackToSourceFailedRequest {
-    return {
-      pieceNumber: isSet(object.pieceNumber)
-        ? globalThis.Number(object.pieceNumber)
-        : isSet(object.piece_number)
-        ? globalThis.Number(object.piece_number)
-        : undefined,
-      backend: isSet(object.backend) ? Backend.fromJSON(object.backend) : undefined,
-      unknown: isSet(object.unknown) ? Unknown.fromJSON(object.unknown) : undefined,
-    };
-  },
-
-  toJSON(message: DownloadPieceBackToSourceFailedRequest): unknown {
-    const obj: any = {};
-    if (message.pieceNumber !== undefined) {
-      obj.pieceNumber = Math.round(message.pieceNumber);
-    }
-    if (message.backend !== undefined) {
-      obj.backend = Backend.toJSON(message.backend);
-    }
-    if (message.unknown !== undefined) {
-      obj.unknown = Unknown.toJSON(message.unknown);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPieceBackToSourceFailedRequest>, I>>(
@@ -1775,146 +1594,6 @@ export const AnnouncePeerRequest: MessageFns<AnnouncePeerRequest> = {
     }
   },
 
-  fromJSON(object: any): AnnouncePeerRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-      registerPeerRequest: isSet(object.registerPeerRequest)
-        ? RegisterPeerRequest.fromJSON(object.registerPeerRequest)
-        : isSet(object.register_peer_request)
-        ? RegisterPeerRequest.fromJSON(object.register_peer_request)
-        : undefined,
-      downloadPeerStartedRequest: isSet(object.downloadPeerStartedRequest)
-        ? DownloadPeerStartedRequest.fromJSON(object.downloadPeerStartedRequest)
-        : isSet(object.download_peer_started_request)
-        ? DownloadPeerStartedRequest.fromJSON(object.download_peer_started_request)
-        : undefined,
-      downloadPeerBackToSourceStartedRequest: isSet(object.downloadPeerBackToSourceStartedRequest)
-        ? DownloadPeerBackToSourceStartedRequest.fromJSON(object.downloadPeerBackToSourceStartedRequest)
-        : isSet(object.download_peer_back_to_source_started_request)
-        ? DownloadPeerBackToSourceStartedRequest.fromJSON(object.download_peer_back_to_source_started_request)
-        : undefined,
-      reschedulePeerRequest: isSet(object.reschedulePeerRequest)
-        ? ReschedulePeerRequest.fromJSON(object.reschedulePeerRequest)
-        : isSet(object.reschedule_peer_request)
-        ? ReschedulePeerRequest.fromJSON(object.reschedule_peer_request)
-        : undefined,
-      downloadPeerFinishedRequest: isSet(object.downloadPeerFinishedRequest)
-        ? DownloadPeerFinishedRequest.fromJSON(object.downloadPeerFinishedRequest)
-        : isSet(object.download_peer_finished_request)
-        ? DownloadPeerFinishedRequest.fromJSON(object.download_peer_finished_request)
-        : undefined,
-      downloadPeerBackToSourceFinishedRequest: isSet(object.downloadPeerBackToSourceFinishedRequest)
-        ? DownloadPeerBackToSourceFinishedRequest.fromJSON(object.downloadPeerBackToSourceFinishedRequest)
-        : isSet(object.download_peer_back_to_source_finished_request)
-        ? DownloadPeerBackToSourceFinishedRequest.fromJSON(object.download_peer_back_to_source_finished_request)
-        : undefined,
-      downloadPeerFailedRequest: isSet(object.downloadPeerFailedRequest)
-        ? DownloadPeerFailedRequest.fromJSON(object.downloadPeerFailedRequest)
-        : isSet(object.download_peer_failed_request)
-        ? DownloadPeerFailedRequest.fromJSON(object.download_peer_failed_request)
-        : undefined,
-      downloadPeerBackToSourceFailedRequest: isSet(object.downloadPeerBackToSourceFailedRequest)
-        ? DownloadPeerBackToSourceFailedRequest.fromJSON(object.downloadPeerBackToSourceFailedRequest)
-        : isSet(object.download_peer_back_to_source_failed_request)
-        ? DownloadPeerBackToSourceFailedRequest.fromJSON(object.download_peer_back_to_source_failed_request)
-        : undefined,
-      downloadPieceFinishedRequest: isSet(object.downloadPieceFinishedRequest)
-        ? DownloadPieceFinishedRequest.fromJSON(object.downloadPieceFinishedRequest)
-        : isSet(object.download_piece_finished_request)
-        ? DownloadPieceFinishedRequest.fromJSON(object.download_piece_finished_request)
-        : undefined,
-      downloadPieceBackToSourceFinishedRequest: isSet(object.downloadPieceBackToSourceFinishedRequest)
-        ? DownloadPieceBackToSourceFinishedRequest.fromJSON(object.downloadPieceBackToSourceFinishedRequest)
-        : isSet(object.download_piece_back_to_source_finished_request)
-        ? DownloadPieceBackToSourceFinishedRequest.fromJSON(object.download_piece_back_to_source_finished_request)
-        : undefined,
-      downloadPieceFailedRequest: isSet(object.downloadPieceFailedRequest)
-        ? DownloadPieceFailedRequest.fromJSON(object.downloadPieceFailedRequest)
-        : isSet(object.download_piece_failed_request)
-        ? DownloadPieceFailedRequest.fromJSON(object.download_piece_failed_request)
-        : undefined,
-      downloadPieceBackToSourceFailedRequest: isSet(object.downloadPieceBackToSourceFailedRequest)
-        ? DownloadPieceBackToSourceFailedRequest.fromJSON(object.downloadPieceBackToSourceFailedRequest)
-        : isSet(object.download_piece_back_to_source_failed_request)
-        ? DownloadPieceBackToSourceFailedRequest.fromJSON(object.download_piece_back_to_source_failed_request)
-        : undefined,
-    };
-  },
-
-  toJSON(message: AnnouncePeerRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    if (message.registerPeerRequest !== undefined) {
-      obj.registerPeerRequest = RegisterPeerRequest.toJSON(message.registerPeerRequest);
-    }
-    if (message.downloadPeerStartedRequest !== undefined) {
-      obj.downloadPeerStartedRequest = DownloadPeerStartedRequest.toJSON(message.downloadPeerStartedRequest);
-    }
-    if (message.downloadPeerBackToSourceStartedRequest !== undefined) {
-      obj.downloadPeerBackToSourceStartedRequest = DownloadPeerBackToSourceStartedRequest.toJSON(
-        message.downloadPeerBackToSourceStartedRequest,
-      );
-    }
-    if (message.reschedulePeerRequest !== undefined) {
-      obj.reschedulePeerRequest = ReschedulePeerRequest.toJSON(message.reschedulePeerRequest);
-    }
-    if (message.downloadPeerFinishedRequest !== undefined) {
-      obj.downloadPeerFinishedRequest = DownloadPeerFinishedRequest.toJSON(message.downloadPeerFinishedRequest);
-    }
-    if (message.downloadPeerBackToSourceFinishedRequest !== undefined) {
-      obj.downloadPeerBackToSourceFinishedRequest = DownloadPeerBackToSourceFinishedRequest.toJSON(
-        message.downloadPeerBackToSourceFinishedRequest,
-      );
-    }
-    if (message.downloadPeerFailedRequest !== undefined) {
-      obj.downloadPeerFailedRequest = DownloadPeerFailedRequest.toJSON(message.downloadPeerFailedRequest);
-    }
-    if (message.downloadPeerBackToSourceFailedRequest !== undefined) {
-      obj.downloadPeerBackToSourceFailedRequest = DownloadPeerBackToSourceFailedRequest.toJSON(
-        message.downloadPeerBackToSourceFailedRequest,
-      );
-    }
-    if (message.downloadPieceFinishedRequest !== undefined) {
-      obj.downloadPieceFinishedRequest = DownloadPieceFinishedRequest.toJSON(message.downloadPieceFinishedRequest);
-    }
-    if (message.downloadPieceBackToSourceFinishedRequest !== undefined) {
-      obj.downloadPieceBackToSourceFinishedRequest = DownloadPieceBackToSourceFinishedRequest.toJSON(
-        message.downloadPieceBackToSourceFinishedRequest,
-      );
-    }
-    if (message.downloadPieceFailedRequest !== undefined) {
-      obj.downloadPieceFailedRequest = DownloadPieceFailedRequest.toJSON(message.downloadPieceFailedRequest);
-    }
-    if (message.downloadPieceBackToSourceFailedRequest !== undefined) {
-      obj.downloadPieceBackToSourceFailedRequest = DownloadPieceBackToSourceFailedRequest.toJSON(
-        message.downloadPieceBackToSourceFailedRequest,
-      );
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<AnnouncePeerRequest>, I>>(base?: I): AnnouncePeerRequest {
     return AnnouncePeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -2013,15 +1692,6 @@ export const EmptyTaskResponse: MessageFns<EmptyTaskResponse> = {
     }
   },
 
-  fromJSON(_: any): EmptyTaskResponse {
-    return {};
-  },
-
-  toJSON(_: EmptyTaskResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<EmptyTaskResponse>, I>>(base?: I): EmptyTaskResponse {
     return EmptyTaskResponse.fromPartial(base ?? ({} as any));
   },
@@ -2074,24 +1744,6 @@ export const NormalTaskResponse: MessageFns<NormalTaskResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): NormalTaskResponse {
-    return {
-      candidateParents: globalThis.Array.isArray(object?.candidateParents)
-        ? object.candidateParents.map((e: any) => Peer.fromJSON(e))
-        : globalThis.Array.isArray(object?.candidate_parents)
-        ? object.candidate_parents.map((e: any) => Peer.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: NormalTaskResponse): unknown {
-    const obj: any = {};
-    if (message.candidateParents?.length) {
-      obj.candidateParents = message.candidateParents.map((e) => Peer.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<NormalTaskResponse>, I>>(base?: I): NormalTaskResponse {
@@ -2149,18 +1801,6 @@ export const NeedBackToSourceResponse: MessageFns<NeedBackToSourceResponse> = {
     }
   },
 
-  fromJSON(object: any): NeedBackToSourceResponse {
-    return { description: isSet(object.description) ? globalThis.String(object.description) : undefined };
-  },
-
-  toJSON(message: NeedBackToSourceResponse): unknown {
-    const obj: any = {};
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<NeedBackToSourceResponse>, I>>(base?: I): NeedBackToSourceResponse {
     return NeedBackToSourceResponse.fromPartial(base ?? ({} as any));
   },
@@ -2203,15 +1843,6 @@ export const MetadataOnlyResponse: MessageFns<MetadataOnlyResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): MetadataOnlyResponse {
-    return {};
-  },
-
-  toJSON(_: MetadataOnlyResponse): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<MetadataOnlyResponse>, I>>(base?: I): MetadataOnlyResponse {
@@ -2306,48 +1937,6 @@ export const AnnouncePeerResponse: MessageFns<AnnouncePeerResponse> = {
     }
   },
 
-  fromJSON(object: any): AnnouncePeerResponse {
-    return {
-      emptyTaskResponse: isSet(object.emptyTaskResponse)
-        ? EmptyTaskResponse.fromJSON(object.emptyTaskResponse)
-        : isSet(object.empty_task_response)
-        ? EmptyTaskResponse.fromJSON(object.empty_task_response)
-        : undefined,
-      normalTaskResponse: isSet(object.normalTaskResponse)
-        ? NormalTaskResponse.fromJSON(object.normalTaskResponse)
-        : isSet(object.normal_task_response)
-        ? NormalTaskResponse.fromJSON(object.normal_task_response)
-        : undefined,
-      needBackToSourceResponse: isSet(object.needBackToSourceResponse)
-        ? NeedBackToSourceResponse.fromJSON(object.needBackToSourceResponse)
-        : isSet(object.need_back_to_source_response)
-        ? NeedBackToSourceResponse.fromJSON(object.need_back_to_source_response)
-        : undefined,
-      metadataOnlyResponse: isSet(object.metadataOnlyResponse)
-        ? MetadataOnlyResponse.fromJSON(object.metadataOnlyResponse)
-        : isSet(object.metadata_only_response)
-        ? MetadataOnlyResponse.fromJSON(object.metadata_only_response)
-        : undefined,
-    };
-  },
-
-  toJSON(message: AnnouncePeerResponse): unknown {
-    const obj: any = {};
-    if (message.emptyTaskResponse !== undefined) {
-      obj.emptyTaskResponse = EmptyTaskResponse.toJSON(message.emptyTaskResponse);
-    }
-    if (message.normalTaskResponse !== undefined) {
-      obj.normalTaskResponse = NormalTaskResponse.toJSON(message.normalTaskResponse);
-    }
-    if (message.needBackToSourceResponse !== undefined) {
-      obj.needBackToSourceResponse = NeedBackToSourceResponse.toJSON(message.needBackToSourceResponse);
-    }
-    if (message.metadataOnlyResponse !== undefined) {
-      obj.metadataOnlyResponse = MetadataOnlyResponse.toJSON(message.metadataOnlyResponse);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<AnnouncePeerResponse>, I>>(base?: I): AnnouncePeerResponse {
     return AnnouncePeerResponse.fromPartial(base ?? ({} as any));
   },
@@ -2437,40 +2026,6 @@ export const StatPeerRequest: MessageFns<StatPeerRequest> = {
     }
   },
 
-  fromJSON(object: any): StatPeerRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-    };
-  },
-
-  toJSON(message: StatPeerRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatPeerRequest>, I>>(base?: I): StatPeerRequest {
     return StatPeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -2550,40 +2105,6 @@ export const DeletePeerRequest: MessageFns<DeletePeerRequest> = {
     }
   },
 
-  fromJSON(object: any): DeletePeerRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-    };
-  },
-
-  toJSON(message: DeletePeerRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DeletePeerRequest>, I>>(base?: I): DeletePeerRequest {
     return DeletePeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -2650,32 +2171,6 @@ export const StatTaskRequest: MessageFns<StatTaskRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): StatTaskRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-    };
-  },
-
-  toJSON(message: StatTaskRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<StatTaskRequest>, I>>(base?: I): StatTaskRequest {
@@ -2745,32 +2240,6 @@ export const DeleteTaskRequest: MessageFns<DeleteTaskRequest> = {
     }
   },
 
-  fromJSON(object: any): DeleteTaskRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-    };
-  },
-
-  toJSON(message: DeleteTaskRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DeleteTaskRequest>, I>>(base?: I): DeleteTaskRequest {
     return DeleteTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -2838,24 +2307,6 @@ export const AnnounceHostRequest: MessageFns<AnnounceHostRequest> = {
     }
   },
 
-  fromJSON(object: any): AnnounceHostRequest {
-    return {
-      host: isSet(object.host) ? Host.fromJSON(object.host) : undefined,
-      interval: isSet(object.interval) ? Duration.fromJSON(object.interval) : undefined,
-    };
-  },
-
-  toJSON(message: AnnounceHostRequest): unknown {
-    const obj: any = {};
-    if (message.host !== undefined) {
-      obj.host = Host.toJSON(message.host);
-    }
-    if (message.interval !== undefined) {
-      obj.interval = Duration.toJSON(message.interval);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<AnnounceHostRequest>, I>>(base?: I): AnnounceHostRequest {
     return AnnounceHostRequest.fromPartial(base ?? ({} as any));
   },
@@ -2914,18 +2365,6 @@ export const ListHostsRequest: MessageFns<ListHostsRequest> = {
     }
   },
 
-  fromJSON(object: any): ListHostsRequest {
-    return { type: isSet(object.type) ? globalThis.Number(object.type) : undefined };
-  },
-
-  toJSON(message: ListHostsRequest): unknown {
-    const obj: any = {};
-    if (message.type !== undefined) {
-      obj.type = Math.round(message.type);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ListHostsRequest>, I>>(base?: I): ListHostsRequest {
     return ListHostsRequest.fromPartial(base ?? ({} as any));
   },
@@ -2981,18 +2420,6 @@ export const ListHostsResponse: MessageFns<ListHostsResponse> = {
     }
   },
 
-  fromJSON(object: any): ListHostsResponse {
-    return { hosts: globalThis.Array.isArray(object?.hosts) ? object.hosts.map((e: any) => Host.fromJSON(e)) : [] };
-  },
-
-  toJSON(message: ListHostsResponse): unknown {
-    const obj: any = {};
-    if (message.hosts?.length) {
-      obj.hosts = message.hosts.map((e) => Host.toJSON(e));
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ListHostsResponse>, I>>(base?: I): ListHostsResponse {
     return ListHostsResponse.fromPartial(base ?? ({} as any));
   },
@@ -3046,24 +2473,6 @@ export const DeleteHostRequest: MessageFns<DeleteHostRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DeleteHostRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-    };
-  },
-
-  toJSON(message: DeleteHostRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DeleteHostRequest>, I>>(base?: I): DeleteHostRequest {
@@ -3426,212 +2835,6 @@ export const RegisterCachePeerRequest: MessageFns<RegisterCachePeerRequest> = {
     }
   },
 
-  fromJSON(object: any): RegisterCachePeerRequest {
-    return {
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      digest: isSet(object.digest) ? globalThis.String(object.digest) : undefined,
-      range: isSet(object.range) ? Range.fromJSON(object.range) : undefined,
-      type: isSet(object.type) ? taskTypeFromJSON(object.type) : 0,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      priority: isSet(object.priority) ? priorityFromJSON(object.priority) : 0,
-      filteredQueryParams: globalThis.Array.isArray(object?.filteredQueryParams)
-        ? object.filteredQueryParams.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.filtered_query_params)
-        ? object.filtered_query_params.map((e: any) => globalThis.String(e))
-        : [],
-      requestHeader: isObject(object.requestHeader)
-        ? (globalThis.Object.entries(object.requestHeader) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : isObject(object.request_header)
-        ? (globalThis.Object.entries(object.request_header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : undefined,
-      outputPath: isSet(object.outputPath)
-        ? globalThis.String(object.outputPath)
-        : isSet(object.output_path)
-        ? globalThis.String(object.output_path)
-        : undefined,
-      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
-      disableBackToSource: isSet(object.disableBackToSource)
-        ? globalThis.Boolean(object.disableBackToSource)
-        : isSet(object.disable_back_to_source)
-        ? globalThis.Boolean(object.disable_back_to_source)
-        : false,
-      needBackToSource: isSet(object.needBackToSource)
-        ? globalThis.Boolean(object.needBackToSource)
-        : isSet(object.need_back_to_source)
-        ? globalThis.Boolean(object.need_back_to_source)
-        : false,
-      certificateChain: globalThis.Array.isArray(object?.certificateChain)
-        ? object.certificateChain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : globalThis.Array.isArray(object?.certificate_chain)
-        ? object.certificate_chain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : [],
-      prefetch: isSet(object.prefetch) ? globalThis.Boolean(object.prefetch) : false,
-      objectStorage: isSet(object.objectStorage)
-        ? ObjectStorage.fromJSON(object.objectStorage)
-        : isSet(object.object_storage)
-        ? ObjectStorage.fromJSON(object.object_storage)
-        : undefined,
-      hdfs: isSet(object.hdfs) ? HDFS.fromJSON(object.hdfs) : undefined,
-      isPrefetch: isSet(object.isPrefetch)
-        ? globalThis.Boolean(object.isPrefetch)
-        : isSet(object.is_prefetch)
-        ? globalThis.Boolean(object.is_prefetch)
-        : false,
-      needPieceContent: isSet(object.needPieceContent)
-        ? globalThis.Boolean(object.needPieceContent)
-        : isSet(object.need_piece_content)
-        ? globalThis.Boolean(object.need_piece_content)
-        : false,
-      contentForCalculatingTaskId: isSet(object.contentForCalculatingTaskId)
-        ? globalThis.String(object.contentForCalculatingTaskId)
-        : isSet(object.content_for_calculating_task_id)
-        ? globalThis.String(object.content_for_calculating_task_id)
-        : undefined,
-      remoteIp: isSet(object.remoteIp)
-        ? globalThis.String(object.remoteIp)
-        : isSet(object.remote_ip)
-        ? globalThis.String(object.remote_ip)
-        : undefined,
-      concurrentPieceCount: isSet(object.concurrentPieceCount)
-        ? globalThis.Number(object.concurrentPieceCount)
-        : isSet(object.concurrent_piece_count)
-        ? globalThis.Number(object.concurrent_piece_count)
-        : undefined,
-      actualPieceLength: isSet(object.actualPieceLength)
-        ? globalThis.Number(object.actualPieceLength)
-        : isSet(object.actual_piece_length)
-        ? globalThis.Number(object.actual_piece_length)
-        : undefined,
-      actualContentLength: isSet(object.actualContentLength)
-        ? globalThis.Number(object.actualContentLength)
-        : isSet(object.actual_content_length)
-        ? globalThis.Number(object.actual_content_length)
-        : undefined,
-      actualPieceCount: isSet(object.actualPieceCount)
-        ? globalThis.Number(object.actualPieceCount)
-        : isSet(object.actual_piece_count)
-        ? globalThis.Number(object.actual_piece_count)
-        : undefined,
-    };
-  },
-
-  toJSON(message: RegisterCachePeerRequest): unknown {
-    const obj: any = {};
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.digest !== undefined) {
-      obj.digest = message.digest;
-    }
-    if (message.range !== undefined) {
-      obj.range = Range.toJSON(message.range);
-    }
-    if (message.type !== 0) {
-      obj.type = taskTypeToJSON(message.type);
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.priority !== 0) {
-      obj.priority = priorityToJSON(message.priority);
-    }
-    if (message.filteredQueryParams?.length) {
-      obj.filteredQueryParams = message.filteredQueryParams;
-    }
-    if (message.requestHeader) {
-      const entries = globalThis.Object.entries(message.requestHeader) as [string, string][];
-      if (entries.length > 0) {
-        obj.requestHeader = {};
-        entries.forEach(([k, v]) => {
-          obj.requestHeader[k] = v;
-        });
-      }
-    }
-    if (message.pieceLength !== undefined) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.outputPath !== undefined) {
-      obj.outputPath = message.outputPath;
-    }
-    if (message.timeout !== undefined) {
-      obj.timeout = Duration.toJSON(message.timeout);
-    }
-    if (message.disableBackToSource !== false) {
-      obj.disableBackToSource = message.disableBackToSource;
-    }
-    if (message.needBackToSource !== false) {
-      obj.needBackToSource = message.needBackToSource;
-    }
-    if (message.certificateChain?.length) {
-      obj.certificateChain = message.certificateChain.map((e) => base64FromBytes(e));
-    }
-    if (message.prefetch !== false) {
-      obj.prefetch = message.prefetch;
-    }
-    if (message.objectStorage !== undefined) {
-      obj.objectStorage = ObjectStorage.toJSON(message.objectStorage);
-    }
-    if (message.hdfs !== undefined) {
-      obj.hdfs = HDFS.toJSON(message.hdfs);
-    }
-    if (message.isPrefetch !== false) {
-      obj.isPrefetch = message.isPrefetch;
-    }
-    if (message.needPieceContent !== false) {
-      obj.needPieceContent = message.needPieceContent;
-    }
-    if (message.contentForCalculatingTaskId !== undefined) {
-      obj.contentForCalculatingTaskId = message.contentForCalculatingTaskId;
-    }
-    if (message.remoteIp !== undefined) {
-      obj.remoteIp = message.remoteIp;
-    }
-    if (message.concurrentPieceCount !== undefined) {
-      obj.concurrentPieceCount = Math.round(message.concurrentPieceCount);
-    }
-    if (message.actualPieceLength !== undefined) {
-      obj.actualPieceLength = Math.round(message.actualPieceLength);
-    }
-    if (message.actualContentLength !== undefined) {
-      obj.actualContentLength = Math.round(message.actualContentLength);
-    }
-    if (message.actualPieceCount !== undefined) {
-      obj.actualPieceCount = Math.round(message.actualPieceCount);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<RegisterCachePeerRequest>, I>>(base?: I): RegisterCachePeerRequest {
     return RegisterCachePeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -3738,24 +2941,6 @@ export const RegisterCachePeerRequest_RequestHeaderEntry: MessageFns<RegisterCac
     }
   },
 
-  fromJSON(object: any): RegisterCachePeerRequest_RequestHeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: RegisterCachePeerRequest_RequestHeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<RegisterCachePeerRequest_RequestHeaderEntry>, I>>(
     base?: I,
   ): RegisterCachePeerRequest_RequestHeaderEntry {
@@ -3803,15 +2988,6 @@ export const DownloadCachePeerStartedRequest: MessageFns<DownloadCachePeerStarte
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): DownloadCachePeerStartedRequest {
-    return {};
-  },
-
-  toJSON(_: DownloadCachePeerStartedRequest): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadCachePeerStartedRequest>, I>>(base?: I): DownloadCachePeerStartedRequest {
@@ -3869,18 +3045,6 @@ export const DownloadCachePeerBackToSourceStartedRequest: MessageFns<DownloadCac
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadCachePeerBackToSourceStartedRequest {
-    return { description: isSet(object.description) ? globalThis.String(object.description) : undefined };
-  },
-
-  toJSON(message: DownloadCachePeerBackToSourceStartedRequest): unknown {
-    const obj: any = {};
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadCachePeerBackToSourceStartedRequest>, I>>(
@@ -3953,28 +3117,6 @@ export const RescheduleCachePeerRequest: MessageFns<RescheduleCachePeerRequest> 
     }
   },
 
-  fromJSON(object: any): RescheduleCachePeerRequest {
-    return {
-      candidateParents: globalThis.Array.isArray(object?.candidateParents)
-        ? object.candidateParents.map((e: any) => CachePeer.fromJSON(e))
-        : globalThis.Array.isArray(object?.candidate_parents)
-        ? object.candidate_parents.map((e: any) => CachePeer.fromJSON(e))
-        : [],
-      description: isSet(object.description) ? globalThis.String(object.description) : undefined,
-    };
-  },
-
-  toJSON(message: RescheduleCachePeerRequest): unknown {
-    const obj: any = {};
-    if (message.candidateParents?.length) {
-      obj.candidateParents = message.candidateParents.map((e) => CachePeer.toJSON(e));
-    }
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<RescheduleCachePeerRequest>, I>>(base?: I): RescheduleCachePeerRequest {
     return RescheduleCachePeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -4018,15 +3160,6 @@ export const DownloadCachePeerFinishedRequest: MessageFns<DownloadCachePeerFinis
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): DownloadCachePeerFinishedRequest {
-    return {};
-  },
-
-  toJSON(_: DownloadCachePeerFinishedRequest): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadCachePeerFinishedRequest>, I>>(
@@ -4074,15 +3207,6 @@ export const DownloadCachePeerBackToSourceFinishedRequest: MessageFns<DownloadCa
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): DownloadCachePeerBackToSourceFinishedRequest {
-    return {};
-  },
-
-  toJSON(_: DownloadCachePeerBackToSourceFinishedRequest): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadCachePeerBackToSourceFinishedRequest>, I>>(
@@ -4143,18 +3267,6 @@ export const DownloadCachePeerFailedRequest: MessageFns<DownloadCachePeerFailedR
     }
   },
 
-  fromJSON(object: any): DownloadCachePeerFailedRequest {
-    return { description: isSet(object.description) ? globalThis.String(object.description) : undefined };
-  },
-
-  toJSON(message: DownloadCachePeerFailedRequest): unknown {
-    const obj: any = {};
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DownloadCachePeerFailedRequest>, I>>(base?: I): DownloadCachePeerFailedRequest {
     return DownloadCachePeerFailedRequest.fromPartial(base ?? ({} as any));
   },
@@ -4210,18 +3322,6 @@ export const DownloadCachePeerBackToSourceFailedRequest: MessageFns<DownloadCach
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadCachePeerBackToSourceFailedRequest {
-    return { description: isSet(object.description) ? globalThis.String(object.description) : undefined };
-  },
-
-  toJSON(message: DownloadCachePeerBackToSourceFailedRequest): unknown {
-    const obj: any = {};
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadCachePeerBackToSourceFailedRequest>, I>>(
@@ -4484,156 +3584,6 @@ export const AnnounceCachePeerRequest: MessageFns<AnnounceCachePeerRequest> = {
     }
   },
 
-  fromJSON(object: any): AnnounceCachePeerRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-      registerCachePeerRequest: isSet(object.registerCachePeerRequest)
-        ? RegisterCachePeerRequest.fromJSON(object.registerCachePeerRequest)
-        : isSet(object.register_cache_peer_request)
-        ? RegisterCachePeerRequest.fromJSON(object.register_cache_peer_request)
-        : undefined,
-      downloadCachePeerStartedRequest: isSet(object.downloadCachePeerStartedRequest)
-        ? DownloadCachePeerStartedRequest.fromJSON(object.downloadCachePeerStartedRequest)
-        : isSet(object.download_cache_peer_started_request)
-        ? DownloadCachePeerStartedRequest.fromJSON(object.download_cache_peer_started_request)
-        : undefined,
-      downloadCachePeerBackToSourceStartedRequest: isSet(object.downloadCachePeerBackToSourceStartedRequest)
-        ? DownloadCachePeerBackToSourceStartedRequest.fromJSON(object.downloadCachePeerBackToSourceStartedRequest)
-        : isSet(object.download_cache_peer_back_to_source_started_request)
-        ? DownloadCachePeerBackToSourceStartedRequest.fromJSON(
-          object.download_cache_peer_back_to_source_started_request,
-        )
-        : undefined,
-      rescheduleCachePeerRequest: isSet(object.rescheduleCachePeerRequest)
-        ? RescheduleCachePeerRequest.fromJSON(object.rescheduleCachePeerRequest)
-        : isSet(object.reschedule_cache_peer_request)
-        ? RescheduleCachePeerRequest.fromJSON(object.reschedule_cache_peer_request)
-        : undefined,
-      downloadCachePeerFinishedRequest: isSet(object.downloadCachePeerFinishedRequest)
-        ? DownloadCachePeerFinishedRequest.fromJSON(object.downloadCachePeerFinishedRequest)
-        : isSet(object.download_cache_peer_finished_request)
-        ? DownloadCachePeerFinishedRequest.fromJSON(object.download_cache_peer_finished_request)
-        : undefined,
-      downloadCachePeerBackToSourceFinishedRequest: isSet(object.downloadCachePeerBackToSourceFinishedRequest)
-        ? DownloadCachePeerBackToSourceFinishedRequest.fromJSON(object.downloadCachePeerBackToSourceFinishedRequest)
-        : isSet(object.download_cache_peer_back_to_source_finished_request)
-        ? DownloadCachePeerBackToSourceFinishedRequest.fromJSON(
-          object.download_cache_peer_back_to_source_finished_request,
-        )
-        : undefined,
-      downloadCachePeerFailedRequest: isSet(object.downloadCachePeerFailedRequest)
-        ? DownloadCachePeerFailedRequest.fromJSON(object.downloadCachePeerFailedRequest)
-        : isSet(object.download_cache_peer_failed_request)
-        ? DownloadCachePeerFailedRequest.fromJSON(object.download_cache_peer_failed_request)
-        : undefined,
-      downloadCachePeerBackToSourceFailedRequest: isSet(object.downloadCachePeerBackToSourceFailedRequest)
-        ? DownloadCachePeerBackToSourceFailedRequest.fromJSON(object.downloadCachePeerBackToSourceFailedRequest)
-        : isSet(object.download_cache_peer_back_to_source_failed_request)
-        ? DownloadCachePeerBackToSourceFailedRequest.fromJSON(object.download_cache_peer_back_to_source_failed_request)
-        : undefined,
-      downloadPieceFinishedRequest: isSet(object.downloadPieceFinishedRequest)
-        ? DownloadPieceFinishedRequest.fromJSON(object.downloadPieceFinishedRequest)
-        : isSet(object.download_piece_finished_request)
-        ? DownloadPieceFinishedRequest.fromJSON(object.download_piece_finished_request)
-        : undefined,
-      downloadPieceBackToSourceFinishedRequest: isSet(object.downloadPieceBackToSourceFinishedRequest)
-        ? DownloadPieceBackToSourceFinishedRequest.fromJSON(object.downloadPieceBackToSourceFinishedRequest)
-        : isSet(object.download_piece_back_to_source_finished_request)
-        ? DownloadPieceBackToSourceFinishedRequest.fromJSON(object.download_piece_back_to_source_finished_request)
-        : undefined,
-      downloadPieceFailedRequest: isSet(object.downloadPieceFailedRequest)
-        ? DownloadPieceFailedRequest.fromJSON(object.downloadPieceFailedRequest)
-        : isSet(object.download_piece_failed_request)
-        ? DownloadPieceFailedRequest.fromJSON(object.download_piece_failed_request)
-        : undefined,
-      downloadPieceBackToSourceFailedRequest: isSet(object.downloadPieceBackToSourceFailedRequest)
-        ? DownloadPieceBackToSourceFailedRequest.fromJSON(object.downloadPieceBackToSourceFailedRequest)
-        : isSet(object.download_piece_back_to_source_failed_request)
-        ? DownloadPieceBackToSourceFailedRequest.fromJSON(object.download_piece_back_to_source_failed_request)
-        : undefined,
-    };
-  },
-
-  toJSON(message: AnnounceCachePeerRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    if (message.registerCachePeerRequest !== undefined) {
-      obj.registerCachePeerRequest = RegisterCachePeerRequest.toJSON(message.registerCachePeerRequest);
-    }
-    if (message.downloadCachePeerStartedRequest !== undefined) {
-      obj.downloadCachePeerStartedRequest = DownloadCachePeerStartedRequest.toJSON(
-        message.downloadCachePeerStartedRequest,
-      );
-    }
-    if (message.downloadCachePeerBackToSourceStartedRequest !== undefined) {
-      obj.downloadCachePeerBackToSourceStartedRequest = DownloadCachePeerBackToSourceStartedRequest.toJSON(
-        message.downloadCachePeerBackToSourceStartedRequest,
-      );
-    }
-    if (message.rescheduleCachePeerRequest !== undefined) {
-      obj.rescheduleCachePeerRequest = RescheduleCachePeerRequest.toJSON(message.rescheduleCachePeerRequest);
-    }
-    if (message.downloadCachePeerFinishedRequest !== undefined) {
-      obj.downloadCachePeerFinishedRequest = DownloadCachePeerFinishedRequest.toJSON(
-        message.downloadCachePeerFinishedRequest,
-      );
-    }
-    if (message.downloadCachePeerBackToSourceFinishedRequest !== undefined) {
-      obj.downloadCachePeerBackToSourceFinishedRequest = DownloadCachePeerBackToSourceFinishedRequest.toJSON(
-        message.downloadCachePeerBackToSourceFinishedRequest,
-      );
-    }
-    if (message.downloadCachePeerFailedRequest !== undefined) {
-      obj.downloadCachePeerFailedRequest = DownloadCachePeerFailedRequest.toJSON(
-        message.downloadCachePeerFailedRequest,
-      );
-    }
-    if (message.downloadCachePeerBackToSourceFailedRequest !== undefined) {
-      obj.downloadCachePeerBackToSourceFailedRequest = DownloadCachePeerBackToSourceFailedRequest.toJSON(
-        message.downloadCachePeerBackToSourceFailedRequest,
-      );
-    }
-    if (message.downloadPieceFinishedRequest !== undefined) {
-      obj.downloadPieceFinishedRequest = DownloadPieceFinishedRequest.toJSON(message.downloadPieceFinishedRequest);
-    }
-    if (message.downloadPieceBackToSourceFinishedRequest !== undefined) {
-      obj.downloadPieceBackToSourceFinishedRequest = DownloadPieceBackToSourceFinishedRequest.toJSON(
-        message.downloadPieceBackToSourceFinishedRequest,
-      );
-    }
-    if (message.downloadPieceFailedRequest !== undefined) {
-      obj.downloadPieceFailedRequest = DownloadPieceFailedRequest.toJSON(message.downloadPieceFailedRequest);
-    }
-    if (message.downloadPieceBackToSourceFailedRequest !== undefined) {
-      obj.downloadPieceBackToSourceFailedRequest = DownloadPieceBackToSourceFailedRequest.toJSON(
-        message.downloadPieceBackToSourceFailedRequest,
-      );
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<AnnounceCachePeerRequest>, I>>(base?: I): AnnounceCachePeerRequest {
     return AnnounceCachePeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -4733,15 +3683,6 @@ export const EmptyCacheTaskResponse: MessageFns<EmptyCacheTaskResponse> = {
     }
   },
 
-  fromJSON(_: any): EmptyCacheTaskResponse {
-    return {};
-  },
-
-  toJSON(_: EmptyCacheTaskResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<EmptyCacheTaskResponse>, I>>(base?: I): EmptyCacheTaskResponse {
     return EmptyCacheTaskResponse.fromPartial(base ?? ({} as any));
   },
@@ -4794,24 +3735,6 @@ export const NormalCacheTaskResponse: MessageFns<NormalCacheTaskResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): NormalCacheTaskResponse {
-    return {
-      candidateParents: globalThis.Array.isArray(object?.candidateParents)
-        ? object.candidateParents.map((e: any) => CachePeer.fromJSON(e))
-        : globalThis.Array.isArray(object?.candidate_parents)
-        ? object.candidate_parents.map((e: any) => CachePeer.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: NormalCacheTaskResponse): unknown {
-    const obj: any = {};
-    if (message.candidateParents?.length) {
-      obj.candidateParents = message.candidateParents.map((e) => CachePeer.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<NormalCacheTaskResponse>, I>>(base?: I): NormalCacheTaskResponse {
@@ -4889,40 +3812,6 @@ export const AnnounceCachePeerResponse: MessageFns<AnnounceCachePeerResponse> = 
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): AnnounceCachePeerResponse {
-    return {
-      emptyCacheTaskResponse: isSet(object.emptyCacheTaskResponse)
-        ? EmptyCacheTaskResponse.fromJSON(object.emptyCacheTaskResponse)
-        : isSet(object.empty_cache_task_response)
-        ? EmptyCacheTaskResponse.fromJSON(object.empty_cache_task_response)
-        : undefined,
-      normalCacheTaskResponse: isSet(object.normalCacheTaskResponse)
-        ? NormalCacheTaskResponse.fromJSON(object.normalCacheTaskResponse)
-        : isSet(object.normal_cache_task_response)
-        ? NormalCacheTaskResponse.fromJSON(object.normal_cache_task_response)
-        : undefined,
-      needBackToSourceResponse: isSet(object.needBackToSourceResponse)
-        ? NeedBackToSourceResponse.fromJSON(object.needBackToSourceResponse)
-        : isSet(object.need_back_to_source_response)
-        ? NeedBackToSourceResponse.fromJSON(object.need_back_to_source_response)
-        : undefined,
-    };
-  },
-
-  toJSON(message: AnnounceCachePeerResponse): unknown {
-    const obj: any = {};
-    if (message.emptyCacheTaskResponse !== undefined) {
-      obj.emptyCacheTaskResponse = EmptyCacheTaskResponse.toJSON(message.emptyCacheTaskResponse);
-    }
-    if (message.normalCacheTaskResponse !== undefined) {
-      obj.normalCacheTaskResponse = NormalCacheTaskResponse.toJSON(message.normalCacheTaskResponse);
-    }
-    if (message.needBackToSourceResponse !== undefined) {
-      obj.needBackToSourceResponse = NeedBackToSourceResponse.toJSON(message.needBackToSourceResponse);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<AnnounceCachePeerResponse>, I>>(base?: I): AnnounceCachePeerResponse {
@@ -5013,40 +3902,6 @@ export const StatCachePeerRequest: MessageFns<StatCachePeerRequest> = {
     }
   },
 
-  fromJSON(object: any): StatCachePeerRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-    };
-  },
-
-  toJSON(message: StatCachePeerRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatCachePeerRequest>, I>>(base?: I): StatCachePeerRequest {
     return StatCachePeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -5126,40 +3981,6 @@ export const DeleteCachePeerRequest: MessageFns<DeleteCachePeerRequest> = {
     }
   },
 
-  fromJSON(object: any): DeleteCachePeerRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-    };
-  },
-
-  toJSON(message: DeleteCachePeerRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<DeleteCachePeerRequest>, I>>(base?: I): DeleteCachePeerRequest {
     return DeleteCachePeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -5228,32 +4049,6 @@ export const StatCacheTaskRequest: MessageFns<StatCacheTaskRequest> = {
     }
   },
 
-  fromJSON(object: any): StatCacheTaskRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-    };
-  },
-
-  toJSON(message: StatCacheTaskRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatCacheTaskRequest>, I>>(base?: I): StatCacheTaskRequest {
     return StatCacheTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -5319,32 +4114,6 @@ export const DeleteCacheTaskRequest: MessageFns<DeleteCacheTaskRequest> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DeleteCacheTaskRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-    };
-  },
-
-  toJSON(message: DeleteCacheTaskRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DeleteCacheTaskRequest>, I>>(base?: I): DeleteCacheTaskRequest {
@@ -5477,64 +4246,6 @@ export const RegisterPersistentPeerRequest: MessageFns<RegisterPersistentPeerReq
     }
   },
 
-  fromJSON(object: any): RegisterPersistentPeerRequest {
-    return {
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      objectStorage: isSet(object.objectStorage)
-        ? ObjectStorage.fromJSON(object.objectStorage)
-        : isSet(object.object_storage)
-        ? ObjectStorage.fromJSON(object.object_storage)
-        : undefined,
-      persistent: isSet(object.persistent) ? globalThis.Boolean(object.persistent) : false,
-      outputPath: isSet(object.outputPath)
-        ? globalThis.String(object.outputPath)
-        : isSet(object.output_path)
-        ? globalThis.String(object.output_path)
-        : undefined,
-      concurrentPieceCount: isSet(object.concurrentPieceCount)
-        ? globalThis.Number(object.concurrentPieceCount)
-        : isSet(object.concurrent_piece_count)
-        ? globalThis.Number(object.concurrent_piece_count)
-        : undefined,
-      pieceCount: isSet(object.pieceCount)
-        ? globalThis.Number(object.pieceCount)
-        : isSet(object.piece_count)
-        ? globalThis.Number(object.piece_count)
-        : 0,
-      needBackToSource: isSet(object.needBackToSource)
-        ? globalThis.Boolean(object.needBackToSource)
-        : isSet(object.need_back_to_source)
-        ? globalThis.Boolean(object.need_back_to_source)
-        : false,
-    };
-  },
-
-  toJSON(message: RegisterPersistentPeerRequest): unknown {
-    const obj: any = {};
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.objectStorage !== undefined) {
-      obj.objectStorage = ObjectStorage.toJSON(message.objectStorage);
-    }
-    if (message.persistent !== false) {
-      obj.persistent = message.persistent;
-    }
-    if (message.outputPath !== undefined) {
-      obj.outputPath = message.outputPath;
-    }
-    if (message.concurrentPieceCount !== undefined) {
-      obj.concurrentPieceCount = Math.round(message.concurrentPieceCount);
-    }
-    if (message.pieceCount !== 0) {
-      obj.pieceCount = Math.round(message.pieceCount);
-    }
-    if (message.needBackToSource !== false) {
-      obj.needBackToSource = message.needBackToSource;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<RegisterPersistentPeerRequest>, I>>(base?: I): RegisterPersistentPeerRequest {
     return RegisterPersistentPeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -5587,15 +4298,6 @@ export const DownloadPersistentPeerStartedRequest: MessageFns<DownloadPersistent
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): DownloadPersistentPeerStartedRequest {
-    return {};
-  },
-
-  toJSON(_: DownloadPersistentPeerStartedRequest): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPersistentPeerStartedRequest>, I>>(
@@ -5659,18 +4361,6 @@ export const DownloadPersistentPeerBackToSourceStartedRequest: MessageFns<
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadPersistentPeerBackToSourceStartedRequest {
-    return { description: isSet(object.description) ? globalThis.String(object.description) : undefined };
-  },
-
-  toJSON(message: DownloadPersistentPeerBackToSourceStartedRequest): unknown {
-    const obj: any = {};
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPersistentPeerBackToSourceStartedRequest>, I>>(
@@ -5743,28 +4433,6 @@ export const ReschedulePersistentPeerRequest: MessageFns<ReschedulePersistentPee
     }
   },
 
-  fromJSON(object: any): ReschedulePersistentPeerRequest {
-    return {
-      candidateParents: globalThis.Array.isArray(object?.candidateParents)
-        ? object.candidateParents.map((e: any) => PersistentPeer.fromJSON(e))
-        : globalThis.Array.isArray(object?.candidate_parents)
-        ? object.candidate_parents.map((e: any) => PersistentPeer.fromJSON(e))
-        : [],
-      description: isSet(object.description) ? globalThis.String(object.description) : undefined,
-    };
-  },
-
-  toJSON(message: ReschedulePersistentPeerRequest): unknown {
-    const obj: any = {};
-    if (message.candidateParents?.length) {
-      obj.candidateParents = message.candidateParents.map((e) => PersistentPeer.toJSON(e));
-    }
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ReschedulePersistentPeerRequest>, I>>(base?: I): ReschedulePersistentPeerRequest {
     return ReschedulePersistentPeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -5810,15 +4478,6 @@ export const DownloadPersistentPeerFinishedRequest: MessageFns<DownloadPersisten
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): DownloadPersistentPeerFinishedRequest {
-    return {};
-  },
-
-  toJSON(_: DownloadPersistentPeerFinishedRequest): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPersistentPeerFinishedRequest>, I>>(
@@ -5871,15 +4530,6 @@ export const DownloadPersistentPeerBackToSourceFinishedRequest: MessageFns<
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): DownloadPersistentPeerBackToSourceFinishedRequest {
-    return {};
-  },
-
-  toJSON(_: DownloadPersistentPeerBackToSourceFinishedRequest): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPersistentPeerBackToSourceFinishedRequest>, I>>(
@@ -5938,18 +4588,6 @@ export const DownloadPersistentPeerFailedRequest: MessageFns<DownloadPersistentP
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadPersistentPeerFailedRequest {
-    return { description: isSet(object.description) ? globalThis.String(object.description) : undefined };
-  },
-
-  toJSON(message: DownloadPersistentPeerFailedRequest): unknown {
-    const obj: any = {};
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPersistentPeerFailedRequest>, I>>(
@@ -6014,18 +4652,6 @@ export const DownloadPersistentPeerBackToSourceFailedRequest: MessageFns<
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadPersistentPeerBackToSourceFailedRequest {
-    return { description: isSet(object.description) ? globalThis.String(object.description) : undefined };
-  },
-
-  toJSON(message: DownloadPersistentPeerBackToSourceFailedRequest): unknown {
-    const obj: any = {};
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPersistentPeerBackToSourceFailedRequest>, I>>(
@@ -6297,166 +4923,6 @@ export const AnnouncePersistentPeerRequest: MessageFns<AnnouncePersistentPeerReq
     }
   },
 
-  fromJSON(object: any): AnnouncePersistentPeerRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-      registerPersistentPeerRequest: isSet(object.registerPersistentPeerRequest)
-        ? RegisterPersistentPeerRequest.fromJSON(object.registerPersistentPeerRequest)
-        : isSet(object.register_persistent_peer_request)
-        ? RegisterPersistentPeerRequest.fromJSON(object.register_persistent_peer_request)
-        : undefined,
-      downloadPersistentPeerStartedRequest: isSet(object.downloadPersistentPeerStartedRequest)
-        ? DownloadPersistentPeerStartedRequest.fromJSON(object.downloadPersistentPeerStartedRequest)
-        : isSet(object.download_persistent_peer_started_request)
-        ? DownloadPersistentPeerStartedRequest.fromJSON(object.download_persistent_peer_started_request)
-        : undefined,
-      downloadPersistentPeerBackToSourceStartedRequest: isSet(object.downloadPersistentPeerBackToSourceStartedRequest)
-        ? DownloadPersistentPeerBackToSourceStartedRequest.fromJSON(
-          object.downloadPersistentPeerBackToSourceStartedRequest,
-        )
-        : isSet(object.download_persistent_peer_back_to_source_started_request)
-        ? DownloadPersistentPeerBackToSourceStartedRequest.fromJSON(
-          object.download_persistent_peer_back_to_source_started_request,
-        )
-        : undefined,
-      reschedulePersistentPeerRequest: isSet(object.reschedulePersistentPeerRequest)
-        ? ReschedulePersistentPeerRequest.fromJSON(object.reschedulePersistentPeerRequest)
-        : isSet(object.reschedule_persistent_peer_request)
-        ? ReschedulePersistentPeerRequest.fromJSON(object.reschedule_persistent_peer_request)
-        : undefined,
-      downloadPersistentPeerFinishedRequest: isSet(object.downloadPersistentPeerFinishedRequest)
-        ? DownloadPersistentPeerFinishedRequest.fromJSON(object.downloadPersistentPeerFinishedRequest)
-        : isSet(object.download_persistent_peer_finished_request)
-        ? DownloadPersistentPeerFinishedRequest.fromJSON(object.download_persistent_peer_finished_request)
-        : undefined,
-      downloadPersistentPeerBackToSourceFinishedRequest: isSet(object.downloadPersistentPeerBackToSourceFinishedRequest)
-        ? DownloadPersistentPeerBackToSourceFinishedRequest.fromJSON(
-          object.downloadPersistentPeerBackToSourceFinishedRequest,
-        )
-        : isSet(object.download_persistent_peer_back_to_source_finished_request)
-        ? DownloadPersistentPeerBackToSourceFinishedRequest.fromJSON(
-          object.download_persistent_peer_back_to_source_finished_request,
-        )
-        : undefined,
-      downloadPersistentPeerFailedRequest: isSet(object.downloadPersistentPeerFailedRequest)
-        ? DownloadPersistentPeerFailedRequest.fromJSON(object.downloadPersistentPeerFailedRequest)
-        : isSet(object.download_persistent_peer_failed_request)
-        ? DownloadPersistentPeerFailedRequest.fromJSON(object.download_persistent_peer_failed_request)
-        : undefined,
-      downloadPersistentPeerBackToSourceFailedRequest: isSet(object.downloadPersistentPeerBackToSourceFailedRequest)
-        ? DownloadPersistentPeerBackToSourceFailedRequest.fromJSON(
-          object.downloadPersistentPeerBackToSourceFailedRequest,
-        )
-        : isSet(object.download_persistent_peer_back_to_source_failed_request)
-        ? DownloadPersistentPeerBackToSourceFailedRequest.fromJSON(
-          object.download_persistent_peer_back_to_source_failed_request,
-        )
-        : undefined,
-      downloadPieceFinishedRequest: isSet(object.downloadPieceFinishedRequest)
-        ? DownloadPieceFinishedRequest.fromJSON(object.downloadPieceFinishedRequest)
-        : isSet(object.download_piece_finished_request)
-        ? DownloadPieceFinishedRequest.fromJSON(object.download_piece_finished_request)
-        : undefined,
-      downloadPieceBackToSourceFinishedRequest: isSet(object.downloadPieceBackToSourceFinishedRequest)
-        ? DownloadPieceBackToSourceFinishedRequest.fromJSON(object.downloadPieceBackToSourceFinishedRequest)
-        : isSet(object.download_piece_back_to_source_finished_request)
-        ? DownloadPieceBackToSourceFinishedRequest.fromJSON(object.download_piece_back_to_source_finished_request)
-        : undefined,
-      downloadPieceFailedRequest: isSet(object.downloadPieceFailedRequest)
-        ? DownloadPieceFailedRequest.fromJSON(object.downloadPieceFailedRequest)
-        : isSet(object.download_piece_failed_request)
-        ? DownloadPieceFailedRequest.fromJSON(object.download_piece_failed_request)
-        : undefined,
-      downloadPieceBackToSourceFailedRequest: isSet(object.downloadPieceBackToSourceFailedRequest)
-        ? DownloadPieceBackToSourceFailedRequest.fromJSON(object.downloadPieceBackToSourceFailedRequest)
-        : isSet(object.download_piece_back_to_source_failed_request)
-        ? DownloadPieceBackToSourceFailedRequest.fromJSON(object.download_piece_back_to_source_failed_request)
-        : undefined,
-    };
-  },
-
-  toJSON(message: AnnouncePersistentPeerRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    if (message.registerPersistentPeerRequest !== undefined) {
-      obj.registerPersistentPeerRequest = RegisterPersistentPeerRequest.toJSON(message.registerPersistentPeerRequest);
-    }
-    if (message.downloadPersistentPeerStartedRequest !== undefined) {
-      obj.downloadPersistentPeerStartedRequest = DownloadPersistentPeerStartedRequest.toJSON(
-        message.downloadPersistentPeerStartedRequest,
-      );
-    }
-    if (message.downloadPersistentPeerBackToSourceStartedRequest !== undefined) {
-      obj.downloadPersistentPeerBackToSourceStartedRequest = DownloadPersistentPeerBackToSourceStartedRequest.toJSON(
-        message.downloadPersistentPeerBackToSourceStartedRequest,
-      );
-    }
-    if (message.reschedulePersistentPeerRequest !== undefined) {
-      obj.reschedulePersistentPeerRequest = ReschedulePersistentPeerRequest.toJSON(
-        message.reschedulePersistentPeerRequest,
-      );
-    }
-    if (message.downloadPersistentPeerFinishedRequest !== undefined) {
-      obj.downloadPersistentPeerFinishedRequest = DownloadPersistentPeerFinishedRequest.toJSON(
-        message.downloadPersistentPeerFinishedRequest,
-      );
-    }
-    if (message.downloadPersistentPeerBackToSourceFinishedRequest !== undefined) {
-      obj.downloadPersistentPeerBackToSourceFinishedRequest = DownloadPersistentPeerBackToSourceFinishedRequest.toJSON(
-        message.downloadPersistentPeerBackToSourceFinishedRequest,
-      );
-    }
-    if (message.downloadPersistentPeerFailedRequest !== undefined) {
-      obj.downloadPersistentPeerFailedRequest = DownloadPersistentPeerFailedRequest.toJSON(
-        message.downloadPersistentPeerFailedRequest,
-      );
-    }
-    if (message.downloadPersistentPeerBackToSourceFailedRequest !== undefined) {
-      obj.downloadPersistentPeerBackToSourceFailedRequest = DownloadPersistentPeerBackToSourceFailedRequest.toJSON(
-        message.downloadPersistentPeerBackToSourceFailedRequest,
-      );
-    }
-    if (message.downloadPieceFinishedRequest !== undefined) {
-      obj.downloadPieceFinishedRequest = DownloadPieceFinishedRequest.toJSON(message.downloadPieceFinishedRequest);
-    }
-    if (message.downloadPieceBackToSourceFinishedRequest !== undefined) {
-      obj.downloadPieceBackToSourceFinishedRequest = DownloadPieceBackToSourceFinishedRequest.toJSON(
-        message.downloadPieceBackToSourceFinishedRequest,
-      );
-    }
-    if (message.downloadPieceFailedRequest !== undefined) {
-      obj.downloadPieceFailedRequest = DownloadPieceFailedRequest.toJSON(message.downloadPieceFailedRequest);
-    }
-    if (message.downloadPieceBackToSourceFailedRequest !== undefined) {
-      obj.downloadPieceBackToSourceFailedRequest = DownloadPieceBackToSourceFailedRequest.toJSON(
-        message.downloadPieceBackToSourceFailedRequest,
-      );
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<AnnouncePersistentPeerRequest>, I>>(base?: I): AnnouncePersistentPeerRequest {
     return AnnouncePersistentPeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -6566,15 +5032,6 @@ export const EmptyPersistentTaskResponse: MessageFns<EmptyPersistentTaskResponse
     }
   },
 
-  fromJSON(_: any): EmptyPersistentTaskResponse {
-    return {};
-  },
-
-  toJSON(_: EmptyPersistentTaskResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<EmptyPersistentTaskResponse>, I>>(base?: I): EmptyPersistentTaskResponse {
     return EmptyPersistentTaskResponse.fromPartial(base ?? ({} as any));
   },
@@ -6627,24 +5084,6 @@ export const NormalPersistentTaskResponse: MessageFns<NormalPersistentTaskRespon
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): NormalPersistentTaskResponse {
-    return {
-      candidateParents: globalThis.Array.isArray(object?.candidateParents)
-        ? object.candidateParents.map((e: any) => PersistentPeer.fromJSON(e))
-        : globalThis.Array.isArray(object?.candidate_parents)
-        ? object.candidate_parents.map((e: any) => PersistentPeer.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: NormalPersistentTaskResponse): unknown {
-    const obj: any = {};
-    if (message.candidateParents?.length) {
-      obj.candidateParents = message.candidateParents.map((e) => PersistentPeer.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<NormalPersistentTaskResponse>, I>>(base?: I): NormalPersistentTaskResponse {
@@ -6726,40 +5165,6 @@ export const AnnouncePersistentPeerResponse: MessageFns<AnnouncePersistentPeerRe
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): AnnouncePersistentPeerResponse {
-    return {
-      emptyPersistentTaskResponse: isSet(object.emptyPersistentTaskResponse)
-        ? EmptyPersistentTaskResponse.fromJSON(object.emptyPersistentTaskResponse)
-        : isSet(object.empty_persistent_task_response)
-        ? EmptyPersistentTaskResponse.fromJSON(object.empty_persistent_task_response)
-        : undefined,
-      normalPersistentTaskResponse: isSet(object.normalPersistentTaskResponse)
-        ? NormalPersistentTaskResponse.fromJSON(object.normalPersistentTaskResponse)
-        : isSet(object.normal_persistent_task_response)
-        ? NormalPersistentTaskResponse.fromJSON(object.normal_persistent_task_response)
-        : undefined,
-      needBackToSourceResponse: isSet(object.needBackToSourceResponse)
-        ? NeedBackToSourceResponse.fromJSON(object.needBackToSourceResponse)
-        : isSet(object.need_back_to_source_response)
-        ? NeedBackToSourceResponse.fromJSON(object.need_back_to_source_response)
-        : undefined,
-    };
-  },
-
-  toJSON(message: AnnouncePersistentPeerResponse): unknown {
-    const obj: any = {};
-    if (message.emptyPersistentTaskResponse !== undefined) {
-      obj.emptyPersistentTaskResponse = EmptyPersistentTaskResponse.toJSON(message.emptyPersistentTaskResponse);
-    }
-    if (message.normalPersistentTaskResponse !== undefined) {
-      obj.normalPersistentTaskResponse = NormalPersistentTaskResponse.toJSON(message.normalPersistentTaskResponse);
-    }
-    if (message.needBackToSourceResponse !== undefined) {
-      obj.needBackToSourceResponse = NeedBackToSourceResponse.toJSON(message.needBackToSourceResponse);
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<AnnouncePersistentPeerResponse>, I>>(base?: I): AnnouncePersistentPeerResponse {
@@ -6852,40 +5257,6 @@ export const StatPersistentPeerRequest: MessageFns<StatPersistentPeerRequest> = 
     }
   },
 
-  fromJSON(object: any): StatPersistentPeerRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-    };
-  },
-
-  toJSON(message: StatPersistentPeerRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatPersistentPeerRequest>, I>>(base?: I): StatPersistentPeerRequest {
     return StatPersistentPeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -6963,40 +5334,6 @@ export const DeletePersistentPeerRequest: MessageFns<DeletePersistentPeerRequest
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DeletePersistentPeerRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-    };
-  },
-
-  toJSON(message: DeletePersistentPeerRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DeletePersistentPeerRequest>, I>>(base?: I): DeletePersistentPeerRequest {
@@ -7154,80 +5491,6 @@ export const UploadPersistentTaskStartedRequest: MessageFns<UploadPersistentTask
     }
   },
 
-  fromJSON(object: any): UploadPersistentTaskStartedRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      objectStorage: isSet(object.objectStorage)
-        ? ObjectStorage.fromJSON(object.objectStorage)
-        : isSet(object.object_storage)
-        ? ObjectStorage.fromJSON(object.object_storage)
-        : undefined,
-      persistentReplicaCount: isSet(object.persistentReplicaCount)
-        ? globalThis.Number(object.persistentReplicaCount)
-        : isSet(object.persistent_replica_count)
-        ? globalThis.Number(object.persistent_replica_count)
-        : 0,
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : 0,
-      pieceCount: isSet(object.pieceCount)
-        ? globalThis.Number(object.pieceCount)
-        : isSet(object.piece_count)
-        ? globalThis.Number(object.piece_count)
-        : 0,
-      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
-    };
-  },
-
-  toJSON(message: UploadPersistentTaskStartedRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.objectStorage !== undefined) {
-      obj.objectStorage = ObjectStorage.toJSON(message.objectStorage);
-    }
-    if (message.persistentReplicaCount !== 0) {
-      obj.persistentReplicaCount = Math.round(message.persistentReplicaCount);
-    }
-    if (message.contentLength !== 0) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    if (message.pieceCount !== 0) {
-      obj.pieceCount = Math.round(message.pieceCount);
-    }
-    if (message.ttl !== undefined) {
-      obj.ttl = Duration.toJSON(message.ttl);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<UploadPersistentTaskStartedRequest>, I>>(
     base?: I,
   ): UploadPersistentTaskStartedRequest {
@@ -7317,40 +5580,6 @@ export const UploadPersistentTaskFinishedRequest: MessageFns<UploadPersistentTas
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): UploadPersistentTaskFinishedRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-    };
-  },
-
-  toJSON(message: UploadPersistentTaskFinishedRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<UploadPersistentTaskFinishedRequest>, I>>(
@@ -7447,44 +5676,6 @@ export const UploadPersistentTaskFailedRequest: MessageFns<UploadPersistentTaskF
     }
   },
 
-  fromJSON(object: any): UploadPersistentTaskFailedRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-      description: isSet(object.description) ? globalThis.String(object.description) : undefined,
-    };
-  },
-
-  toJSON(message: UploadPersistentTaskFailedRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<UploadPersistentTaskFailedRequest>, I>>(
     base?: I,
   ): UploadPersistentTaskFailedRequest {
@@ -7558,32 +5749,6 @@ export const StatPersistentTaskRequest: MessageFns<StatPersistentTaskRequest> = 
     }
   },
 
-  fromJSON(object: any): StatPersistentTaskRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-    };
-  },
-
-  toJSON(message: StatPersistentTaskRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatPersistentTaskRequest>, I>>(base?: I): StatPersistentTaskRequest {
     return StatPersistentTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -7649,32 +5814,6 @@ export const DeletePersistentTaskRequest: MessageFns<DeletePersistentTaskRequest
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DeletePersistentTaskRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-    };
-  },
-
-  toJSON(message: DeletePersistentTaskRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DeletePersistentTaskRequest>, I>>(base?: I): DeletePersistentTaskRequest {
@@ -7807,60 +5946,6 @@ export const RegisterPersistentCachePeerRequest: MessageFns<RegisterPersistentCa
     }
   },
 
-  fromJSON(object: any): RegisterPersistentCachePeerRequest {
-    return {
-      persistent: isSet(object.persistent) ? globalThis.Boolean(object.persistent) : false,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : 0,
-      outputPath: isSet(object.outputPath)
-        ? globalThis.String(object.outputPath)
-        : isSet(object.output_path)
-        ? globalThis.String(object.output_path)
-        : undefined,
-      concurrentPieceCount: isSet(object.concurrentPieceCount)
-        ? globalThis.Number(object.concurrentPieceCount)
-        : isSet(object.concurrent_piece_count)
-        ? globalThis.Number(object.concurrent_piece_count)
-        : undefined,
-      pieceCount: isSet(object.pieceCount)
-        ? globalThis.Number(object.pieceCount)
-        : isSet(object.piece_count)
-        ? globalThis.Number(object.piece_count)
-        : 0,
-    };
-  },
-
-  toJSON(message: RegisterPersistentCachePeerRequest): unknown {
-    const obj: any = {};
-    if (message.persistent !== false) {
-      obj.persistent = message.persistent;
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.pieceLength !== 0) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.outputPath !== undefined) {
-      obj.outputPath = message.outputPath;
-    }
-    if (message.concurrentPieceCount !== undefined) {
-      obj.concurrentPieceCount = Math.round(message.concurrentPieceCount);
-    }
-    if (message.pieceCount !== 0) {
-      obj.pieceCount = Math.round(message.pieceCount);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<RegisterPersistentCachePeerRequest>, I>>(
     base?: I,
   ): RegisterPersistentCachePeerRequest {
@@ -7913,15 +5998,6 @@ export const DownloadPersistentCachePeerStartedRequest: MessageFns<DownloadPersi
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): DownloadPersistentCachePeerStartedRequest {
-    return {};
-  },
-
-  toJSON(_: DownloadPersistentCachePeerStartedRequest): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPersistentCachePeerStartedRequest>, I>>(
@@ -7993,28 +6069,6 @@ export const ReschedulePersistentCachePeerRequest: MessageFns<ReschedulePersiste
     }
   },
 
-  fromJSON(object: any): ReschedulePersistentCachePeerRequest {
-    return {
-      candidateParents: globalThis.Array.isArray(object?.candidateParents)
-        ? object.candidateParents.map((e: any) => PersistentCachePeer.fromJSON(e))
-        : globalThis.Array.isArray(object?.candidate_parents)
-        ? object.candidate_parents.map((e: any) => PersistentCachePeer.fromJSON(e))
-        : [],
-      description: isSet(object.description) ? globalThis.String(object.description) : undefined,
-    };
-  },
-
-  toJSON(message: ReschedulePersistentCachePeerRequest): unknown {
-    const obj: any = {};
-    if (message.candidateParents?.length) {
-      obj.candidateParents = message.candidateParents.map((e) => PersistentCachePeer.toJSON(e));
-    }
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<ReschedulePersistentCachePeerRequest>, I>>(
     base?: I,
   ): ReschedulePersistentCachePeerRequest {
@@ -8062,15 +6116,6 @@ export const DownloadPersistentCachePeerFinishedRequest: MessageFns<DownloadPers
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(_: any): DownloadPersistentCachePeerFinishedRequest {
-    return {};
-  },
-
-  toJSON(_: DownloadPersistentCachePeerFinishedRequest): unknown {
-    const obj: any = {};
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPersistentCachePeerFinishedRequest>, I>>(
@@ -8129,18 +6174,6 @@ export const DownloadPersistentCachePeerFailedRequest: MessageFns<DownloadPersis
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DownloadPersistentCachePeerFailedRequest {
-    return { description: isSet(object.description) ? globalThis.String(object.description) : undefined };
-  },
-
-  toJSON(message: DownloadPersistentCachePeerFailedRequest): unknown {
-    const obj: any = {};
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DownloadPersistentCachePeerFailedRequest>, I>>(
@@ -8340,106 +6373,6 @@ export const AnnouncePersistentCachePeerRequest: MessageFns<AnnouncePersistentCa
     }
   },
 
-  fromJSON(object: any): AnnouncePersistentCachePeerRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-      registerPersistentCachePeerRequest: isSet(object.registerPersistentCachePeerRequest)
-        ? RegisterPersistentCachePeerRequest.fromJSON(object.registerPersistentCachePeerRequest)
-        : isSet(object.register_persistent_cache_peer_request)
-        ? RegisterPersistentCachePeerRequest.fromJSON(object.register_persistent_cache_peer_request)
-        : undefined,
-      downloadPersistentCachePeerStartedRequest: isSet(object.downloadPersistentCachePeerStartedRequest)
-        ? DownloadPersistentCachePeerStartedRequest.fromJSON(object.downloadPersistentCachePeerStartedRequest)
-        : isSet(object.download_persistent_cache_peer_started_request)
-        ? DownloadPersistentCachePeerStartedRequest.fromJSON(object.download_persistent_cache_peer_started_request)
-        : undefined,
-      reschedulePersistentCachePeerRequest: isSet(object.reschedulePersistentCachePeerRequest)
-        ? ReschedulePersistentCachePeerRequest.fromJSON(object.reschedulePersistentCachePeerRequest)
-        : isSet(object.reschedule_persistent_cache_peer_request)
-        ? ReschedulePersistentCachePeerRequest.fromJSON(object.reschedule_persistent_cache_peer_request)
-        : undefined,
-      downloadPersistentCachePeerFinishedRequest: isSet(object.downloadPersistentCachePeerFinishedRequest)
-        ? DownloadPersistentCachePeerFinishedRequest.fromJSON(object.downloadPersistentCachePeerFinishedRequest)
-        : isSet(object.download_persistent_cache_peer_finished_request)
-        ? DownloadPersistentCachePeerFinishedRequest.fromJSON(object.download_persistent_cache_peer_finished_request)
-        : undefined,
-      downloadPersistentCachePeerFailedRequest: isSet(object.downloadPersistentCachePeerFailedRequest)
-        ? DownloadPersistentCachePeerFailedRequest.fromJSON(object.downloadPersistentCachePeerFailedRequest)
-        : isSet(object.download_persistent_cache_peer_failed_request)
-        ? DownloadPersistentCachePeerFailedRequest.fromJSON(object.download_persistent_cache_peer_failed_request)
-        : undefined,
-      downloadPieceFinishedRequest: isSet(object.downloadPieceFinishedRequest)
-        ? DownloadPieceFinishedRequest.fromJSON(object.downloadPieceFinishedRequest)
-        : isSet(object.download_piece_finished_request)
-        ? DownloadPieceFinishedRequest.fromJSON(object.download_piece_finished_request)
-        : undefined,
-      downloadPieceFailedRequest: isSet(object.downloadPieceFailedRequest)
-        ? DownloadPieceFailedRequest.fromJSON(object.downloadPieceFailedRequest)
-        : isSet(object.download_piece_failed_request)
-        ? DownloadPieceFailedRequest.fromJSON(object.download_piece_failed_request)
-        : undefined,
-    };
-  },
-
-  toJSON(message: AnnouncePersistentCachePeerRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    if (message.registerPersistentCachePeerRequest !== undefined) {
-      obj.registerPersistentCachePeerRequest = RegisterPersistentCachePeerRequest.toJSON(
-        message.registerPersistentCachePeerRequest,
-      );
-    }
-    if (message.downloadPersistentCachePeerStartedRequest !== undefined) {
-      obj.downloadPersistentCachePeerStartedRequest = DownloadPersistentCachePeerStartedRequest.toJSON(
-        message.downloadPersistentCachePeerStartedRequest,
-      );
-    }
-    if (message.reschedulePersistentCachePeerRequest !== undefined) {
-      obj.reschedulePersistentCachePeerRequest = ReschedulePersistentCachePeerRequest.toJSON(
-        message.reschedulePersistentCachePeerRequest,
-      );
-    }
-    if (message.downloadPersistentCachePeerFinishedRequest !== undefined) {
-      obj.downloadPersistentCachePeerFinishedRequest = DownloadPersistentCachePeerFinishedRequest.toJSON(
-        message.downloadPersistentCachePeerFinishedRequest,
-      );
-    }
-    if (message.downloadPersistentCachePeerFailedRequest !== undefined) {
-      obj.downloadPersistentCachePeerFailedRequest = DownloadPersistentCachePeerFailedRequest.toJSON(
-        message.downloadPersistentCachePeerFailedRequest,
-      );
-    }
-    if (message.downloadPieceFinishedRequest !== undefined) {
-      obj.downloadPieceFinishedRequest = DownloadPieceFinishedRequest.toJSON(message.downloadPieceFinishedRequest);
-    }
-    if (message.downloadPieceFailedRequest !== undefined) {
-      obj.downloadPieceFailedRequest = DownloadPieceFailedRequest.toJSON(message.downloadPieceFailedRequest);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<AnnouncePersistentCachePeerRequest>, I>>(
     base?: I,
   ): AnnouncePersistentCachePeerRequest {
@@ -8522,15 +6455,6 @@ export const EmptyPersistentCacheTaskResponse: MessageFns<EmptyPersistentCacheTa
     }
   },
 
-  fromJSON(_: any): EmptyPersistentCacheTaskResponse {
-    return {};
-  },
-
-  toJSON(_: EmptyPersistentCacheTaskResponse): unknown {
-    const obj: any = {};
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<EmptyPersistentCacheTaskResponse>, I>>(
     base?: I,
   ): EmptyPersistentCacheTaskResponse {
@@ -8587,24 +6511,6 @@ export const NormalPersistentCacheTaskResponse: MessageFns<NormalPersistentCache
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): NormalPersistentCacheTaskResponse {
-    return {
-      candidateCacheParents: globalThis.Array.isArray(object?.candidateCacheParents)
-        ? object.candidateCacheParents.map((e: any) => PersistentCachePeer.fromJSON(e))
-        : globalThis.Array.isArray(object?.candidate_cache_parents)
-        ? object.candidate_cache_parents.map((e: any) => PersistentCachePeer.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: NormalPersistentCacheTaskResponse): unknown {
-    const obj: any = {};
-    if (message.candidateCacheParents?.length) {
-      obj.candidateCacheParents = message.candidateCacheParents.map((e) => PersistentCachePeer.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<NormalPersistentCacheTaskResponse>, I>>(
@@ -8680,36 +6586,6 @@ export const AnnouncePersistentCachePeerResponse: MessageFns<AnnouncePersistentC
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): AnnouncePersistentCachePeerResponse {
-    return {
-      emptyPersistentCacheTaskResponse: isSet(object.emptyPersistentCacheTaskResponse)
-        ? EmptyPersistentCacheTaskResponse.fromJSON(object.emptyPersistentCacheTaskResponse)
-        : isSet(object.empty_persistent_cache_task_response)
-        ? EmptyPersistentCacheTaskResponse.fromJSON(object.empty_persistent_cache_task_response)
-        : undefined,
-      normalPersistentCacheTaskResponse: isSet(object.normalPersistentCacheTaskResponse)
-        ? NormalPersistentCacheTaskResponse.fromJSON(object.normalPersistentCacheTaskResponse)
-        : isSet(object.normal_persistent_cache_task_response)
-        ? NormalPersistentCacheTaskResponse.fromJSON(object.normal_persistent_cache_task_response)
-        : undefined,
-    };
-  },
-
-  toJSON(message: AnnouncePersistentCachePeerResponse): unknown {
-    const obj: any = {};
-    if (message.emptyPersistentCacheTaskResponse !== undefined) {
-      obj.emptyPersistentCacheTaskResponse = EmptyPersistentCacheTaskResponse.toJSON(
-        message.emptyPersistentCacheTaskResponse,
-      );
-    }
-    if (message.normalPersistentCacheTaskResponse !== undefined) {
-      obj.normalPersistentCacheTaskResponse = NormalPersistentCacheTaskResponse.toJSON(
-        message.normalPersistentCacheTaskResponse,
-      );
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<AnnouncePersistentCachePeerResponse>, I>>(
@@ -8800,40 +6676,6 @@ export const StatPersistentCachePeerRequest: MessageFns<StatPersistentCachePeerR
     }
   },
 
-  fromJSON(object: any): StatPersistentCachePeerRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-    };
-  },
-
-  toJSON(message: StatPersistentCachePeerRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatPersistentCachePeerRequest>, I>>(base?: I): StatPersistentCachePeerRequest {
     return StatPersistentCachePeerRequest.fromPartial(base ?? ({} as any));
   },
@@ -8913,40 +6755,6 @@ export const DeletePersistentCachePeerRequest: MessageFns<DeletePersistentCacheP
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DeletePersistentCachePeerRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-    };
-  },
-
-  toJSON(message: DeletePersistentCachePeerRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DeletePersistentCachePeerRequest>, I>>(
@@ -9120,84 +6928,6 @@ export const UploadPersistentCacheTaskStartedRequest: MessageFns<UploadPersisten
     }
   },
 
-  fromJSON(object: any): UploadPersistentCacheTaskStartedRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-      persistentReplicaCount: isSet(object.persistentReplicaCount)
-        ? globalThis.Number(object.persistentReplicaCount)
-        : isSet(object.persistent_replica_count)
-        ? globalThis.Number(object.persistent_replica_count)
-        : 0,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : 0,
-      contentLength: isSet(object.contentLength)
-        ? globalThis.Number(object.contentLength)
-        : isSet(object.content_length)
-        ? globalThis.Number(object.content_length)
-        : 0,
-      pieceCount: isSet(object.pieceCount)
-        ? globalThis.Number(object.pieceCount)
-        : isSet(object.piece_count)
-        ? globalThis.Number(object.piece_count)
-        : 0,
-      ttl: isSet(object.ttl) ? Duration.fromJSON(object.ttl) : undefined,
-    };
-  },
-
-  toJSON(message: UploadPersistentCacheTaskStartedRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    if (message.persistentReplicaCount !== 0) {
-      obj.persistentReplicaCount = Math.round(message.persistentReplicaCount);
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.pieceLength !== 0) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.contentLength !== 0) {
-      obj.contentLength = Math.round(message.contentLength);
-    }
-    if (message.pieceCount !== 0) {
-      obj.pieceCount = Math.round(message.pieceCount);
-    }
-    if (message.ttl !== undefined) {
-      obj.ttl = Duration.toJSON(message.ttl);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<UploadPersistentCacheTaskStartedRequest>, I>>(
     base?: I,
   ): UploadPersistentCacheTaskStartedRequest {
@@ -9286,40 +7016,6 @@ export const UploadPersistentCacheTaskFinishedRequest: MessageFns<UploadPersiste
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): UploadPersistentCacheTaskFinishedRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-    };
-  },
-
-  toJSON(message: UploadPersistentCacheTaskFinishedRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<UploadPersistentCacheTaskFinishedRequest>, I>>(
@@ -9416,44 +7112,6 @@ export const UploadPersistentCacheTaskFailedRequest: MessageFns<UploadPersistent
     }
   },
 
-  fromJSON(object: any): UploadPersistentCacheTaskFailedRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-      peerId: isSet(object.peerId)
-        ? globalThis.String(object.peerId)
-        : isSet(object.peer_id)
-        ? globalThis.String(object.peer_id)
-        : "",
-      description: isSet(object.description) ? globalThis.String(object.description) : undefined,
-    };
-  },
-
-  toJSON(message: UploadPersistentCacheTaskFailedRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    if (message.peerId !== "") {
-      obj.peerId = message.peerId;
-    }
-    if (message.description !== undefined) {
-      obj.description = message.description;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<UploadPersistentCacheTaskFailedRequest>, I>>(
     base?: I,
   ): UploadPersistentCacheTaskFailedRequest {
@@ -9527,32 +7185,6 @@ export const StatPersistentCacheTaskRequest: MessageFns<StatPersistentCacheTaskR
     }
   },
 
-  fromJSON(object: any): StatPersistentCacheTaskRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-    };
-  },
-
-  toJSON(message: StatPersistentCacheTaskRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatPersistentCacheTaskRequest>, I>>(base?: I): StatPersistentCacheTaskRequest {
     return StatPersistentCacheTaskRequest.fromPartial(base ?? ({} as any));
   },
@@ -9620,32 +7252,6 @@ export const DeletePersistentCacheTaskRequest: MessageFns<DeletePersistentCacheT
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): DeletePersistentCacheTaskRequest {
-    return {
-      hostId: isSet(object.hostId)
-        ? globalThis.String(object.hostId)
-        : isSet(object.host_id)
-        ? globalThis.String(object.host_id)
-        : "",
-      taskId: isSet(object.taskId)
-        ? globalThis.String(object.taskId)
-        : isSet(object.task_id)
-        ? globalThis.String(object.task_id)
-        : "",
-    };
-  },
-
-  toJSON(message: DeletePersistentCacheTaskRequest): unknown {
-    const obj: any = {};
-    if (message.hostId !== "") {
-      obj.hostId = message.hostId;
-    }
-    if (message.taskId !== "") {
-      obj.taskId = message.taskId;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<DeletePersistentCacheTaskRequest>, I>>(
@@ -9941,145 +7547,6 @@ export const PreheatImageRequest: MessageFns<PreheatImageRequest> = {
     }
   },
 
-  fromJSON(object: any): PreheatImageRequest {
-    return {
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : undefined,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      filteredQueryParams: globalThis.Array.isArray(object?.filteredQueryParams)
-        ? object.filteredQueryParams.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.filtered_query_params)
-        ? object.filtered_query_params.map((e: any) => globalThis.String(e))
-        : [],
-      header: isObject(object.header)
-        ? (globalThis.Object.entries(object.header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      username: isSet(object.username) ? globalThis.String(object.username) : undefined,
-      password: isSet(object.password) ? globalThis.String(object.password) : undefined,
-      platform: isSet(object.platform) ? globalThis.String(object.platform) : undefined,
-      scope: isSet(object.scope) ? globalThis.String(object.scope) : "",
-      ips: globalThis.Array.isArray(object?.ips)
-        ? object.ips.map((e: any) => globalThis.String(e))
-        : [],
-      percentage: isSet(object.percentage) ? globalThis.Number(object.percentage) : undefined,
-      count: isSet(object.count) ? globalThis.Number(object.count) : undefined,
-      concurrentTaskCount: isSet(object.concurrentTaskCount)
-        ? globalThis.Number(object.concurrentTaskCount)
-        : isSet(object.concurrent_task_count)
-        ? globalThis.Number(object.concurrent_task_count)
-        : undefined,
-      concurrentPeerCount: isSet(object.concurrentPeerCount)
-        ? globalThis.Number(object.concurrentPeerCount)
-        : isSet(object.concurrent_peer_count)
-        ? globalThis.Number(object.concurrent_peer_count)
-        : undefined,
-      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
-      priority: isSet(object.priority) ? priorityFromJSON(object.priority) : 0,
-      certificateChain: globalThis.Array.isArray(object?.certificateChain)
-        ? object.certificateChain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : globalThis.Array.isArray(object?.certificate_chain)
-        ? object.certificate_chain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : [],
-      insecureSkipVerify: isSet(object.insecureSkipVerify)
-        ? globalThis.Boolean(object.insecureSkipVerify)
-        : isSet(object.insecure_skip_verify)
-        ? globalThis.Boolean(object.insecure_skip_verify)
-        : false,
-      enableTaskIdBasedBlobDigest: isSet(object.enableTaskIdBasedBlobDigest)
-        ? globalThis.Boolean(object.enableTaskIdBasedBlobDigest)
-        : isSet(object.enable_task_id_based_blob_digest)
-        ? globalThis.Boolean(object.enable_task_id_based_blob_digest)
-        : false,
-    };
-  },
-
-  toJSON(message: PreheatImageRequest): unknown {
-    const obj: any = {};
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.pieceLength !== undefined) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.filteredQueryParams?.length) {
-      obj.filteredQueryParams = message.filteredQueryParams;
-    }
-    if (message.header) {
-      const entries = globalThis.Object.entries(message.header) as [string, string][];
-      if (entries.length > 0) {
-        obj.header = {};
-        entries.forEach(([k, v]) => {
-          obj.header[k] = v;
-        });
-      }
-    }
-    if (message.username !== undefined) {
-      obj.username = message.username;
-    }
-    if (message.password !== undefined) {
-      obj.password = message.password;
-    }
-    if (message.platform !== undefined) {
-      obj.platform = message.platform;
-    }
-    if (message.scope !== "") {
-      obj.scope = message.scope;
-    }
-    if (message.ips?.length) {
-      obj.ips = message.ips;
-    }
-    if (message.percentage !== undefined) {
-      obj.percentage = Math.round(message.percentage);
-    }
-    if (message.count !== undefined) {
-      obj.count = Math.round(message.count);
-    }
-    if (message.concurrentTaskCount !== undefined) {
-      obj.concurrentTaskCount = Math.round(message.concurrentTaskCount);
-    }
-    if (message.concurrentPeerCount !== undefined) {
-      obj.concurrentPeerCount = Math.round(message.concurrentPeerCount);
-    }
-    if (message.timeout !== undefined) {
-      obj.timeout = Duration.toJSON(message.timeout);
-    }
-    if (message.priority !== 0) {
-      obj.priority = priorityToJSON(message.priority);
-    }
-    if (message.certificateChain?.length) {
-      obj.certificateChain = message.certificateChain.map((e) => base64FromBytes(e));
-    }
-    if (message.insecureSkipVerify !== false) {
-      obj.insecureSkipVerify = message.insecureSkipVerify;
-    }
-    if (message.enableTaskIdBasedBlobDigest !== false) {
-      obj.enableTaskIdBasedBlobDigest = message.enableTaskIdBasedBlobDigest;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<PreheatImageRequest>, I>>(base?: I): PreheatImageRequest {
     return PreheatImageRequest.fromPartial(base ?? ({} as any));
   },
@@ -10173,24 +7640,6 @@ export const PreheatImageRequest_HeaderEntry: MessageFns<PreheatImageRequest_Hea
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): PreheatImageRequest_HeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: PreheatImageRequest_HeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<PreheatImageRequest_HeaderEntry>, I>>(base?: I): PreheatImageRequest_HeaderEntry {
@@ -10436,127 +7885,6 @@ export const StatImageRequest: MessageFns<StatImageRequest> = {
     }
   },
 
-  fromJSON(object: any): StatImageRequest {
-    return {
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : undefined,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      filteredQueryParams: globalThis.Array.isArray(object?.filteredQueryParams)
-        ? object.filteredQueryParams.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.filtered_query_params)
-        ? object.filtered_query_params.map((e: any) => globalThis.String(e))
-        : [],
-      header: isObject(object.header)
-        ? (globalThis.Object.entries(object.header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      username: isSet(object.username) ? globalThis.String(object.username) : undefined,
-      password: isSet(object.password) ? globalThis.String(object.password) : undefined,
-      platform: isSet(object.platform) ? globalThis.String(object.platform) : undefined,
-      concurrentLayerCount: isSet(object.concurrentLayerCount)
-        ? globalThis.Number(object.concurrentLayerCount)
-        : isSet(object.concurrent_layer_count)
-        ? globalThis.Number(object.concurrent_layer_count)
-        : undefined,
-      concurrentPeerCount: isSet(object.concurrentPeerCount)
-        ? globalThis.Number(object.concurrentPeerCount)
-        : isSet(object.concurrent_peer_count)
-        ? globalThis.Number(object.concurrent_peer_count)
-        : undefined,
-      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
-      certificateChain: globalThis.Array.isArray(object?.certificateChain)
-        ? object.certificateChain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : globalThis.Array.isArray(object?.certificate_chain)
-        ? object.certificate_chain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : [],
-      insecureSkipVerify: isSet(object.insecureSkipVerify)
-        ? globalThis.Boolean(object.insecureSkipVerify)
-        : isSet(object.insecure_skip_verify)
-        ? globalThis.Boolean(object.insecure_skip_verify)
-        : false,
-      scope: isSet(object.scope) ? globalThis.String(object.scope) : "",
-      enableTaskIdBasedBlobDigest: isSet(object.enableTaskIdBasedBlobDigest)
-        ? globalThis.Boolean(object.enableTaskIdBasedBlobDigest)
-        : isSet(object.enable_task_id_based_blob_digest)
-        ? globalThis.Boolean(object.enable_task_id_based_blob_digest)
-        : false,
-    };
-  },
-
-  toJSON(message: StatImageRequest): unknown {
-    const obj: any = {};
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.pieceLength !== undefined) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.filteredQueryParams?.length) {
-      obj.filteredQueryParams = message.filteredQueryParams;
-    }
-    if (message.header) {
-      const entries = globalThis.Object.entries(message.header) as [string, string][];
-      if (entries.length > 0) {
-        obj.header = {};
-        entries.forEach(([k, v]) => {
-          obj.header[k] = v;
-        });
-      }
-    }
-    if (message.username !== undefined) {
-      obj.username = message.username;
-    }
-    if (message.password !== undefined) {
-      obj.password = message.password;
-    }
-    if (message.platform !== undefined) {
-      obj.platform = message.platform;
-    }
-    if (message.concurrentLayerCount !== undefined) {
-      obj.concurrentLayerCount = Math.round(message.concurrentLayerCount);
-    }
-    if (message.concurrentPeerCount !== undefined) {
-      obj.concurrentPeerCount = Math.round(message.concurrentPeerCount);
-    }
-    if (message.timeout !== undefined) {
-      obj.timeout = Duration.toJSON(message.timeout);
-    }
-    if (message.certificateChain?.length) {
-      obj.certificateChain = message.certificateChain.map((e) => base64FromBytes(e));
-    }
-    if (message.insecureSkipVerify !== false) {
-      obj.insecureSkipVerify = message.insecureSkipVerify;
-    }
-    if (message.scope !== "") {
-      obj.scope = message.scope;
-    }
-    if (message.enableTaskIdBasedBlobDigest !== false) {
-      obj.enableTaskIdBasedBlobDigest = message.enableTaskIdBasedBlobDigest;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatImageRequest>, I>>(base?: I): StatImageRequest {
     return StatImageRequest.fromPartial(base ?? ({} as any));
   },
@@ -10648,24 +7976,6 @@ export const StatImageRequest_HeaderEntry: MessageFns<StatImageRequest_HeaderEnt
     }
   },
 
-  fromJSON(object: any): StatImageRequest_HeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: StatImageRequest_HeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatImageRequest_HeaderEntry>, I>>(base?: I): StatImageRequest_HeaderEntry {
     return StatImageRequest_HeaderEntry.fromPartial(base ?? ({} as any));
   },
@@ -10731,24 +8041,6 @@ export const StatImageResponse: MessageFns<StatImageResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): StatImageResponse {
-    return {
-      image: isSet(object.image) ? Image.fromJSON(object.image) : undefined,
-      peers: globalThis.Array.isArray(object?.peers) ? object.peers.map((e: any) => PeerImage.fromJSON(e)) : [],
-    };
-  },
-
-  toJSON(message: StatImageResponse): unknown {
-    const obj: any = {};
-    if (message.image !== undefined) {
-      obj.image = Image.toJSON(message.image);
-    }
-    if (message.peers?.length) {
-      obj.peers = message.peers.map((e) => PeerImage.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<StatImageResponse>, I>>(base?: I): StatImageResponse {
@@ -10829,32 +8121,6 @@ export const PeerImage: MessageFns<PeerImage> = {
     }
   },
 
-  fromJSON(object: any): PeerImage {
-    return {
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      cachedLayers: globalThis.Array.isArray(object?.cachedLayers)
-        ? object.cachedLayers.map((e: any) => Layer.fromJSON(e))
-        : globalThis.Array.isArray(object?.cached_layers)
-        ? object.cached_layers.map((e: any) => Layer.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: PeerImage): unknown {
-    const obj: any = {};
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.cachedLayers?.length) {
-      obj.cachedLayers = message.cachedLayers.map((e) => Layer.toJSON(e));
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<PeerImage>, I>>(base?: I): PeerImage {
     return PeerImage.fromPartial(base ?? ({} as any));
   },
@@ -10910,18 +8176,6 @@ export const Image: MessageFns<Image> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): Image {
-    return { layers: globalThis.Array.isArray(object?.layers) ? object.layers.map((e: any) => Layer.fromJSON(e)) : [] };
-  },
-
-  toJSON(message: Image): unknown {
-    const obj: any = {};
-    if (message.layers?.length) {
-      obj.layers = message.layers.map((e) => Layer.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<Image>, I>>(base?: I): Image {
@@ -10988,28 +8242,6 @@ export const Layer: MessageFns<Layer> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): Layer {
-    return {
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      isFinished: isSet(object.isFinished)
-        ? globalThis.Boolean(object.isFinished)
-        : isSet(object.is_finished)
-        ? globalThis.Boolean(object.is_finished)
-        : undefined,
-    };
-  },
-
-  toJSON(message: Layer): unknown {
-    const obj: any = {};
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.isFinished !== undefined) {
-      obj.isFinished = message.isFinished;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<Layer>, I>>(base?: I): Layer {
@@ -11289,145 +8521,6 @@ export const PreheatFileRequest: MessageFns<PreheatFileRequest> = {
     }
   },
 
-  fromJSON(object: any): PreheatFileRequest {
-    return {
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : undefined,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      filteredQueryParams: globalThis.Array.isArray(object?.filteredQueryParams)
-        ? object.filteredQueryParams.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.filtered_query_params)
-        ? object.filtered_query_params.map((e: any) => globalThis.String(e))
-        : [],
-      header: isObject(object.header)
-        ? (globalThis.Object.entries(object.header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      scope: isSet(object.scope) ? globalThis.String(object.scope) : "",
-      ips: globalThis.Array.isArray(object?.ips)
-        ? object.ips.map((e: any) => globalThis.String(e))
-        : [],
-      percentage: isSet(object.percentage) ? globalThis.Number(object.percentage) : undefined,
-      count: isSet(object.count) ? globalThis.Number(object.count) : undefined,
-      concurrentTaskCount: isSet(object.concurrentTaskCount)
-        ? globalThis.Number(object.concurrentTaskCount)
-        : isSet(object.concurrent_task_count)
-        ? globalThis.Number(object.concurrent_task_count)
-        : undefined,
-      concurrentPeerCount: isSet(object.concurrentPeerCount)
-        ? globalThis.Number(object.concurrentPeerCount)
-        : isSet(object.concurrent_peer_count)
-        ? globalThis.Number(object.concurrent_peer_count)
-        : undefined,
-      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
-      priority: isSet(object.priority) ? priorityFromJSON(object.priority) : 0,
-      certificateChain: globalThis.Array.isArray(object?.certificateChain)
-        ? object.certificateChain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : globalThis.Array.isArray(object?.certificate_chain)
-        ? object.certificate_chain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : [],
-      insecureSkipVerify: isSet(object.insecureSkipVerify)
-        ? globalThis.Boolean(object.insecureSkipVerify)
-        : isSet(object.insecure_skip_verify)
-        ? globalThis.Boolean(object.insecure_skip_verify)
-        : false,
-      objectStorage: isSet(object.objectStorage)
-        ? ObjectStorage.fromJSON(object.objectStorage)
-        : isSet(object.object_storage)
-        ? ObjectStorage.fromJSON(object.object_storage)
-        : undefined,
-      hdfs: isSet(object.hdfs) ? HDFS.fromJSON(object.hdfs) : undefined,
-      outputPath: isSet(object.outputPath)
-        ? globalThis.String(object.outputPath)
-        : isSet(object.output_path)
-        ? globalThis.String(object.output_path)
-        : undefined,
-    };
-  },
-
-  toJSON(message: PreheatFileRequest): unknown {
-    const obj: any = {};
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.pieceLength !== undefined) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.filteredQueryParams?.length) {
-      obj.filteredQueryParams = message.filteredQueryParams;
-    }
-    if (message.header) {
-      const entries = globalThis.Object.entries(message.header) as [string, string][];
-      if (entries.length > 0) {
-        obj.header = {};
-        entries.forEach(([k, v]) => {
-          obj.header[k] = v;
-        });
-      }
-    }
-    if (message.scope !== "") {
-      obj.scope = message.scope;
-    }
-    if (message.ips?.length) {
-      obj.ips = message.ips;
-    }
-    if (message.percentage !== undefined) {
-      obj.percentage = Math.round(message.percentage);
-    }
-    if (message.count !== undefined) {
-      obj.count = Math.round(message.count);
-    }
-    if (message.concurrentTaskCount !== undefined) {
-      obj.concurrentTaskCount = Math.round(message.concurrentTaskCount);
-    }
-    if (message.concurrentPeerCount !== undefined) {
-      obj.concurrentPeerCount = Math.round(message.concurrentPeerCount);
-    }
-    if (message.timeout !== undefined) {
-      obj.timeout = Duration.toJSON(message.timeout);
-    }
-    if (message.priority !== 0) {
-      obj.priority = priorityToJSON(message.priority);
-    }
-    if (message.certificateChain?.length) {
-      obj.certificateChain = message.certificateChain.map((e) => base64FromBytes(e));
-    }
-    if (message.insecureSkipVerify !== false) {
-      obj.insecureSkipVerify = message.insecureSkipVerify;
-    }
-    if (message.objectStorage !== undefined) {
-      obj.objectStorage = ObjectStorage.toJSON(message.objectStorage);
-    }
-    if (message.hdfs !== undefined) {
-      obj.hdfs = HDFS.toJSON(message.hdfs);
-    }
-    if (message.outputPath !== undefined) {
-      obj.outputPath = message.outputPath;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<PreheatFileRequest>, I>>(base?: I): PreheatFileRequest {
     return PreheatFileRequest.fromPartial(base ?? ({} as any));
   },
@@ -11522,24 +8615,6 @@ export const PreheatFileRequest_HeaderEntry: MessageFns<PreheatFileRequest_Heade
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): PreheatFileRequest_HeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: PreheatFileRequest_HeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<PreheatFileRequest_HeaderEntry>, I>>(base?: I): PreheatFileRequest_HeaderEntry {
@@ -11737,107 +8812,6 @@ export const StatFileRequest: MessageFns<StatFileRequest> = {
     }
   },
 
-  fromJSON(object: any): StatFileRequest {
-    return {
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      pieceLength: isSet(object.pieceLength)
-        ? globalThis.Number(object.pieceLength)
-        : isSet(object.piece_length)
-        ? globalThis.Number(object.piece_length)
-        : undefined,
-      tag: isSet(object.tag) ? globalThis.String(object.tag) : undefined,
-      application: isSet(object.application) ? globalThis.String(object.application) : undefined,
-      filteredQueryParams: globalThis.Array.isArray(object?.filteredQueryParams)
-        ? object.filteredQueryParams.map((e: any) => globalThis.String(e))
-        : globalThis.Array.isArray(object?.filtered_query_params)
-        ? object.filtered_query_params.map((e: any) => globalThis.String(e))
-        : [],
-      header: isObject(object.header)
-        ? (globalThis.Object.entries(object.header) as [string, any][]).reduce(
-          (acc: { [key: string]: string }, [key, value]: [string, any]) => {
-            globalThis.Object.defineProperty(acc, key, {
-              value: globalThis.String(value),
-              enumerable: true,
-              configurable: true,
-              writable: true,
-            });
-            return acc;
-          },
-          {},
-        )
-        : {},
-      concurrentPeerCount: isSet(object.concurrentPeerCount)
-        ? globalThis.Number(object.concurrentPeerCount)
-        : isSet(object.concurrent_peer_count)
-        ? globalThis.Number(object.concurrent_peer_count)
-        : undefined,
-      timeout: isSet(object.timeout) ? Duration.fromJSON(object.timeout) : undefined,
-      certificateChain: globalThis.Array.isArray(object?.certificateChain)
-        ? object.certificateChain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : globalThis.Array.isArray(object?.certificate_chain)
-        ? object.certificate_chain.map((e: any) => Buffer.from(bytesFromBase64(e)))
-        : [],
-      insecureSkipVerify: isSet(object.insecureSkipVerify)
-        ? globalThis.Boolean(object.insecureSkipVerify)
-        : isSet(object.insecure_skip_verify)
-        ? globalThis.Boolean(object.insecure_skip_verify)
-        : false,
-      objectStorage: isSet(object.objectStorage)
-        ? ObjectStorage.fromJSON(object.objectStorage)
-        : isSet(object.object_storage)
-        ? ObjectStorage.fromJSON(object.object_storage)
-        : undefined,
-      hdfs: isSet(object.hdfs) ? HDFS.fromJSON(object.hdfs) : undefined,
-    };
-  },
-
-  toJSON(message: StatFileRequest): unknown {
-    const obj: any = {};
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.pieceLength !== undefined) {
-      obj.pieceLength = Math.round(message.pieceLength);
-    }
-    if (message.tag !== undefined) {
-      obj.tag = message.tag;
-    }
-    if (message.application !== undefined) {
-      obj.application = message.application;
-    }
-    if (message.filteredQueryParams?.length) {
-      obj.filteredQueryParams = message.filteredQueryParams;
-    }
-    if (message.header) {
-      const entries = globalThis.Object.entries(message.header) as [string, string][];
-      if (entries.length > 0) {
-        obj.header = {};
-        entries.forEach(([k, v]) => {
-          obj.header[k] = v;
-        });
-      }
-    }
-    if (message.concurrentPeerCount !== undefined) {
-      obj.concurrentPeerCount = Math.round(message.concurrentPeerCount);
-    }
-    if (message.timeout !== undefined) {
-      obj.timeout = Duration.toJSON(message.timeout);
-    }
-    if (message.certificateChain?.length) {
-      obj.certificateChain = message.certificateChain.map((e) => base64FromBytes(e));
-    }
-    if (message.insecureSkipVerify !== false) {
-      obj.insecureSkipVerify = message.insecureSkipVerify;
-    }
-    if (message.objectStorage !== undefined) {
-      obj.objectStorage = ObjectStorage.toJSON(message.objectStorage);
-    }
-    if (message.hdfs !== undefined) {
-      obj.hdfs = HDFS.toJSON(message.hdfs);
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatFileRequest>, I>>(base?: I): StatFileRequest {
     return StatFileRequest.fromPartial(base ?? ({} as any));
   },
@@ -11927,24 +8901,6 @@ export const StatFileRequest_HeaderEntry: MessageFns<StatFileRequest_HeaderEntry
     }
   },
 
-  fromJSON(object: any): StatFileRequest_HeaderEntry {
-    return {
-      key: isSet(object.key) ? globalThis.String(object.key) : "",
-      value: isSet(object.value) ? globalThis.String(object.value) : "",
-    };
-  },
-
-  toJSON(message: StatFileRequest_HeaderEntry): unknown {
-    const obj: any = {};
-    if (message.key !== "") {
-      obj.key = message.key;
-    }
-    if (message.value !== "") {
-      obj.value = message.value;
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<StatFileRequest_HeaderEntry>, I>>(base?: I): StatFileRequest_HeaderEntry {
     return StatFileRequest_HeaderEntry.fromPartial(base ?? ({} as any));
   },
@@ -11999,18 +8955,6 @@ export const StatFileResponse: MessageFns<StatFileResponse> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): StatFileResponse {
-    return { peers: globalThis.Array.isArray(object?.peers) ? object.peers.map((e: any) => PeerFile.fromJSON(e)) : [] };
-  },
-
-  toJSON(message: StatFileResponse): unknown {
-    const obj: any = {};
-    if (message.peers?.length) {
-      obj.peers = message.peers.map((e) => PeerFile.toJSON(e));
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<StatFileResponse>, I>>(base?: I): StatFileResponse {
@@ -12090,32 +9034,6 @@ export const PeerFile: MessageFns<PeerFile> = {
     }
   },
 
-  fromJSON(object: any): PeerFile {
-    return {
-      ip: isSet(object.ip) ? globalThis.String(object.ip) : "",
-      hostname: isSet(object.hostname) ? globalThis.String(object.hostname) : "",
-      cachedFiles: globalThis.Array.isArray(object?.cachedFiles)
-        ? object.cachedFiles.map((e: any) => File.fromJSON(e))
-        : globalThis.Array.isArray(object?.cached_files)
-        ? object.cached_files.map((e: any) => File.fromJSON(e))
-        : [],
-    };
-  },
-
-  toJSON(message: PeerFile): unknown {
-    const obj: any = {};
-    if (message.ip !== "") {
-      obj.ip = message.ip;
-    }
-    if (message.hostname !== "") {
-      obj.hostname = message.hostname;
-    }
-    if (message.cachedFiles?.length) {
-      obj.cachedFiles = message.cachedFiles.map((e) => File.toJSON(e));
-    }
-    return obj;
-  },
-
   create<I extends Exact<DeepPartial<PeerFile>, I>>(base?: I): PeerFile {
     return PeerFile.fromPartial(base ?? ({} as any));
   },
@@ -12182,28 +9100,6 @@ export const File: MessageFns<File> = {
     } finally {
       (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
     }
-  },
-
-  fromJSON(object: any): File {
-    return {
-      url: isSet(object.url) ? globalThis.String(object.url) : "",
-      isFinished: isSet(object.isFinished)
-        ? globalThis.Boolean(object.isFinished)
-        : isSet(object.is_finished)
-        ? globalThis.Boolean(object.is_finished)
-        : undefined,
-    };
-  },
-
-  toJSON(message: File): unknown {
-    const obj: any = {};
-    if (message.url !== "") {
-      obj.url = message.url;
-    }
-    if (message.isFinished !== undefined) {
-      obj.isFinished = message.isFinished;
-    }
-    return obj;
   },
 
   create<I extends Exact<DeepPartial<File>, I>>(base?: I): File {
@@ -13062,14 +9958,6 @@ export const SchedulerClient = makeGenericClientConstructor(SchedulerService, "s
   serviceName: string;
 };
 
-function bytesFromBase64(b64: string): Uint8Array {
-  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
-}
-
-function base64FromBytes(arr: Uint8Array): string {
-  return globalThis.Buffer.from(arr).toString("base64");
-}
-
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
 export type DeepPartial<T> = T extends Builtin ? T
@@ -13099,19 +9987,9 @@ function longToNumber(int64: { toString(): string }): number {
   return n;
 }
 
-function isObject(value: any): boolean {
-  return typeof value === "object" && value !== null;
-}
-
-function isSet(value: any): boolean {
-  return value !== null && value !== undefined;
-}
-
 export interface MessageFns<T> {
   encode(message: T, writer?: BinaryWriter): BinaryWriter;
   decode(input: BinaryReader | Uint8Array, length?: number): T;
-  fromJSON(object: any): T;
-  toJSON(message: T): unknown;
   create<I extends Exact<DeepPartial<T>, I>>(base?: I): T;
   fromPartial<I extends Exact<DeepPartial<T>, I>>(object: I): T;
 }

@@ -449,8 +449,11 @@ async function oneStream(bodies: Buffer[], leaveOpen: boolean, tally: Tally): Pr
   assertProperStatus(o, what, { internal: SCHEDULER_INTERNAL });
   assertDecodes(announcePeer, o.messages, what);
   tally.add(GrpcStatus[o.code]!);
-  for (const m of o.messages)
-    tally.add(Object.keys(AnnouncePeerResponse.toJSON(AnnouncePeerResponse.decode(m)) as object).join('+'));
+  for (const m of o.messages) {
+    // The response's set oneof member(s), by name.
+    const set = Object.entries(AnnouncePeerResponse.decode(m)).filter(([, v]) => v !== undefined);
+    tally.add(set.map(([k]) => k).join('+'));
+  }
 }
 
 /** The model's peers and tasks, for a failure message. */
