@@ -155,6 +155,9 @@ export class ContentStore {
     try {
       fh = await open(this.taskPath(taskId), 'r+');
     } catch (e) {
+      // Nobody will read the source: end it now, or a source response would hold its connection (and its
+      // origin's upload) until its timeout.
+      void abandon(source);
       throw toDfError(e, `open content of task ${taskId}`);
     }
     // The bytes are copied into a write buffer of our own and written from there when it is full. A source's chunk
@@ -264,5 +267,17 @@ async function writeAllAt(fh: FileHandle, bytes: Buffer, position: number): Prom
   while (done < bytes.length) {
     const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
     done += bytesWritten;
+  }
+}
+
+/**
+ * Ends a source that will not be read. A generator's cleanup runs only once it has started, so this asks for one
+ * chunk and stops: the source's own `finally` then closes what it holds (SourceBody ends its response).
+ */
+async function abandon(source: AsyncIterable<Buffer | Uint8Array>): Promise<void> {
+  try {
+    for await (const _ of source) break;
+  } catch {
+    // A source that fails while being abandoned has ended too.
   }
 }

@@ -145,3 +145,25 @@ test('deleteTask removes the file and is idempotent; clear removes all content',
   assert.equal(await store.hasTask('del002'), false);
   assert.deepEqual(fs.readdirSync(store.tasksDir), []);
 });
+
+test('writePiece whose content file cannot be opened ends the source at once instead of leaving it unread', async () => {
+  let closed = false;
+  // An endless body, as a source response whose reader never comes would be: only its own cleanup ends it.
+  async function* endless(): AsyncGenerator<Buffer> {
+    try {
+      for (;;) {
+        await new Promise((r) => setImmediate(r));
+        yield Buffer.alloc(4);
+      }
+    } finally {
+      closed = true;
+    }
+  }
+  await assert.rejects(store.writePiece('never-created', 0, 8, endless()), (e: unknown) => {
+    assert.ok(e instanceof DfError);
+    assert.match(e.message, /open content of task never-created/);
+    return true;
+  });
+  for (let i = 0; i < 50 && !closed; i++) await new Promise((r) => setImmediate(r));
+  assert.equal(closed, true, 'the source was ended');
+});
