@@ -424,6 +424,8 @@ export class Dfdaemon {
     this.gc = new GarbageCollector({
       storage: this.storage,
       isInUse: (taskId) => this.taskManager?.isBusy(taskId) ?? false,
+      deleteIdle: (taskId, deletion) =>
+        this.taskManager ? this.taskManager.deleteIdle(taskId, deletion) : deletion().then(() => true),
       policy: c.gc.policy,
       intervalMs: c.gc.interval,
       metrics: this.metrics,

@@ -57,6 +57,12 @@ export interface GarbageCollectorOptions {
   storage: Storage;
   /** True while the task must not be evicted (a download runs). Records with uploadingCount > 0 count too. */
   isInUse: (taskId: string) => boolean;
+  /**
+   * Runs `deletion` unless the task is in use, so that a download of the task that starts meanwhile waits for it
+   * (TaskManager.deleteIdle) instead of reusing a task whose file is being deleted; resolves false, having run
+   * nothing, when it is in use. Without it the deletion runs after the isInUse check.
+   */
+  deleteIdle?: (taskId: string, deletion: () => Promise<void>) => Promise<boolean>;
   policy: GcPolicy;
   /** gc.interval */
   intervalMs: number;
@@ -275,7 +281,10 @@ export class GarbageCollector {
     // Last check right before the delete: a download may have started while we awaited.
     if (this.inUse(task)) return 'in use';
     try {
-      await this.o.storage.deleteTask(task.id);
+      const deletion = (): Promise<void> => this.o.storage.deleteTask(task.id);
+      if (this.o.deleteIdle) {
+        if (!(await this.o.deleteIdle(task.id, deletion))) return 'in use';
+      } else await deletion();
     } catch (e) {
       this.o.log.warn({ taskId: task.id, reason, err: (e as Error).message }, 'gc could not delete task');
       return 'failed';
