@@ -114,18 +114,23 @@ export interface CertificateFields {
   signingKey: KeyObject;
 }
 
+/** The EC curves a CA key may be on (OpenSSL's names), each with the hash that matches its strength. */
+const ECDSA: Readonly<Record<string, [hash: string, signatureOid: string]>> = {
+  prime256v1: ['sha256', OID.ecdsaWithSha256],
+  secp384r1: ['sha384', OID.ecdsaWithSha384],
+  secp521r1: ['sha512', OID.ecdsaWithSha512],
+};
+
+/** Whether createCertificate can sign with an EC key on `curve` (OpenSSL's name). */
+export const isSigningCurve = (curve: string): boolean => Object.hasOwn(ECDSA, curve);
+
 /** The signature algorithm for a CA key: RSA with SHA-256, ECDSA with the hash that matches the curve. */
 function signatureAlgorithm(key: KeyObject): { hash: string; algorithm: Buffer } {
   if (key.asymmetricKeyType === 'rsa') {
     return { hash: 'sha256', algorithm: sequence(oid(OID.sha256WithRSAEncryption), tlv(TAG.null)) };
   }
   const curve = key.asymmetricKeyType === 'ec' ? key.asymmetricKeyDetails?.namedCurve : undefined;
-  const ecdsa: Record<string, [string, string]> = {
-    prime256v1: ['sha256', OID.ecdsaWithSha256],
-    secp384r1: ['sha384', OID.ecdsaWithSha384],
-    secp521r1: ['sha512', OID.ecdsaWithSha512],
-  };
-  const pick = curve ? ecdsa[curve] : undefined;
+  const pick = curve && isSigningCurve(curve) ? ECDSA[curve] : undefined;
   if (!pick)
     throw new Error(`cannot sign with a ${key.asymmetricKeyType ?? 'secret'} key ${curve ?? ''}`.trim());
   return { hash: pick[0], algorithm: sequence(oid(pick[1])) };

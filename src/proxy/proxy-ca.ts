@@ -22,6 +22,7 @@ import {
   basicConstraints,
   createCertificate,
   encodeName,
+  isSigningCurve,
   keyIdentifier,
   KEY_USAGE,
   keyUsage,
@@ -213,7 +214,7 @@ function checkSigningKey(key: KeyObject): void {
       return;
     case 'ec': {
       const curve = key.asymmetricKeyDetails?.namedCurve ?? '';
-      if (!EC_CURVES.has(curve)) {
+      if (!isSigningCurve(curve)) {
         throw new DfError(
           'INVALID_CONFIG',
           `is an EC key on curve ${curve || 'unknown'}; P-256, P-384 and P-521 are supported`,
@@ -230,8 +231,6 @@ function checkSigningKey(key: KeyObject): void {
 }
 
 /** OpenSSL's names of the curves whose ECDSA signatures leaves may carry. */
-const EC_CURVES: ReadonlySet<string> = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
-
 interface GeneratedCa {
   certPem: string;
   key: KeyObject;
