@@ -239,16 +239,23 @@ export class TaskManager {
   deleteIdle(taskId: string, deletion: () => Promise<void>): Promise<boolean> {
     if (this.isBusy(taskId)) return Promise.resolve(false);
     const done = deletion();
-    this.evicting.set(
-      taskId,
-      done
-        .then(
-          () => undefined,
-          () => undefined,
-        )
-        .finally(() => this.evicting.delete(taskId)),
-    );
+    this.holdStarts(taskId, done);
     return done.then(() => true);
+  }
+
+  /**
+   * Starts of `taskId` wait until `work` (a deletion of the task) has settled, then stat the source anew
+   * (joinRun, createRun); the entry never rejects and is gone once `work` settled. Returns what starts wait on.
+   */
+  private holdStarts(taskId: string, work: Promise<unknown>): Promise<void> {
+    const settled = work
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => this.evicting.delete(taskId));
+    this.evicting.set(taskId, settled);
+    return settled;
   }
 
   /** Whether a request holds the task or is starting it (GC must leave it alone). */
@@ -820,19 +827,23 @@ export class TaskManager {
       run.end();
     }
     this.o.log.warn({ taskId, err: reason.message }, 'dropping the stored task');
-    const done = (async () => {
-      if (run && !(await run.settled(this.o.pieceTimeoutMs))) {
-        this.o.log.warn({ taskId }, 'piece fetches of a dropped task still running after the piece timeout');
-      }
-      try {
-        await this.o.storage.deleteTask(taskId);
-      } catch (e) {
-        this.o.log.warn({ taskId, err: (e as Error).message }, 'could not delete the dropped task');
-        this.failTask(taskId);
-      }
-    })().finally(() => this.evicting.delete(taskId));
-    this.evicting.set(taskId, done);
-    return done;
+    return this.holdStarts(
+      taskId,
+      (async () => {
+        if (run && !(await run.settled(this.o.pieceTimeoutMs))) {
+          this.o.log.warn(
+            { taskId },
+            'piece fetches of a dropped task still running after the piece timeout',
+          );
+        }
+        try {
+          await this.o.storage.deleteTask(taskId);
+        } catch (e) {
+          this.o.log.warn({ taskId, err: (e as Error).message }, 'could not delete the dropped task');
+          this.failTask(taskId);
+        }
+      })(),
+    );
   }
 
   /** Stops every download (shutdown). */
